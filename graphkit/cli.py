@@ -1,0 +1,79 @@
+"""Command-line shell around the library.
+
+Each subcommand lives in ``graphkit/commands/<name>.py`` and exposes ``NAME``, ``HELP``,
+``add_arguments(parser)`` and ``run(args) -> int``. The CLI owns no defaults: every flag maps
+onto one library argument, and ``None`` means "the library's default".
+
+A :class:`~graphkit.errors.GraphkitError` becomes one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from graphkit import __version__
+from graphkit.errors import GraphkitError
+
+COMMAND_MODULES = (
+    "passes",
+    "apply",
+    "golden",
+    "validate",
+    "diff",
+    "localize",
+    "atc",
+    "perf",
+    "infer",
+    "eval",
+    "export",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser, one subparser per command module that imports."""
+    parser = argparse.ArgumentParser(
+        prog="graphkit",
+        description="Transform ONNX graphs with passes that are validated one by one.",
+    )
+    parser.add_argument("--version", action="version", version=f"graphkit {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module_name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"graphkit.commands.{module_name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"graphkit.commands.{module_name}":
+                continue  # command not built yet
+            raise
+        command = sub.add_parser(
+            module.NAME,
+            help=module.HELP,
+            description=getattr(module, "DESCRIPTION", module.HELP),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        module.add_arguments(command)
+        command.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``graphkit`` console script; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args._run(args) or 0)
+    except GraphkitError as exc:
+        message = " ".join(str(exc).split("\n")[0:1]) or exc.__class__.__name__
+        print(f"graphkit: error: {message}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("graphkit: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""User-facing errors.
+
+Every error a user can cause (bad file, bad YAML, unknown pass, wrong option type, shape
+mismatch, failed validation) is a :class:`GraphkitError`. The CLI prints ``str(error)`` on one
+line and exits with code 2; anything else that escapes is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class GraphkitError(Exception):
+    """Base class: a problem with the user's input or request, reported as one line."""
+
+    exit_code = 2
+
+
+class ModelLoadError(GraphkitError):
+    """A model file is missing, empty, truncated, or not ONNX."""
+
+
+class ModelSaveError(GraphkitError):
+    """A model could not be written (nothing half-written is left behind)."""
+
+
+class SpecError(GraphkitError):
+    """A typed mapping (pipeline YAML, pass options) has a bad key or value.
+
+    The message names the file (when known) and the dotted key path.
+    """
+
+
+class PipelineSpecError(SpecError):
+    """A pipeline YAML file is unreadable or does not match the schema."""
+
+
+class UnknownPassError(SpecError):
+    """A pass name is not registered; the message lists close names."""
+
+
+class PassLoadError(GraphkitError):
+    """A pass file could not be imported or registers an invalid pass."""
+
+
+class PassError(GraphkitError):
+    """A pass raised, returned a malformed result, or broke its own contract."""
+
+    def __init__(self, message: str, pass_name: str = "", previous: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.pass_name = pass_name
+        self.previous = previous
+
+
+class ValidationError(GraphkitError):
+    """A model's outputs do not match the golden outputs within tolerance.
+
+    ``comparison`` holds the per-output figures (see :mod:`graphkit.validate`).
+    """
+
+    def __init__(self, message: str, comparison=None):
+        super().__init__(message)
+        self.comparison = comparison
+
+
+class GoldenError(GraphkitError):
+    """A golden set is missing, corrupt, or was made for another model or input spec."""
+
+
+class InputError(GraphkitError):
+    """Inputs given by the user do not fit the model (names, dtypes, shapes)."""
+
+
+class ToolNotFoundError(GraphkitError):
+    """An external tool (atc, ais_bench) is not installed here."""

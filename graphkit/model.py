@@ -1,0 +1,204 @@
+"""Load and save ONNX models safely.
+
+- :func:`load_model` turns every way a file can be bad (missing, empty, truncated, not ONNX,
+  missing external data) into one :class:`~graphkit.errors.ModelLoadError` naming the file.
+- :func:`save_model` writes atomically (temp file in the target folder, then rename), switching
+  to an external data file when the model is over the 2 GB protobuf limit or when asked.
+- :func:`check_model` / :func:`infer_shapes` wrap the ONNX checker and shape inference, also
+  for models over 2 GB (through a temporary file).
+- :func:`content_hash` is a fast, stable fingerprint of a model's full content.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+import onnx
+import xxhash
+from google.protobuf.message import DecodeError
+
+from graphkit.errors import ModelLoadError, ModelSaveError, PassError
+
+PROTOBUF_LIMIT = 2**31 - 1  # bytes; a serialized ModelProto cannot exceed this
+EXTERNAL_THRESHOLD = 1024  # bytes; tensors at least this big go to the data file
+
+
+def load_model(path: str | os.PathLike, load_external_data: bool = True) -> onnx.ModelProto:
+    """Read an ONNX file (and its external data) or raise ModelLoadError naming the file."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelLoadError(f"{path}: no such file")
+    if path.is_dir():
+        raise ModelLoadError(f"{path}: is a directory, not an ONNX file")
+    if path.stat().st_size == 0:
+        raise ModelLoadError(f"{path}: file is empty")
+    try:
+        model = onnx.load_model(str(path), load_external_data=False)
+    except (DecodeError, RuntimeError, ValueError, UnicodeDecodeError) as exc:
+        raise ModelLoadError(f"{path}: not a valid ONNX model (truncated or not ONNX: {_short(exc)})") from exc
+    except OSError as exc:
+        raise ModelLoadError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    _check_plausible(model, path)
+    if load_external_data and _uses_external_data(model):
+        try:
+            onnx.load_external_data_for_model(model, str(path.parent))
+        except (OSError, ValueError) as exc:
+            raise ModelLoadError(f"{path}: external data missing or unreadable ({_short(exc)})") from exc
+    return model
+
+
+def _check_plausible(model: onnx.ModelProto, path: Path) -> None:
+    # Protobuf parses many non-ONNX byte strings (and truncated files cut at a field
+    # boundary) without complaint; a real model has an IR version, an opset and a graph.
+    if model.ir_version <= 0 or not model.HasField("graph") or len(model.opset_import) == 0:
+        raise ModelLoadError(f"{path}: not a valid ONNX model (no IR version, opset or graph; truncated or not ONNX)")
+    if not model.graph.output:
+        raise ModelLoadError(f"{path}: not a valid ONNX model (graph has no outputs; truncated?)")
+    produced = {o for n in model.graph.node for o in n.output}
+    produced |= {i.name for i in model.graph.input} | {t.name for t in model.graph.initializer}
+    missing = [o.name for o in model.graph.output if o.name not in produced]
+    if missing:
+        raise ModelLoadError(f"{path}: not a valid ONNX model (outputs {missing} are never produced; truncated?)")
+
+
+def _uses_external_data(model: onnx.ModelProto) -> bool:
+    return any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer)
+
+
+def _short(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:200] or exc.__class__.__name__
+
+
+def model_size(model: onnx.ModelProto) -> int:
+    """Serialized size in bytes (an estimate that never serializes over-large models)."""
+    try:
+        return model.ByteSize()
+    except ValueError:  # pragma: no cover - protobuf refuses sizes over its limit
+        return PROTOBUF_LIMIT + 1
+
+
+def save_model(
+    model: onnx.ModelProto,
+    path: str | os.PathLike,
+    external_data: bool | None = None,
+) -> Path:
+    """Write ``model`` to ``path`` atomically; returns the path.
+
+    ``external_data=None`` stores weights in ``<name>.data`` beside the model only when the
+    model is too large for one protobuf file. Nothing is left half-written on failure.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if external_data is None:
+        external_data = model_size(model) > PROTOBUF_LIMIT - 64 * 2**20
+    tmp_dir = Path(tempfile.mkdtemp(prefix=".graphkit-", dir=path.parent))
+    try:
+        tmp_model = tmp_dir / path.name
+        data_name = path.name + ".data"
+        if external_data:
+            to_save = onnx.ModelProto()
+            to_save.CopyFrom(model)
+            onnx.save_model(
+                to_save,
+                str(tmp_model),
+                save_as_external_data=True,
+                all_tensors_to_one_file=True,
+                location=data_name,
+                size_threshold=EXTERNAL_THRESHOLD,
+            )
+            os.replace(tmp_dir / data_name, path.parent / data_name)
+        else:
+            with open(tmp_model, "wb") as handle:
+                handle.write(model.SerializeToString())
+        os.replace(tmp_model, path)
+    except (OSError, ValueError) as exc:
+        raise ModelSaveError(f"{path}: cannot write model ({_short(exc)})") from exc
+    finally:
+        for leftover in tmp_dir.glob("*"):
+            leftover.unlink()
+        tmp_dir.rmdir()
+    return path
+
+
+def check_model(model: onnx.ModelProto, what: str = "model") -> None:
+    """Run the ONNX checker; raise PassError naming ``what`` and the checker's message."""
+    try:
+        if model_size(model) > PROTOBUF_LIMIT - 64 * 2**20:
+            with tempfile.TemporaryDirectory() as tmp:
+                saved = save_model(model, Path(tmp) / "check.onnx", external_data=True)
+                onnx.checker.check_model(str(saved))
+        else:
+            onnx.checker.check_model(model)
+    except (onnx.checker.ValidationError, ValueError) as exc:
+        raise PassError(f"{what} fails the ONNX checker: {_short(exc)}") from exc
+
+
+def infer_shapes(model: onnx.ModelProto, what: str = "model", strict: bool = True) -> onnx.ModelProto:
+    """Return ``model`` with inferred value_info; raise PassError on inconsistent shapes."""
+    try:
+        if model_size(model) > PROTOBUF_LIMIT - 64 * 2**20:
+            with tempfile.TemporaryDirectory() as tmp:
+                saved = save_model(model, Path(tmp) / "shapes.onnx", external_data=True)
+                onnx.shape_inference.infer_shapes_path(str(saved), str(saved), check_type=True, strict_mode=strict)
+                return load_model(saved)
+        return onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=strict, data_prop=True)
+    except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError, ValueError) as exc:
+        raise PassError(f"{what}: shape inference failed: {_short(exc)}") from exc
+
+
+def content_hash(model: onnx.ModelProto) -> str:
+    """A stable 128-bit hex fingerprint of everything in the model, weights included.
+
+    Nodes, I/O and metadata are hashed through their deterministic serialization; initializer
+    bytes are hashed in place (no copy), so this stays fast on models of hundreds of MB.
+    """
+    digest = xxhash.xxh3_128()
+    header = onnx.ModelProto()
+    header.ir_version = model.ir_version
+    header.opset_import.extend(model.opset_import)
+    header.metadata_props.extend(model.metadata_props)
+    header.functions.extend(model.functions)
+    digest.update(header.SerializeToString(deterministic=True))
+    _hash_graph(model.graph, digest)
+    return digest.hexdigest()
+
+
+def _hash_graph(graph: onnx.GraphProto, digest) -> None:
+    for group in (graph.input, graph.output, graph.value_info, graph.node, graph.sparse_initializer):
+        digest.update(b"|%d|" % len(group))
+        for item in group:
+            digest.update(item.SerializeToString(deterministic=True))
+    digest.update(b"|init|%d|" % len(graph.initializer))
+    for tensor in graph.initializer:
+        digest.update(tensor.name.encode())
+        digest.update(b"%d:%s" % (tensor.data_type, ",".join(map(str, tensor.dims)).encode()))
+        if tensor.HasField("raw_data"):
+            digest.update(tensor.raw_data)
+        else:
+            digest.update(tensor.SerializeToString(deterministic=True))
+
+
+def default_opset(model: onnx.ModelProto) -> int:
+    """The opset version of the default ONNX domain (0 when absent)."""
+    for entry in model.opset_import:
+        if entry.domain in ("", "ai.onnx"):
+            return entry.version
+    return 0
+
+
+def op_counts(model: onnx.ModelProto) -> Counter:
+    """Number of nodes per op type (custom domains prefixed with ``domain::``)."""
+    return Counter(
+        f"{n.domain}::{n.op_type}" if n.domain not in ("", "ai.onnx") else n.op_type for n in model.graph.node
+    )
+
+
+def clone(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A deep copy of ``model``."""
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    return copy

@@ -1,0 +1,1 @@
+"""Runtime backends and input helpers (onnxruntime is the default backend)."""

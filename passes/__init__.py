@@ -1,0 +1,1 @@
+"""Built-in graphkit passes, installed as the ``graphkit_passes`` package (one pass per file)."""
