@@ -31,15 +31,18 @@ COMMAND_MODULES = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser, one subparser per command module that imports."""
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser: every command module, or only the module of command ``only``.
+
+    Importing one command module keeps start-up fast (``graphkit diff`` never imports torch).
+    """
     parser = argparse.ArgumentParser(
         prog="graphkit",
         description="Transform ONNX graphs with passes that are validated one by one.",
     )
     parser.add_argument("--version", action="version", version=f"graphkit {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module_name in COMMAND_MODULES:
+    for module_name in [only] if only in COMMAND_MODULES else COMMAND_MODULES:
         try:
             module = importlib.import_module(f"graphkit.commands.{module_name}")
         except ModuleNotFoundError as exc:
@@ -59,7 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``graphkit`` console script; returns the exit code."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(command)
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):
         parser.print_help()

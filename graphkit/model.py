@@ -45,7 +45,7 @@ def load_model(path: str | os.PathLike, load_external_data: bool = True) -> onnx
     if load_external_data and _uses_external_data(model):
         try:
             onnx.load_external_data_for_model(model, str(path.parent))
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, onnx.checker.ValidationError) as exc:
             raise ModelLoadError(f"{path}: external data missing or unreadable ({_short(exc)})") from exc
     return model
 
@@ -110,7 +110,8 @@ def save_model(
                 location=data_name,
                 size_threshold=EXTERNAL_THRESHOLD,
             )
-            os.replace(tmp_dir / data_name, path.parent / data_name)
+            if (tmp_dir / data_name).exists():  # absent when no tensor reached the threshold
+                os.replace(tmp_dir / data_name, path.parent / data_name)
         else:
             with open(tmp_model, "wb") as handle:
                 handle.write(model.SerializeToString())

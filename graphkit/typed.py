@@ -27,13 +27,15 @@ def from_mapping(cls: type, data: Any, where: str) -> Any:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise SpecError(f"{where}: expected a mapping, got {_kind(data)}")
+        raise SpecError(f"{where or 'top level'}: expected a mapping, got {_kind(data)}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = [k for k in data if k not in fields]
     if unknown:
         key = unknown[0]
-        raise SpecError(f"{where}: unknown key '{key}'{close_names(key, fields)}; known keys: {', '.join(fields)}")
+        raise SpecError(
+            f"{where or 'top level'}: unknown key '{key}'{close_names(key, fields)}; known keys: {', '.join(fields)}"
+        )
     values = {}
     for name, field in fields.items():
         key_where = f"{where}.{name}" if where else name

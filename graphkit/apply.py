@@ -1,0 +1,312 @@
+"""Run a pipeline: source -> golden -> passes (instrumented) -> validated output -> hand-off.
+
+:func:`apply_pipeline` writes a run folder::
+
+    model.onnx       the final model (only when every check passed)
+    report.json      source, golden, per-pass records, final validation, stage times, peak RSS
+    summary.txt      the one-screen summary printed at the end
+    pipeline.yaml    the resolved pipeline (overrides applied)
+    diffs/           one diff per pass that changed the model (when graphkit.diff is present)
+    repro-*/         a reproducer for a failed pass
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import onnx
+
+from graphkit import __version__
+from graphkit.errors import GraphkitError, PipelineSpecError, SpecError
+from graphkit.golden import GoldenSet, make_or_load_golden, validate_against_golden
+from graphkit.instruments import Honesty, Instrument, OpCounts, PassRecord, Reproducer, Timing, Validate, Verify
+from graphkit.manager import PassManager
+from graphkit.model import content_hash, default_opset, load_model, save_model
+from graphkit.pipeline import PipelineSpec, build_passes, spec_to_yaml
+from graphkit.typed import from_mapping
+
+Log = Callable[[str], None]
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+@dataclass
+class Source:
+    """The loaded source model and how it was obtained."""
+
+    model: onnx.ModelProto
+    kind: str
+    description: str
+    weights: str = "n/a"
+    reference: Callable | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ApplyResult:
+    """What a pipeline run produced."""
+
+    ok: bool
+    run_dir: Path
+    report: dict
+    summary: str
+    model_path: Path | None = None
+    error: GraphkitError | None = None
+
+
+def load_source(spec: PipelineSpec, origin: str, input_path: str | None, weights: str | None, log: Log) -> Source:
+    """Load, build or export the source model named by the pipeline (or ``input_path``)."""
+    if input_path:
+        return Source(load_model(input_path), "onnx", str(input_path))
+    if spec.source.onnx:
+        return Source(load_model(spec.source.onnx), "onnx", spec.source.onnx)
+    if spec.source.builtin == "demo":
+        from graphkit.demo import demo_model
+
+        return Source(demo_model(), "builtin", "demo model", weights="random (seed 0)")
+    from graphkit.models.export import ExportSpec, export_from_spec
+
+    options = dict(spec.source.export or {})
+    if weights:
+        options["weights"] = weights
+    try:
+        export_spec = from_mapping(ExportSpec, options, "source.export")
+    except SpecError as exc:
+        raise PipelineSpecError(f"{origin}: {exc}") from exc
+    log(f"exporting {export_spec.model} ({export_spec.exporter} exporter, opset {export_spec.opset}) ...")
+    model, reference, weights_description = export_from_spec(export_spec)
+    return Source(model, "export", f"export of {export_spec.model}", weights_description, reference, vars(export_spec))
+
+
+def golden_dir(spec: PipelineSpec, source_hash: str) -> Path:
+    """The pipeline's golden folder, or a cache folder keyed by the source model's hash."""
+    if spec.golden.dir:
+        return Path(spec.golden.dir)
+    cache = Path(os.environ.get("GRAPHKIT_CACHE", ".cache/graphkit"))
+    return cache / "golden" / f"{spec.name}-{source_hash[:16]}-{spec.golden.producer}"
+
+
+def apply_pipeline(
+    spec: PipelineSpec,
+    origin: str = "<pipeline>",
+    *,
+    input_path: str | None = None,
+    output_dir: str | None = None,
+    weights: str | None = None,
+    localize: bool | None = None,
+    extra_pass_dirs: list[str] | None = None,
+    regenerate_golden: bool = False,
+    log: Log = _stderr,
+) -> ApplyResult:
+    """Run the pipeline; see the module docstring for what it writes."""
+    stages: dict[str, float] = {}
+    started = time.perf_counter()
+    passes = build_passes(spec, origin, extra_pass_dirs)  # fail on bad specs before heavy work
+    run_dir = Path(output_dir) if output_dir else spec.run_dir()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _write_text(run_dir / "pipeline.yaml", spec_to_yaml(spec))
+
+    clock = time.perf_counter()
+    source = load_source(spec, origin, input_path, weights, log)
+    source_hash = content_hash(source.model)
+    stages["source"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    golden = _golden(spec, source, source_hash, regenerate_golden, log)
+    stages["golden"] = time.perf_counter() - clock
+
+    report: dict[str, Any] = {
+        "graphkit_version": __version__,
+        "pipeline": spec.name,
+        "pipeline_file": origin,
+        "weights": source.weights,
+        "source": {
+            "kind": source.kind,
+            "description": source.description,
+            "hash": source_hash,
+            "nodes": len(source.model.graph.node),
+            "opset": default_opset(source.model),
+            **({"export": source.details} if source.details else {}),
+        },
+        "golden": {
+            "dir": str(golden.directory),
+            "producer": golden.manifest["producer"],
+            "cases": [c.label for c in golden.cases],
+            "reused": golden.manifest.get("_reused", False),
+        },
+    }
+    if source.reference is not None:
+        clock = time.perf_counter()
+        log("validating the export against the reference model ...")
+        check = validate_against_golden(source.model, golden, spec.golden.tolerances())
+        stages["source_validation"] = time.perf_counter() - clock
+        report["source_validation"] = check.to_dict()
+        if not check.passed:
+            return _finish(run_dir, report, stages, started, None, error=_source_error(check.first_failure()), log=log)
+
+    clock = time.perf_counter()
+    manager = PassManager(
+        passes,
+        _instruments(spec, golden, run_dir),
+        on_failure=spec.on_failure,
+        on_pass_start=lambda i, p: log(f"[{i + 1}/{len(passes)}] {p.name} ..."),
+    )
+    run = manager.run(source.model)
+    stages["passes"] = time.perf_counter() - clock
+    report["passes"] = [r.to_dict() for r in run.records]
+    if not run.ok:
+        do_localize = spec.validate.localize if localize is None else localize
+        if do_localize and run.failed is not None:
+            _localize_failure(run.failed, run_dir, golden, log)
+            report["passes"][-1] = run.failed.to_dict()
+        return _finish(run_dir, report, stages, started, None, error=run.error, log=log)
+
+    clock = time.perf_counter()
+    log("validating the final model on every golden case ...")
+    final_check = validate_against_golden(run.model, golden, spec.golden.tolerances())
+    stages["final_validation"] = time.perf_counter() - clock
+    report["final"] = {
+        "hash": content_hash(run.model),
+        "nodes": len(run.model.graph.node),
+        "opset": default_opset(run.model),
+        "validation": final_check.to_dict(),
+        "max_abs": final_check.max_abs(),
+    }
+    if not final_check.passed:
+        error = GraphkitError(f"final model failed validation: {final_check.first_failure()}")
+        return _finish(run_dir, report, stages, started, None, error=error, log=log)
+
+    clock = time.perf_counter()
+    model_path = save_model(run.model, run_dir / spec.output.model, external_data=spec.output.external_data)
+    stages["save"] = time.perf_counter() - clock
+    report["final"]["path"] = str(model_path)
+    report["handoff"] = _handoff(spec, origin, model_path, run_dir, stages, log)
+    return _finish(run_dir, report, stages, started, model_path, error=None, log=log)
+
+
+def _golden(spec: PipelineSpec, source: Source, source_hash: str, regenerate: bool, log: Log) -> GoldenSet:
+    if spec.golden.producer == "reference" and source.reference is None:
+        raise PipelineSpecError("golden.producer: 'reference' needs an export source (a torch reference model)")
+    directory = golden_dir(spec, source_hash)
+    producer = source.reference if spec.golden.producer == "reference" else None
+    producer_name = f"reference: {source.description}, {source.weights}" if producer else "onnxruntime"
+    golden, reused = make_or_load_golden(
+        source.model,
+        directory,
+        batch_sizes=spec.golden.batch_sizes,
+        seed=spec.golden.seed,
+        dims=spec.golden.dims,
+        producer=producer,
+        producer_name=producer_name,
+        tolerances=spec.golden.tolerances(),
+        regenerate=regenerate,
+        model_hash=source_hash,
+        on_case=lambda label: log(f"golden: recording case {label} with {producer_name} ..."),
+    )
+    golden.manifest["_reused"] = reused
+    if reused:
+        log(f"golden: reusing {directory} (manifest matches)")
+    return golden
+
+
+def _instruments(spec: PipelineSpec, golden: GoldenSet, run_dir: Path) -> list[Instrument]:
+    instruments: list[Instrument] = [Timing(), Honesty(), OpCounts()]
+    if spec.validate.verify_each:
+        instruments.append(Verify())
+    if spec.validate.validate_each:
+        labels = [f"b{b}" for b in spec.validate.each_batch_sizes] if spec.validate.each_batch_sizes else None
+        instruments.append(Validate(golden, spec.golden.tolerances(), labels))
+    instruments.append(Reproducer(run_dir))
+    try:
+        from graphkit.diff_instrument import PassDiff
+    except ImportError:  # pragma: no cover - the diff module is optional at this stage
+        pass
+    else:
+        instruments.append(PassDiff(run_dir / "diffs"))
+    return instruments
+
+
+def _localize_failure(record: PassRecord, run_dir: Path, golden: GoldenSet, log: Log) -> None:
+    try:
+        from graphkit.localize_failure import localize_failed_pass
+    except ImportError:  # pragma: no cover
+        record.notes.append("localize unavailable")
+        return
+    log(f"localizing the divergence of pass '{record.name}' ...")
+    localize_failed_pass(record, run_dir, golden)
+
+
+def _source_error(first_failure: str) -> GraphkitError:
+    return GraphkitError(f"the exported model does not match the reference model: {first_failure}")
+
+
+def _handoff(spec: PipelineSpec, origin: str, model_path: Path, run_dir: Path, stages: dict, log: Log) -> dict | None:
+    if not spec.handoff:
+        return None
+    unknown = set(spec.handoff) - {"atc"}
+    if unknown:
+        raise PipelineSpecError(f"{origin}: handoff: unknown key '{sorted(unknown)[0]}'; known keys: atc")
+    from graphkit.ascend.spec import AtcSpec, run_handoff
+
+    try:
+        atc_spec = from_mapping(AtcSpec, spec.handoff.get("atc") or {}, "handoff.atc")
+    except SpecError as exc:
+        raise PipelineSpecError(f"{origin}: {exc}") from exc
+    clock = time.perf_counter()
+    log("writing the ATC hand-off ...")
+    result = run_handoff(atc_spec, model_path, run_dir / "atc")
+    stages["handoff"] = time.perf_counter() - clock
+    return result
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process, in MiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _finish(run_dir, report, stages, started, model_path, error, log) -> ApplyResult:
+    from graphkit.summary import render_summary
+
+    stages["total"] = time.perf_counter() - started
+    report["stages"] = {k: round(v, 3) for k, v in stages.items()}
+    report["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    report["status"] = "ok" if error is None else "failed"
+    report["error"] = str(error) if error else None
+    report["run_dir"] = str(run_dir)
+    _write_text(run_dir / "report.json", json.dumps(report, indent=2, default=_json_default))
+    summary = render_summary(report)
+    _write_text(run_dir / "summary.txt", summary)
+    return ApplyResult(error is None, run_dir, report, summary, model_path, error)
+
+
+def _json_default(value):
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float):
+        return str(value)
+    return str(value)
+
+
+def _write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

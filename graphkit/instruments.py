@@ -1,0 +1,191 @@
+"""Instruments run around every pass (after TVM's PassContext instruments).
+
+An instrument sees each pass before and after it runs. ``after_pass`` may raise a
+:class:`~graphkit.errors.GraphkitError` to reject the pass's result; the manager then rolls the
+model back to what it was before the pass. Instruments record their figures on the
+:class:`PassRecord`, which becomes one entry of ``report.json``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import onnx
+
+from graphkit.errors import PassError, ValidationError
+from graphkit.golden import GoldenSet, validate_against_golden
+from graphkit.model import check_model, content_hash, infer_shapes, op_counts
+from graphkit.pass_base import Pass, PassResult
+from graphkit.typed import to_mapping
+from graphkit.validate import Tolerances
+
+
+@dataclass
+class PassRecord:
+    """Everything the report says about one pass."""
+
+    index: int
+    name: str
+    options: dict
+    exact: bool
+    status: str = "pending"  # applied | unchanged | failed | rolled-back
+    modified: bool = False
+    counts: dict[str, int] = field(default_factory=dict)
+    declined: list[dict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    nodes_before: int = 0
+    nodes_after: int = 0
+    op_delta: dict[str, list[int]] = field(default_factory=dict)
+    times: dict[str, float] = field(default_factory=dict)
+    validation: dict | None = None
+    max_abs: dict[str, float] = field(default_factory=dict)
+    diff_summary: str = ""
+    error: str = ""
+    artifacts: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_mapping(self)
+
+
+class Instrument:
+    """Hooks around each pass; the default implementations do nothing."""
+
+    def before_pass(self, record: PassRecord, pass_: Pass, model: onnx.ModelProto) -> None:
+        """Called before the pass runs."""
+
+    def after_pass(self, record: PassRecord, pass_: Pass, before: onnx.ModelProto, result: PassResult) -> None:
+        """Called after a pass returned; raise a GraphkitError to reject (roll back) its result."""
+
+    def pass_failed(self, record: PassRecord, pass_: Pass, before: onnx.ModelProto, error: Exception) -> None:
+        """Called after a pass was rejected; the model is back to ``before``."""
+
+
+class Timing(Instrument):
+    """Wall time of the pass itself (``times.pass``); instruments time their own work."""
+
+    def before_pass(self, record, pass_, model):
+        self._start = time.perf_counter()
+
+    def after_pass(self, record, pass_, before, result):
+        record.times["pass"] = time.perf_counter() - self._start
+
+
+class Honesty(Instrument):
+    """Checks that ``modified`` tells the truth, with a content hash of before and after."""
+
+    def __init__(self):
+        self._hashes: dict[int, str] = {}
+
+    def _hash(self, model: onnx.ModelProto) -> str:
+        key = id(model)
+        if key not in self._hashes:
+            self._hashes = {key: content_hash(model)}  # keep only the latest model's hash
+        return self._hashes[key]
+
+    def after_pass(self, record, pass_, before, result):
+        start = time.perf_counter()
+        hash_before = self._hash(before)
+        if result.model is before:
+            changed = content_hash(before) != hash_before  # mutated in place?
+            if changed:
+                raise PassError(f"pass '{pass_.name}' mutated its input model in place", pass_.name)
+        else:
+            hash_after = content_hash(result.model)
+            changed = hash_after != hash_before
+            self._hashes = {id(result.model): hash_after}
+            if content_hash(before) != hash_before:
+                raise PassError(f"pass '{pass_.name}' mutated its input model in place", pass_.name)
+        if changed != result.modified:
+            said = "changed nothing" if not result.modified else "changed the model"
+            raise PassError(f"pass '{pass_.name}' said it {said}, but the content hash says otherwise", pass_.name)
+        record.times["honesty"] = time.perf_counter() - start
+
+
+class OpCounts(Instrument):
+    """Node counts before/after and the op-count delta."""
+
+    def after_pass(self, record, pass_, before, result):
+        old, new = op_counts(before), op_counts(result.model)
+        record.nodes_before = sum(old.values())
+        record.nodes_after = sum(new.values())
+        record.op_delta = {
+            op: [old.get(op, 0), new.get(op, 0)]
+            for op in sorted(set(old) | set(new))
+            if old.get(op, 0) != new.get(op, 0)
+        }
+
+
+class Verify(Instrument):
+    """ONNX checker and strict shape inference on every changed model."""
+
+    def after_pass(self, record, pass_, before, result):
+        if not result.modified:
+            return
+        start = time.perf_counter()
+        check_model(result.model, f"output of pass '{pass_.name}'")
+        infer_shapes(result.model, f"output of pass '{pass_.name}'")
+        record.times["verify"] = time.perf_counter() - start
+
+
+class Validate(Instrument):
+    """Compares every changed model with the golden set (ORT, optimizations off).
+
+    Exact passes use ``tolerances``; an approximate pass uses its declared tolerance when
+    that is looser. ``labels`` restricts the golden cases checked after each pass.
+    """
+
+    def __init__(self, golden: GoldenSet, tolerances: Tolerances, labels: list[str] | None = None):
+        self.golden = golden
+        self.tolerances = tolerances
+        self.labels = labels
+        self.last: Any = None
+
+    def after_pass(self, record, pass_, before, result):
+        if not result.modified:
+            return
+        start = time.perf_counter()
+        tolerances = self.tolerances
+        if not pass_.exact and pass_.tolerance is not None:
+            tolerances = _loosen(tolerances, pass_.tolerance.atol, pass_.tolerance.rtol)
+        validation = validate_against_golden(result.model, self.golden, tolerances, labels=self.labels)
+        record.times["validate"] = time.perf_counter() - start
+        record.validation = validation.to_dict()
+        record.max_abs = validation.max_abs()
+        self.last = validation
+        if not validation.passed:
+            raise ValidationError(
+                f"pass '{pass_.name}' failed validation: {validation.first_failure()}", comparison=validation
+            )
+
+
+def _loosen(tolerances: Tolerances, atol: float, rtol: float) -> Tolerances:
+    def widen(tol):
+        return type(tol)(max(tol.atol, atol), max(tol.rtol, rtol), tol.argmax_axis, tol.min_argmax_agreement)
+
+    return Tolerances(widen(tolerances.default), {k: widen(v) for k, v in tolerances.outputs.items()})
+
+
+class Reproducer(Instrument):
+    """On failure, writes the pass's input model and a one-pass pipeline that reproduces it."""
+
+    def __init__(self, directory: Path):
+        self.directory = Path(directory)
+
+    def pass_failed(self, record, pass_, before, error):
+        import yaml
+
+        from graphkit.model import save_model
+
+        folder = self.directory / f"repro-{record.index:02d}-{record.name}"
+        model_path = save_model(before, folder / "input.onnx")
+        spec = {
+            "name": f"repro-{record.name}",
+            "source": {"onnx": str(model_path)},
+            "passes": [{record.name: record.options}],
+            "output": {"dir": str(folder / "run")},
+        }
+        (folder / "pipeline.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+        record.artifacts["reproducer"] = str(folder / "pipeline.yaml")

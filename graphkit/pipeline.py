@@ -1,0 +1,214 @@
+"""Pipeline specs: YAML text -> typed objects, with errors that cite the file and the key.
+
+A pipeline names its source (an ONNX file, an export, or the built-in demo model), the golden
+set, the ordered passes with options, the output, and optional ``handoff``/``eval``/``perf``
+sections. Unknown keys are errors. ``--set key.path=value`` overrides any field before typing
+(values are parsed as YAML: ``--set golden.batch_sizes=[1,4]``). Relative paths are relative to
+the current working directory. :func:`spec_to_yaml` writes a spec back as YAML.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from graphkit.errors import PipelineSpecError, SpecError
+from graphkit.pass_base import Pass
+from graphkit.registry import get_pass, load_pass_dir
+from graphkit.typed import from_mapping, to_mapping
+from graphkit.validate import Tolerance, Tolerances
+
+
+@dataclass
+class SourceSpec:
+    """Where the model comes from: exactly one of ``onnx``, ``export``, ``builtin``."""
+
+    onnx: str | None = None
+    export: dict[str, Any] | None = None
+    builtin: Literal["demo"] | None = None
+
+
+@dataclass
+class GoldenSpec:
+    """The golden set: where it lives, its cases (one per batch size) and the tolerances.
+
+    ``producer: reference`` records outputs from the reference model (torch, for exports);
+    ``onnxruntime`` from the source ONNX model. ``dir: null`` uses a cache folder keyed by the
+    source model's hash.
+    """
+
+    dir: str | None = None
+    batch_sizes: list[int] = field(default_factory=lambda: [1, 2])
+    seed: int = 0
+    dims: dict[str, int] = field(default_factory=dict)
+    producer: Literal["onnxruntime", "reference"] = "onnxruntime"
+    tolerance: Tolerance = field(default_factory=Tolerance)
+    outputs: dict[str, Tolerance] = field(default_factory=dict)
+
+    def tolerances(self) -> Tolerances:
+        return Tolerances(self.tolerance, dict(self.outputs))
+
+
+@dataclass
+class ValidateSpec:
+    """What is checked around each pass."""
+
+    verify_each: bool = True
+    validate_each: bool = True
+    each_batch_sizes: list[int] | None = None
+    localize: bool = False
+
+
+@dataclass
+class OutputSpec:
+    """Where the run folder goes and what the model file is called."""
+
+    dir: str = "runs/{name}"
+    model: str = "model.onnx"
+    external_data: bool | None = None
+
+
+@dataclass
+class PassSpec:
+    """One pass in the pipeline: a registered name and its options."""
+
+    name: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class PipelineSpec:
+    """A whole pipeline file."""
+
+    name: str
+    source: SourceSpec
+    passes: list[PassSpec] = field(default_factory=list)
+    golden: GoldenSpec = field(default_factory=GoldenSpec)
+    validate: ValidateSpec = field(default_factory=ValidateSpec)
+    output: OutputSpec = field(default_factory=OutputSpec)
+    on_failure: Literal["stop", "skip"] = "stop"
+    pass_dirs: list[str] = field(default_factory=list)
+    handoff: dict[str, Any] | None = None
+    eval: dict[str, Any] | None = None
+    perf: dict[str, Any] | None = None
+
+    def run_dir(self) -> Path:
+        return Path(self.output.dir.format(name=self.name))
+
+
+def load_pipeline(path: str | os.PathLike, overrides: list[str] | None = None) -> PipelineSpec:
+    """Read, override and type a pipeline file; PipelineSpecError names the file and key."""
+    path = Path(path)
+    if not path.exists():
+        raise PipelineSpecError(f"{path}: no such pipeline file")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise PipelineSpecError(f"{path}: invalid YAML{where}: {problem}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PipelineSpecError(f"{path}: cannot read pipeline ({exc})") from exc
+    return parse_pipeline(data, str(path), overrides)
+
+
+def parse_pipeline(data: Any, origin: str = "<pipeline>", overrides: list[str] | None = None) -> PipelineSpec:
+    """Type a pipeline mapping (already parsed from YAML)."""
+    if not isinstance(data, dict):
+        raise PipelineSpecError(f"{origin}: a pipeline must be a mapping of keys, not {type(data).__name__}")
+    data = copy.deepcopy(data)
+    if isinstance(data.get("passes"), list):
+        data["passes"] = [_normalize_pass_item(item, i, origin) for i, item in enumerate(data["passes"])]
+    for override in overrides or []:
+        apply_override(data, override)
+    try:
+        spec = from_mapping(PipelineSpec, data, "")
+    except SpecError as exc:
+        raise PipelineSpecError(f"{origin}: {exc}") from exc
+    sources = [k for k in ("onnx", "export", "builtin") if getattr(spec.source, k) is not None]
+    if len(sources) != 1:
+        raise PipelineSpecError(
+            f"{origin}: source: give exactly one of onnx, export, builtin (got {sources or 'none'})"
+        )
+    return spec
+
+
+def _normalize_pass_item(item: Any, index: int, origin: str) -> dict:
+    where = f"{origin}: passes[{index}]"
+    if isinstance(item, str):
+        return {"name": item, "options": {}}
+    if isinstance(item, dict) and "name" in item:
+        return item
+    if isinstance(item, dict) and len(item) == 1:
+        (name, options), *_ = item.items()
+        return {"name": name, "options": {} if options is None else options}
+    raise PipelineSpecError(f"{where}: expected a pass name, or a mapping {{name: options}}, got {item!r}")
+
+
+def apply_override(data: dict, override: str) -> None:
+    """Apply ``key.path=value`` to ``data`` in place (value parsed as YAML)."""
+    if "=" not in override:
+        raise PipelineSpecError(f"--set {override}: expected key.path=value")
+    key, raw = override.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw else None
+    except yaml.YAMLError as exc:
+        raise PipelineSpecError(f"--set {key}: value is not valid YAML ({raw!r})") from exc
+    parts = key.split(".")
+    node: Any = data
+    for depth, part in enumerate(parts[:-1]):
+        node = _child(node, part, ".".join(parts[: depth + 1]), create=True)
+    last = parts[-1]
+    if isinstance(node, list):
+        index = _index(last, node, key)
+        node[index] = value
+    elif isinstance(node, dict):
+        node[last] = value
+    else:
+        raise PipelineSpecError(f"--set {key}: '{'.'.join(parts[:-1])}' is not a mapping or list")
+
+
+def _child(node: Any, part: str, path: str, create: bool) -> Any:
+    if isinstance(node, list):
+        return node[_index(part, node, path)]
+    if isinstance(node, dict):
+        if node.get(part) is None and create:
+            node[part] = {}
+        return node[part]
+    raise PipelineSpecError(f"--set {path}: parent is not a mapping or list")
+
+
+def _index(part: str, node: list, path: str) -> int:
+    if not part.lstrip("-").isdigit() or not -len(node) <= int(part) < len(node):
+        raise PipelineSpecError(f"--set {path}: '{part}' is not an index of a list of {len(node)} items")
+    return int(part)
+
+
+def build_passes(
+    spec: PipelineSpec, origin: str = "<pipeline>", extra_pass_dirs: list[str] | None = None
+) -> list[Pass]:
+    """Load user pass folders, then instantiate every pass with typed options."""
+    for directory in [*spec.pass_dirs, *(extra_pass_dirs or [])]:
+        load_pass_dir(directory)
+    passes = []
+    for index, item in enumerate(spec.passes):
+        where = f"{origin}: passes[{index}] ({item.name})"
+        try:
+            cls = get_pass(item.name, where=f"{origin}: passes[{index}]")
+            passes.append(cls.from_spec(item.options, f"{where}.options"))
+        except SpecError as exc:
+            raise PipelineSpecError(str(exc)) from exc
+    return passes
+
+
+def spec_to_yaml(spec: PipelineSpec) -> str:
+    """The spec as YAML text that :func:`parse_pipeline` reads back to an equal spec."""
+    data = to_mapping(spec)
+    data["passes"] = [{p["name"]: p["options"]} for p in data["passes"]]
+    return yaml.safe_dump(data, sort_keys=False)

@@ -1,0 +1,82 @@
+"""The one-screen human summary of a pipeline run, rendered from its report."""
+
+from __future__ import annotations
+
+from graphkit.console import format_table
+
+
+def _errors(max_abs: dict) -> str:
+    return ", ".join(f"{name} {value:.2g}" for name, value in max_abs.items()) or "-"
+
+
+def _changes(record: dict) -> str:
+    if record.get("diff_summary"):
+        return record["diff_summary"]
+    delta = record.get("op_delta") or {}
+    parts = [f"{after - before:+d} {op}" for op, (before, after) in delta.items()]
+    counts = ", ".join(f"{k}={v}" for k, v in (record.get("counts") or {}).items() if v)
+    return "; ".join(p for p in (", ".join(parts), counts) if p) or "-"
+
+
+def render_summary(report: dict) -> str:
+    """Passes applied, nodes before and after, max error per output per pass, stage times, files."""
+    status = "OK" if report.get("status") == "ok" else "FAILED"
+    source = report.get("source", {})
+    lines = [
+        f"graphkit apply: {report.get('pipeline')} - {status}",
+        f"weights: {report.get('weights')}",
+        f"source:  {source.get('description')} ({source.get('nodes')} nodes, opset {source.get('opset')}, "
+        f"hash {str(source.get('hash', ''))[:12]})",
+    ]
+    golden = report.get("golden", {})
+    if golden:
+        reused = "reused" if golden.get("reused") else "recorded"
+        lines.append(f"golden:  {golden.get('dir')} ({reused}; cases {', '.join(golden.get('cases', []))})")
+    if "source_validation" in report:
+        worst = {}
+        for case in report["source_validation"]["cases"]:
+            for out in case.get("outputs") or []:
+                worst[out["name"]] = max(worst.get(out["name"], 0.0), float(out["max_abs"]))
+        lines.append(f"export vs reference: max abs {_errors(worst)}")
+    rows = []
+    for record in report.get("passes", []):
+        times = record.get("times", {})
+        checks = sum(v for k, v in times.items() if k != "pass")
+        nodes = f"{record['nodes_before']}->{record['nodes_after']}" if record.get("nodes_before") else "-"
+        rows.append(
+            [
+                record["index"] + 1,
+                record["name"],
+                record["status"],
+                nodes,
+                f"{times.get('pass', 0):.2f}s",
+                f"{checks:.2f}s",
+                _errors(record.get("max_abs") or {}),
+                _changes(record) if record["status"] != "failed" else record.get("error", ""),
+            ]
+        )
+    if rows:
+        lines += ["", format_table(["#", "pass", "status", "nodes", "time", "checks", "max abs err", "changes"], rows)]
+    final = report.get("final")
+    if final:
+        cases = [c["label"] for c in final["validation"]["cases"] if not c.get("skipped")]
+        lines += [
+            "",
+            f"final:   {final['nodes']} nodes, opset {final['opset']}; validated on {', '.join(cases)}: "
+            f"max abs {_errors(final.get('max_abs') or {})}",
+        ]
+    handoff = report.get("handoff")
+    if handoff:
+        lines.append(f"hand-off: {handoff.get('summary', handoff)}")
+    stages = report.get("stages", {})
+    lines.append(
+        "stages:  "
+        + ", ".join(f"{k} {v:.1f}s" for k, v in stages.items() if k != "total")
+        + f"; total {stages.get('total', 0):.1f}s; peak RSS {report.get('peak_rss_mb', 0) / 1024:.2f} GiB"
+    )
+    files = [final["path"]] if final and final.get("path") else []
+    files.append(f"{report.get('run_dir')}/report.json")
+    lines.append(f"files:   {', '.join(files)}")
+    if report.get("error"):
+        lines.append(f"error:   {report['error']}")
+    return "\n".join(lines)

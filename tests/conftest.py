@@ -1,0 +1,111 @@
+"""Shared fixtures: small models and a folder of user passes written the way a user would."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+USER_PASSES = textwrap.dedent(
+    '''
+    """Passes a user drops into a folder; used by the core tests."""
+    import onnx_graphsurgeon as gs
+
+    from graphkit.ir import to_graph, to_model
+    from graphkit.pass_base import Declined, Pass, PassResult, option
+    from graphkit.registry import register
+    from dataclasses import dataclass
+
+
+    @register("drop-identity")
+    class DropIdentity(Pass):
+        """Remove Identity nodes whose output is not a graph output."""
+
+        def run(self, model):
+            graph = to_graph(model)
+            removed, declined = 0, []
+            for node in list(graph.nodes):
+                if node.op != "Identity":
+                    continue
+                if node.outputs[0] in graph.outputs:
+                    declined.append(Declined(node.name, "output is a graph output"))
+                    continue
+                source = node.inputs[0]
+                for consumer in list(node.outputs[0].outputs):
+                    consumer.inputs[:] = [source if t is node.outputs[0] else t for t in consumer.inputs]
+                node.outputs.clear()
+                removed += 1
+            if not removed:
+                return PassResult(model, False, declined=declined)
+            graph.cleanup().toposort()
+            return PassResult(to_model(graph, model), True, counts={"removed": removed}, declined=declined)
+
+
+    @dataclass
+    class ScaleOptions:
+        factor: float = option(2.0, doc="multiply Relu outputs by this (wrong on purpose)")
+
+
+    @register("break-relu")
+    class BreakRelu(Pass):
+        """A deliberately wrong pass: claims to be exact but scales every Relu output."""
+
+        Options = ScaleOptions
+
+        def run(self, model):
+            graph = to_graph(model)
+            changed = 0
+            for node in list(graph.nodes):
+                if node.op == "Relu":
+                    out = node.outputs[0]
+                    scaled = gs.Variable(out.name + "_unscaled", dtype=out.dtype, shape=out.shape)
+                    node.outputs = [scaled]
+                    factor = gs.Constant(out.name + "_factor", values=__import__("numpy").float32([self.options.factor]))
+                    graph.nodes.append(gs.Node("Mul", inputs=[scaled, factor], outputs=[out]))
+                    changed += 1
+            if not changed:
+                return PassResult(model, False)
+            graph.toposort()
+            return PassResult(to_model(graph, model), True, counts={"scaled": changed})
+
+
+    @register("liar")
+    class Liar(Pass):
+        """A dishonest pass: changes the graph but says it changed nothing."""
+
+        def run(self, model):
+            graph = to_graph(model)
+            for node in graph.nodes:
+                node.name = node.name + "_renamed"
+            return PassResult(to_model(graph, model), False)
+    '''
+)
+
+
+@pytest.fixture(scope="session")
+def user_pass_dir(tmp_path_factory) -> Path:
+    """A folder holding user-written passes: drop-identity, break-relu (wrong), liar (dishonest)."""
+    folder = tmp_path_factory.mktemp("user_passes")
+    (folder / "my_passes.py").write_text(USER_PASSES)
+    return folder
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run ``python -m graphkit ARGS`` as a user would; returns the completed process."""
+    return subprocess.run(
+        [sys.executable, "-m", "graphkit", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=timeout,
+        env={**__import__("os").environ, "GRAPHKIT_NO_PROGRESS": "1"},
+    )
+
+
+@pytest.fixture
+def cli():
+    """The run_cli helper as a fixture."""
+    return run_cli

@@ -1,0 +1,109 @@
+"""Model I/O: loading bad files fails with one clear line; saving is atomic; hashes are stable."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+
+from graphkit.demo import demo_model
+from graphkit.errors import ModelLoadError
+from graphkit.model import clone, content_hash, load_model, save_model
+from graphkit.runtime.feeds import random_feeds
+from graphkit.runtime.ort import run_ort
+
+
+@pytest.fixture
+def model_file(tmp_path):
+    return save_model(demo_model(), tmp_path / "demo.onnx")
+
+
+def bad_files(tmp_path, model_file):
+    data = model_file.read_bytes()
+    (tmp_path / "empty.onnx").write_bytes(b"")
+    (tmp_path / "truncated.onnx").write_bytes(data[: len(data) // 2])
+    (tmp_path / "text.onnx").write_text("this is not a model\n")
+    (tmp_path / "random.onnx").write_bytes(np.random.default_rng(0).bytes(4096))
+    (tmp_path / "folder.onnx").mkdir()
+    return {
+        "missing.onnx": "no such file",
+        "empty.onnx": "empty",
+        "truncated.onnx": "not a valid ONNX model",
+        "text.onnx": "not a valid ONNX model",
+        "random.onnx": "not a valid ONNX model",
+        "folder.onnx": "directory",
+    }
+
+
+def test_load_rejects_every_kind_of_bad_file(tmp_path, model_file):
+    for name, expected in bad_files(tmp_path, model_file).items():
+        with pytest.raises(ModelLoadError) as info:
+            load_model(tmp_path / name)
+        assert name in str(info.value) and expected in str(info.value), str(info.value)
+
+
+@pytest.mark.parametrize("name", ["missing.onnx", "empty.onnx", "truncated.onnx", "text.onnx", "folder.onnx"])
+def test_cli_bad_model_is_one_line_exit_2_and_writes_nothing(tmp_path, model_file, cli, name):
+    bad_files(tmp_path, model_file)
+    out = tmp_path / "golden_out"
+    result = cli("golden", "make", tmp_path / name, "-o", out)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and name in lines[0] and lines[0].startswith("graphkit: error:"), result.stderr
+    assert "Traceback" not in result.stderr
+    assert not out.exists()
+
+
+def test_save_load_roundtrip_keeps_content(tmp_path):
+    model = demo_model()
+    path = save_model(model, tmp_path / "m.onnx")
+    assert content_hash(load_model(path)) == content_hash(model)
+    assert [p.name for p in tmp_path.iterdir()] == ["m.onnx"]  # no temp files left
+
+
+def test_external_data_roundtrip_runs_identically(tmp_path):
+    model = demo_model(channels=64)
+    path = save_model(model, tmp_path / "ext.onnx", external_data=True)
+    assert (tmp_path / "ext.onnx.data").exists()
+    loaded = load_model(path)
+    assert content_hash(loaded) == content_hash(model)
+    feeds = random_feeds(model, dims={"batch": 1})
+    for name, value in run_ort(model, feeds).items():
+        np.testing.assert_array_equal(run_ort(path, feeds)[name], value)
+
+
+def test_missing_external_data_is_a_clear_error(tmp_path):
+    path = save_model(demo_model(channels=64), tmp_path / "ext.onnx", external_data=True)
+    (tmp_path / "ext.onnx.data").unlink()
+    with pytest.raises(ModelLoadError, match="external data"):
+        load_model(path)
+
+
+def test_failed_save_leaves_no_partial_file(tmp_path):
+    target = tmp_path / "blocked"
+    target.mkdir()
+    (target / "m.onnx").mkdir()  # a directory where the file should go: rename must fail
+    with pytest.raises(Exception):
+        save_model(demo_model(), target / "m.onnx")
+    assert sorted(p.name for p in target.iterdir()) == ["m.onnx"]
+
+
+def test_content_hash_sees_weights_and_structure():
+    model = demo_model()
+    same = clone(model)
+    assert content_hash(model) == content_hash(same)
+    weights = clone(model)
+    raw = bytearray(weights.graph.initializer[0].raw_data)
+    raw[0] ^= 1
+    weights.graph.initializer[0].raw_data = bytes(raw)
+    assert content_hash(weights) != content_hash(model)
+    renamed = clone(model)
+    renamed.graph.node[0].name = "other"
+    assert content_hash(renamed) != content_hash(model)
+    opset = clone(model)
+    opset.opset_import[0].version = 13
+    assert content_hash(opset) != content_hash(model)
+
+
+def test_load_passes_checker_for_valid_model(model_file):
+    onnx.checker.check_model(load_model(model_file))
