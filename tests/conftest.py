@@ -35,7 +35,9 @@ USER_PASSES = textwrap.dedent(
                     continue
                 source = node.inputs[0]
                 for consumer in list(node.outputs[0].outputs):
-                    consumer.inputs[:] = [source if t is node.outputs[0] else t for t in consumer.inputs]
+                    for i, tensor in enumerate(consumer.inputs):
+                        if tensor is node.outputs[0]:
+                            consumer.inputs[i] = source
                 node.outputs.clear()
                 removed += 1
             if not removed:
@@ -70,6 +72,24 @@ USER_PASSES = textwrap.dedent(
                 return PassResult(model, False)
             graph.toposort()
             return PassResult(to_model(graph, model), True, counts={"scaled": changed})
+
+
+    @register("relu-as-max")
+    class ReluAsMax(Pass):
+        """Rewrite Relu(x) as Max(x, 0): exact."""
+
+        def run(self, model):
+            graph = to_graph(model)
+            count = 0
+            for node in graph.nodes:
+                if node.op == "Relu":
+                    zero = gs.Constant(node.name + "_zero", values=__import__("numpy").float32([0.0]))
+                    node.op = "Max"
+                    node.inputs.append(zero)
+                    count += 1
+            if not count:
+                return PassResult(model, False)
+            return PassResult(to_model(graph, model), True, counts={"rewritten": count})
 
 
     @register("liar")

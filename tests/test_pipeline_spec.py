@@ -43,7 +43,10 @@ def test_round_trip_yaml_gives_equal_spec(tmp_path, user_pass_dir):
 @pytest.mark.parametrize(
     "text, expected",
     [
-        ("name: t\nsource: {builtin: demo}\ngolden: {batch_size: [1]}\n", "golden: unknown key 'batch_size' (did you mean: batch_sizes?)"),
+        (
+            "name: t\nsource: {builtin: demo}\ngolden: {batch_size: [1]}\n",
+            "golden: unknown key 'batch_size' (did you mean: batch_sizes?)",
+        ),
         ("name: t\nsource: {builtin: demo}\npasess: []\n", "unknown key 'pasess' (did you mean: passes"),
         ("name: t\nsource: {builtin: demo}\ngolden: {seed: one}\n", "golden.seed: expected int"),
         ("name: t\nsource: {builtin: demo}\ngolden: {tolerance: {atol: [1]}}\n", "golden.tolerance.atol"),
@@ -64,19 +67,29 @@ def test_bad_pipelines_name_file_and_key(tmp_path, text, expected):
 
 
 def test_unknown_pass_lists_close_names(tmp_path, user_pass_dir):
-    spec = load_pipeline(write(tmp_path, f"name: t\nsource: {{builtin: demo}}\npass_dirs: [{user_pass_dir}]\npasses: [drop-identiy]\n"))
-    with pytest.raises(PipelineSpecError, match=r"passes\[0\]: unknown pass 'drop-identiy' \(did you mean: drop-identity"):
+    spec = load_pipeline(
+        write(tmp_path, f"name: t\nsource: {{builtin: demo}}\npass_dirs: [{user_pass_dir}]\npasses: [drop-identiy]\n")
+    )
+    with pytest.raises(
+        PipelineSpecError, match=r"passes\[0\]: unknown pass 'drop-identiy' \(did you mean: drop-identity"
+    ):
         build_passes(spec, "p.yaml")
 
 
 def test_wrong_option_type_names_option_and_expected_type(tmp_path, user_pass_dir):
     spec = load_pipeline(
-        write(tmp_path, f"name: t\nsource: {{builtin: demo}}\npass_dirs: [{user_pass_dir}]\npasses: [{{break-relu: {{factor: big}}}}]\n")
+        write(
+            tmp_path,
+            f"name: t\nsource: {{builtin: demo}}\npass_dirs: [{user_pass_dir}]\npasses: [{{break-relu: {{factor: big}}}}]\n",
+        )
     )
     with pytest.raises(PipelineSpecError, match=r"break-relu\)\.options\.factor: expected float, got a string 'big'"):
         build_passes(spec, "p.yaml")
     spec = load_pipeline(
-        write(tmp_path, f"name: t\nsource: {{builtin: demo}}\npass_dirs: [{user_pass_dir}]\npasses: [{{break-relu: {{fator: 1}}}}]\n")
+        write(
+            tmp_path,
+            f"name: t\nsource: {{builtin: demo}}\npass_dirs: [{user_pass_dir}]\npasses: [{{break-relu: {{fator: 1}}}}]\n",
+        )
     )
     with pytest.raises(PipelineSpecError, match=r"unknown key 'fator' \(did you mean: factor\?\)"):
         build_passes(spec, "p.yaml")
@@ -94,7 +107,11 @@ def test_overrides_set_nested_fields_and_list_items(tmp_path):
 
 @pytest.mark.parametrize(
     "override, expected",
-    [("golden", "expected key.path=value"), ("passes.9.name=x", "not an index"), ("golden.seed=abc", "golden.seed: expected int")],
+    [
+        ("golden", "expected key.path=value"),
+        ("passes.9.name=x", "not an index"),
+        ("golden.seed=abc", "golden.seed: expected int"),
+    ],
 )
 def test_bad_overrides_are_clear(tmp_path, override, expected):
     with pytest.raises(PipelineSpecError, match=expected.replace(".", r"\.")):

@@ -1,0 +1,115 @@
+"""graphkit apply end to end on the demo model with user passes, as a user runs it (CLI)."""
+
+from __future__ import annotations
+
+import json
+
+import onnx
+import pytest
+
+from graphkit.model import load_model, op_counts
+
+
+def pipeline(tmp_path, user_pass_dir, passes, extra=""):
+    text = f"""
+name: t
+source: {{builtin: demo}}
+pass_dirs: [{user_pass_dir}]
+golden: {{dir: {tmp_path / "golden"}, batch_sizes: [1, 2], tolerance: {{atol: 1.0e-6, rtol: 1.0e-5}}}}
+output: {{dir: {tmp_path / "run"}}}
+passes: {passes}
+{extra}
+"""
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    return path
+
+
+def report_of(tmp_path):
+    return json.loads((tmp_path / "run" / "report.json").read_text())
+
+
+def test_two_passes_applied_validated_and_written(tmp_path, user_pass_dir, cli):
+    result = cli("apply", pipeline(tmp_path, user_pass_dir, "[drop-identity, relu-as-max]"))
+    assert result.returncode == 0, result.stderr
+    report = report_of(tmp_path)
+    assert [p["status"] for p in report["passes"]] == ["applied", "applied"]
+    for record in report["passes"]:
+        cases = record["validation"]["cases"]
+        assert [c["label"] for c in cases] == ["b1", "b2"]  # dynamic batch proven at two sizes
+        assert all(o["passed"] and o["max_abs"] == 0.0 for c in cases for o in c["outputs"])
+        assert record["times"]["validate"] > 0 and record["times"]["verify"] > 0
+    assert report["passes"][0]["op_delta"] == {"Identity": [1, 0]}
+    assert report["passes"][1]["op_delta"] == {"Max": [0, 1], "Relu": [1, 0]}
+    model = load_model(tmp_path / "run" / "model.onnx")
+    onnx.checker.check_model(model)
+    assert op_counts(model)["Max"] == 1 and "Identity" not in op_counts(model)
+    assert "drop-identity" in result.stdout and "relu-as-max" in result.stdout
+    assert (tmp_path / "run" / "summary.txt").read_text() == result.stdout.rstrip("\n")
+    assert report["weights"] == "random (seed 0)"
+
+
+def test_wrong_pass_is_caught_rolled_back_and_reported(tmp_path, user_pass_dir, cli):
+    result = cli("apply", pipeline(tmp_path, user_pass_dir, "[drop-identity, break-relu, relu-as-max]"))
+    assert result.returncode == 1
+    assert "break-relu" in result.stderr and "failed validation" in result.stderr
+    report = report_of(tmp_path)
+    assert report["status"] == "failed"
+    statuses = [(p["name"], p["status"]) for p in report["passes"]]
+    assert statuses == [("drop-identity", "applied"), ("break-relu", "failed")]
+    failed = report["passes"][1]
+    assert "case b1, prob: MISMATCH" in failed["error"] and "passes applied before it: drop-identity" in failed["error"]
+    outputs = {o["name"]: o for o in failed["validation"]["cases"][0]["outputs"]}
+    assert not outputs["prob"]["passed"] and outputs["prob"]["max_abs"] > 1e-3
+    assert not (tmp_path / "run" / "model.onnx").exists()  # a failed model is never written
+    # The reproducer holds the model as it was before the failed pass and fails the same way.
+    repro = tmp_path / "run" / "repro-01-break-relu"
+    assert "Identity" not in op_counts(load_model(repro / "input.onnx"))
+    again = cli(
+        "apply", repro / "pipeline.yaml", "--passes-dir", user_pass_dir, "--set", f"golden.dir={tmp_path / 'g2'}"
+    )
+    assert again.returncode == 1 and "break-relu" in again.stderr
+
+
+def test_skip_mode_rolls_back_and_continues(tmp_path, user_pass_dir, cli):
+    path = pipeline(tmp_path, user_pass_dir, "[break-relu, relu-as-max]", "on_failure: skip")
+    result = cli("apply", path)
+    assert result.returncode == 0, result.stderr
+    report = report_of(tmp_path)
+    assert [p["status"] for p in report["passes"]] == ["rolled-back", "applied"]
+    model = load_model(tmp_path / "run" / "model.onnx")
+    assert "Mul" not in op_counts(model)  # break-relu's change is gone
+    assert report["final"]["validation"]["passed"]
+
+
+def test_dishonest_pass_is_caught(tmp_path, user_pass_dir, cli):
+    result = cli("apply", pipeline(tmp_path, user_pass_dir, "[liar]"))
+    assert result.returncode == 1
+    assert "said it changed nothing, but the content hash says otherwise" in result.stderr
+
+
+def test_golden_is_reused_and_never_silently_regenerated(tmp_path, user_pass_dir, cli):
+    path = pipeline(tmp_path, user_pass_dir, "[drop-identity]")
+    assert cli("apply", path).returncode == 0
+    assert report_of(tmp_path)["golden"]["reused"] is False
+    assert cli("apply", path).returncode == 0
+    assert report_of(tmp_path)["golden"]["reused"] is True
+    changed = cli("apply", path, "--set", "golden.seed=7")
+    assert changed.returncode == 2
+    assert "golden set was made for a different request (seed differ" in changed.stderr
+    assert cli("apply", path, "--set", "golden.seed=7", "--regenerate-golden").returncode == 0
+
+
+def test_input_override_and_unknown_input_file(tmp_path, user_pass_dir, cli):
+    path = pipeline(tmp_path, user_pass_dir, "[drop-identity]")
+    result = cli("apply", path, "--input", tmp_path / "nope.onnx")
+    assert result.returncode == 2 and "nope.onnx: no such file" in result.stderr
+    assert not (tmp_path / "run" / "model.onnx").exists()
+
+
+@pytest.mark.parametrize("flag", ["--help"])
+def test_help_explains_every_flag(cli, flag):
+    result = cli("apply", flag)
+    assert result.returncode == 0
+    for option in ("--input", "--output", "--set", "--weights", "--passes-dir", "--localize", "--json"):
+        assert option in result.stdout

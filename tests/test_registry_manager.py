@@ -1,0 +1,112 @@
+"""Registry rules, the pass contract around run(), and the PassManager's rollback."""
+
+from __future__ import annotations
+
+import json
+
+import onnx
+import pytest
+
+from graphkit.demo import demo_model
+from graphkit.errors import GraphkitError, PassError, PassLoadError, SpecError
+from graphkit.instruments import Instrument
+from graphkit.manager import PassManager
+from graphkit.model import content_hash
+from graphkit.pass_base import Pass, PassResult
+from graphkit.registry import get_pass, load_pass_dir, register
+
+
+def test_register_rejects_bad_and_duplicate_names(tmp_path):
+    with pytest.raises(PassLoadError, match="not kebab-case"):
+        register("BadName")(type("P", (Pass,), {}))
+    (tmp_path / "a.py").write_text(
+        "from graphkit.pass_base import Pass\nfrom graphkit.registry import register\n"
+        "@register('twin-pass')\nclass A(Pass):\n    '''A.'''\n"
+    )
+    (tmp_path / "b.py").write_text(
+        "from graphkit.pass_base import Pass\nfrom graphkit.registry import register\n"
+        "@register('twin-pass')\nclass B(Pass):\n    '''B.'''\n"
+    )
+    with pytest.raises(PassLoadError, match="'twin-pass' is registered twice"):
+        load_pass_dir(tmp_path)
+
+
+def test_broken_pass_file_names_the_file(tmp_path):
+    (tmp_path / "broken.py").write_text("import nothing_here_at_all\n")
+    with pytest.raises(PassLoadError, match="broken.py: cannot import pass file"):
+        load_pass_dir(tmp_path)
+
+
+def test_options_are_typed(user_pass_dir):
+    load_pass_dir(user_pass_dir)
+    cls = get_pass("break-relu")
+    assert cls(factor=4).options.factor == 4.0
+    with pytest.raises(SpecError, match="factor: expected float"):
+        cls(factor="x")
+
+
+def test_pass_that_raises_becomes_pass_error_naming_it():
+    class Crashes(Pass):
+        name = "crashes"
+
+        def run(self, model):
+            raise ZeroDivisionError("boom")
+
+    with pytest.raises(PassError, match="pass 'crashes' raised ZeroDivisionError: boom"):
+        Crashes()(demo_model())
+
+
+def test_pass_outside_opset_range_declines():
+    class NewOnly(Pass):
+        name = "new-only"
+        opset_range = (13, 21)
+
+        def run(self, model):  # pragma: no cover - must not be reached
+            raise AssertionError
+
+    result = NewOnly()(demo_model())
+    assert not result.modified and "opset 11 is outside the supported range 13..21" in result.declined[0].reason
+
+
+def test_undeclared_io_change_is_a_contract_error():
+    class ChangesInputs(Pass):
+        name = "changes-inputs"
+
+        def run(self, model):
+            copy = onnx.ModelProto()
+            copy.CopyFrom(model)
+            copy.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 4
+            return PassResult(copy, True)
+
+    with pytest.raises(PassError, match="changed the graph inputs without declaring changes_io"):
+        ChangesInputs()(demo_model())
+
+
+def test_manager_rolls_back_on_instrument_rejection_and_names_previous_passes(user_pass_dir):
+    load_pass_dir(user_pass_dir)
+
+    class RejectMax(Instrument):
+        def after_pass(self, record, pass_, before, result):
+            if any(n.op_type == "Max" for n in result.model.graph.node):
+                raise GraphkitError("Max is not allowed here")
+
+    model = demo_model()
+    passes = [get_pass("drop-identity")(), get_pass("relu-as-max")()]
+    run = PassManager(passes, [RejectMax()]).run(model)
+    assert not run.ok and run.failed.name == "relu-as-max"
+    assert "passes applied before it: drop-identity" in str(run.error)
+    assert all(n.op_type != "Max" for n in run.model.graph.node)  # rolled back
+    assert all(n.op_type != "Identity" for n in run.model.graph.node)  # first pass kept
+    assert content_hash(model) == content_hash(demo_model())  # input untouched
+
+
+def test_cli_passes_list_and_show(user_pass_dir, cli):
+    listing = cli("passes", "--passes-dir", user_pass_dir, "--json")
+    assert listing.returncode == 0, listing.stderr
+    names = [p["name"] for p in json.loads(listing.stdout)]
+    assert "break-relu" in names and names == sorted(names)
+    shown = cli("passes", "break-relu", "--passes-dir", user_pass_dir)
+    assert shown.returncode == 0
+    assert "factor" in shown.stdout and "wrong on purpose" in shown.stdout and "exact: True" in shown.stdout
+    unknown = cli("passes", "brake-relu", "--passes-dir", user_pass_dir)
+    assert unknown.returncode == 2 and "did you mean: break-relu" in unknown.stderr
