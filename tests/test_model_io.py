@@ -7,7 +7,7 @@ import onnx
 import pytest
 
 from graphkit.demo import demo_model
-from graphkit.errors import ModelLoadError
+from graphkit.errors import ModelLoadError, ModelSaveError
 from graphkit.model import clone, content_hash, load_model, save_model
 from graphkit.runtime.feeds import random_feeds
 from graphkit.runtime.ort import run_ort
@@ -83,7 +83,7 @@ def test_failed_save_leaves_no_partial_file(tmp_path):
     target = tmp_path / "blocked"
     target.mkdir()
     (target / "m.onnx").mkdir()  # a directory where the file should go: rename must fail
-    with pytest.raises(Exception):
+    with pytest.raises(ModelSaveError, match="cannot write model"):
         save_model(demo_model(), target / "m.onnx")
     assert sorted(p.name for p in target.iterdir()) == ["m.onnx"]
 
