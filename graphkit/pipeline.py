@@ -56,11 +56,18 @@ class GoldenSpec:
 
 @dataclass
 class ValidateSpec:
-    """What is checked around each pass."""
+    """What is checked around each pass.
+
+    ``each_batch_sizes`` limits the golden cases checked after each pass (None: all; the final
+    model is always checked on all). When the source has a reference model (an export) and the
+    golden set comes from onnxruntime, the export is first checked against the reference on
+    ``reference_batch_sizes``.
+    """
 
     verify_each: bool = True
     validate_each: bool = True
     each_batch_sizes: list[int] | None = None
+    reference_batch_sizes: list[int] = field(default_factory=lambda: [1])
     localize: bool = False
 
 
