@@ -18,6 +18,10 @@ def _changes(record: dict) -> str:
     return "; ".join(p for p in (", ".join(parts), counts) if p) or "-"
 
 
+def _clip(text: str, width: int = 72) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
 def render_summary(report: dict) -> str:
     """Passes applied, nodes before and after, max error per output per pass, stage times, files."""
     status = "OK" if report.get("status") == "ok" else "FAILED"
@@ -52,7 +56,7 @@ def render_summary(report: dict) -> str:
                 f"{times.get('pass', 0):.2f}s",
                 f"{checks:.2f}s",
                 _errors(record.get("max_abs") or {}),
-                _changes(record) if record["status"] != "failed" else record.get("error", ""),
+                _clip(_changes(record) if record["status"] != "failed" else record.get("error", "")),
             ]
         )
     if rows:

@@ -1,0 +1,115 @@
+"""Move a model to a target default-domain opset with onnx's version converter.
+
+Rewrite: shape inference first (so the converter's adapters see ranks and types), then
+``onnx.version_converter.convert_version(model, target)``. The converter replaces each op
+whose schema changed between the opsets by its equivalent (attributes that became inputs,
+``Softmax`` before opset 13 wrapped as ``Flatten -> Softmax -> Reshape`` to keep the
+flattened-trailing-dims semantics, ...). Value infos are restored to the ones the model had
+(the inferred ones only feed the converter), and the IR version is raised to the minimum the
+target opset needs when it was lower. Custom-domain nodes and opset imports pass through.
+
+Math: none of its own; every adapter of the converter is meant to be semantics-preserving, so
+the pass is declared exact, and the manager's validate-each checks that claim on every model.
+
+Declines (model unchanged, reason given):
+- the model is already at ``target`` (a no-op, ``modified`` false, nothing declined);
+- ``target`` is below the model's opset and ``allow_downgrade`` is false (the default:
+  downgrades lose ops and attributes more often than not; allow it explicitly);
+- the converter cannot convert an op (its message is the reason), or the model is over the
+  2 GB protobuf limit (the converter works on one serialized protobuf).
+
+Raises PassError when the converter returns a model that fails the ONNX checker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import onnx
+import onnx.version_converter
+
+from graphkit.errors import PassError, SpecError
+from graphkit.model import PROTOBUF_LIMIT, check_model, default_opset, infer_shapes, model_size
+from graphkit.pass_base import Declined, Pass, PassResult, option
+from graphkit.registry import register
+
+LATEST_OPSET = onnx.defs.onnx_opset_version()
+
+
+class ConversionRefused(Exception):
+    """The version converter cannot convert this model; ``str()`` is the one-line reason."""
+
+
+def convert_model(model: onnx.ModelProto, target: int) -> onnx.ModelProto:
+    """A copy of ``model`` converted to default-domain opset ``target`` (``model`` untouched).
+
+    Raises ConversionRefused with the converter's message when it cannot convert, and
+    PassError when the converted model fails the ONNX checker.
+    """
+    source = default_opset(model)
+    if model_size(model) > PROTOBUF_LIMIT - 64 * 2**20:
+        raise ConversionRefused("model is over the 2 GB protobuf limit; onnx's version converter cannot take it")
+    try:
+        inferred = infer_shapes(model, strict=False)
+    except PassError:
+        inferred = model  # the converter still converts most ops without inferred shapes
+    try:
+        converted = onnx.version_converter.convert_version(inferred, target)
+    except Exception as exc:  # the converter raises RuntimeError/ValueError/its own ConvertError
+        message = " ".join(str(exc).split())[:300] or exc.__class__.__name__
+        raise ConversionRefused(f"onnx version converter cannot convert opset {source} -> {target}: {message}") from exc
+    produced = {name for node in converted.graph.node for name in node.output}
+    del converted.graph.value_info[:]
+    converted.graph.value_info.extend(v for v in model.graph.value_info if v.name in produced)
+    needed_ir = onnx.helper.find_min_ir_version_for([onnx.helper.make_opsetid("", target)])
+    converted.ir_version = max(converted.ir_version, needed_ir)
+    check_model(converted, what=f"model converted from opset {source} to {target}")
+    return converted
+
+
+@dataclass
+class ConvertOpsetOptions:
+    """Options of convert-opset."""
+
+    target: int = option(13, doc="default-domain opset to convert to (13: the first with single-axis Softmax)")
+    allow_downgrade: bool = option(False, doc="also convert to a lower opset than the model's (off: decline)")
+
+    def __post_init__(self):
+        if not 1 <= self.target <= LATEST_OPSET:
+            raise SpecError(
+                f"convert-opset option 'target': opset {self.target} is outside 1..{LATEST_OPSET} "
+                f"(the opsets onnx {onnx.__version__} knows)"
+            )
+
+
+@register("convert-opset")
+class ConvertOpset(Pass):
+    """Convert the model to a target opset with onnx's version converter (shape inference first).
+
+    See the module docstring for the rewrite, the math and when it declines.
+    """
+
+    Options = ConvertOpsetOptions
+    exact = True
+    opset_range = (1, LATEST_OPSET)
+    changes_opset = True
+    changes_io = False
+
+    def run(self, model: onnx.ModelProto) -> PassResult:
+        source, target = default_opset(model), self.options.target
+        if source == target:
+            return PassResult(model=model, modified=False, notes=[f"already at opset {target}"])
+        if target < source and not self.options.allow_downgrade:
+            return self.decline_all(
+                model, f"target opset {target} is below the model's opset {source}; set allow_downgrade to convert down"
+            )
+        try:
+            converted = convert_model(model, target)
+        except ConversionRefused as exc:
+            return PassResult(model=model, modified=False, declined=[Declined("<model>", str(exc))])
+        return PassResult(
+            model=converted,
+            modified=True,
+            counts={"from_opset": source, "to_opset": target},
+            notes=[f"converted opset {source} -> {target} with onnx.version_converter"],
+        )

@@ -1,0 +1,162 @@
+"""eliminate-noops: Identity, inference Dropout, no-op Cast/Reshape/Transpose, cancelling Transposes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from graphkit_passes.eliminate_noops import EliminateNoops
+
+from graphkit.errors import SpecError
+from graphkit.registry import get_pass
+from graphkit.testing import (
+    assert_declines,
+    assert_idempotent,
+    assert_op_types,
+    assert_pass_rewrites,
+    parse_model,
+    run_pass,
+)
+
+
+def model(body: str, inputs: str = "float[2,3,4] x", outputs: str = "float[2,3,4] y", opset: int = 13, extra=""):
+    return parse_model(f'<ir_version: 8, opset_import: ["" : {opset}]> g ({inputs}) => ({outputs}) {extra}{{ {body} }}')
+
+
+def rewrite(m, expected_ops, **options):
+    result = assert_pass_rewrites(EliminateNoops(**options), m, atol=0, rtol=0, dims={"N": 2, "batch": 2})
+    assert_op_types(result.model, expected_ops)
+    assert_idempotent(EliminateNoops(**options), result.model)
+    assert [o.name for o in result.model.graph.output] == [o.name for o in m.graph.output]
+    return result
+
+
+def test_identity_chain_is_removed():
+    result = rewrite(model("a = Identity(x) b = Identity(a) y = Relu(b)"), ["Relu"])
+    assert result.counts == {"identity": 2}
+
+
+def test_identity_before_graph_output_keeps_the_output_name():
+    result = rewrite(model("a = Relu(x) y = Identity(a)"), ["Relu"])
+    assert result.model.graph.node[0].output[0] == "y"
+
+
+def test_identity_from_graph_input_to_graph_output_declines():
+    assert_declines(
+        EliminateNoops(), model("y = Identity(x)"), reason_contains="graph output fed directly by graph input"
+    )
+
+
+@pytest.mark.parametrize("opset", [7, 10, 11])
+def test_dropout_before_opset_12(opset):
+    rewrite(model("a = Dropout<ratio=0.5>(x) y = Relu(a)", opset=opset), ["Relu"])
+
+
+def test_dropout_opset_13_with_constant_false_training_mode():
+    m = model(
+        "r = Constant<value=float {0.3}>() tm = Constant<value=bool {0}>() a = Dropout(x, r, tm) y = Relu(a)",
+    )
+    rewrite(m, ["Relu"])
+
+
+def test_dropout_declines_in_training_mode_and_with_used_mask():
+    m = model("r = Constant<value=float {0.3}>() tm = Constant<value=bool {1}>() a = Dropout(x, r, tm) y = Relu(a)")
+    assert_declines(EliminateNoops(), m, reason_contains="training_mode is true")
+    m = model(
+        "a, mask = Dropout(x) y = Relu(a)",
+        outputs="float[2,3,4] y, bool[2,3,4] mask",
+    )
+    assert_declines(EliminateNoops(), m, reason_contains="mask output 'mask' is used")
+    m = model("a = Dropout(x, r, tm) y = Relu(a)", inputs="float[2,3,4] x, float r, bool tm")
+    assert_declines(EliminateNoops(), m, reason_contains="not a constant")
+
+
+def test_cast_to_same_type_only():
+    rewrite(model("a = Cast<to=1>(x) b = Cast<to=10>(a) y = Cast<to=1>(b)"), ["Cast", "Cast"])
+
+
+def test_cast_type_found_by_shape_inference():
+    m = model("a = Relu(x) b = Cast<to=1>(a) y = Neg(b)")
+    rewrite(m, ["Relu", "Neg"])
+
+
+def test_reshape_same_static_shape_with_zero_and_minus_one():
+    m = model(
+        "s = Constant<value=int64[3] {0, -1, 4}>() a = Reshape(x, s) y = Relu(a)",
+    )
+    rewrite(m, ["Relu"])
+
+
+def test_reshape_symbolic_batch_provable_and_not():
+    provable = model(
+        "s = Constant<value=int64[3] {0, 3, -1}>() a = Reshape(x, s) y = Relu(a)",
+        inputs="float[N,3,4] x",
+        outputs="float[N,3,4] y",
+    )
+    rewrite(provable, ["Relu"])
+    via_shape = model("s = Shape(x) a = Reshape(x, s) y = Relu(a)", inputs="float[N,3,4] x", outputs="float[N,3,4] y")
+    rewrite(via_shape, ["Relu"])
+    unprovable = model(
+        "s = Constant<value=int64[3] {2, 3, 4}>() a = Reshape(x, s) y = Relu(a)",
+        inputs="float[N,3,4] x",
+        outputs="float[2,3,4] y",
+    )
+    assert_declines(EliminateNoops(), unprovable, reason_contains="symbolic")
+
+
+def test_real_reshape_is_kept_silently():
+    m = model("s = Constant<value=int64[2] {6, 4}>() y = Reshape(x, s)", outputs="float[6,4] y")
+    result = run_pass(EliminateNoops(), m)
+    assert not result.modified and not result.declined
+
+
+def test_transposes_identity_cancelling_and_composed():
+    m = model(
+        "a = Transpose<perm=[0,1,2]>(x) b = Transpose<perm=[2,0,1]>(a) c = Transpose<perm=[1,2,0]>(b) y = Relu(c)"
+    )
+    result = rewrite(m, ["Relu"])
+    assert result.counts == {"transpose": 1, "transpose_pairs": 1}
+    m = model("a = Transpose<perm=[1,0,2]>(x) b = Transpose<perm=[0,2,1]>(a) y = Relu(b)", outputs="float[3,4,2] y")
+    result = rewrite(m, ["Transpose", "Relu"])
+    assert result.counts == {"transpose_composed": 1}
+    assert not run_pass(EliminateNoops(compose_transposes=False), m).modified
+
+
+def test_cancelling_transposes_with_shared_first_and_graph_output():
+    m = model(
+        "r = Relu(x) a = Transpose<perm=[1,0,2]>(r) y = Transpose<perm=[1,0,2]>(a) z = Neg(a)",
+        outputs="float[2,3,4] y, float[3,2,4] z",
+    )
+    result = rewrite(m, ["Relu", "Transpose", "Neg"])
+    assert result.model.graph.node[0].output[0] == "y"
+
+
+def test_subgraph_consumers_are_rewired():
+    m = model(
+        "a = Identity(x) y = If(c) <then_branch = g1 () => (float[2,3,4] o) { o = Relu(a) },"
+        " else_branch = g2 () => (float[2,3,4] o2) { o2 = Neg(a) }>",
+        inputs="float[2,3,4] x, bool c",
+    )
+    result = run_pass(EliminateNoops(), m)
+    assert result.modified
+    feeds = {"x": np.ones((2, 3, 4), np.float32), "c": np.array(True)}
+    from graphkit.testing import assert_numerically_equal
+
+    assert_numerically_equal(m, result.model, atol=0, rtol=0, feeds=feeds)
+
+
+def test_options_disable_categories_and_custom_domain_untouched():
+    m = model("a = Identity(x) b = Cast<to=1>(a) y = Relu(b)")
+    result = rewrite(m, ["Identity", "Relu"], identity=False)
+    assert result.counts == {"cast": 1}
+    custom = parse_model(
+        '<ir_version: 8, opset_import: ["" : 13, "custom.x" : 1]> g (float[2] x) => (float[2] y)'
+        " { a = custom.x.Identity(x) y = Relu(a) }"
+    )
+    assert not run_pass(EliminateNoops(), custom).modified
+
+
+def test_registry_and_option_types():
+    cls = get_pass("eliminate-noops")
+    assert cls is EliminateNoops and cls.exact and not cls.changes_io
+    with pytest.raises(SpecError, match="cast"):
+        cls.from_spec({"cast": 1}, "p.yaml passes[1]")
