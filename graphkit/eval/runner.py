@@ -1,0 +1,352 @@
+"""The streaming accuracy run: preprocess -> infer -> merge -> (worker pool) CRF, metrics, files.
+
+Per image, the main process builds the views in memory, runs them through the backend in
+batches (views of consecutive images share a batch; the very last batch is padded with zero
+views) and folds each view's mask into a running sum at the image size as soon as it comes
+back. Nothing per-view touches the disk. The sum, the class logits, the image and its GT go
+to a worker process that finishes the merge, runs the CRF, scores the image and writes its
+files. At most ``2 x workers`` images are in flight, so memory stays bounded.
+
+Output folder layout::
+
+    run.json            settings + model fingerprint (a resumed run must match them)
+    state/<name>.npz    per-image confusion matrices: the record of a finished image
+    masks/, masks_crf/  palette PNGs (class indices)        overlays/  image|mask|CRF|GT
+    metrics.json        summary (per-class IoU/precision/recall, both mIoU figures)
+    metrics.txt         the same as a table           scores.jsonl   per-image figures
+    iou_per_class.png   bar chart
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import shutil
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import xxhash
+
+from graphkit.console import progress as progress_bar
+from graphkit.errors import GraphkitError, ModelLoadError, SpecError
+from graphkit.eval.crf import CrfParams, require_pydensecrf
+from graphkit.eval.merge import ViewAccumulator
+from graphkit.eval.metrics import image_scores, summarize
+from graphkit.eval.outputs import atomic_write, metrics_table, save_iou_chart, write_json, write_text
+from graphkit.eval.postprocess import STATE_DIR, ImageJob, ImageRecord, postprocess_image, read_state, state_path
+from graphkit.eval.spec import EvalSpec
+from graphkit.eval.views import make_views, view_plan
+from graphkit.eval.voc import EvalDataError, Sample, class_names, load_image, load_mask, missing_files, read_samples
+
+RUN_FILE = "run.json"
+RANDOM_WEIGHTS_NOTE = "seeded random weights: this mIoU is meaningless, it only shows the pipeline runs"
+
+
+def run_eval(spec: EvalSpec, model_path: str | os.PathLike, out_dir: str | os.PathLike, progress: bool = True) -> dict:
+    """Evaluate ``model_path`` on the VOC data of ``spec``; write the outputs under ``out_dir``.
+
+    Returns the summary that is also written to ``out_dir/metrics.json``.
+    """
+    started = time.perf_counter()
+    model_path, out = Path(model_path), Path(out_dir)
+    if not model_path.is_file():
+        raise ModelLoadError(f"{model_path}: no such file")
+    listed = read_samples(spec.data_root, spec.image_list, spec.split, spec.mask_dir)
+    selected = listed[: spec.limit] if spec.limit else listed
+    samples, missing = _check_files(selected, spec.skip_missing)
+    crf = _crf_params(spec)
+    _prepare_out_dir(out, spec, model_path)
+    if spec.dump_bins_dir and spec.dump_bins_count:
+        dump_bins(samples[: spec.dump_bins_count], spec, spec.dump_bins_dir)
+
+    todo = [(i, s) for i, s in enumerate(samples) if not state_path(out, s.name).is_file()]
+    computed = 0
+    if todo:
+        computed = _run_images(todo, spec, crf, model_path, out, progress)
+
+    records = [read_state(out, s.name) for s in samples]
+    summary = _summarize(spec, model_path, out, records, listed, selected, missing, computed)
+    summary["timing"] = {
+        "seconds": round(time.perf_counter() - started, 3),
+        "images_per_second": round(computed / (time.perf_counter() - started), 4) if computed else None,
+    }
+    _write_reports(out, summary, records)
+    return summary
+
+
+def _crf_params(spec: EvalSpec) -> CrfParams | None:
+    if not spec.crf:
+        return None
+    require_pydensecrf()
+    return CrfParams(
+        spec.crf_iterations,
+        spec.crf_gaussian_sxy,
+        spec.crf_gaussian_compat,
+        spec.crf_bilateral_sxy,
+        spec.crf_bilateral_srgb,
+        spec.crf_bilateral_compat,
+    )
+
+
+def _check_files(samples: list[Sample], skip_missing: bool) -> tuple[list[Sample], list[str]]:
+    kept, missing = [], []
+    for sample in samples:
+        gone = missing_files(sample)
+        if not gone:
+            kept.append(sample)
+            continue
+        if not skip_missing:
+            kind = "image" if gone[0] == sample.image_path else "GT mask"
+            raise EvalDataError(f"{kind} {gone[0]}: no such file (of '{sample.name}'; use --skip-missing to skip)")
+        missing.extend(str(p) for p in gone)
+    if not kept:
+        raise EvalDataError(f"none of the {len(samples)} listed images has both its image and GT mask")
+    return kept, missing
+
+
+def model_fingerprint(path: Path) -> str:
+    """xxh3-128 of the model file's bytes (streamed)."""
+    digest = xxhash.xxh3_128()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _prepare_out_dir(out: Path, spec: EvalSpec, model_path: Path) -> None:
+    run = {"model_fingerprint": model_fingerprint(model_path), "settings": spec.result_settings()}
+    run_file = out / RUN_FILE
+    if out.exists() and not out.is_dir():
+        raise GraphkitError(f"output {out}: exists and is not a folder")
+    if run_file.is_file() and spec.resume:
+        previous = json.loads(run_file.read_text())
+        if previous != json.loads(json.dumps(run)):
+            changed = [k for k in run["settings"] if previous.get("settings", {}).get(k) != run["settings"][k]]
+            what = f"settings {', '.join(changed)}" if changed else "the model file"
+            raise GraphkitError(
+                f"output {out}: holds a partial run with different {what}; use another output folder or --no-resume"
+            )
+    elif (out / STATE_DIR).is_dir():
+        shutil.rmtree(out / STATE_DIR)  # not resuming: forget the previous run's images
+    (out / STATE_DIR).mkdir(parents=True, exist_ok=True)
+    write_json(run_file, run)
+
+
+def _open(spec: EvalSpec, model_path: Path):
+    from graphkit.runtime.backend import open_backend
+
+    options = {"threads": spec.threads} if spec.threads is not None else {}
+    backend = open_backend(spec.backend, model_path, **options)
+    inputs = {i.name: i for i in backend.inputs}
+    outputs = {o.name for o in backend.outputs}
+    if spec.input_name not in inputs:
+        raise SpecError(f"eval.input_name: the model has no input '{spec.input_name}' (inputs: {', '.join(inputs)})")
+    for key in ("cls_output", "mask_output"):
+        if getattr(spec, key) not in outputs:
+            raise SpecError(
+                f"eval.{key}: the model has no output '{getattr(spec, key)}' (outputs: {', '.join(outputs)})"
+            )
+    shape = inputs[spec.input_name].shape
+    if len(shape) != 4:
+        raise SpecError(f"eval.input_name: input '{spec.input_name}' has rank {len(shape)}, expected [N, 3, H, W]")
+    fixed_hw = [d for d in shape[2:] if isinstance(d, int)]
+    if len(fixed_hw) == 2 and list(fixed_hw) != list(spec.pad_size):
+        raise SpecError(f"eval.pad_size {list(spec.pad_size)} does not match the model input {list(shape)}")
+    batch = shape[0] if isinstance(shape[0], int) and shape[0] > 0 else None
+    if batch is not None and spec.batch_size is not None and spec.batch_size != batch:
+        raise SpecError(f"eval.batch_size {spec.batch_size}: the model input has a fixed batch of {batch}")
+    return backend, batch or spec.batch_size or 1
+
+
+@dataclass
+class _Pending:
+    """An image whose views are being inferred."""
+
+    index: int
+    sample: Sample
+    image: np.ndarray
+    gt: np.ndarray
+    pads: np.ndarray
+    acc: ViewAccumulator
+    views: np.ndarray | None = field(default=None, repr=False)
+
+
+def _run_images(todo, spec: EvalSpec, crf: CrfParams | None, model_path: Path, out: Path, progress: bool) -> int:
+    plan = view_plan(spec.scales, spec.flip)
+    backend, batch_size = _open(spec, model_path)
+    workers = spec.workers if spec.workers is not None else (len(os.sched_getaffinity(0)) or 1)
+    pool = (
+        ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) if workers else None
+    )
+    in_flight: set[Future] = set()
+    done = 0
+    bar = progress_bar(total=len(todo), desc="eval", unit="img") if progress else nullcontext()
+    queue: list[tuple[_Pending, int]] = []  # (image, view index) waiting for a batch
+
+    def collect(block: bool) -> None:
+        nonlocal done
+        if not in_flight:
+            return
+        finished, _ = wait(in_flight, timeout=None if block else 0, return_when=FIRST_COMPLETED)
+        for future in finished:
+            in_flight.discard(future)
+            future.result()  # re-raises a worker's error here
+            done += 1
+            if progress:
+                bar.update(1)
+
+    def submit(item: _Pending) -> None:
+        job = ImageJob(
+            name=item.sample.name,
+            image=item.image,
+            gt=item.gt,
+            view_sum=item.acc.sum,
+            cls_logits=np.stack(item.acc.cls),
+            out_dir=str(out),
+            num_classes=spec.num_classes,
+            fp_cut_score=spec.fp_cut_score,
+            bg_pow=spec.bg_pow,
+            crf=crf,
+            save_masks=spec.save_masks,
+            save_overlay=item.index < spec.overlays,
+        )
+        if pool is None:
+            postprocess_image(job)
+            nonlocal done
+            done += 1
+            if progress:
+                bar.update(1)
+            return
+        while len(in_flight) >= 2 * workers:
+            collect(block=True)
+        in_flight.add(pool.submit(postprocess_image, job))
+
+    def infer(batch_items: list[tuple[_Pending, int]]) -> None:
+        feed = np.zeros((batch_size, 3, *spec.pad_size), dtype=np.float32)
+        for k, (item, v) in enumerate(batch_items):
+            feed[k] = item.views[v]
+        result = backend.run({spec.input_name: feed})
+        cls, mask = result[spec.cls_output], result[spec.mask_output]
+        if mask.ndim != 4 or mask.shape[1] != spec.num_classes or list(mask.shape[2:]) != list(spec.pad_size):
+            raise SpecError(
+                f"model output '{spec.mask_output}' has shape {list(mask.shape)}, expected "
+                f"[N, {spec.num_classes}, {spec.pad_size[0]}, {spec.pad_size[1]}] (eval.num_classes, eval.pad_size)"
+            )
+        if cls.ndim != 2 or cls.shape[1] != spec.num_classes - 1:
+            raise SpecError(
+                f"model output '{spec.cls_output}' has shape {list(cls.shape)}, expected [N, {spec.num_classes - 1}]"
+            )
+        for k, (item, v) in enumerate(batch_items):
+            item.acc.add(cls[k], mask[k], item.pads[v], plan[v].flipped)
+            if item.acc.complete:
+                item.views = None
+                submit(item)
+
+    try:
+        with bar:
+            for index, sample in todo:
+                item = _load(index, sample, spec, plan)
+                queue.extend((item, v) for v in range(len(plan)))
+                while len(queue) >= batch_size:
+                    infer(queue[:batch_size])
+                    del queue[:batch_size]
+                collect(block=False)
+            if queue:
+                infer(queue)
+            while in_flight:
+                collect(block=True)
+    finally:
+        if pool is not None:
+            for future in in_flight:
+                future.cancel()
+            pool.shutdown(wait=True, cancel_futures=True)
+        backend.close()
+    return done
+
+
+def _load(index: int, sample: Sample, spec: EvalSpec, plan) -> _Pending:
+    image = load_image(sample.image_path)
+    gt = load_mask(sample.mask_path)
+    if gt.shape != (image.height, image.width):
+        raise EvalDataError(
+            f"mask {sample.mask_path}: size {gt.shape[1]}x{gt.shape[0]} differs from its image {image.width}x{image.height}"
+        )
+    views, pads = make_views(image, plan, spec.pad_size, name=str(sample.image_path))
+    acc = ViewAccumulator(spec.num_classes, (image.height, image.width), len(plan))
+    return _Pending(index, sample, np.array(image), gt, pads, acc, views)
+
+
+def dump_bins(samples: list[Sample], spec: EvalSpec, out_dir: str | os.PathLike) -> Path:
+    """ais_bench-style inputs: ``<name>_<view>.bin`` (raw float32 [1, 3, H, W]) + ``views.json``.
+
+    ais_bench sorts input files naturally and concatenates them into batches, so the views of
+    one image stay together and in view order. ``views.json`` records what the merge needs.
+    """
+    folder = Path(out_dir)
+    plan = view_plan(spec.scales, spec.flip)
+    manifest = {"pad_size": list(spec.pad_size), "views": [vars(v) for v in plan], "images": {}}
+    for sample in samples:
+        image = load_image(sample.image_path)
+        views, pads = make_views(image, plan, spec.pad_size, name=str(sample.image_path))
+        for v in range(len(plan)):
+            atomic_write(folder / f"{sample.name}_{v}.bin", lambda tmp, view=views[v : v + 1]: view.tofile(tmp))
+        manifest["images"][sample.name] = {"hw": [image.height, image.width], "pads": pads.tolist()}
+    write_json(folder / "views.json", manifest)
+    return folder
+
+
+def _summarize(spec, model_path, out, records: list[ImageRecord], listed, selected, missing, computed) -> dict:
+    conf = sum(r.conf for r in records)
+    metrics = {"plain": summarize(conf), "crf": None}
+    if spec.crf:
+        metrics["crf"] = summarize(sum(r.conf_crf for r in records))
+    random_weights = spec.weights_description.strip().lower().startswith("random")
+    summary = {
+        "model": str(model_path),
+        "backend": spec.backend,
+        "weights_description": spec.weights_description,
+        "note": RANDOM_WEIGHTS_NOTE if random_weights else None,
+        "miou_21_with_background": metrics["plain"]["miou_21_with_background"],
+        "miou_20_without_background": metrics["plain"]["miou_20_without_background"],
+        "miou_21_with_background_crf": metrics["crf"]["miou_21_with_background"] if metrics["crf"] else None,
+        "miou_20_without_background_crf": metrics["crf"]["miou_20_without_background"] if metrics["crf"] else None,
+        "images": {
+            "listed": len(listed),
+            "selected": len(selected),
+            "evaluated": len(records),
+            "computed_this_run": computed,
+            "resumed": len(records) - computed,
+            "skipped_missing": len(selected) - len(records),
+            "missing_files": missing,
+        },
+        "metrics": metrics,
+        "settings": spec.result_settings(),
+        "output_dir": str(out),
+    }
+    return summary
+
+
+def _write_reports(out: Path, summary: dict, records: list[ImageRecord]) -> None:
+    lines = []
+    names = class_names(len(records[0].conf)) if records else []
+    for record in records:
+        entry = {"name": record.name, "present_classes": [names[i + 1] for i in np.flatnonzero(record.present)]}
+        entry["plain"] = image_scores(record.conf)
+        if record.conf_crf is not None:
+            entry["crf"] = image_scores(record.conf_crf)
+        lines.append(json.dumps(entry))
+    write_text(out / "scores.jsonl", "\n".join(lines) + "\n")
+    series = {"without CRF": [v["iou"] for v in summary["metrics"]["plain"]["per_class"].values()]}
+    if summary["metrics"]["crf"]:
+        series["with CRF"] = [v["iou"] for v in summary["metrics"]["crf"]["per_class"].values()]
+    title = f"Per-class IoU, {summary['images']['evaluated']} images"
+    if summary["note"]:
+        title += f" ({summary['note']})"
+    save_iou_chart(out / "iou_per_class.png", list(summary["metrics"]["plain"]["per_class"]), series, title)
+    write_text(out / "metrics.txt", metrics_table(summary))
+    write_json(out / "metrics.json", summary)
