@@ -16,7 +16,6 @@ import json
 import os
 import resource
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ import onnx
 
 from graphkit import __version__
 from graphkit.errors import GraphkitError, PipelineSpecError, SpecError
+from graphkit.files import write_text_atomic
 from graphkit.golden import CaseResult, GoldenSet, GoldenValidation, make_or_load_golden, validate_against_golden
 from graphkit.instruments import Honesty, Instrument, OpCounts, PassRecord, Reproducer, Timing, Validate, Verify
 from graphkit.manager import PassManager
@@ -114,9 +114,10 @@ def apply_pipeline(
     stages: dict[str, float] = {}
     started = time.perf_counter()
     passes = build_passes(spec, origin, extra_pass_dirs)  # fail on bad specs before heavy work
+    sections = type_sections(spec, origin)
     run_dir = Path(output_dir) if output_dir else spec.run_dir()
     run_dir.mkdir(parents=True, exist_ok=True)
-    _write_text(run_dir / "pipeline.yaml", spec_to_yaml(spec))
+    write_text_atomic(run_dir / "pipeline.yaml", spec_to_yaml(spec))
 
     clock = time.perf_counter()
     source = load_source(spec, origin, input_path, weights, log)
@@ -191,7 +192,8 @@ def apply_pipeline(
     model_path = save_model(run.model, run_dir / spec.output.model, external_data=spec.output.external_data)
     stages["save"] = time.perf_counter() - clock
     report["final"]["path"] = str(model_path)
-    report["handoff"] = _handoff(spec, origin, model_path, run_dir, stages, log)
+    report["handoff"] = _handoff(sections.get("atc"), model_path, run_dir, stages, log)
+    report["eval"] = _eval(sections.get("eval"), source, model_path, run_dir, stages, log)
     return _finish(run_dir, report, stages, started, model_path, error=None, log=log)
 
 
@@ -271,22 +273,51 @@ def _source_error(first_failure: str) -> GraphkitError:
     return GraphkitError(f"the exported model does not match the reference model: {first_failure}")
 
 
-def _handoff(spec: PipelineSpec, origin: str, model_path: Path, run_dir: Path, stages: dict, log: Log) -> dict | None:
-    if not spec.handoff:
-        return None
-    unknown = set(spec.handoff) - {"atc"}
-    if unknown:
-        raise PipelineSpecError(f"{origin}: handoff: unknown key '{sorted(unknown)[0]}'; known keys: atc")
-    from graphkit.ascend.spec import AtcSpec, run_handoff
-
+def type_sections(spec: PipelineSpec, origin: str) -> dict[str, Any]:
+    """Type the optional ``handoff.atc`` and ``eval`` sections up front (errors name the key)."""
+    sections: dict[str, Any] = {}
     try:
-        atc_spec = from_mapping(AtcSpec, spec.handoff.get("atc") or {}, "handoff.atc")
+        if spec.handoff:
+            unknown = sorted(set(spec.handoff) - {"atc"})
+            if unknown:
+                raise SpecError(f"handoff: unknown key '{unknown[0]}'; known keys: atc")
+            from graphkit.ascend.spec import AtcSpec
+
+            sections["atc"] = from_mapping(AtcSpec, spec.handoff.get("atc") or {}, "handoff.atc")
+        if spec.eval:
+            from graphkit.eval.spec import eval_spec_from_mapping
+
+            sections["eval"] = eval_spec_from_mapping(spec.eval, "eval")
     except SpecError as exc:
         raise PipelineSpecError(f"{origin}: {exc}") from exc
+    return sections
+
+
+def _handoff(atc_spec, model_path: Path, run_dir: Path, stages: dict, log: Log) -> dict | None:
+    if atc_spec is None:
+        return None
+    from graphkit.ascend.spec import run_handoff
+
     clock = time.perf_counter()
     log("writing the ATC hand-off ...")
     result = run_handoff(atc_spec, model_path, run_dir / "atc")
     stages["handoff"] = time.perf_counter() - clock
+    return result
+
+
+def _eval(eval_spec, source: Source, model_path: Path, run_dir: Path, stages: dict, log: Log) -> dict | None:
+    if eval_spec is None:
+        return None
+    import dataclasses
+
+    from graphkit.eval.runner import run_eval
+
+    if not eval_spec.weights_description:
+        eval_spec = dataclasses.replace(eval_spec, weights_description=source.weights)
+    clock = time.perf_counter()
+    log("evaluating accuracy on VOC ...")
+    result = run_eval(eval_spec, model_path, run_dir / "eval")
+    stages["eval"] = time.perf_counter() - clock
     return result
 
 
@@ -304,9 +335,9 @@ def _finish(run_dir, report, stages, started, model_path, error, log) -> ApplyRe
     report["status"] = "ok" if error is None else "failed"
     report["error"] = str(error) if error else None
     report["run_dir"] = str(run_dir)
-    _write_text(run_dir / "report.json", json.dumps(report, indent=2, default=_json_default))
+    write_text_atomic(run_dir / "report.json", json.dumps(report, indent=2, default=_json_default))
     summary = render_summary(report)
-    _write_text(run_dir / "summary.txt", summary)
+    write_text_atomic(run_dir / "summary.txt", summary)
     return ApplyResult(error is None, run_dir, report, summary, model_path, error)
 
 
@@ -318,15 +349,3 @@ def _json_default(value):
     if isinstance(value, float):
         return str(value)
     return str(value)
-
-
-def _write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ import numpy as np
 import onnx
 
 from graphkit.errors import GoldenError, GraphkitError
+from graphkit.files import atomic_path, write_text_atomic
 from graphkit.model import content_hash
 from graphkit.runtime.feeds import graph_inputs, np_dtype, resolve_shape
 from graphkit.runtime.ort import create_session, run_session
@@ -180,29 +180,12 @@ def _write_golden(directory: Path, manifest: dict, cases: list[GoldenCase]) -> N
         for kind in ("inputs", "outputs"):
             _atomic_npz(directory / f"{case.label}.{kind}.npz", getattr(case, kind))
     # The manifest goes last: a set without one is incomplete and never reused.
-    _atomic_text(directory / "manifest.json", json.dumps(manifest, indent=2))
+    write_text_atomic(directory / "manifest.json", json.dumps(manifest, indent=2))
 
 
 def _atomic_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, **arrays)
 
 
 def load_golden(directory: str | os.PathLike) -> GoldenSet:

@@ -14,6 +14,9 @@ caller states (there are no loose defaults).
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Iterable, Mapping
 
@@ -123,3 +126,15 @@ def assert_declines(pass_: Pass, model: onnx.ModelProto, reason_contains: str | 
         reasons = [d.reason for d in result.declined]
         assert any(reason_contains in r for r in reasons), f"no declined reason contains {reason_contains!r}: {reasons}"
     return result
+
+
+def run_cli(*args, cwd=None, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run ``python -m graphkit ARGS`` in a subprocess as a user would (progress bars off)."""
+    return subprocess.run(
+        [sys.executable, "-m", "graphkit", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=timeout,
+        env={**os.environ, "GRAPHKIT_NO_PROGRESS": "1"},
+    )

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+
+from graphkit.testing import run_cli
 
 USER_PASSES = textwrap.dedent(
     '''
@@ -111,18 +111,6 @@ def user_pass_dir(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("user_passes")
     (folder / "my_passes.py").write_text(USER_PASSES)
     return folder
-
-
-def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
-    """Run ``python -m graphkit ARGS`` as a user would; returns the completed process."""
-    return subprocess.run(
-        [sys.executable, "-m", "graphkit", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=timeout,
-        env={**__import__("os").environ, "GRAPHKIT_NO_PROGRESS": "1"},
-    )
 
 
 @pytest.fixture

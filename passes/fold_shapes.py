@@ -1,0 +1,649 @@
+"""fold-shapes: constant-fold shape computation and constant subgraphs."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from graphkit.errors import PassError
+from graphkit.model import clone, default_opset
+from graphkit.pass_base import Declined, Pass, PassResult, option
+from graphkit.registry import register
+from graphkit.runtime.ort import create_session
+from graphkit.shapes import ValueType, apply_inferred_shapes, infer_value_types, output_refinements
+
+DEFAULT_DOMAINS = ("", "ai.onnx")
+# Ops whose outputs are not a function of their inputs, or not plain tensors: never folded.
+NEVER_FOLD = {
+    "RandomNormal",
+    "RandomNormalLike",
+    "RandomUniform",
+    "RandomUniformLike",
+    "Multinomial",
+    "Bernoulli",
+    "If",
+    "Loop",
+    "Scan",
+    "Constant",
+    "Optional",
+    "OptionalGetElement",
+    "OptionalHasElement",
+}
+EXACT_SCALE_MODES = {"half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric", "tf_half_pixel_for_nn"}
+
+
+class Sym:
+    """A symbolic dim inside a partially known shape vector.
+
+    ``key`` is ``("param", name)`` for a named dim, ``("axis", tensor, axis)`` for an unnamed
+    dim read from a tensor (two unnamed dims are only equal when they are the same axis of the
+    same tensor), or ``("opaque", n)`` for a value nothing is known about.
+    """
+
+    __slots__ = ("key",)
+    _opaque = 0
+
+    def __init__(self, key: tuple):
+        self.key = key
+
+    @classmethod
+    def opaque(cls) -> Sym:
+        cls._opaque += 1
+        return cls(("opaque", cls._opaque))
+
+    def matches(self, tensor: str, axis: int, dim) -> bool:
+        """True when this symbol is provably axis ``axis`` (dim ``dim``) of ``tensor``."""
+        if self.key[0] == "param":
+            return isinstance(dim, str) and dim == self.key[1]
+        return self.key == ("axis", tensor, axis)
+
+    def __eq__(self, other):
+        return isinstance(other, Sym) and self.key == other.key and self.key[0] != "opaque"
+
+    def __hash__(self):
+        return hash(self.key)
+
+    def __repr__(self):
+        return f"Sym{self.key}"
+
+
+@dataclass
+class Partial:
+    """A 0-D or 1-D integer tensor whose elements are ints or :class:`Sym`."""
+
+    rank: int
+    elems: list
+    dtype: np.dtype
+
+    def known(self) -> np.ndarray | None:
+        if any(isinstance(e, Sym) for e in self.elems):
+            return None
+        array = np.array(self.elems, dtype=self.dtype)
+        return array.reshape(()) if self.rank == 0 else array
+
+
+@register("fold-shapes")
+class FoldShapes(Pass):
+    """Constant-fold shape computation and constant subgraphs given the declared input shapes.
+
+    Rewrite: every node whose inputs are all constants (initializers, Constant nodes, or values
+    folded before it) is evaluated with onnxruntime and replaced by an initializer under the same
+    tensor name. ``Shape``/``Size`` of a tensor whose dims shape inference proves static fold the
+    same way. Symbolic dims (e.g. the batch) are never baked: a shape vector that still holds a
+    symbolic dim is tracked element by element through Shape, Gather, Slice, Concat, Unsqueeze,
+    Squeeze, Cast and Identity, and its consumer is rewritten into a form that keeps the dim
+    dynamic when that is provably the same:
+
+    - ``Reshape(x, [.., s_i, ..])`` where ``s_i`` is axis i of ``x``: ``s_i`` -> 0 ("copy
+      dim i"; needs ``allowzero`` = 0);
+    - ``Expand(x, [.., s, ..])`` where ``s`` is the aligned axis of ``x``: ``s`` -> 1;
+    - ``Resize(x, roi, _, sizes)`` (opset >= 11) -> ``Resize(x, roi, scales)`` with
+      ``scales[i] = sizes[i] / dim_i(x)`` (1 for a symbolic dim copied from ``x``). Exact only
+      when the float32 scale times the input dim is exactly the size (then every coordinate
+      mode that reads the scale computes the same coordinates, and the output size
+      ``floor(in * scale)`` equals ``sizes``); otherwise it declines.
+
+    Dead nodes and unused initializers are then removed, shape inference is rerun (stale
+    ``value_info`` dropped), and rounds repeat until nothing changes. Graph inputs are never
+    changed; output dims that are unknown (or named but proven static) are refined from
+    inference (counted as ``output_dims_refined``), static output dims never change.
+
+    Declines (reported per site): a folded tensor larger than both ``size_limit_bytes`` and the
+    constant inputs it replaces (the producing node stays: folding never grows the model past
+    the stated limit); a node onnxruntime cannot evaluate; a Resize whose scale is not exact or
+    that uses ``axes``/``keep_aspect_ratio_policy``/``tf_crop_and_resize``; a Reshape with
+    ``allowzero`` = 1; a symbolic element that is not a dim of the consumer's input. Custom
+    domain nodes pass through untouched and block folding through them; If/Loop/Scan, random
+    and sequence/optional ops are never folded; producers of graph outputs stay.
+    """
+
+    @dataclass
+    class Options:
+        size_limit_bytes: int = option(
+            65536,
+            doc="largest folded constant (bytes) to create when it is larger than the constants it replaces",
+        )
+        rewrite_resize: bool = option(True, doc="rewrite Resize 'sizes' computed from Shape into constant 'scales'")
+        max_rounds: int = option(8, doc="fold / re-infer rounds at most")
+
+    exact = True
+    opset_range = (7, 10**6)
+    changes_io = True  # only to refine unknown output dims; inputs and static dims never change
+
+    def run(self, model: onnx.ModelProto) -> PassResult:
+        work = model
+        counts: Counter = Counter()
+        declined: dict[tuple[str, str], Declined] = {}
+        for _ in range(max(1, self.options.max_rounds)):
+            round_ = _FoldRound(work, self.options)
+            edits = round_.plan()
+            # declines of the last round only: earlier ones may have been resolved by later rounds
+            declined = {(item.site, item.reason): item for item in round_.declined}
+            if not edits:
+                break
+            if work is model:
+                work = clone(model)
+            round_.apply(work)
+            counts.update(round_.counts)
+        try:
+            refinable = output_refinements(work, infer_value_types(work))
+        except PassError:
+            refinable = 0
+        for node in work.graph.node:
+            if node.op_type == "Shape" and node.domain in DEFAULT_DOMAINS:
+                reason = "its value still depends on a symbolic dim that no consumer rewrite can keep dynamic"
+                declined.setdefault((_site(node), reason), Declined(_site(node), reason))
+        if work is model and refinable == 0:
+            return PassResult(model, False, {}, list(declined.values()))
+        if work is model:
+            work = clone(model)
+        try:
+            counts["output_dims_refined"] += apply_inferred_shapes(work, strict=True)
+        except PassError:  # the model was inconsistent before this pass: keep what inference can say
+            counts["output_dims_refined"] += apply_inferred_shapes(work, strict=False)
+        counts = {k: v for k, v in counts.items() if v}
+        return PassResult(work, True, counts, list(declined.values()))
+
+
+class _FoldRound:
+    """One round: analyse ``model`` (read only), then apply the planned edits to a copy."""
+
+    def __init__(self, model: onnx.ModelProto, options):
+        self.model = model
+        self.options = options
+        self.opset = default_opset(model)
+        self.declined: list[Declined] = []
+        self.counts: Counter = Counter()
+        self.initializers = {t.name: t for t in model.graph.initializer}
+        self.graph_inputs = {v.name for v in model.graph.input}
+        self.graph_outputs = {v.name for v in model.graph.output}
+        self.known: dict[str, np.ndarray] = {}
+        self.partial: dict[str, Partial] = {}
+        self.folded: set[int] = set()
+        self.rewrites: dict[tuple[int, int], np.ndarray] = {}  # (node index, input slot) -> new constant
+        self.resize_rewrites: dict[int, np.ndarray] = {}  # node index -> scales
+        self.materialize: dict[str, np.ndarray] = {}
+        self.dead: set[int] = set()
+
+    # --- analysis ------------------------------------------------------------------------------
+    def value(self, name: str) -> np.ndarray | None:
+        if name in self.known:
+            return self.known[name]
+        tensor = self.initializers.get(name)
+        if tensor is not None and name not in self.graph_inputs_only():
+            array = numpy_helper.to_array(tensor)
+            self.known[name] = array
+            return array
+        return None
+
+    def graph_inputs_only(self) -> set[str]:
+        # an initializer that is also a graph input can be overridden at run time: not constant
+        return self.graph_inputs if self.model.ir_version >= 4 else set()
+
+    def is_const(self, name: str) -> bool:
+        return name in self.known or (name in self.initializers and name not in self.graph_inputs_only())
+
+    def plan(self) -> bool:
+        try:
+            types = infer_value_types(self.model)
+        except PassError as exc:
+            self.declined.append(Declined("<model>", f"nothing folded: {exc}"))
+            return False
+        self.types = types
+        nodes = self.model.graph.node
+        for index, node in enumerate(nodes):
+            if node.domain not in DEFAULT_DOMAINS:
+                continue
+            if node.op_type == "Constant":
+                array = _constant_value(node)
+                if array is not None:
+                    self.known[node.output[0]] = array
+                continue
+            if node.op_type in NEVER_FOLD or node.op_type.startswith("Sequence") or _has_subgraph(node):
+                continue
+            if any(o in self.graph_outputs for o in node.output):
+                continue
+            inputs = [i for i in node.input if i]
+            if inputs and all(self.is_const(i) for i in inputs):
+                self._fold_by_evaluation(index, node)
+                continue
+            self._track_partial(index, node, types)
+        self._plan_consumer_rewrites(nodes, types)
+        self._plan_materialization(nodes)
+        self._plan_dead_code(nodes)
+        return bool(self.folded or self.rewrites or self.resize_rewrites or self.dead or self._unused_initializers())
+
+    def _fold_by_evaluation(self, index: int, node: onnx.NodeProto) -> None:
+        arrays = {i: self.value(i) for i in node.input if i}
+        try:
+            outputs = _evaluate(node, arrays, self.model)
+        except Exception as exc:  # noqa: BLE001 - any evaluation failure means: do not fold
+            reason = f"onnxruntime cannot evaluate it: {' '.join(str(exc).split())[:160]}"
+            self.declined.append(Declined(_site(node), reason))
+            return
+        for name, array in outputs.items():
+            self.known[name] = array
+        self.folded.add(index)
+
+    def _track_partial(self, index: int, node: onnx.NodeProto, types: dict[str, ValueType]) -> None:
+        result = _partial_eval(node, self, types, self.opset)
+        if result is None:
+            return
+        known = result.known()
+        if known is not None:
+            self.known[node.output[0]] = known
+            self.folded.add(index)
+        else:
+            self.partial[node.output[0]] = result
+
+    def _plan_consumer_rewrites(self, nodes, types: dict[str, ValueType]) -> None:
+        for index, node in enumerate(nodes):
+            if index in self.folded or node.domain not in DEFAULT_DOMAINS:
+                continue
+            if node.op_type == "Reshape" and len(node.input) > 1 and node.input[1] in self.partial:
+                self._rewrite_reshape(index, node, types)
+            elif node.op_type == "Expand" and node.input[1] in self.partial:
+                self._rewrite_expand(index, node, types)
+            elif (
+                node.op_type == "Resize"
+                and self.options.rewrite_resize
+                and self.opset >= 11
+                and len(node.input) > 3
+                and node.input[3] in self.partial
+            ):
+                self._rewrite_resize(index, node, types)
+
+    def _rewrite_reshape(self, index: int, node: onnx.NodeProto, types) -> None:
+        shape = self.partial[node.input[1]]
+        data_dims = _dims(types, node.input[0])
+        if _attr(node, "allowzero", 0) != 0:
+            self.declined.append(Declined(_site(node), "allowzero=1: a 0 cannot stand for 'copy this dim'"))
+            return
+        if data_dims is None:
+            self.declined.append(Declined(_site(node), "input rank unknown; cannot map symbolic dims to axes"))
+            return
+        new = []
+        for axis, elem in enumerate(shape.elems):
+            if isinstance(elem, Sym):
+                if axis < len(data_dims) and elem.matches(node.input[0], axis, data_dims[axis]):
+                    new.append(0)
+                    continue
+                self.declined.append(
+                    Declined(_site(node), f"target element {axis} is symbolic and not axis {axis} of the input")
+                )
+                return
+            new.append(int(elem))
+        self.rewrites[(index, 1)] = np.array(new, dtype=np.int64)
+        self.counts["reshape_targets_rewritten"] += 1
+
+    def _rewrite_expand(self, index: int, node: onnx.NodeProto, types) -> None:
+        shape = self.partial[node.input[1]]
+        data_dims = _dims(types, node.input[0])
+        if data_dims is None:
+            self.declined.append(Declined(_site(node), "input rank unknown; cannot align symbolic dims"))
+            return
+        new = []
+        offset = len(data_dims) - len(shape.elems)
+        for position, elem in enumerate(shape.elems):
+            if isinstance(elem, Sym):
+                axis = position + offset
+                if 0 <= axis < len(data_dims) and elem.matches(node.input[0], axis, data_dims[axis]):
+                    new.append(1)
+                    continue
+                self.declined.append(Declined(_site(node), f"shape element {position} is symbolic and not broadcast"))
+                return
+            new.append(int(elem))
+        self.rewrites[(index, 1)] = np.array(new, dtype=np.int64)
+        self.counts["expand_shapes_rewritten"] += 1
+
+    def _rewrite_resize(self, index: int, node: onnx.NodeProto, types) -> None:
+        sizes = self.partial[node.input[3]]
+        mode = _attr(node, "coordinate_transformation_mode", b"half_pixel")
+        mode = mode.decode() if isinstance(mode, bytes) else mode
+        if mode not in EXACT_SCALE_MODES:
+            self.declined.append(Declined(_site(node), f"coordinate mode {mode} reads roi; sizes kept"))
+            return
+        if _attr(node, "axes", None) is not None:
+            self.declined.append(Declined(_site(node), "Resize with 'axes' is not rewritten"))
+            return
+        policy = _attr(node, "keep_aspect_ratio_policy", b"stretch")
+        if (policy.decode() if isinstance(policy, bytes) else policy) != "stretch":
+            self.declined.append(Declined(_site(node), "keep_aspect_ratio_policy is not 'stretch'"))
+            return
+        dims = _dims(types, node.input[0])
+        if dims is None or len(dims) != len(sizes.elems):
+            self.declined.append(Declined(_site(node), "input rank unknown or different from len(sizes)"))
+            return
+        scales = []
+        for axis, (size, dim) in enumerate(zip(sizes.elems, dims)):
+            if isinstance(size, Sym):
+                if size.matches(node.input[0], axis, dim):
+                    scales.append(np.float32(1.0))
+                    continue
+                self.declined.append(Declined(_site(node), f"size {axis} is symbolic and not the input's dim"))
+                return
+            if not isinstance(dim, int) or dim <= 0:
+                self.declined.append(Declined(_site(node), f"size {axis} is static but the input dim is {dim}"))
+                return
+            scale = np.float32(size) / np.float32(dim)
+            if float(scale) * dim != size or int(np.float32(scale) * np.float32(dim)) != size:
+                self.declined.append(
+                    Declined(_site(node), f"scale {size}/{dim} is not exact in float32; sizes kept (not exact)")
+                )
+                return
+            scales.append(scale)
+        self.resize_rewrites[index] = np.array(scales, dtype=np.float32)
+        self.counts["resize_sizes_to_scales"] += 1
+
+    def _plan_materialization(self, nodes) -> None:
+        producer = {}
+        for index in self.folded:
+            for name in nodes[index].output:
+                producer[name] = index
+        kept = [i for i in range(len(nodes)) if i not in self.folded]
+        needed = set(self.graph_outputs)
+        for index in kept:
+            node = nodes[index]
+            for slot, name in enumerate(node.input):
+                if (index, slot) in self.rewrites or (index in self.resize_rewrites and slot == 3):
+                    continue
+                needed.add(name)
+            needed |= _subgraph_refs(node)
+        pending = sorted(needed & set(producer), key=lambda n: -producer[n])
+        while pending:
+            name = pending.pop(0)
+            index = producer.get(name)
+            if index is None or index not in self.folded:
+                continue
+            array = self.known[name]
+            node = nodes[index]
+            input_bytes = sum(self.known[i].nbytes for i in node.input if i and i in self.known)
+            if array.nbytes <= max(self.options.size_limit_bytes, input_bytes):
+                self.materialize[name] = array
+                continue
+            reason = (
+                f"folding would create a {array.nbytes}-byte constant, over the {self.options.size_limit_bytes}-byte "
+                f"limit and larger than its {input_bytes}-byte constant inputs; node kept"
+            )
+            self.declined.append(Declined(_site(node), reason))
+            self.folded.discard(index)
+            for other in node.output:
+                self.materialize.pop(other, None)
+            for upstream in node.input:
+                if upstream in producer and producer[upstream] in self.folded:
+                    pending.append(upstream)
+            pending.sort(key=lambda n: -producer[n])
+        self.counts["nodes_folded"] += len(self.folded)
+
+    def _plan_dead_code(self, nodes) -> None:
+        used = set(self.graph_outputs)
+        for index in range(len(nodes) - 1, -1, -1):
+            node = nodes[index]
+            if index in self.folded:
+                continue
+            outputs = [o for o in node.output if o]
+            if node.domain in DEFAULT_DOMAINS and outputs and not any(o in used for o in outputs):
+                self.dead.add(index)
+                continue
+            for slot, name in enumerate(node.input):
+                if (index, slot) in self.rewrites or (index in self.resize_rewrites and slot == 3):
+                    continue
+                used.add(name)
+            used |= _subgraph_refs(node)
+        self.used = used
+        self.counts["dead_nodes_removed"] += len(self.dead)
+
+    def _unused_initializers(self) -> list[str]:
+        return [name for name in self.initializers if name not in self.used and name not in self.graph_inputs_only()]
+
+    # --- edits -----------------------------------------------------------------------------------
+    def apply(self, model: onnx.ModelProto) -> None:
+        graph = model.graph
+        names = _all_names(graph)
+        unused = set(self._unused_initializers())
+        self.counts["initializers_removed"] += len(unused)
+        kept_inits = [t for t in graph.initializer if t.name not in unused]
+        del graph.initializer[:]
+        graph.initializer.extend(kept_inits)
+        if model.ir_version < 4:
+            kept_inputs = [v for v in graph.input if v.name not in unused]
+            del graph.input[:]
+            graph.input.extend(kept_inputs)
+        new_inits = []
+        for name, array in self.materialize.items():
+            new_inits.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
+        nodes = list(graph.node)
+        for (index, slot), array in self.rewrites.items():
+            name = _fresh(f"{nodes[index].input[slot]}_folded", names)
+            new_inits.append(numpy_helper.from_array(array, name))
+            nodes[index].input[slot] = name
+        for index, scales in self.resize_rewrites.items():
+            node = nodes[index]
+            name = _fresh(f"{node.output[0]}_scales", names)
+            new_inits.append(numpy_helper.from_array(scales, name))
+            node.input[2] = name
+            del node.input[3:]
+        graph.initializer.extend(new_inits)
+        if model.ir_version < 4:
+            graph.input.extend(onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)) for t in new_inits)
+        keep = [n for i, n in enumerate(nodes) if i not in self.folded and i not in self.dead]
+        del graph.node[:]
+        graph.node.extend(keep)
+        self.counts["initializers_created"] += len(new_inits)
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def _site(node: onnx.NodeProto) -> str:
+    return f"{node.op_type} {node.name or node.output[0]}"
+
+
+def _attr(node: onnx.NodeProto, name: str, default):
+    for attribute in node.attribute:
+        if attribute.name == name:
+            return onnx.helper.get_attribute_value(attribute)
+    return default
+
+
+def _dims(types: dict[str, ValueType], name: str):
+    vtype = types.get(name)
+    return None if vtype is None else vtype.dims
+
+
+def _has_subgraph(node: onnx.NodeProto) -> bool:
+    return any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute)
+
+
+def _subgraph_refs(node: onnx.NodeProto) -> set[str]:
+    """Names read inside the node's subgraphs (outer-scope captures included)."""
+    refs: set[str] = set()
+    for attribute in node.attribute:
+        graphs = [attribute.g] if attribute.type == onnx.AttributeProto.GRAPH else list(attribute.graphs)
+        for graph in graphs:
+            for inner in graph.node:
+                refs.update(inner.input)
+                refs |= _subgraph_refs(inner)
+            refs.update(o.name for o in graph.output)
+    return refs
+
+
+def _all_names(graph: onnx.GraphProto) -> set[str]:
+    names = {v.name for v in graph.input} | {v.name for v in graph.output} | {t.name for t in graph.initializer}
+    for node in graph.node:
+        names.update(node.input)
+        names.update(node.output)
+    return names
+
+
+def _fresh(base: str, names: set[str]) -> str:
+    name, k = base, 1
+    while name in names:
+        name = f"{base}_{k}"
+        k += 1
+    names.add(name)
+    return name
+
+
+def _constant_value(node: onnx.NodeProto) -> np.ndarray | None:
+    for attribute in node.attribute:
+        if attribute.name == "value":
+            return numpy_helper.to_array(attribute.t)
+        if attribute.name == "value_float":
+            return np.array(attribute.f, dtype=np.float32)
+        if attribute.name == "value_floats":
+            return np.array(list(attribute.floats), dtype=np.float32)
+        if attribute.name == "value_int":
+            return np.array(attribute.i, dtype=np.int64)
+        if attribute.name == "value_ints":
+            return np.array(list(attribute.ints), dtype=np.int64)
+    return None  # sparse or string constants are left alone
+
+
+def _evaluate(node: onnx.NodeProto, arrays: dict[str, np.ndarray], like: onnx.ModelProto) -> dict[str, np.ndarray]:
+    """Run one node on constant inputs with onnxruntime (optimizations off)."""
+    inputs = [
+        onnx.helper.make_tensor_value_info(name, onnx.helper.np_dtype_to_tensor_dtype(array.dtype), array.shape)
+        for name, array in arrays.items()
+    ]
+    outputs = [onnx.ValueInfoProto(name=o) for o in node.output if o]
+    graph = onnx.helper.make_graph([node], "fold", inputs, outputs)
+    model = onnx.helper.make_model(graph, opset_imports=list(like.opset_import))
+    model.ir_version = max(like.ir_version, 7)
+    session = create_session(model)
+    names = [o.name for o in outputs]
+    values = session.run(names, arrays)
+    result = {}
+    for name, value in zip(names, values):
+        if not isinstance(value, np.ndarray):
+            raise PassError(f"output {name} is not a tensor")
+        result[name] = value
+    return result
+
+
+def _as_partial(name: str, round_: _FoldRound) -> Partial | None:
+    if name in round_.partial:
+        return round_.partial[name]
+    array = round_.value(name) if round_.is_const(name) else None
+    if array is None or array.ndim > 1 or array.dtype.kind not in "iu":
+        return None
+    return Partial(array.ndim, [int(v) for v in array.reshape(-1)], array.dtype)
+
+
+def _partial_eval(node: onnx.NodeProto, round_: _FoldRound, types: dict[str, ValueType], opset: int) -> Partial | None:
+    """Element-wise evaluation of shape arithmetic on partially known vectors (None: unknown)."""
+    op = node.op_type
+    if op == "Shape":
+        dims = _dims(types, node.input[0])
+        if dims is None:
+            return None
+        elems = [
+            d if isinstance(d, int) else Sym(("param", d) if isinstance(d, str) else ("axis", node.input[0], axis))
+            for axis, d in enumerate(dims)
+        ]
+        start, end = _attr(node, "start", 0), _attr(node, "end", None)
+        rank = len(elems)
+        start = min(max(start + rank if start < 0 else start, 0), rank)
+        end = rank if end is None else min(max(end + rank if end < 0 else end, 0), rank)
+        return Partial(1, elems[start:end], np.dtype(np.int64))
+    if op == "Size":
+        dims = _dims(types, node.input[0])
+        if dims is None or not all(isinstance(d, int) for d in dims):
+            return None
+        return Partial(0, [int(np.prod(dims, dtype=np.int64))], np.dtype(np.int64))
+    if not any(i in round_.partial for i in node.input):
+        return None
+    if op == "Identity":
+        return round_.partial[node.input[0]]
+    if op == "Cast":
+        data = round_.partial.get(node.input[0])
+        to = onnx.helper.tensor_dtype_to_np_dtype(_attr(node, "to", 0))
+        if data is None or to.kind not in "iu":
+            return None
+        return Partial(data.rank, list(data.elems), np.dtype(to))
+    if op == "Gather":
+        data = round_.partial.get(node.input[0])
+        indices = round_.value(node.input[1]) if round_.is_const(node.input[1]) else None
+        if data is None or data.rank != 1 or indices is None or _attr(node, "axis", 0) not in (0, -1):
+            return None
+        n = len(data.elems)
+        flat = [int(i) + n if int(i) < 0 else int(i) for i in indices.reshape(-1)]
+        if any(not 0 <= i < n for i in flat):
+            return None
+        return Partial(indices.ndim, [data.elems[i] for i in flat], data.dtype) if indices.ndim <= 1 else None
+    if op == "Unsqueeze":
+        data = round_.partial.get(node.input[0])
+        axes = _attr(node, "axes", None) if opset < 13 else _const_list(node, 1, round_)
+        if data is None or data.rank != 0 or axes is None or list(axes) not in ([0], [-1]):
+            return None
+        return Partial(1, list(data.elems), data.dtype)
+    if op == "Squeeze":
+        data = round_.partial.get(node.input[0])
+        if data is None or data.rank != 1 or len(data.elems) != 1:
+            return None
+        return Partial(0, list(data.elems), data.dtype)
+    if op == "Concat":
+        if _attr(node, "axis", 0) not in (0, -1):
+            return None
+        parts = [_as_partial(i, round_) for i in node.input]
+        if any(p is None or p.rank != 1 for p in parts):
+            return None
+        return Partial(1, [e for p in parts for e in p.elems], parts[0].dtype)
+    if op == "Slice":
+        data = round_.partial.get(node.input[0])
+        if data is None or data.rank != 1:
+            return None
+        if opset < 10:
+            starts, ends, axes = _attr(node, "starts", None), _attr(node, "ends", None), _attr(node, "axes", [0])
+            steps = [1]
+        else:
+            starts, ends = _const_list(node, 1, round_), _const_list(node, 2, round_)
+            axes = _const_list(node, 3, round_) if len(node.input) > 3 and node.input[3] else [0]
+            steps = _const_list(node, 4, round_) if len(node.input) > 4 and node.input[4] else [1]
+        if None in (starts, ends, axes, steps) or len(starts) != 1 or list(axes) not in ([0], [-1]):
+            return None
+        picked = _onnx_slice(len(data.elems), int(starts[0]), int(ends[0]), int(steps[0]))
+        return None if picked is None else Partial(1, [data.elems[i] for i in picked], data.dtype)
+    return None
+
+
+def _const_list(node: onnx.NodeProto, slot: int, round_: _FoldRound) -> list[int] | None:
+    if len(node.input) <= slot or not node.input[slot] or not round_.is_const(node.input[slot]):
+        return None
+    return [int(v) for v in round_.value(node.input[slot]).reshape(-1)]
+
+
+def _onnx_slice(n: int, start: int, end: int, step: int) -> list[int] | None:
+    if step == 0:
+        return None
+    start = start + n if start < 0 else start
+    end = end + n if end < 0 else end
+    if step > 0:
+        start, end = min(max(start, 0), n), min(max(end, 0), n)
+    else:
+        start, end = min(max(start, 0), n - 1), min(max(end, -1), n - 1)
+    return list(range(start, end, step))

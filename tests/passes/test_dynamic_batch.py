@@ -1,0 +1,114 @@
+"""dynamic-batch: symbolic dim 0, Reshape targets fixed, validated at batch 1 and 2; declines."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import onnx
+import pytest
+from onnx import helper
+
+from graphkit.errors import PassError
+from graphkit.registry import get_pass
+from graphkit.runtime.feeds import random_feeds
+from graphkit.runtime.ort import run_ort
+from graphkit.shapes import dims_of
+from graphkit.testing import assert_declines, assert_idempotent, assert_numerically_equal, make_model, run_pass
+
+torch = pytest.importorskip("torch")
+DynamicBatch = get_pass("dynamic-batch")
+
+
+class Flatten(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+        self.fc = torch.nn.Linear(4 * 8 * 8, 5)
+
+    def forward(self, x):
+        a = self.conv(x)
+        return self.fc(a.view(2, -1)), a.reshape(2, 4, 64)
+
+
+def static_export(module, shape=(2, 3, 8, 8)) -> onnx.ModelProto:
+    torch.manual_seed(0)
+    buffer = io.BytesIO()
+    torch.onnx.export(
+        module.eval(),
+        (torch.randn(*shape),),
+        buffer,
+        dynamo=False,
+        opset_version=11,
+        input_names=["x"],
+        output_names=["y", "z"],
+    )
+    return onnx.load_from_string(buffer.getvalue())
+
+
+@pytest.fixture(scope="module")
+def static_model():
+    torch.manual_seed(0)
+    return static_export(Flatten())
+
+
+def test_makes_batch_symbolic_and_fixes_reshapes(static_model):
+    result = run_pass(DynamicBatch(), static_model)
+    assert result.modified
+    assert result.counts == {"inputs": 1, "outputs": 2, "reshape_targets_rewritten": 2}
+    assert dims_of(result.model.graph.input[0]) == ("batch", 3, 8, 8)
+    assert [dims_of(o) for o in result.model.graph.output] == [("batch", 5), ("batch", 4, 64)]
+    # exact at the old batch
+    assert_numerically_equal(static_model, result.model, atol=0, rtol=0, dims={"batch": 2})
+    # and right at other batches: each sample equals the sample run alone
+    feeds = random_feeds(result.model, seed=1, dims={"batch": 2})
+    both = run_ort(result.model, feeds)
+    for i in range(2):
+        one = run_ort(result.model, {"x": feeds["x"][i : i + 1]})
+        for name in both:
+            np.testing.assert_allclose(one[name][0], both[name][i], atol=1e-6, rtol=1e-6)
+    assert_idempotent(DynamicBatch(), result.model)
+
+
+def test_custom_name_and_selected_io(static_model):
+    result = run_pass(DynamicBatch(name="N", outputs=["y"]), static_model)
+    assert dims_of(result.model.graph.input[0])[0] == "N"
+    assert dims_of(result.model.graph.output[0])[0] == "N"
+    assert_numerically_equal(static_model, result.model, atol=0, rtol=0, dims={"N": 2})
+
+
+def test_unknown_name_is_a_clear_error(static_model):
+    with pytest.raises(PassError, match="'nope'"):
+        DynamicBatch(inputs=["nope"])(static_model)
+
+
+def test_declines_reshape_that_merges_batch():
+    nodes = [helper.make_node("Reshape", ["x", "shape"], ["y"])]
+    model = make_model(
+        nodes,
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2, 3, 4])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [6, 4])],
+        [onnx.numpy_helper.from_array(np.array([6, 4], np.int64), "shape")],
+    )
+    assert_declines(DynamicBatch(), model, reason_contains="merges the batch")
+
+
+def test_declines_constant_that_bakes_batch():
+    nodes = [helper.make_node("Resize", ["x", "", "", "sizes"], ["y"], mode="linear")]
+    model = make_model(
+        nodes,
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 1, 2, 2])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 1, 4, 4])],
+        [onnx.numpy_helper.from_array(np.array([1, 1, 4, 4], np.int64), "sizes")],
+    )
+    assert_declines(DynamicBatch(), model, reason_contains="bakes the batch")
+
+
+def test_already_dynamic_is_unchanged():
+    model = make_model(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["batch", 3])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["batch", 3])],
+    )
+    result = run_pass(DynamicBatch(), model)
+    assert not result.modified and result.model is model
