@@ -28,7 +28,17 @@ from graphkit import __version__
 from graphkit.errors import GraphkitError, PipelineSpecError, SpecError
 from graphkit.files import write_text_atomic
 from graphkit.golden import CaseResult, GoldenSet, GoldenValidation, make_or_load_golden, validate_against_golden
-from graphkit.instruments import Honesty, Instrument, OpCounts, PassRecord, Reproducer, Timing, Validate, Verify
+from graphkit.instruments import (
+    Honesty,
+    Instrument,
+    OpCounts,
+    PassDiff,
+    PassRecord,
+    Reproducer,
+    Timing,
+    Validate,
+    Verify,
+)
 from graphkit.manager import PassManager
 from graphkit.model import content_hash, default_opset, load_model, save_model
 from graphkit.pipeline import PipelineSpec, build_passes, spec_to_yaml
@@ -169,7 +179,7 @@ def apply_pipeline(
     if not run.ok:
         do_localize = spec.validate.localize if localize is None else localize
         if do_localize and run.failed is not None:
-            _localize_failure(run.failed, run_dir, golden, log)
+            _localize_failure(run.failed, golden, spec.golden.tolerances(), log)
             report["passes"][-1] = run.failed.to_dict()
         return _finish(run_dir, report, stages, started, None, error=run.error, log=log)
 
@@ -229,24 +239,26 @@ def _instruments(spec: PipelineSpec, golden: GoldenSet, run_dir: Path) -> list[I
     if spec.validate.validate_each:
         labels = [f"b{b}" for b in spec.validate.each_batch_sizes] if spec.validate.each_batch_sizes else None
         instruments.append(Validate(golden, spec.golden.tolerances(), labels))
-    instruments.append(Reproducer(run_dir))
-    try:
-        from graphkit.diff_instrument import PassDiff
-    except ImportError:  # pragma: no cover - the diff module is optional at this stage
-        pass
-    else:
-        instruments.append(PassDiff(run_dir / "diffs"))
+    instruments += [PassDiff(run_dir / "diffs"), Reproducer(run_dir)]
     return instruments
 
 
-def _localize_failure(record: PassRecord, run_dir: Path, golden: GoldenSet, log: Log) -> None:
-    try:
-        from graphkit.localize_failure import localize_failed_pass
-    except ImportError:  # pragma: no cover
-        record.notes.append("localize unavailable")
+def _localize_failure(record: PassRecord, golden: GoldenSet, tolerances, log: Log) -> None:
+    """Find the first tensor where the rejected model diverges from the pass's input."""
+    from graphkit.localize import localize
+
+    rejected = record.artifacts.get("rejected_model")
+    if not rejected or not golden.cases:
+        record.notes.append("localize: no rejected model to compare")
         return
     log(f"localizing the divergence of pass '{record.name}' ...")
-    localize_failed_pass(record, run_dir, golden)
+    case = golden.cases[0]
+    tol = tolerances.default
+    result = localize(
+        load_model(record.artifacts["input_model"]), load_model(rejected), case.inputs, atol=tol.atol, rtol=tol.rtol
+    )
+    record.artifacts["localize"] = result.to_dict()
+    record.notes.append(f"localize (case {case.label}): {result.summary_line()}")
 
 
 def _check_against_reference(spec: PipelineSpec, source: Source, golden: GoldenSet, log: Log) -> GoldenValidation:

@@ -8,6 +8,7 @@ model back to what it was before the pass. Instruments record their figures on t
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +16,9 @@ from typing import Any
 
 import onnx
 
+from graphkit.diff import diff_models
 from graphkit.errors import PassError, ValidationError
+from graphkit.files import write_text_atomic
 from graphkit.golden import GoldenSet, validate_against_golden
 from graphkit.model import check_model, content_hash, infer_shapes, op_counts
 from graphkit.pass_base import Pass, PassResult
@@ -59,8 +62,18 @@ class Instrument:
     def after_pass(self, record: PassRecord, pass_: Pass, before: onnx.ModelProto, result: PassResult) -> None:
         """Called after a pass returned; raise a GraphkitError to reject (roll back) its result."""
 
-    def pass_failed(self, record: PassRecord, pass_: Pass, before: onnx.ModelProto, error: Exception) -> None:
-        """Called after a pass was rejected; the model is back to ``before``."""
+    def pass_failed(
+        self,
+        record: PassRecord,
+        pass_: Pass,
+        before: onnx.ModelProto,
+        error: Exception,
+        rejected: onnx.ModelProto | None = None,
+    ) -> None:
+        """Called after a pass was rejected; the model is back to ``before``.
+
+        ``rejected`` is the model the pass returned, when it returned one.
+        """
 
 
 class Timing(Instrument):
@@ -168,24 +181,49 @@ def _loosen(tolerances: Tolerances, atol: float, rtol: float) -> Tolerances:
     return Tolerances(widen(tolerances.default), {k: widen(v) for k, v in tolerances.outputs.items()})
 
 
-class Reproducer(Instrument):
-    """On failure, writes the pass's input model and a one-pass pipeline that reproduces it."""
+class PassDiff(Instrument):
+    """Writes the diff of each pass that changed the model to ``DIR/NN-<pass>.json``.
+
+    The diff's one-line summary goes on the record (and into the run summary).
+    """
 
     def __init__(self, directory: Path):
         self.directory = Path(directory)
 
-    def pass_failed(self, record, pass_, before, error):
+    def after_pass(self, record, pass_, before, result):
+        if not result.modified:
+            return
+        start = time.perf_counter()
+        diff = diff_models(before, result.model)
+        record.diff_summary = diff.summary_line()
+        path = self.directory / f"{record.index + 1:02d}-{record.name}.json"
+        write_text_atomic(path, json.dumps(diff.to_dict(), indent=1))
+        record.artifacts["diff"] = str(path)
+        record.times["diff"] = time.perf_counter() - start
+
+
+class Reproducer(Instrument):
+    """On failure, writes the pass's input model, the rejected model (when there is one) and a
+    one-pass pipeline that reproduces the failure."""
+
+    def __init__(self, directory: Path):
+        self.directory = Path(directory)
+
+    def pass_failed(self, record, pass_, before, error, rejected=None):
         import yaml
 
         from graphkit.model import save_model
 
-        folder = self.directory / f"repro-{record.index:02d}-{record.name}"
+        folder = self.directory / f"repro-{record.index + 1:02d}-{record.name}"
         model_path = save_model(before, folder / "input.onnx")
+        if rejected is not None:
+            record.artifacts["rejected_model"] = str(save_model(rejected, folder / "rejected.onnx"))
         spec = {
             "name": f"repro-{record.name}",
             "source": {"onnx": str(model_path)},
             "passes": [{record.name: record.options}],
             "output": {"dir": str(folder / "run")},
         }
-        (folder / "pipeline.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+        write_text_atomic(folder / "pipeline.yaml", yaml.safe_dump(spec, sort_keys=False))
         record.artifacts["reproducer"] = str(folder / "pipeline.yaml")
+        record.artifacts["input_model"] = str(model_path)

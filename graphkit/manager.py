@@ -60,6 +60,7 @@ class PassManager:
                 self.on_pass_start(index, pass_)
             record = PassRecord(index=index, name=pass_.name, options=pass_.options_dict(), exact=pass_.exact)
             records.append(record)
+            result = None
             try:
                 for instrument in self.instruments:
                     instrument.before_pass(record, pass_, model)
@@ -71,7 +72,7 @@ class PassManager:
                 record.status = "failed" if self.on_failure == "stop" else "rolled-back"
                 record.error = str(error)
                 for instrument in self.instruments:
-                    instrument.pass_failed(record, pass_, model, error)
+                    instrument.pass_failed(record, pass_, model, error, result.model if result else None)
                 if self.on_failure == "stop":
                     return RunResult(model, records, failed=record, error=error)
                 continue

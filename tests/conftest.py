@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 
@@ -103,6 +104,12 @@ USER_PASSES = textwrap.dedent(
             return PassResult(to_model(graph, model), False)
     '''
 )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_cache(tmp_path_factory):
+    """Golden caches of test runs go to a temp folder, never into the checkout's .cache/."""
+    os.environ["GRAPHKIT_CACHE"] = str(tmp_path_factory.mktemp("graphkit_cache"))
 
 
 @pytest.fixture(scope="session")

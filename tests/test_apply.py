@@ -63,7 +63,7 @@ def test_wrong_pass_is_caught_rolled_back_and_reported(tmp_path, user_pass_dir, 
     assert not outputs["prob"]["passed"] and outputs["prob"]["max_abs"] > 1e-3
     assert not (tmp_path / "run" / "model.onnx").exists()  # a failed model is never written
     # The reproducer holds the model as it was before the failed pass and fails the same way.
-    repro = tmp_path / "run" / "repro-01-break-relu"
+    repro = tmp_path / "run" / "repro-02-break-relu"
     assert "Identity" not in op_counts(load_model(repro / "input.onnx"))
     again = cli(
         "apply", repro / "pipeline.yaml", "--passes-dir", user_pass_dir, "--set", f"golden.dir={tmp_path / 'g2'}"
@@ -113,3 +113,25 @@ def test_help_explains_every_flag(cli, flag):
     assert result.returncode == 0
     for option in ("--input", "--output", "--set", "--weights", "--passes-dir", "--localize", "--json"):
         assert option in result.stdout
+
+
+def test_localize_names_the_first_divergent_tensor_of_a_failed_pass(tmp_path, user_pass_dir, cli):
+    result = cli("apply", pipeline(tmp_path, user_pass_dir, "[drop-identity, break-relu]"), "--localize")
+    assert result.returncode == 1
+    failed = report_of(tmp_path)["passes"][1]
+    first = failed["artifacts"]["localize"]["first_divergent"]
+    # break-relu scales the Relu output: the Relu's output name now comes from the new Mul
+    assert first["tensor"] == "relu" and first["op_type"] == "Mul"
+    assert any(note.startswith("localize (case b1):") for note in failed["notes"])
+    assert (tmp_path / "run" / "repro-02-break-relu" / "rejected.onnx").exists()
+
+
+def test_each_changing_pass_gets_a_diff_file_and_summary_line(tmp_path, user_pass_dir, cli):
+    assert cli("apply", pipeline(tmp_path, user_pass_dir, "[drop-identity, relu-as-max]")).returncode == 0
+    report = report_of(tmp_path)
+    diffs = sorted(p.name for p in (tmp_path / "run" / "diffs").iterdir())
+    assert diffs == ["01-drop-identity.json", "02-relu-as-max.json"]
+    first = json.loads((tmp_path / "run" / "diffs" / "01-drop-identity.json").read_text())
+    deltas = {row["op"]: row["delta"] for row in first["op_counts"] if row["delta"]}
+    assert deltas == {"Identity": -1}
+    assert "Identity" in report["passes"][0]["diff_summary"]
