@@ -66,17 +66,37 @@ class OrtBackend(Backend):
         threads: int | None = None,
         providers: tuple[str, ...] = ("CPUExecutionProvider",),
         optimize: bool = True,
+        io_binding: bool = False,
     ):
         from graphkit.runtime.ort import create_session
 
         self.session = create_session(model_path, threads=threads, optimize=optimize, providers=providers)
         self.inputs = [_info(v) for v in self.session.get_inputs()]
         self.outputs = [_info(v) for v in self.session.get_outputs()]
+        # io-binding lets ORT place outputs where the provider wants them (it helps with device
+        # providers; on CPU it only skips a copy of the feeds).
+        self.io_binding = io_binding
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         from graphkit.runtime.ort import run_session
 
-        return run_session(self.session, feeds)
+        if not self.io_binding:
+            return run_session(self.session, feeds)
+        return self._run_bound(feeds)
+
+    def _run_bound(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from graphkit.errors import InputError
+
+        expected = {i.name for i in self.inputs}
+        if set(feeds) != expected:
+            raise InputError(f"inputs {sorted(feeds)} do not match the model's inputs {sorted(expected)}")
+        binding = self.session.io_binding()
+        for name, value in feeds.items():
+            binding.bind_cpu_input(name, np.ascontiguousarray(value))
+        for info in self.outputs:
+            binding.bind_output(info.name)
+        self.session.run_with_iobinding(binding)
+        return dict(zip([o.name for o in self.outputs], binding.copy_outputs_to_cpu()))
 
 
 def _info(arg) -> TensorInfo:
@@ -92,11 +112,41 @@ def _info(arg) -> TensorInfo:
     return TensorInfo(arg.name, tuple(arg.shape), np.dtype(dtype_map.get(arg.type, np.float32)))
 
 
-BACKENDS: dict[str, Callable[..., Backend]] = {"ort": OrtBackend}
+def _open_torch(model, **options) -> Backend:
+    from graphkit.runtime.torch_backend import TorchBackend
+
+    return TorchBackend(model, **options)
+
+
+BACKENDS: dict[str, Callable[..., Backend]] = {"ort": OrtBackend, "torch": _open_torch}
+
+
+def _register_ais_bench() -> None:
+    """Add the "ais_bench" backend when Ascend's ais_bench runtime is installed (never faked)."""
+    import importlib.util
+
+    try:
+        if importlib.util.find_spec("ais_bench") is None:
+            return
+        import ais_bench.infer.interface  # noqa: F401
+    except Exception:  # noqa: BLE001 - a broken CANN install must not break graphkit
+        return
+    from graphkit.runtime.ais_bench import AisBenchBackend
+
+    BACKENDS["ais_bench"] = AisBenchBackend
+
+
+_register_ais_bench()
 
 
 def open_backend(name: str, model_path: str | os.PathLike, **options) -> Backend:
-    """Open backend ``name`` on ``model_path``; unknown or unavailable names are user errors."""
+    """Open backend ``name`` on ``model_path``; unknown or unavailable names are user errors.
+
+    ``model_path`` is an ONNX file for "ort", an OM file for "ais_bench", and for "torch" an
+    ``nn.Module``, a zero-argument factory, or a ``"module:factory"`` string.
+    """
+    if name == "ais_bench" and name not in BACKENDS:
+        raise GraphkitError("backend 'ais_bench' is unavailable: ais_bench.infer.interface does not import here")
     if name not in BACKENDS:
         raise GraphkitError(
             f"unknown or unavailable backend '{name}'{close_names(name, BACKENDS)}; available: {', '.join(BACKENDS)}"

@@ -1,0 +1,208 @@
+"""Run ATC for a plan: stream its log, decide success, find the OM, explain known error codes.
+
+Success means exit code 0 *and* ``ATC run success`` in the log (ATC has exited 0 after
+failures). The OM is ``<output>.om`` or ``<output>_<os>_<arch>.om`` (newer ATC builds add the
+suffix), written during this run. Known error codes (FACTS) are recognized in the log and get
+a hint each; others are listed without one.
+
+When ``atc`` is not on PATH, :func:`build_plan` raises :class:`~graphkit.errors.ToolNotFoundError`
+(one line naming the script to run on a CANN machine; the CLI exits 2).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from graphkit.ascend.commands import AtcCommand, AtcPlan
+from graphkit.errors import ToolNotFoundError
+
+SUCCESS_MARKER = "ATC run success"
+
+# code -> (what it means, what to do). Meanings as given in public CANN/ModelZoo material.
+KNOWN_ERRORS: dict[str, tuple[str, str]] = {
+    "E19010": (
+        "no ONNX parser for an op",
+        "an op type or domain this CANN cannot parse: run 'graphkit atc precheck', check the opset "
+        "('convert-opset') and replace custom-domain ops",
+    ),
+    "EZ9010": (
+        "no ONNX parser for an op",
+        "an op type or domain this CANN cannot parse: run 'graphkit atc precheck', check the opset "
+        "('convert-opset') and replace custom-domain ops",
+    ),
+    "EZ0501": (
+        "an op's IR check failed",
+        "an op's inputs or attributes do not match what this CANN registers for it; see the node named "
+        "in the log and run 'graphkit atc precheck'",
+    ),
+    "EZ3002": (
+        "op not supported by the selected kernel",
+        "the op's dtype/format/attributes are unsupported on this SoC; try precision_mode or rewrite the op "
+        "(see the node named in the log)",
+    ),
+    "EZ3003": (
+        "no kernel or engine supports an op",
+        "the op has no implementation on this SoC/CANN; rewrite it into supported ops (see the node named in the log)",
+    ),
+    "E10035": (
+        "dynamic profile options conflict or are incomplete",
+        "give exactly one of --dynamic_batch_size/--dynamic_image_size/--dynamic_dims, with -1 only in "
+        "dim 0 of --input_shape",
+    ),
+    "E10036": (
+        "wrong number of dynamic profiles",
+        "--dynamic_batch_size needs 2 to 100 profiles",
+    ),
+    "E10039": (
+        "dynamic profile value out of range",
+        "each --dynamic_batch_size value must be unique and in 1..2048",
+    ),
+}
+ERROR_CODE = re.compile(r"\b(E[0-9A-Z]\d{4})\b")
+
+
+@dataclass
+class AtcError:
+    """An error code seen in the ATC log, with the line and a hint when it is known."""
+
+    code: str
+    line: str
+    meaning: str = ""
+    hint: str = ""
+
+
+@dataclass
+class BuildResult:
+    """The outcome of one ATC command."""
+
+    output: str
+    kind: str
+    batch_sizes: list[int]
+    command: str
+    returncode: int | None = None
+    success: bool = False
+    om: str | None = None
+    log: str | None = None
+    seconds: float = 0.0
+    errors: list[AtcError] = field(default_factory=list)
+    reason: str = ""
+
+    def to_dict(self) -> dict:
+        """JSON-able form."""
+        return {
+            "output": self.output,
+            "kind": self.kind,
+            "batch_sizes": self.batch_sizes,
+            "command": self.command,
+            "returncode": self.returncode,
+            "success": self.success,
+            "om": self.om,
+            "log": self.log,
+            "seconds": round(self.seconds, 3),
+            "errors": [vars(e) for e in self.errors],
+            "reason": self.reason,
+        }
+
+
+def find_atc(atc: str | None = None, env: Mapping[str, str] | None = None) -> str | None:
+    """The ATC executable: ``atc`` (a path or a name) looked up on ``env``'s PATH, or None."""
+    path = (env or os.environ).get("PATH", os.defpath)
+    return shutil.which(atc or "atc", path=path)
+
+
+def scan_errors(text: str) -> list[AtcError]:
+    """Error codes in ``text`` (first occurrence of each), with hints for the known ones."""
+    seen: dict[str, AtcError] = {}
+    for line in text.splitlines():
+        for code in ERROR_CODE.findall(line):
+            if code not in seen:
+                meaning, hint = KNOWN_ERRORS.get(code, ("", ""))
+                seen[code] = AtcError(code, line.strip()[:300], meaning, hint)
+    return list(seen.values())
+
+
+def find_om(folder: Path, output: str, since: float = 0.0) -> Path | None:
+    """``<output>.om`` or ``<output>_<os>_<arch>.om`` in ``folder`` modified at or after ``since``."""
+    pattern = re.compile(re.escape(output) + r"(?:_[A-Za-z]+_[A-Za-z0-9_]+)?\.om")
+    candidates = [
+        p for p in folder.glob(f"{output}*.om") if pattern.fullmatch(p.name) and p.stat().st_mtime >= since - 1
+    ]
+    return max(candidates, key=lambda p: p.stat().st_mtime) if candidates else None
+
+
+def run_command(
+    command: AtcCommand,
+    folder: Path,
+    atc: str,
+    env: Mapping[str, str] | None = None,
+    on_line: Callable[[str], None] | None = None,
+) -> BuildResult:
+    """Run one ATC command in ``folder``, streaming its output to ``<output>.log`` and ``on_line``."""
+    result = BuildResult(command.output, command.kind, command.batch_sizes, command.line(atc))
+    log_path = folder / f"{command.output}.log"
+    result.log = str(log_path)
+    start = time.time()
+    lines = []
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            command.argv(atc),
+            cwd=folder,
+            env=dict(env) if env is not None else None,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            bufsize=1,
+        )
+        assert process.stdout is not None
+        for line in process.stdout:
+            log.write(line)
+            log.flush()
+            lines.append(line)
+            if on_line is not None:
+                on_line(line.rstrip("\n"))
+        result.returncode = process.wait()
+    result.seconds = time.time() - start
+    text = "".join(lines)
+    result.errors = scan_errors(text)
+    om = find_om(folder, command.output, since=start)
+    marker = SUCCESS_MARKER in text
+    if result.returncode != 0:
+        result.reason = f"atc exited with code {result.returncode}"
+    elif not marker:
+        result.reason = f"atc exited 0 but did not print '{SUCCESS_MARKER}'"
+    elif om is None:
+        result.reason = (
+            f"atc reported success but no {command.output}.om or {command.output}_<os>_<arch>.om was written"
+        )
+    result.success = not result.reason
+    result.om = str(om) if om is not None and result.success else None
+    return result
+
+
+def build_plan(
+    plan: AtcPlan,
+    atc: str | None = None,
+    env: Mapping[str, str] | None = None,
+    on_line: Callable[[str], None] | None = None,
+) -> list[BuildResult]:
+    """Run every command of a written plan in its folder; all run even when one fails.
+
+    ``atc`` overrides ``plan.spec.atc_path``; ``env`` is the environment for the lookup and
+    the subprocesses (default: this process's).
+    """
+    assert plan.script is not None, "write the plan (write_plan) before building it"
+    executable = find_atc(atc or plan.spec.atc_path, env)
+    if executable is None:
+        raise ToolNotFoundError(
+            f"atc not found on PATH (CANN not installed here); run {plan.script} on a machine with CANN"
+        )
+    folder = plan.script.parent
+    return [run_command(command, folder, executable, env, on_line) for command in plan.commands]

@@ -1,0 +1,474 @@
+"""A static lint for ATC: what in an ONNX graph the Ascend compiler rejects or reads differently.
+
+:func:`precheck` returns a :class:`PrecheckReport` of :class:`Finding` s. Each finding has a
+level (``error``: ATC fails or computes something else than onnxruntime; ``warning``: may
+fail or differ, check it; ``perf``: compiles but runs slower than it needs to), the rule id,
+the node, a message and a fix hint that names a graphkit pass where one exists.
+
+Rules (ids):
+
+- ``opset-range``: default-domain opset outside the CANN version's range (6.0: 9..13, 7.0: 9..18).
+- ``custom-domain``: a node outside the default ONNX domain (ATC has no parser: E19010).
+- ``softmax-axis``: Softmax/LogSoftmax/Hardmax below opset 13 on a rank > 2 input with a
+  non-last axis: ONNX flattens from ``axis`` on; some CANN versions use the single axis.
+- ``softmax-transpose``: Transpose -> Softmax(last axis) -> inverse Transpose (perf).
+- ``resize-mode`` / ``resize-coordinates``: Resize/Upsample modes other than nearest/linear;
+  coordinate modes other than pytorch_half_pixel/align_corners (read as asymmetric).
+- ``int64-index``: TopK/ArgMax/ArgMin produce int64 indices.
+- ``zero-sized-dim``: a tensor with a 0-sized dim.
+- ``avgpool-kernel``: AveragePool kernel over 255.
+- ``reflect-pad``: Pad with mode reflect.
+- ``symbolic-dim``: symbolic dims other than the batch (dim 0) on graph inputs/outputs.
+- ``input-shape``: graph inputs the planned ``--input_shape`` does not cover or cannot fix.
+- ``static-batch``: a static batch dim while other batch sizes are planned.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+import onnx
+
+from graphkit.ascend.spec import cann_opset_range, parse_input_shape
+from graphkit.model import default_opset
+from graphkit.runtime.feeds import graph_inputs, input_dims
+
+Level = Literal["error", "warning", "perf"]
+LEVELS: tuple[Level, ...] = ("error", "warning", "perf")
+
+ATC_RESIZE_MODES = ("nearest", "linear")
+ATC_COORDINATE_MODES = ("pytorch_half_pixel", "align_corners", "asymmetric")
+AVGPOOL_MAX_KERNEL = 255
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing ATC will reject, read differently, or run slowly."""
+
+    level: Level
+    rule: str
+    node: str
+    op: str
+    message: str
+    hint: str = ""
+    fix_pass: str | None = None  # the graphkit pass that fixes it, when one exists
+
+
+@dataclass
+class PrecheckReport:
+    """All findings for one model and target."""
+
+    model: str
+    opset: int
+    cann: str
+    soc_version: str
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Number of findings per level (every level present)."""
+        counter = Counter(f.level for f in self.findings)
+        return {level: counter.get(level, 0) for level in LEVELS}
+
+    @property
+    def has_errors(self) -> bool:
+        """True when at least one finding is an error."""
+        return self.counts["error"] > 0
+
+    def to_dict(self) -> dict:
+        """JSON-able form."""
+        return {
+            "model": self.model,
+            "opset": self.opset,
+            "cann": self.cann,
+            "soc_version": self.soc_version,
+            "counts": self.counts,
+            "findings": [asdict(f) for f in self.findings],
+        }
+
+
+def precheck(
+    model: onnx.ModelProto,
+    *,
+    cann: str = "6.0",
+    soc_version: str = "Ascend310P3",
+    input_shape: str | None = None,
+    batch_sizes: list[int] | None = None,
+    dynamic_batch_sizes: list[int] | None = None,
+    name: str = "model",
+) -> PrecheckReport:
+    """Lint ``model`` for ATC of CANN ``cann``; ``input_shape`` is the planned ATC option.
+
+    ``batch_sizes``/``dynamic_batch_sizes`` are the planned OM batch sizes (for the
+    ``static-batch`` rule). The model is not modified.
+    """
+    opset = default_opset(model)
+    report = PrecheckReport(model=name, opset=opset, cann=str(cann), soc_version=soc_version)
+    shapes = _known_shapes(model)
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    producers: dict[str, onnx.NodeProto] = {}
+    for node in model.graph.node:
+        for tensor in node.input:
+            consumers.setdefault(tensor, []).append(node)
+        for tensor in node.output:
+            producers[tensor] = node
+    add = report.findings.append
+
+    low, high = cann_opset_range(cann)
+    if not low <= opset <= high:
+        add(
+            Finding(
+                "error",
+                "opset-range",
+                "(model)",
+                "",
+                f"ONNX opset {opset} is outside CANN {cann}'s range {low}..{high}",
+                f"convert the model to an opset in {low}..{high} with the 'convert-opset' pass",
+                "convert-opset",
+            )
+        )
+    for index, node in enumerate(model.graph.node):
+        node_name = node.name or f"{node.op_type}#{index}"
+        if node.domain not in ("", "ai.onnx"):
+            add(
+                Finding(
+                    "error",
+                    "custom-domain",
+                    node_name,
+                    f"{node.domain}::{node.op_type}",
+                    f"op {node.op_type} of domain '{node.domain}' has no ATC parser (E19010)",
+                    "replace it with default-domain ONNX ops before ATC",
+                )
+            )
+            continue
+        for check in _NODE_RULES.get(node.op_type, ()):
+            for finding in check(node, node_name, opset, shapes, producers, consumers):
+                add(finding)
+    _check_zero_dims(model, shapes, add)
+    _check_io(model, input_shape, batch_sizes, dynamic_batch_sizes, add)
+    return report
+
+
+# ----------------------------------------------------------------------------------- shapes
+
+
+def _known_shapes(model: onnx.ModelProto) -> dict[str, list[int | str | None]]:
+    """Dims of every tensor shape inference can tell (model weights not needed)."""
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
+    except Exception:  # noqa: BLE001 - a lint must still run on graphs ORT's inference rejects
+        inferred = model
+    shapes: dict[str, list[int | str | None]] = {}
+    graph = inferred.graph
+    for value in list(graph.value_info) + list(graph.input) + list(graph.output):
+        if value.type.tensor_type.HasField("shape"):
+            shapes[value.name] = input_dims(value)
+    for tensor in graph.initializer:
+        shapes[tensor.name] = list(tensor.dims)
+    return shapes
+
+
+def _attr(node: onnx.NodeProto, name: str, default=None):
+    for attribute in node.attribute:
+        if attribute.name == name:
+            value = onnx.helper.get_attribute_value(attribute)
+            return value.decode() if isinstance(value, bytes) else value
+    return default
+
+
+# Ops whose output rank is their first input's rank / the largest input rank (broadcasting).
+_SAME_RANK = {
+    "Conv", "ConvTranspose", "BatchNormalization", "InstanceNormalization", "Relu", "LeakyRelu", "Sigmoid",
+    "Tanh", "Softmax", "LogSoftmax", "Resize", "Upsample", "MaxPool", "AveragePool", "Pad", "Identity", "Cast",
+    "Clip", "Dropout", "Exp", "Log", "Sqrt", "Neg", "Abs", "Slice", "Elu", "Erf", "Floor", "Ceil",
+}  # fmt: skip
+_BROADCAST = {"Add", "Sub", "Mul", "Div", "Pow", "Concat", "Max", "Min", "Sum", "Where", "Equal", "Greater", "Less"}
+
+
+def _rank(tensor: str, shapes, producers, depth: int = 0) -> int | None:
+    """Rank of ``tensor``: from shapes, else walked back through rank-preserving producers."""
+    if tensor in shapes:
+        return len(shapes[tensor])
+    producer = producers.get(tensor)
+    if producer is None or depth > 64:
+        return None
+    if producer.op_type == "Transpose" and _attr(producer, "perm") is not None:
+        return len(_attr(producer, "perm"))
+    if producer.op_type in _SAME_RANK and producer.input:
+        return _rank(producer.input[0], shapes, producers, depth + 1)
+    if producer.op_type in _BROADCAST:
+        ranks = [_rank(t, shapes, producers, depth + 1) for t in producer.input if t]
+        known = [r for r in ranks if r is not None]
+        return max(known) if known else None
+    return None
+
+
+# ------------------------------------------------------------------------------- node rules
+
+
+def _softmax_rules(node, node_name, opset, shapes, producers, consumers):
+    rank = _rank(node.input[0], shapes, producers)
+    axis = _attr(node, "axis", -1 if opset >= 13 else 1)
+    if opset < 13:
+        if rank is None and axis not in (-1,):
+            yield Finding(
+                "warning",
+                "softmax-axis",
+                node_name,
+                node.op_type,
+                f"{node.op_type}(axis={axis}) at opset {opset} on an input of unknown rank: ONNX normalizes over "
+                "all dims from axis on, some CANN versions over the single axis",
+                "give the input a known shape (fix-input-shape) and re-run the pre-check",
+                "fix-input-shape",
+            )
+        elif rank is not None and rank > 2 and axis % rank != rank - 1:
+            yield Finding(
+                "error",
+                "softmax-axis",
+                node_name,
+                node.op_type,
+                f"{node.op_type}(axis={axis}) at opset {opset} on a rank-{rank} input normalizes over dims "
+                f"{axis % rank}..{rank - 1} flattened (ONNX < 13); some CANN versions normalize over axis "
+                f"{axis % rank} only, so ATC and onnxruntime disagree",
+                "for a softmax over one axis, start from the Transpose -> Softmax(last) -> Transpose export and run "
+                "'convert-opset' (to 13) then 'softmax-transpose'",
+                "softmax-transpose",
+            )
+    if rank is None:
+        return
+    last = axis % rank == rank - 1
+    before = producers.get(node.input[0])
+    after = consumers.get(node.output[0], [])
+    if (
+        last
+        and before is not None
+        and before.op_type == "Transpose"
+        and len(after) == 1
+        and after[0].op_type == "Transpose"
+        and _inverse(_attr(before, "perm"), _attr(after[0], "perm"))
+    ):
+        yield Finding(
+            "perf",
+            "softmax-transpose",
+            node_name,
+            node.op_type,
+            f"Transpose '{before.name}' -> {node.op_type}(last axis) -> Transpose '{after[0].name}': two layout "
+            "transposes around one softmax",
+            "rewrite as one softmax over the original axis with the 'softmax-transpose' pass "
+            "(run 'convert-opset' to 13 first when the model is below 13)",
+            "softmax-transpose",
+        )
+
+
+def _inverse(first, second) -> bool:
+    if not first or not second or len(first) != len(second):
+        return False
+    return all(first[second[i]] == i for i in range(len(first)))
+
+
+def _resize_rules(node, node_name, opset, shapes, producers, consumers):
+    mode = _attr(node, "mode", "nearest")
+    if mode not in ATC_RESIZE_MODES and not (node.op_type == "Upsample" and mode == "bilinear"):
+        yield Finding(
+            "error",
+            "resize-mode",
+            node_name,
+            node.op_type,
+            f"{node.op_type} mode '{mode}': ATC supports only nearest and linear",
+            "export the model with bilinear/nearest interpolation",
+        )
+    if node.op_type == "Resize" and opset >= 11:
+        coordinates = _attr(node, "coordinate_transformation_mode", "half_pixel")
+        if coordinates not in ATC_COORDINATE_MODES:
+            yield Finding(
+                "warning",
+                "resize-coordinates",
+                node_name,
+                node.op_type,
+                f"Resize coordinate_transformation_mode '{coordinates}': ATC reads it as asymmetric, so its "
+                "output differs from onnxruntime's",
+                "export with align_corners=True (align_corners) or use pytorch_half_pixel",
+            )
+
+
+def _index_rules(node, node_name, opset, shapes, producers, consumers):
+    yield Finding(
+        "warning",
+        "int64-index",
+        node_name,
+        node.op_type,
+        f"{node.op_type} produces int64 indices; ATC prefers int32 (Ascend tooling rewrites them)",
+        "no built-in graphkit pass; cast the indices to int32 right after the op if ATC rejects it",
+    )
+
+
+def _avgpool_rules(node, node_name, opset, shapes, producers, consumers):
+    kernel = list(_attr(node, "kernel_shape", []) or [])
+    if any(k > AVGPOOL_MAX_KERNEL for k in kernel):
+        yield Finding(
+            "error",
+            "avgpool-kernel",
+            node_name,
+            node.op_type,
+            f"AveragePool kernel {kernel} exceeds {AVGPOOL_MAX_KERNEL} in a dimension",
+            "split the pooling into smaller kernels (no built-in graphkit pass) or use GlobalAveragePool",
+        )
+
+
+def _pad_rules(node, node_name, opset, shapes, producers, consumers):
+    if _attr(node, "mode", "constant") == "reflect":
+        yield Finding(
+            "warning",
+            "reflect-pad",
+            node_name,
+            node.op_type,
+            "Pad mode 'reflect' is not supported by every ATC version (Ascend tooling rewrites it)",
+            "no built-in graphkit pass; rewrite as Slice + Concat if ATC rejects it",
+        )
+
+
+_NODE_RULES = {
+    "Softmax": (_softmax_rules,),
+    "LogSoftmax": (_softmax_rules,),
+    "Hardmax": (_softmax_rules,),
+    "Resize": (_resize_rules,),
+    "Upsample": (_resize_rules,),
+    "TopK": (_index_rules,),
+    "ArgMax": (_index_rules,),
+    "ArgMin": (_index_rules,),
+    "AveragePool": (_avgpool_rules,),
+    "Pad": (_pad_rules,),
+}
+
+
+# ------------------------------------------------------------------------------ graph rules
+
+
+def _check_zero_dims(model, shapes, add) -> None:
+    # Empty tensors are legal as optional operands (Resize roi/scales in legacy exports).
+    optional_slots = {("Resize", 1), ("Resize", 2), ("Upsample", 1)}
+    uses: dict[str, set[tuple[str, int]]] = {}
+    for node in model.graph.node:
+        for slot, tensor in enumerate(node.input):
+            uses.setdefault(tensor, set()).add((node.op_type, slot))
+    for tensor, dims in shapes.items():
+        if tensor in uses and uses[tensor] <= optional_slots:
+            continue
+        if any(d == 0 for d in dims):
+            add(
+                Finding(
+                    "error",
+                    "zero-sized-dim",
+                    tensor,
+                    "",
+                    f"tensor '{tensor}' has shape {dims} with a 0-sized dim",
+                    "remove the empty operand (often an empty Slice before Concat); 'fold-shapes' and "
+                    "'eliminate-noops' remove those that are no-ops",
+                    "eliminate-noops",
+                )
+            )
+
+
+def _check_io(model, input_shape, batch_sizes, dynamic_batch_sizes, add) -> None:
+    planned = parse_input_shape(input_shape)
+    names = {v.name for v in graph_inputs(model)}
+    for extra in sorted(set(planned) - names):
+        add(
+            Finding(
+                "error",
+                "input-shape",
+                extra,
+                "",
+                f"--input_shape names '{extra}', which is not a graph input (inputs: {', '.join(sorted(names))})",
+                "fix the input name in input_shape",
+            )
+        )
+    wanted = set(batch_sizes or []) | set(dynamic_batch_sizes or [])
+    for value in graph_inputs(model):
+        if not value.type.tensor_type.HasField("shape"):
+            add(
+                Finding(
+                    "error",
+                    "input-shape",
+                    value.name,
+                    "",
+                    f"graph input '{value.name}' has no shape (unknown rank)",
+                    "give it a shape with the 'fix-input-shape' pass",
+                    "fix-input-shape",
+                )
+            )
+            continue
+        dims = input_dims(value)
+        symbolic = [axis for axis, d in enumerate(dims) if axis > 0 and not isinstance(d, int)]
+        if value.name in planned:
+            if len(planned[value.name]) != len(dims):
+                add(
+                    Finding(
+                        "error",
+                        "input-shape",
+                        value.name,
+                        "",
+                        f"--input_shape gives {len(planned[value.name])} dims for '{value.name}', the graph has "
+                        f"{len(dims)}",
+                        "give one dim per axis in input_shape",
+                    )
+                )
+        elif symbolic:
+            add(
+                Finding(
+                    "error",
+                    "input-shape",
+                    value.name,
+                    "",
+                    f"graph input '{value.name}' {dims} has symbolic dims on axes {symbolic} and no planned "
+                    "--input_shape covers it",
+                    "fix them with the 'fix-input-shape' pass or give input_shape",
+                    "fix-input-shape",
+                )
+            )
+        if symbolic:
+            add(
+                Finding(
+                    "warning",
+                    "symbolic-dim",
+                    value.name,
+                    "",
+                    f"graph input '{value.name}' {dims}: symbolic dims other than the batch on axes {symbolic}",
+                    "make them static with 'fix-input-shape' then 'fold-shapes'",
+                    "fix-input-shape",
+                )
+            )
+        batch = dims[0] if dims else None
+        other = sorted(wanted - {batch}) if isinstance(batch, int) and batch > 0 else []
+        if other:
+            add(
+                Finding(
+                    "error",
+                    "static-batch",
+                    value.name,
+                    "",
+                    f"graph input '{value.name}' has a static batch of {batch}, but batch sizes {other} are planned",
+                    "make the batch symbolic with the 'dynamic-batch' pass",
+                    "dynamic-batch",
+                )
+            )
+    for value in model.graph.output:
+        if not value.type.tensor_type.HasField("shape"):
+            continue
+        dims = input_dims(value)
+        symbolic = [axis for axis, d in enumerate(dims) if axis > 0 and not isinstance(d, int)]
+        if symbolic:
+            add(
+                Finding(
+                    "warning",
+                    "symbolic-dim",
+                    value.name,
+                    "",
+                    f"graph output '{value.name}' {dims}: symbolic dims other than the batch on axes {symbolic} "
+                    "(shape bookkeeping the graph did not fold)",
+                    "fold the shape chains with 'fold-shapes' (after 'fix-input-shape' where inputs are symbolic)",
+                    "fold-shapes",
+                )
+            )

@@ -1,0 +1,79 @@
+"""``graphkit perf``: throughput and latency per batch size (ais_bench summary schema)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from graphkit.console import format_table, print_json
+from graphkit.perf import TABLE_HEADERS, default_output_dir, measure_perf, table_rows, write_perf_report
+
+NAME = "perf"
+HELP = "pure-inference throughput and latency per batch size (table, JSON, PNG plot)"
+DESCRIPTION = """\
+Measure pure-inference throughput (FPS = 1000 * batch / mean ms) and latency (min, max, mean,
+median, p99) per batch size. Warm-up calls are excluded; session creation is reported apart.
+Writes perf_summary.json and perf.png into --output (default: runs/perf/<model name>).
+
+  graphkit perf model.onnx --batch-sizes 1,4,8,16 --loop 20 --warmup 2 --threads 2
+  graphkit perf model.onnx --input-size 256 256        # H W for symbolic spatial dims
+  graphkit perf model.om --backend ais_bench           # on an Ascend machine with ais_bench
+"""
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of integers") from exc
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", metavar="MODEL", help="ONNX file (ort), OM file (ais_bench) or module:factory (torch)")
+    parser.add_argument("--batch-sizes", type=_int_list, help="comma-separated batch sizes (library default: 1)")
+    parser.add_argument("--loop", type=int, help="timed runs per batch size (library default: 10)")
+    parser.add_argument("--warmup", type=int, help="untimed runs before timing (library default: 1)")
+    parser.add_argument("--backend", help="ort (default), torch, or ais_bench when installed")
+    parser.add_argument("--threads", type=int, help="intra-op threads (ort, torch)")
+    parser.add_argument("--device-id", type=int, help="Ascend device id (ais_bench)")
+    parser.add_argument("--io-binding", action="store_true", default=None, help="use onnxruntime io-binding (ort)")
+    parser.add_argument(
+        "--input-size", type=int, nargs="+", metavar="N", help="H W, or one value per input dim (dim 0 is the batch)"
+    )
+    parser.add_argument("--output", "-o", help="folder for perf_summary.json and perf.png")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+
+
+def run(args: argparse.Namespace) -> int:
+    options = {
+        key: value
+        for key, value in (("threads", args.threads), ("device_id", args.device_id), ("io_binding", args.io_binding))
+        if value is not None
+    }
+    kwargs = {
+        key: value
+        for key, value in (
+            ("batch_sizes", args.batch_sizes),
+            ("loop", args.loop),
+            ("warmup", args.warmup),
+            ("backend", args.backend),
+            ("input_size", args.input_size),
+        )
+        if value is not None
+    }
+    echo = (
+        None if args.json else (lambda r: print(f"batch {r['batchsize']}: {r['throughput']:.2f} FPS", file=sys.stderr))
+    )
+    report = measure_perf(args.model, backend_options=options, on_batch=echo, **kwargs)
+    paths = write_perf_report(report, args.output or default_output_dir(args.model))
+    report["files"] = {k: str(v) for k, v in paths.items()}
+    if args.json:
+        print_json(report)
+        return 0
+    print(format_table(TABLE_HEADERS, table_rows(report)))
+    worst = max(r["overhead"]["percent"] for r in report["results"])
+    print(
+        f"session creation {report['session_creation_s']:.3f} s; measurement overhead at most {worst:.4f} % "
+        f"of inference time\nwrote {paths['json']} and {paths['plot']}"
+    )
+    return 0

@@ -1,0 +1,73 @@
+"""The ais_bench backend: Ascend OM models through ``ais_bench.infer.interface.InferSession``.
+
+Registered in :data:`graphkit.runtime.backend.BACKENDS` only when that module imports (CANN and
+the ais_bench/aclruntime wheels installed); graphkit ships no stand-in. API used (FACTS):
+``InferSession(device_id, model_path)``, ``get_inputs()``/``get_outputs()`` (``.name``,
+``.shape``, ``.datatype``), ``infer(feeds, mode)`` -> list of arrays, ``summary()``
+(``exec_time_list``: device compute time per call, ms).
+
+Dynamic-batch OMs carry an extra input ``ascend_mbatch_shape_data``; it is hidden from
+``inputs`` and ``infer`` runs in ``dymbatch`` mode, which sets the batch from the feeds.
+Not verified here: no Ascend device or CANN in this environment.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import numpy as np
+
+from graphkit.errors import InputError
+from graphkit.runtime.backend import Backend, TensorInfo
+
+MBATCH_INPUT = "ascend_mbatch_shape_data"
+
+
+def _dtype(datatype) -> np.dtype:
+    name = str(datatype).rsplit(".", 1)[-1].lower()
+    try:
+        return np.dtype(name)
+    except TypeError:
+        return np.dtype(np.float32)
+
+
+class AisBenchBackend(Backend):
+    """An OM model on an Ascend device via ais_bench."""
+
+    name = "ais_bench"
+
+    def __init__(self, model_path: str | os.PathLike, device_id: int = 0, threads: int | None = None):
+        from ais_bench.infer.interface import InferSession
+
+        del threads  # host threads do not apply to device inference
+        self.session = InferSession(device_id, str(model_path))
+        raw_inputs = list(self.session.get_inputs())
+        self.dynamic_batch = any(i.name == MBATCH_INPUT for i in raw_inputs)
+        self.inputs = [
+            TensorInfo(i.name, tuple(i.shape), _dtype(i.datatype)) for i in raw_inputs if i.name != MBATCH_INPUT
+        ]
+        self.outputs = [TensorInfo(o.name, tuple(o.shape), _dtype(o.datatype)) for o in self.session.get_outputs()]
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        names = [i.name for i in self.inputs]
+        if set(feeds) != set(names):
+            raise InputError(f"inputs {sorted(feeds)} do not match the OM's inputs {names}")
+        mode = "dymbatch" if self.dynamic_batch else "static"
+        values = self.session.infer([np.ascontiguousarray(feeds[n]) for n in names], mode=mode)
+        return dict(zip([o.name for o in self.outputs], values))
+
+    def device_time_ms(self) -> float | None:
+        """Device compute time of the last ``run`` (ms), from the session summary."""
+        times = self.session.summary().exec_time_list
+        if not times:
+            return None
+        last = times[-1]
+        if isinstance(last, (tuple, list)) and len(last) == 2:  # (start, end) in some ais_bench versions
+            return float(last[1]) - float(last[0])
+        return float(last)
+
+    def close(self) -> None:
+        free = getattr(self.session, "free_resource", None)
+        if free is not None:
+            free()

@@ -1,0 +1,182 @@
+"""graphkit.ascend.commands: command lines, profile rules, script and manifest."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+
+import pytest
+from onnx import TensorProto, helper
+
+from graphkit.ascend.commands import check_command, check_dynamic_profiles, plan_commands, write_plan
+from graphkit.ascend.spec import AtcSpec
+from graphkit.errors import SpecError
+from graphkit.model import load_model, save_model
+from graphkit.testing import make_model
+from graphkit.typed import from_mapping
+
+
+def test_static_and_dynamic_commands_follow_the_facts_form(clean_export, tmp_path):
+    spec = AtcSpec(batch_sizes=[1, 4], dynamic_batch_sizes=[1, 4, 8, 16], output_prefix="wseg")
+    plan = write_plan(plan_commands(load_model(clean_export), spec, clean_export), tmp_path)
+    lines = [c.line() for c in plan.commands]
+    model = str(clean_export.resolve())
+    assert lines[0] == (
+        f"atc --model={model} --framework=5 --output=wseg_bs1 --input_format=NCHW "
+        "--input_shape=image:1,3,8,8 --soc_version=Ascend310P3 --log=error"
+    )
+    assert "--output=wseg_bs4" in lines[1] and "--input_shape=image:4,3,8,8" in lines[1]
+    dynamic = plan.commands[2]
+    assert dynamic.kind == "dynamic" and dynamic.output == "wseg_dynbs"
+    assert "--input_shape=image:-1,3,8,8" in dynamic.args
+    assert "--dynamic_batch_size=1,4,8,16" in dynamic.args
+
+    manifest = json.loads(plan.manifest.read_text())
+    assert manifest["inputs"] == [
+        {"name": "image", "dtype": "float32", "graph_shape": ["batch", 3, 8, 8], "atc_shape": ["batch", 3, 8, 8]}
+    ]
+    assert manifest["output_order"] == ["mask"]
+    assert manifest["oms"][2]["extra_inputs"] == ["ascend_mbatch_shape_data"]
+    assert manifest["oms"][0]["om_names"] == ["wseg_bs1.om", "wseg_bs1_<os>_<arch>.om"]
+    assert manifest["dynamic_batch_sizes"] == [1, 4, 8, 16]
+
+    script = plan.script.read_text()
+    assert plan.script.stat().st_mode & 0o111
+    assert script.startswith("#!/usr/bin/env bash") and 'ATC="${ATC:-atc}"' in script
+    ran = subprocess.run(["bash", "-n", str(plan.script)], capture_output=True, text=True)
+    assert ran.returncode == 0, ran.stderr
+    commands = [shlex.split(line)[1:] for line in script.splitlines() if line.startswith('"$ATC"')]
+    assert commands == [c.args for c in plan.commands]
+
+
+def test_optional_options_appear(clean_export, tmp_path):
+    switch = tmp_path / "fusion.cfg"
+    switch.write_text("{}")
+    spec = AtcSpec(
+        batch_sizes=[2],
+        precision_mode="allow_fp32_to_fp16",
+        op_select_implmode="high_precision",
+        fusion_switch_file=str(switch),
+        out_nodes=["/Resize:0"],
+        log="info",
+        soc_version="Ascend310P1",
+    )
+    args = plan_commands(load_model(clean_export), spec, clean_export).commands[0].args
+    assert "--precision_mode=allow_fp32_to_fp16" in args
+    assert "--op_select_implmode=high_precision" in args
+    assert f"--fusion_switch_file={switch.resolve()}" in args
+    assert "--out_nodes=/Resize:0" in args and "--log=info" in args and "--soc_version=Ascend310P1" in args
+
+
+@pytest.mark.parametrize(
+    ("sizes", "message"),
+    [
+        ([4], "2 to 100"),
+        (list(range(1, 103)), "2 to 100"),
+        ([1, 4, 4], "unique"),
+        ([1, 4096], "1..2048"),
+        ([0, 2], "1..2048"),
+    ],
+)
+def test_dynamic_profile_rules(sizes, message):
+    with pytest.raises(SpecError, match=message):
+        check_dynamic_profiles(sizes)
+
+
+def test_dynamic_batch_excludes_dynamic_dims(clean_export):
+    spec = AtcSpec(dynamic_batch_sizes=[1, 2], extra_args=["--dynamic_dims=1,2"])
+    with pytest.raises(SpecError, match="--dynamic_dims"):
+        plan_commands(load_model(clean_export), spec, clean_export)
+
+
+def test_symbolic_spatial_dims_need_input_shape(tmp_path):
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, "H", "W"])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3, "H", "W"])
+    model = make_model([helper.make_node("Relu", ["x"], ["y"])], [x], [y])
+    path = save_model(model, tmp_path / "sym.onnx")
+    with pytest.raises(SpecError, match="axis 2 is symbolic"):
+        plan_commands(model, AtcSpec(batch_sizes=[1]), path)
+    plan = plan_commands(model, AtcSpec(batch_sizes=[2], input_shape="x:1,3,32,48"), path)
+    assert "--input_shape=x:2,3,32,48" in plan.commands[0].args
+
+
+def test_check_command_uses_mode_3_without_output(clean_export):
+    plan = plan_commands(load_model(clean_export), AtcSpec(batch_sizes=[1]), clean_export)
+    check = check_command(plan, "report.json")
+    assert "--mode=3" in check.args and "--check_report=report.json" in check.args
+    assert not any(a.startswith("--output=") for a in check.args)
+
+
+@pytest.mark.parametrize(
+    ("mapping", "message"),
+    [
+        ({"batch_sizes": [1, "4"]}, r"batch_sizes\[1\]"),
+        ({"log": "verbose"}, "log"),
+        ({"batch_sizes": [0]}, "outside 1..2048"),
+        ({"batch_sizes": [], "dynamic_batch_sizes": None}, "no OM"),
+        ({"extra_args": ["--output=x"]}, "set by graphkit"),
+        ({"out_nodes": ["nodename"]}, "node_name:output_index"),
+        ({"input_shape": "image:1,3,a,b"}, "not integers"),
+        ({"cann": "x"}, "CANN version"),
+        ({"batchsizes": [1]}, "did you mean"),
+    ],
+)
+def test_spec_errors_name_the_field(mapping, message):
+    with pytest.raises(SpecError, match=message):
+        from_mapping(AtcSpec, mapping, "handoff.atc").validate("handoff.atc")
+
+
+def test_spec_from_yaml_like_mapping():
+    spec = from_mapping(
+        AtcSpec,
+        {"soc_version": "Ascend310P3", "cann": "6.0", "batch_sizes": [1, 4, 8, 16], "dynamic_batch_sizes": None},
+        "handoff.atc",
+    )
+    spec.validate()
+    assert spec.batch_sizes == [1, 4, 8, 16] and spec.build is False and spec.log == "error"
+
+
+def test_cli_commands_writes_script_and_manifest(clean_export, tmp_path):
+    out = tmp_path / "atc"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "graphkit",
+            "atc",
+            "commands",
+            str(clean_export),
+            "--output",
+            str(out),
+            "--batch-sizes",
+            "1,4",
+            "--dynamic-batch-sizes",
+            "1,4,8",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert len(data["commands"]) == 3
+    assert (out / "atc_commands.sh").exists() and (out / "atc_manifest.json").exists()
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "graphkit",
+            "atc",
+            "commands",
+            str(clean_export),
+            "--output",
+            str(out),
+            "--dynamic-batch-sizes",
+            "4",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode == 2 and "2 to 100" in bad.stderr

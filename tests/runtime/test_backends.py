@@ -1,0 +1,95 @@
+"""Backends behind one interface: onnxruntime (plain and io-binding), torch, ais_bench registration."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+import torch
+from onnx import TensorProto, helper
+
+from graphkit.errors import GraphkitError, InputError
+from graphkit.model import save_model
+from graphkit.runtime.backend import BACKENDS, open_backend
+from graphkit.runtime.torch_backend import TorchBackend
+from graphkit.testing import make_model
+
+
+class Scale(torch.nn.Module):
+    def forward(self, x):
+        return x * 2.0 + 1.0, x.sum(dim=1)
+
+
+def build_scale():
+    return Scale()
+
+
+@pytest.fixture
+def scale_onnx(tmp_path):
+    nodes = [
+        helper.make_node("Mul", ["x", "two"], ["t"]),
+        helper.make_node("Add", ["t", "one"], ["y"]),
+        helper.make_node("ReduceSum", ["x", "axes"], ["s"], keepdims=0),
+    ]
+    inits = [
+        helper.make_tensor("two", TensorProto.FLOAT, [], [2.0]),
+        helper.make_tensor("one", TensorProto.FLOAT, [], [1.0]),
+        helper.make_tensor("axes", TensorProto.INT64, [1], [1]),
+    ]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3, 4])
+    s = helper.make_tensor_value_info("s", TensorProto.FLOAT, ["N", 4])
+    return save_model(make_model(nodes, [x], [y, s], inits), tmp_path / "scale.onnx")
+
+
+@pytest.mark.parametrize("options", [{}, {"io_binding": True}, {"threads": 1, "optimize": False}])
+def test_ort_backend_options_agree(scale_onnx, options):
+    x = np.random.default_rng(0).standard_normal((2, 3, 4)).astype(np.float32)
+    with open_backend("ort", scale_onnx, **options) as backend:
+        assert [i.name for i in backend.inputs] == ["x"] and [o.name for o in backend.outputs] == ["y", "s"]
+        out = backend.run({"x": x})
+    assert list(out) == ["y", "s"]
+    np.testing.assert_allclose(out["y"], x * 2 + 1, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(out["s"], x.sum(axis=1), rtol=1e-5, atol=1e-5)
+
+
+def test_ort_io_binding_rejects_wrong_inputs(scale_onnx):
+    with open_backend("ort", scale_onnx, io_binding=True) as backend, pytest.raises(InputError):
+        backend.run({"y": np.zeros((1, 3, 4), np.float32)})
+
+
+@pytest.mark.parametrize("source", [Scale(), build_scale, f"{__name__}:build_scale"])
+def test_torch_backend_matches_ort(scale_onnx, source):
+    x = np.random.default_rng(1).standard_normal((3, 3, 4)).astype(np.float32)
+    with open_backend("torch", source, input_names=["x"], output_names=["y", "s"], threads=1) as reference:
+        expected = reference.run({"x": x})
+        assert [o.name for o in reference.outputs] == ["y", "s"]
+    actual = open_backend("ort", scale_onnx).run({"x": x})
+    for name in ("y", "s"):
+        np.testing.assert_allclose(actual[name], expected[name], rtol=1e-5, atol=1e-5)
+
+
+def test_torch_backend_default_output_names():
+    backend = TorchBackend(Scale(), input_names=["x"])
+    out = backend.run({"x": np.ones((1, 3, 4), np.float32)})
+    assert list(out) == ["output_0", "output_1"]
+
+
+@pytest.mark.parametrize("source", ["no_colon", "graphkit.nope:thing", "graphkit.errors:nothing_here", 42])
+def test_torch_backend_bad_source_is_user_error(source):
+    with pytest.raises(GraphkitError):
+        open_backend("torch", source)
+
+
+def test_unknown_backend_suggests_names(scale_onnx):
+    with pytest.raises(GraphkitError, match="did you mean: ort"):
+        open_backend("orts", scale_onnx)
+
+
+def test_ais_bench_registered_only_when_it_imports(scale_onnx):
+    installed = importlib.util.find_spec("ais_bench") is not None
+    assert ("ais_bench" in BACKENDS) == installed
+    if not installed:
+        with pytest.raises(GraphkitError, match="ais_bench.infer.interface does not import"):
+            open_backend("ais_bench", scale_onnx)
