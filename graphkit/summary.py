@@ -71,7 +71,20 @@ def render_summary(report: dict) -> str:
         ]
     handoff = report.get("handoff")
     if handoff:
-        lines.append(f"hand-off: {handoff.get('summary', handoff)}")
+        counts = handoff.get("precheck", {}).get("counts", {})
+        built = handoff.get("build")
+        lines.append(
+            f"ATC:     precheck {counts.get('error', 0)} errors, {counts.get('warning', 0)} warnings, "
+            f"{counts.get('perf', 0)} perf findings; {len(handoff.get('commands', []))} commands in "
+            f"{handoff.get('script')}" + (f"; built {len(built)} OM(s)" if built else "; not built (atc not run)")
+        )
+    evaluation = report.get("eval")
+    if evaluation:
+        lines.append(
+            f"eval:    mIoU (21 classes) {evaluation.get('miou_21_with_background')}, with CRF "
+            f"{evaluation.get('miou_21_with_background_crf')}"
+            + (f" - {evaluation['note']}" if evaluation.get("note") else "")
+        )
     stages = report.get("stages", {})
     lines.append(
         "stages:  "
