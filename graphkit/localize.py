@@ -1,0 +1,483 @@
+"""Find the first tensor where model B diverges from model A on the same inputs.
+
+:func:`localize` pairs the tensors produced in B with tensors of A (same name first, else the
+correspondence found by :func:`graphkit.diff.diff_models`), walks them in B's topological
+order, and exposes them as extra graph outputs a chunk at a time: each onnxruntime run (CPU,
+graph optimizations off) adds only that chunk's tensors as outputs, so memory stays bounded by
+``chunk_size`` tensors and ``chunk_bytes`` (estimated from inferred shapes). It stops at the
+first chunk that holds a divergence and reports the first divergent tensor in that chunk, the
+B node that produced it, and the error figures.
+
+A tensor diverges when ``|b - a| <= atol + rtol * |a|`` fails for any element (NaN only
+matches NaN), or when its shapes differ. Extra outputs need an element type: it comes from ONNX
+shape inference, else from the paired tensor in the other model; tensors without one are
+skipped and counted.
+
+The models are not modified: the extra outputs are appended to the graph only while a session
+is built, then removed.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime.capi.onnxruntime_pybind11_state as ort_state
+
+from graphkit.console import format_table, progress
+from graphkit.diff import ModelDiff, diff_models
+from graphkit.errors import GoldenError, InputError, ModelLoadError, PassError
+from graphkit.model import infer_shapes
+from graphkit.runtime.ort import create_session, run_session
+
+SCHEMA_VERSION = 1
+DEFAULT_ATOL = 1e-5
+DEFAULT_RTOL = 1e-4
+DEFAULT_CHUNK_SIZE = 32
+DEFAULT_CHUNK_BYTES = 1 << 30  # estimated bytes of exposed tensors per run (per model)
+
+
+@dataclass
+class TensorComparison:
+    """One compared tensor pair; ``tensor`` is B's name, ``node``/``op_type`` B's producer."""
+
+    tensor: str
+    tensor_a: str
+    node: str
+    op_type: str
+    position: int
+    shape_a: tuple[int, ...]
+    shape_b: tuple[int, ...]
+    max_abs: float | None
+    max_rel: float | None
+    mismatch_fraction: float | None
+    passed: bool
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "tensor": self.tensor,
+            "tensor_a": self.tensor_a,
+            "node": self.node,
+            "op_type": self.op_type,
+            "position": self.position,
+            "shape_a": list(self.shape_a),
+            "shape_b": list(self.shape_b),
+            "max_abs": self.max_abs,
+            "max_rel": self.max_rel,
+            "mismatch_fraction": self.mismatch_fraction,
+            "passed": self.passed,
+            "note": self.note,
+        }
+
+
+@dataclass
+class SkippedTensor:
+    """A B tensor that could not be compared, and why."""
+
+    tensor: str
+    reason: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"tensor": self.tensor, "reason": self.reason}
+
+
+@dataclass
+class LocalizeResult:
+    """Outcome of :func:`localize`. ``first_divergent`` is None when every compared tensor matched."""
+
+    first_divergent: TensorComparison | None
+    compared: list[TensorComparison]
+    skipped: list[SkippedTensor]
+    unpaired: int
+    candidates: int
+    runs: int
+    atol: float
+    rtol: float
+    inputs: dict[str, list[int]] = field(default_factory=dict)
+
+    @property
+    def diverged(self) -> bool:
+        return self.first_divergent is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict; its layout is versioned by ``schema_version``."""
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "diverged": self.diverged,
+            "first_divergent": self.first_divergent.to_dict() if self.first_divergent else None,
+            "atol": self.atol,
+            "rtol": self.rtol,
+            "inputs": self.inputs,
+            "candidates": self.candidates,
+            "unpaired": self.unpaired,
+            "runs": self.runs,
+            "compared": [c.to_dict() for c in self.compared],
+            "skipped": [s.to_dict() for s in self.skipped],
+        }
+
+    def summary_line(self) -> str:
+        """One line naming the first divergent tensor and its node, or saying none diverged."""
+        first = self.first_divergent
+        if first is None:
+            return f"no divergence: {len(self.compared)} tensors within atol={self.atol:g} rtol={self.rtol:g}"
+        return f"first divergent tensor '{first.tensor}' from node '{first.node}' ({first.op_type}): {_figures(first)}"
+
+    def to_text(self) -> str:
+        """A human-readable report."""
+        lines = [self.summary_line()]
+        first = self.first_divergent
+        if first is not None:
+            if first.tensor_a != first.tensor:
+                lines.append(f"  compared with A's tensor '{first.tensor_a}'")
+            lines.append(f"  node #{first.position} of B; atol={self.atol:g} rtol={self.rtol:g}")
+        lines.append(
+            f"compared {len(self.compared)} of {self.candidates} paired tensors in {self.runs} run(s) per model; "
+            f"{len(self.skipped)} skipped (no element type); {self.unpaired} B tensors have no counterpart in A"
+        )
+        shown = self.compared[-10:]
+        if shown:
+            rows = [
+                (
+                    c.position,
+                    c.tensor,
+                    c.op_type,
+                    c.max_abs,
+                    c.max_rel,
+                    c.mismatch_fraction,
+                    "ok" if c.passed else "DIVERGES",
+                )
+                for c in shown
+            ]
+            title = "last compared tensors:" if len(shown) < len(self.compared) else "compared tensors:"
+            lines += [title, format_table(("#", "tensor", "op", "max abs", "max rel", "mismatch", "result"), rows)]
+        return "\n".join(lines)
+
+
+def _figures(c: TensorComparison) -> str:
+    if c.note:
+        return c.note
+    if c.max_abs is None:
+        return f"mismatch {100 * c.mismatch_fraction:.3g}% (compared for equality)"
+    return f"max abs {c.max_abs:.3g}, max rel {c.max_rel:.3g}, mismatch {100 * c.mismatch_fraction:.3g}%"
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Pair:
+    tensor_b: str
+    candidates_a: tuple[tuple[str, int], ...]  # (A tensor, element type), preferred first
+    node: str
+    op_type: str
+    position: int
+    elem_b: int
+    nbytes: int
+
+
+def localize(
+    a: onnx.ModelProto,
+    b: onnx.ModelProto,
+    feeds: Mapping[str, np.ndarray],
+    atol: float | None = None,
+    rtol: float | None = None,
+    chunk_size: int | None = None,
+    chunk_bytes: int | None = None,
+    threads: int | None = None,
+    diff: ModelDiff | None = None,
+) -> LocalizeResult:
+    """The first tensor, in B's topological order, whose values in B differ from A's beyond tolerance.
+
+    ``feeds`` must fit both models. ``diff`` may pass a precomputed ``diff_models(a, b)``.
+    Defaults: atol 1e-5, rtol 1e-4, 32 tensors and about 1 GiB of tensors per run.
+    """
+    atol = DEFAULT_ATOL if atol is None else float(atol)
+    rtol = DEFAULT_RTOL if rtol is None else float(rtol)
+    chunk_size = DEFAULT_CHUNK_SIZE if chunk_size is None else int(chunk_size)
+    chunk_bytes = DEFAULT_CHUNK_BYTES if chunk_bytes is None else int(chunk_bytes)
+    if chunk_size < 1:
+        raise InputError(f"chunk_size must be at least 1, got {chunk_size}")
+    if diff is None:
+        diff = diff_models(a, b)
+    pairs, skipped, unpaired = _pair_tensors(a, b, diff, feeds)
+    result = LocalizeResult(
+        first_divergent=None,
+        compared=[],
+        skipped=skipped,
+        unpaired=unpaired,
+        candidates=len(pairs) + len(skipped),
+        runs=0,
+        atol=atol,
+        rtol=rtol,
+        inputs={name: list(np.shape(value)) for name, value in feeds.items()},
+    )
+    chunks = list(_chunks(pairs, chunk_size, chunk_bytes))
+    for chunk in progress(chunks, desc="localize", unit="chunk"):
+        exposed_a = list(dict.fromkeys(c for p in chunk for c in p.candidates_a))
+        values_a = _run_exposed(a, feeds, exposed_a, threads, "A")
+        values_b = _run_exposed(b, feeds, [(p.tensor_b, p.elem_b) for p in chunk], threads, "B")
+        result.runs += 1
+        for pair in chunk:
+            got = values_b.pop(pair.tensor_b)
+            # Among A's candidates, the first with B's shape at run time (else the preferred one).
+            names = [name for name, _ in pair.candidates_a]
+            name_a = next((n for n in names if values_a[n].shape == got.shape), names[0])
+            comparison = _compare(pair, name_a, values_a[name_a], got, atol, rtol)
+            result.compared.append(comparison)
+            if not comparison.passed:
+                result.first_divergent = comparison
+                return result
+    return result
+
+
+def _compare(pair: _Pair, tensor_a: str, a: np.ndarray, b: np.ndarray, atol: float, rtol: float) -> TensorComparison:
+    """Error figures of ``b`` against reference ``a``."""
+    base = dict(
+        tensor=pair.tensor_b,
+        tensor_a=tensor_a,
+        node=pair.node,
+        op_type=pair.op_type,
+        position=pair.position,
+        shape_a=tuple(a.shape),
+        shape_b=tuple(b.shape),
+    )
+    if a.shape != b.shape:
+        note = f"shape differs: A {tuple(a.shape)} vs B {tuple(b.shape)}"
+        return TensorComparison(**base, max_abs=None, max_rel=None, mismatch_fraction=None, passed=False, note=note)
+    if a.size == 0:
+        return TensorComparison(**base, max_abs=0.0, max_rel=0.0, mismatch_fraction=0.0, passed=True)
+    if a.dtype.kind not in "biuf" or b.dtype.kind not in "biuf":  # strings etc.: equality only
+        fraction = float(np.mean(a != b))
+        return TensorComparison(**base, max_abs=None, max_rel=None, mismatch_fraction=fraction, passed=fraction == 0.0)
+    ref = np.asarray(a, dtype=np.float64).reshape(-1)
+    got = np.asarray(b, dtype=np.float64).reshape(-1)
+    error = np.abs(got - ref)
+    both_nan = np.isnan(ref) & np.isnan(got)
+    error[both_nan] = 0.0
+    magnitude = np.abs(ref)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        relative = np.where(error == 0, 0.0, error / magnitude)
+    mismatched = ~(error <= atol + rtol * magnitude)  # NaN error counts as a mismatch
+    fraction = float(mismatched.mean())
+    return TensorComparison(
+        **base,
+        max_abs=_finite_max(error),
+        max_rel=_finite_max(relative),
+        mismatch_fraction=fraction,
+        passed=fraction == 0.0,
+    )
+
+
+def _finite_max(values: np.ndarray) -> float:
+    if np.isnan(values).any():
+        return float("nan")
+    return float(values.max())
+
+
+_KEEP_BYTES = 1 << 16  # initializers up to this size keep their values (shape inputs, axes...)
+
+
+def _without_weights(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy for shape inference: large initializers keep name, dtype and dims but not their bytes."""
+    light = onnx.ModelProto()
+    light.ir_version = model.ir_version
+    light.opset_import.extend(model.opset_import)
+    light.functions.extend(model.functions)
+    graph = light.graph
+    graph.name = model.graph.name
+    for field_name in ("node", "input", "output", "value_info"):
+        getattr(graph, field_name).extend(getattr(model.graph, field_name))
+    for tensor in model.graph.initializer:
+        if tensor.HasField("raw_data") and len(tensor.raw_data) > _KEEP_BYTES:
+            graph.initializer.add(name=tensor.name, data_type=tensor.data_type, dims=tensor.dims)
+        else:
+            graph.initializer.append(tensor)
+    return light
+
+
+def _inferred_types(model: onnx.ModelProto) -> tuple[dict[str, int], dict[str, list]]:
+    """Element type and dims (None where unknown) of every tensor with a declared or inferred type.
+
+    Shape inference runs non-strict on a light copy of the model (large initializers without their
+    bytes); when it fails, declared types are used alone.
+    """
+    try:
+        inferred = infer_shapes(_without_weights(model), what="localize", strict=False)
+        values = list(inferred.graph.value_info) + list(inferred.graph.output)
+        del inferred
+    except PassError:
+        values = []
+    values += [*model.graph.value_info, *model.graph.output, *model.graph.input]
+    elems, shapes = {}, {}
+    for value in values:
+        if not value.type.HasField("tensor_type"):
+            continue
+        tensor_type = value.type.tensor_type
+        if tensor_type.elem_type:
+            elems.setdefault(value.name, tensor_type.elem_type)
+        if tensor_type.HasField("shape"):
+            dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor_type.shape.dim]
+            shapes.setdefault(value.name, dims)
+    for tensor in model.graph.initializer:
+        elems.setdefault(tensor.name, tensor.data_type)
+    return elems, shapes
+
+
+def _pair_tensors(a, b, diff: ModelDiff, feeds) -> tuple[list[_Pair], list[SkippedTensor], int]:
+    """B's produced tensors in topological order, each with the A tensor it is compared with.
+
+    Candidates, in order: the same name in A; the diff's tensor correspondence; the A tensor read
+    by the same input slot of a matched consumer. Candidates whose inferred shape agrees with B's
+    come first; all are exposed, and the comparison takes the first whose actual shape agrees (so
+    a layout change around a kept name compares the tensor the consumer reads).
+    """
+    produced_a = {t for n in a.graph.node for t in n.output if t}
+    a_of_b = {tb: ta for ta, tb in diff.tensor_map.items() if ta in produced_a}
+    a_index_of_b = {ib: ia for ia, ib, _ in diff.node_pairs}
+    consumers_b: dict[str, list[tuple[int, int]]] = {}
+    for ib, node in enumerate(b.graph.node):
+        for slot, tensor in enumerate(node.input):
+            consumers_b.setdefault(tensor, []).append((ib, slot))
+    types_a, shapes_a = _inferred_types(a)
+    types_b, shapes_b = _inferred_types(b)
+    batch = max((np.shape(v)[0] for v in feeds.values() if np.ndim(v) > 0), default=1)
+    pairs, skipped, unpaired = [], [], 0
+    seen = set()
+    for position, node in enumerate(b.graph.node):
+        for tb in node.output:
+            if not tb or tb in seen:
+                continue
+            seen.add(tb)
+            candidates = [tb] if tb in produced_a else []
+            candidates += [a_of_b[tb]] if tb in a_of_b else []
+            for ib, slot in consumers_b.get(tb, ()):
+                if ib in a_index_of_b and slot < len(a.graph.node[a_index_of_b[ib]].input):
+                    read = a.graph.node[a_index_of_b[ib]].input[slot]
+                    if read in produced_a:
+                        candidates.append(read)
+            if not candidates:
+                unpaired += 1
+                continue
+            candidates = list(dict.fromkeys(candidates))
+            candidates.sort(key=lambda c: not (tb in shapes_b and shapes_a.get(c) == shapes_b[tb]))
+            elem_b = types_b.get(tb) or types_a.get(candidates[0])
+            typed_a = tuple((c, types_a.get(c) or elem_b) for c in candidates if types_a.get(c) or elem_b)
+            if not elem_b or not typed_a:
+                skipped.append(SkippedTensor(tb, "no inferred element type"))
+                continue
+            nbytes = _estimate_bytes(shapes_b.get(tb), elem_b, batch)
+            pairs.append(_Pair(tb, typed_a, node.name, node.op_type, position, elem_b, nbytes))
+    return pairs, skipped, unpaired
+
+
+def _estimate_bytes(shape, elem: int, batch: int) -> int:
+    if shape is None:
+        return 0
+    try:
+        itemsize = onnx.helper.tensor_dtype_to_np_dtype(elem).itemsize
+    except (KeyError, TypeError, ValueError):
+        itemsize = 4
+    dims = [d if d else (batch if axis == 0 else 1) for axis, d in enumerate(shape)]
+    return int(math.prod(dims)) * itemsize
+
+
+def _chunks(pairs: list[_Pair], size: int, max_bytes: int) -> Iterator[list[_Pair]]:
+    chunk, used = [], 0
+    for pair in pairs:
+        if chunk and (len(chunk) >= size or used + pair.nbytes > max_bytes):
+            yield chunk
+            chunk, used = [], 0
+        chunk.append(pair)
+        used += pair.nbytes
+    if chunk:
+        yield chunk
+
+
+@contextmanager
+def _extra_outputs(model: onnx.ModelProto, tensors: Sequence[tuple[str, int]]):
+    """Temporarily append graph outputs (element type only) for ``tensors``; restore afterwards."""
+    existing = {o.name for o in model.graph.output}
+    count = len(model.graph.output)
+    for name, elem in tensors:
+        if name not in existing:
+            model.graph.output.append(onnx.helper.make_tensor_value_info(name, elem, None))
+            existing.add(name)
+    try:
+        yield model
+    finally:
+        del model.graph.output[count:]
+
+
+_ORT_ERRORS = tuple(
+    getattr(ort_state, name)
+    for name in ("Fail", "InvalidGraph", "NotImplemented", "RuntimeException", "InvalidArgument", "InvalidProtobuf")
+    if hasattr(ort_state, name)
+)
+
+
+def _run_exposed(model, feeds, tensors, threads, label) -> dict[str, np.ndarray]:
+    with _extra_outputs(model, tensors):
+        try:
+            session = create_session(model, threads=threads)
+        except _ORT_ERRORS as exc:
+            message = " ".join(str(exc).split())[:300]
+            raise ModelLoadError(
+                f"model {label}: onnxruntime cannot load it with intermediate outputs: {message}"
+            ) from exc
+    try:
+        return run_session(session, feeds, [name for name, _ in tensors])
+    finally:
+        del session
+
+
+# ---------------------------------------------------------------------------------------------
+# Inputs
+
+
+def load_npz_feeds(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Arrays of an .npz file keyed by input name; unreadable files raise InputError."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {name: data[name] for name in data.files}
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: not a readable .npz file ({' '.join(str(exc).split())[:200]})") from exc
+
+
+def golden_feeds(directory: str | os.PathLike) -> tuple[dict[str, np.ndarray], Path]:
+    """Inputs from a golden set folder and the file they came from.
+
+    Takes the first, in name order, of ``inputs*.npz`` and ``*.inputs.npz`` (graphkit.golden
+    writes ``b1.inputs.npz``, ``b2.inputs.npz``...): one case is enough to localize.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise GoldenError(f"{directory}: golden set folder not found")
+    files = sorted({*directory.glob("inputs*.npz"), *directory.glob("*.inputs.npz")})
+    if not files:
+        raise GoldenError(f"{directory}: no inputs*.npz or *.inputs.npz in the golden set folder")
+    return load_npz_feeds(files[0]), files[0]
+
+
+def feeds_for(
+    a: onnx.ModelProto, b: onnx.ModelProto, seed: int | None = None, dims: Mapping[str, int] | None = None
+) -> dict[str, np.ndarray]:
+    """Seeded random inputs (seed 0 by default) that fit both models: from B's input spec, else A's."""
+    from graphkit.runtime.feeds import random_feeds
+
+    seed = 0 if seed is None else seed
+
+    try:
+        return random_feeds(b, seed=seed, dims=dims)
+    except InputError:
+        return random_feeds(a, seed=seed, dims=dims)

@@ -1,0 +1,343 @@
+"""graphkit.localize: the first divergent tensor on corrupted pairs, chunking, inputs, the CLI."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from graphkit.diff import diff_models
+from graphkit.errors import GoldenError, InputError, ModelLoadError
+from graphkit.localize import feeds_for, golden_feeds, load_npz_feeds, localize
+from graphkit.model import clone, content_hash
+from graphkit.testing import make_model
+
+ATOL, RTOL = 1e-6, 1e-6
+
+
+def add_chain(constants, tensor_prefix="t", node_prefix="add"):
+    """x -> Add(c0) -> Add(c1) -> ... -> y: a chain of len(constants) named Add nodes."""
+    nodes, inits, prev = [], [], "x"
+    for i, value in enumerate(constants):
+        out = "y" if i == len(constants) - 1 else f"{tensor_prefix}{i}"
+        inits.append(numpy_helper.from_array(np.full(4, value, np.float32), f"c{i}"))
+        nodes.append(helper.make_node("Add", [prev, f"c{i}"], [out], name=f"{node_prefix}{i}"))
+        prev = out
+    return make_model(
+        nodes,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])],
+        inits,
+    )
+
+
+GOOD = [float(i) for i in range(10)]
+BAD = GOOD[:5] + [5.5] + GOOD[6:]  # node add5 corrupted
+
+
+@pytest.mark.parametrize("chunk_size", [1, 3, 100])
+def test_corrupted_node_in_a_chain_is_named(chunk_size):
+    a, b = add_chain(GOOD), add_chain(BAD)
+    feeds = feeds_for(a, b, seed=1, dims={"batch": 2})
+    result = localize(a, b, feeds, atol=ATOL, rtol=RTOL, chunk_size=chunk_size)
+    first = result.first_divergent
+    assert result.diverged
+    assert (first.tensor, first.node, first.op_type, first.position) == ("t5", "add5", "Add", 5)
+    assert first.max_abs == pytest.approx(0.5, rel=1e-6)
+    assert first.mismatch_fraction == 1.0
+    assert [c.tensor for c in result.compared] == [f"t{i}" for i in range(6)]
+    assert all(c.passed and c.max_abs == 0.0 for c in result.compared[:5])
+    assert result.runs == -(-6 // chunk_size)  # stops at the chunk holding t5
+    assert result.inputs == {"x": [2, 4]}
+
+
+def test_identical_models_do_not_diverge():
+    a = add_chain(GOOD)
+    result = localize(a, clone(a), feeds_for(a, a, dims={"batch": 1}), atol=ATOL, rtol=RTOL, chunk_size=4)
+    assert not result.diverged
+    assert len(result.compared) == 10 and result.runs == 3
+    assert result.summary_line().startswith("no divergence: 10 tensors")
+
+
+def test_localize_does_not_mutate_the_models():
+    a, b = add_chain(GOOD), add_chain(BAD)
+    hashes = content_hash(a), content_hash(b)
+    localize(a, b, feeds_for(a, b, dims={"batch": 1}), atol=ATOL, rtol=RTOL, chunk_size=2)
+    assert (content_hash(a), content_hash(b)) == hashes
+
+
+def test_renamed_tensors_are_paired_through_the_diff():
+    a = add_chain(GOOD)
+    b = add_chain(BAD, tensor_prefix="renamed_", node_prefix="pass_")
+    result = localize(a, b, feeds_for(a, b, dims={"batch": 1}), atol=ATOL, rtol=RTOL, chunk_size=4)
+    first = result.first_divergent
+    assert (first.tensor, first.tensor_a, first.node) == ("renamed_5", "t5", "pass_5")
+    assert result.unpaired == 0
+
+
+def test_tolerances_decide():
+    a, b = add_chain(GOOD), add_chain(GOOD[:5] + [5.0001] + GOOD[6:])
+    feeds = feeds_for(a, b, dims={"batch": 1})
+    assert not localize(a, b, feeds, atol=1e-3, rtol=0.0).diverged
+    result = localize(a, b, feeds, atol=1e-6, rtol=0.0)
+    assert result.first_divergent.node == "add5"
+    assert result.first_divergent.max_abs == pytest.approx(1e-4, rel=0.05)
+
+
+def test_shape_difference_is_a_divergence():
+    a = make_model(
+        [helper.make_node("Transpose", ["x"], ["t"], perm=[1, 0], name="tr"), helper.make_node("Neg", ["t"], ["y"])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 2])],
+    )
+    b = make_model(
+        [helper.make_node("Identity", ["x"], ["t"], name="tr"), helper.make_node("Neg", ["t"], ["y"])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])],
+    )
+    result = localize(a, b, feeds_for(a, b), atol=ATOL, rtol=RTOL)
+    assert result.first_divergent.tensor == "t"
+    assert result.first_divergent.note == "shape differs: A (3, 2) vs B (2, 3)"
+
+
+def test_result_dict_and_text():
+    a, b = add_chain(GOOD), add_chain(BAD)
+    result = localize(a, b, feeds_for(a, b, dims={"batch": 1}), atol=ATOL, rtol=RTOL)
+    data = json.loads(json.dumps(result.to_dict()))
+    assert set(data) == {
+        "schema_version",
+        "diverged",
+        "first_divergent",
+        "atol",
+        "rtol",
+        "inputs",
+        "candidates",
+        "unpaired",
+        "runs",
+        "compared",
+        "skipped",
+    }
+    assert set(data["first_divergent"]) == {
+        "tensor",
+        "tensor_a",
+        "node",
+        "op_type",
+        "position",
+        "shape_a",
+        "shape_b",
+        "max_abs",
+        "max_rel",
+        "mismatch_fraction",
+        "passed",
+        "note",
+    }
+    assert data["first_divergent"]["node"] == "add5" and data["schema_version"] == 1
+    text = result.to_text()
+    assert text.splitlines()[0].startswith("first divergent tensor 't5' from node 'add5' (Add): max abs 0.5")
+
+
+def test_bad_feeds_and_inputs(tmp_path):
+    a, b = add_chain(GOOD), add_chain(BAD)
+    with pytest.raises(InputError, match="do not match the model's inputs"):
+        localize(a, b, {"nope": np.zeros((1, 4), np.float32)}, atol=ATOL, rtol=RTOL)
+    with pytest.raises(InputError, match="no such file"):
+        load_npz_feeds(tmp_path / "missing.npz")
+    (tmp_path / "junk.npz").write_text("junk")
+    with pytest.raises(InputError, match="junk.npz"):
+        load_npz_feeds(tmp_path / "junk.npz")
+    with pytest.raises(GoldenError, match="no inputs"):
+        golden_feeds(tmp_path)
+
+
+def test_model_onnxruntime_cannot_load_is_a_user_error():
+    a = add_chain(GOOD)
+    b = clone(a)
+    b.graph.node[3].op_type = "NoSuchOp"
+    with pytest.raises(ModelLoadError, match="model B: onnxruntime cannot load it"):
+        localize(a, b, feeds_for(a, b, dims={"batch": 1}), atol=ATOL, rtol=RTOL)
+
+
+def test_golden_folder_feeds(tmp_path):
+    np.savez(tmp_path / "b1.inputs.npz", x=np.ones((1, 4), np.float32))
+    np.savez(tmp_path / "b1.outputs.npz", y=np.ones((1, 4), np.float32))
+    feeds, path = golden_feeds(tmp_path)
+    assert path.name == "b1.inputs.npz" and list(feeds) == ["x"]
+
+
+# --- Legacy torch export: the ModelZoo opset-11 softmax "fix" ---------------------------------
+
+
+def _export_legacy(module, example, path, outputs):
+    torch = pytest.importorskip("torch")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module.eval(),
+            (example,),
+            str(path),
+            dynamo=False,
+            opset_version=11,
+            input_names=["image"],
+            output_names=outputs,
+            dynamic_axes={"image": {0: "-1"}, **{o: {0: "-1"} for o in outputs}},
+        )
+    return onnx.load(str(path))
+
+
+def modelzoo_softmax_fix(model: onnx.ModelProto, keep_softmax_output_name: bool = True) -> onnx.ModelProto:
+    """Replace Transpose -> Softmax(axis=3) -> Transpose by Softmax(axis=1), staying at opset 11.
+
+    With ``keep_softmax_output_name`` the Softmax keeps its output and consumers are rewired;
+    otherwise the Softmax takes over the second Transpose's output name.
+    """
+    fixed = clone(model)
+    nodes = list(fixed.graph.node)
+    softmax = next(n for n in nodes if n.op_type == "Softmax")
+    first = next(n for n in nodes if n.output[0] == softmax.input[0] and n.op_type == "Transpose")
+    second = next(n for n in nodes if softmax.output[0] in n.input and n.op_type == "Transpose")
+    softmax.input[0] = first.input[0]
+    softmax.attribute[0].i = 1
+    old, new = second.output[0], softmax.output[0]
+    if not keep_softmax_output_name:
+        softmax.output[0], new = old, old
+    for node in nodes:
+        for i, name in enumerate(node.input):
+            if name == old:
+                node.input[i] = new
+    for output in fixed.graph.output:
+        if output.name == old:
+            output.name = new
+    del fixed.graph.node[:]
+    fixed.graph.node.extend(n for n in nodes if n is not first and n is not second)
+    onnx.checker.check_model(fixed)
+    return fixed
+
+
+@pytest.fixture(scope="module")
+def tiny_softmax_export(tmp_path_factory):
+    torch = pytest.importorskip("torch")
+
+    class Head(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 5, 3, padding=1)
+            self.out = torch.nn.Conv2d(5, 2, 1)
+
+        def forward(self, x):
+            y = self.conv(x).permute(0, 2, 3, 1).softmax(-1).permute(0, 3, 1, 2)
+            return self.out(y)
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("softmax") / "head.onnx"
+    return _export_legacy(Head(), torch.randn(1, 3, 8, 8), path, ["mask"])
+
+
+@pytest.mark.parametrize("keep_name", [True, False])
+def test_modelzoo_softmax_fix_on_a_legacy_torch_export(tiny_softmax_export, keep_name):
+    a = tiny_softmax_export
+    assert [n.op_type for n in a.graph.node] == ["Conv", "Transpose", "Softmax", "Transpose", "Conv"]
+    b = modelzoo_softmax_fix(a, keep_softmax_output_name=keep_name)
+    diff = diff_models(a, b)
+    assert diff.op_count_delta() == {"Transpose": (2, 0)}
+    expected = {"Softmax": {"attributes", "inputs"}}
+    if keep_name:  # the consumer is rewired to the Softmax output
+        expected["Conv"] = {"inputs"}
+    assert {c.after.op_type: set(c.changes) for c in diff.nodes_changed} == expected
+    result = localize(a, b, feeds_for(a, b, dims={"batch": 2}), atol=1e-5, rtol=1e-4)
+    first = result.first_divergent
+    assert (first.node, first.op_type) == ("/Softmax", "Softmax")
+    assert first.tensor == b.graph.node[1].output[0]
+    assert first.tensor_a == "/Transpose_1_output_0"  # the NCHW softmax result in A
+    assert first.max_abs > 0.05 and first.mismatch_fraction > 0.5
+    assert [c.op_type for c in result.compared] == ["Conv", "Softmax"]
+
+
+@pytest.fixture(scope="module")
+def tiny_wseg_export(tmp_path_factory):
+    torch = pytest.importorskip("torch")
+    wseg = pytest.importorskip("graphkit.models.wseg")
+    model = wseg.WsegModel(width=1 / 32)
+    path = tmp_path_factory.mktemp("wseg") / "wseg.onnx"
+    return _export_legacy(model, torch.randn(1, 3, 64, 64), path, ["cls", "mask"])
+
+
+def test_modelzoo_softmax_fix_on_tiny_wseg(tiny_wseg_export):
+    a = tiny_wseg_export
+    b = modelzoo_softmax_fix(a)
+    diff = diff_models(a, b)
+    assert diff.op_count_delta() == {"Transpose": (2, 0)}
+    assert diff.summary_line() == "-2 Transpose, 4 nodes changed"
+    assert [n.name for n in diff.nodes_removed] == ["/Transpose", "/Transpose_1"]
+    changed = {c.after.name: set(c.changes) for c in diff.nodes_changed}
+    assert changed.pop("/Softmax") == {"attributes", "inputs"}
+    # The three consumers of the old NCHW result now read the Softmax output.
+    assert changed == {"/Reshape_1": {"inputs"}, "/Shape_8": {"inputs"}, "/Resize_1": {"inputs"}}
+    assert diff.inputs.is_empty() and diff.outputs.is_empty() and not diff.initializers_changed
+    result = localize(a, b, feeds_for(a, b, dims={"batch": 1}), atol=1e-5, rtol=1e-4, chunk_size=64)
+    first = result.first_divergent
+    assert (first.node, first.op_type, first.tensor) == ("/Softmax", "Softmax", "/Softmax_output_0")
+    # A's tensor of the same name is NHWC; the comparison takes the NCHW result the consumers read.
+    assert first.tensor_a == "/Transpose_1_output_0" and first.note == ""
+    assert first.max_abs > 0.05 and first.mismatch_fraction > 0.5
+    assert all(c.passed for c in result.compared[:-1]) and len(result.compared) > 100
+    assert result.skipped == []
+
+
+# --- CLI -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def chain_files(tmp_path):
+    onnx.save(add_chain(GOOD), tmp_path / "a.onnx")
+    onnx.save(add_chain(BAD), tmp_path / "b.onnx")
+    return tmp_path / "a.onnx", tmp_path / "b.onnx"
+
+
+def test_cli_localize_random_inputs(cli, chain_files):
+    done = cli("localize", *chain_files, "--dims", "batch=2", "--atol", "1e-6", "--rtol", "1e-6", "--chunk-size", "4")
+    assert done.returncode == 1, done.stderr
+    assert done.stdout.startswith("first divergent tensor 't5' from node 'add5' (Add)")
+
+
+def test_cli_localize_json_with_npz_inputs_and_golden(cli, chain_files, tmp_path):
+    np.savez(tmp_path / "in.npz", x=np.zeros((3, 4), np.float32))
+    done = cli("localize", *chain_files, "--inputs", tmp_path / "in.npz", "--json")
+    assert done.returncode == 1, done.stderr
+    data = json.loads(done.stdout)
+    assert data["first_divergent"]["node"] == "add5" and data["inputs"] == {"x": [3, 4]}
+    golden = tmp_path / "golden"
+    golden.mkdir()
+    np.savez(golden / "inputs.npz", x=np.zeros((2, 4), np.float32))
+    done = cli("localize", chain_files[0], chain_files[0], "--golden", golden)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("no divergence: 10 tensors")
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--dims", "batch"], "--dims"),
+        ([], "symbolic"),
+        (["--inputs", "missing.npz"], "missing.npz"),
+        (["--golden", "nowhere"], "nowhere"),
+    ],
+)
+def test_cli_localize_bad_input_is_one_line_exit_2(cli, chain_files, tmp_path, extra, message):
+    done = cli("localize", *chain_files, *extra, cwd=tmp_path)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0]
+
+
+def test_cli_localize_missing_and_non_onnx_model(cli, chain_files, tmp_path):
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"\x00\x01garbage" * 50)
+    for bad in (tmp_path / "missing.onnx", junk):
+        done = cli("localize", chain_files[0], bad, "--dims", "batch=1")
+        assert done.returncode == 2
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and str(bad) in lines[0]
