@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from graphkit import __version__
@@ -75,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
         message = " ".join(str(exc).split("\n")[0:1]) or exc.__class__.__name__
         print(f"graphkit: error: {message}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # e.g. `graphkit diff A B | head`: the reader left, stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("graphkit: interrupted", file=sys.stderr)
         return 130

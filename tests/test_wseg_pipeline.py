@@ -65,3 +65,18 @@ def test_tiny_final_model_equals_torch_outputs(tiny_run, cli):
             assert output["passed"] and output["max_abs"] < 1e-5
             if output["name"] == "mask":
                 assert output["argmax_agreement"] == 1.0
+
+
+def test_diff_of_export_and_pipeline_output_names_only_the_intended_changes(tiny_run, tmp_path):
+    _, run = tiny_run
+    export = run_cli("export", "-o", tmp_path / "export.onnx", "--width", "0.03125", "--input-size", "32", "32")
+    assert export.returncode == 0, export.stderr
+    result = run_cli("diff", tmp_path / "export.onnx", run / "model.onnx", "--json")
+    assert result.returncode == 0, result.stderr
+    diff = json.loads(result.stdout)
+    deltas = {row["op"]: row["delta"] for row in diff["op_counts"] if row["delta"]}
+    assert deltas["Transpose"] == -2 and deltas["Shape"] < 0  # softmax fold; folded shape nodes
+    compute_ops = {"Conv", "Relu", "BatchNormalization", "Add", "Mul", "Softmax", "Resize", "Sigmoid"}
+    assert not compute_ops & set(deltas), deltas  # nothing spurious in the compute graph
+    assert "opset 11->13" in diff["summary"]
+    assert "output mask shape" in diff["summary"]  # symbolic H/W dims became static
