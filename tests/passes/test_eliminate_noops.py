@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import pytest
 from graphkit_passes.eliminate_noops import EliminateNoops
 
@@ -160,3 +161,76 @@ def test_registry_and_option_types():
     assert cls is EliminateNoops and cls.exact and not cls.changes_io
     with pytest.raises(SpecError, match="cast"):
         cls.from_spec({"cast": 1}, "p.yaml passes[1]")
+
+
+# --- input models stay untouched (graphsurgeon shares the input's TensorProtos) ---------------
+
+
+def unnamed_constant_tensors(m):
+    """Clear the ``name`` field of every Constant node tensor (graph, subgraphs, functions).
+
+    Function-expanded models (the ONNX node corpus' ``*_expanded`` cases) carry such tensors;
+    graphsurgeon's exporter used to write ``name = ""`` into them, changing the input model.
+    """
+    graphs, nodes = [m.graph], [n for f in m.functions for n in f.node]
+    while graphs:
+        g = graphs.pop()
+        nodes.extend(g.node)
+        graphs.extend(a.g for n in g.node for a in n.attribute if a.type == onnx.AttributeProto.GRAPH)
+    for node in nodes:
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.TENSOR:
+                attr.t.ClearField("name")
+    return m
+
+
+def test_unnamed_constant_tensor_is_not_written_into_the_input():
+    m = unnamed_constant_tensors(model("k = Constant<value=float[1] {2.0}>() a = Identity(x) y = Add(a, k)"))
+    result = rewrite(m, ["Constant", "Add"])  # run_pass asserts the input is unchanged and `modified` is honest
+    assert result.counts == {"identity": 1}
+    assert not m.graph.node[0].attribute[0].t.HasField("name")
+
+
+def test_constant_inside_if_subgraph_is_not_written_into_the_input():
+    m = unnamed_constant_tensors(
+        model(
+            "a = Identity(x) y = If(c) <then_branch = g1 () => (float[2,3,4] t) "
+            "{ k = Constant<value=float[1] {2.0}>() t = Add(a, k) }, "
+            "else_branch = g2 () => (float[2,3,4] e) { e = Relu(a) }>",
+            inputs="bool c, float[2,3,4] x",
+        )
+    )
+    x = np.random.default_rng(0).standard_normal((2, 3, 4)).astype(np.float32)
+    for flag in (True, False):
+        feeds = {"c": np.array(flag), "x": x}
+        result = assert_pass_rewrites(EliminateNoops(), m, atol=0, rtol=0, feeds=feeds)
+    assert_op_types(result.model, ["If"])
+    assert result.counts == {"identity": 1}
+
+
+def test_constant_inside_local_function_is_not_written_into_the_input():
+    m = unnamed_constant_tensors(
+        parse_model(
+            '<ir_version: 8, opset_import: ["" : 13, "local" : 1]> '
+            "g (float[2,3,4] x) => (float[2,3,4] y) { a = Identity(x) y = local.Double(a) } "
+            '<domain: "local", opset_import: ["" : 13]> '
+            "Double (v) => (w) { k = Constant<value=float[1] {2.0}>() w = Mul(v, k) }"
+        )
+    )
+    result = rewrite(m, ["local::Double"])
+    assert not m.functions[0].node[0].attribute[0].t.HasField("name")
+    assert result.model.functions[0] == m.functions[0]
+
+
+def test_to_model_renaming_an_initializer_copies_only_that_one():
+    from graphkit.ir import to_graph, to_model
+    from graphkit.model import content_hash
+
+    m = model("y = Add(x, w)", extra="<float[1] w = {1.0}, float[1] v = {2.0}> ")
+    m.graph.node[0].input[1] = "w"
+    before = content_hash(m)
+    graph = to_graph(m)
+    graph.tensors()["w"].name = "w_renamed"
+    out = to_model(graph, like=m)
+    assert content_hash(m) == before
+    assert [t.name for t in out.graph.initializer] == ["w_renamed"]

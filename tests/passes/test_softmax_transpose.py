@@ -218,3 +218,51 @@ def test_registry_and_option_types():
     with pytest.raises(SpecError, match="allow_opset_upgrade"):
         cls.from_spec({"allow_opset_upgrade": "yes"}, "pipeline.yaml passes[0]")
     assert cls.from_spec({"allow_opset_upgrade": False}, "x").options.allow_opset_upgrade is False
+
+
+# --- input models stay untouched (graphsurgeon shares the input's TensorProtos) ---------------
+
+
+def unnamed_constant(output: str, value: float) -> onnx.NodeProto:
+    """A Constant node whose tensor has no ``name`` field, as in function-expanded models."""
+    tensor = onnx.numpy_helper.from_array(np.array([value], dtype=np.float32))
+    assert not tensor.HasField("name")
+    return helper.make_node("Constant", [], [output], value=tensor)
+
+
+def chain_then_scale(opset: int, shape, perm, axis, with_if: bool = False) -> onnx.ModelProto:
+    """chain(...) followed by y = s * k (k an unnamed Constant); optionally y goes through an If
+    whose branches hold another unnamed Constant (the corpus' *_expanded softmax-cross-entropy shape)."""
+    model = chain(perm, axis, opset, shape)
+    model.graph.node[-1].output[0] = "u"
+    model.graph.node.extend([unnamed_constant("k", 2.0), helper.make_node("Mul", ["u", "k"], ["v"])])
+    if not with_if:
+        model.graph.node[-1].output[0] = "y"
+        return model
+    out_info = helper.make_tensor_value_info("b", TensorProto.FLOAT, shape)
+    then_branch = helper.make_graph(
+        [unnamed_constant("c1", 3.0), helper.make_node("Add", ["v", "c1"], ["b"])], "then", [], [out_info]
+    )
+    else_branch = helper.make_graph([helper.make_node("Neg", ["v"], ["b"])], "else", [], [out_info])
+    model.graph.input.append(helper.make_tensor_value_info("c", TensorProto.BOOL, []))
+    model.graph.node.append(helper.make_node("If", ["c"], ["y"], then_branch=then_branch, else_branch=else_branch))
+    onnx.checker.check_model(model)
+    return model
+
+
+def test_unnamed_constant_tensor_is_not_written_into_the_input():
+    m = chain_then_scale(13, [2, 3, 4], [0, 2, 1], 2)
+    result = assert_pass_rewrites(SoftmaxTranspose(), m, atol=0, rtol=0)  # asserts the input is unchanged
+    assert_op_types(result.model, ["Softmax", "Constant", "Mul"])
+    assert not m.graph.node[3].attribute[0].t.HasField("name")
+
+
+@pytest.mark.parametrize("opset", [11, 13])
+def test_constants_in_if_subgraph_are_not_written_into_the_input(opset):
+    m = chain_then_scale(opset, [2, 5, 3, 4], [0, 2, 3, 1], 3, with_if=True)
+    x = np.random.default_rng(0).standard_normal((2, 5, 3, 4)).astype(np.float32)
+    for flag in (True, False):
+        result = assert_pass_rewrites(SoftmaxTranspose(), m, atol=0, rtol=0, feeds={"x": x, "c": np.array(flag)})
+    assert_op_types(result.model, ["Softmax", "Constant", "Mul", "If"])
+    assert default_opset(result.model) == 13
+    assert result.counts["folded"] == 1
