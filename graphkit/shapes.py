@@ -218,3 +218,13 @@ def output_refinements(model: onnx.ModelProto, types: dict[str, ValueType]) -> i
             if new is not None:
                 count += sum(1 for a, b in zip(old or (None,) * len(new), new) if a != b)
     return count
+
+
+def fresh_name(base: str, names: set[str]) -> str:
+    """``base``, or ``base_1``, ``base_2``... : the first not in ``names`` (which it joins)."""
+    name, k = base, 1
+    while name in names:
+        name = f"{base}_{k}"
+        k += 1
+    names.add(name)
+    return name

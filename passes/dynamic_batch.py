@@ -13,7 +13,7 @@ from graphkit.model import clone
 from graphkit.pass_base import Declined, Pass, PassResult, option
 from graphkit.registry import register
 from graphkit.runtime.feeds import graph_inputs
-from graphkit.shapes import apply_inferred_shapes, dims_of, infer_value_types, set_dims
+from graphkit.shapes import apply_inferred_shapes, dims_of, fresh_name, infer_value_types, set_dims
 
 MAX_ROUNDS = 16
 
@@ -153,7 +153,7 @@ class DynamicBatch(Pass):
                         raise _Refused(site, "allowzero=1: 0 cannot stand for 'copy the batch dim'")
                 new = target.astype(np.int64).copy()
                 new[0] = 0
-                new_name = _fresh(f"{node.input[1]}_dynbatch", names)
+                new_name = fresh_name(f"{node.input[1]}_dynbatch", names)
                 graph.initializer.append(numpy_helper.from_array(new, new_name))
                 if work.ir_version < 4:
                     graph.input.append(onnx.helper.make_tensor_value_info(new_name, onnx.TensorProto.INT64, [len(new)]))
@@ -208,12 +208,3 @@ def _drop_unused_constants(model: onnx.ModelProto, replaced: set[str]) -> None:
             graph.input.extend(kept_inputs)
         del graph.initializer[:]
         graph.initializer.extend(inits)
-
-
-def _fresh(base: str, names: set[str]) -> str:
-    name, k = base, 1
-    while name in names:
-        name = f"{base}_{k}"
-        k += 1
-    names.add(name)
-    return name

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import onnx
@@ -14,7 +14,7 @@ from graphkit.model import clone, default_opset
 from graphkit.pass_base import Declined, Pass, PassResult, option
 from graphkit.registry import register
 from graphkit.runtime.ort import create_session
-from graphkit.shapes import ValueType, apply_inferred_shapes, infer_value_types, output_refinements
+from graphkit.shapes import ValueType, apply_inferred_shapes, fresh_name, infer_value_types, output_refinements
 
 DEFAULT_DOMAINS = ("", "ai.onnx")
 # Ops whose outputs are not a function of their inputs, or not plain tensors: never folded.
@@ -107,6 +107,15 @@ class FoldShapes(Pass):
       mode that reads the scale computes the same coordinates, and the output size
       ``floor(in * scale)`` equals ``sizes``); otherwise it declines.
 
+    - ``Concat(.., ConstantOfShape(s, value=v), X, ..)`` on axis ``a`` (opset >= 11), where ``s``
+      is static on axis ``a`` (extent ``k``) and every other element of ``s`` is provably the
+      same dim of ``X`` (equal static dims, the same named dim, or a dim of a tensor that ``X``
+      was only sliced from on axis ``a``) -> ``Pad(X, k before on axis a, constant v)``. A fill
+      takes the next input to its right (padded before) or, at the end, the one to its left
+      (padded after). Exact for every ``v`` and every value of ``X`` (inf and NaN included):
+      Pad copies ``X`` and writes ``v``, nothing is computed. When one input is left the Pad
+      takes the Concat's output name. The ``Shape``/``ConstantOfShape`` then die.
+
     Dead nodes and unused initializers are then removed, shape inference is rerun (stale
     ``value_info`` dropped), and rounds repeat until nothing changes. Graph inputs are never
     changed; output dims that are unknown (or named but proven static) are refined from
@@ -116,7 +125,10 @@ class FoldShapes(Pass):
     constant inputs it replaces (the producing node stays: folding never grows the model past
     the stated limit); a node onnxruntime cannot evaluate; a Resize whose scale is not exact or
     that uses ``axes``/``keep_aspect_ratio_policy``/``tf_crop_and_resize``; a Reshape with
-    ``allowzero`` = 1; a symbolic element that is not a dim of the consumer's input. Custom
+    ``allowzero`` = 1; a symbolic element that is not a dim of the consumer's input; a Concat fill
+    whose extent on the axis is symbolic, whose other dims are not provably the neighbour's,
+    whose value differs from another fill padding the same input, that has no non-fill input to
+    pad, below opset 11, or whose dtype Pad does not take at the model's opset. Custom
     domain nodes pass through untouched and block folding through them; If/Loop/Scan, random
     and sequence/optional ops are never folded; producers of graph outputs stay.
     """
@@ -128,6 +140,9 @@ class FoldShapes(Pass):
             doc="largest folded constant (bytes) to create when it is larger than the constants it replaces",
         )
         rewrite_resize: bool = option(True, doc="rewrite Resize 'sizes' computed from Shape into constant 'scales'")
+        concat_fill_to_pad: bool = option(
+            True, doc="rewrite Concat(ConstantOfShape(Shape(..)), X) into Pad(X) when the dims are provably equal"
+        )
         max_rounds: int = option(8, doc="fold / re-infer rounds at most")
 
     exact = True
@@ -186,6 +201,7 @@ class _FoldRound:
         self.folded: set[int] = set()
         self.rewrites: dict[tuple[int, int], np.ndarray] = {}  # (node index, input slot) -> new constant
         self.resize_rewrites: dict[int, np.ndarray] = {}  # node index -> scales
+        self.pad_rewrites: dict[int, _ConcatPads] = {}  # Concat node index -> fills absorbed by Pads
         self.materialize: dict[str, np.ndarray] = {}
         self.dead: set[int] = set()
 
@@ -215,6 +231,7 @@ class _FoldRound:
             return False
         self.types = types
         nodes = self.model.graph.node
+        self.producers = {name: index for index, node in enumerate(nodes) for name in node.output if name}
         for index, node in enumerate(nodes):
             if node.domain not in DEFAULT_DOMAINS:
                 continue
@@ -235,7 +252,14 @@ class _FoldRound:
         self._plan_consumer_rewrites(nodes, types)
         self._plan_materialization(nodes)
         self._plan_dead_code(nodes)
-        return bool(self.folded or self.rewrites or self.resize_rewrites or self.dead or self._unused_initializers())
+        return bool(
+            self.folded
+            or self.rewrites
+            or self.resize_rewrites
+            or self.pad_rewrites
+            or self.dead
+            or self._unused_initializers()
+        )
 
     def _fold_by_evaluation(self, index: int, node: onnx.NodeProto) -> None:
         arrays = {i: self.value(i) for i in node.input if i}
@@ -276,6 +300,8 @@ class _FoldRound:
                 and node.input[3] in self.partial
             ):
                 self._rewrite_resize(index, node, types)
+            elif node.op_type == "Concat" and self.options.concat_fill_to_pad:
+                self._rewrite_concat_fills(index, node, nodes, types)
 
     def _rewrite_reshape(self, index: int, node: onnx.NodeProto, types) -> None:
         shape = self.partial[node.input[1]]
@@ -359,6 +385,134 @@ class _FoldRound:
         self.resize_rewrites[index] = np.array(scales, dtype=np.float32)
         self.counts["resize_sizes_to_scales"] += 1
 
+    def _rewrite_concat_fills(self, index: int, node: onnx.NodeProto, nodes, types) -> None:
+        fills = [
+            slot
+            for slot, name in enumerate(node.input)
+            if name in self.producers
+            and nodes[self.producers[name]].op_type == "ConstantOfShape"
+            and nodes[self.producers[name]].domain in DEFAULT_DOMAINS
+        ]
+        if not fills:
+            return
+        site = _site(node)
+        fill_slots = set(fills)
+        real = [slot for slot in range(len(node.input)) if slot not in fill_slots]
+        plan = _ConcatPads(axis=0, rank=0, dropped=fill_slots)
+        reason = self._concat_fill_precheck(node, real, types, plan)
+        if reason is not None:
+            self.declined.append(Declined(site, reason))
+            return
+        for slot in fills:
+            right = [r for r in real if r > slot]
+            target, before = (right[0], True) if right else (max(r for r in real if r < slot), False)
+            fill = nodes[self.producers[node.input[slot]]]
+            reason = self._absorb_fill(fill, node.input[target], types, plan.pads.setdefault(target, {}), before, plan)
+            if reason is not None:
+                self.declined.append(Declined(site, f"input {slot} ({node.input[slot]}): {reason}; Concat kept"))
+                return
+        self.pad_rewrites[index] = plan
+        self.counts["concat_fill_to_pad"] += len(fills)
+
+    def _concat_fill_precheck(self, node: onnx.NodeProto, real: list[int], types, plan: _ConcatPads) -> str | None:
+        """Why the fills of this Concat cannot become Pads (None: go on); fills in axis and rank."""
+        if self.opset < 11:
+            return "a ConstantOfShape fill input needs Pad with pads as an input (opset >= 11); kept"
+        if not real:
+            return "every input is a ConstantOfShape fill; nothing to pad"
+        dims = _dims(types, node.input[real[0]])
+        if dims is None or not dims:
+            return "rank of the non-fill input is unknown; fill kept"
+        plan.rank = len(dims)
+        axis = _attr(node, "axis", 0)
+        plan.axis = axis + plan.rank if axis < 0 else axis
+        elem_type = types[node.input[real[0]]].elem_type
+        type_name = f"tensor({onnx.TensorProto.DataType.Name(elem_type).lower()})"
+        schema = onnx.defs.get_schema("Pad", self.opset)
+        if type_name not in schema.type_constraints[0].allowed_type_strs:
+            return f"Pad at opset {self.opset} does not take {type_name}; fill kept"
+        plan.elem_type = elem_type
+        return None
+
+    def _absorb_fill(self, fill: onnx.NodeProto, target: str, types, pads: dict, before: bool, plan) -> str | None:
+        """Add ``fill``'s extent to the pads of ``target``; the reason it cannot be, or None."""
+        shape = _as_partial(fill.input[0], self)
+        dims = _dims(types, target)
+        if shape is None or shape.rank != 1:
+            return "its shape vector is not tracked"
+        if dims is None or len(dims) != len(shape.elems) or len(dims) != plan.rank:
+            return f"its rank {len(shape.elems)} differs from the rank of {target}"
+        value = _fill_value(fill)
+        if onnx.helper.np_dtype_to_tensor_dtype(value.dtype) != plan.elem_type:
+            return f"its value dtype {value.dtype} is not the Concat's"
+        extent = shape.elems[plan.axis]
+        if isinstance(extent, Sym):
+            return f"its extent on axis {plan.axis} is symbolic"
+        sliced = self._full_shape_of_slice(fill.input[0], target, plan.axis)
+        for axis, (elem, dim) in enumerate(zip(shape.elems, dims)):
+            if axis != plan.axis and not sliced and not self._same_dim(elem, target, axis, dim, plan.axis):
+                return f"its dim {axis} ({_dim_text(elem)}) is not provably dim {axis} of {target} ({dim})"
+        if "value" in pads and pads["value"].tobytes() != value.tobytes():
+            return f"its value {value} differs from another fill padding {target}"
+        pads["value"] = value
+        side = "before" if before else "after"
+        pads[side] = pads.get(side, 0) + int(extent)
+        return None
+
+    def _same_dim(self, elem, tensor: str, axis: int, dim, concat_axis: int) -> bool:
+        """True when shape element ``elem`` is provably dim ``axis`` (value ``dim``) of ``tensor``."""
+        if not isinstance(elem, Sym):
+            return isinstance(dim, int) and dim == int(elem)
+        if elem.matches(tensor, axis, dim):
+            return True
+        return elem.key[0] == "axis" and elem.key[2] == axis and self._sliced_from(elem.key[1], tensor, concat_axis)
+
+    def _full_shape_of_slice(self, shape: str, tensor: str, concat_axis: int) -> bool:
+        """True when ``shape`` is ``Shape(y)`` (all of it) and ``y`` is ``tensor`` sliced on ``concat_axis`` only."""
+        producer = self.producers.get(shape)
+        if producer is None:
+            return False
+        node = self.model.graph.node[producer]
+        if node.op_type != "Shape" or node.domain not in DEFAULT_DOMAINS:
+            return False
+        if _attr(node, "start", 0) != 0 or _attr(node, "end", None) is not None:
+            return False
+        return self._sliced_from(node.input[0], tensor, concat_axis)
+
+    def _sliced_from(self, source: str, tensor: str, concat_axis: int) -> bool:
+        """True when ``source`` is ``tensor`` after one or more Slices on ``concat_axis`` only."""
+        for _ in range(len(self.producers)):
+            producer = self.producers.get(source)
+            if producer is None:
+                return False
+            node = self.model.graph.node[producer]
+            if node.op_type != "Slice" or node.domain not in DEFAULT_DOMAINS:
+                return False
+            axes = self._slice_axes(node, len(_dims(self.types, source) or ()))
+            if axes is None or any(a != concat_axis for a in axes):
+                return False
+            source = node.input[0]
+            if source == tensor:
+                return True
+        return False
+
+    def _slice_axes(self, node: onnx.NodeProto, rank: int) -> list[int] | None:
+        if self.opset < 10:
+            starts, axes = _attr(node, "starts", None), _attr(node, "axes", None)
+        else:
+            starts = _const_list(node, 1, self)
+            axes = _const_list(node, 3, self) if len(node.input) > 3 and node.input[3] else None
+        if starts is None or rank == 0:
+            return None
+        axes = list(range(len(starts))) if axes is None else list(axes)
+        return [a + rank if a < 0 else a for a in axes]
+
+    def _reads(self, index: int, slot: int) -> bool:
+        """False when the planned edits stop node ``index`` from reading its input ``slot``."""
+        if (index, slot) in self.rewrites or (index in self.resize_rewrites and slot == 3):
+            return False
+        return not (index in self.pad_rewrites and slot in self.pad_rewrites[index].dropped)
+
     def _plan_materialization(self, nodes) -> None:
         producer = {}
         for index in self.folded:
@@ -369,7 +523,7 @@ class _FoldRound:
         for index in kept:
             node = nodes[index]
             for slot, name in enumerate(node.input):
-                if (index, slot) in self.rewrites or (index in self.resize_rewrites and slot == 3):
+                if not self._reads(index, slot):
                     continue
                 needed.add(name)
             needed |= _subgraph_refs(node)
@@ -410,7 +564,7 @@ class _FoldRound:
                 self.dead.add(index)
                 continue
             for slot, name in enumerate(node.input):
-                if (index, slot) in self.rewrites or (index in self.resize_rewrites and slot == 3):
+                if not self._reads(index, slot):
                     continue
                 used.add(name)
             used |= _subgraph_refs(node)
@@ -438,22 +592,71 @@ class _FoldRound:
             new_inits.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
         nodes = list(graph.node)
         for (index, slot), array in self.rewrites.items():
-            name = _fresh(f"{nodes[index].input[slot]}_folded", names)
+            name = fresh_name(f"{nodes[index].input[slot]}_folded", names)
             new_inits.append(numpy_helper.from_array(array, name))
             nodes[index].input[slot] = name
         for index, scales in self.resize_rewrites.items():
             node = nodes[index]
-            name = _fresh(f"{node.output[0]}_scales", names)
+            name = fresh_name(f"{node.output[0]}_scales", names)
             new_inits.append(numpy_helper.from_array(scales, name))
             node.input[2] = name
             del node.input[3:]
+        replacements = {
+            index: self._pad_nodes(nodes[index], plan, names, new_inits) for index, plan in self.pad_rewrites.items()
+        }
         graph.initializer.extend(new_inits)
         if model.ir_version < 4:
             graph.input.extend(onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)) for t in new_inits)
-        keep = [n for i, n in enumerate(nodes) if i not in self.folded and i not in self.dead]
+        keep = []
+        for index, node in enumerate(nodes):
+            if index not in self.folded and index not in self.dead:
+                keep.extend(replacements.get(index, [node]))
         del graph.node[:]
         graph.node.extend(keep)
         self.counts["initializers_created"] += len(new_inits)
+
+    @staticmethod
+    def _pad_nodes(concat: onnx.NodeProto, plan: _ConcatPads, names: set[str], new_inits: list) -> list:
+        """The Pad nodes (and the trimmed Concat, unless one input is left) replacing ``concat``."""
+        kept = [slot for slot in range(len(concat.input)) if slot not in plan.dropped]
+        single = len(kept) == 1
+        result, inputs = [], []
+        for slot in kept:
+            name = concat.input[slot]
+            if slot not in plan.pads:
+                inputs.append(name)
+                continue
+            spec = plan.pads[slot]
+            pads = np.zeros(2 * plan.rank, dtype=np.int64)
+            pads[plan.axis], pads[plan.rank + plan.axis] = spec.get("before", 0), spec.get("after", 0)
+            stem = concat.output[0] if single else f"{name}_padded"
+            pads_name, value_name = fresh_name(f"{stem}_pads", names), fresh_name(f"{stem}_pad_value", names)
+            new_inits.append(numpy_helper.from_array(pads, pads_name))
+            new_inits.append(numpy_helper.from_array(np.ascontiguousarray(spec["value"]), value_name))
+            output = concat.output[0] if single else fresh_name(stem, names)
+            node_name = concat.name if single else fresh_name(f"{concat.name or concat.output[0]}/Pad_{slot}", names)
+            result.append(
+                onnx.helper.make_node("Pad", [name, pads_name, value_name], [output], name=node_name, mode="constant")
+            )
+            inputs.append(output)
+        if not single:
+            trimmed = onnx.NodeProto()
+            trimmed.CopyFrom(concat)
+            del trimmed.input[:]
+            trimmed.input.extend(inputs)
+            result.append(trimmed)
+        return result
+
+
+@dataclass
+class _ConcatPads:
+    """Planned Pads for one Concat: per kept input slot {"before", "after", "value"}; fill slots dropped."""
+
+    axis: int
+    rank: int
+    dropped: set
+    elem_type: int = 0
+    pads: dict = field(default_factory=dict)
 
 
 # --- helpers -----------------------------------------------------------------------------------
@@ -500,13 +703,16 @@ def _all_names(graph: onnx.GraphProto) -> set[str]:
     return names
 
 
-def _fresh(base: str, names: set[str]) -> str:
-    name, k = base, 1
-    while name in names:
-        name = f"{base}_{k}"
-        k += 1
-    names.add(name)
-    return name
+def _fill_value(node: onnx.NodeProto) -> np.ndarray:
+    """The 0-d value a ConstantOfShape writes (float32 0 when it has no ``value``)."""
+    value = _attr(node, "value", None)
+    return np.zeros((), np.float32) if value is None else numpy_helper.to_array(value).reshape(())
+
+
+def _dim_text(elem) -> str:
+    if not isinstance(elem, Sym):
+        return str(elem)
+    return elem.key[1] if elem.key[0] == "param" else "symbolic"
 
 
 def _constant_value(node: onnx.NodeProto) -> np.ndarray | None:
