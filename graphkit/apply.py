@@ -167,9 +167,11 @@ def apply_pipeline(
             return _finish(run_dir, report, stages, started, None, error=_source_error(check.first_failure()), log=log)
 
     clock = time.perf_counter()
+    instruments = _instruments(spec, golden, run_dir)
+    validator = next((i for i in instruments if isinstance(i, Validate)), None)
     manager = PassManager(
         passes,
-        _instruments(spec, golden, run_dir),
+        instruments,
         on_failure=spec.on_failure,
         on_pass_start=lambda i, p: log(f"[{i + 1}/{len(passes)}] {p.name} ..."),
     )
@@ -184,8 +186,7 @@ def apply_pipeline(
         return _finish(run_dir, report, stages, started, None, error=run.error, log=log)
 
     clock = time.perf_counter()
-    log("validating the final model on every golden case ...")
-    final_check = validate_against_golden(run.model, golden, spec.golden.tolerances())
+    final_check = _final_validation(run.model, golden, spec.golden.tolerances(), validator, log)
     stages["final_validation"] = time.perf_counter() - clock
     report["final"] = {
         "hash": content_hash(run.model),
@@ -241,6 +242,24 @@ def _instruments(spec: PipelineSpec, golden: GoldenSet, run_dir: Path) -> list[I
         instruments.append(Validate(golden, spec.golden.tolerances(), labels))
     instruments += [PassDiff(run_dir / "diffs"), Reproducer(run_dir)]
     return instruments
+
+
+def _final_validation(model, golden: GoldenSet, tolerances, validator: Validate | None, log: Log) -> GoldenValidation:
+    """Validate the final model on every golden case, reusing the cases the last pass checked.
+
+    The last validated model is the very object the manager returned when no later pass changed
+    it, so its case results stand; only the remaining cases run.
+    """
+    done: dict[str, CaseResult] = {}
+    if validator is not None and validator.last is not None and validator.last[0] is model:
+        done = {c.label: c for c in validator.last[1].cases if c.comparison is not None}
+    todo = [c.label for c in golden.cases if c.label not in done]
+    if todo:
+        log(f"validating the final model on golden case(s) {', '.join(todo)} ...")
+        fresh = {c.label: c for c in validate_against_golden(model, golden, tolerances, labels=todo).cases}
+    else:
+        fresh = {}
+    return GoldenValidation([done.get(c.label) or fresh[c.label] for c in golden.cases])
 
 
 def _localize_failure(record: PassRecord, golden: GoldenSet, tolerances, log: Log) -> None:

@@ -135,3 +135,14 @@ def test_each_changing_pass_gets_a_diff_file_and_summary_line(tmp_path, user_pas
     deltas = {row["op"]: row["delta"] for row in first["op_counts"] if row["delta"]}
     assert deltas == {"Identity": -1}
     assert "Identity" in report["passes"][0]["diff_summary"]
+
+
+def test_per_pass_checks_on_one_batch_and_final_on_all(tmp_path, user_pass_dir, cli):
+    path = pipeline(tmp_path, user_pass_dir, "[drop-identity, relu-as-max]", "validate: {each_batch_sizes: [1]}")
+    assert cli("apply", path).returncode == 0
+    report = report_of(tmp_path)
+    for record in report["passes"]:
+        assert [c["label"] for c in record["validation"]["cases"]] == ["b1"]
+    final_cases = report["final"]["validation"]["cases"]
+    assert [c["label"] for c in final_cases] == ["b1", "b2"]
+    assert all(o["passed"] for c in final_cases for o in c["outputs"])
