@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 run: install
-	$(VENV)/bin/graphkit apply pipelines/demo.yaml
+	$(VENV)/bin/graphkit apply pipelines/wseg_310p.yaml
 
 test: install lint
 	$(PY) -m pytest -q $(PYTEST_ARGS)
