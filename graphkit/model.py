@@ -23,6 +23,7 @@ from google.protobuf.message import DecodeError
 from graphkit.errors import ModelLoadError, ModelSaveError, PassError
 
 PROTOBUF_LIMIT = 2**31 - 1  # bytes; a serialized ModelProto cannot exceed this
+SINGLE_FILE_LIMIT = PROTOBUF_LIMIT - 64 * 2**20  # above this, weights go to an external data file
 EXTERNAL_THRESHOLD = 1024  # bytes; tensors at least this big go to the data file
 
 
@@ -81,6 +82,11 @@ def model_size(model: onnx.ModelProto) -> int:
         return PROTOBUF_LIMIT + 1
 
 
+def too_big_for_one_file(model: onnx.ModelProto) -> bool:
+    """Whether the model must be stored (and handed to onnx/ORT) with external data."""
+    return model_size(model) > SINGLE_FILE_LIMIT
+
+
 def save_model(
     model: onnx.ModelProto,
     path: str | os.PathLike,
@@ -94,7 +100,7 @@ def save_model(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if external_data is None:
-        external_data = model_size(model) > PROTOBUF_LIMIT - 64 * 2**20
+        external_data = too_big_for_one_file(model)
     tmp_dir = Path(tempfile.mkdtemp(prefix=".graphkit-", dir=path.parent))
     try:
         tmp_model = tmp_dir / path.name
@@ -128,7 +134,7 @@ def save_model(
 def check_model(model: onnx.ModelProto, what: str = "model") -> None:
     """Run the ONNX checker; raise PassError naming ``what`` and the checker's message."""
     try:
-        if model_size(model) > PROTOBUF_LIMIT - 64 * 2**20:
+        if too_big_for_one_file(model):
             with tempfile.TemporaryDirectory() as tmp:
                 saved = save_model(model, Path(tmp) / "check.onnx", external_data=True)
                 onnx.checker.check_model(str(saved))
@@ -141,7 +147,7 @@ def check_model(model: onnx.ModelProto, what: str = "model") -> None:
 def infer_shapes(model: onnx.ModelProto, what: str = "model", strict: bool = True) -> onnx.ModelProto:
     """Return ``model`` with inferred value_info; raise PassError on inconsistent shapes."""
     try:
-        if model_size(model) > PROTOBUF_LIMIT - 64 * 2**20:
+        if too_big_for_one_file(model):
             with tempfile.TemporaryDirectory() as tmp:
                 saved = save_model(model, Path(tmp) / "shapes.onnx", external_data=True)
                 onnx.shape_inference.infer_shapes_path(str(saved), str(saved), check_type=True, strict_mode=strict)

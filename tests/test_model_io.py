@@ -107,3 +107,24 @@ def test_content_hash_sees_weights_and_structure():
 
 def test_load_passes_checker_for_valid_model(model_file):
     onnx.checker.check_model(load_model(model_file))
+
+
+def test_models_over_the_single_file_limit_go_through_external_data(tmp_path, monkeypatch):
+    """The >2 GB code paths (save, checker, shape inference, ORT), exercised with a lowered limit."""
+    from graphkit import model as model_module
+    from graphkit.model import check_model, infer_shapes
+
+    model = demo_model(channels=64)
+    monkeypatch.setattr(model_module, "SINGLE_FILE_LIMIT", 4096)
+    assert model_module.too_big_for_one_file(model)
+    path = save_model(model, tmp_path / "big.onnx")  # external data chosen automatically
+    assert (tmp_path / "big.onnx.data").stat().st_size > 4096
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.onnx", "big.onnx.data"]
+    check_model(model)
+    inferred = infer_shapes(model)
+    assert {v.name for v in inferred.graph.value_info} >= {"conv", "relu", "nhwc"}
+    feeds = random_feeds(model, dims={"batch": 2})
+    via_temp_file = run_ort(model, feeds)
+    for name, value in run_ort(path, feeds).items():
+        np.testing.assert_array_equal(via_temp_file[name], value)
+    assert content_hash(load_model(path)) == content_hash(model)

@@ -36,6 +36,11 @@ def test_tiny_pipeline_reuses_committed_torch_golden(tiny_run):
     assert report["golden"]["producer"].startswith("reference: export of wseg, random (seed 0)")
     assert report["weights"] == "random (seed 0)"
     assert [p["status"] for p in report["passes"]][:3] == ["applied", "applied", "applied"]
+    # the hand-off: ATC precheck clean on the final model, command script and manifest written
+    handoff = report["handoff"]
+    assert handoff["precheck"]["counts"]["error"] == 0
+    assert Path(handoff["script"]).exists() and Path(handoff["manifest"]).exists()
+    assert any("--dynamic_batch_size" in c for c in map(str, handoff["commands"]))
 
 
 def test_tiny_final_model_has_the_ascend_form(tiny_run):

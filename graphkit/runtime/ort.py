@@ -16,7 +16,7 @@ import onnx
 import onnxruntime as ort
 
 from graphkit.errors import InputError
-from graphkit.model import PROTOBUF_LIMIT, model_size, save_model
+from graphkit.model import save_model, too_big_for_one_file
 
 
 def session_options(threads: int | None = None, optimize: bool = False) -> ort.SessionOptions:
@@ -40,7 +40,7 @@ def create_session(
     """An InferenceSession for a model proto or a path."""
     options = session_options(threads, optimize)
     if isinstance(model, onnx.ModelProto):
-        if model_size(model) > PROTOBUF_LIMIT - 64 * 2**20:
+        if too_big_for_one_file(model):
             with tempfile.TemporaryDirectory() as tmp:
                 path = save_model(model, Path(tmp) / "model.onnx", external_data=True)
                 return ort.InferenceSession(str(path), options, providers=list(providers))
