@@ -23,8 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import onnx
+from tqdm import tqdm
 
 from graphkit import __version__
+from graphkit.console import progress
 from graphkit.errors import GraphkitError, PipelineSpecError, SpecError
 from graphkit.files import write_text_atomic
 from graphkit.golden import CaseResult, GoldenSet, GoldenValidation, make_or_load_golden, validate_against_golden
@@ -34,6 +36,7 @@ from graphkit.instruments import (
     OpCounts,
     PassDiff,
     PassRecord,
+    RegionValidate,
     Reproducer,
     Timing,
     Validate,
@@ -41,6 +44,7 @@ from graphkit.instruments import (
 )
 from graphkit.manager import PassManager
 from graphkit.model import content_hash, default_opset, load_model, save_model
+from graphkit.pass_base import Pass
 from graphkit.pipeline import PipelineSpec, build_passes, spec_to_yaml
 from graphkit.typed import from_mapping
 from graphkit.validate import compare_outputs
@@ -49,7 +53,8 @@ Log = Callable[[str], None]
 
 
 def _stderr(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    """A progress line on stderr that does not break an active progress bar."""
+    tqdm.write(message, file=sys.stderr)
 
 
 @dataclass
@@ -167,15 +172,21 @@ def apply_pipeline(
             return _finish(run_dir, report, stages, started, None, error=_source_error(check.first_failure()), log=log)
 
     clock = time.perf_counter()
+
+    def log_pass(index: int, pass_: Pass) -> None:
+        log(f"[{index + 1}/{len(passes)}] {pass_.name} ...")
+
     instruments = _instruments(spec, golden, run_dir)
-    validator = next((i for i in instruments if isinstance(i, Validate)), None)
+    validator = _end_to_end_validator(instruments)
     manager = PassManager(
         passes,
         instruments,
         on_failure=spec.on_failure,
-        on_pass_start=lambda i, p: log(f"[{i + 1}/{len(passes)}] {p.name} ..."),
     )
-    run = manager.run(source.model)
+    with progress(total=len(passes), desc="passes", unit="pass") as bar:
+        manager.on_pass_start = lambda i, p: (bar.update(i - bar.n), bar.set_postfix_str(p.name), log_pass(i, p))
+        run = manager.run(source.model)
+        bar.update(len(passes) - bar.n)
     stages["passes"] = time.perf_counter() - clock
     report["passes"] = [r.to_dict() for r in run.records]
     if not run.ok:
@@ -239,16 +250,34 @@ def _instruments(spec: PipelineSpec, golden: GoldenSet, run_dir: Path) -> list[I
         instruments.append(Verify())
     if spec.validate.validate_each:
         labels = [f"b{b}" for b in spec.validate.each_batch_sizes] if spec.validate.each_batch_sizes else None
-        instruments.append(Validate(golden, spec.golden.tolerances(), labels))
+        validate = RegionValidate if spec.validate.mode == "region" else Validate
+        instruments.append(validate(golden, spec.golden.tolerances(), labels))
     instruments += [PassDiff(run_dir / "diffs"), Reproducer(run_dir)]
     return instruments
+
+
+def _end_to_end_validator(instruments: list[Instrument]) -> Validate | None:
+    """The instrument whose end-to-end results the final check may reuse.
+
+    In region mode that is the fallback validator of RegionValidate: its ``last`` is set only
+    by a pass it validated end to end, and is reused only when that very model is the final one.
+    Region checks themselves are never reused (random data, not the golden inputs).
+    """
+    for instrument in instruments:
+        if isinstance(instrument, Validate):
+            return instrument
+        if isinstance(instrument, RegionValidate):
+            return instrument.full
+    return None
 
 
 def _final_validation(model, golden: GoldenSet, tolerances, validator: Validate | None, log: Log) -> GoldenValidation:
     """Validate the final model on every golden case, reusing the cases the last pass checked.
 
     The last validated model is the very object the manager returned when no later pass changed
-    it, so its case results stand; only the remaining cases run.
+    it, so its case results stand; only the remaining cases run. In region mode ``validator``
+    is the end-to-end fallback of RegionValidate: a pass checked on its region leaves a newer
+    model, so every golden case runs unless the last change was itself validated end to end.
     """
     done: dict[str, CaseResult] = {}
     if validator is not None and validator.last is not None and validator.last[0] is model:
