@@ -175,6 +175,89 @@ class Validate(Instrument):
             )
 
 
+class RegionValidate(Instrument):
+    """Validates each changed model on the region the pass rewrote, not end to end.
+
+    The region before and after the pass (see :mod:`graphkit.region`) is extracted as two small
+    models, fed the same seeded random boundary data with the input shapes of each golden case
+    checked after a pass (``labels``; all when None), and compared with the default tolerance
+    (an approximate pass's declared tolerance when looser). When the region cannot decide
+    (opset or graph I/O change, nothing to compare, integer boundary, region larger than
+    ``max_fraction`` of the graph, extraction failure), the pass is validated end to end by
+    :attr:`full` (a :class:`Validate`) and the reason goes on the record (``notes`` and
+    ``validation["fallback_reason"]``). A region mismatch raises ValidationError naming the
+    pass and the region output. Region checks use random data: validate the final model end
+    to end on the golden set.
+    """
+
+    def __init__(
+        self,
+        golden: GoldenSet,
+        tolerances: Tolerances,
+        labels: list[str] | None = None,
+        max_fraction: float = 0.5,
+        seed: int = 0,
+    ):
+        self.golden = golden
+        self.tolerances = tolerances
+        self.labels = labels
+        self.max_fraction = max_fraction
+        self.seed = seed
+        self.full = Validate(golden, tolerances, labels)
+
+    def _cases(self) -> list[tuple[str, dict[str, tuple[int, ...]]]]:
+        return [
+            (case.label, {name: array.shape for name, array in case.inputs.items()})
+            for case in self.golden.cases
+            if self.labels is None or case.label in self.labels
+        ]
+
+    def after_pass(self, record, pass_, before, result):
+        from graphkit.region import RegionUnavailable, check_region
+        from graphkit.validate import Comparison
+
+        if not result.modified:
+            return
+        start = time.perf_counter()
+        tolerance = self.tolerances.default
+        if not pass_.exact and pass_.tolerance is not None:
+            tolerance = _loosen(Tolerances(tolerance), pass_.tolerance.atol, pass_.tolerance.rtol).default
+        try:
+            check = check_region(before, result.model, self._cases(), tolerance, self.seed, self.max_fraction)
+        except RegionUnavailable as exc:
+            self._fall_back(record, pass_, before, result, str(exc), start)
+            return
+        region = check.region
+        failure = check.first_failure()
+        record.validation = {
+            "mode": "region",
+            "passed": check.passed,
+            "region_nodes_a": len(region.a.nodes),
+            "region_nodes_b": len(region.b.nodes),
+            "boundary_inputs": sorted(region.inputs),
+            "outputs": [
+                {"case": label, **to_mapping(out)} for label, comparison in check.cases for out in comparison.outputs
+            ],
+            "fallback_reason": None,
+        }
+        record.max_abs = check.max_abs()
+        record.times["validate"] = time.perf_counter() - start
+        if failure:
+            comparison = Comparison([o for _, c in check.cases for o in c.outputs])
+            raise ValidationError(f"pass '{pass_.name}' failed region validation: {failure}", comparison=comparison)
+
+    def _fall_back(self, record, pass_, before, result, reason: str, start: float) -> None:
+        note = f"region validation not applicable ({reason}); validated end to end"
+        record.notes.append(note)
+        result.notes.append(note)  # the manager copies the result's notes onto the record on success
+        try:
+            self.full.after_pass(record, pass_, before, result)
+        finally:
+            if record.validation is not None:
+                record.validation.update({"mode": "full", "fallback_reason": reason})
+            record.times["validate"] = time.perf_counter() - start
+
+
 def _loosen(tolerances: Tolerances, atol: float, rtol: float) -> Tolerances:
     def widen(tol):
         return type(tol)(max(tol.atol, atol), max(tol.rtol, rtol), tol.argmax_axis, tol.min_argmax_agreement)

@@ -61,11 +61,14 @@ class ValidateSpec:
     ``each_batch_sizes`` limits the golden cases checked after each pass (None: all; the final
     model is always checked on all). When the source has a reference model (an export) and the
     golden set comes from onnxruntime, the export is first checked against the reference on
-    ``reference_batch_sizes``.
+    ``reference_batch_sizes``. ``mode: region`` validates each pass on the region it rewrote
+    (random boundary data, see graphkit.region; end to end when the region cannot decide) and
+    the final model end to end on every golden case; ``full`` validates each pass end to end.
     """
 
     verify_each: bool = True
     validate_each: bool = True
+    mode: Literal["full", "region"] = "full"
     each_batch_sizes: list[int] | None = None
     reference_batch_sizes: list[int] = field(default_factory=lambda: [1])
     localize: bool = False
