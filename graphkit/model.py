@@ -1,5 +1,7 @@
 """Load and save ONNX models safely.
 
+- :func:`load_model` and :func:`save_model` stream tensors one at a time
+  (:mod:`graphkit.protostream`), so peak memory stays near the model's own size.
 - :func:`load_model` turns every way a file can be bad (missing, empty, truncated, not ONNX,
   missing external data) into one :class:`~graphkit.errors.ModelLoadError` naming the file.
 - :func:`save_model` writes atomically (temp file in the target folder, then rename), switching
@@ -21,6 +23,7 @@ import xxhash
 from google.protobuf.message import DecodeError
 
 from graphkit.errors import ModelLoadError, ModelSaveError, PassError
+from graphkit.protostream import read_model, write_model
 
 PROTOBUF_LIMIT = 2**31 - 1  # bytes; a serialized ModelProto cannot exceed this
 SINGLE_FILE_LIMIT = PROTOBUF_LIMIT - 64 * 2**20  # above this, weights go to an external data file
@@ -37,7 +40,8 @@ def load_model(path: str | os.PathLike, load_external_data: bool = True) -> onnx
     if path.stat().st_size == 0:
         raise ModelLoadError(f"{path}: file is empty")
     try:
-        model = onnx.load_model(str(path), load_external_data=False)
+        with open(path, "rb", buffering=1 << 20) as handle:
+            model = read_model(handle)  # one tensor at a time: peak memory ~ the model's size
     except (DecodeError, RuntimeError, ValueError, UnicodeDecodeError) as exc:
         raise ModelLoadError(f"{path}: not a valid ONNX model (truncated or not ONNX: {_short(exc)})") from exc
     except OSError as exc:
@@ -131,8 +135,8 @@ def save_model(
             if (tmp_dir / data_name).exists():  # absent when no tensor reached the threshold
                 os.replace(tmp_dir / data_name, path.parent / data_name)
         else:
-            with open(tmp_model, "wb") as handle:
-                handle.write(model.SerializeToString())
+            with open(tmp_model, "wb", buffering=1 << 20) as handle:
+                write_model(model, handle)  # one tensor at a time, no whole-model buffer
         os.replace(tmp_model, path)
     except (OSError, ValueError) as exc:
         raise ModelSaveError(f"{path}: cannot write model ({_short(exc)})") from exc

@@ -1,0 +1,151 @@
+"""Read and write ONNX model files a tensor at a time, so memory stays near the model's size.
+
+``onnx.load`` holds the file's bytes and the parsed model at once (2x the file size), and
+``SerializeToString`` holds the model, an internal buffer and the bytes (3x). These functions
+walk the protobuf wire format of ``ModelProto.graph`` themselves: every initializer is parsed
+from (or serialized to) its own small buffer, and everything else (nodes, I/O, metadata) is
+handed to protobuf in one small buffer. Peak memory is the model plus its largest tensor.
+
+The wire format is protobuf's: a field is a varint key ``number << 3 | wire_type`` followed by
+a varint, 8 bytes, 4 bytes, or a varint length and that many bytes. Field order does not matter
+to a parser, so the graph is written last; the content is the same as ``SerializeToString``.
+"""
+
+from __future__ import annotations
+
+from typing import BinaryIO
+
+import onnx
+
+MODEL_GRAPH_FIELD = 7  # ModelProto.graph
+GRAPH_INITIALIZER_FIELD = 5  # GraphProto.initializer
+LENGTH_DELIMITED = 2
+
+
+class WireFormatError(ValueError):
+    """The bytes are not a well-formed protobuf message (truncated or not ONNX)."""
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _read_varint(stream: BinaryIO) -> tuple[int, bytes] | None:
+    """(value, raw bytes) of the next varint, or None at a clean end of stream."""
+    raw = bytearray()
+    value = shift = 0
+    while True:
+        byte = stream.read(1)
+        if not byte:
+            if raw:
+                raise WireFormatError("truncated varint")
+            return None
+        raw += byte
+        value |= (byte[0] & 0x7F) << shift
+        if not byte[0] & 0x80:
+            return value, bytes(raw)
+        shift += 7
+        if shift > 63:
+            raise WireFormatError("varint too long")
+
+
+def _read_exact(stream: BinaryIO, size: int) -> bytes:
+    data = stream.read(size)
+    if len(data) != size:
+        raise WireFormatError(f"truncated: expected {size} bytes, got {len(data)}")
+    return data
+
+
+def _fields(stream: BinaryIO, end: int | None):
+    """Yield (field number, wire type, raw key+length bytes, payload) until ``end`` (or EOF)."""
+    while end is None or stream.tell() < end:
+        key = _read_varint(stream)
+        if key is None:
+            if end is not None:
+                raise WireFormatError("truncated message")
+            return
+        number, wire_type = key[0] >> 3, key[0] & 7
+        if wire_type == 0:
+            value = _read_varint(stream)
+            if value is None:
+                raise WireFormatError("truncated varint field")
+            yield number, wire_type, key[1], value[1]
+        elif wire_type == 1:
+            yield number, wire_type, key[1], _read_exact(stream, 8)
+        elif wire_type == 5:
+            yield number, wire_type, key[1], _read_exact(stream, 4)
+        elif wire_type == LENGTH_DELIMITED:
+            length = _read_varint(stream)
+            if length is None:
+                raise WireFormatError("truncated length")
+            yield number, wire_type, key[1] + length[1], length[0]  # payload left in the stream
+        else:
+            raise WireFormatError(f"unsupported wire type {wire_type} for field {number}")
+
+
+def read_model(stream: BinaryIO) -> onnx.ModelProto:
+    """Parse a ModelProto from a binary file object, one initializer at a time."""
+    model = onnx.ModelProto()
+    rest = bytearray()
+    for number, wire_type, head, payload in _fields(stream, None):
+        if wire_type != LENGTH_DELIMITED:
+            rest += head + payload
+        elif number == MODEL_GRAPH_FIELD:
+            _read_graph(stream, payload, model.graph)
+        else:
+            rest += head + _read_exact(stream, payload)
+    model.MergeFromString(bytes(rest))
+    return model
+
+
+def _read_graph(stream: BinaryIO, length: int, graph: onnx.GraphProto) -> None:
+    end = stream.tell() + length
+    rest = bytearray()
+    for number, wire_type, head, payload in _fields(stream, end):
+        if wire_type != LENGTH_DELIMITED:
+            rest += head + payload
+        elif number == GRAPH_INITIALIZER_FIELD:
+            graph.initializer.add().ParseFromString(_read_exact(stream, payload))
+        else:
+            rest += head + _read_exact(stream, payload)
+    if stream.tell() != end:
+        raise WireFormatError("graph message overruns its length")
+    graph.MergeFromString(bytes(rest))
+
+
+def _without(message, skip: str):
+    """A shallow copy of ``message`` with every field except ``skip`` (copies small fields only)."""
+    copy = type(message)()
+    for field, value in message.ListFields():
+        if field.name == skip:
+            continue
+        target = getattr(copy, field.name)
+        if field.is_repeated:
+            target.extend(value)
+        elif field.type == field.TYPE_MESSAGE:
+            target.CopyFrom(value)
+        else:
+            setattr(copy, field.name, value)
+    return copy
+
+
+def write_model(model: onnx.ModelProto, stream: BinaryIO) -> None:
+    """Serialize ``model`` to a binary file object, one initializer at a time."""
+    stream.write(_without(model, "graph").SerializeToString())
+    graph_head = _without(model.graph, "initializer").SerializeToString()
+    init_key = _varint(GRAPH_INITIALIZER_FIELD << 3 | LENGTH_DELIMITED)
+    sizes = [tensor.ByteSize() for tensor in model.graph.initializer]
+    graph_length = len(graph_head) + sum(len(init_key) + len(_varint(n)) + n for n in sizes)
+    stream.write(_varint(MODEL_GRAPH_FIELD << 3 | LENGTH_DELIMITED) + _varint(graph_length))
+    stream.write(graph_head)
+    for tensor, size in zip(model.graph.initializer, sizes):
+        stream.write(init_key + _varint(size))
+        stream.write(tensor.SerializeToString())
