@@ -133,10 +133,10 @@ def parse_pipeline(data: Any, origin: str = "<pipeline>", overrides: list[str] |
     if not isinstance(data, dict):
         raise PipelineSpecError(f"{origin}: a pipeline must be a mapping of keys, not {type(data).__name__}")
     data = copy.deepcopy(data)
-    if isinstance(data.get("passes"), list):
-        data["passes"] = [_normalize_pass_item(item, i, origin) for i, item in enumerate(data["passes"])]
+    _normalize_passes(data, origin)  # first, so that --set passes.1.options.x=... finds the item
     for override in overrides or []:
         apply_override(data, override)
+    _normalize_passes(data, origin)  # again, for a whole list given with --set passes=[...]
     try:
         spec = from_mapping(PipelineSpec, data, "")
     except SpecError as exc:
@@ -147,6 +147,11 @@ def parse_pipeline(data: Any, origin: str = "<pipeline>", overrides: list[str] |
             f"{origin}: source: give exactly one of onnx, export, builtin (got {sources or 'none'})"
         )
     return spec
+
+
+def _normalize_passes(data: dict, origin: str) -> None:
+    if isinstance(data.get("passes"), list):
+        data["passes"] = [_normalize_pass_item(item, i, origin) for i, item in enumerate(data["passes"])]
 
 
 def _normalize_pass_item(item: Any, index: int, origin: str) -> dict:

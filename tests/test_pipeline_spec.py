@@ -129,3 +129,8 @@ def test_cli_bad_yaml_is_one_line_exit_2(tmp_path, cli):
     assert result.returncode == 2, result.stderr
     assert result.stderr.count("\n") == 1 and "batch_size" in result.stderr and str(path) in result.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_override_can_replace_the_whole_pass_list(tmp_path):
+    spec = load_pipeline(write(tmp_path, GOOD), ["passes=[relu-as-max, {break-relu: {factor: 2}}]"])
+    assert [(p.name, p.options) for p in spec.passes] == [("relu-as-max", {}), ("break-relu", {"factor": 2})]
