@@ -130,18 +130,19 @@ def apply_pipeline(
     started = time.perf_counter()
     passes = build_passes(spec, origin, extra_pass_dirs)  # fail on bad specs before heavy work
     sections = type_sections(spec, origin)
-    run_dir = Path(output_dir) if output_dir else spec.run_dir()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(run_dir / "pipeline.yaml", spec_to_yaml(spec))
-
     clock = time.perf_counter()
     source = load_source(spec, origin, input_path, weights, log)
     source_hash = content_hash(source.model)
     stages["source"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    golden = _golden(spec, source, source_hash, regenerate_golden, log)
+    golden, golden_reused = _golden(spec, source, source_hash, regenerate_golden, log)
     stages["golden"] = time.perf_counter() - clock
+
+    # the run folder appears only once the inputs proved usable
+    run_dir = Path(output_dir) if output_dir else spec.run_dir()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(run_dir / "pipeline.yaml", spec_to_yaml(spec))
 
     report: dict[str, Any] = {
         "graphkit_version": __version__,
@@ -160,7 +161,7 @@ def apply_pipeline(
             "dir": str(golden.directory),
             "producer": golden.manifest["producer"],
             "cases": [c.label for c in golden.cases],
-            "reused": golden.manifest.get("_reused", False),
+            "reused": golden_reused,
         },
     }
     if source.reference is not None:
@@ -219,7 +220,7 @@ def apply_pipeline(
     return _finish(run_dir, report, stages, started, model_path, error=None, log=log)
 
 
-def _golden(spec: PipelineSpec, source: Source, source_hash: str, regenerate: bool, log: Log) -> GoldenSet:
+def _golden(spec: PipelineSpec, source: Source, source_hash: str, regenerate: bool, log: Log) -> tuple[GoldenSet, bool]:
     if spec.golden.producer == "reference" and source.reference is None:
         raise PipelineSpecError("golden.producer: 'reference' needs an export source (a torch reference model)")
     directory = golden_dir(spec, source_hash)
@@ -238,10 +239,9 @@ def _golden(spec: PipelineSpec, source: Source, source_hash: str, regenerate: bo
         model_hash=source_hash,
         on_case=lambda label: log(f"golden: recording case {label} with {producer_name} ..."),
     )
-    golden.manifest["_reused"] = reused
     if reused:
         log(f"golden: reusing {directory} (manifest matches)")
-    return golden
+    return golden, reused
 
 
 def _instruments(spec: PipelineSpec, golden: GoldenSet, run_dir: Path) -> list[Instrument]:
