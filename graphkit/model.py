@@ -160,6 +160,22 @@ def check_model(model: onnx.ModelProto, what: str = "model") -> None:
         raise PassError(f"{what} fails the ONNX checker: {_short(exc)}") from exc
 
 
+def check_tensor_sizes(model: onnx.ModelProto, what: str = "model") -> None:
+    """Every raw-data initializer holds exactly prod(dims) elements of its type."""
+    for tensor in model.graph.initializer:
+        if not tensor.HasField("raw_data"):
+            continue
+        count = 1
+        for dim in tensor.dims:
+            count *= dim
+        itemsize = onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
+        if len(tensor.raw_data) != count * itemsize:
+            raise PassError(
+                f"{what}: initializer '{tensor.name}' holds {len(tensor.raw_data)} bytes, "
+                f"but dims {list(tensor.dims)} need {count * itemsize}"
+            )
+
+
 def infer_shapes(model: onnx.ModelProto, what: str = "model", strict: bool = True) -> onnx.ModelProto:
     """Return ``model`` with inferred value_info; raise PassError on inconsistent shapes."""
     try:

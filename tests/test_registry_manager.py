@@ -110,3 +110,27 @@ def test_cli_passes_list_and_show(user_pass_dir, cli):
     assert "factor" in shown.stdout and "wrong on purpose" in shown.stdout and "exact: True" in shown.stdout
     unknown = cli("passes", "brake-relu", "--passes-dir", user_pass_dir)
     assert unknown.returncode == 2 and "did you mean: break-relu" in unknown.stderr
+
+
+@pytest.mark.parametrize("breakage", ["dangling input", "short weights"])
+def test_verify_rejects_invalid_models_and_rolls_back(breakage):
+    from graphkit.instruments import Honesty, Verify
+    from graphkit.model import clone
+
+    class Breaks(Pass):
+        name = "breaks"
+
+        def run(self, model):
+            broken = clone(model)
+            if breakage == "dangling input":
+                broken.graph.node[1].input[0] = "no_such_tensor"
+            else:
+                weight = broken.graph.initializer[0]
+                weight.raw_data = weight.raw_data[:-4]
+            return PassResult(broken, True)
+
+    model = demo_model()
+    run = PassManager([Breaks()], [Honesty(), Verify()]).run(model)
+    assert not run.ok and run.model is model
+    expected = "no_such_tensor" if breakage == "dangling input" else "'conv.weight' holds 860 bytes"
+    assert expected in str(run.error) and "output of pass 'breaks'" in str(run.error)
