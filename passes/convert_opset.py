@@ -15,8 +15,10 @@ Declines (model unchanged, reason given):
 - the model is already at ``target`` (a no-op, ``modified`` false, nothing declined);
 - ``target`` is below the model's opset and ``allow_downgrade`` is false (the default:
   downgrades lose ops and attributes more often than not; allow it explicitly);
-- the converter cannot convert an op (its message is the reason), or the model is over the
-  2 GB protobuf limit (the converter works on one serialized protobuf).
+- the converter cannot convert an op (its message is the reason).
+
+The converter runs on the graph without its large initializers, which are put back after, so
+models of any size convert without serializing their weights.
 
 Raises PassError when the converter returns a model that fails the ONNX checker.
 """
@@ -29,9 +31,10 @@ import onnx
 import onnx.version_converter
 
 from graphkit.errors import PassError, SpecError
-from graphkit.model import PROTOBUF_LIMIT, check_model, default_opset, infer_shapes, model_size
+from graphkit.model import check_model, check_tensor_sizes, default_opset, infer_shapes
 from graphkit.pass_base import Declined, Pass, PassResult, option
 from graphkit.registry import register
+from graphkit.shapes import skeleton
 
 LATEST_OPSET = onnx.defs.onnx_opset_version()
 
@@ -43,28 +46,54 @@ class ConversionRefused(Exception):
 def convert_model(model: onnx.ModelProto, target: int) -> onnx.ModelProto:
     """A copy of ``model`` converted to default-domain opset ``target`` (``model`` untouched).
 
+    The converter works on the graph without its large initializers (they become typed graph
+    inputs, see :func:`graphkit.shapes.skeleton`; no adapter rewrites a weight tensor), which are
+    put back afterwards: no 500 MB serialization round trips, and no 2 GB protobuf limit.
+
     Raises ConversionRefused with the converter's message when it cannot convert, and
     PassError when the converted model fails the ONNX checker.
     """
     source = default_opset(model)
-    if model_size(model) > PROTOBUF_LIMIT - 64 * 2**20:
-        raise ConversionRefused("model is over the 2 GB protobuf limit; onnx's version converter cannot take it")
+    light = skeleton(model)
     try:
-        inferred = infer_shapes(model, strict=False)
+        inferred = infer_shapes(light, strict=False)
     except PassError:
-        inferred = model  # the converter still converts most ops without inferred shapes
+        inferred = light  # the converter still converts most ops without inferred shapes
     try:
         converted = onnx.version_converter.convert_version(inferred, target)
     except Exception as exc:  # the converter raises RuntimeError/ValueError/its own ConvertError
         message = " ".join(str(exc).split())[:300] or exc.__class__.__name__
         raise ConversionRefused(f"onnx version converter cannot convert opset {source} -> {target}: {message}") from exc
+    _restore_weights(model, light, converted)
     produced = {name for node in converted.graph.node for name in node.output}
     del converted.graph.value_info[:]
     converted.graph.value_info.extend(v for v in model.graph.value_info if v.name in produced)
     needed_ir = onnx.helper.find_min_ir_version_for([onnx.helper.make_opsetid("", target)])
     converted.ir_version = max(converted.ir_version, needed_ir)
-    check_model(converted, what=f"model converted from opset {source} to {target}")
+    what = f"model converted from opset {source} to {target}"
+    check_tensor_sizes(converted, what)
+    check_model(skeleton(converted), what=what)
     return converted
+
+
+def _restore_weights(model: onnx.ModelProto, light: onnx.ModelProto, converted: onnx.ModelProto) -> None:
+    """Put the initializers that ``skeleton`` lifted out back into ``converted``, in their order."""
+    kept = {t.name for t in light.graph.initializer}
+    lifted = {t.name for t in model.graph.initializer} - kept
+    listed_as_inputs = {v.name for v in model.graph.input}
+    inputs = [v for v in converted.graph.input if v.name not in lifted or v.name in listed_as_inputs]
+    del converted.graph.input[:]
+    converted.graph.input.extend(inputs)
+    new = {t.name: t for t in converted.graph.initializer}
+    ordered = []
+    for tensor in model.graph.initializer:
+        if tensor.name in lifted:
+            ordered.append(tensor)
+        elif tensor.name in new:
+            ordered.append(new.pop(tensor.name))
+    ordered.extend(new.values())  # tensors the converter added
+    del converted.graph.initializer[:]
+    converted.graph.initializer.extend(ordered)
 
 
 @dataclass
