@@ -35,18 +35,10 @@ from onnx import numpy_helper
 from graphkit.diff import ModelDiff, diff_models, tensor_hash
 from graphkit.errors import GraphkitError
 from graphkit.runtime.ort import create_session, run_session
-from graphkit.shapes import ValueType, dims_of, set_dims, skeleton
+from graphkit.shapes import RANDOM_OPS, ValueType, dims_of, set_dims, skeleton, value_types
 from graphkit.validate import Comparison, Tolerance, compare_array
 
 DEFAULT_MAX_FRACTION = 0.5
-NON_CONSTANT_OPS = {
-    "RandomNormal",
-    "RandomNormalLike",
-    "RandomUniform",
-    "RandomUniformLike",
-    "Multinomial",
-    "Bernoulli",
-}
 
 
 class RegionUnavailable(Exception):
@@ -287,7 +279,7 @@ def _constant_tensors(nodes: Sequence[onnx.NodeProto], inits: Mapping[str, str])
     constants = set(inits)
     for node in nodes:
         inputs = [t for t in node.input if t]
-        if node.op_type in NON_CONSTANT_OPS or _has_subgraph(node):
+        if node.op_type in RANDOM_OPS or _has_subgraph(node):
             continue
         if (inputs and all(t in constants for t in inputs)) or (not inputs and node.op_type == "Constant"):
             constants.update(t for t in node.output if t)
@@ -337,14 +329,7 @@ def _types(model: onnx.ModelProto, input_shapes: Mapping[str, Sequence[int]] | N
         inferred = onnx.shape_inference.infer_shapes(skel, check_type=False, strict_mode=False, data_prop=True)
     except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError, ValueError) as exc:
         raise RegionUnavailable(f"shape inference failed: {' '.join(str(exc).split())[:200]}") from exc
-    graph = inferred.graph
-    types = {}
-    for value in list(graph.input) + list(graph.value_info) + list(graph.output):
-        if value.type.HasField("tensor_type"):
-            types[value.name] = ValueType(value.type.tensor_type.elem_type, dims_of(value))
-    for tensor in graph.initializer:
-        types[tensor.name] = ValueType(tensor.data_type, tuple(int(d) for d in tensor.dims))
-    return types
+    return value_types(inferred.graph)
 
 
 def _symbolic_types(model: onnx.ModelProto, input_shapes: Mapping[str, Sequence[int]]) -> dict[str, ValueType]:

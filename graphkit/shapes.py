@@ -20,6 +20,11 @@ from graphkit.errors import PassError
 
 SKELETON_MAX_ELEMENTS = 4096
 
+# Ops whose outputs are not a function of their inputs: never folded, never compared on random data.
+RANDOM_OPS = frozenset(
+    {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike", "Multinomial", "Bernoulli"}
+)
+
 Dim = int | str | None
 
 
@@ -102,8 +107,12 @@ def infer_value_types(
         if not seeds:
             break
         skel.graph.value_info.extend(seeds)
+    return value_types(inferred.graph)
+
+
+def value_types(graph: onnx.GraphProto) -> dict[str, ValueType]:
+    """Element type and dims of every typed value and initializer of ``graph``, by name."""
     types: dict[str, ValueType] = {}
-    graph = inferred.graph
     for value in list(graph.input) + list(graph.value_info) + list(graph.output):
         if value.type.HasField("tensor_type"):
             types[value.name] = ValueType(value.type.tensor_type.elem_type, dims_of(value))

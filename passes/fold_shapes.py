@@ -14,17 +14,18 @@ from graphkit.model import clone, default_opset
 from graphkit.pass_base import Declined, Pass, PassResult, option
 from graphkit.registry import register
 from graphkit.runtime.ort import create_session
-from graphkit.shapes import ValueType, apply_inferred_shapes, fresh_name, infer_value_types, output_refinements
+from graphkit.shapes import (
+    RANDOM_OPS,
+    ValueType,
+    apply_inferred_shapes,
+    fresh_name,
+    infer_value_types,
+    output_refinements,
+)
 
 DEFAULT_DOMAINS = ("", "ai.onnx")
 # Ops whose outputs are not a function of their inputs, or not plain tensors: never folded.
-NEVER_FOLD = {
-    "RandomNormal",
-    "RandomNormalLike",
-    "RandomUniform",
-    "RandomUniformLike",
-    "Multinomial",
-    "Bernoulli",
+NEVER_FOLD = RANDOM_OPS | {
     "If",
     "Loop",
     "Scan",
