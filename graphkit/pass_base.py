@@ -147,8 +147,8 @@ class Pass:
     def _check_postconditions(self, before: onnx.ModelProto, after: onnx.ModelProto) -> None:
         if not self.changes_io:
             for kind in ("input", "output"):
-                old = [_io_signature(v) for v in getattr(before.graph, kind)]
-                new = [_io_signature(v) for v in getattr(after.graph, kind)]
+                old = [io_signature(v) for v in getattr(before.graph, kind)]
+                new = [io_signature(v) for v in getattr(after.graph, kind)]
                 if kind == "input":  # initializers listed as inputs may be folded away
                     inits = {t.name for t in after.graph.initializer} | {t.name for t in before.graph.initializer}
                     old = [s for s in old if s[0] not in inits]
@@ -166,7 +166,8 @@ class Pass:
             )
 
 
-def _io_signature(value: onnx.ValueInfoProto) -> tuple:
+def io_signature(value: onnx.ValueInfoProto) -> tuple:
+    """(name, element type, dims or None) of a graph input or output."""
     tensor = value.type.tensor_type
     dims = tuple(
         d.dim_param or d.dim_value if (d.dim_param or d.HasField("dim_value")) else "?" for d in tensor.shape.dim

@@ -32,7 +32,7 @@ import onnx.version_converter
 
 from graphkit.errors import PassError, SpecError
 from graphkit.model import check_model, check_tensor_sizes, default_opset, infer_shapes
-from graphkit.pass_base import Declined, Pass, PassResult, option
+from graphkit.pass_base import Declined, Pass, PassResult, io_signature, option
 from graphkit.registry import register
 from graphkit.shapes import skeleton
 
@@ -65,6 +65,9 @@ def convert_model(model: onnx.ModelProto, target: int) -> onnx.ModelProto:
         message = " ".join(str(exc).split())[:300] or exc.__class__.__name__
         raise ConversionRefused(f"onnx version converter cannot convert opset {source} -> {target}: {message}") from exc
     _restore_weights(model, light, converted)
+    changed = _io_changes(model, converted)
+    if changed:  # e.g. Scan 8 -> 9 drops the batch axis of the graph's inputs
+        raise ConversionRefused(f"onnx version converter {source} -> {target} would change the graph {changed}")
     produced = {name for node in converted.graph.node for name in node.output}
     del converted.graph.value_info[:]
     converted.graph.value_info.extend(v for v in model.graph.value_info if v.name in produced)
@@ -74,6 +77,16 @@ def convert_model(model: onnx.ModelProto, target: int) -> onnx.ModelProto:
     check_tensor_sizes(converted, what)
     check_model(skeleton(converted), what=what)
     return converted
+
+
+def _io_changes(before: onnx.ModelProto, after: onnx.ModelProto) -> str:
+    """'' when graph inputs and outputs keep names, types and shapes; else what changed."""
+    for kind in ("input", "output"):
+        old = [io_signature(v) for v in getattr(before.graph, kind)]
+        new = [io_signature(v) for v in getattr(after.graph, kind)]
+        if old != new:
+            return f"{kind}s: {old} -> {new}"
+    return ""
 
 
 def _restore_weights(model: onnx.ModelProto, light: onnx.ModelProto, converted: onnx.ModelProto) -> None:

@@ -74,3 +74,18 @@ def test_registry_and_option_validation():
         cls.from_spec({"target": "13"}, "pipeline.yaml passes[0]")
     with pytest.raises(SpecError, match="target"):
         cls.from_spec({"target": 99}, "pipeline.yaml passes[0]")
+
+
+def test_declines_a_conversion_that_would_change_graph_inputs():
+    """Scan 8 -> 9 drops the batch axis of the graph inputs: declined, never a contract error."""
+    import warnings
+
+    from onnx.backend.test.case.node import collect_testcases
+
+    from graphkit.registry import get_pass
+    from graphkit.testing import assert_declines
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        (case,) = [c for c in collect_testcases() if c.name == "test_scan_sum"]
+    assert_declines(get_pass("convert-opset")(target=13), case.model, reason_contains="would change the graph inputs")
