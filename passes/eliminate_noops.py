@@ -41,6 +41,7 @@ from graphkit.ir import to_graph, to_model
 from graphkit.model import default_opset, infer_shapes
 from graphkit.pass_base import Declined, Pass, PassResult, option
 from graphkit.registry import register
+from graphkit.shapes import skeleton
 
 
 @dataclass
@@ -255,8 +256,8 @@ def _drop_dead(graph: gs.Graph, tensors: list[gs.Tensor], outputs: set[str]) -> 
 
 def _known_types(model: onnx.ModelProto) -> dict[str, tuple[int | None, list | None]]:
     """Element type and dims (int, str or None per axis) of every tensor shape inference knows."""
-    try:
-        inferred = infer_shapes(model, strict=False)
+    try:  # on the graph without its large weights: they keep their type and dims as graph inputs
+        inferred = infer_shapes(skeleton(model), strict=False)
     except PassError:
         inferred = model
     known: dict[str, tuple[int | None, list | None]] = {}
