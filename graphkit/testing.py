@@ -138,3 +138,38 @@ def run_cli(*args, cwd=None, timeout: int = 600) -> subprocess.CompletedProcess:
         timeout=timeout,
         env={**os.environ, "GRAPHKIT_NO_PROGRESS": "1"},
     )
+
+
+def export_legacy(
+    module,
+    example_inputs: tuple,
+    input_names: list[str],
+    output_names: list[str],
+    opset: int = 11,
+    batch_dim: str | None = "batch",
+) -> onnx.ModelProto:
+    """A torch module exported in memory with the legacy (TorchScript) exporter, as ModelZoo does.
+
+    ``batch_dim`` names dim 0 of every input and output (None: static shapes). Seeds torch.
+    """
+    import io
+    import warnings
+
+    import torch
+
+    torch.manual_seed(0)
+    buffer = io.BytesIO()
+    dynamic_axes = {name: {0: batch_dim} for name in [*input_names, *output_names]} if batch_dim else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the legacy exporter's deprecation notice
+        torch.onnx.export(
+            module.eval(),
+            tuple(example_inputs),
+            buffer,
+            dynamo=False,
+            opset_version=opset,
+            input_names=input_names,
+            output_names=output_names,
+            dynamic_axes=dynamic_axes,
+        )
+    return onnx.load_from_string(buffer.getvalue())

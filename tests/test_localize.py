@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import warnings
 
 import numpy as np
 import onnx
@@ -14,7 +13,7 @@ from graphkit.diff import diff_models
 from graphkit.errors import GoldenError, InputError, ModelLoadError
 from graphkit.localize import feeds_for, golden_feeds, load_npz_feeds, localize
 from graphkit.model import clone, content_hash
-from graphkit.testing import make_model
+from graphkit.testing import export_legacy, make_model
 
 ATOL, RTOL = 1e-6, 1e-6
 
@@ -172,20 +171,9 @@ def test_golden_folder_feeds(tmp_path):
 
 
 def _export_legacy(module, example, path, outputs):
-    torch = pytest.importorskip("torch")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            module.eval(),
-            (example,),
-            str(path),
-            dynamo=False,
-            opset_version=11,
-            input_names=["image"],
-            output_names=outputs,
-            dynamic_axes={"image": {0: "-1"}, **{o: {0: "-1"} for o in outputs}},
-        )
-    return onnx.load(str(path))
+    model = export_legacy(module, (example,), ["image"], list(outputs), batch_dim="-1")
+    onnx.save(model, str(path))
+    return model
 
 
 def modelzoo_softmax_fix(model: onnx.ModelProto, keep_softmax_output_name: bool = True) -> onnx.ModelProto:

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from graphkit.model import load_model, save_model
+from graphkit.testing import export_legacy
 
 
 class HeadLike(nn.Module):
@@ -49,16 +50,7 @@ def export(module: nn.Module, path, opset: int, size: int = 8):
 
 
 def _export(module: nn.Module, path, opset: int, size: int) -> None:
-    torch.onnx.export(
-        module.eval(),
-        (torch.randn(1, 3, size, size),),
-        str(path),
-        dynamo=False,
-        opset_version=opset,
-        input_names=["image"],
-        output_names=["mask"],
-        dynamic_axes={"image": {0: "batch"}, "mask": {0: "batch"}},
-    )
+    onnx.save(export_legacy(module, (torch.randn(1, 3, size, size),), ["image"], ["mask"], opset), str(path))
 
 
 @pytest.fixture(scope="session")

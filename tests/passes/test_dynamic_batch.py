@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import onnx
 import pytest
@@ -14,7 +12,14 @@ from graphkit.registry import get_pass
 from graphkit.runtime.feeds import random_feeds
 from graphkit.runtime.ort import run_ort
 from graphkit.shapes import dims_of
-from graphkit.testing import assert_declines, assert_idempotent, assert_numerically_equal, make_model, run_pass
+from graphkit.testing import (
+    assert_declines,
+    assert_idempotent,
+    assert_numerically_equal,
+    export_legacy,
+    make_model,
+    run_pass,
+)
 
 torch = pytest.importorskip("torch")
 DynamicBatch = get_pass("dynamic-batch")
@@ -32,18 +37,7 @@ class Flatten(torch.nn.Module):
 
 
 def static_export(module, shape=(2, 3, 8, 8)) -> onnx.ModelProto:
-    torch.manual_seed(0)
-    buffer = io.BytesIO()
-    torch.onnx.export(
-        module.eval(),
-        (torch.randn(*shape),),
-        buffer,
-        dynamo=False,
-        opset_version=11,
-        input_names=["x"],
-        output_names=["y", "z"],
-    )
-    return onnx.load_from_string(buffer.getvalue())
+    return export_legacy(module, (torch.randn(*shape),), ["x"], ["y", "z"], batch_dim=None)
 
 
 @pytest.fixture(scope="module")

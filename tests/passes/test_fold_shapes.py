@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import onnx
 import pytest
@@ -12,7 +10,14 @@ from onnx import helper
 from graphkit.model import op_counts
 from graphkit.registry import get_pass
 from graphkit.shapes import dims_of
-from graphkit.testing import assert_declines, assert_idempotent, assert_pass_rewrites, make_model, run_pass
+from graphkit.testing import (
+    assert_declines,
+    assert_idempotent,
+    assert_pass_rewrites,
+    export_legacy,
+    make_model,
+    run_pass,
+)
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
@@ -38,19 +43,7 @@ class WsegLike(torch.nn.Module):
 
 
 def export(module, shape=(1, 3, 16, 16), opset=11) -> onnx.ModelProto:
-    torch.manual_seed(0)
-    buffer = io.BytesIO()
-    torch.onnx.export(
-        module.eval(),
-        (torch.randn(*shape),),
-        buffer,
-        dynamo=False,
-        opset_version=opset,
-        input_names=["image"],
-        output_names=["cls", "mask"],
-        dynamic_axes={"image": {0: "batch"}, "cls": {0: "batch"}, "mask": {0: "batch"}},
-    )
-    return onnx.load_from_string(buffer.getvalue())
+    return export_legacy(module, (torch.randn(*shape),), ["image"], ["cls", "mask"], opset)
 
 
 @pytest.fixture(scope="module")
@@ -159,19 +152,7 @@ def test_declines_inexact_resize_scale():
         def forward(self, x, y):
             return F.interpolate(x, size=y.shape[2:], mode="bilinear", align_corners=True)
 
-    torch.manual_seed(0)
-    buffer = io.BytesIO()
-    torch.onnx.export(
-        Odd(),
-        (torch.randn(1, 2, 3, 3), torch.randn(1, 2, 7, 10)),
-        buffer,
-        dynamo=False,
-        opset_version=11,
-        input_names=["x", "y"],
-        output_names=["out"],
-        dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}, "out": {0: "batch"}},
-    )
-    model = onnx.load_from_string(buffer.getvalue())
+    model = export_legacy(Odd(), (torch.randn(1, 2, 3, 3), torch.randn(1, 2, 7, 10)), ["x", "y"], ["out"])
     result = run_pass(FoldShapes(), model)
     assert any("not exact" in d.reason for d in result.declined)
     resize = [n for n in result.model.graph.node if n.op_type == "Resize"][0]

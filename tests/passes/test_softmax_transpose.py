@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import onnx
 import onnx.version_converter
@@ -21,6 +19,7 @@ from graphkit.testing import (
     assert_numerically_equal,
     assert_op_types,
     assert_pass_rewrites,
+    export_legacy,
     make_model,
 )
 
@@ -37,18 +36,7 @@ class ChannelSoftmax(torch.nn.Module):
 
 def export_wseg_like(opset: int) -> onnx.ModelProto:
     """A legacy torch export like the ModelZoo one: [N,21,H,W], batch named '-1'."""
-    buffer = io.BytesIO()
-    torch.onnx.export(
-        ChannelSoftmax(),
-        torch.randn(2, 21, 6, 5),
-        buffer,
-        dynamo=False,
-        opset_version=opset,
-        input_names=["image"],
-        output_names=["mask"],
-        dynamic_axes={"image": {0: "-1"}, "mask": {0: "-1"}},
-    )
-    return onnx.load_from_string(buffer.getvalue())
+    return export_legacy(ChannelSoftmax(), (torch.randn(2, 21, 6, 5),), ["image"], ["mask"], opset, batch_dim="-1")
 
 
 def chain(perm, axis, opset, shape, op="Softmax", inverse=None):
