@@ -1,0 +1,83 @@
+"""graphkit.ir: export copies large weights once, keeps them exact, and never touches the input."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from graphkit.ir import LIFT_MIN_BYTES, to_graph, to_model
+from graphkit.model import content_hash
+from graphkit.registry import get_pass
+from graphkit.testing import assert_pass_rewrites, run_pass
+
+
+def big_conv_model(with_bn: bool) -> onnx.ModelProto:
+    rng = np.random.default_rng(0)
+    weight = rng.standard_normal((64, 32, 3, 3)).astype(np.float32)  # 73 KiB: above the lift size
+    assert weight.nbytes >= LIFT_MIN_BYTES
+    inits = [
+        numpy_helper.from_array(weight, "w"),
+        numpy_helper.from_array(rng.standard_normal(64).astype(np.float32), "b"),
+    ]
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1])]
+    if with_bn:
+        for name in ("scale", "bias", "mean"):
+            inits.append(numpy_helper.from_array(rng.standard_normal(64).astype(np.float32), name))
+        inits.append(numpy_helper.from_array(rng.uniform(0.5, 2, 64).astype(np.float32), "var"))
+        nodes.append(helper.make_node("BatchNormalization", ["c", "scale", "bias", "mean", "var"], ["n"]))
+        last = "n"
+    else:
+        nodes.append(helper.make_node("Identity", ["c"], ["n"]))
+        last = "n"
+    nodes.append(helper.make_node("Relu", [last], ["y"]))
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 32, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 64, 8, 8])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    return model
+
+
+def test_unchanged_large_weight_is_exported_once_and_bit_identical():
+    model = big_conv_model(with_bn=False)
+    result = assert_pass_rewrites(get_pass("eliminate-noops")(), model, atol=0, rtol=0, dims={"batch": 2})
+    weights = {t.name: t for t in result.model.graph.initializer}
+    assert weights["w"].raw_data == model.graph.initializer[0].raw_data
+    assert "w" not in {v.name for v in result.model.graph.value_info}
+
+
+def test_new_large_weights_from_a_pass_are_exact():
+    model = big_conv_model(with_bn=True)
+    # 288-term fp32 sums reaching ~100: folding BN reorders the arithmetic by a few ulps
+    result = assert_pass_rewrites(get_pass("fold-batchnorm")(), model, atol=1e-4, rtol=1e-4, dims={"batch": 2})
+    assert [n.op_type for n in result.model.graph.node] == ["Conv", "Relu"]
+
+
+def test_lifted_export_equals_graphsurgeons_own_export():
+    import onnx_graphsurgeon as gs
+
+    graph = to_graph(big_conv_model(with_bn=False))
+    graph.tensors()["w"].values = graph.tensors()["w"].values * 2  # a new numpy-valued weight
+    ours = {t.name: t for t in to_model(graph, big_conv_model(with_bn=False)).graph.initializer}
+    theirs = {t.name: t for t in gs.export_onnx(graph, do_type_check=False).graph.initializer}
+    assert ours.keys() == theirs.keys()
+    for name in ours:
+        assert ours[name].raw_data == theirs[name].raw_data and ours[name].dims == theirs[name].dims
+
+
+def test_round_trip_leaves_graph_and_input_as_they_were():
+    model = big_conv_model(with_bn=False)
+    before = content_hash(model)
+    graph = to_graph(model)
+    exported = to_model(graph, model)
+    assert content_hash(model) == before
+    # the graph still holds its constants after export (placeholders were swapped back)
+    assert isinstance(graph.tensors()["w"], type(graph.tensors()["b"]))
+    again = to_model(graph, model)
+    assert content_hash(again) == content_hash(exported)
+    run_pass(get_pass("eliminate-noops")(), exported)
