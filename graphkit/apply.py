@@ -383,7 +383,11 @@ def _eval(eval_spec, source: Source, model_path: Path, run_dir: Path, stages: di
 
 def peak_rss_mb() -> float:
     """Peak resident memory of this process, in MiB."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    try:  # this process image's own peak; ru_maxrss would include a parent's peak before exec
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmHWM")) / 1024
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _finish(run_dir, report, stages, started, model_path, error, log) -> ApplyResult:
