@@ -221,6 +221,20 @@ def _hash_graph(graph: onnx.GraphProto, digest) -> None:
             digest.update(tensor.SerializeToString(deterministic=True))
 
 
+def remove_initializers(graph: onnx.GraphProto, names: set[str]) -> int:
+    """Delete the initializers called ``names`` in place; returns how many went.
+
+    Rebuilding the list instead (``del graph.initializer[:]`` then ``extend``) copies every kept
+    tensor twice, 1 GB of extra memory per pass on a 500 MB model.
+    """
+    removed = 0
+    for index in range(len(graph.initializer) - 1, -1, -1):
+        if graph.initializer[index].name in names:
+            del graph.initializer[index]
+            removed += 1
+    return removed
+
+
 def default_opset(model: onnx.ModelProto) -> int:
     """The opset version of the default ONNX domain (0 when absent)."""
     for entry in model.opset_import:

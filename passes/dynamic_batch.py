@@ -9,7 +9,7 @@ import onnx
 from onnx import numpy_helper
 
 from graphkit.errors import PassError
-from graphkit.model import clone
+from graphkit.model import clone, remove_initializers
 from graphkit.pass_base import Declined, Pass, PassResult, option
 from graphkit.registry import register
 from graphkit.runtime.feeds import graph_inputs
@@ -206,5 +206,4 @@ def _drop_unused_constants(model: onnx.ModelProto, replaced: set[str]) -> None:
             kept_inputs = [v for v in graph.input if v.name not in dropped]
             del graph.input[:]
             graph.input.extend(kept_inputs)
-        del graph.initializer[:]
-        graph.initializer.extend(inits)
+        remove_initializers(graph, {t.name for t in graph.initializer} - {t.name for t in inits})

@@ -10,7 +10,7 @@ import onnx
 from onnx import numpy_helper
 
 from graphkit.errors import PassError
-from graphkit.model import clone, default_opset
+from graphkit.model import clone, default_opset, remove_initializers
 from graphkit.pass_base import Declined, Pass, PassResult, option
 from graphkit.registry import register
 from graphkit.runtime.ort import create_session
@@ -581,9 +581,7 @@ class _FoldRound:
         names = _all_names(graph)
         unused = set(self._unused_initializers())
         self.counts["initializers_removed"] += len(unused)
-        kept_inits = [t for t in graph.initializer if t.name not in unused]
-        del graph.initializer[:]
-        graph.initializer.extend(kept_inits)
+        remove_initializers(graph, unused)
         if model.ir_version < 4:
             kept_inputs = [v for v in graph.input if v.name not in unused]
             del graph.input[:]
