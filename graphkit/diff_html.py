@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import html
 import os
-import tempfile
 from collections import defaultdict
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import onnx
 
 from graphkit.diff import ModelDiff, NodeInfo, node_info
 from graphkit.errors import GraphkitError
+from graphkit.files import write_text_atomic
 
 MAX_REGIONS = 500  # beyond this the page lists the count only
 CONTEXT = 3  # unchanged neighbours shown on each side of a region
@@ -66,15 +66,7 @@ def write_html(
     path = Path(path)
     text = render_html(diff, a, b, title=title or "graphkit diff")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".graphkit-", suffix=".html", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        write_text_atomic(path, text)
     except OSError as exc:
         raise GraphkitError(f"{path}: cannot write HTML ({exc.strerror or exc})") from exc
     return path

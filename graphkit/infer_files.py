@@ -32,6 +32,7 @@ from typing import Any, Literal
 import numpy as np
 
 from graphkit.errors import InputError
+from graphkit.files import write_text_atomic
 from graphkit.perf import input_shape_for, latency_stats, static_batch
 from graphkit.runtime.backend import open_backend
 
@@ -204,9 +205,6 @@ def infer_files(
         "batches": total_batches,
         "output_dir": str(target),
     }
-    summary_path = out_root / f"{output_dirname}_summary.json"
-    tmp = out_root / f".{output_dirname}_summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2) + "\n")
-    os.replace(tmp, summary_path)
+    summary_path = write_text_atomic(out_root / f"{output_dirname}_summary.json", json.dumps(summary, indent=2) + "\n")
     summary["summary_path"] = str(summary_path)
     return summary

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from graphkit.errors import InputError
+from graphkit.files import atomic_path, write_text_atomic
 from graphkit.runtime.backend import Backend, TensorInfo, open_backend
 
 STAT_KEYS = ("min", "max", "mean", "median", "percentile(99%)", "count")
@@ -226,10 +227,7 @@ def write_perf_report(report: dict, out_dir: str | os.PathLike) -> dict[str, Pat
     """Write ``perf_summary.json`` and ``perf.png`` (FPS and latency vs batch) atomically."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    json_path = out / "perf_summary.json"
-    tmp = out / ".perf_summary.json.tmp"
-    tmp.write_text(json.dumps(report, indent=2) + "\n")
-    os.replace(tmp, json_path)
+    json_path = write_text_atomic(out / "perf_summary.json", json.dumps(report, indent=2) + "\n")
     plot_path = out / "perf.png"
     plot_perf(report, plot_path)
     return {"json": json_path, "plot": plot_path}
@@ -262,8 +260,7 @@ def plot_perf(report: dict, path: Path) -> Path:
         axes.grid(True, alpha=0.3)
     figure.suptitle(f"{Path(str(report['model'])).name} ({report['backend']})")
     figure.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    figure.savefig(tmp, dpi=100)
+    with atomic_path(path, suffix=".png") as tmp:
+        figure.savefig(tmp, dpi=100)
     plt.close(figure)
-    os.replace(tmp, path)
     return path

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +26,7 @@ import onnx
 from graphkit import __version__
 from graphkit.ascend.spec import AtcSpec, parse_input_shape
 from graphkit.errors import SpecError
+from graphkit.files import write_text_atomic
 from graphkit.runtime.feeds import graph_inputs, input_dims, np_dtype
 
 SCRIPT_NAME = "atc_commands.sh"
@@ -233,13 +233,4 @@ def write_plan(plan: AtcPlan, out_dir: str | os.PathLike) -> AtcPlan:
 
 
 def _write_atomic(path: Path, text: str, executable: bool = False) -> Path:
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w") as stream:
-            stream.write(text)
-        os.chmod(tmp, 0o755 if executable else 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_text_atomic(path, text, mode=0o755 if executable else 0o644)

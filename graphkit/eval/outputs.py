@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,7 @@ from PIL import Image
 
 from graphkit.console import format_table
 from graphkit.eval.voc import voc_palette
+from graphkit.files import atomic_path
 
 _PALETTE = voc_palette()
 
@@ -23,15 +23,8 @@ _PALETTE = voc_palette()
 def atomic_write(path: str | os.PathLike, write) -> Path:
     """Call ``write(tmp_path)`` then rename the temp file to ``path``; returns ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path, suffix=".tmp" + path.suffix) as tmp:
+        write(str(tmp))
     return path
 
 
