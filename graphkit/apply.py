@@ -26,7 +26,7 @@ import onnx
 from tqdm import tqdm
 
 from graphkit import __version__
-from graphkit.console import progress
+from graphkit.console import json_default, progress
 from graphkit.errors import GraphkitError, PipelineSpecError, SpecError
 from graphkit.files import write_text_atomic
 from graphkit.golden import CaseResult, GoldenSet, GoldenValidation, make_or_load_golden, validate_against_golden
@@ -399,17 +399,7 @@ def _finish(run_dir, report, stages, started, model_path, error, log) -> ApplyRe
     report["status"] = "ok" if error is None else "failed"
     report["error"] = str(error) if error else None
     report["run_dir"] = str(run_dir)
-    write_text_atomic(run_dir / "report.json", json.dumps(report, indent=2, default=_json_default))
+    write_text_atomic(run_dir / "report.json", json.dumps(report, indent=2, default=json_default))
     summary = render_summary(report)
     write_text_atomic(run_dir / "summary.txt", summary)
     return ApplyResult(error is None, run_dir, report, summary, model_path, error)
-
-
-def _json_default(value):
-    import numpy as np
-
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, float):
-        return str(value)
-    return str(value)

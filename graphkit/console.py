@@ -36,10 +36,11 @@ def progress(iterable: Iterable | None = None, *, total: int | None = None, desc
 
 def print_json(data: Any) -> None:
     """Print ``data`` as indented JSON on stdout."""
-    print(json.dumps(data, indent=2, sort_keys=False, default=_json_default))
+    print(json.dumps(data, indent=2, sort_keys=False, default=json_default))
 
 
-def _json_default(value: Any):
+def json_default(value: Any):
+    """``json.dumps`` fallback: numpy scalars and arrays as numbers and lists, anything else as text."""
     import numpy as np
 
     if isinstance(value, np.generic):
@@ -48,7 +49,7 @@ def _json_default(value: Any):
         return value.tolist()
     if hasattr(value, "__fspath__"):
         return os.fspath(value)
-    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+    return str(value)
 
 
 def format_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:

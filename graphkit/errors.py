@@ -8,6 +8,12 @@ line and exits with code 2; anything else that escapes is a bug and keeps its tr
 from __future__ import annotations
 
 
+def one_line(error: BaseException | str, limit: int = 300) -> str:
+    """An exception's (or a text's) message on one line, whitespace collapsed, at most ``limit`` chars."""
+    text = " ".join(str(error).split())[:limit]
+    return text or (error.__class__.__name__ if isinstance(error, BaseException) else "")
+
+
 class GraphkitError(Exception):
     """Base class: a problem with the user's input or request, reported as one line."""
 

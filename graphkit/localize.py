@@ -33,7 +33,7 @@ import onnxruntime.capi.onnxruntime_pybind11_state as ort_state
 
 from graphkit.console import format_table, progress
 from graphkit.diff import ModelDiff, diff_models
-from graphkit.errors import GoldenError, InputError, ModelLoadError, PassError
+from graphkit.errors import GoldenError, InputError, ModelLoadError, PassError, one_line
 from graphkit.model import infer_shapes
 from graphkit.runtime.ort import create_session, run_session
 
@@ -428,7 +428,7 @@ def _run_exposed(model, feeds, tensors, threads, label) -> dict[str, np.ndarray]
         try:
             session = create_session(model, threads=threads)
         except _ORT_ERRORS as exc:
-            message = " ".join(str(exc).split())[:300]
+            message = one_line(exc, 300)
             raise ModelLoadError(
                 f"model {label}: onnxruntime cannot load it with intermediate outputs: {message}"
             ) from exc
@@ -451,7 +451,7 @@ def load_npz_feeds(path: str | os.PathLike) -> dict[str, np.ndarray]:
         with np.load(path, allow_pickle=False) as data:
             return {name: data[name] for name in data.files}
     except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: not a readable .npz file ({' '.join(str(exc).split())[:200]})") from exc
+        raise InputError(f"{path}: not a readable .npz file ({one_line(exc, 200)})") from exc
 
 
 def golden_feeds(directory: str | os.PathLike) -> tuple[dict[str, np.ndarray], Path]:

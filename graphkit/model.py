@@ -22,7 +22,7 @@ import onnx
 import xxhash
 from google.protobuf.message import DecodeError
 
-from graphkit.errors import ModelLoadError, ModelSaveError, PassError
+from graphkit.errors import ModelLoadError, ModelSaveError, PassError, one_line
 from graphkit.protostream import read_model, write_model
 
 PROTOBUF_LIMIT = 2**31 - 1  # bytes; a serialized ModelProto cannot exceed this
@@ -43,7 +43,7 @@ def load_model(path: str | os.PathLike, load_external_data: bool = True) -> onnx
         with open(path, "rb", buffering=1 << 20) as handle:
             model = read_model(handle)  # one tensor at a time: peak memory ~ the model's size
     except (DecodeError, RuntimeError, ValueError, UnicodeDecodeError) as exc:
-        raise ModelLoadError(f"{path}: not a valid ONNX model (truncated or not ONNX: {_short(exc)})") from exc
+        raise ModelLoadError(f"{path}: not a valid ONNX model (truncated or not ONNX: {one_line(exc, 200)})") from exc
     except OSError as exc:
         raise ModelLoadError(f"{path}: cannot read ({exc.strerror or exc})") from exc
     _check_plausible(model, path)
@@ -51,7 +51,7 @@ def load_model(path: str | os.PathLike, load_external_data: bool = True) -> onnx
         try:
             onnx.load_external_data_for_model(model, str(path.parent))
         except (OSError, ValueError, onnx.checker.ValidationError) as exc:
-            raise ModelLoadError(f"{path}: external data missing or unreadable ({_short(exc)})") from exc
+            raise ModelLoadError(f"{path}: external data missing or unreadable ({one_line(exc, 200)})") from exc
     return model
 
 
@@ -71,11 +71,6 @@ def _check_plausible(model: onnx.ModelProto, path: Path) -> None:
 
 def _uses_external_data(model: onnx.ModelProto) -> bool:
     return any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer)
-
-
-def _short(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text[:200] or exc.__class__.__name__
 
 
 def model_size(model: onnx.ModelProto) -> int:
@@ -139,7 +134,7 @@ def save_model(
                 write_model(model, handle)  # one tensor at a time, no whole-model buffer
         os.replace(tmp_model, path)
     except (OSError, ValueError) as exc:
-        raise ModelSaveError(f"{path}: cannot write model ({_short(exc)})") from exc
+        raise ModelSaveError(f"{path}: cannot write model ({one_line(exc, 200)})") from exc
     finally:
         for leftover in tmp_dir.glob("*"):
             leftover.unlink()
@@ -157,7 +152,7 @@ def check_model(model: onnx.ModelProto, what: str = "model") -> None:
         else:
             onnx.checker.check_model(model)
     except (onnx.checker.ValidationError, ValueError) as exc:
-        raise PassError(f"{what} fails the ONNX checker: {_short(exc)}") from exc
+        raise PassError(f"{what} fails the ONNX checker: {one_line(exc, 200)}") from exc
 
 
 def check_tensor_sizes(model: onnx.ModelProto, what: str = "model") -> None:
@@ -186,7 +181,7 @@ def infer_shapes(model: onnx.ModelProto, what: str = "model", strict: bool = Tru
                 return load_model(saved)
         return onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=strict, data_prop=True)
     except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError, ValueError) as exc:
-        raise PassError(f"{what}: shape inference failed: {_short(exc)}") from exc
+        raise PassError(f"{what}: shape inference failed: {one_line(exc, 200)}") from exc
 
 
 def content_hash(model: onnx.ModelProto) -> str:

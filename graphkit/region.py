@@ -33,7 +33,7 @@ import onnx
 from onnx import numpy_helper
 
 from graphkit.diff import ModelDiff, diff_models, tensor_hash
-from graphkit.errors import GraphkitError
+from graphkit.errors import GraphkitError, one_line
 from graphkit.runtime.ort import create_session, run_session
 from graphkit.shapes import RANDOM_OPS, ValueType, dims_of, set_dims, skeleton, value_types
 from graphkit.validate import Comparison, Tolerance, compare_array
@@ -328,7 +328,7 @@ def _types(model: onnx.ModelProto, input_shapes: Mapping[str, Sequence[int]] | N
     try:
         inferred = onnx.shape_inference.infer_shapes(skel, check_type=False, strict_mode=False, data_prop=True)
     except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError, ValueError) as exc:
-        raise RegionUnavailable(f"shape inference failed: {' '.join(str(exc).split())[:200]}") from exc
+        raise RegionUnavailable(f"shape inference failed: {one_line(exc, 200)}") from exc
     return value_types(inferred.graph)
 
 
@@ -425,7 +425,7 @@ class _SideRunner:
         try:
             self.session = create_session(model) if model is not None else None
         except Exception as exc:  # onnxruntime raises its own exception types
-            reason = " ".join(str(exc).split())[:200]
+            reason = one_line(exc, 200)
             raise RegionUnavailable(f"onnxruntime cannot load the extracted region: {reason}") from exc
         self.inputs = [i.name for i in self.session.get_inputs()] if self.session else []
         wanted = set(side.outputs)

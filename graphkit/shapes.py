@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import onnx
 
-from graphkit.errors import PassError
+from graphkit.errors import PassError, one_line
 
 SKELETON_MAX_ELEMENTS = 4096
 
@@ -102,7 +102,7 @@ def infer_value_types(
         try:
             inferred = onnx.shape_inference.infer_shapes(skel, check_type=False, strict_mode=strict, data_prop=True)
         except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError, ValueError) as exc:
-            raise PassError(f"shape inference failed: {' '.join(str(exc).split())[:300]}") from exc
+            raise PassError(f"shape inference failed: {one_line(exc, 300)}") from exc
         seeds = _resize_symbol_seeds(inferred)
         if not seeds:
             break

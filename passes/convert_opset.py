@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import onnx
 import onnx.version_converter
 
-from graphkit.errors import PassError, SpecError
+from graphkit.errors import PassError, SpecError, one_line
 from graphkit.model import check_model, check_tensor_sizes, default_opset, infer_shapes
 from graphkit.pass_base import Declined, Pass, PassResult, io_signature, option
 from graphkit.registry import register
@@ -62,7 +62,7 @@ def convert_model(model: onnx.ModelProto, target: int) -> onnx.ModelProto:
     try:
         converted = onnx.version_converter.convert_version(inferred, target)
     except Exception as exc:  # the converter raises RuntimeError/ValueError/its own ConvertError
-        message = " ".join(str(exc).split())[:300] or exc.__class__.__name__
+        message = one_line(exc, 300)
         raise ConversionRefused(f"onnx version converter cannot convert opset {source} -> {target}: {message}") from exc
     _restore_weights(model, light, converted)
     changed = _io_changes(model, converted)

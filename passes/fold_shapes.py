@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from graphkit.errors import PassError
+from graphkit.errors import PassError, one_line
 from graphkit.model import clone, default_opset, remove_initializers
 from graphkit.pass_base import Declined, Pass, PassResult, option
 from graphkit.registry import register
@@ -267,7 +267,7 @@ class _FoldRound:
         try:
             outputs = _evaluate(node, arrays, self.model)
         except Exception as exc:  # noqa: BLE001 - any evaluation failure means: do not fold
-            reason = f"onnxruntime cannot evaluate it: {' '.join(str(exc).split())[:160]}"
+            reason = f"onnxruntime cannot evaluate it: {one_line(exc, 160)}"
             self.declined.append(Declined(_site(node), reason))
             return
         for name, array in outputs.items():

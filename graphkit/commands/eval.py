@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 
 from graphkit.console import print_json
-from graphkit.errors import SpecError
+from graphkit.errors import SpecError, one_line
 from graphkit.eval.outputs import metrics_table
 from graphkit.eval.runner import run_eval
 from graphkit.eval.spec import eval_spec_from_mapping
@@ -141,7 +141,7 @@ def _spec_mapping(args) -> dict:
         try:
             loaded = yaml.safe_load(path.read_text())
         except (OSError, yaml.YAMLError) as exc:
-            raise SpecError(f"{path}: cannot read the spec ({' '.join(str(exc).split())[:200]})") from exc
+            raise SpecError(f"{path}: cannot read the spec ({one_line(exc, 200)})") from exc
         if isinstance(loaded, dict) and "eval" in loaded and isinstance(loaded["eval"], dict):
             loaded = loaded["eval"]
         if not isinstance(loaded, dict):

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from graphkit.errors import ModelLoadError
+from graphkit.errors import ModelLoadError, one_line
 
 MODULE_PREFIX = "module."
 ZIP_MAGIC = b"PK\x03\x04"  # torch.save's default format
@@ -74,7 +74,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
             warnings.simplefilter("ignore")  # e.g. notes about the pickle protocol of legacy files
             content = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types here (zip, pickle, EOF, Runtime)
-        reason = " ".join(str(exc).split())[:160] or type(exc).__name__
+        reason = one_line(exc, 160)
         raise CheckpointError(
             f"{path}: not a readable PyTorch checkpoint (corrupt, truncated, or not weights-only: {reason})"
         ) from exc
@@ -87,7 +87,7 @@ def _check_zip_members(path: Path) -> None:
         with zipfile.ZipFile(path) as archive:
             bad = archive.testzip()
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
-        raise CheckpointError(f"{path}: corrupt PyTorch checkpoint ({' '.join(str(exc).split())[:160]})") from exc
+        raise CheckpointError(f"{path}: corrupt PyTorch checkpoint ({one_line(exc, 160)})") from exc
     if bad is not None:
         raise CheckpointError(f"{path}: corrupt PyTorch checkpoint (record '{bad}' fails its CRC check)")
 

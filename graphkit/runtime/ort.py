@@ -15,7 +15,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from graphkit.errors import InputError
+from graphkit.errors import InputError, one_line
 from graphkit.model import save_model, too_big_for_one_file
 
 
@@ -59,7 +59,7 @@ def run_session(
     try:
         values = session.run(names, dict(feeds))
     except (ort.capi.onnxruntime_pybind11_state.InvalidArgument, ort.capi.onnxruntime_pybind11_state.Fail) as exc:
-        raise InputError(f"onnxruntime rejected the inputs: {' '.join(str(exc).split())[:300]}") from exc
+        raise InputError(f"onnxruntime rejected the inputs: {one_line(exc, 300)}") from exc
     return dict(zip(names, values))
 
 
