@@ -9,6 +9,14 @@ exporter writes each such constant's name back into that shared proto before cop
 copy; protos whose name already matches (every untouched initializer) are never copied.
 :func:`to_model` also restores the model-level fields that graphsurgeon does not carry (IR
 version, producer, metadata, functions, non-default opset imports).
+
+Rewrite helpers shared by every pass (built-in, rule-based and user passes): rewire the
+readers of a value (:func:`replace_all_uses`), remove a node in place of its input
+(:func:`bypass_node`), drop producers that no longer feed anything (:func:`remove_dead`), read a
+constant (:func:`constant_value`), a value's element type and dims from shape inference run once
+per pass run (:class:`ValueTypes`), make a fresh name (:func:`fresh_name`), add an initializer
+(:func:`add_initializer`). Assign graphsurgeon node inputs by index (``node.inputs[i] = t``);
+these helpers do, and keep the tensors' producer/consumer lists consistent.
 """
 
 from __future__ import annotations
@@ -18,6 +26,11 @@ import onnx
 import onnx_graphsurgeon as gs
 from onnx import numpy_helper
 from onnx_graphsurgeon.ir.tensor import LazyValues
+
+from graphkit.errors import PassError
+from graphkit.shapes import Dim, ValueType, infer_value_types, value_types
+
+DEFAULT_DOMAINS = (None, "", "ai.onnx")
 
 
 def to_graph(model: onnx.ModelProto) -> gs.Graph:
@@ -147,3 +160,179 @@ def _detach_renamed_constants(graph: gs.Graph) -> None:
 def _named(tensor: onnx.TensorProto, name: str) -> bool:
     """True when setting ``tensor.name = name`` would leave the proto's content unchanged."""
     return tensor.HasField("name") and tensor.name == name
+
+
+# --- rewrite helpers ----------------------------------------------------------------------------
+
+
+def producer(tensor: gs.Tensor) -> gs.Node | None:
+    """The node that writes ``tensor`` (None for graph inputs and initializers)."""
+    return tensor.inputs[0] if len(tensor.inputs) == 1 else None
+
+
+def is_default_domain(node: gs.Node) -> bool:
+    """True for ONNX-domain nodes (custom domains are never rewritten by the built-in passes)."""
+    return node.domain in DEFAULT_DOMAINS
+
+
+def node_site(node: gs.Node) -> str:
+    """The name a report uses for ``node``: its name, else its first output's name."""
+    return node.name or (node.outputs[0].name if node.outputs else node.op)
+
+
+def output_names(graph: gs.Graph) -> set[str]:
+    """Names of the graph outputs."""
+    return {t.name for t in graph.outputs}
+
+
+def replace_all_uses(graph: gs.Graph, old: gs.Tensor, new: gs.Tensor, *, graph_outputs: bool = False) -> int:
+    """Make every node that reads ``old`` read ``new`` instead; returns the number of inputs rewired.
+
+    Subgraph nodes that read ``old`` from the outer scope are rewired too. Graph outputs that
+    are ``old`` stay ``old`` unless ``graph_outputs`` (that renames a graph output: only for a
+    pass that declares ``changes_io``; see :func:`bypass_node` to keep output names).
+    """
+    count = 0
+    for consumer in list(old.outputs):
+        for index, tensor in enumerate(consumer.inputs):
+            if tensor is old:
+                consumer.inputs[index] = new
+                count += 1
+    if graph_outputs:
+        for index, tensor in enumerate(graph.outputs):
+            if tensor is old:
+                graph.outputs[index] = new
+                count += 1
+    return count
+
+
+def bypass_node(graph: gs.Graph, node: gs.Node, source: gs.Tensor | None = None) -> str | None:
+    """Remove ``node`` so that the readers of its first output read ``source`` (default: its first input).
+
+    Graph output names never change: when the node's output is a graph output, the producer of
+    ``source`` writes that output instead. When that is impossible (``source`` is a graph input,
+    an initializer or itself a graph output) nothing changes and the reason is returned; None
+    means done. Producers left without readers are removed (:func:`remove_dead`).
+    """
+    source = node.inputs[0] if source is None else source
+    result = node.outputs[0]
+    outputs = output_names(graph)
+    if result.name in outputs:
+        writer = producer(source)
+        if writer is None or source.name in outputs or any(t is source for t in graph.inputs):
+            what = "graph output" if source.name in outputs else "graph input or constant"
+            return f"output '{result.name}' is a graph output fed directly by {what} '{source.name}'; removing would rename it"
+        node.outputs.clear()
+        writer.outputs[writer.outputs.index(source)] = result
+        replace_all_uses(graph, source, result)
+    else:
+        node.outputs.clear()
+        replace_all_uses(graph, result, source)
+    remove_nodes(graph, [node])
+    return None
+
+
+def remove_nodes(graph: gs.Graph, nodes: list[gs.Node]) -> None:
+    """Detach and remove ``nodes``; then remove producers left without readers (:func:`remove_dead`)."""
+    freed: list[gs.Tensor] = []
+    for node in nodes:
+        if node not in graph.nodes:
+            continue
+        freed.extend(node.inputs)
+        node.inputs.clear()
+        node.outputs.clear()
+        graph.nodes.remove(node)
+    remove_dead(graph, freed)
+
+
+def remove_dead(graph: gs.Graph, tensors: list[gs.Tensor]) -> None:
+    """Remove default-domain producers of ``tensors`` that no longer feed anything (transitively).
+
+    Nodes whose outputs are read, or are graph outputs, stay; so do custom-domain nodes.
+    """
+    outputs = output_names(graph)
+    stack = list(tensors)
+    while stack:
+        tensor = stack.pop()
+        if tensor.outputs or tensor.name in outputs:
+            continue
+        writer = producer(tensor)
+        if writer is None or not is_default_domain(writer) or writer not in graph.nodes:
+            continue
+        if any(t.outputs or t.name in outputs for t in writer.outputs):
+            continue
+        inputs = list(writer.inputs)
+        writer.inputs.clear()
+        writer.outputs.clear()
+        graph.nodes.remove(writer)
+        stack.extend(inputs)
+
+
+def constant_value(tensor: gs.Tensor) -> np.ndarray | None:
+    """The value of an initializer or a ``Constant`` node's output (``value`` attribute), else None."""
+    if isinstance(tensor, gs.Constant):
+        return np.asarray(tensor.values)
+    writer = producer(tensor)
+    if writer is not None and writer.op == "Constant" and is_default_domain(writer):
+        value = writer.attrs.get("value")
+        if isinstance(value, gs.Constant):
+            return np.asarray(value.values)
+    return None
+
+
+def fresh_name(graph: gs.Graph, base: str) -> str:
+    """``base``, or ``base_1``, ``base_2``...: the first name no tensor or node of ``graph`` uses."""
+    taken = set(graph.tensors()) | {n.name for n in graph.nodes}
+    name, k = base, 1
+    while name in taken:
+        name = f"{base}_{k}"
+        k += 1
+    return name
+
+
+def add_initializer(graph: gs.Graph, base: str, values: np.ndarray) -> gs.Constant:
+    """A new constant named :func:`fresh_name` of ``base``; it becomes an initializer once a node reads it."""
+    return gs.Constant(fresh_name(graph, base), np.ascontiguousarray(values))
+
+
+class ValueTypes:
+    """Element types and dims of a model's values, from one shape inference (per pass run).
+
+    ``ValueTypes(model)`` runs non-strict ONNX shape inference on a skeleton of the model (large
+    weights left out, stored value_info kept as a hint); when inference fails, the declared types
+    are used. Dims are ``int`` (static), ``str`` (symbolic) or ``None`` (unknown). Values created
+    by the pass itself are unknown (None): a pass that needs them reruns inference on its output.
+    """
+
+    def __init__(self, model: onnx.ModelProto):
+        try:
+            self._types = infer_value_types(model, strict=False, keep_value_info=True)
+        except PassError:
+            self._types = value_types(model.graph)
+        for node in model.graph.node:  # Constant outputs, in case inference could not run
+            if node.op_type == "Constant" and node.output[0] not in self._types:
+                for attr in node.attribute:
+                    if attr.name == "value":
+                        self._types[node.output[0]] = ValueType(attr.t.data_type, tuple(attr.t.dims))
+
+    def _get(self, value: gs.Tensor | str) -> ValueType | None:
+        name = value if isinstance(value, str) else value.name
+        found = self._types.get(name)
+        if found is None and isinstance(value, gs.Constant):
+            return ValueType(onnx.helper.np_dtype_to_tensor_dtype(np.dtype(value.dtype)), tuple(value.shape))
+        return found
+
+    def shape(self, value: gs.Tensor | str) -> tuple[Dim, ...] | None:
+        """The dims of ``value`` (None when its rank is unknown)."""
+        found = self._get(value)
+        return None if found is None else found.dims
+
+    def dtype(self, value: gs.Tensor | str) -> int | None:
+        """The ONNX element type (``onnx.TensorProto.FLOAT``...) of ``value``, None when unknown."""
+        found = self._get(value)
+        return found.elem_type if found is not None and found.elem_type else None
+
+    def rank(self, value: gs.Tensor | str) -> int | None:
+        """The rank of ``value`` (None when unknown)."""
+        dims = self.shape(value)
+        return None if dims is None else len(dims)

@@ -36,12 +36,20 @@ import onnx
 import onnx_graphsurgeon as gs
 from graphkit_passes.convert_opset import LATEST_OPSET
 
-from graphkit.errors import PassError
-from graphkit.ir import to_graph, to_model
-from graphkit.model import default_opset, infer_shapes
+from graphkit.ir import (
+    ValueTypes,
+    bypass_node,
+    constant_value,
+    is_default_domain,
+    node_site,
+    producer,
+    remove_dead,
+    to_graph,
+    to_model,
+)
+from graphkit.model import default_opset
 from graphkit.pass_base import Declined, Pass, PassResult, option
 from graphkit.registry import register
-from graphkit.shapes import skeleton
 
 
 @dataclass
@@ -73,7 +81,7 @@ class EliminateNoops(Pass):
 
     def run(self, model: onnx.ModelProto) -> PassResult:
         self._opset = default_opset(model)
-        self._types = _known_types(model)
+        self._types = ValueTypes(model)
         graph = to_graph(model)
         counts: dict[str, int] = {}
         declined: dict[str, Declined] = {}
@@ -82,7 +90,7 @@ class EliminateNoops(Pass):
             changed = False
             outputs = {t.name for t in graph.outputs}
             for node in list(graph.nodes):
-                if node not in graph.nodes or node.domain not in (None, "", "ai.onnx"):
+                if node not in graph.nodes or not is_default_domain(node):
                     continue
                 site = _site(node)
                 verdict = self._classify(node, outputs)
@@ -95,7 +103,7 @@ class EliminateNoops(Pass):
                 if kind == "transpose_composed":
                     _compose(graph, node, source)
                 else:
-                    refusal = _bypass(graph, node, source, outputs)
+                    refusal = bypass_node(graph, node, source)
                     if refusal:
                         declined[site] = Declined(site, refusal)
                         continue
@@ -116,7 +124,7 @@ class EliminateNoops(Pass):
             return Declined(_site(node), reason) if reason else ("dropout", node.inputs[0])
         if node.op == "Cast" and options.cast:
             source = node.inputs[0]
-            elem = self._types.get(source.name, (None, None))[0]
+            elem = self._types.dtype(source)
             if elem is None:
                 return Declined(_site(node), f"Cast input '{source.name}' has an unknown element type")
             return ("cast", source) if elem == node.attrs.get("to") else None
@@ -130,7 +138,7 @@ class EliminateNoops(Pass):
         if self._opset < 7 and node.attrs.get("is_test", 0) != 1:
             return "Dropout before opset 7 without is_test=1 runs in training mode"
         if len(node.inputs) > 2 and node.inputs[2].name:
-            mode = _constant(node.inputs[2])
+            mode = constant_value(node.inputs[2])
             if mode is None:
                 return f"Dropout training_mode '{node.inputs[2].name}' is not a constant"
             if bool(np.asarray(mode).reshape(-1)[0]):
@@ -142,18 +150,17 @@ class EliminateNoops(Pass):
 
     def _reshape_verdict(self, node: gs.Node):
         source, target = node.inputs[0], node.inputs[1]
-        dims = self._types.get(source.name, (None, None))[1]
-        producer = target.inputs[0] if len(target.inputs) == 1 else None
-        whole_shape = producer is not None and producer.attrs.get("start", 0) == 0 and "end" not in producer.attrs
-        if whole_shape and producer.op == "Shape" and producer.inputs[0] is source:
+        dims = self._types.shape(source)
+        writer = producer(target)
+        whole_shape = writer is not None and writer.attrs.get("start", 0) == 0 and "end" not in writer.attrs
+        if whole_shape and writer.op == "Shape" and writer.inputs[0] is source:
             return "reshape", source
-        out_dims = self._types.get(node.outputs[0].name, (None, None))[1]
+        out_dims = self._types.shape(node.outputs[0])
         if dims is not None and out_dims is not None and _static(dims) and list(dims) == list(out_dims):
             return "reshape", source
-        shape = _constant(target)
+        shape = _as_list(constant_value(target))
         if shape is None or dims is None:
             return None
-        shape = [int(v) for v in np.asarray(shape).reshape(-1)]
         if len(shape) != len(dims):
             return None
         allowzero = node.attrs.get("allowzero", 0)
@@ -175,14 +182,14 @@ class EliminateNoops(Pass):
 
     def _transpose_verdict(self, node: gs.Node, outputs: set[str]):
         source = node.inputs[0]
-        rank = _rank(source, self._types)
+        rank = self._types.rank(source)
         perm = _perm(node, rank)
         if perm is None:
             return None
         if perm == list(range(len(perm))):
             return "transpose", source
-        first = source.inputs[0] if len(source.inputs) == 1 else None
-        if first is None or first.op != "Transpose" or first.domain not in (None, "", "ai.onnx"):
+        first = producer(source)
+        if first is None or first.op != "Transpose" or not is_default_domain(first):
             return None
         inner = _perm(first, len(perm))
         if inner is None or len(inner) != len(perm):
@@ -195,110 +202,20 @@ class EliminateNoops(Pass):
         return None
 
 
-def _bypass(graph: gs.Graph, node: gs.Node, source: gs.Tensor, outputs: set[str]) -> str | None:
-    """Remove ``node`` so that its first output's readers read ``source``; None, or why not."""
-    result = node.outputs[0]
-    if result.name in outputs:
-        producer = source.inputs[0] if len(source.inputs) == 1 else None
-        graph_inputs = {t.name for t in graph.inputs}
-        if producer is None or source.name in outputs or source.name in graph_inputs:
-            what = "graph output" if source.name in outputs else "graph input or constant"
-            return f"output '{result.name}' is a graph output fed directly by {what} '{source.name}'; removing would rename it"
-        node.outputs.clear()
-        index = producer.outputs.index(source)
-        producer.outputs[index] = result
-        for consumer in list(source.outputs):
-            _replace_input(consumer, source, result)
-    else:
-        node.outputs.clear()
-        for consumer in list(result.outputs):
-            _replace_input(consumer, result, source)
-    inputs = list(node.inputs)
-    node.inputs.clear()
-    graph.nodes.remove(node)
-    _drop_dead(graph, inputs, outputs)
-    return None
-
-
 def _compose(graph: gs.Graph, node: gs.Node, composed: list[int]) -> None:
     """Transpose(q)(Transpose(p)(x)) -> Transpose(c)(x) with c[i] = p[q[i]]; the first one is removed."""
     middle = node.inputs[0]
-    first = middle.inputs[0]
     node.attrs["perm"] = composed
-    node.inputs[0] = first.inputs[0]
-    _drop_dead(graph, [middle], {t.name for t in graph.outputs})
-
-
-def _replace_input(consumer: gs.Node, old: gs.Tensor, new: gs.Tensor) -> None:
-    for index, tensor in enumerate(consumer.inputs):
-        if tensor is old:
-            consumer.inputs[index] = new
-
-
-def _drop_dead(graph: gs.Graph, tensors: list[gs.Tensor], outputs: set[str]) -> None:
-    """Remove default-domain producers of ``tensors`` that no longer feed anything (transitively)."""
-    stack = list(tensors)
-    while stack:
-        tensor = stack.pop()
-        if tensor.outputs or tensor.name in outputs or len(tensor.inputs) != 1:
-            continue
-        producer = tensor.inputs[0]
-        if producer.domain not in (None, "", "ai.onnx") or producer not in graph.nodes:
-            continue
-        if any(t.outputs or t.name in outputs for t in producer.outputs):
-            continue
-        inputs = list(producer.inputs)
-        producer.inputs.clear()
-        producer.outputs.clear()
-        graph.nodes.remove(producer)
-        stack.extend(inputs)
-
-
-def _known_types(model: onnx.ModelProto) -> dict[str, tuple[int | None, list | None]]:
-    """Element type and dims (int, str or None per axis) of every tensor shape inference knows."""
-    try:  # on the graph without its large weights: they keep their type and dims as graph inputs
-        inferred = infer_shapes(skeleton(model), strict=False)
-    except PassError:
-        inferred = model
-    known: dict[str, tuple[int | None, list | None]] = {}
-    graph = inferred.graph
-    for tensor in graph.initializer:
-        known[tensor.name] = (tensor.data_type, list(tensor.dims))
-    for value in [*graph.input, *graph.value_info, *graph.output]:
-        tensor_type = value.type.tensor_type
-        if not value.type.HasField("tensor_type") or not tensor_type.elem_type:
-            continue
-        dims = None
-        if tensor_type.HasField("shape"):
-            dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tensor_type.shape.dim]
-        known[value.name] = (tensor_type.elem_type, dims)
-    for node in graph.node:  # Constant nodes are not in value_info when inference is off
-        if node.op_type == "Constant" and node.output[0] not in known:
-            for attr in node.attribute:
-                if attr.name == "value":
-                    known[node.output[0]] = (attr.t.data_type, list(attr.t.dims))
-    return known
-
-
-def _constant(tensor: gs.Tensor):
-    """The value of a constant tensor (initializer or Constant node output), else None."""
-    if isinstance(tensor, gs.Constant):
-        return tensor.values
-    producer = tensor.inputs[0] if len(tensor.inputs) == 1 else None
-    if producer is not None and producer.op == "Constant" and isinstance(producer.attrs.get("value"), gs.Constant):
-        return producer.attrs["value"].values
-    return None
+    node.inputs[0] = producer(middle).inputs[0]
+    remove_dead(graph, [middle])
 
 
 def _static(dims: list) -> bool:
     return all(isinstance(d, int) and d > 0 for d in dims)
 
 
-def _rank(tensor: gs.Tensor, types: dict) -> int | None:
-    dims = types.get(tensor.name, (None, None))[1]
-    if dims is not None:
-        return len(dims)
-    return len(tensor.shape) if tensor.shape is not None else None
+def _as_list(value) -> list[int] | None:
+    return None if value is None else [int(v) for v in np.asarray(value).reshape(-1)]
 
 
 def _perm(node: gs.Node, rank: int | None) -> list[int] | None:
@@ -308,5 +225,4 @@ def _perm(node: gs.Node, rank: int | None) -> list[int] | None:
     return None if rank is None else list(range(rank - 1, -1, -1))
 
 
-def _site(node: gs.Node) -> str:
-    return node.name or node.outputs[0].name
+_site = node_site

@@ -32,7 +32,7 @@ import onnx
 import onnx_graphsurgeon as gs
 from graphkit_passes.convert_opset import LATEST_OPSET
 
-from graphkit.ir import to_graph, to_model
+from graphkit.ir import add_initializer, constant_value, is_default_domain, node_site, producer, to_graph, to_model
 from graphkit.model import default_opset
 from graphkit.pass_base import Declined, NoOptions, Pass, PassResult
 from graphkit.registry import register
@@ -65,11 +65,11 @@ class FoldBatchNorm(Pass):
         outputs = {t.name for t in graph.outputs}
         folded, declined = 0, []
         for bn in list(graph.nodes):
-            if bn.op != "BatchNormalization" or bn.domain not in (None, "", "ai.onnx"):
+            if bn.op != "BatchNormalization" or not is_default_domain(bn):
                 continue
             match = _match(bn, opset, outputs)
             if isinstance(match, str):
-                declined.append(Declined(bn.name or bn.outputs[0].name, match))
+                declined.append(Declined(node_site(bn), match))
                 continue
             _apply(graph, match, outputs)
             folded += 1
@@ -81,8 +81,8 @@ class FoldBatchNorm(Pass):
 def _match(bn: gs.Node, opset: int, outputs: set[str]) -> _Fold | str:
     """The fold for ``bn``, or the reason it cannot be folded."""
     x = bn.inputs[0]
-    conv = x.inputs[0] if len(x.inputs) == 1 else None
-    if conv is None or conv.op != "Conv" or conv.domain not in (None, "", "ai.onnx"):
+    conv = producer(x)
+    if conv is None or conv.op != "Conv" or not is_default_domain(conv):
         return f"input '{x.name}' is not produced by a Conv ({conv.op if conv is not None else 'graph input'})"
     if x.name in outputs:
         return f"conv output '{x.name}' is a graph output"
@@ -97,7 +97,7 @@ def _match(bn: gs.Node, opset: int, outputs: set[str]) -> _Fold | str:
     used_extra = [t.name for t in bn.outputs[1:] if t.name and (t.outputs or t.name in outputs)]
     if used_extra:
         return f"BN extra outputs {used_extra} are used (training mode)"
-    weight = _constant(conv.inputs[1])
+    weight = constant_value(conv.inputs[1])
     if weight is None:
         return f"conv weight '{conv.inputs[1].name}' is not constant"
     if weight.dtype not in (np.float32, np.float64):
@@ -105,14 +105,14 @@ def _match(bn: gs.Node, opset: int, outputs: set[str]) -> _Fold | str:
     channels = weight.shape[0]
     params = {}
     for role, tensor in zip(("scale", "bias", "mean", "var"), bn.inputs[1:5]):
-        value = _constant(tensor)
+        value = constant_value(tensor)
         if value is None:
             return f"BN {role} '{tensor.name}' is not constant"
         if value.shape != (channels,):
             return f"BN {role} shape {list(value.shape)} does not match the conv's {channels} output channels"
         params[role] = value.astype(np.float64)
     if len(conv.inputs) > 2 and conv.inputs[2].name:
-        conv_bias = _constant(conv.inputs[2])
+        conv_bias = constant_value(conv.inputs[2])
         if conv_bias is None:
             return f"conv bias '{conv.inputs[2].name}' is not constant"
         conv_bias = conv_bias.astype(np.float64).reshape(-1)
@@ -131,8 +131,8 @@ def _apply(graph: gs.Graph, fold: _Fold, outputs: set[str]) -> None:
     old_weight = conv.inputs[1]
     old_bias = conv.inputs[2] if len(conv.inputs) > 2 and conv.inputs[2].name else None
     replaced = [t for t in (old_weight, old_bias, *bn.inputs[1:5]) if t is not None]
-    conv.inputs[1] = _new_constant(graph, old_weight, fold.weight, f"{base}_bn_folded_weight")
-    bias = _new_constant(graph, old_bias, fold.bias, f"{base}_bn_folded_bias")
+    conv.inputs[1] = _newconstant_value(graph, old_weight, fold.weight, f"{base}_bn_folded_weight")
+    bias = _newconstant_value(graph, old_bias, fold.bias, f"{base}_bn_folded_bias")
     if len(conv.inputs) > 2:
         conv.inputs[2] = bias
     else:
@@ -144,30 +144,16 @@ def _apply(graph: gs.Graph, fold: _Fold, outputs: set[str]) -> None:
     conv.outputs[0] = y
     # Unused initializers are dropped on export; Constant nodes that fed only the old values go here.
     for tensor in replaced:
-        producer = tensor.inputs[0] if len(tensor.inputs) == 1 else None
-        if producer is not None and producer.op == "Constant" and not tensor.outputs and tensor.name not in outputs:
-            producer.outputs.clear()
-            graph.nodes.remove(producer)
+        writer = producer(tensor)
+        if writer is not None and writer.op == "Constant" and not tensor.outputs and tensor.name not in outputs:
+            writer.outputs.clear()
+            graph.nodes.remove(writer)
 
 
-def _new_constant(graph: gs.Graph, old: gs.Tensor | None, values: np.ndarray, fallback: str) -> gs.Constant:
+def _newconstant_value(graph: gs.Graph, old: gs.Tensor | None, values: np.ndarray, fallback: str) -> gs.Constant:
     """Reuse ``old``'s name when it is an initializer read by one node only, else a fresh name."""
     if isinstance(old, gs.Constant) and len(old.outputs) <= 1:
         name = old.name
         old.name = f"{name}__replaced"
         return gs.Constant(name, values)
-    taken = set(graph.tensors())
-    name, index = fallback, 1
-    while name in taken:
-        index += 1
-        name = f"{fallback}_{index}"
-    return gs.Constant(name, values)
-
-
-def _constant(tensor: gs.Tensor) -> np.ndarray | None:
-    if isinstance(tensor, gs.Constant):
-        return np.asarray(tensor.values)
-    producer = tensor.inputs[0] if len(tensor.inputs) == 1 else None
-    if producer is not None and producer.op == "Constant" and isinstance(producer.attrs.get("value"), gs.Constant):
-        return np.asarray(producer.attrs["value"].values)
-    return None
+    return add_initializer(graph, fallback, values)

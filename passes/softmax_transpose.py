@@ -44,7 +44,7 @@ import onnx
 import onnx_graphsurgeon as gs
 from graphkit_passes.convert_opset import LATEST_OPSET, ConversionRefused, convert_model
 
-from graphkit.ir import to_graph, to_model
+from graphkit.ir import is_default_domain, node_site, producer, to_graph, to_model
 from graphkit.model import default_opset
 from graphkit.pass_base import Declined, Pass, PassResult, option
 from graphkit.registry import register
@@ -135,7 +135,7 @@ def _fold_all(graph: gs.Graph, opset: int) -> tuple[int, list[_Fold], list[Decli
     folded, pending, declined = 0, [], []
     output_names = {t.name for t in graph.outputs}
     for node in list(graph.nodes):
-        if node.op not in SOFTMAX_OPS or not _default_domain(node) or node not in graph.nodes:
+        if node.op not in SOFTMAX_OPS or not is_default_domain(node) or node not in graph.nodes:
             continue
         match = _match(node, opset, output_names)
         if match is None:
@@ -152,17 +152,17 @@ def _fold_all(graph: gs.Graph, opset: int) -> tuple[int, list[_Fold], list[Decli
 
 def _match(softmax: gs.Node, opset: int, output_names: set[str]) -> _Fold | Declined | None:
     """The fold at ``softmax``, a Declined near miss, or None when no Transpose is adjacent."""
-    site = softmax.name or softmax.outputs[0].name
+    site = node_site(softmax)
     wrapper = _match_flatten_wrapper(softmax, output_names)
     if wrapper is not None:
         x, out, inner, flatten_axis = wrapper
     else:
         x, out, inner, flatten_axis = softmax.inputs[0], softmax.outputs[0], [softmax], None
-    first = _producer(x)
-    first = first if first is not None and first.op == "Transpose" and _default_domain(first) else None
+    first = producer(x)
+    first = first if first is not None and first.op == "Transpose" and is_default_domain(first) else None
     consumers = list(out.outputs)
     last = consumers[0] if len(consumers) == 1 and consumers[0].op == "Transpose" else None
-    last = last if last is not None and _default_domain(last) else None
+    last = last if last is not None and is_default_domain(last) else None
     if first is None and last is None:
         return None
     if first is None:
@@ -218,8 +218,8 @@ def _match(softmax: gs.Node, opset: int, output_names: set[str]) -> _Fold | Decl
 
 def _match_flatten_wrapper(softmax: gs.Node, output_names: set[str]):
     """(x, out, inner nodes, flatten axis) for Flatten(x) -> Softmax -> Reshape(., Shape(x)), else None."""
-    flatten = _producer(softmax.inputs[0])
-    if flatten is None or flatten.op != "Flatten" or not _default_domain(flatten):
+    flatten = producer(softmax.inputs[0])
+    if flatten is None or flatten.op != "Flatten" or not is_default_domain(flatten):
         return None
     if softmax.attrs.get("axis", 1) not in (1, -1):  # a Flatten output is 2-D; only its last axis counts
         return None
@@ -227,10 +227,10 @@ def _match_flatten_wrapper(softmax: gs.Node, output_names: set[str]):
     if len(flat.outputs) != 1 or len(soft_out.outputs) != 1 or {flat.name, soft_out.name} & output_names:
         return None
     reshape = soft_out.outputs[0]
-    if reshape.op != "Reshape" or not _default_domain(reshape) or len(reshape.inputs) < 2:
+    if reshape.op != "Reshape" or not is_default_domain(reshape) or len(reshape.inputs) < 2:
         return None
     x = flatten.inputs[0]
-    shape_node = _producer(reshape.inputs[1])
+    shape_node = producer(reshape.inputs[1])
     restores = (
         shape_node is not None
         and shape_node.op == "Shape"
@@ -275,11 +275,3 @@ def _perm(node: gs.Node, rank: int | None = None) -> list[int] | None:
         shape = node.inputs[0].shape
         rank = len(shape) if shape is not None else None
     return None if rank is None else list(range(rank - 1, -1, -1))
-
-
-def _producer(tensor: gs.Tensor) -> gs.Node | None:
-    return tensor.inputs[0] if len(tensor.inputs) == 1 else None
-
-
-def _default_domain(node: gs.Node) -> bool:
-    return node.domain in (None, "", "ai.onnx")
