@@ -2,7 +2,7 @@
 
 ``rule_pass("name")`` on a function returning an onnxscript ``RewriteRule``, a list of them or
 a ``RewriteRuleSet`` registers an :class:`OnnxscriptRulePass`. It converts the model to onnx-ir
-(``onnx_ir.serde``; weights are shared, not copied), applies the rule set with onnxscript's own
+(``onnx_ir.serde``; weights are shared, not copied), gives untyped values the types of graphkit's shape inference, applies the rule set with onnxscript's own
 engine until it applies no more (a fixed point), and serializes the result. The sites where a
 pattern matched but a condition or replacement refused are collected in one more, read-only
 round through onnxscript's ``MatchingTracer`` and reported as declined with onnxscript's reason.
@@ -18,6 +18,7 @@ import onnx
 
 from graphkit.errors import PassError
 from graphkit.pass_base import Declined, NoOptions, Pass, PassResult
+from graphkit.shapes import infer_value_types
 
 MAX_ROUNDS = 100
 
@@ -51,6 +52,25 @@ def _declined_sites(rule_set, ir_model) -> list[Declined]:
     return list(tracer.sites.values())
 
 
+def _add_inferred_types(ir_model, model: onnx.ModelProto) -> None:
+    """Give main-graph values without a type the type and shape graphkit's shape inference finds
+    (once, on a skeleton without the large weights), so that type conditions can decide."""
+    import onnx_ir as ir
+
+    try:
+        types = infer_value_types(model, strict=False, keep_value_info=True)
+    except PassError:
+        return
+    for node in ir_model.graph:
+        for value in node.outputs:
+            found = types.get(value.name) if value.name else None
+            if found is None or value.type is not None or not found.elem_type:
+                continue
+            value.type = ir.TensorType(ir.DataType(found.elem_type))
+            if found.dims is not None:
+                value.shape = ir.Shape([d if isinstance(d, (int, str)) else None for d in found.dims])
+
+
 class OnnxscriptRulePass(Pass):
     """A pass running an onnxscript rule set (see the module docstring)."""
 
@@ -64,6 +84,7 @@ class OnnxscriptRulePass(Pass):
             raise PassError(f"pass '{self.name}' needs onnxscript: pip install 'graphkit[rules]'", self.name) from exc
         rule_set = _rule_set(self.rule_set)
         ir_model = ir.serde.deserialize_model(model)
+        _add_inferred_types(ir_model, model)
         total = 0
         for _ in range(MAX_ROUNDS):
             count = rule_set.apply_to_model(ir_model)

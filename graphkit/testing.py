@@ -10,6 +10,12 @@ Typical test::
 
 Numerics run onnxruntime on CPU with graph optimizations disabled, with the tolerances the
 caller states (there are no loose defaults).
+
+For rule authors: :func:`assert_matches` / :func:`assert_no_match` (with the expected decline
+reason), :func:`assert_golden_equal` (a golden folder or given input/output pairs),
+:func:`load_user_pass` (a pass from a folder of pass files, as ``--passes-dir`` loads it), and the
+property helpers :func:`binary_constant_graphs` (hypothesis strategy of matching and near-miss
+graphs) and :func:`check_declines_or_exact` / :func:`assert_applies_share`.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import onnx.parser
 
 from graphkit.model import check_model, content_hash, op_counts
 from graphkit.pass_base import Pass, PassResult
+from graphkit.registry import get_pass, load_pass_dir
 from graphkit.runtime.feeds import random_feeds
 from graphkit.runtime.ort import run_ort
 
@@ -173,3 +180,116 @@ def export_legacy(
             dynamic_axes=dynamic_axes,
         )
     return onnx.load_from_string(buffer.getvalue())
+
+
+# --- for rule and pass authors -------------------------------------------------------------------
+
+
+def load_user_pass(directory, name: str, **options) -> Pass:
+    """The pass ``name`` from a folder of pass files (loaded by path, as ``--passes-dir``), built with ``options``."""
+    load_pass_dir(directory)
+    return get_pass(name)(**options)
+
+
+def assert_matches(
+    pass_: Pass, model: onnx.ModelProto, rule: str | None = None, times: int | None = None
+) -> PassResult:
+    """The pass rewrites ``model`` (checked as :func:`run_pass`); ``rule`` (a counts key) applied, ``times`` times."""
+    result = run_pass(pass_, model)
+    assert result.modified, f"pass '{pass_.name}' did not rewrite; declined: {result.declined}"
+    if rule is not None:
+        assert rule in result.counts, f"rule {rule!r} did not apply; counts: {result.counts}"
+        if times is not None:
+            assert result.counts[rule] == times, f"rule {rule!r} applied {result.counts[rule]} times, not {times}"
+    return result
+
+
+def assert_no_match(pass_: Pass, model: onnx.ModelProto, reason_contains: str | None = None) -> PassResult:
+    """The pass leaves ``model`` unchanged; with ``reason_contains``, a declined site gives that reason,
+    without it, no site is declined at all (the pattern simply is not there)."""
+    if reason_contains is not None:
+        return assert_declines(pass_, model, reason_contains=reason_contains)
+    result = run_pass(pass_, model)
+    assert not result.modified, f"pass '{pass_.name}' rewrote the model"
+    assert not result.declined, f"pass '{pass_.name}' declined sites: {result.declined}"
+    return result
+
+
+def assert_golden_equal(model: onnx.ModelProto, golden, *, atol: float, rtol: float) -> int:
+    """The model reproduces a golden set: a folder (``graphkit golden make``) or ``[(inputs, outputs), ...]``.
+
+    Returns the number of cases compared (at least one).
+    """
+    if isinstance(golden, (str, os.PathLike)):
+        from graphkit.golden import load_golden
+
+        golden = [(case.inputs, case.outputs) for case in load_golden(golden).cases]
+    golden = list(golden)
+    assert golden, "the golden set has no cases"
+    for index, (inputs, outputs) in enumerate(golden):
+        actual = run_ort(model, dict(inputs))
+        assert set(outputs) <= set(actual), f"case {index}: outputs {sorted(set(outputs) - set(actual))} missing"
+        for name, want in outputs.items():
+            np.testing.assert_allclose(
+                actual[name], want, atol=atol, rtol=rtol, err_msg=f"case {index}, output '{name}'"
+            )
+    return len(golden)
+
+
+def check_declines_or_exact(pass_: Pass, model: onnx.ModelProto, *, atol: float, rtol: float, seed: int = 0) -> bool:
+    """The property of an exact pass: it declines (model unchanged) or its output matches under ORT.
+
+    Returns True when the pass rewrote the model (for :func:`assert_applies_share`).
+    """
+    result = run_pass(pass_, model)
+    if result.modified:
+        assert_numerically_equal(model, result.model, atol=atol, rtol=rtol, seed=seed)
+    return result.modified
+
+
+def assert_applies_share(applied: list[bool], at_least: float) -> None:
+    """A property suite's generated cases exercised the rewrite: ``applied`` is true on at least that share."""
+    assert applied, "no cases were generated"
+    share = sum(applied) / len(applied)
+    assert share >= at_least, f"the pass applied on {share:.0%} of {len(applied)} cases, expected >= {at_least:.0%}"
+
+
+def binary_constant_graphs(ops, values, max_rank: int = 3, opsets=(13, 17, 21)):
+    """A hypothesis strategy of graphs ``y = Op(x, c)`` (or ``Op(c, x)``) with a constant ``c``.
+
+    ``Op`` is drawn from ``ops``, every element of ``c`` from ``values`` (put a rule's trigger
+    values next to near misses, e.g. ``[1.0, 1.0001, 0.0, -0.0]``); ``c`` is a scalar, a shape
+    that broadcasts into ``x`` or one that broadcasts ``x`` up (near misses for shape checks);
+    ``y`` is the graph output directly, or goes through a Relu first (drawn). Float32 inputs.
+    """
+    from hypothesis import strategies as st
+
+    @st.composite
+    def graphs(draw):
+        rank = draw(st.integers(0, max_rank))
+        x_shape = draw(st.lists(st.integers(1, 3), min_size=rank, max_size=rank))
+        kind = draw(st.sampled_from(["scalar", "inner", "wider"]))
+        if kind == "scalar":
+            c_shape = []
+        elif kind == "inner":
+            c_shape = [d if draw(st.booleans()) else 1 for d in x_shape][draw(st.integers(0, rank)) :]
+        else:
+            c_shape = [draw(st.integers(2, 3)), *[1] * rank]
+        count = int(np.prod(c_shape)) if c_shape else 1
+        c_values = np.array(draw(st.lists(st.sampled_from(list(values)), min_size=count, max_size=count)), np.float32)
+        op = draw(st.sampled_from(list(ops)))
+        inputs = ["c", "x"] if draw(st.booleans()) else ["x", "c"]
+        y_shape = list(np.broadcast_shapes(tuple(x_shape), tuple(c_shape)))
+        relu = draw(st.booleans())
+        nodes = [onnx.helper.make_node(op, inputs, ["t" if relu else "y"])]
+        if relu:
+            nodes.append(onnx.helper.make_node("Relu", ["t"], ["y"]))
+        return make_model(
+            nodes,
+            [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, x_shape)],
+            [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, y_shape)],
+            [onnx.numpy_helper.from_array(c_values.reshape(c_shape), "c")],
+            opset=draw(st.sampled_from(list(opsets))),
+        )
+
+    return graphs()

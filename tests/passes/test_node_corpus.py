@@ -59,8 +59,9 @@ def _options_for(name: str, model: onnx.ModelProto, feeds: dict) -> dict:
     return {}
 
 
-def sweep(step: int) -> dict:
-    passes = {name: cls for name, cls in all_passes().items() if cls.exact}
+def sweep(step: int, passes: dict | None = None) -> dict:
+    """Run ``passes`` (default: every exact registered pass) on every ``step``-th case."""
+    passes = passes if passes is not None else {name: cls for name, cls in all_passes().items() if cls.exact}
     stats = {"passes": sorted(passes), "cases": 0, "run": 0, "skipped": Counter(), "changed": Counter()}
     failures = []
     for index, case in enumerate(_cases()):
