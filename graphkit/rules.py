@@ -319,9 +319,14 @@ class RulesOutcome:
     rounds: int
 
 
-def apply_rules(graph: gs.Graph, rules: Sequence[Rule], model: onnx.ModelProto) -> RulesOutcome:
-    """Apply ``rules`` to ``graph`` (imported from ``model``) until no rule applies any more."""
-    types: list[ValueTypes] = []
+def apply_rules(
+    graph: gs.Graph, rules: Sequence[Rule], model: onnx.ModelProto, types: ValueTypes | None = None
+) -> RulesOutcome:
+    """Apply ``rules`` to ``graph`` (imported from ``model``) until no rule applies any more.
+
+    ``types``: the pass's :class:`ValueTypes` of ``model`` when it has them (else inferred on first use).
+    """
+    types: list[ValueTypes] = [types] if types is not None else []
 
     def lazy_types() -> ValueTypes:
         if not types:
@@ -374,9 +379,6 @@ def _try_match(rule: Rule, node: gs.Node, graph: gs.Graph, ctx: RuleContext, fou
             readers = [r for r in tensor.outputs if id(r) not in covered]
             if readers:
                 return f"'{tensor.name}' inside the pattern is also read by {readers[0].op} '{node_site(readers[0])}'"
-    for extra in node.outputs[1:]:
-        if extra.name and (extra.outputs or extra.name in outputs):
-            return f"output '{extra.name}' of {node.op} '{node_site(node)}' is used"
     bindings = {name: found.bindings.get(name) for name in rule.variables}
     if rule.check is not None:
         ctx.node, ctx.nodes = node, found.nodes
@@ -387,6 +389,9 @@ def _try_match(rule: Rule, node: gs.Node, graph: gs.Graph, ctx: RuleContext, fou
             return verdict
         if verdict not in (None, True):
             raise PassError(f"rule {rule.name}: check returned {verdict!r}; expected None, True, False or a reason")
+    for extra in node.outputs[1:]:
+        if extra.name and (extra.outputs or extra.name in outputs):
+            return f"output '{extra.name}' of {node.op} '{node_site(node)}' is used"
     builder = _Builder(graph, node_site(node))
     result = rule.rewrite(builder, **bindings)
     if isinstance(result, str):
@@ -408,7 +413,8 @@ def _replace(
         if writer is not None and any(writer is n for n in matched):
             raise PassError(f"rewrite at '{node_site(root)}' returned '{result.name}', a value the pattern removes")
         if out.name in outputs and (writer is None or result.name in outputs or any(result is t for t in graph.inputs)):
-            return f"output '{out.name}' is a graph output fed directly by '{result.name}'; removing would rename it"
+            what = "graph output" if result.name in outputs else "graph input or constant"
+            return f"output '{out.name}' is a graph output fed directly by {what} '{result.name}'; removing would rename it"
     position = graph.nodes.index(root)
     graph.nodes[position:position] = builder.nodes
     root.outputs.clear()

@@ -50,6 +50,42 @@ from graphkit.ir import (
 from graphkit.model import default_opset
 from graphkit.pass_base import Declined, Pass, PassResult, option
 from graphkit.registry import register
+from graphkit.rules import Rule, apply_rules
+
+
+def _keep_input(op, x, **_):
+    return x
+
+
+def _dropout_check(ctx, x, ratio=None, mode=None):
+    if ctx.opset < 7 and ctx.node.attrs.get("is_test", 0) != 1:
+        return "Dropout before opset 7 without is_test=1 runs in training mode"
+    if mode is not None:
+        value = ctx.constant(mode)
+        if value is None:
+            return f"Dropout training_mode '{mode.name}' is not a constant"
+        if bool(value.reshape(-1)[0]):
+            return "Dropout training_mode is true"
+    for mask in ctx.node.outputs[1:]:
+        if mask.name and (mask.outputs or ctx.is_graph_output(mask)):
+            return f"Dropout mask output '{mask.name}' is used"
+
+
+def _cast_check(ctx, x, to):
+    elem = ctx.dtype(x)
+    return f"Cast input '{x.name}' has an unknown element type" if elem is None else elem == to
+
+
+# Identity, inference Dropout and same-type Cast as rules (graphkit.rules); counts are by kind.
+NOOP_RULES = {
+    "identity": [Rule(lambda op, x: op.Identity(x), _keep_input, name="identity")],
+    "dropout": [
+        Rule(lambda op, x: op.Dropout(x), _keep_input, _dropout_check, name="dropout"),
+        Rule(lambda op, x, ratio: op.Dropout(x, ratio), _keep_input, _dropout_check, name="dropout"),
+        Rule(lambda op, x, ratio, mode: op.Dropout(x, ratio, mode), _keep_input, _dropout_check, name="dropout"),
+    ],
+    "cast": [Rule(lambda op, x, to: op.Cast(x, to=to), _keep_input, _cast_check, name="cast")],
+}
 
 
 @dataclass
@@ -83,9 +119,23 @@ class EliminateNoops(Pass):
         self._opset = default_opset(model)
         self._types = ValueTypes(model)
         graph = to_graph(model)
+        rules = [rule for kind, kind_rules in NOOP_RULES.items() if getattr(self.options, kind) for rule in kind_rules]
         counts: dict[str, int] = {}
         declined: dict[str, Declined] = {}
-        changed = True
+        while True:
+            outcome = apply_rules(graph, rules, model, types=self._types)
+            for kind, count in outcome.counts.items():
+                counts[kind] = counts.get(kind, 0) + count
+            if not self._remove_reshapes_and_transposes(graph, counts, declined):
+                break
+        declined_all = [*outcome.declined, *declined.values()]
+        if not counts:
+            return PassResult(model=model, modified=False, declined=declined_all)
+        return PassResult(to_model(graph, like=model), True, counts=counts, declined=declined_all)
+
+    def _remove_reshapes_and_transposes(self, graph: gs.Graph, counts: dict, declined: dict) -> bool:
+        """Remove no-op Reshapes and Transposes until none is left; True when anything changed."""
+        any_change, changed = False, True
         while changed:
             changed = False
             outputs = {t.name for t in graph.outputs}
@@ -109,43 +159,15 @@ class EliminateNoops(Pass):
                         continue
                 counts[kind] = counts.get(kind, 0) + 1
                 declined.pop(site, None)
-                changed = True
-        if not counts:
-            return PassResult(model=model, modified=False, declined=list(declined.values()))
-        return PassResult(to_model(graph, like=model), True, counts=counts, declined=list(declined.values()))
+                changed = any_change = True
+        return any_change
 
     def _classify(self, node: gs.Node, outputs: set[str]):
-        """('kind', source tensor) for a no-op, a Declined near miss, or None."""
-        options = self.options
-        if node.op == "Identity" and options.identity:
-            return "identity", node.inputs[0]
-        if node.op == "Dropout" and options.dropout:
-            reason = self._dropout_refusal(node, outputs)
-            return Declined(_site(node), reason) if reason else ("dropout", node.inputs[0])
-        if node.op == "Cast" and options.cast:
-            source = node.inputs[0]
-            elem = self._types.dtype(source)
-            if elem is None:
-                return Declined(_site(node), f"Cast input '{source.name}' has an unknown element type")
-            return ("cast", source) if elem == node.attrs.get("to") else None
-        if node.op == "Reshape" and options.reshape:
+        """('kind', source tensor) for a no-op Reshape or Transpose, a Declined near miss, or None."""
+        if node.op == "Reshape" and self.options.reshape:
             return self._reshape_verdict(node)
-        if node.op == "Transpose" and options.transpose:
+        if node.op == "Transpose" and self.options.transpose:
             return self._transpose_verdict(node, outputs)
-        return None
-
-    def _dropout_refusal(self, node: gs.Node, outputs: set[str]) -> str | None:
-        if self._opset < 7 and node.attrs.get("is_test", 0) != 1:
-            return "Dropout before opset 7 without is_test=1 runs in training mode"
-        if len(node.inputs) > 2 and node.inputs[2].name:
-            mode = constant_value(node.inputs[2])
-            if mode is None:
-                return f"Dropout training_mode '{node.inputs[2].name}' is not a constant"
-            if bool(np.asarray(mode).reshape(-1)[0]):
-                return "Dropout training_mode is true"
-        for mask in node.outputs[1:]:
-            if mask.name and (mask.outputs or mask.name in outputs):
-                return f"Dropout mask output '{mask.name}' is used"
         return None
 
     def _reshape_verdict(self, node: gs.Node):
