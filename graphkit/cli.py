@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "infer",
     "eval",
     "export",
+    "new_pass",
 )
 
 
