@@ -232,16 +232,23 @@ def bypass_node(graph: gs.Graph, node: gs.Node, source: gs.Tensor | None = None)
     return None
 
 
+def node_index(graph: gs.Graph, node: gs.Node) -> int | None:
+    """The position of ``node`` in ``graph.nodes`` by identity (graphsurgeon's ``==`` compares
+    structure, slowly), or None when it is not there."""
+    return next((i for i, n in enumerate(graph.nodes) if n is node), None)
+
+
 def remove_nodes(graph: gs.Graph, nodes: list[gs.Node]) -> None:
     """Detach and remove ``nodes``; then remove producers left without readers (:func:`remove_dead`)."""
     freed: list[gs.Tensor] = []
     for node in nodes:
-        if node not in graph.nodes:
+        index = node_index(graph, node)
+        if index is None:
             continue
         freed.extend(node.inputs)
         node.inputs.clear()
         node.outputs.clear()
-        graph.nodes.remove(node)
+        del graph.nodes[index]
     remove_dead(graph, freed)
 
 
@@ -257,14 +264,17 @@ def remove_dead(graph: gs.Graph, tensors: list[gs.Tensor]) -> None:
         if tensor.outputs or tensor.name in outputs:
             continue
         writer = producer(tensor)
-        if writer is None or not is_default_domain(writer) or writer not in graph.nodes:
+        if writer is None or not is_default_domain(writer):
             continue
         if any(t.outputs or t.name in outputs for t in writer.outputs):
+            continue
+        index = node_index(graph, writer)
+        if index is None:
             continue
         inputs = list(writer.inputs)
         writer.inputs.clear()
         writer.outputs.clear()
-        graph.nodes.remove(writer)
+        del graph.nodes[index]
         stack.extend(inputs)
 
 

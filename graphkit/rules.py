@@ -52,6 +52,7 @@ from graphkit.ir import (
     constant_value,
     fresh_name,
     is_default_domain,
+    node_index,
     node_site,
     output_names,
     producer,
@@ -341,14 +342,16 @@ def apply_rules(
     for rounds in range(1, MAX_ROUNDS + 1):
         declined: dict[str, Declined] = {}
         changed = False
+        alive = {id(n) for n in graph.nodes}
         for node in list(graph.nodes):
-            if node not in graph.nodes:
+            if id(node) not in alive:
                 continue
             for rule in by_op.get(node.op, ()):
                 verdict = _try(rule, node, graph, ctx)
                 if verdict is True:
                     counts[rule.name] = counts.get(rule.name, 0) + 1
                     changed = True
+                    alive = {id(n) for n in graph.nodes}
                     break
                 if isinstance(verdict, str):
                     site = node_site(node)
@@ -415,7 +418,7 @@ def _replace(
         if out.name in outputs and (writer is None or result.name in outputs or any(result is t for t in graph.inputs)):
             what = "graph output" if result.name in outputs else "graph input or constant"
             return f"output '{out.name}' is a graph output fed directly by {what} '{result.name}'; removing would rename it"
-    position = graph.nodes.index(root)
+    position = node_index(graph, root)
     graph.nodes[position:position] = builder.nodes
     root.outputs.clear()
     if id(result) in made:

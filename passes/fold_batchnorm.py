@@ -32,7 +32,16 @@ import onnx
 import onnx_graphsurgeon as gs
 from graphkit_passes.convert_opset import LATEST_OPSET
 
-from graphkit.ir import add_initializer, constant_value, is_default_domain, node_site, producer, to_graph, to_model
+from graphkit.ir import (
+    add_initializer,
+    constant_value,
+    is_default_domain,
+    node_index,
+    node_site,
+    producer,
+    to_graph,
+    to_model,
+)
 from graphkit.model import default_opset
 from graphkit.pass_base import Declined, NoOptions, Pass, PassResult
 from graphkit.registry import register
@@ -140,14 +149,14 @@ def _apply(graph: gs.Graph, fold: _Fold, outputs: set[str]) -> None:
     y = bn.outputs[0]
     bn.inputs.clear()
     bn.outputs.clear()
-    graph.nodes.remove(bn)
+    del graph.nodes[node_index(graph, bn)]
     conv.outputs[0] = y
     # Unused initializers are dropped on export; Constant nodes that fed only the old values go here.
     for tensor in replaced:
         writer = producer(tensor)
         if writer is not None and writer.op == "Constant" and not tensor.outputs and tensor.name not in outputs:
             writer.outputs.clear()
-            graph.nodes.remove(writer)
+            del graph.nodes[node_index(graph, writer)]
 
 
 def _newconstant_value(graph: gs.Graph, old: gs.Tensor | None, values: np.ndarray, fallback: str) -> gs.Constant:

@@ -44,7 +44,7 @@ import onnx
 import onnx_graphsurgeon as gs
 from graphkit_passes.convert_opset import LATEST_OPSET, ConversionRefused, convert_model
 
-from graphkit.ir import is_default_domain, node_site, producer, to_graph, to_model
+from graphkit.ir import is_default_domain, node_index, node_site, producer, remove_nodes, to_graph, to_model
 from graphkit.model import default_opset
 from graphkit.pass_base import Declined, Pass, PassResult, option
 from graphkit.registry import register
@@ -135,7 +135,7 @@ def _fold_all(graph: gs.Graph, opset: int) -> tuple[int, list[_Fold], list[Decli
     folded, pending, declined = 0, [], []
     output_names = {t.name for t in graph.outputs}
     for node in list(graph.nodes):
-        if node.op not in SOFTMAX_OPS or not is_default_domain(node) or node not in graph.nodes:
+        if node.op not in SOFTMAX_OPS or not is_default_domain(node) or node_index(graph, node) is None:
             continue
         match = _match(node, opset, output_names)
         if match is None:
@@ -252,7 +252,7 @@ def _match_flatten_wrapper(softmax: gs.Node, output_names: set[str]):
 def _apply(graph: gs.Graph, fold: _Fold, output_names: set[str]) -> None:
     """Replace the matched chain by one Softmax writing the last Transpose's output tensor."""
     x, y = fold.first.inputs[0], fold.last.outputs[0]
-    position = graph.nodes.index(fold.last)
+    position = node_index(graph, fold.last)
     fold.last.inputs.clear()
     fold.last.outputs.clear()
     graph.nodes[position] = gs.Node(
@@ -261,9 +261,7 @@ def _apply(graph: gs.Graph, fold: _Fold, output_names: set[str]) -> None:
     for node in [*fold.inner, fold.first]:
         unused = all(not t.outputs and t.name not in output_names for t in node.outputs)
         if unused:
-            node.inputs.clear()
-            node.outputs.clear()
-            graph.nodes.remove(node)
+            remove_nodes(graph, [node])
 
 
 def _perm(node: gs.Node, rank: int | None = None) -> list[int] | None:
