@@ -18,7 +18,9 @@ Pattern functions follow the onnxscript rewriter's: parameters after ``op`` are 
 variables that bind graph values (or, used as an attribute value, the attribute's value, None
 when absent); a Python number as an input matches a constant whose every element equals it;
 attributes given as literals must be equal, others are not looked at. ``commute=True`` also
-tries the swapped inputs of commutative two-input ops (Add, Mul, ...). A pattern has one output.
+tries the swapped inputs of commutative two-input ops (Add, Mul, ...); ``opsets=(lo, hi)`` limits a
+rule to the model opsets where its op means what the rule assumes (after onnxslim's per-opset
+pattern registry). A pattern has one output.
 
 :func:`rule_pass` turns a function returning one rule or a list of rules into a registered
 graphkit pass (its docstring is the pass's doc). The engine (:func:`apply_rules`) runs the rules
@@ -134,12 +136,14 @@ class Rule:
         *,
         name: str | None = None,
         commute: bool = False,
+        opsets: tuple[int, int] = (1, 10**6),
     ):
         self.root, self.variables = _compile(pattern)
         self.rewrite = rewrite
         self.check = check
         self.name = name or pattern.__name__
         self.commute = commute
+        self.opsets = opsets  # default-domain opsets the rule applies at (inclusive); others skip it
 
     def __repr__(self) -> str:
         return f"Rule({self.name})"
@@ -337,7 +341,8 @@ def apply_rules(
     ctx = RuleContext(graph, lazy_types, default_opset(model))
     by_op: dict[str, list[Rule]] = {}
     for rule in rules:
-        by_op.setdefault(rule.root.node.op, []).append(rule)
+        if rule.opsets[0] <= ctx.opset <= rule.opsets[1]:
+            by_op.setdefault(rule.root.node.op, []).append(rule)
     counts: dict[str, int] = {}
     for rounds in range(1, MAX_ROUNDS + 1):
         declined: dict[str, Declined] = {}

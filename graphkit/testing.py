@@ -257,10 +257,12 @@ def assert_applies_share(applied: list[bool], at_least: float) -> None:
 def binary_constant_graphs(ops, values, max_rank: int = 3, opsets=(13, 17, 21)):
     """A hypothesis strategy of graphs ``y = Op(x, c)`` (or ``Op(c, x)``) with a constant ``c``.
 
-    ``Op`` is drawn from ``ops``, every element of ``c`` from ``values`` (put a rule's trigger
-    values next to near misses, e.g. ``[1.0, 1.0001, 0.0, -0.0]``); ``c`` is a scalar, a shape
-    that broadcasts into ``x`` or one that broadcasts ``x`` up (near misses for shape checks);
-    ``y`` is the graph output directly, or goes through a Relu first (drawn). Float32 inputs.
+    ``Op`` is drawn from ``ops``; ``c`` is filled with one value drawn from ``values`` (put a
+    rule's trigger values next to near misses, e.g. ``[1.0, 1.0001, 0.0, -0.0]``), and in half
+    the multi-element cases one element is replaced by another drawn value; ``c`` is a scalar, a
+    shape that broadcasts into ``x``, or one that broadcasts ``x`` up (near misses for shape
+    checks). A Relu may come before the op (so ``x`` is not a graph input) and after it (so
+    ``y`` is not a graph output). Float32 inputs.
     """
     from hypothesis import strategies as st
 
@@ -275,20 +277,23 @@ def binary_constant_graphs(ops, values, max_rank: int = 3, opsets=(13, 17, 21)):
             c_shape = [d if draw(st.booleans()) else 1 for d in x_shape][draw(st.integers(0, rank)) :]
         else:
             c_shape = [draw(st.integers(2, 3)), *[1] * rank]
-        count = int(np.prod(c_shape)) if c_shape else 1
-        c_values = np.array(draw(st.lists(st.sampled_from(list(values)), min_size=count, max_size=count)), np.float32)
+        c_values = np.full(c_shape, draw(st.sampled_from(list(values))), np.float32)
+        if c_values.size > 1 and draw(st.booleans()):
+            c_values.reshape(-1)[draw(st.integers(0, c_values.size - 1))] = draw(st.sampled_from(list(values)))
         op = draw(st.sampled_from(list(ops)))
-        inputs = ["c", "x"] if draw(st.booleans()) else ["x", "c"]
+        before, after = draw(st.booleans()), draw(st.booleans())
+        source = "r" if before else "x"
+        inputs = ["c", source] if draw(st.booleans()) else [source, "c"]
         y_shape = list(np.broadcast_shapes(tuple(x_shape), tuple(c_shape)))
-        relu = draw(st.booleans())
-        nodes = [onnx.helper.make_node(op, inputs, ["t" if relu else "y"])]
-        if relu:
+        nodes = [onnx.helper.make_node("Relu", ["x"], ["r"])] if before else []
+        nodes.append(onnx.helper.make_node(op, inputs, ["t" if after else "y"]))
+        if after:
             nodes.append(onnx.helper.make_node("Relu", ["t"], ["y"]))
         return make_model(
             nodes,
             [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, x_shape)],
             [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, y_shape)],
-            [onnx.numpy_helper.from_array(c_values.reshape(c_shape), "c")],
+            [onnx.numpy_helper.from_array(c_values, "c")],
             opset=draw(st.sampled_from(list(opsets))),
         )
 

@@ -202,7 +202,7 @@ APPLIED: list[bool] = []
 def test_neutral_arithmetic_applies_on_a_share_of_generated_cases():
     if not APPLIED:
         test_neutral_arithmetic_declines_or_is_exact()
-    assert_applies_share(APPLIED, at_least=0.05)
+    assert_applies_share(APPLIED, at_least=0.1)
     assert not all(APPLIED)  # near misses are generated too
 
 
@@ -212,3 +212,11 @@ def test_readme_shows_the_example_pass_and_test_verbatim():
     test_text = (REPO / "tests" / "test_neutral_arithmetic_example.py").read_text()
     assert len(pass_text.splitlines()) <= 30 and len(test_text.splitlines()) <= 20
     assert pass_text in readme and test_text in readme
+
+
+def test_a_rule_applies_only_inside_its_opset_range():
+    rule = Rule(lambda op, x: op.Identity(x), keep_x, name="identity", opsets=(14, 21))
+    m = model("a = Identity(x) y = Relu(a)")  # opset 13
+    assert_no_match(make_pass(rule), m)
+    m.opset_import[0].version = 14
+    assert_matches(make_pass(rule), m, rule="identity")
