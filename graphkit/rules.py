@@ -250,6 +250,7 @@ class RuleContext:
         self.opset = opset
         self.node: gs.Node | None = None
         self.nodes: list[gs.Node] = []
+        self.memo: dict[str, Any] = {}  # shared by the check and the rewrite of one match
 
     @property
     def output(self) -> gs.Tensor:
@@ -275,9 +276,10 @@ class RuleContext:
 class _Builder:
     """The ``op`` of a rewrite function: new nodes (``op.Relu(x)``, ``op["Relu"](x)``) placed where the root was."""
 
-    def __init__(self, graph: gs.Graph, base: str):
+    def __init__(self, graph: gs.Graph, base: str, ctx: RuleContext):
         self.graph = graph
         self.base = base
+        self.ctx = ctx  # the match's context: ctx.node, ctx.nodes, ctx.memo (what the check computed)
         self.nodes: list[gs.Node] = []
         self.taken: set[str] = set()
 
@@ -298,9 +300,10 @@ class _Builder:
 
         return make
 
-    def constant(self, values) -> gs.Constant:
-        """A new initializer holding ``values`` (give an np.ndarray with the dtype you need)."""
-        return gs.Constant(self._fresh(f"{self.base}/constant"), np.asarray(values))
+    def constant(self, values, name: str | None = None) -> gs.Constant:
+        """A new initializer holding ``values`` (an np.ndarray with the dtype you need); ``name``
+        is used as given (it may reuse the name of a constant the rewrite makes unused)."""
+        return gs.Constant(name or self._fresh(f"{self.base}/constant"), np.asarray(values))
 
     def _fresh(self, base: str) -> str:
         name = fresh_name(self.graph, base)
@@ -388,8 +391,8 @@ def _try_match(rule: Rule, node: gs.Node, graph: gs.Graph, ctx: RuleContext, fou
             if readers:
                 return f"'{tensor.name}' inside the pattern is also read by {readers[0].op} '{node_site(readers[0])}'"
     bindings = {name: found.bindings.get(name) for name in rule.variables}
+    ctx.node, ctx.nodes, ctx.memo = node, found.nodes, {}
     if rule.check is not None:
-        ctx.node, ctx.nodes = node, found.nodes
         verdict = rule.check(ctx, **bindings)
         if verdict is False:
             return None
@@ -400,7 +403,7 @@ def _try_match(rule: Rule, node: gs.Node, graph: gs.Graph, ctx: RuleContext, fou
     for extra in node.outputs[1:]:
         if extra.name and (extra.outputs or extra.name in outputs):
             return f"output '{extra.name}' of {node.op} '{node_site(node)}' is used"
-    builder = _Builder(graph, node_site(node))
+    builder = _Builder(graph, node_site(node), ctx)
     result = rule.rewrite(builder, **bindings)
     if isinstance(result, str):
         return result
@@ -460,9 +463,10 @@ def rule_pass(
     exact: bool = True,
     tolerance: Tolerance | None = None,
     opset_range: tuple[int, int] = (1, 10**6),
+    doc: str | None = None,
 ):
     """Decorator: a function returning a rule, a list of rules, or an onnxscript ``RewriteRule``/
-    ``RewriteRuleSet`` becomes the registered pass ``name``; the function's docstring is its doc."""
+    ``RewriteRuleSet`` becomes the registered pass ``name``; its doc is ``doc`` or the function's docstring."""
 
     def decorate(function: Callable) -> type[Pass]:
         rules = function()
@@ -476,7 +480,7 @@ def rule_pass(
                 raise TypeError(f"{function.__name__} must return a Rule, a list of Rules or onnxscript rules")
             base, attrs = RulePass, {"rules": rules}
         attrs.update(
-            __doc__=function.__doc__ or f"Rules {name}.",
+            __doc__=doc or function.__doc__ or f"Rules {name}.",
             __module__=function.__module__,
             exact=exact,
             tolerance=tolerance,

@@ -28,23 +28,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import onnx
 import onnx_graphsurgeon as gs
 from graphkit_passes.convert_opset import LATEST_OPSET
 
-from graphkit.ir import (
-    add_initializer,
-    constant_value,
-    is_default_domain,
-    node_index,
-    node_site,
-    producer,
-    to_graph,
-    to_model,
-)
-from graphkit.model import default_opset
-from graphkit.pass_base import Declined, NoOptions, Pass, PassResult
-from graphkit.registry import register
+from graphkit.ir import constant_value, fresh_name, is_default_domain, producer
+from graphkit.rules import Rule, rule_pass
 
 
 @dataclass
@@ -55,36 +43,36 @@ class _Fold:
     bias: np.ndarray
 
 
-@register("fold-batchnorm")
-class FoldBatchNorm(Pass):
-    """Fold inference BatchNormalization into the preceding Conv (exact up to fp32 rounding).
+def _check(ctx, x, scale, bias, mean, var):
+    fold = _match(ctx.node, ctx.opset, {t.name for t in ctx.graph.outputs})
+    if isinstance(fold, str):
+        return fold
+    ctx.memo["fold"] = fold
 
-    See the module docstring for the rewrite, the math and when it declines.
-    """
 
-    Options = NoOptions
-    exact = True
-    opset_range = (1, LATEST_OPSET)
-    changes_opset = False
-    changes_io = False
+def _rewrite(op, x, scale, bias, mean, var):
+    """The Conv with folded weights, named as the old one, writing the BN's output."""
+    fold = op.ctx.memo["fold"]
+    conv = fold.conv
+    base = conv.name or conv.outputs[0].name
+    old_bias = conv.inputs[2] if len(conv.inputs) > 2 and conv.inputs[2].name else None
+    weight = op.constant(fold.weight, _reused_name(conv.inputs[1], f"{base}_bn_folded_weight", op.graph))
+    new_bias = op.constant(fold.bias, _reused_name(old_bias, f"{base}_bn_folded_bias", op.graph))
+    return op.Conv(conv.inputs[0], weight, new_bias, _name=conv.name, **conv.attrs)
 
-    def run(self, model: onnx.ModelProto) -> PassResult:
-        opset = default_opset(model)
-        graph = to_graph(model)
-        outputs = {t.name for t in graph.outputs}
-        folded, declined = 0, []
-        for bn in list(graph.nodes):
-            if bn.op != "BatchNormalization" or not is_default_domain(bn):
-                continue
-            match = _match(bn, opset, outputs)
-            if isinstance(match, str):
-                declined.append(Declined(node_site(bn), match))
-                continue
-            _apply(graph, match, outputs)
-            folded += 1
-        if not folded:
-            return PassResult(model=model, modified=False, declined=declined)
-        return PassResult(to_model(graph, like=model), True, counts={"folded": folded}, declined=declined)
+
+def _pattern(op, x, scale, bias, mean, var):
+    return op.BatchNormalization(x, scale, bias, mean, var)
+
+
+@rule_pass("fold-batchnorm", opset_range=(1, LATEST_OPSET), doc=__doc__)
+def fold_batchnorm():
+    """A rule: the pattern is the BatchNormalization; the check finds the Conv and computes the
+    folded weights or says why not; the rewrite puts the folded Conv in its place."""
+    return Rule(_pattern, _rewrite, _check, name="folded")
+
+
+FoldBatchNorm = fold_batchnorm
 
 
 def _match(bn: gs.Node, opset: int, outputs: set[str]) -> _Fold | str:
@@ -134,35 +122,10 @@ def _match(bn: gs.Node, opset: int, outputs: set[str]) -> _Fold | str:
     return _Fold(conv, bn, new_weight, new_bias)
 
 
-def _apply(graph: gs.Graph, fold: _Fold, outputs: set[str]) -> None:
-    conv, bn = fold.conv, fold.bn
-    base = conv.name or conv.outputs[0].name
-    old_weight = conv.inputs[1]
-    old_bias = conv.inputs[2] if len(conv.inputs) > 2 and conv.inputs[2].name else None
-    replaced = [t for t in (old_weight, old_bias, *bn.inputs[1:5]) if t is not None]
-    conv.inputs[1] = _newconstant_value(graph, old_weight, fold.weight, f"{base}_bn_folded_weight")
-    bias = _newconstant_value(graph, old_bias, fold.bias, f"{base}_bn_folded_bias")
-    if len(conv.inputs) > 2:
-        conv.inputs[2] = bias
-    else:
-        conv.inputs.append(bias)
-    y = bn.outputs[0]
-    bn.inputs.clear()
-    bn.outputs.clear()
-    del graph.nodes[node_index(graph, bn)]
-    conv.outputs[0] = y
-    # Unused initializers are dropped on export; Constant nodes that fed only the old values go here.
-    for tensor in replaced:
-        writer = producer(tensor)
-        if writer is not None and writer.op == "Constant" and not tensor.outputs and tensor.name not in outputs:
-            writer.outputs.clear()
-            del graph.nodes[node_index(graph, writer)]
-
-
-def _newconstant_value(graph: gs.Graph, old: gs.Tensor | None, values: np.ndarray, fallback: str) -> gs.Constant:
-    """Reuse ``old``'s name when it is an initializer read by one node only, else a fresh name."""
+def _reused_name(old: gs.Tensor | None, fallback: str, graph: gs.Graph) -> str:
+    """``old``'s name when it is an initializer read by this Conv only (it becomes unused), else a fresh one."""
     if isinstance(old, gs.Constant) and len(old.outputs) <= 1:
         name = old.name
         old.name = f"{name}__replaced"
-        return gs.Constant(name, values)
-    return add_initializer(graph, fallback, values)
+        return name
+    return fresh_name(graph, fallback)
