@@ -220,3 +220,30 @@ def test_a_rule_applies_only_inside_its_opset_range():
     assert_no_match(make_pass(rule), m)
     m.opset_import[0].version = 14
     assert_matches(make_pass(rule), m, rule="identity")
+
+
+def test_rewrite_mistakes_are_pass_errors_naming_the_pass():
+    inner = Rule(relu_relu, lambda op, x: op.ctx.nodes[1].outputs[0], name="returns-inner")
+    with pytest.raises(PassError, match="a value the pattern removes"):
+        make_pass(inner)(model("a = Relu(x) b = Relu(a) y = Neg(b)"))
+    garbage = Rule(relu_relu, lambda op, x: 42, name="returns-42")
+    with pytest.raises(PassError, match="rewrite returned 42"):
+        make_pass(garbage)(model("a = Relu(x) b = Relu(a) y = Neg(b)"))
+    raising = Rule(relu_relu, lambda op, x: 1 / 0, name="raises")
+    with pytest.raises(PassError, match="pass 'adhoc' raised ZeroDivisionError"):
+        make_pass(raising)(model("a = Relu(x) b = Relu(a) y = Neg(b)"))
+
+
+def test_a_broken_rule_file_is_a_one_line_load_error(tmp_path):
+    from graphkit.testing import run_cli
+
+    (tmp_path / "bad.py").write_text(
+        "from graphkit.rules import Rule, rule_pass\n\n"
+        "@rule_pass('bad-rule')\ndef bad():\n    return Rule(lambda op, x: x, lambda op, x: x)\n"
+    )
+    result = run_cli("passes", "--passes-dir", tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"graphkit: error: {tmp_path / 'bad.py'}: cannot import pass file: TypeError: "
+        "pattern <lambda> must return one op output (op.Xxx(...)), got Var(name='x')"
+    )
