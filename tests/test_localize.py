@@ -156,7 +156,7 @@ def test_model_onnxruntime_cannot_load_is_a_user_error():
     a = add_chain(GOOD)
     b = clone(a)
     b.graph.node[3].op_type = "NoSuchOp"
-    with pytest.raises(ModelLoadError, match="model B: onnxruntime cannot load it"):
+    with pytest.raises(ModelLoadError, match="onnxruntime cannot load model B"):
         localize(a, b, feeds_for(a, b, dims={"batch": 1}), atol=ATOL, rtol=RTOL)
 
 
