@@ -413,6 +413,8 @@ def _dtype_name(elem_type: int) -> str:
     try:
         return onnx.helper.tensor_dtype_to_np_dtype(elem_type).name
     except (KeyError, TypeError, ValueError):
+        if elem_type not in onnx.TensorProto.DataType.values():
+            return f"unknown-type-{elem_type}"
         return onnx.TensorProto.DataType.Name(elem_type).lower()
 
 

@@ -235,7 +235,7 @@ def invalid_reason(model: onnx.ModelProto) -> str | None:
     outputs of unknown rank are accepted). Ops of custom
     domains are valid: whether a runtime can execute them is the runtime's question.
     """
-    for check in (_version_problem, _node_problem, _name_problem, _dataflow_problem, _input_problem):
+    for check in (_text_problem, _version_problem, _node_problem, _name_problem, _dataflow_problem, _input_problem):
         problem = check(model)
         if problem:
             return problem
@@ -251,6 +251,33 @@ def invalid_reason(model: onnx.ModelProto) -> str | None:
         onnx.checker.check_model(light)
     except (onnx.checker.ValidationError, ValueError) as exc:
         return f"fails the ONNX checker: {one_line(exc, 300)}"
+    return None
+
+
+def _text_problem(model: onnx.ModelProto) -> str | None:
+    """The first string field that is not UTF-8 text (protobuf hands such fields over as bytes)."""
+    return _bad_text(model, "model")
+
+
+def _bad_text(message, where: str) -> str | None:
+    # Only string and message fields are read: tensor payloads (bytes, numbers) are never touched.
+    for field in message.DESCRIPTOR.fields:
+        is_repeated = field.is_repeated
+        if field.type == field.TYPE_STRING:
+            values = getattr(message, field.name) if is_repeated else [getattr(message, field.name)]
+            for value in values:
+                if not isinstance(value, str):
+                    return f"{where}.{field.name} {bytes(value[:32])!r} is not UTF-8 text"
+        elif field.type == field.TYPE_MESSAGE:
+            if is_repeated:
+                children = getattr(message, field.name)
+            else:
+                children = [getattr(message, field.name)] if message.HasField(field.name) else []
+            for index, child in enumerate(children):
+                label = f"{where}.{field.name}[{index}]" if is_repeated else f"{where}.{field.name}"
+                problem = _bad_text(child, label)
+                if problem:
+                    return problem
     return None
 
 
@@ -402,6 +429,12 @@ def _find_cycle(graph, reads, producer, waiting) -> list[int]:
 
 
 def _input_problem(model: onnx.ModelProto) -> str | None:
+    """Graph inputs graphkit cannot feed; element types no ONNX release defines anywhere."""
+    known = set(onnx.TensorProto.DataType.values())
+    for what, values in (("graph output", model.graph.output), ("value_info", model.graph.value_info)):
+        for value in values:
+            if value.type.HasField("tensor_type") and value.type.tensor_type.elem_type not in known:
+                return f"{what} '{value.name}' has unknown element type {value.type.tensor_type.elem_type}"
     initializers = {t.name for t in model.graph.initializer}
     for value in model.graph.input:
         if value.name in initializers:

@@ -104,7 +104,7 @@ def run_session(
     try:
         values = session.run(names, dict(feeds))
     except ORT_ERRORS as exc:
-        raise InputError(f"onnxruntime rejected the inputs: {ort_reason(exc)}") from exc
+        raise InputError(f"onnxruntime failed to run the model on these inputs: {ort_reason(exc)}") from exc
     return dict(zip(names, values))
 
 
