@@ -238,11 +238,11 @@ def invalid_reason(model: onnx.ModelProto) -> str | None:
     for check in (_text_problem, _version_problem, _node_problem, _name_problem, _dataflow_problem, _input_problem):
         problem = check(model)
         if problem:
-            return problem
+            return _printable(problem)
     for tensor in model.graph.initializer:
         problem = _tensor_data_problem(tensor)
         if problem:
-            return problem
+            return _printable(problem)
     light = skeleton(model)
     for value in [*light.graph.input, *light.graph.output]:
         if value.type.HasField("tensor_type") and not value.type.tensor_type.HasField("shape"):
@@ -252,6 +252,11 @@ def invalid_reason(model: onnx.ModelProto) -> str | None:
     except (onnx.checker.ValidationError, ValueError) as exc:
         return f"fails the ONNX checker: {one_line(exc, 300)}"
     return None
+
+
+def _printable(text: str) -> str:
+    """``text`` with control characters (from names in the file) escaped: one line, no terminal codes."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def _text_problem(model: onnx.ModelProto) -> str | None:
