@@ -305,3 +305,38 @@ def test_one_line_strips_ansi_colour_and_control_characters():
     )
     assert one_line("\x1b]0;title\x07plain") == "plain"
     assert one_line("x" * 500, limit=None) == "x" * 500
+
+
+CUSTOM_PASS = '''
+import onnx
+from graphkit.model import clone
+from graphkit.pass_base import Pass, PassResult
+from graphkit.registry import register
+
+
+@register("relu-to-custom-op")
+class ReluToCustomOp(Pass):
+    """Turn Relu into a custom-domain op (valid ONNX) that onnxruntime has no kernel for."""
+
+    def run(self, model):
+        out = clone(model)
+        for node in out.graph.node:
+            if node.op_type == "Relu":
+                node.op_type, node.domain = "MyRelu", "com.example"
+        out.opset_import.append(onnx.helper.make_opsetid("com.example", 1))
+        return PassResult(out, True)
+'''
+
+
+def test_a_pass_emitting_an_op_onnxruntime_cannot_run_is_rolled_back_with_the_reason(tmp_path, cli):
+    (tmp_path / "passes").mkdir()
+    (tmp_path / "passes" / "custom.py").write_text(CUSTOM_PASS)
+    (tmp_path / "p.yaml").write_text(
+        f"name: c\nsource: {{builtin: demo}}\ngolden: {{dir: {tmp_path / 'g'}, batch_sizes: [1]}}\n"
+        f"pass_dirs: [{tmp_path / 'passes'}]\npasses: [relu-to-custom-op]\noutput: {{dir: {tmp_path / 'run'}}}\n"
+    )
+    result = cli("apply", tmp_path / "p.yaml")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "pass 'relu-to-custom-op': onnxruntime cannot load the model" in result.stderr
+    assert "custom-domain ops com.example::MyRelu are valid ONNX but need an onnxruntime kernel" in result.stderr
+    assert not (tmp_path / "run" / "model.onnx").exists()
