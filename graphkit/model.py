@@ -232,8 +232,8 @@ def invalid_reason(model: onnx.ModelProto) -> str | None:
     node input defined, no cycle, nodes in topological order; graph inputs are tensors of a
     real numeric or bool type with dims > 0 (or symbolic); initializer data matches its dims;
     and the ONNX checker passes (run on the graph without its large weights; graph inputs and
-    outputs of unknown rank are accepted). Ops of custom
-    domains are valid: whether a runtime can execute them is the runtime's question.
+    outputs of unknown rank are accepted). Ops of custom domains are valid: whether a runtime
+    can execute them is the runtime's question. See docs/valid-models.md.
     """
     for check in (_text_problem, _version_problem, _node_problem, _name_problem, _dataflow_problem, _input_problem):
         problem = check(model)

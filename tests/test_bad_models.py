@@ -340,3 +340,15 @@ def test_a_pass_emitting_an_op_onnxruntime_cannot_run_is_rolled_back_with_the_re
     assert "pass 'relu-to-custom-op': onnxruntime cannot load the model" in result.stderr
     assert "custom-domain ops com.example::MyRelu are valid ONNX but need an onnxruntime kernel" in result.stderr
     assert not (tmp_path / "run" / "model.onnx").exists()
+
+
+def test_onnxruntime_load_errors_are_one_clean_line():
+    """Straight to onnxruntime (no model check): its C++ source location and signature are cut."""
+    from graphkit.errors import RuntimeLoadError
+    from graphkit.runtime.ort import create_session
+
+    with pytest.raises(RuntimeLoadError) as caught:
+        create_session(relu(ir_version=999))
+    message = str(caught.value)
+    assert message.startswith("onnxruntime cannot load the model: [ONNXRuntimeError] : 1 : FAIL : Unsupported model")
+    assert "onnxruntime_src" not in message and "::Model(" not in message and "\n" not in message
