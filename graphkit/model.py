@@ -82,6 +82,7 @@ def _check_plausible(model: onnx.ModelProto, path: Path) -> None:
         raise ModelLoadError(f"{path}: not a valid ONNX model (graph has no outputs; truncated?)")
     produced = {o for n in model.graph.node for o in n.output}
     produced |= {i.name for i in model.graph.input} | {t.name for t in model.graph.initializer}
+    produced |= {t.values.name for t in model.graph.sparse_initializer}
     missing = [o.name for o in model.graph.output if o.name not in produced]
     if missing:
         raise ModelLoadError(f"{path}: not a valid ONNX model (outputs {missing} are never produced; truncated?)")
@@ -244,6 +245,7 @@ def invalid_reason(model: onnx.ModelProto) -> str | None:
         if problem:
             return _printable(problem)
     light = skeleton(model)
+    light.graph.sparse_initializer.extend(model.graph.sparse_initializer)  # the skeleton leaves them out
     for value in [*light.graph.input, *light.graph.output]:
         if value.type.HasField("tensor_type") and not value.type.tensor_type.HasField("shape"):
             value.type.tensor_type.shape.SetInParent()  # unknown rank is fine here (the checker wants the field)
@@ -338,11 +340,11 @@ def _name_problem(model: onnx.ModelProto) -> str | None:
             return f"graph input '{value.name}' is declared twice"
         defined[value.name] = "a graph input"
     initializers = set()
-    for tensor in graph.initializer:
-        if tensor.name in initializers:
-            return f"initializer '{tensor.name}' is defined twice"
-        initializers.add(tensor.name)
-        defined.setdefault(tensor.name, "an initializer")
+    for name in [t.name for t in graph.initializer] + [t.values.name for t in graph.sparse_initializer]:
+        if name in initializers:
+            return f"initializer '{name}' is defined twice"
+        initializers.add(name)
+        defined.setdefault(name, "an initializer")
     for index, node in enumerate(graph.node):
         for name in node.output:
             if not name:
@@ -361,9 +363,14 @@ def _subgraphs(node: onnx.NodeProto):
             yield from attribute.graphs
 
 
+def _initializer_names(graph: onnx.GraphProto) -> set[str]:
+    """Names of dense and sparse initializers."""
+    return {t.name for t in graph.initializer} | {t.values.name for t in graph.sparse_initializer}
+
+
 def _free_names(graph: onnx.GraphProto) -> set[str]:
     """Names a subgraph reads from its enclosing scopes."""
-    defined = {v.name for v in graph.input} | {t.name for t in graph.initializer}
+    defined = {v.name for v in graph.input} | _initializer_names(graph)
     used: set[str] = set()
     for node in graph.node:
         used.update(name for name in node.input if name)
@@ -377,7 +384,7 @@ def _free_names(graph: onnx.GraphProto) -> set[str]:
 def _dataflow_problem(model: onnx.ModelProto) -> str | None:
     """Undefined inputs, cycles and out-of-order nodes of the main graph."""
     graph = model.graph
-    sources = {v.name for v in graph.input} | {t.name for t in graph.initializer}
+    sources = {v.name for v in graph.input} | _initializer_names(graph)
     producer = {name: i for i, node in enumerate(graph.node) for name in node.output if name}
     reads: list[list[str]] = []
     for index, node in enumerate(graph.node):

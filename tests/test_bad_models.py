@@ -158,6 +158,18 @@ def test_valid_models_have_no_invalid_reason():
     assert invalid_reason(unknown_rank) is None
     symbolic = relu(inputs=[helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", None])])
     assert invalid_reason(symbolic) is None
+    sparse = helper.make_sparse_tensor(
+        numpy_helper.from_array(np.array([1.0], np.float32), "s"), numpy_helper.from_array(np.array([1], np.int64)), [4]
+    )
+    reads_sparse = model([helper.make_node("Add", ["x", "s"], ["y"])])
+    reads_sparse.graph.sparse_initializer.append(sparse)
+    assert invalid_reason(reads_sparse) is None
+    strings = model(
+        [helper.make_node("Relu", ["x"], ["y"]), helper.make_node("Identity", ["t"], ["u"])],
+        outputs=[Y, helper.make_tensor_value_info("u", TensorProto.STRING, [1])],
+        inits=[helper.make_tensor("t", TensorProto.STRING, [1], [b"text"])],
+    )
+    assert invalid_reason(strings) is None  # string tensors inside the graph are fine; only inputs must be numeric
 
 
 def test_subgraphs_may_read_outer_names_but_not_undefined_ones():
