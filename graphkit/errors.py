@@ -22,6 +22,12 @@ def one_line(error: BaseException | str, limit: int | None = 300) -> str:
     return text or (error.__class__.__name__ if isinstance(error, BaseException) else "")
 
 
+def printable(text: str) -> str:
+    """``text`` with control and other non-printable characters escaped (``\\n``, ``\\x1b``): names
+    read from a file are shown as they are, and cannot move the cursor or colour a terminal."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 class GraphkitError(Exception):
     """Base class: a problem with the user's input or request, reported as one line."""
 

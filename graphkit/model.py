@@ -26,7 +26,7 @@ import onnx
 import xxhash
 from google.protobuf.message import DecodeError
 
-from graphkit.errors import ModelLoadError, ModelSaveError, PassError, one_line
+from graphkit.errors import ModelLoadError, ModelSaveError, PassError, one_line, printable
 from graphkit.protostream import read_model, write_model
 from graphkit.shapes import skeleton
 
@@ -239,11 +239,11 @@ def invalid_reason(model: onnx.ModelProto) -> str | None:
     for check in (_text_problem, _version_problem, _node_problem, _name_problem, _dataflow_problem, _input_problem):
         problem = check(model)
         if problem:
-            return _printable(problem)
+            return printable(problem)
     for tensor in model.graph.initializer:
         problem = _tensor_data_problem(tensor)
         if problem:
-            return _printable(problem)
+            return printable(problem)
     light = skeleton(model)
     light.graph.sparse_initializer.extend(model.graph.sparse_initializer)  # the skeleton leaves them out
     for value in [*light.graph.input, *light.graph.output]:
@@ -254,11 +254,6 @@ def invalid_reason(model: onnx.ModelProto) -> str | None:
     except (onnx.checker.ValidationError, ValueError) as exc:
         return f"fails the ONNX checker: {one_line(exc, 300)}"
     return None
-
-
-def _printable(text: str) -> str:
-    """``text`` with control characters (from names in the file) escaped: one line, no terminal codes."""
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def _text_problem(model: onnx.ModelProto) -> str | None:
