@@ -32,7 +32,7 @@ import onnx
 
 from graphkit.console import format_table, progress
 from graphkit.diff import ModelDiff, diff_models
-from graphkit.errors import GoldenError, InputError, PassError, RuntimeLoadError, one_line
+from graphkit.errors import GoldenError, InputError, PassError, RuntimeLoadError, one_line, printable
 from graphkit.model import infer_shapes
 from graphkit.runtime.ort import cannot_load_message, create_session, run_session
 
@@ -158,7 +158,7 @@ class LocalizeResult:
             ]
             title = "last compared tensors:" if len(shown) < len(self.compared) else "compared tensors:"
             lines += [title, format_table(("#", "tensor", "op", "max abs", "max rel", "mismatch", "result"), rows)]
-        return "\n".join(lines)
+        return "\n".join(printable(line) for line in "\n".join(lines).split("\n"))  # names escaped
 
 
 def _figures(c: TensorComparison) -> str:

@@ -359,3 +359,10 @@ def test_random_inputs_too_large_are_refused_before_allocating():
     a = add_chain(GOOD)
     with pytest.raises(InputError, match=r"random inputs would take 64\.0 GiB"):
         feeds_for(a, a, dims={"batch": 2**32})  # 2**32 x 4 float32
+
+
+def test_text_report_escapes_control_characters_in_names():
+    a = add_chain(GOOD, tensor_prefix="t\x1b[2J")
+    b = add_chain(BAD, tensor_prefix="t\x1b[2J")
+    text = localize(a, b, feeds_for(a, b, dims={"batch": 1}), atol=ATOL, rtol=RTOL).to_text()
+    assert "\x1b" not in text and "first divergent tensor 't\\x1b[2J5'" in text
