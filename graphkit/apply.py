@@ -43,7 +43,7 @@ from graphkit.instruments import (
     Verify,
 )
 from graphkit.manager import PassManager
-from graphkit.model import content_hash, default_opset, load_model, save_model
+from graphkit.model import content_hash, default_opset, load_model, load_user_model, save_model
 from graphkit.pass_base import Pass
 from graphkit.pipeline import PipelineSpec, build_passes, spec_to_yaml
 from graphkit.typed import from_mapping
@@ -84,9 +84,9 @@ class ApplyResult:
 def load_source(spec: PipelineSpec, origin: str, input_path: str | None, weights: str | None, log: Log) -> Source:
     """Load, build or export the source model named by the pipeline (or ``input_path``)."""
     if input_path:
-        return Source(load_model(input_path), "onnx", str(input_path))
+        return Source(load_user_model(input_path), "onnx", str(input_path))
     if spec.source.onnx:
-        return Source(load_model(spec.source.onnx), "onnx", spec.source.onnx)
+        return Source(load_user_model(spec.source.onnx), "onnx", spec.source.onnx)
     if spec.source.builtin == "demo":
         from graphkit.demo import demo_model
 

@@ -15,7 +15,7 @@ import os
 import sys
 
 from graphkit import __version__
-from graphkit.errors import GraphkitError
+from graphkit.errors import GraphkitError, one_line
 
 COMMAND_MODULES = (
     "passes",
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args._run(args) or 0)
     except GraphkitError as exc:
-        message = " ".join(str(exc).split("\n")[0:1]) or exc.__class__.__name__
+        message = one_line(exc, limit=None)  # one line, onnxruntime's ANSI colours stripped
         print(f"graphkit: error: {message}", file=sys.stderr)
         return exc.exit_code
     except BrokenPipeError:  # e.g. `graphkit diff A B | head`: the reader left, stop quietly

@@ -38,6 +38,7 @@ import onnx
 import xxhash
 from onnx import numpy_helper
 
+from graphkit.errors import printable
 from graphkit.model import op_counts
 
 SCHEMA_VERSION = 1
@@ -413,6 +414,8 @@ def _dtype_name(elem_type: int) -> str:
     try:
         return onnx.helper.tensor_dtype_to_np_dtype(elem_type).name
     except (KeyError, TypeError, ValueError):
+        if elem_type not in onnx.TensorProto.DataType.values():
+            return f"unknown-type-{elem_type}"
         return onnx.TensorProto.DataType.Name(elem_type).lower()
 
 
@@ -819,6 +822,7 @@ class _TextReport:
         self.lines: list[str] = []
 
     def paint(self, kind: str, text: str) -> str:
+        text = printable(text)  # names from the files never reach the terminal as control codes
         return f"{_COLORS[kind]}{text}{_RESET}" if self.color else text
 
     def head(self, text: str) -> None:

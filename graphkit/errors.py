@@ -7,11 +7,25 @@ line and exits with code 2; anything else that escapes is a bug and keeps its tr
 
 from __future__ import annotations
 
+import re
 
-def one_line(error: BaseException | str, limit: int = 300) -> str:
-    """An exception's (or a text's) message on one line, whitespace collapsed, at most ``limit`` chars."""
-    text = " ".join(str(error).split())[:limit]
+# ANSI escape sequences (colours from onnxruntime's and torch's loggers), then other control characters.
+_ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def one_line(error: BaseException | str, limit: int | None = 300) -> str:
+    """An exception's (or a text's) message on one line: ANSI colour codes and control characters
+    removed, whitespace collapsed, at most ``limit`` characters (None: no limit)."""
+    text = _CONTROL.sub(" ", _ANSI.sub("", str(error)))
+    text = " ".join(text.split())[:limit]
     return text or (error.__class__.__name__ if isinstance(error, BaseException) else "")
+
+
+def printable(text: str) -> str:
+    """``text`` with control and other non-printable characters escaped (``\\n``, ``\\x1b``): names
+    read from a file are shown as they are, and cannot move the cursor or colour a terminal."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 class GraphkitError(Exception):
@@ -65,6 +79,11 @@ class ValidationError(GraphkitError):
     def __init__(self, message: str, comparison=None):
         super().__init__(message)
         self.comparison = comparison
+
+
+class RuntimeLoadError(ModelLoadError):
+    """onnxruntime cannot load or run a model graphkit reads as valid ONNX (e.g. a custom-domain
+    op it has no kernel for, an opset it does not support yet)."""
 
 
 class GoldenError(GraphkitError):

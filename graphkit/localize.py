@@ -29,19 +29,19 @@ from typing import Any
 
 import numpy as np
 import onnx
-import onnxruntime.capi.onnxruntime_pybind11_state as ort_state
 
 from graphkit.console import format_table, progress
 from graphkit.diff import ModelDiff, diff_models
-from graphkit.errors import GoldenError, InputError, ModelLoadError, PassError, one_line
+from graphkit.errors import GoldenError, InputError, PassError, RuntimeLoadError, one_line, printable
 from graphkit.model import infer_shapes
-from graphkit.runtime.ort import create_session, run_session
+from graphkit.runtime.ort import cannot_load_message, create_session, run_session
 
 SCHEMA_VERSION = 1
 DEFAULT_ATOL = 1e-5
 DEFAULT_RTOL = 1e-4
 DEFAULT_CHUNK_SIZE = 32
 DEFAULT_CHUNK_BYTES = 1 << 30  # estimated bytes of exposed tensors per run (per model)
+MAX_RANDOM_INPUT_BYTES = 4 << 30  # seeded random inputs larger than this are refused before allocating
 
 
 @dataclass
@@ -158,7 +158,7 @@ class LocalizeResult:
             ]
             title = "last compared tensors:" if len(shown) < len(self.compared) else "compared tensors:"
             lines += [title, format_table(("#", "tensor", "op", "max abs", "max rel", "mismatch", "result"), rows)]
-        return "\n".join(lines)
+        return "\n".join(printable(line) for line in "\n".join(lines).split("\n"))  # names escaped
 
 
 def _figures(c: TensorComparison) -> str:
@@ -193,12 +193,18 @@ def localize(
     chunk_bytes: int | None = None,
     threads: int | None = None,
     diff: ModelDiff | None = None,
+    labels: tuple[str, str] = ("model A", "model B"),
 ) -> LocalizeResult:
     """The first tensor, in B's topological order, whose values in B differ from A's beyond tolerance.
 
     ``feeds`` must fit both models. ``diff`` may pass a precomputed ``diff_models(a, b)``.
-    Defaults: atol 1e-5, rtol 1e-4, 32 tensors and about 1 GiB of tensors per run.
+    Defaults: atol 1e-5, rtol 1e-4, 32 tensors and about 1 GiB of tensors per run. ``labels``
+    name the two models in errors (e.g. their files). A model without nodes is an InputError:
+    there is no tensor to compare.
     """
+    for label, model in zip(labels, (a, b)):
+        if not model.graph.node:
+            raise InputError(f"{label} has no nodes: localize compares the tensors that nodes produce")
     atol = DEFAULT_ATOL if atol is None else float(atol)
     rtol = DEFAULT_RTOL if rtol is None else float(rtol)
     chunk_size = DEFAULT_CHUNK_SIZE if chunk_size is None else int(chunk_size)
@@ -208,6 +214,11 @@ def localize(
     if diff is None:
         diff = diff_models(a, b)
     pairs, skipped, unpaired = _pair_tensors(a, b, diff, feeds)
+    if not pairs:
+        raise InputError(
+            f"nothing to compare: none of the {unpaired + len(skipped)} tensors of {labels[1]} has a typed "
+            f"counterpart in {labels[0]} ({unpaired} unpaired, {len(skipped)} without an element type)"
+        )
     result = LocalizeResult(
         first_divergent=None,
         compared=[],
@@ -222,8 +233,8 @@ def localize(
     chunks = list(_chunks(pairs, chunk_size, chunk_bytes))
     for chunk in progress(chunks, desc="localize", unit="chunk"):
         exposed_a = list(dict.fromkeys(c for p in chunk for c in p.candidates_a))
-        values_a = _run_exposed(a, feeds, exposed_a, threads, "A")
-        values_b = _run_exposed(b, feeds, [(p.tensor_b, p.elem_b) for p in chunk], threads, "B")
+        values_a = _run_exposed(a, feeds, exposed_a, threads, labels[0])
+        values_b = _run_exposed(b, feeds, [(p.tensor_b, p.elem_b) for p in chunk], threads, labels[1])
         result.runs += 1
         for pair in chunk:
             got = values_b.pop(pair.tensor_b)
@@ -416,22 +427,13 @@ def _extra_outputs(model: onnx.ModelProto, tensors: Sequence[tuple[str, int]]):
         del model.graph.output[count:]
 
 
-_ORT_ERRORS = tuple(
-    getattr(ort_state, name)
-    for name in ("Fail", "InvalidGraph", "NotImplemented", "RuntimeException", "InvalidArgument", "InvalidProtobuf")
-    if hasattr(ort_state, name)
-)
-
-
 def _run_exposed(model, feeds, tensors, threads, label) -> dict[str, np.ndarray]:
     with _extra_outputs(model, tensors):
         try:
             session = create_session(model, threads=threads)
-        except _ORT_ERRORS as exc:
-            message = one_line(exc, 300)
-            raise ModelLoadError(
-                f"model {label}: onnxruntime cannot load it with intermediate outputs: {message}"
-            ) from exc
+        except RuntimeLoadError as exc:
+            what = f"{label} with intermediate outputs"
+            raise RuntimeLoadError(cannot_load_message(model, exc.__cause__ or exc, what)) from exc
     try:
         return run_session(session, feeds, [name for name, _ in tensors])
     finally:
@@ -473,11 +475,21 @@ def feeds_for(
     a: onnx.ModelProto, b: onnx.ModelProto, seed: int | None = None, dims: Mapping[str, int] | None = None
 ) -> dict[str, np.ndarray]:
     """Seeded random inputs (seed 0 by default) that fit both models: from B's input spec, else A's."""
-    from graphkit.runtime.feeds import random_feeds
-
     seed = 0 if seed is None else seed
-
     try:
-        return random_feeds(b, seed=seed, dims=dims)
+        return _random_feeds(b, seed, dims or {})
     except InputError:
-        return random_feeds(a, seed=seed, dims=dims)
+        return _random_feeds(a, seed, dims or {})
+
+
+def _random_feeds(model: onnx.ModelProto, seed: int, dims: Mapping[str, int]) -> dict[str, np.ndarray]:
+    """random_feeds, refused before allocating when larger than MAX_RANDOM_INPUT_BYTES."""
+    from graphkit.runtime.feeds import graph_inputs, np_dtype, random_feeds, resolve_shape
+
+    total = sum(math.prod(resolve_shape(v, dims)) * np_dtype(v).itemsize for v in graph_inputs(model))
+    if total > MAX_RANDOM_INPUT_BYTES:
+        raise InputError(
+            f"random inputs would take {total / 2**30:.1f} GiB (limit {MAX_RANDOM_INPUT_BYTES / 2**30:.0f} GiB); "
+            "give smaller --dims or --inputs F.npz"
+        )
+    return random_feeds(model, seed=seed, dims=dims)

@@ -9,6 +9,10 @@ handed to protobuf in one small buffer. Peak memory is the model plus its larges
 The wire format is protobuf's: a field is a varint key ``number << 3 | wire_type`` followed by
 a varint, 8 bytes, 4 bytes, or a varint length and that many bytes. Field order does not matter
 to a parser, so the graph is written last; the content is the same as ``SerializeToString``.
+
+Every length field is checked against the bytes that remain in its enclosing message (and in
+the file) before anything is read or allocated: a corrupt 10-byte file whose length field
+claims gigabytes is a :class:`WireFormatError`, not a MemoryError.
 """
 
 from __future__ import annotations
@@ -64,15 +68,19 @@ def _read_exact(stream: BinaryIO, size: int) -> bytes:
     return data
 
 
-def _fields(stream: BinaryIO, end: int | None):
-    """Yield (field number, wire type, raw key+length bytes, payload) until ``end`` (or EOF)."""
-    while end is None or stream.tell() < end:
+def _fields(stream: BinaryIO, end: int):
+    """Yield (field number, wire type, raw key+length bytes, payload) until offset ``end``.
+
+    For a length-delimited field the payload is its length, checked to fit before ``end``, and
+    the bytes stay in the stream for the caller to read.
+    """
+    while stream.tell() < end:
         key = _read_varint(stream)
         if key is None:
-            if end is not None:
-                raise WireFormatError("truncated message")
-            return
+            raise WireFormatError("truncated message")
         number, wire_type = key[0] >> 3, key[0] & 7
+        if number == 0:
+            raise WireFormatError("field number 0 (corrupt data)")
         if wire_type == 0:
             value = _read_varint(stream)
             if value is None:
@@ -86,16 +94,31 @@ def _fields(stream: BinaryIO, end: int | None):
             length = _read_varint(stream)
             if length is None:
                 raise WireFormatError("truncated length")
+            remaining = end - stream.tell()
+            if length[0] > remaining:
+                raise WireFormatError(
+                    f"field {number} claims {length[0]} bytes but only {max(remaining, 0)} remain (truncated or corrupt)"
+                )
             yield number, wire_type, key[1] + length[1], length[0]  # payload left in the stream
         else:
             raise WireFormatError(f"unsupported wire type {wire_type} for field {number}")
+        if stream.tell() > end:
+            raise WireFormatError(f"field {number} overruns its message")
+
+
+def _stream_end(stream: BinaryIO) -> int:
+    """Offset of the end of ``stream`` (the stream position is kept)."""
+    here = stream.tell()
+    end = stream.seek(0, 2)
+    stream.seek(here)
+    return end
 
 
 def read_model(stream: BinaryIO) -> onnx.ModelProto:
-    """Parse a ModelProto from a binary file object, one initializer at a time."""
+    """Parse a ModelProto from a seekable binary file object, one initializer at a time."""
     model = onnx.ModelProto()
     rest = bytearray()
-    for number, wire_type, head, payload in _fields(stream, None):
+    for number, wire_type, head, payload in _fields(stream, _stream_end(stream)):
         if wire_type != LENGTH_DELIMITED:
             rest += head + payload
         elif number == MODEL_GRAPH_FIELD:
@@ -116,8 +139,6 @@ def _read_graph(stream: BinaryIO, length: int, graph: onnx.GraphProto) -> None:
             graph.initializer.add().ParseFromString(_read_exact(stream, payload))
         else:
             rest += head + _read_exact(stream, payload)
-    if stream.tell() != end:
-        raise WireFormatError("graph message overruns its length")
     graph.MergeFromString(bytes(rest))
 
 

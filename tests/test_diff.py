@@ -382,3 +382,14 @@ def test_long_renamed_unnamed_chain_is_fully_matched():
     diff = diff_models(a, b)
     assert len(diff.node_pairs) == len(ops) and diff.nodes_changed == []
     assert diff.summary_line() == f"{len(ops) - 1} tensors renamed"
+
+
+def test_names_with_control_characters_never_reach_the_terminal_raw():
+    a = named_chain()
+    b = clone(a)
+    b.graph.node[1].op_type = "Sigmoid"
+    b.graph.node[1].name = "evil\x1b]0;pwned\x07\x1b[2J\nname"
+    for color in (False, True):
+        text = diff_models(a, b).to_text(color=color)
+        assert "\x07" not in text and "\x1b]" not in text and "\x1b[2J" not in text
+        assert "evil\\x1b]0;pwned\\x07\\x1b[2J\\nname" in text

@@ -156,7 +156,7 @@ def test_model_onnxruntime_cannot_load_is_a_user_error():
     a = add_chain(GOOD)
     b = clone(a)
     b.graph.node[3].op_type = "NoSuchOp"
-    with pytest.raises(ModelLoadError, match="model B: onnxruntime cannot load it"):
+    with pytest.raises(ModelLoadError, match="onnxruntime cannot load model B"):
         localize(a, b, feeds_for(a, b, dims={"batch": 1}), atol=ATOL, rtol=RTOL)
 
 
@@ -329,3 +329,40 @@ def test_cli_localize_missing_and_non_onnx_model(cli, chain_files, tmp_path):
         assert done.returncode == 2
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1 and str(bad) in lines[0]
+
+
+def test_a_model_without_nodes_is_an_error_naming_it(cli, chain_files, tmp_path):
+    value = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])
+    empty = make_model([], [value], [value])  # output = input: valid, but nothing to localize
+    onnx.save(empty, tmp_path / "empty.onnx")
+    with pytest.raises(InputError, match="model A has no nodes"):
+        localize(empty, add_chain(GOOD), {"x": np.zeros((1, 4), np.float32)})
+    for pair in ((tmp_path / "empty.onnx", chain_files[1]), (chain_files[0], tmp_path / "empty.onnx")):
+        done = cli("localize", *pair, "--dims", "batch=1")
+        assert done.returncode == 2
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and f"({tmp_path / 'empty.onnx'}) has no nodes" in lines[0], done.stderr
+
+
+def test_nothing_to_compare_is_an_error_not_a_pass():
+    a = add_chain(GOOD)
+    other = make_model(
+        [helper.make_node("Relu", ["x"], ["z"], name="relu")],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, ["N", 4])],
+    )
+    with pytest.raises(InputError, match="nothing to compare: none of the 1 tensors of model B"):
+        localize(a, other, {"x": np.zeros((1, 4), np.float32)})
+
+
+def test_random_inputs_too_large_are_refused_before_allocating():
+    a = add_chain(GOOD)
+    with pytest.raises(InputError, match=r"random inputs would take 64\.0 GiB"):
+        feeds_for(a, a, dims={"batch": 2**32})  # 2**32 x 4 float32
+
+
+def test_text_report_escapes_control_characters_in_names():
+    a = add_chain(GOOD, tensor_prefix="t\x1b[2J")
+    b = add_chain(BAD, tensor_prefix="t\x1b[2J")
+    text = localize(a, b, feeds_for(a, b, dims={"batch": 1}), atol=ATOL, rtol=RTOL).to_text()
+    assert "\x1b" not in text and "first divergent tensor 't\\x1b[2J5'" in text

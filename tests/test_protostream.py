@@ -94,3 +94,38 @@ print(base, status("VmHWM"))
     assert load_model(tmp_path / "out.onnx") == load_model(tmp_path / "m.onnx")
     base, peak = map(int, out)
     assert peak - base < 64 * 1.3, (base, peak)  # one copy (64 MiB) plus small buffers
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        out.append((value & 0x7F) | (0x80 if value > 0x7F else 0))
+        value >>= 7
+        if not value:
+            return bytes(out)
+
+
+def _field(number: int, payload: bytes, claimed: int | None = None) -> bytes:
+    return _varint(number << 3 | 2) + _varint(len(payload) if claimed is None else claimed) + payload
+
+
+@pytest.mark.parametrize(
+    ("data", "claim"),
+    [
+        (_field(8, b"", claimed=2**60), 2**60),  # opset_import claims an exabyte in a 10-byte file
+        (_field(7, b"", claimed=2**40), 2**40),  # the graph claims a terabyte
+        (_field(7, _field(5, b"\x08\x01", claimed=2**33)), 2**33),  # an initializer, inside the graph
+        (_field(7, _field(1, b"abc", claimed=5)) + b"\x00" * 8, 5),  # a node overruns the graph's end
+    ],
+)
+def test_length_fields_are_checked_against_the_remaining_bytes_before_reading(data, claim):
+    with pytest.raises(WireFormatError, match=f"claims {claim} bytes but only"):
+        read_model(io.BytesIO(data))
+
+
+def test_a_graph_length_past_the_end_of_the_file_is_refused(tmp_path):
+    data = demo_model().SerializeToString()
+    path = tmp_path / "long.onnx"
+    path.write_bytes(data[:-10])  # the graph's length field now points past the end
+    with pytest.raises(ModelLoadError, match="long.onnx: not a valid ONNX model .*claims .* bytes but only"):
+        load_model(path)

@@ -7,6 +7,9 @@ the node, a message and a fix hint that names a graphkit pass where one exists.
 
 Rules (ids):
 
+- ``invalid-graph``: the graph is not valid ONNX for graphkit (a cycle, an undefined or duplicate
+  name, an unknown op...: :func:`graphkit.model.invalid_reason`); the only finding, since the
+  other rules read a valid graph.
 - ``opset-range``: default-domain opset outside the CANN version's range (6.0: 9..13, 7.0: 9..18).
 - ``custom-domain``: a node outside the default ONNX domain (ATC has no parser: E19010).
 - ``softmax-axis``: Softmax/LogSoftmax/Hardmax below opset 13 on a rank > 2 input with a
@@ -32,7 +35,7 @@ from typing import Literal
 import onnx
 
 from graphkit.ascend.spec import cann_opset_range, parse_input_shape
-from graphkit.model import default_opset
+from graphkit.model import default_opset, invalid_reason
 from graphkit.runtime.feeds import graph_inputs, input_dims
 
 Level = Literal["error", "warning", "perf"]
@@ -106,6 +109,11 @@ def precheck(
     """
     opset = default_opset(model)
     report = PrecheckReport(model=name, opset=opset, cann=str(cann), soc_version=soc_version)
+    problem = invalid_reason(model)
+    if problem:
+        hint = "fix the graph first: onnxruntime and ATC reject it"
+        report.findings.append(Finding("error", "invalid-graph", "(model)", "", problem, hint))
+        return report
     shapes = _known_shapes(model)
     consumers: dict[str, list[onnx.NodeProto]] = {}
     producers: dict[str, onnx.NodeProto] = {}

@@ -11,7 +11,7 @@ from graphkit.ascend.commands import plan_commands, write_plan
 from graphkit.ascend.precheck import precheck
 from graphkit.ascend.spec import AtcSpec
 from graphkit.console import format_table, print_json
-from graphkit.model import load_model
+from graphkit.model import load_user_model
 from graphkit.typed import from_mapping
 
 NAME = "atc"
@@ -91,7 +91,7 @@ def spec_from_args(args: argparse.Namespace) -> AtcSpec:
 def run(args: argparse.Namespace) -> int:
     spec = spec_from_args(args)
     spec.validate("atc options")
-    model = load_model(args.model, load_external_data=False)
+    model = load_user_model(args.model, load_external_data=False)
     if args.atc_command == "precheck":
         return _precheck(model, spec, args)
     plan = write_plan(plan_commands(model, spec, args.model), args.output)

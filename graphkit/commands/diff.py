@@ -7,7 +7,7 @@ import sys
 from graphkit.console import print_json
 from graphkit.diff import diff_models, use_color
 from graphkit.diff_html import write_html
-from graphkit.model import load_model
+from graphkit.model import load_user_model
 
 NAME = "diff"
 HELP = "show what changed between two ONNX models (nodes, initializers, I/O, opsets, op counts)"
@@ -35,8 +35,8 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    a = load_model(args.model_a)
-    b = load_model(args.model_b)
+    a = load_user_model(args.model_a)
+    b = load_user_model(args.model_b)
     diff = diff_models(a, b)
     if args.html:
         write_html(diff, a, b, args.html, title=f"graphkit diff: {args.model_a} -> {args.model_b}")

@@ -11,6 +11,7 @@ from graphkit.errors import SpecError, one_line
 from graphkit.eval.outputs import metrics_table
 from graphkit.eval.runner import run_eval
 from graphkit.eval.spec import eval_spec_from_mapping
+from graphkit.model import load_user_model
 
 NAME = "eval"
 HELP = "VOC segmentation accuracy (mIoU with and without dense CRF) of an ONNX model"
@@ -165,6 +166,8 @@ def _spec_mapping(args) -> dict:
 
 def run(args) -> int:
     spec = eval_spec_from_mapping(_spec_mapping(args), where=f"{args.spec}: eval" if args.spec else "eval")
+    if spec.backend == "ort":
+        load_user_model(args.model)  # the same checks as every command; one line on a bad file
     summary = run_eval(spec, args.model, args.out)
     if args.json:
         print_json(summary)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from graphkit.console import print_json
 from graphkit.golden import load_golden, make_or_load_golden
-from graphkit.model import load_model
+from graphkit.model import load_user_model
 from graphkit.validate import Tolerance, Tolerances
 
 NAME = "golden"
@@ -46,7 +46,7 @@ def run(args) -> int:
     if args.golden_command == "show":
         golden = load_golden(args.directory)
     else:
-        model = load_model(args.model)
+        model = load_user_model(args.model)
         default = Tolerance()
         tolerance = Tolerance(
             atol=default.atol if args.atol is None else args.atol, rtol=default.rtol if args.rtol is None else args.rtol

@@ -7,6 +7,7 @@ import sys
 
 from graphkit.console import print_json, progress
 from graphkit.infer_files import infer_files
+from graphkit.model import load_user_model
 
 NAME = "infer"
 HELP = "file-based inference compatible with ais_bench (--input DIR[,DIR] --output OUT ...)"
@@ -49,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
         )
         if v is not None
     }
+    if (args.backend or "ort") == "ort":
+        load_user_model(args.model)  # the same checks as every command; one line on a bad file
     bar = progress(desc="infer", unit="batch")
 
     def advance(done: int, total: int) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from graphkit.console import print_json
 from graphkit.errors import InputError
 from graphkit.localize import feeds_for, golden_feeds, load_npz_feeds, localize
-from graphkit.model import load_model
+from graphkit.model import load_user_model
 
 NAME = "localize"
 HELP = "find the first tensor (in topological order) where model B diverges from model A"
@@ -57,15 +57,24 @@ def parse_dims(items: list[str] | None) -> dict[str, int]:
 
 def run(args) -> int:
     dims = parse_dims(args.dims)
-    a = load_model(args.model_a)
-    b = load_model(args.model_b)
+    a = load_user_model(args.model_a)
+    b = load_user_model(args.model_b)
     if args.inputs:
         feeds = load_npz_feeds(args.inputs)
     elif args.golden:
         feeds, _ = golden_feeds(args.golden)
     else:
         feeds = feeds_for(a, b, seed=args.seed, dims=dims)
-    result = localize(a, b, feeds, atol=args.atol, rtol=args.rtol, chunk_size=args.chunk_size, threads=args.threads)
+    result = localize(
+        a,
+        b,
+        feeds,
+        atol=args.atol,
+        rtol=args.rtol,
+        chunk_size=args.chunk_size,
+        threads=args.threads,
+        labels=(f"model A ({args.model_a})", f"model B ({args.model_b})"),
+    )
     if args.json:
         print_json(result.to_dict())
     else:

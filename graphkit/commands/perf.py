@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from graphkit.console import format_table, print_json
+from graphkit.model import load_user_model
 from graphkit.perf import TABLE_HEADERS, default_output_dir, measure_perf, table_rows, write_perf_report
 
 NAME = "perf"
@@ -64,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
     echo = (
         None if args.json else (lambda r: print(f"batch {r['batchsize']}: {r['throughput']:.2f} FPS", file=sys.stderr))
     )
+    if (args.backend or "ort") == "ort":
+        load_user_model(args.model)  # the same checks as every command; one line on a bad file
     report = measure_perf(args.model, backend_options=options, on_batch=echo, **kwargs)
     paths = write_perf_report(report, args.output or default_output_dir(args.model))
     report["files"] = {k: str(v) for k, v in paths.items()}

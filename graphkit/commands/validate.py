@@ -5,7 +5,7 @@ from __future__ import annotations
 from graphkit.console import print_json
 from graphkit.errors import GraphkitError
 from graphkit.golden import load_golden, validate_against_golden
-from graphkit.model import load_model
+from graphkit.model import load_user_model
 from graphkit.validate import Tolerance, Tolerances
 
 NAME = "validate"
@@ -39,7 +39,7 @@ def parse_output_tol(item: str) -> tuple[str, Tolerance]:
 
 def run(args) -> int:
     golden = load_golden(args.golden)
-    model = load_model(args.model)
+    model = load_user_model(args.model)
     tolerances = golden.tolerances
     default = Tolerance(
         atol=tolerances.default.atol if args.atol is None else args.atol,
