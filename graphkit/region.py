@@ -34,6 +34,7 @@ from onnx import numpy_helper
 
 from graphkit.diff import ModelDiff, diff_models, tensor_hash
 from graphkit.errors import one_line
+from graphkit.golden import ort_error_text
 from graphkit.runtime.ort import create_session, run_session
 from graphkit.shapes import RANDOM_OPS, ValueType, dims_of, set_dims, skeleton, value_types
 from graphkit.validate import Comparison, Tolerance, compare_array, not_compared
@@ -441,7 +442,7 @@ class _SideRunner:
             try:
                 results = run_session(self.session, {name: feeds[name] for name in self.inputs})
             except Exception as exc:  # InputError, or any onnxruntime failure while running
-                raise _RegionRunFailed(one_line(exc, 300)) from exc
+                raise _RegionRunFailed(ort_error_text(exc)) from exc
         for name in self.side.outputs:
             if name in results:
                 continue

@@ -201,11 +201,12 @@ def compare_array(name: str, got: np.ndarray, want: np.ndarray, tol: Tolerance) 
         agreement = None if axis is None else 1.0
         return OutputComparison(name, want.shape, tol.atol, tol.rtol, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, True, agreement)
     err, mag, special = _errors(got, want)
-    bound = tol.atol + tol.rtol * mag
+    with np.errstate(over="ignore"):
+        bound = tol.atol + tol.rtol * mag
     bad = (err > bound) | np.isinf(err)
     if want.dtype.kind == "b":
         bad = err > 0  # booleans compare exactly
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         rel = np.where(mag > 0, err / mag, np.where(err > 0, np.inf, 0.0))
         need_rtol = np.where(mag > 0, (err - tol.atol) / mag, np.where(err > tol.atol, np.inf, 0.0))
         need_atol = err - tol.rtol * mag
