@@ -94,7 +94,7 @@ HOSTILE_PASSES = textwrap.dedent(
 
     @register("waits")
     class Waits(Pass):
-        """Writes a marker file, then waits (for a real Ctrl-C); swallows KeyboardInterrupt if asked."""
+        """Writes a marker file, then waits for a real Ctrl-C (swallowed when SWALLOW is set)."""
 
         def run(self, model):
             open(os.environ["MARKER"], "w").close()
@@ -105,6 +105,7 @@ HOSTILE_PASSES = textwrap.dedent(
                 except KeyboardInterrupt:
                     if not os.environ.get("SWALLOW"):
                         raise
+                    break  # swallows the Ctrl-C and returns as if nothing happened
             return PassResult(model, False)
 
 
@@ -307,6 +308,8 @@ def test_cli_tolerance_flags_are_checked(tmp_path, cli):
     ]:
         result = cli("validate", model_path, "--golden", tmp_path / "g", *flags)
         assert result.returncode == 2 and expected in one_error_line(result), result.stderr
+    located = cli("localize", model_path, model_path, "--rtol", "nan")
+    assert located.returncode == 2 and "--rtol: must be a finite number >= 0" in one_error_line(located)
     made = cli("golden", "make", model_path, "-o", tmp_path / "g2", "--atol", "-0.5")
     assert made.returncode == 2 and "--atol: must be" in one_error_line(made)
     assert not (tmp_path / "g2").exists()
