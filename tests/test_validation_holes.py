@@ -403,6 +403,16 @@ def test_pass_contract_turns_base_exceptions_into_pass_errors():
         Exits()(demo_model())
 
 
+@pytest.mark.parametrize("statement", ["import sys; sys.exit(0)", "raise KeyboardInterrupt", "raise SystemExit(4)"])
+def test_a_pass_file_that_exits_at_import_is_a_load_error(tmp_path, statement):
+    from graphkit.errors import PassLoadError
+    from graphkit.registry import load_pass_dir
+
+    (tmp_path / "exits.py").write_text(statement + "\n")
+    with pytest.raises(PassLoadError, match="exits.py: cannot import pass file: (SystemExit|KeyboardInterrupt)"):
+        load_pass_dir(tmp_path)
+
+
 @pytest.mark.parametrize("swallow", [False, True])
 def test_a_real_ctrl_c_during_a_pass_still_interrupts_the_run(tmp_path, hostile_dir, swallow):
     marker = tmp_path / "started"
