@@ -17,7 +17,7 @@ from typing import Any
 import onnx
 
 from graphkit.diff import diff_models
-from graphkit.errors import PassError, ValidationError
+from graphkit.errors import GoldenError, PassError, ValidationError
 from graphkit.files import write_text_atomic
 from graphkit.golden import GoldenSet, GoldenValidation, validate_against_golden
 from graphkit.model import check_model, check_tensor_sizes, content_hash, infer_shapes, op_counts
@@ -172,6 +172,13 @@ class Validate(Instrument):
     """
 
     def __init__(self, golden: GoldenSet, tolerances: Tolerances, labels: list[str] | None = None):
+        known = [case.label for case in golden.cases]
+        unknown = [label for label in labels or [] if label not in known]
+        if unknown or labels == []:
+            raise GoldenError(
+                f"validate.each_batch_sizes: golden case(s) {', '.join(unknown) or '(none)'} to check each pass on "
+                f"are not in the golden set {golden.directory} (cases: {', '.join(known)})"
+            )
         self.golden = golden
         self.tolerances = tolerances
         self.labels = labels

@@ -633,3 +633,19 @@ def test_golden_values_with_nan_and_inf_compare_by_position(tmp_path):
     np.savez(tmp_path / "g" / "b1.outputs.npz", **outputs)
     result = validate_against_golden(demo_model(), load_golden(tmp_path / "g"))
     assert not result.passed and "1 NaN/inf mismatch" in result.first_failure()
+
+
+def test_regenerate_replaces_the_whole_set_and_unknown_each_cases_are_errors(tmp_path):
+    from graphkit.instruments import Validate
+
+    make_or_load_golden(demo_model(), tmp_path / "g", batch_sizes=[1, 2])
+    golden, reused = make_or_load_golden(demo_model(), tmp_path / "g", batch_sizes=[3], regenerate=True)
+    assert not reused and sorted(p.name for p in (tmp_path / "g").iterdir()) == [
+        "b3.inputs.npz",
+        "b3.outputs.npz",
+        "manifest.json",
+    ]
+    assert [c.label for c in load_golden(tmp_path / "g").cases] == ["b3"]
+    assert [p.name for p in tmp_path.iterdir()] == ["g"]  # no staging folder left
+    with pytest.raises(GoldenError, match="validate.each_batch_sizes: golden case\\(s\\) b1 .* \\(cases: b3\\)"):
+        Validate(golden, Tolerances(), labels=["b1"])
