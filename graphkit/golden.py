@@ -242,6 +242,12 @@ def make_or_load_golden(
         outputs = {str(k): np.asarray(v) for k, v in produced.items()}
         if not outputs:
             raise GoldenError(f"golden case {label}: the producer returned no outputs (nothing to validate against)")
+        for name, array in outputs.items():
+            if array.dtype.kind not in "fiub":
+                raise GoldenError(
+                    f"golden case {label}: output '{name}' is {array.dtype} data (a sequence, map or text?); "
+                    "only numeric and boolean tensors can be recorded and compared"
+                )
         cases.append(GoldenCase(label, case_dims, feeds, outputs))
     golden_outputs = {name: np.ndim(array) for name, array in cases[0].outputs.items()}
     tolerances.check_outputs(golden_outputs)
@@ -575,5 +581,6 @@ def _misfit(model_inputs: dict, feeds: Mapping[str, np.ndarray]) -> str:
             return f"input '{name}' has rank {len(declared)}, the golden case has rank {array.ndim} {list(array.shape)}"
         for axis, (want, got) in enumerate(zip(declared, array.shape)):
             if isinstance(want, int) and want > 0 and want != got:
-                return f"input '{name}' axis {axis} is static {want} in the model, {got} in the golden case"
+                hint = " (record the golden set with batch sizes the model accepts)" if axis == 0 else ""
+                return f"input '{name}' axis {axis} is static {want} in the model, {got} in the golden case{hint}"
     return ""

@@ -66,7 +66,8 @@ def test_a_case_that_does_not_fit_the_model_fails_it_is_never_skipped(tmp_path):
     assert [c.passed for c in result.cases] == [True, False]
     assert not result.passed
     assert result.first_failure() == (
-        "case b2: does not fit the model: input 'x' axis 0 is static 1 in the model, 2 in the golden case"
+        "case b2: does not fit the model: input 'x' axis 0 is static 1 in the model, 2 in the golden case "
+        "(record the golden set with batch sizes the model accepts)"
     )
 
 

@@ -348,6 +348,8 @@ def test_golden_sets_without_cases_or_outputs_are_invalid(tmp_path, cli):
         make_or_load_golden(model, tmp_path / "g", batch_sizes=[])
     with pytest.raises(GoldenError, match="returned no outputs"):
         make_or_load_golden(model, tmp_path / "g", batch_sizes=[1], producer=lambda feeds: {})
+    with pytest.raises(GoldenError, match="output 'prob' is <U1 data"):
+        make_or_load_golden(model, tmp_path / "g", batch_sizes=[1], producer=lambda feeds: {"prob": np.array(["a"])})
     assert not (tmp_path / "g").exists()
     model_path = save_model(model, tmp_path / "m.onnx")
     for sizes in ["0", ",", "-2", "1,1"]:
@@ -623,6 +625,7 @@ def test_no_golden_case_fits_says_which_input_dim_and_value(tmp_path):
     assert message.startswith("no golden case runs on the model: case b1: does not fit the model: ")
     assert "input 'x' axis 0 is static 4 in the model, 1 in the golden case" in message
     assert "case b2: does not fit the model: input 'x' axis 0 is static 4 in the model, 2 in the golden case" in message
+    assert "record the golden set with batch sizes the model accepts" in message
 
 
 def test_golden_values_with_nan_and_inf_compare_by_position(tmp_path):
