@@ -371,6 +371,8 @@ def _json_kind(value) -> str:
 def _read_manifest(path: Path) -> dict:
     """The manifest as a dict whose fields have the types the format promises."""
     if not path.is_file():
+        if path.exists():
+            raise GoldenError(f"{path}: not a regular file")
         raise GoldenError(f"{path.parent}: not a golden set (no manifest.json)")
     try:
         if path.stat().st_size > MAX_MANIFEST_BYTES:
