@@ -49,6 +49,18 @@ class SpecError(GraphkitError):
     """
 
 
+class FieldValueError(SpecError):
+    """A dataclass field holds a value outside its domain (raised from ``__post_init__``).
+
+    :func:`graphkit.typed.from_mapping` reports it at the field's full key path.
+    """
+
+    def __init__(self, key: str, reason: str):
+        super().__init__(f"{key}: {reason}")
+        self.key = key
+        self.reason = reason
+
+
 class PipelineSpecError(SpecError):
     """A pipeline YAML file is unreadable or does not match the schema."""
 

@@ -10,12 +10,22 @@ Layout of a golden directory::
 A golden set is reused only when its manifest matches the request (model hash, producer,
 seed, input spec, batch sizes); a mismatch is an error, never a silent regeneration.
 Dynamic batch is covered by one case per batch size.
+
+A golden set has at least one case and every case at least one output, both when it is made
+and when it is loaded; case labels are plain names (no path can escape the folder). A set is
+written into a staging folder and moved into place, so a failed write (a full disk, an
+unwritable folder) leaves no half-written set. Validation never skips a case: a case that
+cannot run on the candidate model (onnxruntime error, input names, dtypes or static dims that
+do not fit, a missing output) is a failed case whose error is in the result.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,16 +33,24 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from graphkit.errors import GoldenError, GraphkitError
-from graphkit.files import atomic_path, write_text_atomic
+from graphkit.errors import GoldenError, GraphkitError, InputError, one_line
 from graphkit.model import content_hash
-from graphkit.runtime.feeds import graph_inputs, np_dtype, resolve_shape
+from graphkit.runtime.feeds import (
+    check_allocatable,
+    graph_inputs,
+    load_npz,
+    np_dtype,
+    resolve_shape,
+    symbolic_dim_names,
+)
 from graphkit.runtime.ort import create_session, run_session
 from graphkit.typed import from_mapping, to_mapping
 from graphkit.validate import Comparison, Tolerances, compare_outputs
 
 FORMAT = "graphkit-golden/1"
 Producer = Callable[[Mapping[str, np.ndarray]], Mapping[str, np.ndarray]]
+LABEL = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+MAX_MANIFEST_BYTES = 16 * 2**20
 
 
 @dataclass
@@ -65,8 +83,12 @@ class GoldenSet:
     @property
     def tolerances(self) -> Tolerances:
         return from_mapping(
-            Tolerances, self.manifest.get("tolerances", {}), f"{self.directory}/manifest.json tolerances"
+            Tolerances, self.manifest.get("tolerances", {}), f"{self.directory / 'manifest.json'}: tolerances"
         )
+
+    def output_ranks(self) -> dict[str, int]:
+        """Output name -> rank, from the first case."""
+        return {name: np.ndim(array) for name, array in self.cases[0].outputs.items()} if self.cases else {}
 
 
 def input_specs(model: onnx.ModelProto) -> dict[str, InputSpec]:
@@ -81,26 +103,78 @@ def input_specs(model: onnx.ModelProto) -> dict[str, InputSpec]:
     return specs
 
 
-def make_inputs(model: onnx.ModelProto, dims: Mapping[str, int], seed: int) -> dict[str, np.ndarray]:
-    """Seeded inputs for one case; floats ~ N(0, 1), integers in [0, 4)."""
+def case_shapes(model: onnx.ModelProto, dims: Mapping[str, int]) -> dict[str, tuple[int, ...]]:
+    """The input shapes of one case; InputError names the input, axis and value that do not fit."""
+    return {value.name: resolve_shape(value, dims) for value in graph_inputs(model)}
+
+
+def make_inputs(
+    model: onnx.ModelProto, dims: Mapping[str, int], seed: int, what: str = "the golden inputs of one case"
+) -> dict[str, np.ndarray]:
+    """Seeded inputs for one case; floats ~ N(0, 1), integers in [0, 4).
+
+    The size is checked against the memory available before anything is allocated.
+    """
+    shapes = case_shapes(model, dims)
+    dtypes = {value.name: np_dtype(value) for value in graph_inputs(model)}
+    for name, dtype in dtypes.items():
+        if dtype.kind not in "fiub":
+            raise GoldenError(f"input '{name}': cannot generate golden data of type {dtype}")
+    check_allocatable(shapes, dtypes, what)
     rng = np.random.default_rng(seed)
     feeds = {}
-    for value in graph_inputs(model):
-        shape = resolve_shape(value, dims)
-        dtype = np_dtype(value)
+    for name, shape in shapes.items():
+        dtype = dtypes[name]
         if dtype.kind == "f":
-            feeds[value.name] = rng.standard_normal(shape, dtype=np.float32).astype(dtype)
-        elif dtype.kind in "iub":
-            feeds[value.name] = rng.integers(0, 4, size=shape).astype(dtype)
+            feeds[name] = rng.standard_normal(shape, dtype=np.float32).astype(dtype)
         else:
-            raise GoldenError(f"input '{value.name}': cannot generate golden data of type {dtype}")
+            feeds[name] = rng.integers(0, 4, size=shape).astype(dtype)
     return feeds
 
 
 def onnxruntime_producer(model: onnx.ModelProto, threads: int | None = None) -> Producer:
     """A producer that runs ``model`` with onnxruntime (CPU, optimizations off)."""
-    session = create_session(model, threads=threads)
-    return lambda feeds: run_session(session, feeds)
+    try:
+        session = create_session(model, threads=threads)
+    except Exception as exc:  # onnxruntime raises its own exception types
+        raise GoldenError(f"onnxruntime cannot load the source model: {one_line(exc, 300)}") from exc
+
+    def produce(feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        try:
+            return run_session(session, feeds)
+        except Exception as exc:  # InputError, or any onnxruntime failure while running
+            raise GoldenError(f"the source model failed to run: {one_line(exc, 300)}") from exc
+
+    return produce
+
+
+def check_request(model: onnx.ModelProto, batch_sizes, seed, dims) -> None:
+    """GoldenError (exit 2) for batch sizes, a seed or dims that cannot make a golden set."""
+    if not isinstance(batch_sizes, (list, tuple)) or not batch_sizes:
+        raise GoldenError("golden batch sizes: give at least one batch size (a golden set with no case checks nothing)")
+    for batch in batch_sizes:
+        if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
+            raise GoldenError(f"golden batch sizes: each must be an integer >= 1, got {batch!r}")
+    if len(set(batch_sizes)) != len(batch_sizes):
+        raise GoldenError(f"golden batch sizes: {list(batch_sizes)} repeats a batch size")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise GoldenError(f"golden seed: must be an integer >= 0, got {seed!r}")
+    known = symbolic_dim_names(model)
+    batch_axis = {"batch"}
+    for value in graph_inputs(model):
+        first = value.type.tensor_type.shape.dim[:1]
+        if first and not first[0].HasField("dim_value"):
+            batch_axis |= {f"{value.name}:0", first[0].dim_param} - {""}
+    for name, size in (dims or {}).items():
+        if name in batch_axis:
+            raise GoldenError(
+                f"golden dims: '{name}' is the batch axis, set per case by the batch sizes; do not give it in dims"
+            )
+        if name not in known:
+            names = ", ".join(sorted(known - batch_axis)) or "none besides the batch axis"
+            raise GoldenError(f"golden dims: the model has no symbolic dim '{name}'; its symbolic dims: {names}")
+        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+            raise GoldenError(f"golden dims: '{name}' must be an integer >= 1, got {size!r}")
 
 
 def make_or_load_golden(
@@ -120,52 +194,84 @@ def make_or_load_golden(
     """Load the golden set in ``directory`` if its manifest matches, else make it.
 
     Returns ``(golden, reused)``. Raises GoldenError when a different golden set is already
-    there and ``regenerate`` is false. ``producer`` defaults to onnxruntime on ``model``.
+    there and ``regenerate`` is false, and for requests that cannot make a valid set (no batch
+    size, sizes < 1, a negative seed, unknown dims, inputs too large to allocate). ``producer``
+    defaults to onnxruntime on ``model``. ``tolerances`` must name only outputs the model has.
     """
     directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise GoldenError(f"{directory}: the golden folder is a file, not a folder")
+    check_request(model, batch_sizes, seed, dims)
+    tolerances = tolerances or Tolerances()
     model_hash = model_hash or content_hash(model)
     request = {
         "format": FORMAT,
         "model_hash": model_hash,
         "producer": producer_name,
-        "seed": seed,
+        "seed": int(seed),
         "inputs": to_mapping(input_specs(model)),
-        "batch_sizes": list(batch_sizes),
-        "dims": dict(dims or {}),
+        "batch_sizes": [int(b) for b in batch_sizes],
+        "dims": {k: int(v) for k, v in (dims or {}).items()},
     }
     manifest_path = directory / "manifest.json"
     if manifest_path.exists() and not regenerate:
         existing = load_golden(directory)
         mismatched = [k for k in request if existing.manifest.get(k) != request[k]]
         if not mismatched:
+            tolerances.check_outputs(existing.output_ranks())
             return existing, True
         raise GoldenError(
             f"{directory}: golden set was made for a different request ({', '.join(mismatched)} differ); "
             "use another golden dir or regenerate it explicitly"
         )
+    tolerances.check_outputs(_declared_ranks(model))  # before any heavy work
     if producer is None:
         producer = onnxruntime_producer(model)
     cases = []
-    for batch in batch_sizes:
+    for batch in request["batch_sizes"]:
         label = f"b{batch}"
         if on_case:
             on_case(label)
-        case_dims = {**(dims or {}), "batch": batch}
-        feeds = make_inputs(model, case_dims, seed + batch)
-        _check_batch_fits(model, feeds, batch)
-        outputs = {k: np.asarray(v) for k, v in producer(feeds).items()}
+        case_dims = {**request["dims"], "batch": batch}
+        _check_batch_fits(model, batch)
+        feeds = make_inputs(model, case_dims, request["seed"] + batch, f"the inputs of golden case {label}")
+        try:
+            produced = producer(feeds)
+        except GraphkitError as exc:
+            raise GoldenError(f"golden case {label}: the producer failed: {one_line(exc, 300)}") from exc
+        outputs = {str(k): np.asarray(v) for k, v in produced.items()}
+        if not outputs:
+            raise GoldenError(f"golden case {label}: the producer returned no outputs (nothing to validate against)")
+        for name, array in outputs.items():
+            if array.dtype.kind not in "fiub":
+                raise GoldenError(
+                    f"golden case {label}: output '{name}' is {array.dtype} data (a sequence, map or text?); "
+                    "only numeric and boolean tensors can be recorded and compared"
+                )
         cases.append(GoldenCase(label, case_dims, feeds, outputs))
+    golden_outputs = {name: np.ndim(array) for name, array in cases[0].outputs.items()}
+    tolerances.check_outputs(golden_outputs)
     manifest = {
         **request,
-        "output_names": list(cases[0].outputs) if cases else [],
-        "tolerances": to_mapping(tolerances or Tolerances()),
+        "output_names": list(cases[0].outputs),
+        "tolerances": to_mapping(tolerances),
         "cases": [{"label": c.label, "dims": c.dims} for c in cases],
     }
     _write_golden(directory, manifest, cases)
     return GoldenSet(directory, manifest, cases), False
 
 
-def _check_batch_fits(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray], batch: int) -> None:
+def _declared_ranks(model: onnx.ModelProto) -> dict[str, int]:
+    """Output name -> declared rank (outputs without a declared shape are left out of the
+    argmax range check here, and checked on the recorded outputs)."""
+    ranks = {}
+    for value in model.graph.output:
+        tensor = value.type.tensor_type
+        ranks[value.name] = len(tensor.shape.dim) if tensor.HasField("shape") else 10**6
+    return ranks
+
+
+def _check_batch_fits(model: onnx.ModelProto, batch: int) -> None:
     for value in graph_inputs(model):
         dims = value.type.tensor_type.shape.dim
         if dims and dims[0].HasField("dim_value") and dims[0].dim_value != batch:
@@ -175,64 +281,181 @@ def _check_batch_fits(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray], b
 
 
 def _write_golden(directory: Path, manifest: dict, cases: list[GoldenCase]) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    for case in cases:
-        for kind in ("inputs", "outputs"):
-            _atomic_npz(directory / f"{case.label}.{kind}.npz", getattr(case, kind))
-    # The manifest goes last: a set without one is incomplete and never reused.
-    write_text_atomic(directory / "manifest.json", json.dumps(manifest, indent=2))
+    """Write the set into a staging folder beside ``directory``, then move it into place.
+
+    A failure leaves no half-written set: a new folder appears only complete; an existing one
+    loses its manifest first (an incomplete set is never reused) and gets the manifest last.
+    """
+    staging = None
+    try:
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+        for case in cases:
+            for kind in ("inputs", "outputs"):
+                with open(staging / f"{case.label}.{kind}.npz", "wb") as handle:
+                    np.savez(handle, **getattr(case, kind))
+        (staging / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+        if not directory.exists():
+            os.chmod(staging, 0o777 & ~_umask())
+            os.rename(staging, directory)
+            return
+        (directory / "manifest.json").unlink(missing_ok=True)
+        for old in directory.glob("*.npz"):
+            if old.name.endswith((".inputs.npz", ".outputs.npz")) and LABEL.match(old.name.split(".")[0]):
+                old.unlink()
+        for path in staging.iterdir():
+            if path.name != "manifest.json":
+                os.replace(path, directory / path.name)
+        os.replace(staging / "manifest.json", directory / "manifest.json")
+    except OSError as exc:
+        raise GoldenError(
+            f"{directory}: cannot write the golden set ({one_line(exc, 200)}); no set was written"
+        ) from exc
+    finally:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
 
 
-def _atomic_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
-    with atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as handle:
-        np.savez(handle, **arrays)
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def load_golden(directory: str | os.PathLike) -> GoldenSet:
-    """Read a golden set; GoldenError names the file when it is missing or corrupt."""
+    """Read and check a golden set; GoldenError (or SpecError for bad tolerances) names the file
+    and the field when it is missing, corrupt or invalid."""
     directory = Path(directory)
+    if not directory.exists():
+        raise GoldenError(f"{directory}: not a golden set (no such folder)")
+    if not directory.is_dir():
+        raise GoldenError(f"{directory}: not a golden set (a file, not a folder)")
     manifest_path = directory / "manifest.json"
-    if not manifest_path.exists():
-        raise GoldenError(f"{directory}: not a golden set (no manifest.json)")
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise GoldenError(f"{manifest_path}: unreadable manifest ({exc})") from exc
-    if manifest.get("format") != FORMAT:
-        raise GoldenError(f"{manifest_path}: unknown golden format {manifest.get('format')!r} (expected {FORMAT})")
+    manifest = _read_manifest(manifest_path)
+    where = str(manifest_path)
     cases = []
-    for entry in manifest.get("cases", []):
+    for entry in manifest["cases"]:
         arrays = {}
         for kind in ("inputs", "outputs"):
-            path = directory / f"{entry['label']}.{kind}.npz"
             try:
-                with np.load(path) as data:
-                    arrays[kind] = {k: data[k] for k in data.files}
-            except (OSError, ValueError, EOFError) as exc:
-                raise GoldenError(f"{path}: missing or corrupt golden data ({exc.__class__.__name__})") from exc
+                arrays[kind] = load_npz(directory / f"{entry['label']}.{kind}.npz", f"golden {kind}")
+            except InputError as exc:
+                raise GoldenError(str(exc)) from exc
+        if not arrays["outputs"]:
+            raise GoldenError(f"{where}: case '{entry['label']}' has no outputs (nothing to validate against)")
+        names = sorted(arrays["outputs"])
+        if names != sorted(manifest["output_names"]):
+            raise GoldenError(
+                f"{where}: case '{entry['label']}' holds outputs {names}, the manifest lists {sorted(manifest['output_names'])}"
+            )
+        if cases and sorted(arrays["inputs"]) != sorted(cases[0].inputs):
+            raise GoldenError(f"{where}: case '{entry['label']}' holds other inputs than case '{cases[0].label}'")
         cases.append(GoldenCase(entry["label"], entry["dims"], arrays["inputs"], arrays["outputs"]))
-    return GoldenSet(directory, manifest, cases)
+    golden = GoldenSet(directory, manifest, cases)
+    golden.tolerances.check_outputs(golden.output_ranks(), f"{where}: tolerances")
+    return golden
+
+
+def _json_kind(value) -> str:
+    kinds = {
+        dict: "an object",
+        list: "a list",
+        str: "a string",
+        int: "an integer",
+        float: "a number",
+        bool: "a boolean",
+    }
+    return "null" if value is None else kinds.get(type(value), type(value).__name__)
+
+
+def _read_manifest(path: Path) -> dict:
+    """The manifest as a dict whose fields have the types the format promises."""
+    if not path.is_file():
+        if path.exists():
+            raise GoldenError(f"{path}: not a regular file")
+        raise GoldenError(f"{path.parent}: not a golden set (no manifest.json)")
+    try:
+        if path.stat().st_size > MAX_MANIFEST_BYTES:
+            raise GoldenError(f"{path}: manifest larger than {MAX_MANIFEST_BYTES // 2**20} MiB; not a golden manifest")
+        text = path.read_bytes().decode("utf-8")
+        manifest = json.loads(text)
+    except UnicodeDecodeError as exc:
+        raise GoldenError(f"{path}: manifest is not UTF-8 text") from exc
+    except (OSError, json.JSONDecodeError, RecursionError) as exc:
+        raise GoldenError(f"{path}: unreadable manifest ({one_line(exc, 160)})") from exc
+    if not isinstance(manifest, dict):
+        raise GoldenError(f"{path}: manifest must be a JSON object, got {_json_kind(manifest)}")
+    if manifest.get("format") != FORMAT:
+        raise GoldenError(f"{path}: unknown golden format {str(manifest.get('format'))[:80]!r} (expected {FORMAT})")
+    expected = {
+        "model_hash": str,
+        "producer": str,
+        "seed": int,
+        "inputs": dict,
+        "batch_sizes": list,
+        "dims": dict,
+        "output_names": list,
+        "tolerances": dict,
+        "cases": list,
+    }
+    for key, kind in expected.items():
+        if key not in manifest:
+            raise GoldenError(f"{path}: manifest lacks the key '{key}'")
+        if not isinstance(manifest[key], kind) or isinstance(manifest[key], bool):
+            raise GoldenError(f"{path}: manifest '{key}' must be {_json_kind(kind())}, got {_json_kind(manifest[key])}")
+    if not manifest["cases"]:
+        raise GoldenError(f"{path}: manifest has no cases (a golden set with no case checks nothing)")
+    if not manifest["output_names"] or not all(isinstance(n, str) for n in manifest["output_names"]):
+        raise GoldenError(f"{path}: manifest 'output_names' must be a non-empty list of names")
+    labels = set()
+    for index, entry in enumerate(manifest["cases"]):
+        key = f"cases[{index}]"
+        if (
+            not isinstance(entry, dict)
+            or not isinstance(entry.get("label"), str)
+            or not isinstance(entry.get("dims"), dict)
+        ):
+            raise GoldenError(f"{path}: manifest {key} must be an object with a 'label' (text) and 'dims' (object)")
+        label = entry["label"]
+        if not LABEL.match(label):
+            raise GoldenError(
+                f"{path}: manifest {key}.label {label[:80]!r} is not a plain name (letters, digits, '_' and '-' only)"
+            )
+        if label in labels:
+            raise GoldenError(f"{path}: manifest {key}.label '{label}' appears twice")
+        labels.add(label)
+        for name, size in entry["dims"].items():
+            if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+                raise GoldenError(f"{path}: manifest {key}.dims.{name} must be an integer >= 1, got {size!r}")
+    return manifest
 
 
 @dataclass
 class CaseResult:
-    """Validation of one golden case: compared, or skipped with a reason."""
+    """Validation of one golden case: its comparison, or the error that kept it from running.
+
+    A case with an error failed; there are no skipped cases.
+    """
 
     label: str
     comparison: Comparison | None = None
-    skipped: str = ""
+    error: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return not self.error and self.comparison is not None and self.comparison.passed
 
 
 @dataclass
 class GoldenValidation:
-    """The result of validating a model against a golden set."""
+    """The result of validating a model against a golden set; it passes only when every case
+    ran and matched (and there was at least one case)."""
 
     cases: list[CaseResult]
 
     @property
     def passed(self) -> bool:
-        compared = [c for c in self.cases if c.comparison is not None]
-        return bool(compared) and all(c.comparison.passed for c in compared)
+        return bool(self.cases) and all(c.passed for c in self.cases)
 
     def max_abs(self) -> dict[str, float]:
         """Worst max abs error per output over all compared cases."""
@@ -243,12 +466,19 @@ class GoldenValidation:
         return worst
 
     def first_failure(self) -> str:
-        """'case b2, output mask: MISMATCH max_abs=...' for the first failing output, or ''."""
+        """'case b2, output mask: MISMATCH max_abs=...' for the first failing case, or ''."""
+        if not self.cases:
+            return "no golden case was checked"
+        if all(c.error for c in self.cases) and len(self.cases) > 1:
+            if len({c.error for c in self.cases}) == 1:
+                return f"no golden case runs on the model (cases {', '.join(c.label for c in self.cases)}): {self.cases[0].error}"
+            return "no golden case runs on the model: " + "; ".join(f"case {c.label}: {c.error}" for c in self.cases)
         for case in self.cases:
-            for out in case.comparison.failures() if case.comparison else []:
-                return f"case {case.label}, {out.describe()}"
-        if not any(c.comparison for c in self.cases):
-            return "no golden case fits the model: " + "; ".join(c.skipped for c in self.cases)
+            if case.error:
+                return f"case {case.label}: {case.error}"
+            if case.comparison is not None and not case.comparison.passed:
+                failures = case.comparison.failures()
+                return f"case {case.label}, {failures[0].describe()}" if failures else f"case {case.label}: no outputs"
         return ""
 
     def to_dict(self) -> dict:
@@ -257,12 +487,29 @@ class GoldenValidation:
             "cases": [
                 {
                     "label": c.label,
-                    "skipped": c.skipped or None,
+                    "passed": c.passed,
+                    "error": c.error or None,
                     "outputs": to_mapping(c.comparison.outputs) if c.comparison else None,
                 }
                 for c in self.cases
             ],
         }
+
+
+_ORT_TYPES = {
+    "tensor(float)": "float32",
+    "tensor(double)": "float64",
+    "tensor(float16)": "float16",
+    "tensor(int8)": "int8",
+    "tensor(int16)": "int16",
+    "tensor(int32)": "int32",
+    "tensor(int64)": "int64",
+    "tensor(uint8)": "uint8",
+    "tensor(uint16)": "uint16",
+    "tensor(uint32)": "uint32",
+    "tensor(uint64)": "uint64",
+    "tensor(bool)": "bool",
+}
 
 
 def validate_against_golden(
@@ -274,40 +521,68 @@ def validate_against_golden(
 ) -> GoldenValidation:
     """Run ``model`` on each golden case (ORT, optimizations off) and compare outputs.
 
-    Cases whose inputs cannot fit the model's static dims are skipped with a reason;
-    ``labels`` restricts the cases. Input-name mismatches are errors.
+    Every case runs; ``labels`` restricts the cases (an unknown label is a GoldenError). A case
+    that cannot run (the model does not load in onnxruntime, input names, dtypes or static dims
+    do not fit, onnxruntime fails) is a failed case with its error; a tolerance naming an output
+    the golden set lacks is a SpecError.
     """
     tolerances = tolerances or golden.tolerances
-    session = create_session(model, threads=threads)
+    tolerances.check_outputs(golden.output_ranks())
+    known = [case.label for case in golden.cases]
+    if labels is not None:
+        unknown = [label for label in labels if label not in known]
+        if unknown:
+            raise GoldenError(f"{golden.directory}: no golden case {', '.join(unknown)} (cases: {', '.join(known)})")
+    cases = [case for case in golden.cases if labels is None or case.label in labels]
+    try:
+        session = create_session(model, threads=threads)
+    except Exception as exc:  # onnxruntime raises its own exception types
+        error = f"onnxruntime cannot load the model: {ort_error_text(exc)}"
+        return GoldenValidation([CaseResult(case.label, error=error) for case in cases])
     model_inputs = {i.name: i for i in session.get_inputs()}
     results = []
-    for case in golden.cases:
-        if labels is not None and case.label not in labels:
-            continue
-        if set(case.inputs) != set(model_inputs):
-            raise GoldenError(
-                f"{golden.directory}: golden inputs {sorted(case.inputs)} do not match model inputs {sorted(model_inputs)}"
-            )
-        misfit = _shape_misfit(model_inputs, case.inputs)
+    for case in cases:
+        misfit = _misfit(model_inputs, case.inputs)
         if misfit:
-            results.append(CaseResult(case.label, skipped=misfit))
+            results.append(CaseResult(case.label, error=f"does not fit the model: {misfit}"))
             continue
         try:
             actual = run_session(session, case.inputs)
-        except GraphkitError as exc:
-            results.append(CaseResult(case.label, skipped=f"model rejected the inputs: {exc}"))
+        except Exception as exc:  # InputError, or any onnxruntime failure while running
+            results.append(CaseResult(case.label, error=f"the model failed to run: {ort_error_text(exc)}"))
             continue
         results.append(CaseResult(case.label, compare_outputs(actual, case.outputs, tolerances)))
     return GoldenValidation(results)
 
 
-def _shape_misfit(model_inputs: dict, feeds: Mapping[str, np.ndarray]) -> str:
+def ort_error_text(error: BaseException, limit: int = 300) -> str:
+    """An onnxruntime error on one line without its noise: colour codes, the error-code prefix,
+    source paths and C++ signatures ("Input shape:{2,8,16,16}, requested shape:{1,2048}" stays)."""
+    source = error.__cause__ if isinstance(error, GraphkitError) and error.__cause__ else error  # untruncated
+    text = re.sub(r"\x1b\[[0-9;]*m", "", " ".join(str(source).split()))
+    text = text.replace("onnxruntime rejected the inputs: ", "")
+    text = re.sub(r"\[ONNXRuntimeError\] : \d+ : \w+ : ", "", text)
+    text = re.sub(r"/onnxruntime_src/\S+:\d+ ", "", text)
+    text = re.sub(r"onnxruntime::[\w:~<>]+\([^()]*(?:\([^()]*\)[^()]*)*\) ", "", text)
+    return text[:limit] or error.__class__.__name__
+
+
+def _misfit(model_inputs: dict, feeds: Mapping[str, np.ndarray]) -> str:
+    """Why the golden inputs cannot feed the model (names, dtype, rank, static dims), or ''."""
+    if set(feeds) != set(model_inputs):
+        return f"golden inputs {sorted(feeds)} are not the model's inputs {sorted(model_inputs)}"
     for name, arg in model_inputs.items():
-        shape = feeds[name].shape
+        array = feeds[name]
+        want_dtype = _ORT_TYPES.get(arg.type)
+        if want_dtype is not None and array.dtype != np.dtype(want_dtype):
+            return f"input '{name}' is {want_dtype} in the model, {array.dtype} in the golden case"
         declared = arg.shape
-        if len(declared) != len(shape):
-            return f"input '{name}' has rank {len(declared)}, golden has {len(shape)}"
-        for axis, (want, got) in enumerate(zip(declared, shape)):
-            if isinstance(want, int) and want != got:
-                return f"input '{name}' axis {axis} is static {want}, golden case has {got}"
+        if declared is None:
+            continue
+        if len(declared) != array.ndim:
+            return f"input '{name}' has rank {len(declared)}, the golden case has rank {array.ndim} {list(array.shape)}"
+        for axis, (want, got) in enumerate(zip(declared, array.shape)):
+            if isinstance(want, int) and want > 0 and want != got:
+                hint = " (record the golden set with batch sizes the model accepts)" if axis == 0 else ""
+                return f"input '{name}' axis {axis} is static {want} in the model, {got} in the golden case{hint}"
     return ""

@@ -17,7 +17,7 @@ from typing import Any
 import onnx
 
 from graphkit.diff import diff_models
-from graphkit.errors import PassError, ValidationError
+from graphkit.errors import GoldenError, PassError, ValidationError
 from graphkit.files import write_text_atomic
 from graphkit.golden import GoldenSet, GoldenValidation, validate_against_golden
 from graphkit.model import check_model, check_tensor_sizes, content_hash, infer_shapes, op_counts
@@ -87,35 +87,46 @@ class Timing(Instrument):
         record.times["pass"] = time.perf_counter() - self._start
 
 
+class InputMutatedError(PassError):
+    """A pass changed its input model in place: the model cannot be rolled back, the run stops."""
+
+
 class Honesty(Instrument):
-    """Checks that ``modified`` tells the truth, with a content hash of before and after."""
+    """Checks that ``modified`` tells the truth, and that no pass mutates its input in place.
+
+    The input's content hash is taken before every pass, the first included (reusing the hash
+    of the previous pass's result when that very object is the input).
+    """
 
     def __init__(self):
-        self._hashes: dict[int, str] = {}
+        self._latest: tuple[onnx.ModelProto, str] | None = None  # (model object, its hash)
+        self._before = ""
 
-    def _hash(self, model: onnx.ModelProto) -> str:
-        key = id(model)
-        if key not in self._hashes:
-            self._hashes = {key: content_hash(model)}  # keep only the latest model's hash
-        return self._hashes[key]
+    def before_pass(self, record, pass_, model):
+        start = time.perf_counter()
+        if self._latest is None or self._latest[0] is not model:
+            self._latest = (model, content_hash(model))
+        self._before = self._latest[1]
+        record.times["honesty"] = time.perf_counter() - start
 
     def after_pass(self, record, pass_, before, result):
         start = time.perf_counter()
-        hash_before = self._hash(before)
+        hash_before = self._before
+        if content_hash(before) != hash_before:
+            self._latest = None
+            raise InputMutatedError(
+                f"pass '{pass_.name}' mutated its input model in place (cannot roll back; the run stops)", pass_.name
+            )
         if result.model is before:
-            changed = content_hash(before) != hash_before  # mutated in place?
-            if changed:
-                raise PassError(f"pass '{pass_.name}' mutated its input model in place", pass_.name)
+            changed = False
         else:
             hash_after = content_hash(result.model)
             changed = hash_after != hash_before
-            self._hashes = {id(result.model): hash_after}
-            if content_hash(before) != hash_before:
-                raise PassError(f"pass '{pass_.name}' mutated its input model in place", pass_.name)
+            self._latest = (result.model, hash_after)
         if changed != result.modified:
             said = "changed nothing" if not result.modified else "changed the model"
             raise PassError(f"pass '{pass_.name}' said it {said}, but the content hash says otherwise", pass_.name)
-        record.times["honesty"] = time.perf_counter() - start
+        record.times["honesty"] = record.times.get("honesty", 0.0) + time.perf_counter() - start
 
 
 class OpCounts(Instrument):
@@ -161,6 +172,13 @@ class Validate(Instrument):
     """
 
     def __init__(self, golden: GoldenSet, tolerances: Tolerances, labels: list[str] | None = None):
+        known = [case.label for case in golden.cases]
+        unknown = [label for label in labels or [] if label not in known]
+        if unknown or labels == []:
+            raise GoldenError(
+                f"validate.each_batch_sizes: golden case(s) {', '.join(unknown) or '(none)'} to check each pass on "
+                f"are not in the golden set {golden.directory} (cases: {', '.join(known)})"
+            )
         self.golden = golden
         self.tolerances = tolerances
         self.labels = labels

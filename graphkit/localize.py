@@ -446,14 +446,9 @@ def _run_exposed(model, feeds, tensors, threads, label) -> dict[str, np.ndarray]
 
 def load_npz_feeds(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Arrays of an .npz file keyed by input name; unreadable files raise InputError."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return {name: data[name] for name in data.files}
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: not a readable .npz file ({one_line(exc, 200)})") from exc
+    from graphkit.runtime.feeds import load_npz
+
+    return load_npz(path, "inputs file")
 
 
 def golden_feeds(directory: str | os.PathLike) -> tuple[dict[str, np.ndarray], Path]:

@@ -4,7 +4,8 @@ For each pass the manager calls every instrument's ``before_pass``, runs the pas
 class enforces the pass contract), then every instrument's ``after_pass``. If the pass or an
 instrument raises a GraphkitError, the pass's result is dropped (the model stays as it was
 before the pass), instruments hear ``pass_failed``, and the run either stops
-(``on_failure="stop"``, the default) or goes on with the next pass (``"skip"``).
+(``on_failure="stop"``, the default) or goes on with the next pass (``"skip"``). A pass that
+mutated its input in place cannot be rolled back: the run stops whatever ``on_failure`` says.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Literal
 import onnx
 
 from graphkit.errors import GraphkitError, PassError
-from graphkit.instruments import Instrument, PassRecord
+from graphkit.instruments import InputMutatedError, Instrument, PassRecord
 from graphkit.pass_base import Pass
 
 
@@ -69,11 +70,12 @@ class PassManager:
                     instrument.after_pass(record, pass_, model, result)
             except GraphkitError as exc:
                 error = _with_context(exc, pass_, index, done)
-                record.status = "failed" if self.on_failure == "stop" else "rolled-back"
+                stop = self.on_failure == "stop" or isinstance(exc, InputMutatedError)
+                record.status = "failed" if stop else "rolled-back"
                 record.error = str(error)
                 for instrument in self.instruments:
                     instrument.pass_failed(record, pass_, model, error, result.model if result else None)
-                if self.on_failure == "stop":
+                if stop:
                     return RunResult(model, records, failed=record, error=error)
                 continue
             record.status = "applied" if result.modified else "unchanged"

@@ -24,13 +24,17 @@ manager's instruments, not to the pass.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import signal
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import onnx
 
-from graphkit.errors import PassError
+from graphkit.errors import PassError, one_line
 from graphkit.model import default_opset
 from graphkit.typed import from_mapping, to_mapping
 
@@ -71,10 +75,16 @@ def option(default: Any = dataclasses.MISSING, doc: str = "", default_factory: A
 
 @dataclass(frozen=True)
 class Tolerance:
-    """Element-wise tolerance |actual - expected| <= atol + rtol * |expected|."""
+    """Element-wise tolerance |actual - expected| <= atol + rtol * |expected|; both finite, >= 0."""
 
     atol: float
     rtol: float
+
+    def __post_init__(self) -> None:
+        from graphkit.validate import check_tolerance_value
+
+        object.__setattr__(self, "atol", check_tolerance_value("atol", self.atol))
+        object.__setattr__(self, "rtol", check_tolerance_value("rtol", self.rtol))
 
 
 class Pass:
@@ -125,15 +135,24 @@ class Pass:
         low, high = self.opset_range
         if not low <= opset <= high:
             return self.decline_all(model, f"opset {opset} is outside the supported range {low}..{high}")
-        reason = self.check_preconditions(model)
-        if reason:
-            return self.decline_all(model, reason)
-        try:
-            result = self.run(model)
-        except PassError:
-            raise
-        except Exception as exc:
-            raise PassError(f"pass '{self.name}' raised {exc.__class__.__name__}: {exc}", self.name) from exc
+        with signals_seen() as seen:
+            try:
+                reason = self.check_preconditions(model)
+                result = self.decline_all(model, reason) if reason else self.run(model)
+            except PassError:
+                raise
+            except BaseException as exc:
+                # A real signal (Ctrl-C, a handled SIGTERM) during the pass interrupts the run; the
+                # same exception raised by the pass itself (sys.exit, KeyboardInterrupt...) is the
+                # pass failing. Outside the main thread signals cannot be watched: Ctrl-C wins.
+                if seen or (seen is None and isinstance(exc, KeyboardInterrupt)):
+                    if isinstance(exc, Exception) and signal.SIGINT in seen:
+                        raise KeyboardInterrupt from exc
+                    raise
+                detail = f": {one_line(exc)}" if str(exc) else ""
+                raise PassError(f"pass '{self.name}' raised {exc.__class__.__name__}{detail}", self.name) from exc
+        if seen and signal.SIGINT in seen:  # the pass swallowed a Ctrl-C: honour it now
+            raise KeyboardInterrupt
         if not isinstance(result, PassResult) or not isinstance(result.model, onnx.ModelProto):
             raise PassError(f"pass '{self.name}' returned {type(result).__name__}, not a PassResult", self.name)
         if result.modified:
@@ -173,3 +192,36 @@ def io_signature(value: onnx.ValueInfoProto) -> tuple:
         d.dim_param or d.dim_value if (d.dim_param or d.HasField("dim_value")) else "?" for d in tensor.shape.dim
     )
     return (value.name, tensor.elem_type, dims if tensor.HasField("shape") else None)
+
+
+_WATCHED_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+@contextlib.contextmanager
+def signals_seen() -> Iterator[list[int] | None]:
+    """Record the signals delivered while the block runs (None outside the main thread).
+
+    Every signal handler that is a Python callable is wrapped (and still called), so a
+    ``KeyboardInterrupt`` or ``SystemExit`` that comes from a real signal can be told apart
+    from one a pass raises itself. Handlers are restored on exit.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield None
+        return
+    seen: list[int] = []
+    previous = {}
+    for signum in _WATCHED_SIGNALS:
+        handler = signal.getsignal(signum)
+        if callable(handler):
+
+            def record(number, frame, _handler=handler):
+                seen.append(number)
+                _handler(number, frame)
+
+            previous[signum] = handler
+            signal.signal(signum, record)
+    try:
+        yield seen
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

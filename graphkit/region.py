@@ -33,10 +33,11 @@ import onnx
 from onnx import numpy_helper
 
 from graphkit.diff import ModelDiff, diff_models, tensor_hash
-from graphkit.errors import GraphkitError, one_line
+from graphkit.errors import one_line
+from graphkit.golden import ort_error_text
 from graphkit.runtime.ort import create_session, run_session
 from graphkit.shapes import RANDOM_OPS, ValueType, dims_of, set_dims, skeleton, value_types
-from graphkit.validate import Comparison, Tolerance, compare_array
+from graphkit.validate import Comparison, Tolerance, compare_array, not_compared
 
 DEFAULT_MAX_FRACTION = 0.5
 
@@ -416,6 +417,10 @@ def _any_shape(name: str, vtype: ValueType) -> onnx.ValueInfoProto:
     return onnx.helper.make_tensor_value_info(name, vtype.elem_type, dims)
 
 
+class _RegionRunFailed(Exception):
+    """An extracted region failed to run on the boundary data."""
+
+
 class _SideRunner:
     """Runs one side's extracted region; outputs that are boundary inputs come from the feeds."""
 
@@ -436,8 +441,8 @@ class _SideRunner:
         if self.session is not None:
             try:
                 results = run_session(self.session, {name: feeds[name] for name in self.inputs})
-            except GraphkitError as exc:
-                raise RegionUnavailable(f"the extracted region did not run: {exc}") from exc
+            except Exception as exc:  # InputError, or any onnxruntime failure while running
+                raise _RegionRunFailed(ort_error_text(exc)) from exc
         for name in self.side.outputs:
             if name in results:
                 continue
@@ -490,9 +495,25 @@ def check_region(
             dtype = onnx.helper.tensor_dtype_to_np_dtype(vtype.elem_type)
             data = rng.standard_normal(vtype.dims).astype(dtype)
             feeds_b[tb] = feeds_a[ta] = data
-        got = runner_b.run(feeds_b)
-        want = runner_a.run(feeds_a)
-        outputs = [compare_array(tb, np.asarray(got[tb]), np.asarray(want[ta]), tolerance) for ta, tb in region.outputs]
+        try:
+            want = runner_a.run(feeds_a)
+        except _RegionRunFailed as exc:
+            raise RegionUnavailable(f"case {label}: the region before the pass did not run: {exc}") from exc
+        absent = [ta for ta, _ in region.outputs if ta not in want]
+        if absent:
+            raise RegionUnavailable(f"case {label}: the region before the pass does not produce '{absent[0]}'")
+        try:
+            got = runner_b.run(feeds_b)
+        except _RegionRunFailed as exc:  # the original runs on this data, the rewrite does not: a failure
+            problem = f"the rewritten region failed to run where the original runs: {exc}"
+            outputs = [not_compared(tb, np.shape(want[ta]), tolerance, problem) for ta, tb in region.outputs]
+        else:
+            outputs = [
+                compare_array(tb, np.asarray(got[tb]), np.asarray(want[ta]), tolerance)
+                if tb in got
+                else not_compared(tb, np.shape(want[ta]), tolerance, "the rewritten region does not produce it")
+                for ta, tb in region.outputs
+            ]
         check.cases.append((label, Comparison(outputs)))
     check.seconds = time.perf_counter() - start
     return check

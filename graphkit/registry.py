@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from graphkit.errors import PassLoadError, UnknownPassError
-from graphkit.pass_base import Pass
+from graphkit.pass_base import Pass, signals_seen
 from graphkit.typed import close_names
 
 KEBAB = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
@@ -77,13 +77,16 @@ def load_pass_dir(directory: str | Path) -> list[str]:
         module = importlib.util.module_from_spec(spec)
         sys.modules[module_name] = module
         try:
-            spec.loader.exec_module(module)
-        except PassLoadError:
+            with signals_seen() as seen:
+                try:
+                    spec.loader.exec_module(module)
+                except (Exception, SystemExit, KeyboardInterrupt) as exc:
+                    if seen or (seen is None and isinstance(exc, KeyboardInterrupt)) or isinstance(exc, PassLoadError):
+                        raise  # a real Ctrl-C/SIGTERM, or our own error
+                    raise PassLoadError(f"{path}: cannot import pass file: {exc.__class__.__name__}: {exc}") from exc
+        except BaseException:
             del sys.modules[module_name]
             raise
-        except Exception as exc:
-            del sys.modules[module_name]
-            raise PassLoadError(f"{path}: cannot import pass file: {exc.__class__.__name__}: {exc}") from exc
         _loaded_files.add(resolved)
     return sorted(set(_passes) - before)
 

@@ -13,7 +13,7 @@ import types
 import typing
 from typing import Any, Literal, Union
 
-from graphkit.errors import SpecError
+from graphkit.errors import FieldValueError, SpecError
 
 
 def close_names(name: str, choices) -> str:
@@ -43,7 +43,10 @@ def from_mapping(cls: type, data: Any, where: str) -> Any:
             values[name] = coerce(hints[name], data[name], key_where)
         elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
             raise SpecError(f"{key_where}: required key is missing")
-    return cls(**values)
+    try:
+        return cls(**values)
+    except FieldValueError as exc:  # a __post_init__ check: name the full key path
+        raise SpecError(f"{where}.{exc.key}: {exc.reason}" if where else str(exc)) from exc
 
 
 def coerce(hint: Any, value: Any, where: str) -> Any:

@@ -56,21 +56,25 @@ def test_golden_roundtrip_and_batch_cases(tmp_path):
     assert validate_against_golden(model, loaded).passed
 
 
-def test_static_batch_model_skips_cases_that_do_not_fit(tmp_path):
+def test_a_case_that_does_not_fit_the_model_fails_it_is_never_skipped(tmp_path):
     model = demo_model()
     golden, _ = make_or_load_golden(model, tmp_path / "g", batch_sizes=[1, 2])
     static = clone(model)
     for value in (*static.graph.input, *static.graph.output):
         value.type.tensor_type.shape.dim[0].dim_value = 1
     result = validate_against_golden(static, golden)
-    assert [c.skipped != "" for c in result.cases] == [False, True]
-    assert result.passed
+    assert [c.passed for c in result.cases] == [True, False]
+    assert not result.passed
+    assert result.first_failure() == (
+        "case b2: does not fit the model: input 'x' axis 0 is static 1 in the model, 2 in the golden case "
+        "(record the golden set with batch sizes the model accepts)"
+    )
 
 
 def test_corrupt_golden_is_a_clear_error(tmp_path):
     make_or_load_golden(demo_model(), tmp_path / "g", batch_sizes=[1])
     (tmp_path / "g" / "b1.outputs.npz").write_bytes(b"garbage")
-    with pytest.raises(GoldenError, match="b1.outputs.npz: missing or corrupt"):
+    with pytest.raises(GoldenError, match="b1.outputs.npz: golden outputs is not a readable .npz file"):
         load_golden(tmp_path / "g")
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
+
 from graphkit.console import print_json
+from graphkit.errors import FieldValueError, GraphkitError
 from graphkit.golden import load_golden, make_or_load_golden
 from graphkit.model import load_user_model
 from graphkit.validate import Tolerance, Tolerances
@@ -12,16 +15,25 @@ HELP = "record golden inputs/outputs for a model (make) or describe a golden set
 
 
 def parse_ints(text: str) -> list[int]:
-    """'1,2,4' -> [1, 2, 4]."""
-    return [int(x) for x in text.split(",") if x.strip()]
+    """'1,2,4' -> [1, 2, 4]; anything else is an argparse error (exit 2)."""
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from exc
 
 
 def parse_dims(items: list[str]) -> dict[str, int]:
-    """['batch=2', 'H=64'] -> {'batch': 2, 'H': 64}."""
+    """['N=2', 'H=64'] -> {'N': 2, 'H': 64}; a malformed item is a GraphkitError naming it."""
     dims = {}
     for item in items:
-        key, _, value = item.partition("=")
-        dims[key] = int(value)
+        key, sep, value = item.partition("=")
+        try:
+            size = int(value)
+        except ValueError:
+            size = None
+        if not sep or not key.strip() or size is None:
+            raise GraphkitError(f"--dim {item}: expected NAME=SIZE with an integer SIZE")
+        dims[key.strip()] = size
     return dims
 
 
@@ -30,11 +42,23 @@ def add_arguments(parser):
     make = sub.add_parser("make", help="run MODEL with onnxruntime on seeded inputs and record the outputs")
     make.add_argument("model", help="the source ONNX model")
     make.add_argument("-o", "--output", required=True, metavar="DIR", help="golden folder to write (or reuse)")
-    make.add_argument("--batch-sizes", type=parse_ints, default=[1], help="comma-separated batch sizes (default 1)")
-    make.add_argument("--seed", type=int, default=0, help="input seed (default 0)")
-    make.add_argument("--dim", action="append", default=[], metavar="NAME=N", help="size of a symbolic dim")
-    make.add_argument("--atol", type=float, default=None, help="default absolute tolerance stored in the manifest")
-    make.add_argument("--rtol", type=float, default=None, help="default relative tolerance stored in the manifest")
+    make.add_argument(
+        "--batch-sizes", type=parse_ints, default=[1], help="comma-separated batch sizes, each >= 1 (default 1)"
+    )
+    make.add_argument("--seed", type=int, default=0, help="input seed, >= 0 (default 0)")
+    make.add_argument(
+        "--dim",
+        action="append",
+        default=[],
+        metavar="NAME=N",
+        help="size (>= 1) of a symbolic input dim other than the batch",
+    )
+    make.add_argument(
+        "--atol", type=float, default=None, help="default absolute tolerance stored in the manifest (>= 0)"
+    )
+    make.add_argument(
+        "--rtol", type=float, default=None, help="default relative tolerance stored in the manifest (>= 0)"
+    )
     make.add_argument("--regenerate", action="store_true", help="overwrite a golden set made for something else")
     make.add_argument("--json", action="store_true", help="print the manifest as JSON")
     show = sub.add_parser("show", help="print a golden set's manifest")
@@ -46,17 +70,22 @@ def run(args) -> int:
     if args.golden_command == "show":
         golden = load_golden(args.directory)
     else:
-        model = load_user_model(args.model)
+        dims = parse_dims(args.dim)
         default = Tolerance()
-        tolerance = Tolerance(
-            atol=default.atol if args.atol is None else args.atol, rtol=default.rtol if args.rtol is None else args.rtol
-        )
+        try:
+            tolerance = Tolerance(
+                atol=default.atol if args.atol is None else args.atol,
+                rtol=default.rtol if args.rtol is None else args.rtol,
+            )
+        except FieldValueError as exc:
+            raise GraphkitError(f"--{exc.key}: {exc.reason}") from exc
+        model = load_user_model(args.model)
         golden, reused = make_or_load_golden(
             model,
             args.output,
             batch_sizes=args.batch_sizes,
             seed=args.seed,
-            dims=parse_dims(args.dim),
+            dims=dims,
             tolerances=Tolerances(tolerance),
             regenerate=args.regenerate,
         )

@@ -56,6 +56,15 @@ def parse_dims(items: list[str] | None) -> dict[str, int]:
 
 
 def run(args) -> int:
+    from graphkit.errors import FieldValueError
+    from graphkit.validate import check_tolerance_value
+
+    for flag, value in (("--atol", args.atol), ("--rtol", args.rtol)):
+        try:
+            if value is not None:
+                check_tolerance_value(flag, value)
+        except FieldValueError as exc:
+            raise InputError(str(exc)) from exc
     dims = parse_dims(args.dims)
     a = load_user_model(args.model_a)
     b = load_user_model(args.model_b)

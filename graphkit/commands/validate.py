@@ -3,27 +3,35 @@
 from __future__ import annotations
 
 from graphkit.console import print_json
-from graphkit.errors import GraphkitError
+from graphkit.errors import FieldValueError, GraphkitError
 from graphkit.golden import load_golden, validate_against_golden
 from graphkit.model import load_user_model
 from graphkit.validate import Tolerance, Tolerances
 
 NAME = "validate"
 HELP = "run MODEL on a golden set's inputs (onnxruntime, optimizations off) and compare outputs"
-DESCRIPTION = HELP + "\n\nExit codes: 0 all outputs within tolerance, 1 mismatch, 2 bad input."
+DESCRIPTION = (
+    HELP + "\n\nEvery golden case must run and match: a case the model cannot run (onnxruntime error,"
+    "\ninputs that do not fit, a missing output) fails. NaN must meet NaN and inf the same inf."
+    "\n\nExit codes: 0 all outputs within tolerance, 1 mismatch or a case that cannot run, 2 bad input."
+)
 
 
 def add_arguments(parser):
     parser.add_argument("model", help="the ONNX model to check")
     parser.add_argument("--golden", required=True, metavar="DIR", help="golden folder (from 'graphkit golden make')")
-    parser.add_argument("--atol", type=float, default=None, help="absolute tolerance (default: the manifest's)")
-    parser.add_argument("--rtol", type=float, default=None, help="relative tolerance (default: the manifest's)")
+    parser.add_argument(
+        "--atol", type=float, default=None, help="absolute tolerance, finite and >= 0 (default: the manifest's)"
+    )
+    parser.add_argument(
+        "--rtol", type=float, default=None, help="relative tolerance, finite and >= 0 (default: the manifest's)"
+    )
     parser.add_argument(
         "--output-tol",
         action="append",
         default=[],
         metavar="NAME:ATOL:RTOL",
-        help="per-output tolerance override (repeatable)",
+        help="per-output tolerance override (repeatable); NAME must be an output of the golden set",
     )
     parser.add_argument("--json", action="store_true", help="print the comparison as JSON")
 
@@ -32,28 +40,48 @@ def parse_output_tol(item: str) -> tuple[str, Tolerance]:
     """'mask:1e-4:1e-3' -> ('mask', Tolerance(1e-4, 1e-3))."""
     try:
         name, atol, rtol = item.rsplit(":", 2)
-        return name, Tolerance(float(atol), float(rtol))
+        values = float(atol), float(rtol)
     except ValueError as exc:
         raise GraphkitError(f"--output-tol {item}: expected NAME:ATOL:RTOL") from exc
+    if not name:
+        raise GraphkitError(f"--output-tol {item}: the output NAME is empty")
+    try:
+        return name, Tolerance(*values)
+    except FieldValueError as exc:
+        raise GraphkitError(f"--output-tol {item}: {exc.key} {exc.reason}") from exc
+
+
+def tolerances_from_args(base: Tolerances, atol: float | None, rtol: float | None, output_tol: list[str]) -> Tolerances:
+    """``base`` with the command line's --atol/--rtol/--output-tol applied (each checked)."""
+    try:
+        default = Tolerance(
+            atol=base.default.atol if atol is None else atol,
+            rtol=base.default.rtol if rtol is None else rtol,
+            argmax_axis=base.default.argmax_axis,
+            min_argmax_agreement=base.default.min_argmax_agreement,
+        )
+    except FieldValueError as exc:
+        raise GraphkitError(f"--{exc.key}: {exc.reason}") from exc
+    outputs = dict(base.outputs)
+    for item in output_tol:
+        name, tol = parse_output_tol(item)
+        kept = outputs.get(name, default)  # the argmax check of the output stays
+        outputs[name] = Tolerance(tol.atol, tol.rtol, kept.argmax_axis, kept.min_argmax_agreement)
+    return Tolerances(default, outputs)
 
 
 def run(args) -> int:
     golden = load_golden(args.golden)
     model = load_user_model(args.model)
-    tolerances = golden.tolerances
-    default = Tolerance(
-        atol=tolerances.default.atol if args.atol is None else args.atol,
-        rtol=tolerances.default.rtol if args.rtol is None else args.rtol,
-    )
-    outputs = dict(tolerances.outputs)
-    outputs.update(parse_output_tol(item) for item in args.output_tol)
-    result = validate_against_golden(model, golden, Tolerances(default, outputs))
+    tolerances = tolerances_from_args(golden.tolerances, args.atol, args.rtol, args.output_tol)
+    tolerances.check_outputs(golden.output_ranks(), "--output-tol")
+    result = validate_against_golden(model, golden, tolerances)
     if args.json:
         print_json(result.to_dict())
     else:
         for case in result.cases:
-            if case.comparison is None:
-                print(f"case {case.label}: skipped ({case.skipped})")
+            if case.error:
+                print(f"case {case.label}: FAILED ({case.error})")
                 continue
             for out in case.comparison.outputs:
                 print(f"case {case.label}: {out.describe()}")

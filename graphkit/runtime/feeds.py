@@ -1,13 +1,25 @@
-"""Graph input specifications and seeded random feeds."""
+"""Graph input specifications, seeded random feeds, and reading input arrays from .npz files.
+
+Sizes are checked before anything is allocated: a dim must be a positive integer (a declared
+dim <= 0 is invalid, not symbolic), and inputs whose total size exceeds the memory available
+here are refused with a line that gives the size.
+"""
 
 from __future__ import annotations
 
+import math
+import os
+import zipfile
 from collections.abc import Mapping
+from pathlib import Path
 
 import numpy as np
 import onnx
 
-from graphkit.errors import InputError
+from graphkit.errors import InputError, one_line
+
+# numpy's deflate ratio ceiling: a member cannot honestly expand more than this
+_MAX_DEFLATE_RATIO = 1100
 
 
 def graph_inputs(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
@@ -22,24 +34,49 @@ def input_dims(value: onnx.ValueInfoProto) -> list[int | str | None]:
 
 
 def np_dtype(value: onnx.ValueInfoProto) -> np.dtype:
-    """The numpy dtype of a tensor value."""
-    return np.dtype(onnx.helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type))
+    """The numpy dtype of a tensor value; InputError for a non-tensor or untyped input."""
+    if not value.type.HasField("tensor_type") or not value.type.tensor_type.elem_type:
+        raise InputError(f"input '{value.name}' is not a typed tensor; cannot make data for it")
+    try:
+        return np.dtype(onnx.helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"input '{value.name}': unsupported element type {value.type.tensor_type.elem_type}") from exc
+
+
+def symbolic_dim_names(model: onnx.ModelProto) -> set[str]:
+    """Every name a symbolic input dim can be given by: its dim_param, ``<input>:<axis>``, ``batch``."""
+    names = {"batch"}
+    for value in graph_inputs(model):
+        for axis, dim in enumerate(input_dims(value)):
+            if not isinstance(dim, int):
+                names.add(f"{value.name}:{axis}")
+                if dim:
+                    names.add(dim)
+    return names
 
 
 def resolve_shape(value: onnx.ValueInfoProto, dims: Mapping[str, int]) -> tuple[int, ...]:
     """Concrete shape of ``value`` with symbolic dims taken from ``dims``.
 
     A dim named in ``dims`` by its position (``"<input>:<axis>"``) or by its name is replaced;
-    an unnamed unknown dim of axis 0 uses ``dims["batch"]`` when given.
+    an unnamed unknown dim of axis 0 uses ``dims["batch"]`` when given. A static dim <= 0, or a
+    given size that is not an integer >= 1, is an InputError.
     """
     shape = []
     for axis, dim in enumerate(input_dims(value)):
-        if isinstance(dim, int) and dim > 0:
+        if isinstance(dim, int):
+            if dim <= 0:
+                raise InputError(f"input '{value.name}' axis {axis} is declared with size {dim}; sizes must be >= 1")
             shape.append(dim)
             continue
         for key in (f"{value.name}:{axis}", dim, "batch" if axis == 0 else None):
             if key is not None and key in dims:
-                shape.append(int(dims[key]))
+                size = dims[key]
+                if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+                    raise InputError(
+                        f"dim '{key}' (input '{value.name}' axis {axis}) must be an integer >= 1, got {size!r}"
+                    )
+                shape.append(int(size))
                 break
         else:
             raise InputError(
@@ -48,13 +85,60 @@ def resolve_shape(value: onnx.ValueInfoProto, dims: Mapping[str, int]) -> tuple[
     return tuple(shape)
 
 
+def available_memory() -> int:
+    """Bytes of memory available to allocate here (MemAvailable, else physical memory)."""
+    try:
+        with open("/proc/meminfo") as info:
+            for line in info:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):
+        return 2**63
+
+
+def check_allocatable(shapes: Mapping[str, tuple[int, ...]], dtypes: Mapping[str, np.dtype], what: str) -> int:
+    """The bytes the arrays of ``shapes`` need; InputError giving the size when it exceeds the
+    memory available (float data is made as float32 first, counted too)."""
+    total = 0
+    for name, shape in shapes.items():
+        itemsize = np.dtype(dtypes[name]).itemsize
+        extra = 4 if np.dtype(dtypes[name]).kind == "f" and itemsize != 4 else 0
+        total += math.prod(shape) * (itemsize + extra)
+    limit = available_memory()
+    if total > limit:
+        sizes = ", ".join(f"'{n}' {list(s)}" for n, s in shapes.items())
+        raise InputError(
+            f"{what} need {_human(total)} ({sizes}) but only {_human(limit)} of memory is available; "
+            "give smaller dims or batch sizes"
+        )
+    return total
+
+
+def _human(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if value < 1024 or unit == "PiB":
+            return f"{value:.1f} {unit}" if unit != "B" else f"{size} B"
+        value /= 1024
+    return f"{size} B"  # pragma: no cover
+
+
 def random_feeds(model: onnx.ModelProto, seed: int = 0, dims: Mapping[str, int] | None = None) -> dict[str, np.ndarray]:
     """Seeded random inputs for every graph input: floats ~ N(0,1), ints in [0, 4), bools."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InputError(f"seed must be an integer >= 0, got {seed!r}")
+    values = graph_inputs(model)
+    shapes = {v.name: resolve_shape(v, dims or {}) for v in values}
+    dtypes = {v.name: np_dtype(v) for v in values}
+    check_allocatable(shapes, dtypes, "the random inputs")
     rng = np.random.default_rng(seed)
     feeds = {}
-    for value in graph_inputs(model):
-        shape = resolve_shape(value, dims or {})
-        dtype = np_dtype(value)
+    for value in values:
+        shape, dtype = shapes[value.name], dtypes[value.name]
         if dtype.kind == "f":
             feeds[value.name] = rng.standard_normal(shape).astype(dtype)
         elif dtype.kind in "iu":
@@ -64,3 +148,71 @@ def random_feeds(model: onnx.ModelProto, seed: int = 0, dims: Mapping[str, int] 
         else:
             raise InputError(f"input '{value.name}': cannot generate random data of type {dtype}")
     return feeds
+
+
+def load_npz(path: str | os.PathLike, what: str = "arrays file") -> dict[str, np.ndarray]:
+    """The arrays of an ``.npz`` file by name; InputError names the file when it is missing,
+    not an npz (an ``.npy`` included), truncated or corrupt, holds pickled objects, or declares
+    sizes its bytes cannot hold (checked before anything is allocated)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file" if not path.exists() else f"{path}: not a regular file")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            arrays = {}
+            for info in archive.infolist():
+                if not info.filename.endswith(".npy"):
+                    raise InputError(f"{path}: not a numpy .npz file (member '{info.filename}')")
+                arrays[info.filename[: -len(".npy")]] = _read_member(archive, info, path)
+            return arrays
+    except InputError:
+        raise
+    except zipfile.BadZipFile as exc:
+        kind = "an .npy file, not an .npz" if _is_npy(path) else "not a readable .npz file"
+        raise InputError(f"{path}: {what} is {kind} ({one_line(exc, 120)})") from exc
+    except (OSError, ValueError, EOFError, SyntaxError, KeyError, zipfile.LargeZipFile, RuntimeError) as exc:
+        raise InputError(
+            f"{path}: {what} is truncated or corrupt ({exc.__class__.__name__}: {one_line(exc, 120)})"
+        ) from exc
+
+
+def _is_npy(path: Path) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(6) == b"\x93NUMPY"
+    except OSError:
+        return False
+
+
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path) -> np.ndarray:
+    from numpy.lib import format as npformat
+
+    if info.compress_type == zipfile.ZIP_STORED:
+        if info.file_size != info.compress_size:
+            raise InputError(f"{path}: member '{info.filename}' declares inconsistent sizes")
+    elif info.file_size > _MAX_DEFLATE_RATIO * max(info.compress_size, 1):
+        raise InputError(f"{path}: member '{info.filename}' claims an impossible uncompressed size")
+    with archive.open(info) as member:
+        version = npformat.read_magic(member)
+        if version == (1, 0):
+            shape, fortran, dtype = npformat.read_array_header_1_0(member)
+        else:
+            shape, fortran, dtype = npformat.read_array_header_2_0(member)
+        if dtype.hasobject:
+            raise InputError(f"{path}: member '{info.filename}' holds Python objects (refused: not plain arrays)")
+        header = member.tell()
+        need = math.prod(shape) * dtype.itemsize
+        if need != info.file_size - header:
+            raise InputError(
+                f"{path}: member '{info.filename}' declares {list(shape)} {dtype} ({need} bytes) "
+                f"but holds {info.file_size - header} bytes (truncated or corrupt)"
+            )
+        raw = np.empty(need, dtype=np.uint8)
+        view, filled = memoryview(raw), 0
+        while filled < need:
+            count = member.readinto(view[filled:])
+            if not count:
+                raise InputError(f"{path}: member '{info.filename}' is truncated")
+            filled += count
+    array = raw.view(dtype) if dtype.itemsize else np.empty(0, dtype)
+    return array.reshape(shape[::-1]).transpose() if fortran else array.reshape(shape)
