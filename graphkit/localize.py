@@ -32,7 +32,7 @@ import onnx
 
 from graphkit.console import format_table, progress
 from graphkit.diff import ModelDiff, diff_models
-from graphkit.errors import GoldenError, InputError, PassError, RuntimeLoadError, one_line, printable
+from graphkit.errors import GoldenError, InputError, PassError, RuntimeLoadError, printable
 from graphkit.model import infer_shapes
 from graphkit.runtime.ort import cannot_load_message, create_session, run_session
 
