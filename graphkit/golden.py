@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from graphkit.errors import GoldenError, GraphkitError, InputError, one_line
+from graphkit.errors import GoldenError, GraphkitError, InputError, RuntimeLoadError, one_line
 from graphkit.model import content_hash
 from graphkit.runtime.feeds import (
     check_allocatable,
@@ -43,7 +43,7 @@ from graphkit.runtime.feeds import (
     resolve_shape,
     symbolic_dim_names,
 )
-from graphkit.runtime.ort import create_session, run_session
+from graphkit.runtime.ort import create_session, ort_reason, run_session
 from graphkit.typed import from_mapping, to_mapping
 from graphkit.validate import Comparison, Tolerances, compare_outputs
 
@@ -537,7 +537,11 @@ def validate_against_golden(
     try:
         session = create_session(model, threads=threads)
     except Exception as exc:  # onnxruntime raises its own exception types
-        error = f"onnxruntime cannot load the model: {ort_error_text(exc)}"
+        error = (
+            ort_error_text(exc)
+            if isinstance(exc, RuntimeLoadError)
+            else f"onnxruntime cannot load the model: {ort_error_text(exc)}"
+        )
         return GoldenValidation([CaseResult(case.label, error=error) for case in cases])
     model_inputs = {i.name: i for i in session.get_inputs()}
     results = []
@@ -556,14 +560,14 @@ def validate_against_golden(
 
 
 def ort_error_text(error: BaseException, limit: int = 300) -> str:
-    """An onnxruntime error on one line without its noise: colour codes, the error-code prefix,
-    source paths and C++ signatures ("Input shape:{2,8,16,16}, requested shape:{1,2048}" stays)."""
-    source = error.__cause__ if isinstance(error, GraphkitError) and error.__cause__ else error  # untruncated
-    text = re.sub(r"\x1b\[[0-9;]*m", "", " ".join(str(source).split()))
-    text = text.replace("onnxruntime rejected the inputs: ", "")
+    """An onnxruntime error on one line without its noise (see ``runtime.ort.ort_reason``), also
+    without graphkit's own wrapping ("Input shape:{2,8,16,16}, requested shape:{1,2048}" stays)."""
+    if isinstance(error, RuntimeLoadError):
+        text = str(error)  # already cleaned, with the custom-domain note
+    else:
+        source = error.__cause__ if isinstance(error, GraphkitError) and error.__cause__ else error  # untruncated
+        text = ort_reason(source, limit=10 * limit)
     text = re.sub(r"\[ONNXRuntimeError\] : \d+ : \w+ : ", "", text)
-    text = re.sub(r"/onnxruntime_src/\S+:\d+ ", "", text)
-    text = re.sub(r"onnxruntime::[\w:~<>]+\([^()]*(?:\([^()]*\)[^()]*)*\) ", "", text)
     return text[:limit] or error.__class__.__name__
 
 

@@ -349,7 +349,7 @@ def test_a_pass_emitting_an_op_onnxruntime_cannot_run_is_rolled_back_with_the_re
     )
     result = cli("apply", tmp_path / "p.yaml")
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert "pass 'relu-to-custom-op': onnxruntime cannot load the model" in result.stderr
+    assert "pass 'relu-to-custom-op' failed validation: case b1: onnxruntime cannot load the model" in result.stderr
     assert "custom-domain ops com.example::MyRelu are valid ONNX but need an onnxruntime kernel" in result.stderr
     assert not (tmp_path / "run" / "model.onnx").exists()
 
