@@ -174,7 +174,7 @@ def measure_batch(
 
 def measure_perf(
     model: str | os.PathLike | Any,
-    batch_sizes: Sequence[int] = (1,),
+    batch_sizes: Sequence[int] | None = None,
     loop: int = 10,
     warmup: int = 1,
     backend: str = "ort",
@@ -186,6 +186,7 @@ def measure_perf(
 ) -> dict[str, Any]:
     """Throughput and latency of ``model`` per batch size (see the module doc for the schema).
 
+    ``batch_sizes`` None: the model's static batch, else 1 (as ais_bench runs an OM at its batch).
     ``ais_batchsize`` is ais_bench's ``--batchsize``: it replaces ``batch_sizes``; a model with a
     static batch runs at that batch and ``ais_batchsize`` only feeds the throughput figure.
     """
@@ -195,7 +196,7 @@ def measure_perf(
         batch_sizes = [ais_batchsize]
     if loop < 1 or warmup < 0:
         raise InputError(f"loop must be >= 1 and warmup >= 0 (got loop={loop}, warmup={warmup})")
-    if not batch_sizes or any(b < 1 for b in batch_sizes):
+    if batch_sizes is not None and (not batch_sizes or any(b < 1 for b in batch_sizes)):
         raise InputError(f"batch sizes must be positive integers, got {list(batch_sizes)}")
     created = time.perf_counter()
     session = open_backend(backend, model, **(backend_options or {}))
@@ -213,6 +214,8 @@ def measure_perf(
     rng = np.random.default_rng(seed)
     with session:
         fixed = static_batch(session)
+        if batch_sizes is None:
+            batch_sizes = [fixed or 1]
         for batch in batch_sizes:
             if ais_batchsize is not None and fixed is not None:
                 batch = fixed  # ais_bench: the OM's batch runs; --batchsize only feeds the throughput

@@ -37,7 +37,9 @@ def _int_list(text: str) -> list[int]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
-    parser.add_argument("--batch-sizes", type=_int_list, help="comma-separated batch sizes (library default: 1)")
+    parser.add_argument(
+        "--batch-sizes", type=_int_list, help="comma-separated batch sizes (default: the model's static batch, else 1)"
+    )
     parser.add_argument("--loop", type=int, help="timed runs per batch size (library default: 10)")
     parser.add_argument(
         "--warmup", "--warmup_count", dest="warmup", type=int, help="untimed runs before timing (library default: 1)"
