@@ -59,8 +59,10 @@ PATH_FIELDS = ("fusion_switch_file", "insert_op_conf", "keep_dtype", "customize_
 # ATC --input_format values for ONNX models: NCHW (default), NCDHW, ND. NHWC is TensorFlow's.
 # Source: hiascend.com ATC reference, "--input_format" (canncommercial/800 atlasatcparam_16_0015).
 ONNX_INPUT_FORMATS = ("NCHW", "NCDHW", "ND")
-# --precision_mode values; ATC's default is force_fp16 for inference.
-# Source: hiascend.com ATC reference, "--precision_mode" (atlasatc_16_0099 and its versions).
+# --precision_mode values; ATC's default is force_fp16. Source: hiascend.com ATC reference
+# "--precision_mode" (zh/canncommercial/62RC1/inferapplicationdev/atctool/atctool_000092.html:
+# "参数默认值:force_fp16"; 5046 atlasatc_16_0086 for the values); the bf16 values and
+# cube_fp16in_fp32out come from later CANN versions (MindSpore's precision_mode page lists them).
 PRECISION_MODES = (
     "force_fp16",
     "force_fp32",
@@ -79,8 +81,8 @@ PRECISION_MODES_V2 = ("fp16", "origin", "cube_fp16in_fp32out", "mixed_float16", 
 # --op_select_implmode values, the *_for_all ones included.
 # Source: hiascend.com ATC reference, "--op_select_implmode" (canncommercial/800 atlasatcparam_16_0072).
 IMPL_MODES = ("high_performance", "high_precision", "high_performance_for_all", "high_precision_for_all")
-# --output_type data types. Source: hiascend.com ATC reference "--output_type" (FP32, FP16, UINT8);
-# INT8 is not listed there and is refused.
+# --output_type data types FP32, FP16, UINT8: from the hiascend.com ATC reference "--output_type"
+# as remembered; the page was not found by this branch's searches: unverified here.
 OUTPUT_TYPES = ("FP32", "FP16", "UINT8")
 # Characters that can end a shell comment line or a command when they reach a generated script.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -197,8 +199,9 @@ class AtcSpec:
                 f"{where}: precision_mode and precision_mode_v2 cannot be given together (ATC refuses both)"
             )
         if self.optypelist_for_implmode and not self.op_select_implmode:
-            # Source: hiascend.com "--op_precision_mode" (ATC reads --optypelist_for_implmode only
-            # after a high_xxx --op_select_implmode).
+            # Source: hiascend.com "--precision_mode" (5046 atlasatc_16_0086) and "--op_precision_mode"
+            # (en/canncommercial/800 atlasatcparam_16_0070): --optypelist_for_implmode is read only
+            # after a high_xxx (not *_for_all) --op_select_implmode.
             raise SpecError(f"{where}.optypelist_for_implmode: needs op_select_implmode")
         if self.optypelist_for_implmode and self.op_select_implmode.endswith("_for_all"):
             raise SpecError(
