@@ -281,6 +281,15 @@ def plan_batches(
                     f"input {file}: {got} bytes do not fit input '{info.name}' {list(shape)}: "
                     f"{per_batch} file(s) per batch need {expected} bytes each ({info.dtype})"
                 )
+    stems: dict[str, Path] = {}
+    for file in file_lists[0]:
+        other = stems.setdefault(output_stem(file), file)
+        if other != file:
+            # ais_bench would silently overwrite one sample's outputs with the other's.
+            raise InputError(
+                f"input files {other.name} and {file.name} both give outputs named '{output_stem(file)}_<k>' "
+                "(names are the part before the first dot); rename one"
+            )
     total = len(file_lists[0])
     batches = []
     for b, start in enumerate(range(0, total, per_batch)):
@@ -437,8 +446,11 @@ def infer_files(
         target = out_root / output_dirname if out_root is not None else None
         staging = None
         if out_root is not None:
-            out_root.mkdir(parents=True, exist_ok=True)
-            staging = Path(tempfile.mkdtemp(prefix=f".{output_dirname}.partial-", dir=out_root))
+            try:
+                out_root.mkdir(parents=True, exist_ok=True)
+                staging = Path(tempfile.mkdtemp(prefix=f".{output_dirname}.partial-", dir=out_root))
+            except OSError as exc:
+                raise InputError(f"--output {out_root}: cannot write there ({exc.strerror or exc})") from exc
         try:
             timing = run_batches(
                 session, plan, staging, outfmt, loop, output_batchsize_axis, pure_data_type, on_batch=on_batch
@@ -447,9 +459,12 @@ def infer_files(
             if staging is not None:
                 if sumary_json:
                     write_text_atomic(staging / "sumary.json", json.dumps(summary, indent=2) + "\n")
-                target.mkdir(exist_ok=True)
-                for item in staging.iterdir():
-                    os.replace(item, target / item.name)  # a rerun overwrites files of the same name
+                try:
+                    target.mkdir(exist_ok=True)
+                    for item in staging.iterdir():
+                        os.replace(item, target / item.name)  # a rerun overwrites files of the same name
+                except OSError as exc:
+                    raise InputError(f"output folder {target}: cannot write there ({exc.strerror or exc})") from exc
         finally:
             if staging is not None:
                 shutil.rmtree(staging, ignore_errors=True)

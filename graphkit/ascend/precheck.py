@@ -19,7 +19,7 @@ Rules (ids):
 - ``zero-sized-dim``: a tensor with a 0-sized dim.
 - ``avgpool-kernel`` (perf): AveragePool kernel over 255 in a dim or kh*kw over 256 (AI CPU).
 - ``reflect-pad`` (perf): Pad mode reflect (supported, slow).
-- ``pad-constant``: Pad constant mode with a constant_value other than 0.
+- ``pad-constant``: Pad constant mode with a constant_value other than 0 (warning, unverified).
 - ``symbolic-dim``: symbolic dims other than the batch (dim 0) on graph inputs/outputs.
 - ``input-shape``: graph inputs the planned ``--input_shape`` does not cover or cannot fix.
 - ``static-batch``: a static batch dim while other batch sizes are planned.
@@ -394,8 +394,10 @@ def _pad_rules(node, node_name, opset, shapes, producers, consumers, constants):
             "make the pad value a constant 0",
         )
     elif value not in (None, 0, 0.0):
+        # A warning, not an error, while no public source for the rule is found: graphkit's own
+        # fold-shapes pass turns Concat(ones, X) into Pad(constant_value=1.0) (the wseg pipeline).
         yield Finding(
-            "error",
+            "warning",
             "pad-constant",
             node_name,
             node.op_type,

@@ -7,6 +7,7 @@ import sys
 
 from graphkit.commands.infer import add_model_arguments, check_device, model_from_args
 from graphkit.console import format_table, print_json
+from graphkit.errors import InputError
 from graphkit.perf import TABLE_HEADERS, default_output_dir, measure_perf, table_rows, time_key, write_perf_report
 
 NAME = "perf"
@@ -58,6 +59,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     model = model_from_args(args)
+    if args.batchsize is not None and args.batch_sizes is not None:
+        raise InputError("give --batch-sizes (graphkit) or --batchsize (ais_bench), not both")
     backend = args.backend or "ort"
     check_device(args.device, backend)
     options = {
