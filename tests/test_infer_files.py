@@ -310,6 +310,8 @@ def test_cli_infer(tmp_path):
         (["--outputSize", "10,a"], "--outputSize"),
         (["--output_dirname", "d"], "--output_dirname needs --output"),
         (["--model", "other.onnx"], "two models given"),
+        (["--outfmt", "XML"], "argument --outfmt: invalid choice"),
+        (["--debug", "maybe"], "is not a boolean"),
     ],
 )
 def test_cli_flags_it_cannot_honour_are_one_line_exit_2(tmp_path, flags, message):

@@ -10,6 +10,7 @@ from graphkit.ascend.build import build_plan
 from graphkit.ascend.commands import check_input_names, plan_commands, write_plan
 from graphkit.ascend.precheck import precheck
 from graphkit.ascend.spec import IMPL_MODES, ONNX_INPUT_FORMATS, PRECISION_MODES, PRECISION_MODES_V2, AtcSpec
+from graphkit.commands.infer import one_line_errors
 from graphkit.console import format_table, print_json
 from graphkit.model import load_model
 from graphkit.typed import from_mapping
@@ -31,6 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     commands = sub.add_parser("commands", help="write the ATC command script and manifest")
     build = sub.add_parser("build", help="write the commands, then run ATC when it is on PATH")
     for action in (check, commands, build):
+        one_line_errors(action)
         action.add_argument("model", metavar="MODEL", help="the ONNX model")
         action.add_argument("--soc", dest="soc_version", help="--soc_version (library default: Ascend310P3)")
         action.add_argument("--cann", help="CANN version, sets the accepted opset range (library default: 6.0)")

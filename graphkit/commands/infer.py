@@ -51,6 +51,16 @@ def str2bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"'{text}' is not a boolean (true, 1, false, 0)")
 
 
+def one_line_errors(parser: argparse.ArgumentParser) -> None:
+    """Make ``parser``'s own errors (bad value, bad choice) one ``graphkit: error:`` line, exit 2."""
+
+    def error(message: str):
+        print(f"graphkit: error: {parser.prog.split()[-1]}: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+    parser.error = error
+
+
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """MODEL as a positional argument or ais_bench's --model/--om (also --model=M)."""
     parser.add_argument("model", metavar="MODEL", nargs="?", help="the model (or give it with --model)")
@@ -81,6 +91,7 @@ def check_device(device: int | None, backend: str) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    one_line_errors(parser)
     add_model_arguments(parser)
     parser.add_argument("--input", "-i", help="input folder(s) or file(s), comma-separated; none: pure inference")
     parser.add_argument("--output", "-o", help="output root folder (none: nothing is saved)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from graphkit.commands.infer import add_model_arguments, check_device, model_from_args
+from graphkit.commands.infer import add_model_arguments, check_device, model_from_args, one_line_errors
 from graphkit.console import format_table, print_json
 from graphkit.errors import InputError
 from graphkit.perf import TABLE_HEADERS, default_output_dir, measure_perf, table_rows, time_key, write_perf_report
@@ -37,6 +37,7 @@ def _int_list(text: str) -> list[int]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    one_line_errors(parser)
     add_model_arguments(parser)
     parser.add_argument(
         "--batch-sizes", type=_int_list, help="comma-separated batch sizes (default: the model's static batch, else 1)"
