@@ -174,6 +174,12 @@ def plan_commands(model: onnx.ModelProto, spec: AtcSpec, model_path: str | os.Pa
         warnings += check_dynamic_profiles(list(spec.dynamic_batch_sizes), spec.extra_args)
     planned = check_input_names(model, spec, model_path)
     graph_names = [v.name for v in graph_inputs(model)]
+    if spec.insert_op_conf and spec.input_fp16_nodes and len(graph_names) == 1:
+        # GE registry E10034: "Nodes (for example, %s) connected to AIPP must not be of type fp16."
+        raise SpecError(
+            f"input_fp16_nodes: '{graph_names[0]}' is the model's only input, which AIPP (insert_op_conf) feeds; "
+            "ATC refuses fp16 there (ATC: E10034)"
+        )
     if spec.dynamic_dims is not None:
         missing = [n for n in graph_names if n not in planned]
         if missing:

@@ -208,6 +208,12 @@ class AtcSpec:
                 f"{where}.optypelist_for_implmode: op_select_implmode {self.op_select_implmode} already applies to all "
                 "op types (ATC reads the list only with high_precision/high_performance)"
             )
+        if self.insert_op_conf is not None and self.input_format != "NCHW":
+            # Source: hiascend.com "--input_format": with --insert_op_conf it must be NCHW or NHWC
+            # (and NHWC is not an ONNX format).
+            raise SpecError(
+                f"{where}.input_format: insert_op_conf (AIPP) needs input_format NCHW, got {self.input_format}"
+            )
         if self.output_type is not None:
             _check_output_type(self.output_type, f"{where}.output_type")
         shapes = parse_input_shape(

@@ -141,7 +141,6 @@ def test_exact_command_lines_with_every_typed_option(clean_export, tmp_path, fak
         out_nodes=["/Resize:0"],
         output_type="FP16",
         precision_mode_v2="mixed_float16",
-        input_fp16_nodes=["image"],
         keep_dtype=str(keep),
         customize_dtypes=str(dtypes),
     )
@@ -164,7 +163,6 @@ def test_exact_command_lines_with_every_typed_option(clean_export, tmp_path, fak
         "--enable_small_channel=1",
         "--out_nodes=/Resize:0",
         "--output_type=FP16",
-        "--input_fp16_nodes=image",
         f"--keep_dtype={keep.resolve()}",
         f"--customize_dtypes={dtypes.resolve()}",
     ]
@@ -203,6 +201,7 @@ def test_dynamic_dims_command_and_matching_ais_bench_dymdims(tmp_path, fake_atc)
         ({"op_select_implmode": "high_precision_for_all", "optypelist_for_implmode": ["Pooling"]}, "already applies"),
         ({"input_format": "NHWC"}, "input_format"),
         ({"input_format": "NCDHW"}, None),
+        ({"input_format": "ND", "insert_op_conf": __file__}, "AIPP\\) needs input_format NCHW"),
         ({"output_type": "INT8"}, "output_type"),
         ({"output_type": "conv:0:FP16;fc:1:UINT8"}, None),
         ({"output_type": "conv:x:FP16"}, "output_type"),
@@ -226,6 +225,18 @@ def test_typed_options_are_checked_before_any_run(mapping, message):
         return
     with pytest.raises(SpecError, match=message):
         from_mapping(AtcSpec, mapping, "handoff.atc").validate("handoff.atc")
+
+
+def test_aipp_input_cannot_be_fp16(clean_export, tmp_path):
+    aipp = tmp_path / "aipp.cfg"
+    aipp.write_text("aipp_op {\n}\n")
+    spec = AtcSpec(insert_op_conf=str(aipp), input_fp16_nodes=["image"])
+    with pytest.raises(SpecError, match="E10034"):
+        plan_commands(load_model(clean_export), spec, clean_export)
+    plain = plan_commands(load_model(clean_export), AtcSpec(input_fp16_nodes=["image"]), clean_export)
+    assert plain.commands[0].args[-1] == "--input_fp16_nodes=image"
+    with pytest.raises(SpecError, match="'img' is not a graph input"):
+        plan_commands(load_model(clean_export), AtcSpec(input_fp16_nodes=["img"]), clean_export)
 
 
 def test_fusion_switch_file_forms(tmp_path):
