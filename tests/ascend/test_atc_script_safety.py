@@ -257,16 +257,25 @@ def test_fusion_switch_file_forms(tmp_path):
             read_fusion_switches(bad)
 
 
-def test_cli_unknown_input_shape_name_and_missing_fusion_file_are_exit_2(clean_export, tmp_path):
+def test_cli_unknown_input_shape_name_and_missing_fusion_file_are_exit_2(clean_export, tmp_path, capsys):
+    from types import SimpleNamespace
+
+    from graphkit.cli import main
+
+    def cli(*args):
+        code = main(["atc", *args])
+        captured = capsys.readouterr()
+        return SimpleNamespace(returncode=code, stdout=captured.out, stderr=captured.err)
+
     out = tmp_path / "out"
     for action in ("precheck", "commands"):
         extra = ["-o", str(out)] if action == "commands" else []
-        wrong = _cli(action, str(clean_export), *extra, "--input-shape", "images:1,3,8,8")
+        wrong = cli(action, str(clean_export), *extra, "--input-shape", "images:1,3,8,8")
         _one_line_exit_2(wrong, "'images' is not a graph input", "image")
-        missing = _cli(action, str(clean_export), *extra, "--fusion-switch-file", str(tmp_path / "nope.cfg"))
+        missing = cli(action, str(clean_export), *extra, "--fusion-switch-file", str(tmp_path / "nope.cfg"))
         _one_line_exit_2(missing, "fusion_switch_file", "nope.cfg: no such file")
     assert not out.exists()
-    both = _cli(
+    both = cli(
         "commands", str(clean_export), "-o", str(out), "--precision-mode", "force_fp16", "--precision-mode-v2", "fp16"
     )
     _one_line_exit_2(both, "cannot be given together")
