@@ -344,6 +344,7 @@ def type_sections(spec: PipelineSpec, origin: str) -> dict[str, Any]:
             from graphkit.ascend.spec import AtcSpec
 
             sections["atc"] = from_mapping(AtcSpec, spec.handoff.get("atc") or {}, "handoff.atc")
+            sections["atc"].validate("handoff.atc")  # every option checked before any pass runs
         if spec.eval:
             from graphkit.eval.spec import eval_spec_from_mapping
 

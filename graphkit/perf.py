@@ -1,22 +1,19 @@
-"""Pure-inference throughput and latency per batch size, in ais_bench's summary schema.
+"""Pure-inference throughput and latency per batch size, with ais_bench's summary keys.
 
 :func:`measure_perf` opens one backend session (its creation time is reported separately),
 then for each batch size runs ``warmup`` untimed calls and ``loop`` timed calls of
-``backend.run`` on fixed seeded inputs. Per batch size it reports::
+``backend.run`` on fixed seeded inputs. The timing keys keep ais_bench's meaning (source:
+Ascend/tools ais-bench_workload/tool/ais_bench/ais_bench/infer/summary.py and __main__.py):
 
-    {"batchsize": 4,
-     "NPU_compute_time": {"min", "max", "mean", "median", "percentile(99%)", "count"},  # ms
-     "H2D_latency": {...}, "D2H_latency": {...},
-     "throughput": 1000 * batchsize / mean,                                           # samples/s
-     "overhead": {"mean_ms", "percent"}}
+- device backends (ais_bench): ``NPU_compute_time`` from the session's execution time list,
+  ``H2D_latency``/``D2H_latency`` from its memory-copy times, plus ``host_wall_time``;
+- host backends (ort, torch): there is no device, so these keys are absent; ``host_run_time``
+  is the wall-clock time of one ``backend.run`` on the host (input/output handling included).
 
-``NPU_compute_time`` is the backend's device time when it reports one (ais_bench), otherwise
-the wall time of ``backend.run`` (host backends: the copies are inside it, so H2D/D2H are
-reported as zero with count 0). ``overhead`` is the time per iteration spent outside
-``backend.run`` (timer calls and bookkeeping); it should stay under 1 % of inference time.
-
-A model with a static batch runs only at that batch size; other sizes are listed under
-``skipped`` with the reason.
+Each result's ``measures`` says what each figure measures. ``throughput`` is ais_bench's
+formula, 1000 * batchsize / mean of the time key (:func:`time_key`). ``overhead`` is the time
+per iteration spent outside ``backend.run``; it should stay under 1 % of inference time. A model
+with a static batch runs only at that batch size; other sizes are listed under ``skipped``.
 """
 
 from __future__ import annotations
@@ -36,6 +33,50 @@ from graphkit.files import atomic_path, write_text_atomic
 from graphkit.runtime.backend import Backend, TensorInfo, open_backend
 
 STAT_KEYS = ("min", "max", "mean", "median", "percentile(99%)", "count")
+DEVICE_TIME_KEY = "NPU_compute_time"
+HOST_TIME_KEY = "host_run_time"
+MEASURES = {
+    DEVICE_TIME_KEY: "device compute time of one run, from the session's execution time list (ms; ais_bench)",
+    "H2D_latency": "host-to-device copy time per run, from the session's memory-copy times (ms; ais_bench)",
+    "D2H_latency": "device-to-host copy time per run, from the session's memory-copy times (ms; ais_bench)",
+    "host_wall_time": "wall-clock time of one backend run measured on the host (ms)",
+    HOST_TIME_KEY: "wall-clock time of one backend run on the host, input/output handling included (ms); no "
+    "device, so no NPU_compute_time and no H2D/D2H copies",
+    "throughput": "1000 * batchsize / mean of the time key (samples per second; ais_bench's formula)",
+}
+
+
+def time_key(result: dict) -> str:
+    """The key holding a result's timing statistics: NPU_compute_time (device) or host_run_time."""
+    return DEVICE_TIME_KEY if DEVICE_TIME_KEY in result else HOST_TIME_KEY
+
+
+def timing_summary(
+    batchsize: float,
+    host_ms: Sequence[float],
+    device_ms: Sequence[float] | None = None,
+    h2d_ms: Sequence[float] | None = None,
+    d2h_ms: Sequence[float] | None = None,
+) -> dict[str, Any]:
+    """ais_bench-style timing keys for one measurement, with ``measures`` saying what each is.
+
+    ``device_ms`` (one value per run) marks a device backend: then NPU_compute_time, H2D/D2H
+    (empty lists give ais_bench's zero statistics) and host_wall_time; otherwise host_run_time.
+    """
+    if device_ms is not None:
+        stats = latency_stats(device_ms)
+        result = {
+            DEVICE_TIME_KEY: stats,
+            "H2D_latency": latency_stats(h2d_ms or []),
+            "D2H_latency": latency_stats(d2h_ms or []),
+            "host_wall_time": latency_stats(host_ms),
+        }
+    else:
+        stats = latency_stats(host_ms)
+        result = {HOST_TIME_KEY: stats}
+    result["throughput"] = 1000.0 * batchsize / stats["mean"] if stats["mean"] > 0 else 0.0
+    result["measures"] = {key: MEASURES[key] for key in (*result, "throughput") if key in MEASURES}
+    return result
 
 
 def latency_stats(values_ms: Sequence[float]) -> dict[str, float]:
@@ -95,11 +136,18 @@ def measure_batch(
     batch: int,
     loop: int,
     warmup: int,
+    throughput_batch: int | None = None,
 ) -> dict[str, Any]:
-    """Time ``loop`` calls of ``backend.run(feeds)`` after ``warmup`` untimed ones."""
+    """Time ``loop`` calls of ``backend.run(feeds)`` after ``warmup`` untimed ones.
+
+    ``throughput_batch`` (ais_bench's --batchsize) replaces ``batch`` in the throughput figure.
+    """
     for _ in range(warmup):
         backend.run(feeds)
     device_time = getattr(backend, "device_time_ms", None)
+    memcpy = getattr(backend, "memcpy_times_ms", None)
+    if memcpy is not None:
+        memcpy()  # drop the warm-up copies
     run = backend.run
     clock = time.perf_counter_ns
     wall_ns = np.empty(loop, dtype=np.int64)
@@ -113,24 +161,20 @@ def measure_batch(
             device_ms.append(device_time())
     total_ns = clock() - start
     wall_ms = wall_ns / 1e6
-    compute = device_ms if device_ms and all(d is not None for d in device_ms) else wall_ms
-    stats = latency_stats(compute)
+    device = device_ms if device_ms and all(d is not None for d in device_ms) else None
+    h2d, d2h = memcpy() if (device is not None and memcpy is not None) else (None, None)
     overhead_ms = (total_ns - int(wall_ns.sum())) / 1e6 / loop
-    result = {
-        "batchsize": batch,
-        "NPU_compute_time": stats,
-        "H2D_latency": latency_stats([]),
-        "D2H_latency": latency_stats([]),
-        "throughput": 1000.0 * batch / stats["mean"] if stats["mean"] > 0 else 0.0,
-        "host_wall_time": latency_stats(wall_ms),
+    return {
+        "batchsize": throughput_batch or batch,
+        "model_batch": batch,
+        **timing_summary(throughput_batch or batch, wall_ms, device, h2d, d2h),
         "overhead": {"mean_ms": overhead_ms, "percent": 100.0 * overhead_ms / float(wall_ms.mean())},
     }
-    return result
 
 
 def measure_perf(
     model: str | os.PathLike | Any,
-    batch_sizes: Sequence[int] = (1,),
+    batch_sizes: Sequence[int] | None = None,
     loop: int = 10,
     warmup: int = 1,
     backend: str = "ort",
@@ -138,11 +182,21 @@ def measure_perf(
     input_size: Sequence[int] | None = None,
     seed: int = 0,
     on_batch: Callable[[dict], None] | None = None,
+    ais_batchsize: int | None = None,
 ) -> dict[str, Any]:
-    """Throughput and latency of ``model`` per batch size (see the module doc for the schema)."""
+    """Throughput and latency of ``model`` per batch size (see the module doc for the schema).
+
+    ``batch_sizes`` None: the model's static batch, else 1 (as ais_bench runs an OM at its batch).
+    ``ais_batchsize`` is ais_bench's ``--batchsize``: it replaces ``batch_sizes``; a model with a
+    static batch runs at that batch and ``ais_batchsize`` only feeds the throughput figure.
+    """
+    if ais_batchsize is not None:
+        if ais_batchsize < 1:
+            raise InputError(f"--batchsize {ais_batchsize}: must be >= 1")
+        batch_sizes = [ais_batchsize]
     if loop < 1 or warmup < 0:
         raise InputError(f"loop must be >= 1 and warmup >= 0 (got loop={loop}, warmup={warmup})")
-    if not batch_sizes or any(b < 1 for b in batch_sizes):
+    if batch_sizes is not None and (not batch_sizes or any(b < 1 for b in batch_sizes)):
         raise InputError(f"batch sizes must be positive integers, got {list(batch_sizes)}")
     created = time.perf_counter()
     session = open_backend(backend, model, **(backend_options or {}))
@@ -160,7 +214,11 @@ def measure_perf(
     rng = np.random.default_rng(seed)
     with session:
         fixed = static_batch(session)
+        if batch_sizes is None:
+            batch_sizes = [fixed or 1]
         for batch in batch_sizes:
+            if ais_batchsize is not None and fixed is not None:
+                batch = fixed  # ais_bench: the OM's batch runs; --batchsize only feeds the throughput
             if fixed is not None and batch != fixed:
                 report["skipped"].append(
                     {"batchsize": batch, "reason": f"the model has a static batch of {fixed}; only {fixed} runs"}
@@ -170,7 +228,7 @@ def measure_perf(
             for info in session.inputs:
                 shape = input_shape_for(info, batch, input_size)
                 feeds[info.name] = _random(rng, shape, info.dtype)
-            result = measure_batch(session, feeds, batch, loop, warmup)
+            result = measure_batch(session, feeds, batch, loop, warmup, ais_batchsize)
             result["input_shapes"] = {name: list(value.shape) for name, value in feeds.items()}
             report["results"].append(result)
             if on_batch is not None:
@@ -192,7 +250,7 @@ def table_rows(report: dict) -> list[tuple]:
     """Rows for the text table: batch, FPS, latency stats (ms), overhead %."""
     rows = []
     for r in report["results"]:
-        s = r["NPU_compute_time"]
+        s = r[time_key(r)]
         rows.append(
             (
                 r["batchsize"],
@@ -242,7 +300,7 @@ def plot_perf(report: dict, path: Path) -> Path:
 
     results = report["results"]
     batches = [r["batchsize"] for r in results]
-    stats = [r["NPU_compute_time"] for r in results]
+    stats = [r[time_key(r)] for r in results]
     figure, (fps_axes, latency_axes) = plt.subplots(1, 2, figsize=(10, 4))
     fps_axes.plot(batches, [r["throughput"] for r in results], marker="o")
     fps_axes.set_xlabel("batch size")

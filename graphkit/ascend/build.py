@@ -25,45 +25,49 @@ from graphkit.errors import ToolNotFoundError
 
 SUCCESS_MARKER = "ATC run success"
 
-# code -> (what it means, what to do). Meanings as given in public CANN/ModelZoo material.
+# code -> (what it means, what to do). Each meaning names its public source:
+# - GE registry: hicann/ge base/common/error_registry/error_registry.cc (ErrCode -> ErrMessage);
+# - op registry: the "Public Operator Errors" JSON registry of CANN's operator package (EZ codes),
+#   read through code search (repository not pinned);
+# - msit: Ascend msit's model_evaluation ATC error parser (AtcErr E19010/EZ9010/EZ0501/EZ3002/
+#   EZ3003 and their log patterns), read through code search (repository path not pinned).
+_PARSER_HINT = (
+    "an op type or domain this CANN cannot parse: run 'graphkit atc precheck', check the opset "
+    "('convert-opset') and replace custom-domain ops"
+)
 KNOWN_ERRORS: dict[str, tuple[str, str]] = {
-    "E19010": (
-        "no ONNX parser for an op",
-        "an op type or domain this CANN cannot parse: run 'graphkit atc precheck', check the opset "
-        "('convert-opset') and replace custom-domain ops",
-    ),
-    "EZ9010": (
-        "no ONNX parser for an op",
-        "an op type or domain this CANN cannot parse: run 'graphkit atc precheck', check the opset "
-        "('convert-opset') and replace custom-domain ops",
-    ),
+    # msit AtcErr.E19010 / EZ9010: the op has no parser (meaning from msit's parser; unverified
+    # against a registry entry).
+    "E19010": ("no ONNX parser for an op (per msit's ATC error parser)", _PARSER_HINT),
+    "EZ9010": ("no ONNX parser for an op (per msit's ATC error parser)", _PARSER_HINT),
+    # GE registry E16002: "No ONNX parser is registered for optype %s."
+    "E16002": ("no ONNX parser is registered for the op type", _PARSER_HINT),
+    # op registry EZ0501 and GE registry E10501: "IR for Op [%s, optype [%s]], is not registered."
     "EZ0501": (
-        "an op's IR check failed",
-        "an op's inputs or attributes do not match what this CANN registers for it; see the node named "
-        "in the log and run 'graphkit atc precheck'",
+        "the op type has no registered IR (operator prototype)",
+        "this CANN does not know the op type: replace it with supported ops, or check that ASCEND_OPP_PATH points "
+        "at the installed operator package; run 'graphkit atc precheck'",
     ),
+    # msit pattern: "Optype [%s] of Ops kernel [%s] is unsupported."
     "EZ3002": (
-        "op not supported by the selected kernel",
+        "op type not supported by the selected ops kernel",
         "the op's dtype/format/attributes are unsupported on this SoC; try precision_mode or rewrite the op "
         "(see the node named in the log)",
     ),
+    # msit pattern: "No supported Ops kernel and engine are found for [%s], optype [%s]."
     "EZ3003": (
-        "no kernel or engine supports an op",
+        "no ops kernel or engine supports the op",
         "the op has no implementation on this SoC/CANN; rewrite it into supported ops (see the node named in the log)",
     ),
+    # GE registry E10035: "... has %s profiles, which is less than the minimum %s."
     "E10035": (
-        "dynamic profile options conflict or are incomplete",
-        "give exactly one of --dynamic_batch_size/--dynamic_image_size/--dynamic_dims, with -1 only in "
-        "dim 0 of --input_shape",
+        "fewer dynamic profiles than the minimum",
+        "--dynamic_batch_size/--dynamic_image_size/--dynamic_dims need at least 2 profiles",
     ),
-    "E10036": (
-        "wrong number of dynamic profiles",
-        "--dynamic_batch_size needs 2 to 100 profiles",
-    ),
-    "E10039": (
-        "dynamic profile value out of range",
-        "each --dynamic_batch_size value must be unique and in 1..2048",
-    ),
+    # GE registry E10036: "... has %s profiles, which is greater than the maximum %s."
+    "E10036": ("more dynamic profiles than the maximum", "give at most 100 profiles"),
+    # GE registry E10039: "... have duplicate profiles."
+    "E10039": ("duplicate dynamic profiles", "make every profile unique"),
 }
 ERROR_CODE = re.compile(r"\b(E[0-9A-Z]\d{4})\b")
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import onnx
 
 from graphkit import __version__
-from graphkit.ascend.spec import AtcSpec, parse_input_shape
+from graphkit.ascend.spec import ATC_DEFAULT_PRECISION_MODE, AtcSpec, check_plain_text, parse_input_shape
 from graphkit.errors import SpecError
 from graphkit.files import write_text_atomic
 from graphkit.runtime.feeds import graph_inputs, input_dims, np_dtype
@@ -32,9 +32,16 @@ from graphkit.runtime.feeds import graph_inputs, input_dims, np_dtype
 SCRIPT_NAME = "atc_commands.sh"
 MANIFEST_NAME = "atc_manifest.json"
 MBATCH_INPUT = "ascend_mbatch_shape_data"  # extra input ATC adds to dynamic-batch OMs
+# --dynamic_batch_size: 2 to 100 profiles (E10035 below the minimum, E10036 above the maximum),
+# unique (E10039), each > 0 (E10038); 1..2048 is ATC's *recommendation* per profile, not a limit.
+# Sources: hiascend.com ATC reference "--dynamic_batch_size" (canncommercial/700 atlasatc_16_0052);
+# hicann/ge base/common/error_registry/error_registry.cc (E10035..E10039).
+MIN_PROFILES = 2
 MAX_PROFILES = 100
-MAX_PROFILE_BATCH = 2048
-EXCLUSIVE_DYNAMIC_OPTIONS = ("--dynamic_image_size", "--dynamic_dims")
+RECOMMENDED_MAX_BATCH = 2048
+# Source: the same "--dynamic_batch_size" page: not with --dynamic_image_size, --dynamic_dims,
+# --input_shape_range.
+EXCLUSIVE_DYNAMIC_OPTIONS = ("--dynamic_image_size", "--dynamic_dims", "--input_shape_range")
 
 
 @dataclass
@@ -70,6 +77,8 @@ class AtcPlan:
     commands: list[AtcCommand] = field(default_factory=list)
     script: Path | None = None
     manifest: Path | None = None
+    warnings: list[str] = field(default_factory=list)
+    ais_bench_dym_dims: list[str] = field(default_factory=list)
 
     def manifest_dict(self) -> dict:
         """The manifest content (JSON-able)."""
@@ -94,38 +103,90 @@ class AtcPlan:
                 for c in self.commands
             ],
             "dynamic_batch_sizes": self.spec.dynamic_batch_sizes,
+            "dynamic_dims": self.spec.dynamic_dims,
+            "ais_bench_dymDims": self.ais_bench_dym_dims,
+            "precision_mode": self.spec.precision_mode_v2
+            and f"precision_mode_v2={self.spec.precision_mode_v2}"
+            or self.spec.precision_mode
+            or f"{ATC_DEFAULT_PRECISION_MODE} (ATC's default; not given)",
+            "warnings": self.warnings,
             "script": SCRIPT_NAME,
         }
 
 
-def check_dynamic_profiles(sizes: list[int], extra_args: list[str] = (), where: str = "dynamic_batch_sizes") -> None:
-    """ATC's ``--dynamic_batch_size`` rules, checked before ATC runs; SpecError on a break.
+def check_dynamic_profiles(
+    sizes: list[int], extra_args: list[str] = (), where: str = "dynamic_batch_sizes"
+) -> list[str]:
+    """ATC's ``--dynamic_batch_size`` rules, checked before ATC runs; returns warnings.
 
-    2 to 100 profiles, no duplicates, each in 1..2048, and no ``--dynamic_image_size`` /
-    ``--dynamic_dims`` at the same time.
+    SpecError for what ATC refuses: fewer than 2 or more than 100 profiles, duplicates, a
+    profile <= 0, ``--dynamic_image_size``/``--dynamic_dims``/``--input_shape_range`` at the same
+    time. Profiles over 2048 are only outside ATC's recommended range: a warning.
     """
-    if not MAX_PROFILES >= len(sizes) >= 2:
-        raise SpecError(f"{where}: ATC needs 2 to {MAX_PROFILES} batch profiles, got {len(sizes)} ({sizes})")
+    if len(sizes) < MIN_PROFILES:
+        raise SpecError(
+            f"{where}: ATC needs {MIN_PROFILES} to {MAX_PROFILES} batch profiles, got {len(sizes)} ({sizes}) (ATC: E10035)"
+        )
+    if len(sizes) > MAX_PROFILES:
+        raise SpecError(
+            f"{where}: ATC needs {MIN_PROFILES} to {MAX_PROFILES} batch profiles, got {len(sizes)} (ATC: E10036)"
+        )
     if len(set(sizes)) != len(sizes):
-        raise SpecError(f"{where}: batch profiles must be unique, got {sizes}")
-    bad = [s for s in sizes if not 1 <= s <= MAX_PROFILE_BATCH]
+        raise SpecError(f"{where}: batch profiles must be unique, got {sizes} (ATC: E10039)")
+    bad = [s for s in sizes if s <= 0]
     if bad:
-        raise SpecError(f"{where}: batch profiles must be in 1..{MAX_PROFILE_BATCH}, got {bad}")
+        raise SpecError(f"{where}: batch profiles must be > 0, got {bad} (ATC: E10038)")
     clash = [a.split("=", 1)[0] for a in extra_args if a.split("=", 1)[0] in EXCLUSIVE_DYNAMIC_OPTIONS]
     if clash:
         raise SpecError(f"{where}: --dynamic_batch_size cannot be combined with {clash[0]} (extra_args)")
+    large = [s for s in sizes if s > RECOMMENDED_MAX_BATCH]
+    if large:
+        return [f"{where}: profiles {large} are above {RECOMMENDED_MAX_BATCH}, ATC's recommended maximum per profile"]
+    return []
+
+
+def check_input_names(model: onnx.ModelProto, spec: AtcSpec, model_path: str | os.PathLike) -> dict[str, list[int]]:
+    """``spec.input_shape`` parsed; SpecError when it or ``input_fp16_nodes`` names a non-input."""
+    planned = parse_input_shape(spec.input_shape, allow_dynamic=spec.dynamic_dims is not None)
+    graph_names = [v.name for v in graph_inputs(model)]
+    for label, names in (("input_shape", list(planned)), ("input_fp16_nodes", spec.input_fp16_nodes or [])):
+        unknown = [n for n in names if n not in graph_names]
+        if unknown:
+            raise SpecError(
+                f"{label}: '{unknown[0]}' is not a graph input of {model_path} (inputs: {', '.join(graph_names)})"
+            )
+    return planned
 
 
 def plan_commands(model: onnx.ModelProto, spec: AtcSpec, model_path: str | os.PathLike) -> AtcPlan:
     """The ATC commands for ``model`` (stored at ``model_path``) under ``spec``.
 
     Non-batch dims come from the graph or ``spec.input_shape``; a dim that is symbolic in
-    both is a SpecError naming the input and axis.
+    both is a SpecError naming the input and axis. Names in ``input_shape`` or
+    ``input_fp16_nodes`` that are not graph inputs are SpecErrors, and so is a model path with
+    a control character (it would reach the generated script).
     """
     spec.validate()
+    resolved = str(Path(model_path).resolve())
+    check_plain_text(resolved, "model path")
+    warnings: list[str] = []
     if spec.dynamic_batch_sizes is not None:
-        check_dynamic_profiles(list(spec.dynamic_batch_sizes), spec.extra_args)
-    planned = parse_input_shape(spec.input_shape)
+        warnings += check_dynamic_profiles(list(spec.dynamic_batch_sizes), spec.extra_args)
+    planned = check_input_names(model, spec, model_path)
+    graph_names = [v.name for v in graph_inputs(model)]
+    if spec.insert_op_conf and spec.input_fp16_nodes and len(graph_names) == 1:
+        # GE registry E10034: "Nodes (for example, %s) connected to AIPP must not be of type fp16."
+        raise SpecError(
+            f"input_fp16_nodes: '{graph_names[0]}' is the model's only input, which AIPP (insert_op_conf) feeds; "
+            "ATC refuses fp16 there (ATC: E10034)"
+        )
+    if spec.dynamic_dims is not None:
+        missing = [n for n in graph_names if n not in planned]
+        if missing:
+            raise SpecError(
+                f"input_shape: dynamic_dims needs every input's shape in input_shape; '{missing[0]}' is missing"
+            )
+    static_needed = bool(spec.batch_sizes) or spec.dynamic_batch_sizes is not None
     inputs = []
     templates: dict[str, list[int]] = {}
     for value in graph_inputs(model):
@@ -136,7 +197,12 @@ def plan_commands(model: onnx.ModelProto, spec: AtcSpec, model_path: str | os.Pa
         if not template:
             raise SpecError(f"input '{value.name}' is a scalar; ATC batch planning needs a batch dim")
         for axis in range(1, len(template)):
-            if not isinstance(template[axis], int) or template[axis] <= 0:
+            if template[axis] == -1 and static_needed:
+                raise SpecError(
+                    f"input_shape: '{value.name}' axis {axis} is -1 (dynamic_dims); static or dynamic-batch OMs need "
+                    "every other dim: set batch_sizes: [] and no dynamic_batch_sizes"
+                )
+            if template[axis] != -1 and (not isinstance(template[axis], int) or template[axis] <= 0):
                 raise SpecError(
                     f"input '{value.name}' axis {axis} is symbolic ({dims[axis]}); give it in input_shape "
                     f"(e.g. {value.name}:1,...) or fix it with the 'fix-input-shape' pass"
@@ -154,17 +220,32 @@ def plan_commands(model: onnx.ModelProto, spec: AtcSpec, model_path: str | os.Pa
         {"index": k, "name": v.name, "dtype": str(np_dtype(v)), "shape": input_dims(v)}
         for k, v in enumerate(model.graph.output)
     ]
-    plan = AtcPlan(str(Path(model_path).resolve()), spec, inputs, outputs)
+    plan = AtcPlan(resolved, spec, inputs, outputs, warnings=warnings)
     for size in spec.batch_sizes:
+        shape = _shape_arg(templates, size)
         plan.commands.append(
-            AtcCommand("static", [size], f"{spec.output_prefix}_bs{size}", _args(plan, spec, templates, size))
+            AtcCommand(
+                "static",
+                [size],
+                f"{spec.output_prefix}_bs{size}",
+                _args(plan, spec, shape, f"{spec.output_prefix}_bs{size}"),
+            )
         )
     if spec.dynamic_batch_sizes is not None:
-        args = _args(plan, spec, templates, -1)
+        output = f"{spec.output_prefix}_dynbs"
+        args = _args(plan, spec, _shape_arg(templates, -1), output)
         args.insert(
             args.index(f"--soc_version={spec.soc_version}"), "--dynamic_batch_size=" + _csv(spec.dynamic_batch_sizes)
         )
-        plan.commands.append(AtcCommand("dynamic", list(spec.dynamic_batch_sizes), f"{spec.output_prefix}_dynbs", args))
+        plan.commands.append(AtcCommand("dynamic", list(spec.dynamic_batch_sizes), output, args))
+    if spec.dynamic_dims is not None:
+        output = f"{spec.output_prefix}_dyndims"
+        shape = ";".join(f"{name}:{_csv(dims)}" for name, dims in templates.items())
+        args = _args(plan, spec, shape, output)
+        profiles = ";".join(_csv(p) for p in spec.dynamic_dims)
+        args.insert(args.index(f"--soc_version={spec.soc_version}"), f"--dynamic_dims={profiles}")
+        plan.commands.append(AtcCommand("dynamic_dims", [], output, args))
+        plan.ais_bench_dym_dims = spec.ais_bench_dym_dims(templates)
     return plan
 
 
@@ -172,9 +253,11 @@ def _csv(values) -> str:
     return ",".join(str(v) for v in values)
 
 
-def _args(plan: AtcPlan, spec: AtcSpec, templates: dict[str, list[int]], batch: int) -> list[str]:
-    shape = ";".join(f"{name}:{_csv([batch, *dims[1:]])}" for name, dims in templates.items())
-    output = f"{spec.output_prefix}_bs{batch}" if batch > 0 else f"{spec.output_prefix}_dynbs"
+def _shape_arg(templates: dict[str, list[int]], batch: int) -> str:
+    return ";".join(f"{name}:{_csv([batch, *dims[1:]])}" for name, dims in templates.items())
+
+
+def _args(plan: AtcPlan, spec: AtcSpec, shape: str, output: str) -> list[str]:
     args = [
         f"--model={plan.model_path}",
         "--framework=5",
@@ -186,12 +269,28 @@ def _args(plan: AtcPlan, spec: AtcSpec, templates: dict[str, list[int]], batch: 
     ]
     if spec.precision_mode:
         args.append(f"--precision_mode={spec.precision_mode}")
+    if spec.precision_mode_v2:
+        args.append(f"--precision_mode_v2={spec.precision_mode_v2}")
     if spec.op_select_implmode:
         args.append(f"--op_select_implmode={spec.op_select_implmode}")
+    if spec.optypelist_for_implmode:
+        args.append("--optypelist_for_implmode=" + ",".join(spec.optypelist_for_implmode))
     if spec.fusion_switch_file:
-        args.append(f"--fusion_switch_file={Path(spec.fusion_switch_file).resolve()}")
+        args.append(f"--fusion_switch_file={spec.fusion_switch_file}")
+    if spec.insert_op_conf:
+        args.append(f"--insert_op_conf={spec.insert_op_conf}")
+    if spec.enable_small_channel is not None:
+        args.append(f"--enable_small_channel={int(spec.enable_small_channel)}")
     if spec.out_nodes:
         args.append("--out_nodes=" + ";".join(spec.out_nodes))
+    if spec.output_type:
+        args.append(f"--output_type={spec.output_type}")
+    if spec.input_fp16_nodes:
+        args.append("--input_fp16_nodes=" + ";".join(spec.input_fp16_nodes))
+    if spec.keep_dtype:
+        args.append(f"--keep_dtype={spec.keep_dtype}")
+    if spec.customize_dtypes:
+        args.append(f"--customize_dtypes={spec.customize_dtypes}")
     args.extend(spec.extra_args)
     return args
 
@@ -203,23 +302,33 @@ def check_command(plan: AtcPlan, report: str = "check_result.json") -> AtcComman
     return AtcCommand("check", first.batch_sizes, first.output, [*args, "--mode=3", f"--check_report={report}"])
 
 
+def _comment(text: str) -> str:
+    """A shell comment line; a control character in ``text`` would end it, so it is refused."""
+    return "# " + check_plain_text(text, "script comment")
+
+
 def render_script(plan: AtcPlan) -> str:
-    """The bash script that runs every command from the script's own folder."""
+    """The bash script that runs every command from the script's own folder.
+
+    Every argument is shell-quoted (``shlex``); comment lines refuse control characters.
+    """
     lines = [
         "#!/usr/bin/env bash",
-        f"# ATC commands written by graphkit {__version__} for {plan.model_path}",
-        f"# target {plan.spec.soc_version}, CANN {plan.spec.cann}; set ATC=/path/to/atc to pick the executable.",
+        _comment(f"ATC commands written by graphkit {__version__} for {plan.model_path}"),
+        _comment(
+            f"target {plan.spec.soc_version}, CANN {plan.spec.cann}; set ATC=/path/to/atc to pick the executable."
+        ),
         "# Each OM is written here as <output>.om or <output>_<os>_<arch>.om.",
         "set -euo pipefail",
         'cd "$(dirname "$0")"',
         'ATC="${ATC:-atc}"',
         "",
-        f"# pre-check only (no OM): {check_command(plan).line()}",
+        _comment(f"pre-check only (no OM): {check_command(plan).line()}"),
     ]
     for command in plan.commands:
         sizes = _csv(command.batch_sizes)
-        lines.append(f"# {command.kind} batch {sizes} -> {command.output}")
-        lines.append('"$ATC" ' + shlex.join(command.args))
+        lines.append(_comment(f"{command.kind} {sizes or 'dims'} -> {command.output}"))
+        lines.append('"$ATC" ' + " ".join(shlex.quote(check_plain_text(a, "ATC argument")) for a in command.args))
     return "\n".join(lines) + "\n"
 
 

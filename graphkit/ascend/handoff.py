@@ -44,7 +44,6 @@ def run_handoff(
     """
     spec.validate("handoff.atc")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     model = load_model(model_path, load_external_data=False)
     report = precheck(
         model,
@@ -54,11 +53,22 @@ def run_handoff(
         batch_sizes=spec.batch_sizes,
         dynamic_batch_sizes=spec.dynamic_batch_sizes,
         name=str(model_path),
+        precision_mode=spec.precision_mode,
+        precision_mode_v2=spec.precision_mode_v2,
+        fusion_switch_file=spec.fusion_switch_file,
     )
+    plan = plan_commands(model, spec, model_path)  # every option is checked before anything is written
+    out.mkdir(parents=True, exist_ok=True)
     precheck_path = write_text(out / "precheck.json", json.dumps(report.to_dict(), indent=2) + "\n")
-    plan = write_plan(plan_commands(model, spec, model_path), out)
+    plan = write_plan(plan, out)
     summary = {
-        "precheck": {"counts": report.counts, "path": str(precheck_path), "findings": report.to_dict()["findings"]},
+        "precheck": {
+            "counts": report.counts,
+            "path": str(precheck_path),
+            "findings": report.to_dict()["findings"],
+            "notes": report.notes,
+        },
+        "warnings": plan.warnings,
         "script": str(plan.script),
         "manifest": str(plan.manifest),
         "commands": [c.line() for c in plan.commands],

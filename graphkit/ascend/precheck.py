@@ -13,14 +13,16 @@ Rules (ids):
 - ``opset-range``: default-domain opset outside the CANN version's range (6.0: 9..13, 7.0: 9..18).
 - ``custom-domain``: a node outside the default ONNX domain (ATC has no parser: E19010).
 - ``softmax-axis``: Softmax/LogSoftmax/Hardmax below opset 13 on a rank > 2 input with a
-  non-last axis: ONNX flattens from ``axis`` on; some CANN versions use the single axis.
+  non-last axis: ONNX flattens from ``axis`` on (an error under ONNX semantics whatever CANN does).
 - ``softmax-transpose``: Transpose -> Softmax(last axis) -> inverse Transpose (perf).
-- ``resize-mode`` / ``resize-coordinates``: Resize/Upsample modes other than nearest/linear;
-  coordinate modes other than pytorch_half_pixel/align_corners (read as asymmetric).
-- ``int64-index``: TopK/ArgMax/ArgMin produce int64 indices.
+- ``resize-mode`` / ``resize-coordinates`` / ``resize-dynamic-scales``: Resize/Upsample modes
+  other than nearest/linear; coordinate modes ATC reads as asymmetric (all but
+  pytorch_half_pixel, align_corners and asymmetric itself); scales/sizes not constant.
+- ``int64-index``: TopK (a known ATC failure) and ArgMax/ArgMin (unverified) int64 indices.
 - ``zero-sized-dim``: a tensor with a 0-sized dim.
-- ``avgpool-kernel``: AveragePool kernel over 255.
-- ``reflect-pad``: Pad with mode reflect.
+- ``avgpool-kernel`` (perf): AveragePool kernel over 255 in a dim or kh*kw over 256 (AI CPU).
+- ``reflect-pad`` (perf): Pad mode reflect (supported, slow).
+- ``pad-constant``: Pad constant mode with a constant_value other than 0 (warning, unverified).
 - ``symbolic-dim``: symbolic dims other than the batch (dim 0) on graph inputs/outputs.
 - ``input-shape``: graph inputs the planned ``--input_shape`` does not cover or cannot fix.
 - ``static-batch``: a static batch dim while other batch sizes are planned.
@@ -42,8 +44,16 @@ Level = Literal["error", "warning", "perf"]
 LEVELS: tuple[Level, ...] = ("error", "warning", "perf")
 
 ATC_RESIZE_MODES = ("nearest", "linear")
+# Only pytorch_half_pixel and align_corners are mapped by CANN's ONNX Resize parser; every other
+# mode (ONNX's default half_pixel included) is read as asymmetric, so asymmetric itself agrees.
+# Source: issue 14's reading of CANN's ONNX parser plugin for Resize; the plugin source was not
+# found by this branch's searches: unverified here (FACTS.md states the same).
 ATC_COORDINATE_MODES = ("pytorch_half_pixel", "align_corners", "asymmetric")
+# AveragePool kernels over 255 in a dim, or kh*kw over 256, run on AI CPU (slow), they compile.
+# Source: issue 14's reading of the hiascend.com operator specifications; unverified here.
 AVGPOOL_MAX_KERNEL = 255
+AVGPOOL_MAX_AREA = 256
+UNVERIFIED = "(unverified: no public source confirms this)"
 
 
 @dataclass(frozen=True)
@@ -68,6 +78,7 @@ class PrecheckReport:
     cann: str
     soc_version: str
     findings: list[Finding] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -89,6 +100,7 @@ class PrecheckReport:
             "soc_version": self.soc_version,
             "counts": self.counts,
             "findings": [asdict(f) for f in self.findings],
+            "notes": self.notes,
         }
 
 
@@ -101,11 +113,16 @@ def precheck(
     batch_sizes: list[int] | None = None,
     dynamic_batch_sizes: list[int] | None = None,
     name: str = "model",
+    precision_mode: str | None = None,
+    precision_mode_v2: str | None = None,
+    fusion_switch_file: str | None = None,
 ) -> PrecheckReport:
     """Lint ``model`` for ATC of CANN ``cann``; ``input_shape`` is the planned ATC option.
 
     ``batch_sizes``/``dynamic_batch_sizes`` are the planned OM batch sizes (for the
-    ``static-batch`` rule). The model is not modified.
+    ``static-batch`` rule). ``precision_mode``/``precision_mode_v2``/``fusion_switch_file`` are
+    the planned ATC options; the report's ``notes`` say what they (or ATC's defaults) change.
+    The model is not modified.
     """
     opset = default_opset(model)
     report = PrecheckReport(model=name, opset=opset, cann=str(cann), soc_version=soc_version)
@@ -114,6 +131,7 @@ def precheck(
         hint = "fix the graph first: onnxruntime and ATC reject it"
         report.findings.append(Finding("error", "invalid-graph", "(model)", "", problem, hint))
         return report
+    report.notes.extend(_option_notes(precision_mode, precision_mode_v2, fusion_switch_file))
     shapes = _known_shapes(model)
     consumers: dict[str, list[onnx.NodeProto]] = {}
     producers: dict[str, onnx.NodeProto] = {}
@@ -123,6 +141,8 @@ def precheck(
         for tensor in node.output:
             producers[tensor] = node
     add = report.findings.append
+    input_names = {v.name for v in model.graph.input}
+    constants = {t.name: t for t in model.graph.initializer if t.name not in input_names}
 
     low, high = cann_opset_range(cann)
     if not low <= opset <= high:
@@ -146,13 +166,15 @@ def precheck(
                     "custom-domain",
                     node_name,
                     f"{node.domain}::{node.op_type}",
-                    f"op {node.op_type} of domain '{node.domain}' has no ATC parser (E19010)",
+                    # E16002 "No ONNX parser is registered for optype %s." (hicann/ge
+                    # base/common/error_registry/error_registry.cc).
+                    f"op {node.op_type} of domain '{node.domain}' has no ATC ONNX parser (ATC: E16002)",
                     "replace it with default-domain ONNX ops before ATC",
                 )
             )
             continue
         for check in _NODE_RULES.get(node.op_type, ()):
-            for finding in check(node, node_name, opset, shapes, producers, consumers):
+            for finding in check(node, node_name, opset, shapes, producers, consumers, constants):
                 add(finding)
     _check_zero_dims(model, shapes, add)
     _check_io(model, input_shape, batch_sizes, dynamic_batch_sizes, add)
@@ -216,7 +238,7 @@ def _rank(tensor: str, shapes, producers, depth: int = 0) -> int | None:
 # ------------------------------------------------------------------------------- node rules
 
 
-def _softmax_rules(node, node_name, opset, shapes, producers, consumers):
+def _softmax_rules(node, node_name, opset, shapes, producers, consumers, constants):
     rank = _rank(node.input[0], shapes, producers)
     axis = _attr(node, "axis", -1 if opset >= 13 else 1)
     if opset < 13:
@@ -227,7 +249,7 @@ def _softmax_rules(node, node_name, opset, shapes, producers, consumers):
                 node_name,
                 node.op_type,
                 f"{node.op_type}(axis={axis}) at opset {opset} on an input of unknown rank: ONNX normalizes over "
-                "all dims from axis on, some CANN versions over the single axis",
+                "all dims from axis on (2-D coercion), which is not a softmax over one axis when the rank is over 2",
                 "give the input a known shape (fix-input-shape) and re-run the pre-check",
                 "fix-input-shape",
             )
@@ -238,8 +260,10 @@ def _softmax_rules(node, node_name, opset, shapes, producers, consumers):
                 node_name,
                 node.op_type,
                 f"{node.op_type}(axis={axis}) at opset {opset} on a rank-{rank} input normalizes over dims "
-                f"{axis % rank}..{rank - 1} flattened (ONNX < 13); some CANN versions normalize over axis "
-                f"{axis % rank} only, so ATC and onnxruntime disagree",
+                f"{axis % rank}..{rank - 1} flattened (ONNX < 13 coerces to 2-D). The graph is wrong under ONNX "
+                "semantics if a one-axis softmax was meant. CANN behaviour assumed: since the Softmax fusion of "
+                "late 2021 CANN reshapes to 2-D as ONNX does; earlier versions used the single axis "
+                f"{axis % rank}, so the result depends on the CANN version {UNVERIFIED}",
                 "for a softmax over one axis, start from the Transpose -> Softmax(last) -> Transpose export and run "
                 "'convert-opset' (to 13) then 'softmax-transpose'",
                 "softmax-transpose",
@@ -276,7 +300,7 @@ def _inverse(first, second) -> bool:
     return all(first[second[i]] == i for i in range(len(first)))
 
 
-def _resize_rules(node, node_name, opset, shapes, producers, consumers):
+def _resize_rules(node, node_name, opset, shapes, producers, consumers, constants):
     mode = _attr(node, "mode", "nearest")
     if mode not in ATC_RESIZE_MODES and not (node.op_type == "Upsample" and mode == "bilinear"):
         yield Finding(
@@ -295,46 +319,128 @@ def _resize_rules(node, node_name, opset, shapes, producers, consumers):
                 "resize-coordinates",
                 node_name,
                 node.op_type,
-                f"Resize coordinate_transformation_mode '{coordinates}': ATC reads it as asymmetric, so its "
-                "output differs from onnxruntime's",
+                f"Resize coordinate_transformation_mode '{coordinates}'"
+                + (" (ONNX's default)" if not _has_attr(node, "coordinate_transformation_mode") else "")
+                + ": CANN's ONNX parser maps only pytorch_half_pixel and align_corners and reads other modes as "
+                f"asymmetric, so its output differs from onnxruntime's {UNVERIFIED}",
                 "export with align_corners=True (align_corners) or use pytorch_half_pixel",
+            )
+    if node.op_type == "Resize":
+        dynamic = [
+            label
+            for slot, label in ((2, "scales"), (3, "sizes"))
+            if len(node.input) > slot and node.input[slot] and not _is_constant(node.input[slot], producers, constants)
+        ]
+        if dynamic:
+            yield Finding(
+                "warning",
+                "resize-dynamic-scales",
+                node_name,
+                node.op_type,
+                f"Resize {'/'.join(dynamic)} computed in the graph, not constant: ATC needs them fixed at compile "
+                f"time {UNVERIFIED}",
+                "fix the input shape ('fix-input-shape') and fold the shape chain ('fold-shapes')",
+                "fold-shapes",
             )
 
 
-def _index_rules(node, node_name, opset, shapes, producers, consumers):
+def _index_rules(node, node_name, opset, shapes, producers, consumers, constants):
+    if node.op_type == "TopK":
+        # Source: issue 14 (a known ATC failure, seen in public Ascend tooling that rewrites TopK
+        # to int32 indices; FACTS.md).
+        message = "TopK produces int64 indices, a known ATC failure (Ascend tooling rewrites them to int32)"
+    else:
+        message = f"{node.op_type} produces int64 indices; ATC may reject them {UNVERIFIED}"
     yield Finding(
         "warning",
         "int64-index",
         node_name,
         node.op_type,
-        f"{node.op_type} produces int64 indices; ATC prefers int32 (Ascend tooling rewrites them)",
+        message,
         "no built-in graphkit pass; cast the indices to int32 right after the op if ATC rejects it",
     )
 
 
-def _avgpool_rules(node, node_name, opset, shapes, producers, consumers):
+def _avgpool_rules(node, node_name, opset, shapes, producers, consumers, constants):
     kernel = list(_attr(node, "kernel_shape", []) or [])
-    if any(k > AVGPOOL_MAX_KERNEL for k in kernel):
+    area = 1
+    for k in kernel[-2:]:
+        area *= k
+    if any(k > AVGPOOL_MAX_KERNEL for k in kernel) or (len(kernel) >= 2 and area > AVGPOOL_MAX_AREA):
         yield Finding(
-            "error",
+            "perf",
             "avgpool-kernel",
             node_name,
             node.op_type,
-            f"AveragePool kernel {kernel} exceeds {AVGPOOL_MAX_KERNEL} in a dimension",
+            f"AveragePool kernel {kernel} (over {AVGPOOL_MAX_KERNEL} in a dim or kh*kw over {AVGPOOL_MAX_AREA}) runs "
+            f"on AI CPU: it compiles but is slow {UNVERIFIED}",
             "split the pooling into smaller kernels (no built-in graphkit pass) or use GlobalAveragePool",
         )
 
 
-def _pad_rules(node, node_name, opset, shapes, producers, consumers):
-    if _attr(node, "mode", "constant") == "reflect":
+def _pad_rules(node, node_name, opset, shapes, producers, consumers, constants):
+    mode = _attr(node, "mode", "constant")
+    if mode == "reflect":
         yield Finding(
-            "warning",
+            "perf",
             "reflect-pad",
             node_name,
             node.op_type,
-            "Pad mode 'reflect' is not supported by every ATC version (Ascend tooling rewrites it)",
-            "no built-in graphkit pass; rewrite as Slice + Concat if ATC rejects it",
+            f"Pad mode 'reflect' is supported by ATC but slow {UNVERIFIED}",
+            "no built-in graphkit pass; rewrite as Slice + Concat where the pad is hot",
         )
+    if mode != "constant":
+        return
+    value = _attr(node, "value", 0.0) if opset < 11 else _constant_scalar(node, 2, producers, constants)
+    if value is None and opset >= 11 and len(node.input) > 2 and node.input[2]:
+        yield Finding(
+            "warning",
+            "pad-constant",
+            node_name,
+            node.op_type,
+            f"Pad constant_value comes from the graph; ATC's Pad needs it to be 0 {UNVERIFIED}",
+            "make the pad value a constant 0",
+        )
+    elif value not in (None, 0, 0.0):
+        # A warning, not an error, while no public source for the rule is found: graphkit's own
+        # fold-shapes pass turns Concat(ones, X) into Pad(constant_value=1.0) (the wseg pipeline).
+        yield Finding(
+            "warning",
+            "pad-constant",
+            node_name,
+            node.op_type,
+            f"Pad constant_value {value}: ATC's Pad supports only 0 {UNVERIFIED}",
+            "pad with 0 and add the constant after (x + c on the padded border), or re-export",
+        )
+
+
+def _has_attr(node, name: str) -> bool:
+    return any(a.name == name for a in node.attribute)
+
+
+def _is_constant(tensor: str, producers, constants) -> bool:
+    """True for an initializer that is not a graph input, or a Constant node's output."""
+    producer = producers.get(tensor)
+    if producer is None:
+        return tensor in constants
+    return producer.op_type == "Constant"
+
+
+def _constant_scalar(node, slot: int, producers, constants):
+    """The scalar value of ``node.input[slot]`` when it is a constant; 0.0 when absent; None if unknown."""
+    if len(node.input) <= slot or not node.input[slot]:
+        return 0.0
+    array = None
+    if node.input[slot] in constants:
+        array = onnx.numpy_helper.to_array(constants[node.input[slot]])
+    else:
+        producer = producers.get(node.input[slot])
+        if producer is not None and producer.op_type == "Constant":
+            value = _attr(producer, "value")
+            array = onnx.numpy_helper.to_array(value) if value is not None else None
+    if array is None or array.size != 1:
+        return None
+    return array.reshape(-1)[0].item()
 
 
 _NODE_RULES = {
@@ -349,6 +455,44 @@ _NODE_RULES = {
     "AveragePool": (_avgpool_rules,),
     "Pad": (_pad_rules,),
 }
+
+
+# ----------------------------------------------------------------------------------- notes
+
+# What the Wseg guide's fusion_swith.cfg ("SoftmaxFusionPass:off") changes. CANN's
+# softmax_fusion_pass.h describes the pass as "Permute fusion pass (softmax --> TransposeD)": it
+# rewrites a Softmax over a non-last axis into transposes around a last-axis softmax. Turning
+# it off keeps the Softmax node as the graph has it. Source: Ascend/ModelZoo-PyTorch
+# ACL_PyTorch/contrib/cv/segmentation/Wseg/fusion_swith.cfg; the pass's header comment seen
+# through code search (repository not pinned): the exact effect is unverified here.
+FUSION_PASS_NOTES = {
+    "SoftmaxFusionPass": (
+        "SoftmaxFusionPass off: ATC keeps each Softmax as the graph has it instead of rewriting a non-last-axis "
+        "softmax into TransposeD + last-axis softmax (the pass's own header comment); the Wseg guide ships this "
+        "switch with its Softmax(axis=1) fix (unverified: no public source states the exact numerical effect)"
+    ),
+}
+
+
+def _option_notes(precision_mode, precision_mode_v2, fusion_switch_file) -> list[str]:
+    from graphkit.ascend.spec import ATC_DEFAULT_PRECISION_MODE, read_fusion_switches
+
+    notes = []
+    if precision_mode_v2:
+        notes.append(f"precision_mode_v2={precision_mode_v2}")
+    elif precision_mode:
+        notes.append(f"precision_mode={precision_mode}")
+    else:
+        # Source: hiascend.com ATC reference "--precision_mode": default force_fp16 for inference.
+        notes.append(
+            f"precision: ATC's default {ATC_DEFAULT_PRECISION_MODE} (no precision_mode given): ops that support "
+            "float16 run in float16, so outputs differ from onnxruntime's float32 by fp16 rounding"
+        )
+    if fusion_switch_file:
+        for name, state in read_fusion_switches(fusion_switch_file).items():
+            if state == "off":
+                notes.append(FUSION_PASS_NOTES.get(name, f"{name} off: ATC skips this fusion pass"))
+    return notes
 
 
 # ------------------------------------------------------------------------------ graph rules

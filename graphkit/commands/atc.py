@@ -7,9 +7,10 @@ import json
 import sys
 
 from graphkit.ascend.build import build_plan
-from graphkit.ascend.commands import plan_commands, write_plan
+from graphkit.ascend.commands import check_input_names, plan_commands, write_plan
 from graphkit.ascend.precheck import precheck
-from graphkit.ascend.spec import AtcSpec
+from graphkit.ascend.spec import IMPL_MODES, ONNX_INPUT_FORMATS, PRECISION_MODES, PRECISION_MODES_V2, AtcSpec
+from graphkit.commands.infer import one_line_errors
 from graphkit.console import format_table, print_json
 from graphkit.model import load_user_model
 from graphkit.typed import from_mapping
@@ -31,6 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     commands = sub.add_parser("commands", help="write the ATC command script and manifest")
     build = sub.add_parser("build", help="write the commands, then run ATC when it is on PATH")
     for action in (check, commands, build):
+        one_line_errors(action)
         action.add_argument("model", metavar="MODEL", help="the ONNX model")
         action.add_argument("--soc", dest="soc_version", help="--soc_version (library default: Ascend310P3)")
         action.add_argument("--cann", help="CANN version, sets the accepted opset range (library default: 6.0)")
@@ -40,17 +42,45 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action.add_argument("--batch-sizes", type=_int_list, help="static-batch OMs, e.g. 1,4,8,16 (default: 1)")
         action.add_argument("--dynamic-batch-sizes", type=_int_list, help="one dynamic-batch OM with these profiles")
         action.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    for action in (check, commands, build):
+        action.add_argument(
+            "--precision-mode", choices=PRECISION_MODES, help="ATC --precision_mode (ATC's default: force_fp16)"
+        )
+        action.add_argument(
+            "--precision-mode-v2",
+            choices=PRECISION_MODES_V2,
+            help="ATC --precision_mode_v2 (not with --precision-mode)",
+        )
+        action.add_argument("--fusion-switch-file", help="ATC --fusion_switch_file (must exist; made absolute)")
     for action in (commands, build):
         action.add_argument("--output", "-o", required=True, help="folder for the script, manifest, logs and OMs")
         action.add_argument("--output-prefix", help="OM name prefix (library default: wseg)")
-        action.add_argument("--precision-mode", help="ATC --precision_mode, e.g. allow_fp32_to_fp16")
         action.add_argument(
-            "--op-select-implmode", choices=("high_performance", "high_precision"), help="ATC --op_select_implmode"
+            "--dynamic-dims",
+            type=_profiles,
+            help="one dynamic-dims OM: ATC --dynamic_dims profiles 'a,b;c,d' (one value per -1 in --input-shape)",
         )
-        action.add_argument("--fusion-switch-file", help="ATC --fusion_switch_file")
+        action.add_argument("--op-select-implmode", choices=IMPL_MODES, help="ATC --op_select_implmode")
+        action.add_argument(
+            "--optypelist-for-implmode", type=_str_list, help="ATC --optypelist_for_implmode op types, comma-separated"
+        )
+        action.add_argument(
+            "--insert-op-conf", help="ATC --insert_op_conf AIPP config file (must exist; made absolute)"
+        )
+        action.add_argument(
+            "--enable-small-channel", type=_bool01, help="ATC --enable_small_channel 0|1 (small-channel conv input)"
+        )
         action.add_argument("--out-nodes", type=_str_list, help="ATC --out_nodes entries 'node:index', comma-separated")
+        action.add_argument("--output-type", help="ATC --output_type: FP32|FP16|UINT8 or 'node:index:TYPE;...'")
+        action.add_argument(
+            "--input-fp16-nodes", type=_str_list, help="ATC --input_fp16_nodes graph inputs, comma-separated"
+        )
+        action.add_argument("--keep-dtype", help="ATC --keep_dtype config file (must exist; made absolute)")
+        action.add_argument("--customize-dtypes", help="ATC --customize_dtypes config file (must exist; made absolute)")
         action.add_argument("--log", help="ATC --log level (library default: error)")
-        action.add_argument("--input-format", help="ATC --input_format (library default: NCHW)")
+        action.add_argument(
+            "--input-format", choices=ONNX_INPUT_FORMATS, help="ATC --input_format for ONNX (library default: NCHW)"
+        )
     build.add_argument("--atc", dest="atc_path", help="the atc executable (default: atc on PATH)")
 
 
@@ -65,6 +95,19 @@ def _str_list(text: str) -> list[str]:
     return [v.strip() for v in text.split(",") if v.strip()]
 
 
+def _profiles(text: str) -> list[list[int]]:
+    try:
+        return [[int(v) for v in part.split(",")] for part in text.split(";") if part.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"'{text}' is not profiles like '1,224;2,448'") from exc
+
+
+def _bool01(text: str) -> bool:
+    if text not in ("0", "1"):
+        raise argparse.ArgumentTypeError(f"'{text}' is not 0 or 1")
+    return text == "1"
+
+
 FIELDS = (
     "soc_version",
     "cann",
@@ -72,10 +115,19 @@ FIELDS = (
     "batch_sizes",
     "dynamic_batch_sizes",
     "output_prefix",
+    "dynamic_dims",
     "precision_mode",
+    "precision_mode_v2",
     "op_select_implmode",
+    "optypelist_for_implmode",
     "fusion_switch_file",
+    "insert_op_conf",
+    "enable_small_channel",
     "out_nodes",
+    "output_type",
+    "input_fp16_nodes",
+    "keep_dtype",
+    "customize_dtypes",
     "log",
     "input_format",
     "atc_path",
@@ -92,9 +144,12 @@ def run(args: argparse.Namespace) -> int:
     spec = spec_from_args(args)
     spec.validate("atc options")
     model = load_user_model(args.model, load_external_data=False)
+    check_input_names(model, spec, args.model)
     if args.atc_command == "precheck":
         return _precheck(model, spec, args)
     plan = write_plan(plan_commands(model, spec, args.model), args.output)
+    for warning in plan.warnings:
+        print(f"graphkit: warning: {warning}", file=sys.stderr)
     if args.atc_command == "commands":
         if args.json:
             print_json(
@@ -127,6 +182,9 @@ def _precheck(model, spec: AtcSpec, args) -> int:
         batch_sizes=spec.batch_sizes if args.batch_sizes is not None else None,
         dynamic_batch_sizes=spec.dynamic_batch_sizes,
         name=args.model,
+        precision_mode=spec.precision_mode,
+        precision_mode_v2=spec.precision_mode_v2,
+        fusion_switch_file=spec.fusion_switch_file,
     )
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
@@ -134,6 +192,8 @@ def _precheck(model, spec: AtcSpec, args) -> int:
         if report.findings:
             rows = [(f.level, f.rule, f.node, f.op, f.message, f.hint) for f in report.findings]
             print(format_table(["level", "rule", "node", "op", "message", "hint"], rows))
+        for note in report.notes:
+            print(f"note: {note}")
         counts = report.counts
         print(
             f"{args.model}: opset {report.opset}, CANN {report.cann}: {counts['error']} error(s), "

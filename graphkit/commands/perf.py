@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+from graphkit.commands.infer import add_model_arguments, check_device, model_from_args, one_line_errors
 from graphkit.console import format_table, print_json
+from graphkit.errors import InputError
 from graphkit.model import load_user_model
-from graphkit.perf import TABLE_HEADERS, default_output_dir, measure_perf, table_rows, write_perf_report
+from graphkit.perf import TABLE_HEADERS, default_output_dir, measure_perf, table_rows, time_key, write_perf_report
 
 NAME = "perf"
 HELP = "pure-inference throughput and latency per batch size (table, JSON, PNG plot)"
@@ -19,6 +21,12 @@ Writes perf_summary.json and perf.png into --output (default: runs/perf/<model n
   graphkit perf model.onnx --batch-sizes 1,4,8,16 --loop 20 --warmup 2 --threads 2
   graphkit perf model.onnx --input-size 256 256        # H W for symbolic spatial dims
   graphkit perf model.om --backend ais_bench           # on an Ascend machine with ais_bench
+  graphkit perf --model=model.onnx --loop=50 --batchsize=4   # ais_bench's pure-inference line
+
+ais_bench's spellings work too: --model/--om, --batchsize (a symbolic batch runs at it; a
+static batch runs as it is and --batchsize only feeds the throughput figure, as in ais_bench),
+--warmup_count, --device (0 only on host backends). On host backends the time is host_run_time
+(wall-clock of one run on the host), not NPU_compute_time.
 """
 
 
@@ -30,13 +38,19 @@ def _int_list(text: str) -> list[int]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", metavar="MODEL", help="ONNX file (ort), OM file (ais_bench) or module:factory (torch)")
-    parser.add_argument("--batch-sizes", type=_int_list, help="comma-separated batch sizes (library default: 1)")
+    one_line_errors(parser)
+    add_model_arguments(parser)
+    parser.add_argument(
+        "--batch-sizes", type=_int_list, help="comma-separated batch sizes (default: the model's static batch, else 1)"
+    )
     parser.add_argument("--loop", type=int, help="timed runs per batch size (library default: 10)")
-    parser.add_argument("--warmup", type=int, help="untimed runs before timing (library default: 1)")
+    parser.add_argument(
+        "--warmup", "--warmup_count", dest="warmup", type=int, help="untimed runs before timing (library default: 1)"
+    )
+    parser.add_argument("--batchsize", type=int, help="ais_bench's --batchsize (see above)")
     parser.add_argument("--backend", help="ort (default), torch, or ais_bench when installed")
     parser.add_argument("--threads", type=int, help="intra-op threads (ort, torch)")
-    parser.add_argument("--device-id", type=int, help="Ascend device id (ais_bench)")
+    parser.add_argument("--device", "--device-id", dest="device", type=int, help="Ascend device id (ais_bench)")
     parser.add_argument("--io-binding", action="store_true", default=None, help="use onnxruntime io-binding (ort)")
     parser.add_argument(
         "--input-size", type=int, nargs="+", metavar="N", help="H W, or one value per input dim (dim 0 is the batch)"
@@ -46,11 +60,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    model = model_from_args(args)
+    if args.batchsize is not None and args.batch_sizes is not None:
+        raise InputError("give --batch-sizes (graphkit) or --batchsize (ais_bench), not both")
+    backend = args.backend or "ort"
+    check_device(args.device, backend)
     options = {
-        key: value
-        for key, value in (("threads", args.threads), ("device_id", args.device_id), ("io_binding", args.io_binding))
-        if value is not None
+        key: value for key, value in (("threads", args.threads), ("io_binding", args.io_binding)) if value is not None
     }
+    if backend == "ais_bench":
+        options["device_id"] = args.device or 0
     kwargs = {
         key: value
         for key, value in (
@@ -59,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
             ("warmup", args.warmup),
             ("backend", args.backend),
             ("input_size", args.input_size),
+            ("ais_batchsize", args.batchsize),
         )
         if value is not None
     }
@@ -66,14 +86,22 @@ def run(args: argparse.Namespace) -> int:
         None if args.json else (lambda r: print(f"batch {r['batchsize']}: {r['throughput']:.2f} FPS", file=sys.stderr))
     )
     if (args.backend or "ort") == "ort":
-        load_user_model(args.model)  # the same checks as every command; one line on a bad file
-    report = measure_perf(args.model, backend_options=options, on_batch=echo, **kwargs)
-    paths = write_perf_report(report, args.output or default_output_dir(args.model))
+        load_user_model(model)  # the same checks as every command; one line on a bad file
+    report = measure_perf(model, backend_options=options, on_batch=echo, **kwargs)
+    paths = write_perf_report(report, args.output or default_output_dir(model))
     report["files"] = {k: str(v) for k, v in paths.items()}
     if args.json:
         print_json(report)
         return 0
     print(format_table(TABLE_HEADERS, table_rows(report)))
+    for result in report["results"]:
+        key = time_key(result)
+        print(f"batch {result['batchsize']}: times are {key}: {result['measures'][key]}")
+        if result["model_batch"] != result["batchsize"]:
+            print(
+                f"note: the model runs batches of {result['model_batch']}; throughput uses --batchsize "
+                f"{result['batchsize']} as ais_bench does"
+            )
     worst = max(r["overhead"]["percent"] for r in report["results"])
     print(
         f"session creation {report['session_creation_s']:.3f} s; measurement overhead at most {worst:.4f} % "
