@@ -24,7 +24,14 @@ class ModelLoadError(GraphkitError):
     """A model file is missing, empty, truncated, or not ONNX."""
 
 
-class ModelSaveError(GraphkitError):
+class OutputError(GraphkitError):
+    """An output cannot be written: not a regular file, read-only, a parent is a file, disk full.
+
+    Nothing half-written is left behind (see :mod:`graphkit.files`).
+    """
+
+
+class ModelSaveError(OutputError):
     """A model could not be written (nothing half-written is left behind)."""
 
 

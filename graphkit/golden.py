@@ -184,7 +184,7 @@ def _write_golden(directory: Path, manifest: dict, cases: list[GoldenCase]) -> N
 
 
 def _atomic_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
-    with atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as handle:
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         np.savez(handle, **arrays)
 
 

@@ -4,7 +4,8 @@
   (:mod:`graphkit.protostream`), so peak memory stays near the model's own size.
 - :func:`load_model` turns every way a file can be bad (missing, empty, truncated, not ONNX,
   missing external data) into one :class:`~graphkit.errors.ModelLoadError` naming the file.
-- :func:`save_model` writes atomically (temp file in the target folder, then rename), switching
+- :func:`save_model` writes atomically (:mod:`graphkit.files`: temp folder beside the target,
+  then rename; only regular files are replaced), switching
   to an external data file when the model is over the 2 GB protobuf limit or when asked.
 - :func:`check_model` / :func:`infer_shapes` wrap the ONNX checker and shape inference, also
   for models over 2 GB (through a temporary file).
@@ -23,6 +24,7 @@ import xxhash
 from google.protobuf.message import DecodeError
 
 from graphkit.errors import ModelLoadError, ModelSaveError, PassError, one_line
+from graphkit.files import atomic_paths
 from graphkit.protostream import read_model, write_model
 
 PROTOBUF_LIMIT = 2**31 - 1  # bytes; a serialized ModelProto cannot exceed this
@@ -109,36 +111,27 @@ def save_model(
     model is too large for one protobuf file. Nothing is left half-written on failure.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     if external_data is None:
         external_data = too_big_for_one_file(model)
-    tmp_dir = Path(tempfile.mkdtemp(prefix=".graphkit-", dir=path.parent))
-    try:
-        tmp_model = tmp_dir / path.name
-        data_name = path.name + ".data"
-        if external_data:
-            to_save = onnx.ModelProto()
-            to_save.CopyFrom(model)
-            onnx.save_model(
-                to_save,
-                str(tmp_model),
-                save_as_external_data=True,
-                all_tensors_to_one_file=True,
-                location=data_name,
-                size_threshold=EXTERNAL_THRESHOLD,
-            )
-            if (tmp_dir / data_name).exists():  # absent when no tensor reached the threshold
-                os.replace(tmp_dir / data_name, path.parent / data_name)
-        else:
-            with open(tmp_model, "wb", buffering=1 << 20) as handle:
-                write_model(model, handle)  # one tensor at a time, no whole-model buffer
-        os.replace(tmp_model, path)
-    except (OSError, ValueError) as exc:
-        raise ModelSaveError(f"{path}: cannot write model ({one_line(exc, 200)})") from exc
-    finally:
-        for leftover in tmp_dir.glob("*"):
-            leftover.unlink()
-        tmp_dir.rmdir()
+    data_name = path.name + ".data"
+    with atomic_paths(path, path.parent / data_name) as (tmp_model, _):
+        try:
+            if external_data:  # onnx writes the data file beside the model under ``location``
+                to_save = onnx.ModelProto()
+                to_save.CopyFrom(model)
+                onnx.save_model(
+                    to_save,
+                    str(tmp_model),
+                    save_as_external_data=True,
+                    all_tensors_to_one_file=True,
+                    location=data_name,
+                    size_threshold=EXTERNAL_THRESHOLD,
+                )
+            else:
+                with open(tmp_model, "wb", buffering=1 << 20) as handle:
+                    write_model(model, handle)  # one tensor at a time, no whole-model buffer
+        except ValueError as exc:
+            raise ModelSaveError(f"{path}: cannot write model ({one_line(exc, 200)})") from exc
     return path
 
 

@@ -260,7 +260,7 @@ def plot_perf(report: dict, path: Path) -> Path:
         axes.grid(True, alpha=0.3)
     figure.suptitle(f"{Path(str(report['model'])).name} ({report['backend']})")
     figure.tight_layout()
-    with atomic_path(path, suffix=".png") as tmp:
+    with atomic_path(path) as tmp:
         figure.savefig(tmp, dpi=100)
     plt.close(figure)
     return path
