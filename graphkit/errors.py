@@ -7,11 +7,26 @@ line and exits with code 2; anything else that escapes is a bug and keeps its tr
 
 from __future__ import annotations
 
+import reprlib
+
 
 def one_line(error: BaseException | str, limit: int = 300) -> str:
     """An exception's (or a text's) message on one line, whitespace collapsed, at most ``limit`` chars."""
     text = " ".join(str(error).split())[:limit]
     return text or (error.__class__.__name__ if isinstance(error, BaseException) else "")
+
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = 60
+_REPR.maxother = 60
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = 6
+_REPR.maxlevel = 3
+
+
+def shown(value: object, limit: int = 80) -> str:
+    """``repr(value)`` for an error message: bounded in length and depth, one line."""
+    text = " ".join(_REPR.repr(value).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class GraphkitError(Exception):

@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from graphkit.errors import OutputError, one_line
+from graphkit.errors import OutputError, SpecError, one_line, shown
 from graphkit.signals import deferred
 
 _temporaries: set[Path] = set()  # temporary folders of writes in progress
@@ -70,6 +71,23 @@ def check_target(path: str | os.PathLike) -> Path:
         if test(mode):
             raise OutputError(f"{path}: is {kind}, not a regular file; graphkit only replaces regular files")
     return path
+
+
+PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}")
+
+
+def check_plain_name(value: str, where: str) -> str:
+    """Return ``value`` if it is a plain file name (no folder part); SpecError naming ``where``.
+
+    Plain: letters, digits and ``_ . + -``, not starting with a dot, at most 128 characters.
+    So no ``..``, no absolute path, no separator, no control character, no hidden name.
+    """
+    if not isinstance(value, str) or not PLAIN_NAME.fullmatch(value):
+        raise SpecError(
+            f"{where}: must be a plain name (letters, digits, '_', '.', '+', '-'; no folder part, "
+            f"no '..', not starting with '.'), got {shown(value)}"
+        )
+    return value
 
 
 def make_folder(folder: str | os.PathLike) -> Path:

@@ -24,7 +24,7 @@ import numpy as np
 import onnx
 
 from graphkit.errors import GoldenError, GraphkitError
-from graphkit.files import atomic_path, write_text_atomic
+from graphkit.files import atomic_path, make_folder, write_text_atomic
 from graphkit.model import content_hash
 from graphkit.runtime.feeds import graph_inputs, np_dtype, resolve_shape
 from graphkit.runtime.ort import create_session, run_session
@@ -175,7 +175,7 @@ def _check_batch_fits(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray], b
 
 
 def _write_golden(directory: Path, manifest: dict, cases: list[GoldenCase]) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
+    make_folder(directory)
     for case in cases:
         for kind in ("inputs", "outputs"):
             _atomic_npz(directory / f"{case.label}.{kind}.npz", getattr(case, kind))

@@ -32,7 +32,7 @@ from typing import Any, Literal
 import numpy as np
 
 from graphkit.errors import InputError
-from graphkit.files import write_text_atomic
+from graphkit.files import make_folder, write_text_atomic
 from graphkit.perf import input_shape_for, latency_stats, static_batch
 from graphkit.runtime.backend import open_backend
 
@@ -154,7 +154,7 @@ def infer_files(
         staging = out_root / f".{output_dirname}.partial"
         if staging.exists():
             shutil.rmtree(staging)
-        staging.mkdir(parents=True)
+        make_folder(staging)
         times_ms = []
         extension = outfmt.lower()
         try:

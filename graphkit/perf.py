@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from graphkit.errors import InputError
-from graphkit.files import atomic_path, write_text_atomic
+from graphkit.files import atomic_path, make_folder, write_text_atomic
 from graphkit.runtime.backend import Backend, TensorInfo, open_backend
 
 STAT_KEYS = ("min", "max", "mean", "median", "percentile(99%)", "count")
@@ -226,7 +226,7 @@ def default_output_dir(model: Any) -> Path:
 def write_perf_report(report: dict, out_dir: str | os.PathLike) -> dict[str, Path]:
     """Write ``perf_summary.json`` and ``perf.png`` (FPS and latency vs batch) atomically."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     json_path = write_text_atomic(out / "perf_summary.json", json.dumps(report, indent=2) + "\n")
     plot_path = out / "perf.png"
     plot_perf(report, plot_path)

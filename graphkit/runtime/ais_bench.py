@@ -19,7 +19,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from graphkit.errors import InputError
-from graphkit.runtime.backend import Backend, TensorInfo
+from graphkit.runtime.backend import Backend, TensorInfo, check_threads
 
 MBATCH_INPUT = "ascend_mbatch_shape_data"
 
@@ -40,7 +40,7 @@ class AisBenchBackend(Backend):
     def __init__(self, model_path: str | os.PathLike, device_id: int = 0, threads: int | None = None):
         from ais_bench.infer.interface import InferSession
 
-        del threads  # host threads do not apply to device inference
+        check_threads(threads)  # checked like everywhere, though host threads do not apply to device inference
         self.session = InferSession(device_id, str(model_path))
         raw_inputs = list(self.session.get_inputs())
         self.dynamic_batch = any(i.name == MBATCH_INPUT for i in raw_inputs)

@@ -17,6 +17,7 @@ import onnxruntime as ort
 
 from graphkit.errors import InputError, one_line
 from graphkit.model import save_model, too_big_for_one_file
+from graphkit.runtime.backend import check_threads
 
 
 def session_options(threads: int | None = None, optimize: bool = False) -> ort.SessionOptions:
@@ -26,7 +27,7 @@ def session_options(threads: int | None = None, optimize: bool = False) -> ort.S
         ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimize else ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     )
     options.log_severity_level = 3
-    if threads:
+    if check_threads(threads):
         options.intra_op_num_threads = threads
     return options
 
