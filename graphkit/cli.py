@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import re
 import sys
 
 from graphkit import __version__
@@ -64,6 +65,15 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def printable(text: str) -> str:
+    """``text`` without ANSI colour codes, other control characters shown as '?' (one safe line)."""
+    return _CONTROL.sub("?", _ANSI.sub("", text))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``graphkit`` console script; returns the exit code.
 
@@ -91,7 +101,7 @@ def _main(argv: list[str]) -> int:
     try:
         return int(args._run(args) or 0)
     except GraphkitError as exc:
-        print(f"graphkit: error: {one_line(exc, 1000)}", file=sys.stderr)
+        print(f"graphkit: error: {printable(one_line(exc, 1000))}", file=sys.stderr)
         return exc.exit_code
     except BrokenPipeError:  # e.g. `graphkit diff A B | head`: the reader left, stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -39,6 +39,8 @@ def load_model(path: str | os.PathLike, load_external_data: bool = True) -> onnx
         raise ModelLoadError(f"{path}: no such file")
     if path.is_dir():
         raise ModelLoadError(f"{path}: is a directory, not an ONNX file")
+    if not path.is_file():  # reading a FIFO or a device would block or never end
+        raise ModelLoadError(f"{path}: not a regular file (a device, FIFO or socket)")
     if path.stat().st_size == 0:
         raise ModelLoadError(f"{path}: file is empty")
     try:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
 from graphkit.console import print_json
 from graphkit.errors import SpecError, one_line
 from graphkit.eval.outputs import metrics_table
 from graphkit.eval.runner import run_eval
 from graphkit.eval.spec import eval_spec_from_mapping
+from graphkit.safe_yaml import load_yaml
 
 NAME = "eval"
 HELP = "VOC segmentation accuracy (mIoU with and without dense CRF) of an ONNX model"
@@ -139,8 +138,8 @@ def _spec_mapping(args) -> dict:
     if args.spec:
         path = Path(args.spec)
         try:
-            loaded = yaml.safe_load(path.read_text())
-        except (OSError, yaml.YAMLError) as exc:
+            loaded = load_yaml(path.read_text(encoding="utf-8"), str(path))  # within limits: no alias bombs
+        except (OSError, UnicodeDecodeError) as exc:
             raise SpecError(f"{path}: cannot read the spec ({one_line(exc, 200)})") from exc
         if isinstance(loaded, dict) and "eval" in loaded and isinstance(loaded["eval"], dict):
             loaded = loaded["eval"]
