@@ -36,10 +36,20 @@ def exit_code_of(interrupt: BaseException) -> int:
     return interrupt.exit_code if isinstance(interrupt, Terminated) else 128 + signal.SIGINT
 
 
-_state = {"deferring": 0, "pending": None}
+_state = {"deferring": 0, "pending": None, "received": None}
+
+
+def received() -> int | None:
+    """The signal number handled so far (SIGINT/SIGTERM), or None.
+
+    Tells a real interrupt from a ``KeyboardInterrupt`` that code raised itself (a misbehaving
+    pass): only the former must end the command.
+    """
+    return _state["received"]
 
 
 def _raise_for(signum: int, frame) -> None:
+    _state["received"] = signum
     for other in SIGNALS:  # cleanup must not be interrupted by a second signal
         signal.signal(other, signal.SIG_IGN)
     if _state["deferring"]:
@@ -68,6 +78,7 @@ def handle_signals() -> Iterator[None]:
     if not _in_main_thread():
         yield
         return
+    _state.update(received=None, pending=None)
     previous = {s: signal.getsignal(s) for s in SIGNALS}
     for s in SIGNALS:
         if previous[s] is not signal.SIG_IGN:  # ignored on purpose (nohup, a background job): keep it so

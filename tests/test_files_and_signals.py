@@ -283,3 +283,17 @@ def test_sigterm_at_any_moment_leaves_complete_files_only(tmp_path, big_pipeline
     assert leftovers(tmp_path) == []
     if (run_dir / "model.onnx").exists():  # written whole or not at all
         assert onnx.load(run_dir / "model.onnx").graph.initializer[0].dims == [16 * 2**20]
+
+
+def test_deferred_block_finishes_before_the_signal_is_raised():
+    from graphkit.signals import Terminated, deferred, handle_signals, received
+
+    steps, before = [], signal.getsignal(signal.SIGTERM)
+    with pytest.raises(Terminated), handle_signals():
+        with deferred():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)  # the handler has run by now, and only recorded the signal
+            steps.append("finished")
+        steps.append("after")  # never reached: raised as the deferred block ends
+    assert steps == ["finished"] and received() == signal.SIGTERM
+    assert signal.getsignal(signal.SIGTERM) == before  # the previous handler is back
