@@ -297,3 +297,25 @@ def test_deferred_block_finishes_before_the_signal_is_raised():
         steps.append("after")  # never reached: raised as the deferred block ends
     assert steps == ["finished"] and received() == signal.SIGTERM
     assert signal.getsignal(signal.SIGTERM) == before  # the previous handler is back
+
+
+def test_full_disk_during_golden_make_is_one_line_and_leaves_no_partial_file(tmp_path, cli):
+    """A 16 KiB tmpfs fills up while the golden cases are written (root can mount one here)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(disk)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        model = save_model(demo_model(), tmp_path / "m.onnx")
+        result = cli("golden", "make", model, "-o", disk / "golden", "--batch-sizes", "1,2")
+        assert result.returncode == 2, result.stderr
+        last = result.stderr.strip().splitlines()[-1]
+        assert last.startswith(f"graphkit: error: {disk / 'golden'}/") and last.endswith(
+            "cannot write (No space left on device)"
+        )
+        assert "Traceback" not in result.stderr
+        assert leftovers(disk) == []
+        assert not (disk / "golden" / "manifest.json").exists()  # an incomplete set is never reusable
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
