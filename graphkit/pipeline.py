@@ -24,6 +24,7 @@ from graphkit.errors import PipelineSpecError, SpecError, one_line, shown
 from graphkit.files import check_plain_name
 from graphkit.pass_base import Pass
 from graphkit.registry import get_pass, load_pass_dir
+from graphkit.run_folder import ARTIFACTS as RUN_FILES
 from graphkit.safe_yaml import MAX_BYTES, MAX_DEPTH, load_yaml
 from graphkit.typed import from_mapping, to_mapping
 from graphkit.validate import Tolerance, Tolerances
@@ -158,6 +159,10 @@ def parse_pipeline(data: Any, origin: str = "<pipeline>", overrides: list[str] |
     try:
         check_plain_name(spec.name, "name")
         check_plain_name(spec.output.model, "output.model")
+        if spec.output.model in RUN_FILES:
+            raise SpecError(f"output.model: '{spec.output.model}' is a file or folder of the run itself")
+        if not spec.output.dir.strip():
+            raise SpecError("output.dir: must not be empty (give a folder, e.g. runs/{name})")
     except SpecError as exc:
         raise PipelineSpecError(f"{origin}: {exc}") from exc
     sources = [k for k in ("onnx", "export", "builtin") if getattr(spec.source, k) is not None]

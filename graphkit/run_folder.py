@@ -72,18 +72,18 @@ def check_run_folder(
     earlier = _earlier_run(path)
     models = {model_name, earlier.get("model", model_name)}
     names = set(ARTIFACTS) | models | {f"{m}.data" for m in models}
-    input_paths = [Path(p).resolve() for p in inputs]
+    input_paths = [_real(p) for p in inputs]
     stale, kept = [], []
     for entry in entries:
         graphkit_file = entry.name in names or any(fnmatch.fnmatch(entry.name, p) for p in ARTIFACT_PATTERNS)
-        holds_input = [p for p in input_paths if p == entry.resolve() or entry.resolve() in p.parents]
+        holds_input = [p for p in input_paths if _within(p, entry)]
         if graphkit_file and holds_input:
             raise OutputError(
                 f"{path}: this run would replace {entry.name}, which holds the pipeline's input {holds_input[0]}; "
                 "choose another run folder with --output"
             )
         (stale if graphkit_file else kept).append(entry)
-    foreign = [e for e in kept if not any(p == e.resolve() or e.resolve() in p.parents for p in input_paths)]
+    foreign = [e for e in kept if not any(_within(p, e) for p in input_paths)]
     if entries and not overwrite:
         if foreign:
             shown = ", ".join(e.name for e in foreign[:3]) + (", ..." if len(foreign) > 3 else "")
@@ -98,6 +98,16 @@ def check_run_folder(
                 "pass --overwrite to replace it, or choose another folder with --output"
             )
     return RunFolder(path, stale, kept)
+
+
+def _real(path: str | os.PathLike) -> Path:
+    return Path(os.path.realpath(path))  # never raises, symlink loops included
+
+
+def _within(path: Path, entry: Path) -> bool:
+    """Whether ``path`` (resolved) is ``entry`` or lies under it."""
+    real = _real(entry)
+    return path == real or real in path.parents
 
 
 def _check_writable(path: Path) -> None:

@@ -255,3 +255,18 @@ def test_bad_pass_option_is_exit_2_before_any_work(tmp_path, user_pass_dir, cli)
         result.stderr
     )
     assert not (tmp_path / "run").exists() and not (tmp_path / "golden").exists()
+
+
+def test_a_pipeline_file_kept_in_its_own_run_folder_is_never_removed(tmp_path):
+    from graphkit.errors import OutputError
+    from graphkit.run_folder import check_run_folder
+
+    run = tmp_path / "exp"
+    run.mkdir()
+    own = run / "pipeline.yaml"
+    own.write_text("name: t\nsource: {builtin: demo}\noutput: {dir: exp}\n")
+    with pytest.raises(OutputError, match="would replace pipeline.yaml, which holds the pipeline's input"):
+        check_run_folder(run, "t", "model.onnx", inputs=(own,))
+    assert own.exists()
+    folder = check_run_folder(run, "t", "model.onnx", inputs=())  # an earlier run's record: replaced
+    assert folder.stale == [own]

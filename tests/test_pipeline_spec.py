@@ -271,3 +271,16 @@ def test_bad_pass_option_values_are_spec_errors_naming_the_pass(tmp_path, passes
     with pytest.raises(PipelineSpecError, match=expected) as error:
         build_passes(spec, "p.yaml")
     assert str(error.value).startswith("p.yaml: passes[0]")
+
+
+@pytest.mark.parametrize(
+    ("output", "expected"),
+    [
+        ("{model: report.json}", "output.model: 'report.json' is a file or folder of the run itself"),
+        ("{model: diffs}", "output.model: 'diffs' is a file or folder of the run itself"),
+        ("{dir: ''}", "output.dir: must not be empty"),
+    ],
+)
+def test_outputs_that_collide_with_the_run_are_refused(tmp_path, output, expected):
+    with pytest.raises(PipelineSpecError, match=expected):
+        load_pipeline(write(tmp_path, f"name: t\n{DEMO}output: {output}\n"))
