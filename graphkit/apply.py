@@ -146,7 +146,9 @@ def apply_pipeline(
         )
     if weights and input_path:
         raise PipelineSpecError("--weights: with --input the source is an ONNX file, not an export")
-    run_dir = Path(output_dir) if output_dir else spec.run_dir()
+    if output_dir is not None and not str(output_dir).strip():
+        raise PipelineSpecError("--output: must not be empty (give a folder)")
+    run_dir = Path(output_dir) if output_dir is not None else spec.run_dir()
     pipeline_file = origin if Path(origin).is_file() else None
     inputs = (pipeline_file, input_path, spec.source.onnx, spec.golden.dir, *spec.pass_dirs, *(extra_pass_dirs or []))
     folder = check_run_folder(run_dir, spec.name, spec.output.model, overwrite, tuple(p for p in inputs if p))

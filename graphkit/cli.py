@@ -17,9 +17,9 @@ import re
 import sys
 
 from graphkit import __version__
-from graphkit.errors import GraphkitError, one_line
-from graphkit.files import remove_temporaries
-from graphkit.signals import Terminated, exit_code_of, handle_signals
+from graphkit.signals import Terminated, exit_code_of, handle_signals  # light: imported before anything else
+
+# Everything else is imported once the signal handlers are in place (see main).
 
 COMMAND_MODULES = (
     "passes",
@@ -85,13 +85,17 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 return _main(sys.argv[1:] if argv is None else argv)
             finally:
-                remove_temporaries()
+                files = sys.modules.get("graphkit.files")  # not imported: nothing was written
+                if files is not None:
+                    files.remove_temporaries()
         except (KeyboardInterrupt, Terminated) as interrupt:
             print(f"graphkit: {'terminated' if isinstance(interrupt, Terminated) else 'interrupted'}", file=sys.stderr)
             return exit_code_of(interrupt)
 
 
 def _main(argv: list[str]) -> int:
+    from graphkit.errors import GraphkitError, one_line
+
     command = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(command)  # imports the command's module (torch, onnx...): interruptible too
     args = parser.parse_args(argv)
