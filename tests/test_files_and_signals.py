@@ -258,7 +258,8 @@ def test_signal_while_the_model_is_being_written_leaves_no_temporary_file(tmp_pa
     assert saving, f"the run ended before its model was written: {process.communicate()}"
     process.send_signal(signum)
     assert_clean_interrupt(process, signum, tmp_path)
-    assert not (run_dir / "model.onnx").exists()
+    if (run_dir / "model.onnx").exists():  # only if this test was descheduled past the whole write
+        assert onnx.load(run_dir / "model.onnx").graph.initializer[0].dims == [16 * 2**20]
 
 
 def test_sigterm_during_start_up_imports_is_clean(tmp_path, big_pipeline):
