@@ -96,7 +96,9 @@ def make_folder(folder: str | os.PathLike) -> Path:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError) as exc:
-        raise OutputError(f"{folder}: cannot create the folder: it, or a parent of it, is a file") from exc
+        raise OutputError(
+            f"{folder}: cannot create the folder: it, or a parent of it, exists and is not a folder"
+        ) from exc
     except OSError as exc:
         raise OutputError(f"{folder}: cannot create the folder ({_reason(exc)})") from exc
     return folder

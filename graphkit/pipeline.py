@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import os
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -25,7 +24,7 @@ from graphkit.files import check_plain_name
 from graphkit.pass_base import Pass
 from graphkit.registry import get_pass, load_pass_dir
 from graphkit.run_folder import ARTIFACTS as RUN_FILES
-from graphkit.safe_yaml import MAX_BYTES, MAX_DEPTH, load_yaml
+from graphkit.safe_yaml import MAX_DEPTH, load_yaml, load_yaml_file
 from graphkit.typed import from_mapping, to_mapping
 from graphkit.validate import Tolerance, Tolerances
 
@@ -120,24 +119,8 @@ class PipelineSpec:
 
 def load_pipeline(path: str | os.PathLike, overrides: list[str] | None = None) -> PipelineSpec:
     """Read, override and type a pipeline file; PipelineSpecError names the file and key."""
-    path = Path(path)
     try:
-        info = path.stat()
-        if stat.S_ISDIR(info.st_mode):
-            raise PipelineSpecError(f"{path}: is a folder, not a pipeline file")
-        if not stat.S_ISREG(info.st_mode):
-            raise PipelineSpecError(f"{path}: not a regular file (a device, FIFO or socket)")
-        if info.st_size > MAX_BYTES:
-            raise PipelineSpecError(f"{path}: {info.st_size} bytes is too large for a pipeline file")
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise PipelineSpecError(f"{path}: no such pipeline file") from exc
-    except UnicodeDecodeError as exc:
-        raise PipelineSpecError(f"{path}: not UTF-8 text ({one_line(exc, 120)})") from exc
-    except OSError as exc:
-        raise PipelineSpecError(f"{path}: cannot read pipeline ({exc.strerror or one_line(exc)})") from exc
-    try:
-        data = load_yaml(text, str(path))
+        data = load_yaml_file(path, "pipeline file")
     except SpecError as exc:
         raise PipelineSpecError(str(exc)) from exc
     return parse_pipeline(data, str(path), overrides)

@@ -15,6 +15,9 @@ through :func:`graphkit.errors.shown`, capped.
 
 from __future__ import annotations
 
+import os
+import stat
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -49,6 +52,32 @@ def load_yaml(text: str, origin: str) -> Any:
         raise SpecError(f"{origin}: invalid YAML{where}: {problem}") from exc
     except ValueError as exc:  # e.g. an integer of more than 4300 digits
         raise SpecError(f"{origin}: invalid YAML value: {one_line(exc, 120)}") from exc
+
+
+def load_yaml_file(path: str | os.PathLike, what: str = "YAML file") -> Any:
+    """Read and parse a YAML file within the limits; SpecError names the file.
+
+    Refused before reading: a missing path, a folder, anything that is not a regular file (a
+    FIFO would block, a device never end) and files over :data:`MAX_BYTES`; then text that is
+    not UTF-8.
+    """
+    path = Path(path)
+    try:
+        info = path.stat()
+        if stat.S_ISDIR(info.st_mode):
+            raise SpecError(f"{path}: is a folder, not a {what}")
+        if not stat.S_ISREG(info.st_mode):
+            raise SpecError(f"{path}: not a regular file (a device, FIFO or socket)")
+        if info.st_size > MAX_BYTES:
+            raise SpecError(f"{path}: {info.st_size} bytes is too large for a {what} (limit {MAX_BYTES})")
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise SpecError(f"{path}: no such {what}") from exc
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{path}: not UTF-8 text ({one_line(exc, 120)})") from exc
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read the {what} ({exc.strerror or one_line(exc)})") from exc
+    return load_yaml(text, str(path))
 
 
 def _check_events(text: str, origin: str) -> None:

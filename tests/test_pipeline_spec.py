@@ -284,3 +284,16 @@ def test_bad_pass_option_values_are_spec_errors_naming_the_pass(tmp_path, passes
 def test_outputs_that_collide_with_the_run_are_refused(tmp_path, output, expected):
     with pytest.raises(PipelineSpecError, match=expected):
         load_pipeline(write(tmp_path, f"name: t\n{DEMO}output: {output}\n"))
+
+
+def test_eval_spec_file_is_read_within_the_same_limits(tmp_path, cli):
+    import os
+
+    fifo = tmp_path / "spec.yaml"
+    os.mkfifo(fifo)
+    result = cli("eval", tmp_path / "m.onnx", "--spec", fifo, "--out", tmp_path / "o", timeout=60)
+    assert result.returncode == 2
+    assert result.stderr == f"graphkit: error: {fifo}: not a regular file (a device, FIFO or socket)\n"
+    bomb = write(tmp_path, billion_laughs(where="eval"), "bomb.yaml")
+    result = cli("eval", tmp_path / "m.onnx", "--spec", bomb, "--out", tmp_path / "o", timeout=60)
+    assert result.returncode == 2 and "YAML aliases expand to more than 100000 values" in result.stderr
