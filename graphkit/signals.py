@@ -95,8 +95,12 @@ def deferred() -> Iterator[None]:
     """Hold SIGINT/SIGTERM back during the block; a pending one is raised right after it.
 
     A flag, not the signal mask: Python runs handlers in the main thread whichever thread the
-    signal hit, so blocking it in the main thread alone would not hold it back.
+    signal hit, so blocking it in the main thread alone would not hold it back. In other threads
+    this does nothing: handlers never interrupt them.
     """
+    if not _in_main_thread():
+        yield
+        return
     _state["deferring"] += 1
     try:
         yield
