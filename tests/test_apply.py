@@ -111,7 +111,7 @@ def test_input_override_and_unknown_input_file(tmp_path, user_pass_dir, cli):
 def test_help_explains_every_flag(cli, flag):
     result = cli("apply", flag)
     assert result.returncode == 0
-    for option in ("--input", "--output", "--set", "--weights", "--passes-dir", "--localize", "--json"):
+    for option in ("--input", "--output", "--overwrite", "--set", "--weights", "--passes-dir", "--localize", "--json"):
         assert option in result.stdout
 
 
