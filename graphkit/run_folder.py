@@ -26,7 +26,8 @@ from graphkit.errors import OutputError, SpecError
 from graphkit.safe_yaml import load_yaml
 
 ARTIFACTS = ("report.json", "summary.txt", "pipeline.yaml", "diffs", "atc", "eval")
-ARTIFACT_PATTERNS = ("repro-*", ".*.tmp")  # reproducers; temporaries of a killed (SIGKILL) run
+TEMPORARIES = ".*.tmp"  # left by a run killed with SIGKILL (graphkit.files cleans up after any other end)
+ARTIFACT_PATTERNS = ("repro-*", TEMPORARIES)
 RECORD = "pipeline.yaml"  # written first by every run: names the pipeline and its model file
 MAX_RECORD_BYTES = 1 << 20
 
@@ -84,14 +85,15 @@ def check_run_folder(
             )
         (stale if graphkit_file else kept).append(entry)
     foreign = [e for e in kept if not any(_within(p, e) for p in input_paths)]
-    if entries and not overwrite:
+    earlier_files = [e for e in stale if not fnmatch.fnmatch(e.name, TEMPORARIES)]
+    if not overwrite:
         if foreign:
             shown = ", ".join(e.name for e in foreign[:3]) + (", ..." if len(foreign) > 3 else "")
             raise OutputError(
                 f"{path}: the run folder holds files graphkit did not write ({shown}); "
                 "choose an empty or new folder with --output, or pass --overwrite to replace graphkit's files there"
             )
-        if earlier.get("name") != pipeline:
+        if earlier_files and earlier.get("name") != pipeline:
             what = f"a run of pipeline '{earlier['name']}'" if earlier.get("name") else "files of an unknown run"
             raise OutputError(
                 f"{path}: the run folder holds {what}, not of '{pipeline}'; "

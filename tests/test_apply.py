@@ -270,3 +270,15 @@ def test_a_pipeline_file_kept_in_its_own_run_folder_is_never_removed(tmp_path):
     assert own.exists()
     folder = check_run_folder(run, "t", "model.onnx", inputs=())  # an earlier run's record: replaced
     assert folder.stale == [own]
+
+
+def test_inputs_and_temporaries_alone_do_not_make_a_folder_foreign(tmp_path):
+    from graphkit.run_folder import check_run_folder
+
+    run = tmp_path / "exp"
+    (run / "my_passes").mkdir(parents=True)
+    (run / ".model.onnx.abc123.tmp").mkdir()  # a SIGKILLed run's temporary folder
+    folder = check_run_folder(run, "t", "model.onnx", inputs=(run / "my_passes",))
+    assert folder.stale == [run / ".model.onnx.abc123.tmp"] and folder.kept == [run / "my_passes"]
+    folder.clear()
+    assert sorted(p.name for p in run.iterdir()) == ["my_passes"]
