@@ -8,6 +8,9 @@
     pipeline.yaml    the resolved pipeline (overrides applied)
     diffs/           one diff per pass that changed the model (when graphkit.diff is present)
     repro-*/         a reproducer for a failed pass
+
+A run folder holds one run: a rerun removes the earlier run's files first (see
+:mod:`graphkit.run_folder`), so ``report.json`` always describes the files beside it.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from tqdm import tqdm
 from graphkit import __version__
 from graphkit.console import json_default, progress
 from graphkit.errors import GraphkitError, PipelineSpecError, SpecError
-from graphkit.files import write_text_atomic
+from graphkit.files import make_folder, write_text_atomic
 from graphkit.golden import CaseResult, GoldenSet, GoldenValidation, make_or_load_golden, validate_against_golden
 from graphkit.instruments import (
     Honesty,
@@ -46,6 +49,7 @@ from graphkit.manager import PassManager
 from graphkit.model import content_hash, default_opset, load_model, load_user_model, save_model
 from graphkit.pass_base import Pass
 from graphkit.pipeline import PipelineSpec, build_passes, spec_to_yaml
+from graphkit.run_folder import check_run_folder
 from graphkit.typed import from_mapping
 from graphkit.validate import compare_outputs
 
@@ -123,13 +127,31 @@ def apply_pipeline(
     localize: bool | None = None,
     extra_pass_dirs: list[str] | None = None,
     regenerate_golden: bool = False,
+    overwrite: bool = False,
     log: Log = _stderr,
 ) -> ApplyResult:
-    """Run the pipeline; see the module docstring for what it writes."""
+    """Run the pipeline; see the module docstring for what it writes.
+
+    The run folder follows :mod:`graphkit.run_folder`: a rerun of the same pipeline replaces
+    its earlier files, any other non-empty folder needs ``overwrite``.
+    """
     stages: dict[str, float] = {}
     started = time.perf_counter()
     passes = build_passes(spec, origin, extra_pass_dirs)  # fail on bad specs before heavy work
     sections = type_sections(spec, origin)
+    if weights and spec.source.export is None and not input_path:
+        raise PipelineSpecError(
+            f"--weights: the source of {origin} is {'an ONNX file' if spec.source.onnx else 'the built-in demo'}, "
+            "not an export; weights only apply to source.export"
+        )
+    if weights and input_path:
+        raise PipelineSpecError("--weights: with --input the source is an ONNX file, not an export")
+    if output_dir is not None and not str(output_dir).strip():
+        raise PipelineSpecError("--output: must not be empty (give a folder)")
+    run_dir = Path(output_dir) if output_dir is not None else spec.run_dir()
+    pipeline_file = origin if Path(origin).is_file() else None
+    inputs = (pipeline_file, input_path, spec.source.onnx, spec.golden.dir, *spec.pass_dirs, *(extra_pass_dirs or []))
+    folder = check_run_folder(run_dir, spec.name, spec.output.model, overwrite, tuple(p for p in inputs if p))
     clock = time.perf_counter()
     source = load_source(spec, origin, input_path, weights, log)
     source_hash = content_hash(source.model)
@@ -139,9 +161,9 @@ def apply_pipeline(
     golden, golden_reused = _golden(spec, source, source_hash, regenerate_golden, log)
     stages["golden"] = time.perf_counter() - clock
 
-    # the run folder appears only once the inputs proved usable
-    run_dir = Path(output_dir) if output_dir else spec.run_dir()
-    run_dir.mkdir(parents=True, exist_ok=True)
+    # the run folder appears (and an earlier run's files go) only once the inputs proved usable
+    folder.clear()
+    make_folder(run_dir)
     write_text_atomic(run_dir / "pipeline.yaml", spec_to_yaml(spec))
 
     report: dict[str, Any] = {

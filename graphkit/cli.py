@@ -4,7 +4,8 @@ Each subcommand lives in ``graphkit/commands/<name>.py`` and exposes ``NAME``, `
 ``add_arguments(parser)`` and ``run(args) -> int``. The CLI owns no defaults: every flag maps
 onto one library argument, and ``None`` means "the library's default".
 
-A :class:`~graphkit.errors.GraphkitError` becomes one line on stderr and exit code 2.
+A :class:`~graphkit.errors.GraphkitError` becomes one line on stderr and exit code 2 (its
+``exit_code``); SIGINT/SIGTERM exit 130/143 without a traceback (:mod:`graphkit.signals`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import os
 import sys
 
 from graphkit import __version__
-from graphkit.errors import GraphkitError, one_line
+from graphkit.signals import Terminated, exit_code_of, handle_signals  # light: imported before anything else
+
+# Everything else is imported once the signal handlers are in place (see main).
 
 COMMAND_MODULES = (
     "passes",
@@ -63,10 +66,29 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``graphkit`` console script; returns the exit code."""
-    argv = sys.argv[1:] if argv is None else argv
+    """Entry point of the ``graphkit`` console script; returns the exit code.
+
+    SIGINT and SIGTERM, at any moment (start-up imports included), end the command without a
+    traceback and without temporary files, with exit code 130 or 143.
+    """
+    with handle_signals():
+        try:
+            try:
+                return _main(sys.argv[1:] if argv is None else argv)
+            finally:
+                files = sys.modules.get("graphkit.files")  # not imported: nothing was written
+                if files is not None:
+                    files.remove_temporaries()
+        except (KeyboardInterrupt, Terminated) as interrupt:
+            print(f"graphkit: {'terminated' if isinstance(interrupt, Terminated) else 'interrupted'}", file=sys.stderr)
+            return exit_code_of(interrupt)
+
+
+def _main(argv: list[str]) -> int:
+    from graphkit.errors import GraphkitError, one_line
+
     command = next((a for a in argv if not a.startswith("-")), None)
-    parser = build_parser(command)
+    parser = build_parser(command)  # imports the command's module (torch, onnx...): interruptible too
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):
         parser.print_help()
@@ -74,15 +96,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args._run(args) or 0)
     except GraphkitError as exc:
-        message = one_line(exc, limit=None)  # one line, onnxruntime's ANSI colours stripped
-        print(f"graphkit: error: {message}", file=sys.stderr)
+        print(f"graphkit: error: {one_line(exc, 2000)}", file=sys.stderr)  # ANSI and control characters stripped
         return exc.exit_code
     except BrokenPipeError:  # e.g. `graphkit diff A B | head`: the reader left, stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except KeyboardInterrupt:
-        print("graphkit: interrupted", file=sys.stderr)
-        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

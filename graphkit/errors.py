@@ -8,6 +8,7 @@ line and exits with code 2; anything else that escapes is a bug and keeps its tr
 from __future__ import annotations
 
 import re
+import reprlib
 
 # ANSI escape sequences (colours from onnxruntime's and torch's loggers), then other control characters.
 _ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
@@ -28,6 +29,19 @@ def printable(text: str) -> str:
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
+_REPR = reprlib.Repr()
+_REPR.maxstring = 60
+_REPR.maxother = 60
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = 6
+_REPR.maxlevel = 3
+
+
+def shown(value: object, limit: int = 80) -> str:
+    """``repr(value)`` for an error message: bounded in length and depth, one line."""
+    text = " ".join(_REPR.repr(value).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 class GraphkitError(Exception):
     """Base class: a problem with the user's input or request, reported as one line."""
 
@@ -38,7 +52,14 @@ class ModelLoadError(GraphkitError):
     """A model file is missing, empty, truncated, or not ONNX."""
 
 
-class ModelSaveError(GraphkitError):
+class OutputError(GraphkitError):
+    """An output cannot be written: not a regular file, read-only, a parent is a file, disk full.
+
+    Nothing half-written is left behind (see :mod:`graphkit.files`).
+    """
+
+
+class ModelSaveError(OutputError):
     """A model could not be written (nothing half-written is left behind)."""
 
 

@@ -309,7 +309,7 @@ def _write_golden(directory: Path, manifest: dict, cases: list[GoldenCase]) -> N
         os.replace(staging / "manifest.json", directory / "manifest.json")
     except OSError as exc:
         raise GoldenError(
-            f"{directory}: cannot write the golden set ({one_line(exc, 200)}); no set was written"
+            f"{directory}: cannot write the golden set ({exc.strerror or one_line(exc, 200)}); no set was written"
         ) from exc
     finally:
         if staging is not None:

@@ -27,6 +27,7 @@ import xxhash
 from google.protobuf.message import DecodeError
 
 from graphkit.errors import ModelLoadError, ModelSaveError, PassError, one_line, printable
+from graphkit.files import atomic_paths
 from graphkit.protostream import read_model, write_model
 from graphkit.shapes import skeleton
 
@@ -42,6 +43,8 @@ def load_model(path: str | os.PathLike, load_external_data: bool = True) -> onnx
         raise ModelLoadError(f"{path}: no such file")
     if path.is_dir():
         raise ModelLoadError(f"{path}: is a directory, not an ONNX file")
+    if not path.is_file():  # reading a FIFO or a device would block or never end
+        raise ModelLoadError(f"{path}: not a regular file (a device, FIFO or socket)")
     if path.stat().st_size == 0:
         raise ModelLoadError(f"{path}: file is empty")
     try:
@@ -128,36 +131,27 @@ def save_model(
     model is too large for one protobuf file. Nothing is left half-written on failure.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     if external_data is None:
         external_data = too_big_for_one_file(model)
-    tmp_dir = Path(tempfile.mkdtemp(prefix=".graphkit-", dir=path.parent))
-    try:
-        tmp_model = tmp_dir / path.name
-        data_name = path.name + ".data"
-        if external_data:
-            to_save = onnx.ModelProto()
-            to_save.CopyFrom(model)
-            onnx.save_model(
-                to_save,
-                str(tmp_model),
-                save_as_external_data=True,
-                all_tensors_to_one_file=True,
-                location=data_name,
-                size_threshold=EXTERNAL_THRESHOLD,
-            )
-            if (tmp_dir / data_name).exists():  # absent when no tensor reached the threshold
-                os.replace(tmp_dir / data_name, path.parent / data_name)
-        else:
-            with open(tmp_model, "wb", buffering=1 << 20) as handle:
-                write_model(model, handle)  # one tensor at a time, no whole-model buffer
-        os.replace(tmp_model, path)
-    except (OSError, ValueError) as exc:
-        raise ModelSaveError(f"{path}: cannot write model ({one_line(exc, 200)})") from exc
-    finally:
-        for leftover in tmp_dir.glob("*"):
-            leftover.unlink()
-        tmp_dir.rmdir()
+    data_name = path.name + ".data"
+    with atomic_paths(path, path.parent / data_name) as (tmp_model, _):
+        try:
+            if external_data:  # onnx writes the data file beside the model under ``location``
+                to_save = onnx.ModelProto()
+                to_save.CopyFrom(model)
+                onnx.save_model(
+                    to_save,
+                    str(tmp_model),
+                    save_as_external_data=True,
+                    all_tensors_to_one_file=True,
+                    location=data_name,
+                    size_threshold=EXTERNAL_THRESHOLD,
+                )
+            else:
+                with open(tmp_model, "wb", buffering=1 << 20) as handle:
+                    write_model(model, handle)  # one tensor at a time, no whole-model buffer
+        except ValueError as exc:
+            raise ModelSaveError(f"{path}: cannot write model ({one_line(exc, 200)})") from exc
     return path
 
 

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from graphkit.errors import InputError
-from graphkit.files import atomic_path, write_text_atomic
+from graphkit.files import atomic_path, make_folder, write_text_atomic
 from graphkit.runtime.backend import Backend, TensorInfo, open_backend
 
 STAT_KEYS = ("min", "max", "mean", "median", "percentile(99%)", "count")
@@ -284,7 +284,7 @@ def default_output_dir(model: Any) -> Path:
 def write_perf_report(report: dict, out_dir: str | os.PathLike) -> dict[str, Path]:
     """Write ``perf_summary.json`` and ``perf.png`` (FPS and latency vs batch) atomically."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     json_path = write_text_atomic(out / "perf_summary.json", json.dumps(report, indent=2) + "\n")
     plot_path = out / "perf.png"
     plot_perf(report, plot_path)
@@ -318,7 +318,7 @@ def plot_perf(report: dict, path: Path) -> Path:
         axes.grid(True, alpha=0.3)
     figure.suptitle(f"{Path(str(report['model'])).name} ({report['backend']})")
     figure.tight_layout()
-    with atomic_path(path, suffix=".png") as tmp:
+    with atomic_path(path) as tmp:
         figure.savefig(tmp, dpi=100)
     plt.close(figure)
     return path

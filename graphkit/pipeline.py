@@ -4,7 +4,9 @@ A pipeline names its source (an ONNX file, an export, or the built-in demo model
 set, the ordered passes with options, the output, and optional ``handoff``/``eval``/``perf``
 sections. Unknown keys are errors. ``--set key.path=value`` overrides any field before typing
 (values are parsed as YAML: ``--set golden.batch_sizes=[1,4]``). Relative paths are relative to
-the current working directory. :func:`spec_to_yaml` writes a spec back as YAML.
+the current working directory. YAML is read within limits (no alias bombs, no runaway nesting:
+:mod:`graphkit.safe_yaml`); ``name`` and ``output.model`` must be plain names, so that the run
+folder, the model file and the golden cache folder stay where they belong. :func:`spec_to_yaml` writes a spec back as YAML.
 """
 
 from __future__ import annotations
@@ -17,9 +19,12 @@ from typing import Any, Literal
 
 import yaml
 
-from graphkit.errors import PipelineSpecError, SpecError
+from graphkit.errors import PipelineSpecError, SpecError, one_line, shown
+from graphkit.files import check_plain_name
 from graphkit.pass_base import Pass
 from graphkit.registry import get_pass, load_pass_dir
+from graphkit.run_folder import ARTIFACTS as RUN_FILES
+from graphkit.safe_yaml import MAX_DEPTH, load_yaml, load_yaml_file
 from graphkit.typed import from_mapping, to_mapping
 from graphkit.validate import Tolerance, Tolerances
 
@@ -108,23 +113,16 @@ class PipelineSpec:
     perf: dict[str, Any] | None = None
 
     def run_dir(self) -> Path:
-        return Path(self.output.dir.format(name=self.name))
+        """``output.dir`` with ``{name}`` replaced by the pipeline's name (no other fields)."""
+        return Path(self.output.dir.replace("{name}", self.name))
 
 
 def load_pipeline(path: str | os.PathLike, overrides: list[str] | None = None) -> PipelineSpec:
     """Read, override and type a pipeline file; PipelineSpecError names the file and key."""
-    path = Path(path)
-    if not path.exists():
-        raise PipelineSpecError(f"{path}: no such pipeline file")
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise PipelineSpecError(f"{path}: invalid YAML{where}: {problem}") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PipelineSpecError(f"{path}: cannot read pipeline ({exc})") from exc
+        data = load_yaml_file(path, "pipeline file")
+    except SpecError as exc:
+        raise PipelineSpecError(str(exc)) from exc
     return parse_pipeline(data, str(path), overrides)
 
 
@@ -139,6 +137,15 @@ def parse_pipeline(data: Any, origin: str = "<pipeline>", overrides: list[str] |
     _normalize_passes(data, origin)  # again, for a whole list given with --set passes=[...]
     try:
         spec = from_mapping(PipelineSpec, data, "")
+    except SpecError as exc:
+        raise PipelineSpecError(f"{origin}: {exc}") from exc
+    try:
+        check_plain_name(spec.name, "name")
+        check_plain_name(spec.output.model, "output.model")
+        if spec.output.model in RUN_FILES:
+            raise SpecError(f"output.model: '{spec.output.model}' is a file or folder of the run itself")
+        if not spec.output.dir.strip():
+            raise SpecError("output.dir: must not be empty (give a folder, e.g. runs/{name})")
     except SpecError as exc:
         raise PipelineSpecError(f"{origin}: {exc}") from exc
     sources = [k for k in ("onnx", "export", "builtin") if getattr(spec.source, k) is not None]
@@ -163,19 +170,21 @@ def _normalize_pass_item(item: Any, index: int, origin: str) -> dict:
     if isinstance(item, dict) and len(item) == 1:
         (name, options), *_ = item.items()
         return {"name": name, "options": {} if options is None else options}
-    raise PipelineSpecError(f"{where}: expected a pass name, or a mapping {{name: options}}, got {item!r}")
+    raise PipelineSpecError(f"{where}: expected a pass name, or a mapping {{name: options}}, got {shown(item)}")
 
 
 def apply_override(data: dict, override: str) -> None:
-    """Apply ``key.path=value`` to ``data`` in place (value parsed as YAML)."""
+    """Apply ``key.path=value`` to ``data`` in place (value parsed as YAML, within limits)."""
     if "=" not in override:
-        raise PipelineSpecError(f"--set {override}: expected key.path=value")
+        raise PipelineSpecError(f"--set {shown(override)}: expected key.path=value")
     key, raw = override.split("=", 1)
-    try:
-        value = yaml.safe_load(raw) if raw else None
-    except yaml.YAMLError as exc:
-        raise PipelineSpecError(f"--set {key}: value is not valid YAML ({raw!r})") from exc
     parts = key.split(".")
+    if not all(part.isprintable() and part.strip() for part in parts) or len(parts) > MAX_DEPTH:
+        raise PipelineSpecError(f"--set {shown(key)}: expected a dotted key path like golden.seed")
+    try:
+        value = load_yaml(raw, f"--set {key}") if raw else None
+    except SpecError as exc:
+        raise PipelineSpecError(str(exc)) from exc
     node: Any = data
     for depth, part in enumerate(parts[:-1]):
         node = _child(node, part, ".".join(parts[: depth + 1]), create=True)
@@ -217,8 +226,9 @@ def build_passes(
         try:
             cls = get_pass(item.name, where=f"{origin}: passes[{index}]")
             passes.append(cls.from_spec(item.options, f"{where}.options"))
-        except SpecError as exc:
-            raise PipelineSpecError(str(exc)) from exc
+        except (SpecError, ValueError) as exc:  # ValueError: an Options check that did not use SpecError
+            message = one_line(exc, 500)
+            raise PipelineSpecError(message if message.startswith(origin) else f"{where}.options: {message}") from exc
     return passes
 
 

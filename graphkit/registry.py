@@ -15,7 +15,7 @@ import re
 import sys
 from pathlib import Path
 
-from graphkit.errors import PassLoadError, UnknownPassError
+from graphkit.errors import PassLoadError, UnknownPassError, one_line
 from graphkit.pass_base import Pass, signals_seen
 from graphkit.typed import close_names
 
@@ -69,6 +69,8 @@ def load_pass_dir(directory: str | Path) -> list[str]:
     for path in sorted(directory.glob("*.py")):
         if path.name.startswith("_"):
             continue
+        if not path.is_file():  # a FIFO would block the import forever
+            raise PassLoadError(f"{path}: not a regular file")
         resolved = path.resolve()
         if resolved in _loaded_files:
             continue
@@ -83,7 +85,9 @@ def load_pass_dir(directory: str | Path) -> list[str]:
                 except (Exception, SystemExit, KeyboardInterrupt) as exc:
                     if seen or (seen is None and isinstance(exc, KeyboardInterrupt)) or isinstance(exc, PassLoadError):
                         raise  # a real Ctrl-C/SIGTERM, or our own error
-                    raise PassLoadError(f"{path}: cannot import pass file: {exc.__class__.__name__}: {exc}") from exc
+                    raise PassLoadError(
+                        f"{path}: cannot import pass file: {exc.__class__.__name__}: {one_line(exc)}"
+                    ) from exc
         except BaseException:
             del sys.modules[module_name]
             raise

@@ -2,7 +2,8 @@
 
 Used for pass options and pipeline sections alike. Supported field types: ``bool``, ``int``,
 ``float``, ``str``, ``Literal[...]``, ``list[T]``, ``tuple[T, ...]``, ``dict[str, T]``,
-``T | None`` and nested dataclasses. Unknown keys are errors with "did you mean" hints.
+``T | None`` and nested dataclasses. Unknown keys are errors with "did you mean" hints; values echoed in messages are capped
+(:func:`graphkit.safe_yaml.shown`).
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ import types
 import typing
 from typing import Any, Literal, Union
 
-from graphkit.errors import FieldValueError, SpecError
+from graphkit.errors import FieldValueError, SpecError, one_line, shown
 
 
 def close_names(name: str, choices) -> str:
     """' (did you mean: a, b?)' for names close to ``name``, or ''."""
-    matches = difflib.get_close_matches(str(name), [str(c) for c in choices], n=3, cutoff=0.5)
+    if not isinstance(name, str) or len(name) > 100:
+        return ""
+    matches = difflib.get_close_matches(name, [str(c) for c in choices], n=3, cutoff=0.5)
     return f" (did you mean: {', '.join(matches)}?)" if matches else ""
 
 
@@ -34,7 +37,7 @@ def from_mapping(cls: type, data: Any, where: str) -> Any:
     if unknown:
         key = unknown[0]
         raise SpecError(
-            f"{where or 'top level'}: unknown key '{key}'{close_names(key, fields)}; known keys: {', '.join(fields)}"
+            f"{where or 'top level'}: unknown key {shown(key)}{close_names(key, fields)}; known keys: {', '.join(fields)}"
         )
     values = {}
     for name, field in fields.items():
@@ -69,7 +72,7 @@ def coerce(hint: Any, value: Any, where: str) -> Any:
         if value in args:
             return value
         raise SpecError(
-            f"{where}: expected one of {', '.join(map(repr, args))}, got {value!r}{close_names(value, args)}"
+            f"{where}: expected one of {', '.join(map(repr, args))}, got {shown(value)}{close_names(value, args)}"
         )
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)):
@@ -81,7 +84,7 @@ def coerce(hint: Any, value: Any, where: str) -> Any:
         if not isinstance(value, dict):
             raise SpecError(f"{where}: expected a mapping, got {_kind(value)}")
         key_t, val_t = args if args else (Any, Any)
-        return {coerce(key_t, k, where): coerce(val_t, v, f"{where}.{k}") for k, v in value.items()}
+        return {coerce(key_t, k, where): coerce(val_t, v, f"{where}.{one_line(str(k), 40)}") for k, v in value.items()}
     if dataclasses.is_dataclass(hint):
         return from_mapping(hint, value, where)
     if hint is bool:
@@ -103,7 +106,7 @@ def coerce(hint: Any, value: Any, where: str) -> Any:
             return value
     else:
         raise TypeError(f"unsupported field type {hint!r} at {where}")
-    raise SpecError(f"{where}: expected {type_name(hint)}, got {_kind(value)} {value!r}")
+    raise SpecError(f"{where}: expected {type_name(hint)}, got {_kind(value)} {shown(value)}")
 
 
 def to_mapping(obj: Any) -> Any:

@@ -8,7 +8,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from graphkit.errors import PassError
+from graphkit.errors import PassError, SpecError
 from graphkit.model import clone, remove_initializers
 from graphkit.pass_base import Declined, Pass, PassResult, option
 from graphkit.registry import register
@@ -44,6 +44,10 @@ class DynamicBatch(Pass):
         name: str = option("batch", doc="name of the symbolic batch dim")
         inputs: list[str] | None = option(None, doc="inputs whose dim 0 becomes symbolic (default: all)")
         outputs: list[str] | None = option(None, doc="outputs whose dim 0 becomes symbolic (default: all batched)")
+
+        def __post_init__(self):
+            if not self.name or not self.name.isprintable() or self.name.strip() != self.name:
+                raise SpecError(f"dynamic-batch option name must be a non-empty printable name, got {self.name!r:.60}")
 
     exact = True
     changes_io = True

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import onnx
 
-from graphkit.errors import PassError
+from graphkit.errors import PassError, SpecError
 from graphkit.model import clone
 from graphkit.pass_base import Pass, PassResult, option
 from graphkit.registry import register
@@ -38,6 +38,13 @@ class FixInputShape(Pass):
             default_factory=dict, doc="input name -> static dims, e.g. {image: [1, 3, 1024, 1024]}"
         )
         batch: int | None = option(None, doc="static dim 0 for every input whose dim 0 is symbolic")
+
+        def __post_init__(self):
+            if self.batch is not None and self.batch <= 0:
+                raise SpecError(f"fix-input-shape option batch must be a positive integer, got {self.batch}")
+            for name, dims in self.shapes.items():
+                if any(d <= 0 for d in dims):
+                    raise SpecError(f"fix-input-shape option shapes.{name}: dims must be positive, got {dims}")
 
     exact = True
     changes_io = True

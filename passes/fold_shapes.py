@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from graphkit.errors import PassError, one_line
+from graphkit.errors import PassError, SpecError, one_line
 from graphkit.model import clone, default_opset, remove_initializers
 from graphkit.pass_base import Declined, Pass, PassResult, option
 from graphkit.registry import register
@@ -145,6 +145,12 @@ class FoldShapes(Pass):
             True, doc="rewrite Concat(ConstantOfShape(Shape(..)), X) into Pad(X) when the dims are provably equal"
         )
         max_rounds: int = option(8, doc="fold / re-infer rounds at most")
+
+        def __post_init__(self):
+            if self.size_limit_bytes < 0:
+                raise SpecError(f"fold-shapes option size_limit_bytes must be >= 0, got {self.size_limit_bytes}")
+            if self.max_rounds < 1:
+                raise SpecError(f"fold-shapes option max_rounds must be >= 1, got {self.max_rounds}")
 
     exact = True
     opset_range = (7, 10**6)

@@ -111,7 +111,7 @@ def test_input_override_and_unknown_input_file(tmp_path, user_pass_dir, cli):
 def test_help_explains_every_flag(cli, flag):
     result = cli("apply", flag)
     assert result.returncode == 0
-    for option in ("--input", "--output", "--set", "--weights", "--passes-dir", "--localize", "--json"):
+    for option in ("--input", "--output", "--overwrite", "--set", "--weights", "--passes-dir", "--localize", "--json"):
         assert option in result.stdout
 
 
@@ -146,3 +146,139 @@ def test_per_pass_checks_on_one_batch_and_final_on_all(tmp_path, user_pass_dir, 
     final_cases = report["final"]["validation"]["cases"]
     assert [c["label"] for c in final_cases] == ["b1", "b2"]
     assert all(o["passed"] for c in final_cases for o in c["outputs"])
+
+
+# --- the run folder holds one run ---------------------------------------------------------------
+
+
+def test_failed_rerun_leaves_no_stale_model_diffs_or_repro(tmp_path, user_pass_dir, cli):
+    run = tmp_path / "run"
+    good = tmp_path / "good.yaml"
+    good.write_text(pipeline(tmp_path, user_pass_dir, "[drop-identity, relu-as-max]").read_text())
+    assert cli("apply", good).returncode == 0
+    assert (run / "model.onnx").exists() and any((run / "diffs").iterdir())
+    bad = pipeline(tmp_path, user_pass_dir, "[break-relu]")
+    failed = cli("apply", bad)  # the same pipeline name: a rerun, no flag needed
+    assert failed.returncode == 1, failed.stderr
+    assert not (run / "model.onnx").exists(), "the earlier run's model sits beside a failed report"
+    assert not (run / "diffs").exists()
+    assert report_of(tmp_path)["status"] == "failed"
+    assert sorted(p.name for p in run.iterdir()) == [
+        "pipeline.yaml",
+        "report.json",
+        "repro-01-break-relu",
+        "summary.txt",
+    ]
+    again = cli("apply", good)  # and the repro folder of the failed run goes in turn
+    assert again.returncode == 0, again.stderr
+    assert not (run / "repro-01-break-relu").exists() and (run / "model.onnx").exists()
+
+
+def test_foreign_or_other_pipeline_folder_needs_overwrite_and_user_files_are_kept(tmp_path, user_pass_dir, cli):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "notes.txt").write_text("mine")
+    path = pipeline(tmp_path, user_pass_dir, "[drop-identity]")
+    refused = cli("apply", path)
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == (
+        f"graphkit: error: {run}: the run folder holds files graphkit did not write (notes.txt); choose an empty "
+        "or new folder with --output, or pass --overwrite to replace graphkit's files there"
+    )
+    assert sorted(p.name for p in run.iterdir()) == ["notes.txt"]  # refused before anything was written
+    assert cli("apply", path, "--overwrite").returncode == 0
+    assert (run / "notes.txt").read_text() == "mine" and (run / "model.onnx").exists()
+    other = cli("apply", path, "--set", "name=other", "--set", f"output.dir={run}")
+    assert other.returncode == 2 and "holds files graphkit did not write (notes.txt)" in other.stderr
+    (run / "notes.txt").unlink()
+    other = cli("apply", path, "--set", "name=other")
+    assert other.returncode == 2 and "holds a run of pipeline 't', not of 'other'" in other.stderr
+    assert cli("apply", path, "--set", "name=other", "--overwrite").returncode == 0
+    assert report_of(tmp_path)["pipeline"] == "other"
+
+
+def test_a_rerun_never_removes_its_own_input(tmp_path, user_pass_dir, cli):
+    path = pipeline(tmp_path, user_pass_dir, "[drop-identity]")
+    assert cli("apply", path).returncode == 0
+    result = cli("apply", path, "--input", tmp_path / "run" / "model.onnx")
+    assert result.returncode == 2
+    assert "would replace model.onnx, which holds the pipeline's input" in result.stderr
+    assert (tmp_path / "run" / "model.onnx").exists()
+
+
+def test_unwritable_run_folder_and_cache_are_one_line(tmp_path, user_pass_dir, cli):
+    (tmp_path / "file").write_text("x")
+    path = pipeline(tmp_path, user_pass_dir, "[drop-identity]")
+    under_file = cli("apply", path, "--output", tmp_path / "file" / "run")
+    assert under_file.returncode == 2
+    assert under_file.stderr.strip() == (
+        f"graphkit: error: {tmp_path / 'file' / 'run'}: cannot create the run folder: {tmp_path / 'file'} is a file, "
+        "not a folder"
+    )  # checked before the golden set is recorded
+    in_proc = cli("apply", path, "--output", "/proc/graphkit-run")
+    assert in_proc.returncode == 2 and "Traceback" not in in_proc.stderr
+    assert in_proc.stderr.strip().splitlines()[-1].startswith("graphkit: error: /proc/graphkit-run")
+    cache = subprocess_env_cli(tmp_path / "file" / "cache")
+    result = cache("apply", path, "--set", "golden.dir=null")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith(f"graphkit: error: {tmp_path / 'file' / 'cache'}")
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def subprocess_env_cli(cache):
+    import os
+    import subprocess
+    import sys
+
+    def run(*args):
+        env = {**os.environ, "GRAPHKIT_NO_PROGRESS": "1", "GRAPHKIT_CACHE": str(cache)}
+        command = [sys.executable, "-m", "graphkit", *map(str, args)]
+        return subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+
+    return run
+
+
+def test_weights_with_a_source_that_is_not_an_export_is_an_error(tmp_path, user_pass_dir, cli):
+    path = pipeline(tmp_path, user_pass_dir, "[drop-identity]")
+    result = cli("apply", path, "--weights", tmp_path / "w.pth")
+    assert result.returncode == 2
+    assert "--weights: the source of" in result.stderr and "is the built-in demo, not an export" in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_bad_pass_option_is_exit_2_before_any_work(tmp_path, user_pass_dir, cli):
+    path = pipeline(tmp_path, user_pass_dir, "[{fix-input-shape: {batch: 0}}]")
+    result = cli("apply", path)
+    assert result.returncode == 2, result.stderr
+    assert "passes[0] (fix-input-shape).options: fix-input-shape option batch must be a positive integer" in (
+        result.stderr
+    )
+    assert not (tmp_path / "run").exists() and not (tmp_path / "golden").exists()
+
+
+def test_a_pipeline_file_kept_in_its_own_run_folder_is_never_removed(tmp_path):
+    from graphkit.errors import OutputError
+    from graphkit.run_folder import check_run_folder
+
+    run = tmp_path / "exp"
+    run.mkdir()
+    own = run / "pipeline.yaml"
+    own.write_text("name: t\nsource: {builtin: demo}\noutput: {dir: exp}\n")
+    with pytest.raises(OutputError, match="would replace pipeline.yaml, which holds the pipeline's input"):
+        check_run_folder(run, "t", "model.onnx", inputs=(own,))
+    assert own.exists()
+    folder = check_run_folder(run, "t", "model.onnx", inputs=())  # an earlier run's record: replaced
+    assert folder.stale == [own]
+
+
+def test_inputs_and_temporaries_alone_do_not_make_a_folder_foreign(tmp_path):
+    from graphkit.run_folder import check_run_folder
+
+    run = tmp_path / "exp"
+    (run / "my_passes").mkdir(parents=True)
+    (run / ".model.onnx.abc123.tmp").mkdir()  # a SIGKILLed run's temporary folder
+    folder = check_run_folder(run, "t", "model.onnx", inputs=(run / "my_passes",))
+    assert folder.stale == [run / ".model.onnx.abc123.tmp"] and folder.kept == [run / "my_passes"]
+    folder.clear()
+    assert sorted(p.name for p in run.iterdir()) == ["my_passes"]

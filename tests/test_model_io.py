@@ -7,7 +7,7 @@ import onnx
 import pytest
 
 from graphkit.demo import demo_model
-from graphkit.errors import ModelLoadError, ModelSaveError
+from graphkit.errors import ModelLoadError, OutputError
 from graphkit.model import clone, content_hash, load_model, save_model
 from graphkit.runtime.feeds import random_feeds
 from graphkit.runtime.ort import run_ort
@@ -82,8 +82,8 @@ def test_missing_external_data_is_a_clear_error(tmp_path):
 def test_failed_save_leaves_no_partial_file(tmp_path):
     target = tmp_path / "blocked"
     target.mkdir()
-    (target / "m.onnx").mkdir()  # a directory where the file should go: rename must fail
-    with pytest.raises(ModelSaveError, match="cannot write model"):
+    (target / "m.onnx").mkdir()  # a directory where the file should go: refused, nothing written
+    with pytest.raises(OutputError, match="is a folder"):
         save_model(demo_model(), target / "m.onnx")
     assert sorted(p.name for p in target.iterdir()) == ["m.onnx"]
 

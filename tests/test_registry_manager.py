@@ -134,3 +134,21 @@ def test_verify_rejects_invalid_models_and_rolls_back(breakage):
     assert not run.ok and run.model is model
     expected = "no_such_tensor" if breakage == "dangling input" else "'conv.weight' holds 860 bytes"
     assert expected in str(run.error) and "output of pass 'breaks'" in str(run.error)
+
+
+def test_pass_file_that_exits_or_is_not_a_file_is_a_load_error(tmp_path):
+    import os
+
+    from graphkit.errors import PassLoadError
+    from graphkit.registry import load_pass_dir
+
+    exits = tmp_path / "exits"
+    exits.mkdir()
+    (exits / "bye.py").write_text("import sys\nsys.exit(0)\n")
+    with pytest.raises(PassLoadError, match=r"bye.py: cannot import pass file: SystemExit: 0"):
+        load_pass_dir(exits)
+    fifo_dir = tmp_path / "fifo"
+    fifo_dir.mkdir()
+    os.mkfifo(fifo_dir / "pipe.py")
+    with pytest.raises(PassLoadError, match=r"pipe.py: not a regular file"):
+        load_pass_dir(fifo_dir)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from graphkit.ascend.commands import AtcCommand, AtcPlan
 from graphkit.errors import ToolNotFoundError
+from graphkit.files import check_target
 
 SUCCESS_MARKER = "ATC run success"
 
@@ -154,7 +155,8 @@ def run_command(
     result.log = str(log_path)
     start = time.time()
     lines = []
-    with open(log_path, "w") as log:
+    check_target(log_path)  # a log streams as ATC runs (not atomic), but never into a device or FIFO
+    with open(log_path, "w", encoding="utf-8") as log:
         process = subprocess.Popen(
             command.argv(atc),
             cwd=folder,

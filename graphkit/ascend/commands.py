@@ -26,7 +26,7 @@ import onnx
 from graphkit import __version__
 from graphkit.ascend.spec import ATC_DEFAULT_PRECISION_MODE, AtcSpec, check_plain_text, parse_input_shape
 from graphkit.errors import SpecError
-from graphkit.files import write_text_atomic
+from graphkit.files import make_folder, write_text_atomic
 from graphkit.runtime.feeds import graph_inputs, input_dims, np_dtype
 
 SCRIPT_NAME = "atc_commands.sh"
@@ -335,7 +335,7 @@ def render_script(plan: AtcPlan) -> str:
 def write_plan(plan: AtcPlan, out_dir: str | os.PathLike) -> AtcPlan:
     """Write the script and the manifest into ``out_dir`` (atomically); returns the plan."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     plan.script = _write_atomic(out / SCRIPT_NAME, render_script(plan), executable=True)
     plan.manifest = _write_atomic(out / MANIFEST_NAME, json.dumps(plan.manifest_dict(), indent=2) + "\n")
     return plan

@@ -23,6 +23,7 @@ from graphkit.ascend.commands import plan_commands, write_plan
 from graphkit.ascend.precheck import precheck
 from graphkit.ascend.spec import AtcSpec
 from graphkit.errors import GraphkitError
+from graphkit.files import make_folder
 from graphkit.model import load_model
 
 
@@ -44,6 +45,7 @@ def run_handoff(
     """
     spec.validate("handoff.atc")
     out = Path(out_dir)
+    make_folder(out)
     model = load_model(model_path, load_external_data=False)
     report = precheck(
         model,

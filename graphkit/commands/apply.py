@@ -13,7 +13,9 @@ HELP = "run a pipeline: source, golden, passes validated one by one, output mode
 DESCRIPTION = """Run a YAML pipeline. Each pass is verified (ONNX checker + shape inference) and
 validated against the golden set with onnxruntime (CPU, graph optimizations off); a pass that
 fails is rolled back. The run folder gets model.onnx (only if everything passed), report.json,
-summary.txt, pipeline.yaml and per-pass diffs.
+summary.txt, pipeline.yaml and per-pass diffs. A rerun of the same pipeline replaces its
+earlier run folder (its files are removed first, so a failed rerun leaves no stale model); a
+non-empty folder holding anything else is refused unless --overwrite.
 
 Exit codes: 0 ok, 1 a pass or the final model failed validation, 2 bad input."""
 
@@ -42,6 +44,12 @@ def add_arguments(parser):
     parser.add_argument(
         "--regenerate-golden", action="store_true", help="re-record the golden set even if one exists for another model"
     )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="use a non-empty run folder that is not an earlier run of this pipeline: graphkit's files there "
+        "are removed first, other files are kept (a rerun of the same pipeline needs no flag)",
+    )
     parser.add_argument("--json", action="store_true", help="print report.json to stdout instead of the summary")
 
 
@@ -56,6 +64,7 @@ def run(args) -> int:
         localize=args.localize,
         extra_pass_dirs=args.passes_dir,
         regenerate_golden=args.regenerate_golden,
+        overwrite=args.overwrite,
     )
     if args.json:
         print_json(result.report)

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
 from graphkit.console import print_json
-from graphkit.errors import SpecError, one_line
+from graphkit.errors import SpecError
 from graphkit.eval.outputs import metrics_table
 from graphkit.eval.runner import run_eval
 from graphkit.eval.spec import eval_spec_from_mapping
 from graphkit.model import load_user_model
+from graphkit.safe_yaml import load_yaml_file
 
 NAME = "eval"
 HELP = "VOC segmentation accuracy (mIoU with and without dense CRF) of an ONNX model"
@@ -139,10 +138,7 @@ def _spec_mapping(args) -> dict:
     data: dict = {}
     if args.spec:
         path = Path(args.spec)
-        try:
-            loaded = yaml.safe_load(path.read_text())
-        except (OSError, yaml.YAMLError) as exc:
-            raise SpecError(f"{path}: cannot read the spec ({one_line(exc, 200)})") from exc
+        loaded = load_yaml_file(path, "eval spec")  # regular file, within limits: no alias bombs
         if isinstance(loaded, dict) and "eval" in loaded and isinstance(loaded["eval"], dict):
             loaded = loaded["eval"]
         if not isinstance(loaded, dict):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from graphkit.console import format_table, print_json
+from graphkit.files import check_target
 from graphkit.model import content_hash, default_opset, model_size
 from graphkit.models.export import ExportSpec, export_from_spec
 from graphkit.runtime.feeds import graph_inputs, input_dims
@@ -57,6 +58,7 @@ def run(args) -> int:
         "dynamic_batch": args.dynamic_batch,
     }
     spec = from_mapping(ExportSpec, {k: v for k, v in given.items() if v is not None}, "export")
+    check_target(args.output)  # before the export's minutes of work, not after
     started = time.perf_counter()
     result = export_from_spec(spec, args.output)
     seconds = time.perf_counter() - started

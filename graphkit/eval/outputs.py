@@ -15,7 +15,7 @@ from PIL import Image
 
 from graphkit.console import format_table
 from graphkit.eval.voc import voc_palette
-from graphkit.files import atomic_path
+from graphkit.files import atomic_path, write_text_atomic
 
 _PALETTE = voc_palette()
 
@@ -23,13 +23,13 @@ _PALETTE = voc_palette()
 def atomic_write(path: str | os.PathLike, write) -> Path:
     """Call ``write(tmp_path)`` then rename the temp file to ``path``; returns ``path``."""
     path = Path(path)
-    with atomic_path(path, suffix=".tmp" + path.suffix) as tmp:
+    with atomic_path(path) as tmp:
         write(str(tmp))
     return path
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:
-    return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+    return write_text_atomic(path, text)
 
 
 def write_json(path: str | os.PathLike, data) -> Path:

@@ -42,6 +42,7 @@ from graphkit.eval.postprocess import STATE_DIR, ImageJob, ImageRecord, postproc
 from graphkit.eval.spec import EvalSpec
 from graphkit.eval.views import make_views, view_plan
 from graphkit.eval.voc import EvalDataError, Sample, class_names, load_image, load_mask, missing_files, read_samples
+from graphkit.files import make_folder
 
 RUN_FILE = "run.json"
 RANDOM_WEIGHTS_NOTE = "seeded random weights: this mIoU is meaningless, it only shows the pipeline runs"
@@ -133,7 +134,7 @@ def _prepare_out_dir(out: Path, spec: EvalSpec, model_path: Path) -> None:
             )
     elif (out / STATE_DIR).is_dir():
         shutil.rmtree(out / STATE_DIR)  # not resuming: forget the previous run's images
-    (out / STATE_DIR).mkdir(parents=True, exist_ok=True)
+    make_folder(out / STATE_DIR)
     write_json(run_file, run)
 
 

@@ -83,6 +83,8 @@ def check_spec(spec: ExportSpec, where: str = "export") -> None:
         raise SpecError(f"{where}.width: must be in (0, 1], got {spec.width}")
     if len(spec.input_size) != 2 or any(not isinstance(s, int) or s < MIN_SIDE for s in spec.input_size):
         raise SpecError(f"{where}.input_size: expected [H, W], two integers >= {MIN_SIDE}, got {spec.input_size}")
+    if not 0 <= spec.seed < 2**32:
+        raise SpecError(f"{where}.seed: must be an integer in 0..2**32-1, got {spec.seed}")
     check_exporter_opset(spec.exporter, spec.opset, where)
 
 

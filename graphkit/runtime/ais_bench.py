@@ -22,7 +22,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from graphkit.errors import InputError
-from graphkit.runtime.backend import Backend, TensorInfo
+from graphkit.runtime.backend import Backend, TensorInfo, check_threads
 
 
 def _dtype(datatype) -> np.dtype:
@@ -42,7 +42,7 @@ class AisBenchBackend(Backend):
     def __init__(self, model_path: str | os.PathLike, device_id: int = 0, threads: int | None = None):
         from ais_bench.infer.interface import InferSession
 
-        del threads  # host threads do not apply to device inference
+        check_threads(threads)  # checked like everywhere, though host threads do not apply to device inference
         self.session = InferSession(device_id, str(model_path))
         self.inputs = [TensorInfo(i.name, tuple(i.shape), _dtype(i.datatype)) for i in self.session.get_inputs()]
         self.dynamic_batch = any(i.shape and isinstance(i.shape[0], int) and i.shape[0] < 0 for i in self.inputs)

@@ -17,8 +17,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from graphkit.errors import GraphkitError
+from graphkit.errors import GraphkitError, InputError
 from graphkit.typed import close_names
+
+
+def check_threads(threads: int | None) -> int | None:
+    """``threads`` if it is None or an integer >= 0 (0: the runtime's default); InputError otherwise."""
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 0):
+        raise InputError(f"threads: must be an integer >= 0 (0 or unset: the runtime's default), got {threads!r:.40}")
+    return threads
 
 
 @dataclass(frozen=True)

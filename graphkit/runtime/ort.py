@@ -18,6 +18,7 @@ import onnxruntime.capi.onnxruntime_pybind11_state as ort_state
 
 from graphkit.errors import InputError, RuntimeLoadError, one_line
 from graphkit.model import save_model, too_big_for_one_file
+from graphkit.runtime.backend import check_threads
 
 # Every exception type onnxruntime raises for a model or input it cannot handle.
 ORT_ERRORS = tuple(
@@ -34,7 +35,7 @@ def session_options(threads: int | None = None, optimize: bool = False) -> ort.S
         ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimize else ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     )
     options.log_severity_level = 4  # errors come back as exceptions; its own log lines would double them
-    if threads:
+    if check_threads(threads):
         options.intra_op_num_threads = threads
     return options
 

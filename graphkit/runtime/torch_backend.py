@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from graphkit.errors import GraphkitError, InputError
-from graphkit.runtime.backend import Backend, TensorInfo
+from graphkit.runtime.backend import Backend, TensorInfo, check_threads
 
 
 def resolve_module(source: Any) -> Callable:
@@ -66,7 +66,7 @@ class TorchBackend(Backend):
     ):
         import torch
 
-        if threads:
+        if check_threads(threads):
             torch.set_num_threads(threads)
         self.module = resolve_module(model)
         self.input_names = list(input_names)
