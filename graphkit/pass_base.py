@@ -24,11 +24,8 @@ manager's instruments, not to the pass.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import signal
-import threading
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -36,6 +33,7 @@ import onnx
 
 from graphkit.errors import PassError, one_line
 from graphkit.model import default_opset
+from graphkit.signals import signals_seen
 from graphkit.typed import from_mapping, to_mapping
 
 
@@ -192,36 +190,3 @@ def io_signature(value: onnx.ValueInfoProto) -> tuple:
         d.dim_param or d.dim_value if (d.dim_param or d.HasField("dim_value")) else "?" for d in tensor.shape.dim
     )
     return (value.name, tensor.elem_type, dims if tensor.HasField("shape") else None)
-
-
-_WATCHED_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
-
-
-@contextlib.contextmanager
-def signals_seen() -> Iterator[list[int] | None]:
-    """Record the signals delivered while the block runs (None outside the main thread).
-
-    Every signal handler that is a Python callable is wrapped (and still called), so a
-    ``KeyboardInterrupt`` or ``SystemExit`` that comes from a real signal can be told apart
-    from one a pass raises itself. Handlers are restored on exit.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield None
-        return
-    seen: list[int] = []
-    previous = {}
-    for signum in _WATCHED_SIGNALS:
-        handler = signal.getsignal(signum)
-        if callable(handler):
-
-            def record(number, frame, _handler=handler):
-                seen.append(number)
-                _handler(number, frame)
-
-            previous[signum] = handler
-            signal.signal(signum, record)
-    try:
-        yield seen
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)

@@ -16,7 +16,8 @@ import sys
 from pathlib import Path
 
 from graphkit.errors import PassLoadError, UnknownPassError, one_line
-from graphkit.pass_base import Pass, signals_seen
+from graphkit.pass_base import Pass
+from graphkit.signals import signals_seen
 from graphkit.typed import close_names
 
 KEBAB = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")

@@ -9,6 +9,10 @@ ignored, so that cleanup itself is not cut short.
 :func:`deferred` holds signals back for a few statements that must not be split (create a
 temporary file *and* register it for cleanup); a signal that arrives meanwhile is delivered
 right after.
+
+:func:`signals_seen` records the signals delivered during a block (a pass run, a pass file's
+import), so a ``KeyboardInterrupt``/``SystemExit`` that a pass raises itself is told apart from
+a real Ctrl-C or SIGTERM: only the latter ends the command.
 """
 
 from __future__ import annotations
@@ -110,3 +114,36 @@ def deferred() -> Iterator[None]:
         if pending is not None and not _state["deferring"]:
             _state["pending"] = None
             _raise(pending)
+
+
+WATCHED_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+@contextlib.contextmanager
+def signals_seen() -> Iterator[list[int] | None]:
+    """Record the signals delivered while the block runs (None outside the main thread).
+
+    Every signal handler that is a Python callable is wrapped (and still called), so a
+    ``KeyboardInterrupt`` or ``SystemExit`` that comes from a real signal can be told apart
+    from one a pass raises itself. Handlers are restored on exit.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield None
+        return
+    seen: list[int] = []
+    previous = {}
+    for signum in WATCHED_SIGNALS:
+        handler = signal.getsignal(signum)
+        if callable(handler):
+
+            def record(number, frame, _handler=handler):
+                seen.append(number)
+                _handler(number, frame)
+
+            previous[signum] = handler
+            signal.signal(signum, record)
+    try:
+        yield seen
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
