@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 
+from graphkit.commands.executor_options import add_executor_arguments, ray_settings
 from graphkit.console import print_json, progress
 from graphkit.infer_files import infer_files
 
@@ -35,6 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, help="intra-op threads (ort)")
     parser.add_argument("--device-id", type=int, help="Ascend device id (ais_bench)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+    add_executor_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -55,8 +58,13 @@ def run(args: argparse.Namespace) -> int:
         bar.total = total
         bar.update(1)
 
+    run_files = infer_files
+    if args.executor == "ray":  # the files sharded over Ray workers, same outputs
+        from graphkit.infer_shards import infer_files_ray
+
+        run_files = functools.partial(infer_files_ray, ray=ray_settings(args))
     try:
-        summary = infer_files(
+        summary = run_files(
             args.model,
             [p for p in args.input.split(",") if p],
             args.output,
