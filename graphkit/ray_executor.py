@@ -132,6 +132,31 @@ def _external_locations(path: Path) -> list[str]:
     return locations
 
 
+PROBE_TIMEOUT_S = 10.0
+
+
+def probe_address(address: str) -> None:
+    """Refuse, with one line, a ``host:port`` (or ``ray://host:port``) nobody listens on.
+
+    ``auto`` (Ray's lookup of a cluster started on this machine) is left to Ray.
+    """
+    if address == "auto":
+        return
+    text = address.removeprefix("ray://")
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise GraphkitError(f"ray: address {address!r} is not host:port (or 'auto')")
+    import socket
+
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=PROBE_TIMEOUT_S):
+            pass
+    except OSError as exc:
+        raise GraphkitError(
+            f"ray: cannot reach the cluster at {address} ({exc.strerror or exc}); is 'ray start --head' running there?"
+        ) from None
+
+
 class SessionWorker:
     """The actor body (wrapped with ``ray.remote`` at start): one backend session per worker."""
 
@@ -185,9 +210,12 @@ class SessionWorker:
         """``task(session, payload)`` and how long it took on this worker."""
         if self.error is not None:
             raise self.error
+        import resource
+
         started = time.perf_counter()
         result = task(self.session, payload)
-        return result, {"pid": self.pid, "seconds": time.perf_counter() - started}
+        peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # Linux: KiB
+        return result, {"pid": self.pid, "seconds": time.perf_counter() - started, "peak_rss_kib": peak_kib}
 
 
 @dataclass
@@ -202,6 +230,7 @@ class _Slot:
     items: int = 0
     busy_seconds: float = 0.0
     lost: int = 0
+    peak_rss_kib: int = 0
 
 
 class RayExecutor:
@@ -276,6 +305,8 @@ class RayExecutor:
         if ray.is_initialized():
             return  # a caller (a test, a notebook) already connected this process
         kwargs = {"include_dashboard": False, "log_to_driver": False, "logging_level": "ERROR"}
+        if self.settings.address:
+            probe_address(self.settings.address)  # ray.init would retry an unreachable one forever
         try:
             if self.settings.address:
                 ray.init(address=self.settings.address, **kwargs)
@@ -387,6 +418,7 @@ class RayExecutor:
                 continue
             slot.items += 1
             slot.busy_seconds += meta["seconds"]
+            slot.peak_rss_kib = max(slot.peak_rss_kib, meta["peak_rss_kib"])
             slot.info.setdefault("pids", [slot.info["pid"]])
             if meta["pid"] not in slot.info["pids"]:
                 slot.info["pids"].append(meta["pid"])  # a replacement worker
@@ -406,8 +438,9 @@ class RayExecutor:
         slot.actor = self._new_actor()
         slot.info.setdefault("deaths", []).append(one_line(error, 160))
 
-    def stats(self, unit: str = "items") -> dict:
-        """Per-worker counts and rates, the start-up cost, retries (for metrics.json/summaries)."""
+    def stats(self, unit: str = "items", driver_seconds: float | None = None) -> dict:
+        """Per-worker counts, rates and peak RSS, the start-up cost, retries (for metrics.json and
+        summaries); ``driver_seconds``: the caller's own time on the items (reading, writing)."""
         wall = (self._last_result - self._first_submit) if self._first_submit and self._last_result else 0.0
         workers = []
         for k, slot in enumerate(self.slots):
@@ -421,6 +454,7 @@ class RayExecutor:
                     "busy_seconds": round(slot.busy_seconds, 4),
                     f"{unit}_per_second": round(slot.items / wall, 4) if wall > 0 else None,
                     f"{unit}_per_busy_second": round(slot.items / slot.busy_seconds, 4) if slot.busy_seconds else None,
+                    "peak_rss_mib": round(slot.peak_rss_kib / 1024, 1),
                     "lost_in_flight": slot.lost,
                     "alive": slot.alive,
                 }
@@ -435,6 +469,11 @@ class RayExecutor:
             "run_seconds": round(wall, 3),
             "retried": self.retried,
             "replaced_workers": self.replaced,
+            f"driver_seconds_per_{unit[:-1] if unit.endswith('s') else unit}": (
+                round(driver_seconds / max(1, sum(s.items for s in self.slots)), 5)
+                if driver_seconds is not None
+                else None
+            ),
             "per_worker": workers,
         }
 

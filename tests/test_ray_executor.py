@@ -19,7 +19,7 @@ from graphkit.errors import GraphkitError, ModelLoadError, SpecError
 from graphkit.infer_files import infer_files
 from graphkit.infer_shards import infer_files_ray, shard_ranges
 from graphkit.model import save_model
-from graphkit.ray_executor import RaySettings, model_files, ort_providers
+from graphkit.ray_executor import RaySettings, model_files, ort_providers, probe_address
 from graphkit.testing import make_model
 from graphkit.typed import from_mapping
 
@@ -109,6 +109,20 @@ def test_model_files_ship_external_data_and_stay_in_the_folder(tmp_path):
         model_files(tmp_path / "escape.onnx")
     with pytest.raises(ModelLoadError, match="no such file"):
         model_files(tmp_path / "none.onnx")
+
+
+def test_an_address_nobody_listens_on_is_one_line_not_a_hang():
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # free once closed: connections are refused
+    with pytest.raises(GraphkitError, match=rf"cannot reach the cluster at 127.0.0.1:{port} .*ray start --head"):
+        probe_address(f"127.0.0.1:{port}")
+    for bad in ("nohost", "host:", ":6379", "host:99999", "host:abc"):
+        with pytest.raises(GraphkitError, match="is not host:port"):
+            probe_address(bad)
+    probe_address("auto")  # left to Ray
 
 
 RUN_WITHOUT_RAY = """

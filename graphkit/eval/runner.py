@@ -213,19 +213,29 @@ def _run_images_ray(todo, spec: EvalSpec, crf: CrfParams | None, model_path: Pat
     from graphkit.eval.image_task import evaluate_image, read_task
     from graphkit.ray_executor import RayExecutor
 
-    done = 0
+    done, driver_seconds = 0, 0.0
+
+    def tasks(batch_size: int):
+        nonlocal driver_seconds
+        for index, sample in todo:
+            started = time.perf_counter()
+            task = read_task(index, sample, spec, crf, batch_size)
+            driver_seconds += time.perf_counter() - started
+            yield task
+
     with RayExecutor(spec.ray, model_path, spec.backend, _backend_options(spec)) as executor:
         batch_size = executor.start(check=check_backend, argument=spec)[0]["check"]
-        tasks = (read_task(index, sample, spec, crf, batch_size) for index, sample in todo)
         desc = f"eval on {executor.workers} Ray workers"
         bar = progress_bar(total=len(todo), desc=desc, unit="img") if progress else nullcontext()
         with bar:
-            for _, result in executor.imap_unordered(evaluate_image, tasks):
+            for _, result in executor.imap_unordered(evaluate_image, tasks(batch_size)):
+                started = time.perf_counter()
                 write_image_outputs(out, result)
+                driver_seconds += time.perf_counter() - started
                 done += 1
                 if progress:
                     bar.update(1)
-        stats = executor.stats(unit="images")
+        stats = executor.stats(unit="images", driver_seconds=driver_seconds)
     return done, stats
 
 

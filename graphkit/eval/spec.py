@@ -156,4 +156,9 @@ def _check(ok: bool, key: str, message: str) -> None:
 
 def eval_spec_from_mapping(data: dict, where: str = "eval") -> EvalSpec:
     """An :class:`EvalSpec` from a plain mapping; errors name ``where`` and the key."""
-    return from_mapping(EvalSpec, data, where)
+    try:
+        return from_mapping(EvalSpec, data, where)
+    except SpecError as exc:
+        if str(exc).startswith("ray."):  # raised by RaySettings itself, which does not know ``where``
+            raise SpecError(f"{where}.{exc}") from None
+        raise
