@@ -13,7 +13,8 @@ ray`` (one item = a shard of input files). The contract:
 - a worker that dies (killed, out of memory, its node lost) costs only its in-flight items:
   Ray reports them failed (``RayActorError``), the driver resubmits them to the other workers
   and starts a replacement worker from the same object-store copy of the model (at most
-  ``MAX_REPLACEMENTS`` per run). A task that raises a :class:`GraphkitError` is not retried:
+  ``MAX_REPLACEMENTS`` per run), which gets items once it holds its session (a replacement
+  that cannot be placed never holds work hostage). A task that raises a :class:`GraphkitError` is not retried:
   the error reaches the caller as that error (one line on the CLI).
 
 Ray is imported only here, only when an executor is started: :func:`require_ray` raises one
@@ -231,6 +232,7 @@ class _Slot:
     busy_seconds: float = 0.0
     lost: int = 0
     peak_rss_kib: int = 0
+    starting: Any = None  # a replacement's readiness (ObjectRef) until it holds its session
 
 
 class RayExecutor:
@@ -285,8 +287,8 @@ class RayExecutor:
             num_cpus=self.settings.num_cpus_per_worker, num_gpus=self.settings.num_gpus_per_worker
         )(SessionWorker)
         self._worker_args = ([self._model_ref], self.model_path.name, self.backend, options)
-        actors = [self._new_actor() for _ in range(count)]
-        refs = [actor.describe.remote(check, argument) for actor in actors]
+        self.slots = [_Slot(self._new_actor(), {}) for _ in range(count)]  # close() stops them on any error
+        refs = [slot.actor.describe.remote(check, argument) for slot in self.slots]
         ready, waiting = ray.wait(refs, num_returns=len(refs), timeout=START_TIMEOUT_S)
         if waiting:
             raise GraphkitError(
@@ -294,7 +296,8 @@ class RayExecutor:
                 f"(each asks for {self._request_text()}); lower --ray-workers or the per-worker resources"
             )
         infos = [self._get(ray, ref) for ref in refs]
-        self.slots = [_Slot(actor, info) for actor, info in zip(actors, infos)]
+        for slot, info in zip(self.slots, infos):
+            slot.info = info
         self.startup_seconds = time.perf_counter() - started
         return infos
 
@@ -385,7 +388,7 @@ class RayExecutor:
 
         while True:
             for slot in self.slots:
-                while slot.alive and slot.in_flight < window:
+                while slot.alive and slot.starting is None and slot.in_flight < window:
                     item = next_item()
                     if item is None:
                         break
@@ -395,12 +398,20 @@ class RayExecutor:
                     ref = slot.actor.run.remote(task, payload)
                     in_flight[ref] = (index, payload, attempts + 1, slot, slot.generation)
                     slot.in_flight += 1
-            if not in_flight:
-                if retry or not exhausted:
-                    raise GraphkitError("ray: every worker died; finished items are kept, rerun to do the rest")
+            starting = {s.starting: s for s in self.slots if s.alive and s.starting is not None}
+            if not in_flight and not (retry or not exhausted):
                 return
-            ready, _ = ray.wait(list(in_flight), num_returns=1)
+            if not in_flight and not starting:
+                raise GraphkitError("ray: every worker died; finished items are kept, rerun to do the rest")
+            ready, _ = ray.wait([*in_flight, *starting], num_returns=1, timeout=None if in_flight else START_TIMEOUT_S)
+            if not ready:
+                raise GraphkitError(
+                    f"ray: no replacement worker started within {START_TIMEOUT_S:.0f} s; finished items are kept"
+                )
             ref = ready[0]
+            if ref in starting:  # a replacement worker is ready (or failed to open the model)
+                self._started(ray, starting[ref])
+                continue
             index, payload, attempts, slot, generation = in_flight.pop(ref)
             slot.in_flight -= 1
             try:
@@ -419,11 +430,18 @@ class RayExecutor:
             slot.items += 1
             slot.busy_seconds += meta["seconds"]
             slot.peak_rss_kib = max(slot.peak_rss_kib, meta["peak_rss_kib"])
-            slot.info.setdefault("pids", [slot.info["pid"]])
-            if meta["pid"] not in slot.info["pids"]:
-                slot.info["pids"].append(meta["pid"])  # a replacement worker
             self._last_result = time.perf_counter()
             yield index, result
+
+    def _started(self, ray, slot: _Slot) -> None:
+        ref, slot.starting = slot.starting, None
+        try:
+            info = self._get(ray, ref)
+        except Exception:  # noqa: BLE001 - it could not start: carry on without it
+            slot.alive = False
+            return
+        slot.info["pids"] = [*slot.info.get("pids", [slot.info["pid"]]), info["pid"]]
+        slot.info["node"] = info["node"]
 
     def _replace(self, slot: _Slot, error: BaseException) -> None:
         """Start a new worker in a dead worker's place (it loads the model from the object store)."""
@@ -436,6 +454,7 @@ class RayExecutor:
             return
         self.replaced += 1
         slot.actor = self._new_actor()
+        slot.starting = slot.actor.describe.remote(None, None)  # no items for it until it is ready
         slot.info.setdefault("deaths", []).append(one_line(error, 160))
 
     def stats(self, unit: str = "items", driver_seconds: float | None = None) -> dict:

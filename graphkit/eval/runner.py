@@ -78,7 +78,8 @@ def run_eval(spec: EvalSpec, model_path: str | os.PathLike, out_dir: str | os.Pa
     if todo and spec.executor == "ray":
         computed, executor = _run_images_ray(todo, spec, crf, model_path, out, progress)
     elif todo:
-        computed = _run_images(todo, spec, crf, model_path, out, progress)
+        computed, timing = _run_images(todo, spec, crf, model_path, out, progress)
+        executor |= timing
     if spec.executor == "local":
         executor["workers"] = _local_workers(spec)
 
@@ -163,6 +164,12 @@ def _prepare_out_dir(out: Path, spec: EvalSpec, model_path: Path) -> None:
     run_file = out / RUN_FILE
     if out.exists() and not out.is_dir():
         raise GraphkitError(f"output {out}: exists and is not a folder")
+    for path, kind in ((run_file, "a regular file"), (out / STATE_DIR, "a folder")):
+        ok = path.is_file() if kind == "a regular file" else path.is_dir()
+        if (path.exists() or path.is_symlink()) and (path.is_symlink() or not ok):
+            raise GraphkitError(
+                f"{path}: expected {kind} (not a link or anything else); remove it or use another --out"
+            )
     if run_file.exists() and spec.resume:
         previous = _read_run_file(run_file)
         if previous != json.loads(json.dumps(run)):
@@ -239,9 +246,12 @@ def _run_images_ray(todo, spec: EvalSpec, crf: CrfParams | None, model_path: Pat
     return done, stats
 
 
-def _run_images(todo, spec: EvalSpec, crf: CrfParams | None, model_path: Path, out: Path, progress: bool) -> int:
+def _run_images(todo, spec: EvalSpec, crf: CrfParams | None, model_path: Path, out: Path, progress: bool):
+    """The images in this process + the local pool; returns (images done, timing)."""
     plan = view_plan(spec.scales, spec.flip)
+    opened = time.perf_counter()
     backend, batch_size = _open(spec, model_path)
+    started = time.perf_counter()
     workers = _local_workers(spec)
     pool = (
         ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) if workers else None
@@ -306,7 +316,8 @@ def _run_images(todo, spec: EvalSpec, crf: CrfParams | None, model_path: Path, o
                 future.cancel()
             pool.shutdown(wait=True, cancel_futures=True)
         backend.close()
-    return done
+    timing = {"startup_seconds": round(started - opened, 3), "run_seconds": round(time.perf_counter() - started, 3)}
+    return done, timing
 
 
 def dump_bins(samples: list[Sample], spec: EvalSpec, out_dir: str | os.PathLike) -> Path:

@@ -183,3 +183,26 @@ def test_eval_on_ray_without_ray_installed_is_one_line(tiny_voc, classifier_mode
     assert result.stderr == "graphkit: error: the Ray executor needs the ray package: pip install 'graphkit[ray]' " + (
         "(or use --executor local)\n"
     )
+
+
+@pytest.mark.parametrize("what", ["run.json is a folder", "state is a file", "state is a link"])
+def test_resume_records_of_the_wrong_kind_are_one_line(capsys, tiny_voc, classifier_model, tmp_path, what):
+    out = tmp_path / "run"
+    args = ["eval", classifier_model, "--data-root", tiny_voc, "--out", out, "--pad-size", "64", "64", "--no-crf"]
+    assert main([str(a) for a in [*args, "--limit", "1", "--workers", "0"]]) == 0
+    capsys.readouterr()
+    if what == "run.json is a folder":
+        (out / "run.json").unlink()
+        (out / "run.json").mkdir()
+    elif what == "state is a file":
+        shutil.rmtree(out / "state")
+        (out / "state").write_text("x")
+    else:
+        shutil.rmtree(out / "state")
+        (tmp_path / "elsewhere").mkdir()
+        (out / "state").symlink_to(tmp_path / "elsewhere")
+    for extra in ([], ["--no-resume"]):
+        err = one_line_exit_2(capsys, *args, "--workers", "0", *extra)
+        assert "remove it or use another --out" in err
+    if what == "state is a link":
+        assert not list((tmp_path / "elsewhere").iterdir())  # nothing written through the link
