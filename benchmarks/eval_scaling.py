@@ -174,7 +174,8 @@ def main() -> None:
             "in_run_note": "images / the executor's own run window at the larger size: first image to last "
             "(local: after its session opened, pool start included; Ray: after the workers hold sessions)",
             "ray_startup_over_local_fixed_seconds": round(ray2["fixed_seconds"] - local["fixed_seconds"], 3),
-            "target": "< 0.15 (steady state, 2 Ray workers vs the local executor, same machine, same run)",
+            "target": "< 0.15 for 2 Ray workers vs the local executor, same machine, same run: in_run is the "
+            "steady-state figure; steady_state (marginal between the two sizes) is noisy when the CPUs are shared",
         },
         "same_numbers_per_size": all(
             len({r["miou_crf"] for rows in runs.values() for r in rows if r["images"] == n}) == 1 for n in sizes

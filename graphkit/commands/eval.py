@@ -165,7 +165,8 @@ def _spec_mapping(args) -> dict:
         data["dump_bins_dir"] = folder
     if args.executor is not None:
         data["executor"] = args.executor
-    ray = executor_mapping(args, data.get("ray") if isinstance(data.get("ray"), dict) else None)
+    base = data.get("ray") if isinstance(data.get("ray"), dict) else None
+    ray = executor_mapping(args, base, executor=data.get("executor") if isinstance(data.get("executor"), str) else None)
     if ray:
         data["ray"] = ray
     if "data_root" not in data:

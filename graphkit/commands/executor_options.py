@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from graphkit.ray_executor import EXECUTORS
 
+RAY_KEYS = ("address", "workers", "num_cpus_per_worker", "num_gpus_per_worker")
+
 
 def add_executor_arguments(parser, key_prefix: str = "") -> None:
     """The executor option group (shared by eval and infer): --executor, --ray-address, resources."""
@@ -45,10 +47,18 @@ def add_executor_arguments(parser, key_prefix: str = "") -> None:
     )
 
 
-def executor_mapping(args, base: dict | None = None) -> dict:
-    """The ``ray:`` mapping from the executor flags, over ``base`` (e.g. a spec file's)."""
+def executor_mapping(args, base: dict | None = None, executor: str | None = None) -> dict:
+    """The ``ray:`` mapping from the executor flags, over ``base`` (e.g. a spec file's).
+
+    ``--ray-*`` flags with an executor other than ray are an error, not silently ignored.
+    """
+    given = [f"--ray-{k.replace('_', '-')}" for k in RAY_KEYS if getattr(args, f"ray_{k}") is not None]
+    if given and (executor or args.executor or "local") != "ray":
+        from graphkit.errors import SpecError
+
+        raise SpecError(f"{given[0]} needs --executor ray")
     ray = dict(base or {})
-    for key in ("address", "workers", "num_cpus_per_worker", "num_gpus_per_worker"):
+    for key in RAY_KEYS:
         value = getattr(args, f"ray_{key}")
         if value is not None:
             ray[key] = value

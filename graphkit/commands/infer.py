@@ -58,11 +58,11 @@ def run(args: argparse.Namespace) -> int:
         bar.total = total
         bar.update(1)
 
-    run_files = infer_files
+    run_files, ray = infer_files, ray_settings(args)  # --ray-* flags without --executor ray: one-line error
     if args.executor == "ray":  # the files sharded over Ray workers, same outputs
         from graphkit.infer_shards import infer_files_ray
 
-        run_files = functools.partial(infer_files_ray, ray=ray_settings(args))
+        run_files = functools.partial(infer_files_ray, ray=ray)
     try:
         summary = run_files(
             args.model,

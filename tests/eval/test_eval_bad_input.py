@@ -58,6 +58,8 @@ def one_line_exit_2(capsys, *argv) -> str:
         (["--executor", "ray", "--ray-num-cpus-per-worker", "nan"], "num_cpus_per_worker"),
         (["--executor", "ray", "--ray-num-gpus-per-worker", "-1"], "num_gpus_per_worker"),
         (["--executor", "ray", "--ray-workers", "0"], "workers"),
+        (["--ray-address", "10.0.0.1:6379"], "--ray-address needs --executor ray"),
+        (["--executor", "local", "--ray-num-cpus-per-worker", "2"], "--ray-num-cpus-per-worker needs --executor ray"),
     ],
 )
 def test_bad_numbers_are_one_line_exit_2_before_any_work(capsys, tmp_path, tiny_voc, classifier_model, flags, key):
