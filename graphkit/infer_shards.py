@@ -34,12 +34,19 @@ from graphkit.runtime.backend import BACKENDS, Backend
 
 SHARDS_PER_WORKER = 4
 """About this many shards per worker: small enough to balance, large enough to amortize."""
+MAX_SHARD_BYTES = 64 * 2**20
+"""A shard's input files stay under this (unless one batch is larger): the driver holds at most
+two shards per worker in memory, and the outputs come back per shard."""
 
 
-def shard_ranges(total: int, unit: int, workers: int) -> list[range]:
-    """File index ranges: each a multiple of ``unit`` files (the last one may be short)."""
+def shard_ranges(total: int, unit: int, workers: int, bytes_per_file: float = 0.0) -> list[range]:
+    """File index ranges: each a multiple of ``unit`` files (the last one may be short), about
+    ``SHARDS_PER_WORKER`` per worker, each under ``MAX_SHARD_BYTES`` of input where a batch allows."""
     units = math.ceil(total / unit)
-    per_shard = max(1, math.ceil(units / (workers * SHARDS_PER_WORKER))) * unit
+    per_shard_units = max(1, math.ceil(units / (workers * SHARDS_PER_WORKER)))
+    if bytes_per_file > 0:
+        per_shard_units = max(1, min(per_shard_units, int(MAX_SHARD_BYTES // (bytes_per_file * unit))))
+    per_shard = per_shard_units * unit
     return [range(start, min(start + per_shard, total)) for start in range(0, total, per_shard)]
 
 
@@ -156,7 +163,8 @@ def infer_files_ray(
             raise InputError(f"--batchsize {batchsize}: the model has a static batch of {fixed}")
         batch = fixed or batchsize or 1
         total = len(file_lists[0])
-        ranges = shard_ranges(total, math.lcm(fixed or 1, batchsize or 1), executor.workers)
+        size = sum(f.stat().st_size for files in file_lists for f in files) / max(1, total)
+        ranges = shard_ranges(total, math.lcm(fixed or 1, batchsize or 1), executor.workers, size)
 
         def shards():
             for chunk in ranges:

@@ -68,6 +68,9 @@ def test_shards_are_whole_batches_and_cover_every_file():
         ranges = shard_ranges(total, unit, workers)
         assert [i for r in ranges for i in r] == list(range(total))
         assert all(len(r) % unit == 0 for r in ranges[:-1])
+    big = shard_ranges(1000, 2, 2, bytes_per_file=12 * 2**20)  # wseg-sized 1024x1024 float32 samples
+    assert max(len(r) for r in big) == 4 and [i for r in big for i in r] == list(range(1000))
+    assert len(shard_ranges(10, 4, 1, bytes_per_file=10 * 2**30)[0]) == 4  # one batch even when over the bound
 
 
 def test_cuda_provider_only_when_asked_for_and_present():
