@@ -308,8 +308,8 @@ class RayExecutor:
         if ray.is_initialized():
             return  # a caller (a test, a notebook) already connected this process
         kwargs = {"include_dashboard": False, "log_to_driver": False, "logging_level": "ERROR"}
-        if self.settings.address:
-            probe_address(self.settings.address)  # ray.init would retry an unreachable one forever
+        if self.settings.address or os.environ.get("RAY_ADDRESS"):  # Ray also reads RAY_ADDRESS
+            probe_address(self.settings.address or os.environ["RAY_ADDRESS"])  # ray.init would retry forever
         try:
             if self.settings.address:
                 ray.init(address=self.settings.address, **kwargs)
