@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from graphkit.commands.executor_options import add_executor_arguments, executor_mapping
 from graphkit.console import print_json
 from graphkit.errors import SpecError
 from graphkit.eval.outputs import metrics_table
@@ -21,6 +22,9 @@ with background = the standard VOC figure; 20 without).
 
 The output folder gets masks/, masks_crf/, overlays/, metrics.json, metrics.txt, scores.jsonl
 and iou_per_class.png. Rerunning on the same folder resumes (finished images are not redone).
+
+--executor ray spreads the images over Ray worker actors (each holds one session and does all
+of an image's work); without --ray-address Ray starts locally. Same numbers as the local run.
 
 Exit codes: 0 ok, 2 bad input (missing file, bad option, model/settings mismatch)."""
 
@@ -107,6 +111,7 @@ def add_arguments(parser):
         help="where the weights come from; 'random...' marks the mIoU meaningless",
     )
     parser.add_argument("--json", action="store_true", help="print the summary (metrics.json) on stdout")
+    add_executor_arguments(parser, "eval.")
 
 
 _FLAG_KEYS = [
@@ -155,6 +160,12 @@ def _spec_mapping(args) -> dict:
         except ValueError as exc:
             raise SpecError(f"--dump-bins: N must be an integer, got {count!r}") from exc
         data["dump_bins_dir"] = folder
+    if args.executor is not None:
+        data["executor"] = args.executor
+    base = data.get("ray") if isinstance(data.get("ray"), dict) else None
+    ray = executor_mapping(args, base, executor=data.get("executor") if isinstance(data.get("executor"), str) else None)
+    if ray:
+        data["ray"] = ray
     if "data_root" not in data:
         raise SpecError("eval.data_root: required (pass --data-root or set it in --spec)")
     return data

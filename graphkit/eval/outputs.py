@@ -60,8 +60,13 @@ def overlay_panel(image: np.ndarray, masks, alpha: float = 0.3) -> np.ndarray:
 
 def save_overlay(path: str | os.PathLike, image: np.ndarray, masks) -> Path:
     """An overlay PNG: image | mask | CRF mask | GT (whichever masks are given, in that order)."""
-    panel = Image.fromarray(overlay_panel(image, masks))
-    return atomic_write(path, lambda tmp: panel.save(tmp, format="PNG"))
+    return save_panel(path, overlay_panel(image, masks))
+
+
+def save_panel(path: str | os.PathLike, panel: np.ndarray) -> Path:
+    """An RGB array [H, W, 3] uint8 as a PNG."""
+    picture = Image.fromarray(panel)
+    return atomic_write(path, lambda tmp: picture.save(tmp, format="PNG"))
 
 
 def save_iou_chart(path: str | os.PathLike, class_names, series: dict[str, list[float | None]], title: str) -> Path:

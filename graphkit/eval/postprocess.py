@@ -15,7 +15,7 @@ import numpy as np
 from graphkit.eval.crf import CrfParams, crf_labels
 from graphkit.eval.merge import class_presence, finish_merge
 from graphkit.eval.metrics import confusion_matrix
-from graphkit.eval.outputs import atomic_write, save_index_png, save_overlay
+from graphkit.eval.outputs import atomic_write, overlay_panel, save_index_png, save_panel
 
 STATE_DIR = "state"
 MASK_DIR = "masks"
@@ -55,8 +55,19 @@ def state_path(out_dir: str | Path, name: str) -> Path:
     return Path(out_dir) / STATE_DIR / f"{name}.npz"
 
 
-def postprocess_image(job: ImageJob) -> ImageRecord:
-    """Merge, predict, refine, score and write one image; returns its record."""
+@dataclass
+class ImageResult:
+    """A finished image before anything is written: its record and the masks to save."""
+
+    record: ImageRecord
+    image_hw: tuple[int, int]
+    pred: np.ndarray | None  # [H, W] uint8 (None when masks are not saved)
+    pred_crf: np.ndarray | None
+    overlay: np.ndarray | None  # image | mask | CRF mask | GT panel, when asked
+
+
+def compute_image(job: ImageJob) -> ImageResult:
+    """Merge, predict, refine and score one image; writes nothing."""
     present = class_presence(job.cls_logits, job.fp_cut_score)
     merged = finish_merge(job.view_sum, present, len(job.cls_logits), job.bg_pow)
     pred = np.argmax(merged, axis=0).astype(np.uint8)
@@ -65,17 +76,36 @@ def postprocess_image(job: ImageJob) -> ImageRecord:
     if job.crf is not None:
         pred_crf = crf_labels(job.image, merged, job.crf)
         conf_crf = confusion_matrix(job.gt, pred_crf, job.num_classes)
-    out = Path(job.out_dir)
-    if job.save_masks:
-        save_index_png(out / MASK_DIR / f"{job.name}.png", pred)
-        if pred_crf is not None:
-            save_index_png(out / CRF_MASK_DIR / f"{job.name}.png", pred_crf)
+    overlay = None
     if job.save_overlay:
-        masks = [pred] + ([pred_crf] if pred_crf is not None else []) + [job.gt]
-        save_overlay(out / OVERLAY_DIR / f"{job.name}.png", job.image, masks)
-    record = ImageRecord(job.name, conf, conf_crf, present)
-    write_state(out, record, job.image.shape[:2])
-    return record
+        overlay = overlay_panel(job.image, [pred] + ([pred_crf] if pred_crf is not None else []) + [job.gt])
+    return ImageResult(
+        ImageRecord(job.name, conf, conf_crf, present),
+        tuple(job.image.shape[:2]),
+        pred if job.save_masks else None,
+        pred_crf if job.save_masks else None,
+        overlay,
+    )
+
+
+def write_image_outputs(out_dir: str | Path, result: ImageResult) -> None:
+    """The image's mask PNGs and overlay, then (last) its state file: the record of a done image."""
+    out = Path(out_dir)
+    name = result.record.name
+    if result.pred is not None:
+        save_index_png(out / MASK_DIR / f"{name}.png", result.pred)
+    if result.pred_crf is not None:
+        save_index_png(out / CRF_MASK_DIR / f"{name}.png", result.pred_crf)
+    if result.overlay is not None:
+        save_panel(out / OVERLAY_DIR / f"{name}.png", result.overlay)
+    write_state(out, result.record, result.image_hw)
+
+
+def postprocess_image(job: ImageJob) -> ImageRecord:
+    """Merge, predict, refine, score and write one image (the local pool's task); its record."""
+    result = compute_image(job)
+    write_image_outputs(job.out_dir, result)
+    return result.record
 
 
 def write_state(out_dir: Path, record: ImageRecord, image_hw) -> None:
@@ -90,7 +120,47 @@ def write_state(out_dir: Path, record: ImageRecord, image_hw) -> None:
     atomic_write(state_path(out_dir, record.name), write)
 
 
-def read_state(out_dir: str | Path, name: str) -> ImageRecord:
-    with np.load(state_path(out_dir, name)) as data:
-        conf_crf = data["conf_crf"] if "conf_crf" in data.files else None
-        return ImageRecord(name, data["conf"], conf_crf, data["present"])
+class StateError(Exception):
+    """A state file that cannot be trusted (unreadable, wrong keys, shapes, dtypes or values)."""
+
+
+def read_state(out_dir: str | Path, name: str, num_classes: int | None = None, crf: bool | None = None) -> ImageRecord:
+    """The record of a finished image; :class:`StateError` when the file is not one we wrote.
+
+    Checked: a readable npz without pickles; ``conf`` (and ``conf_crf`` exactly when ``crf``)
+    [C, C] non-negative integers whose total fits ``hw``; ``present`` [C-1] of 0/1; ``hw`` two
+    positive integers.
+    """
+    path = state_path(out_dir, name)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+    except Exception as exc:  # noqa: BLE001 - zip, zlib, npy header, OS errors: all mean "unreadable"
+        raise StateError(f"{path}: unreadable ({exc.__class__.__name__}: {exc})") from exc
+    return _checked_record(path, name, arrays, num_classes, crf)
+
+
+def _checked_record(path: Path, name: str, arrays: dict, num_classes: int | None, crf: bool | None) -> ImageRecord:
+    missing = {"conf", "present", "hw"} - set(arrays)
+    if missing:
+        raise StateError(f"{path}: missing {', '.join(sorted(missing))}")
+    hw = arrays["hw"]
+    if hw.shape != (2,) or hw.dtype.kind not in "iu" or (hw <= 0).any():
+        raise StateError(f"{path}: hw must be two positive integers")
+    classes = num_classes if num_classes is not None else len(arrays["conf"])
+    if crf is not None and ("conf_crf" in arrays) != crf:
+        raise StateError(f"{path}: {'lacks' if crf else 'has'} a CRF confusion matrix")
+    for key in ("conf", "conf_crf"):
+        if key not in arrays:
+            continue
+        conf = arrays[key]
+        if conf.shape != (classes, classes) or conf.dtype.kind not in "iu":
+            raise StateError(
+                f"{path}: {key} must be [{classes}, {classes}] integers, got {list(conf.shape)} {conf.dtype}"
+            )
+        if (conf < 0).any() or int(conf.sum()) > int(hw[0]) * int(hw[1]):
+            raise StateError(f"{path}: {key} counts are negative or exceed the image's pixels")
+    present = arrays["present"]
+    if present.shape != (classes - 1,) or not np.isin(present, (0, 1)).all():
+        raise StateError(f"{path}: present must be {classes - 1} values of 0 or 1")
+    return ImageRecord(name, arrays["conf"], arrays.get("conf_crf"), present)

@@ -23,25 +23,33 @@ import json
 import multiprocessing
 import os
 import shutil
+import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import nullcontext
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import xxhash
 
 from graphkit.console import progress as progress_bar
-from graphkit.errors import GraphkitError, ModelLoadError, SpecError
+from graphkit.errors import GraphkitError, ModelLoadError, one_line
 from graphkit.eval.crf import CrfParams, require_pydensecrf
-from graphkit.eval.merge import ViewAccumulator
+from graphkit.eval.image_task import LoadedImage, check_backend, image_job, load_views, run_views
 from graphkit.eval.metrics import image_scores, summarize
 from graphkit.eval.outputs import atomic_write, metrics_table, save_iou_chart, write_json, write_text
-from graphkit.eval.postprocess import STATE_DIR, ImageJob, ImageRecord, postprocess_image, read_state, state_path
+from graphkit.eval.postprocess import (
+    STATE_DIR,
+    ImageRecord,
+    StateError,
+    postprocess_image,
+    read_state,
+    state_path,
+    write_image_outputs,
+)
 from graphkit.eval.spec import EvalSpec
 from graphkit.eval.views import make_views, view_plan
-from graphkit.eval.voc import EvalDataError, Sample, class_names, load_image, load_mask, missing_files, read_samples
+from graphkit.eval.voc import EvalDataError, Sample, class_names, load_image, missing_files, read_samples
 from graphkit.files import make_folder
 
 RUN_FILE = "run.json"
@@ -65,19 +73,52 @@ def run_eval(spec: EvalSpec, model_path: str | os.PathLike, out_dir: str | os.Pa
     if spec.dump_bins_dir and spec.dump_bins_count:
         dump_bins(samples[: spec.dump_bins_count], spec, spec.dump_bins_dir)
 
+    bad_state = _drop_untrusted_state(out, samples, spec)
     todo = [(i, s) for i, s in enumerate(samples) if not state_path(out, s.name).is_file()]
-    computed = 0
-    if todo:
-        computed = _run_images(todo, spec, crf, model_path, out, progress)
+    computed, executor = 0, {"kind": spec.executor}
+    if todo and spec.executor == "ray":
+        computed, executor = _run_images_ray(todo, spec, crf, model_path, out, progress)
+    elif todo:
+        computed, timing = _run_images(todo, spec, crf, model_path, out, progress)
+        executor |= timing
+    if spec.executor == "local":
+        executor["workers"] = _local_workers(spec)
 
-    records = [read_state(out, s.name) for s in samples]
+    records = [read_state(out, s.name, spec.num_classes, spec.crf) for s in samples]
     summary = _summarize(spec, model_path, out, records, listed, selected, missing, computed)
+    summary["images"]["recomputed_untrusted_state"] = bad_state
+    summary["executor"] = executor
     summary["timing"] = {
         "seconds": round(time.perf_counter() - started, 3),
         "images_per_second": round(computed / (time.perf_counter() - started), 4) if computed else None,
     }
     _write_reports(out, summary, records)
     return summary
+
+
+def _drop_untrusted_state(out: Path, samples: list[Sample], spec: EvalSpec) -> list[str]:
+    """Remove state files that fail :func:`read_state`'s checks, so their images are recomputed.
+
+    A state file is written atomically and last, so a bad one was damaged after the fact (disk,
+    hand edits); recomputing that image is always right, and a warning names the file.
+    """
+    dropped = []
+    for sample in samples:
+        path = state_path(out, sample.name)
+        if not (path.exists() or path.is_symlink()):
+            continue
+        try:
+            if path.is_symlink() or not path.is_file():
+                raise StateError(f"{path}: not a regular file")
+            read_state(out, sample.name, spec.num_classes, spec.crf)
+        except StateError as exc:
+            print(f"graphkit: warning: {one_line(exc, 250)}; recomputing '{sample.name}'", file=sys.stderr)
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+            dropped.append(sample.name)
+    return dropped
 
 
 def _crf_params(spec: EvalSpec) -> CrfParams | None:
@@ -124,10 +165,16 @@ def _prepare_out_dir(out: Path, spec: EvalSpec, model_path: Path) -> None:
     run_file = out / RUN_FILE
     if out.exists() and not out.is_dir():
         raise GraphkitError(f"output {out}: exists and is not a folder")
-    if run_file.is_file() and spec.resume:
-        previous = json.loads(run_file.read_text())
+    for path, kind in ((run_file, "a regular file"), (out / STATE_DIR, "a folder")):
+        ok = path.is_file() if kind == "a regular file" else path.is_dir()
+        if (path.exists() or path.is_symlink()) and (path.is_symlink() or not ok):
+            raise GraphkitError(
+                f"{path}: expected {kind} (not a link or anything else); remove it or use another --out"
+            )
+    if run_file.exists() and spec.resume:
+        previous = _read_run_file(run_file)
         if previous != json.loads(json.dumps(run)):
-            changed = [k for k in run["settings"] if previous.get("settings", {}).get(k) != run["settings"][k]]
+            changed = [k for k in run["settings"] if previous["settings"].get(k) != run["settings"][k]]
             what = f"settings {', '.join(changed)}" if changed else "the model file"
             raise GraphkitError(
                 f"output {out}: holds a partial run with different {what}; use another output folder or --no-resume"
@@ -138,56 +185,82 @@ def _prepare_out_dir(out: Path, spec: EvalSpec, model_path: Path) -> None:
     write_json(run_file, run)
 
 
+def _read_run_file(path: Path) -> dict:
+    """The previous run's record; a damaged one refuses the resume (its images' origin is unknown)."""
+    hint = "use --no-resume to start over, or another output folder"
+    try:
+        previous = json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise GraphkitError(f"{path}: unreadable resume record ({one_line(exc, 120)}); {hint}") from exc
+    if not isinstance(previous, dict) or not isinstance(previous.get("settings"), dict):
+        raise GraphkitError(f"{path}: not a resume record (expected a mapping with 'settings'); {hint}")
+    return previous
+
+
 def _open(spec: EvalSpec, model_path: Path):
     from graphkit.runtime.backend import open_backend
 
-    options = {"threads": spec.threads} if spec.threads is not None else {}
-    backend = open_backend(spec.backend, model_path, **options)
-    inputs = {i.name: i for i in backend.inputs}
-    outputs = {o.name for o in backend.outputs}
-    if spec.input_name not in inputs:
-        raise SpecError(f"eval.input_name: the model has no input '{spec.input_name}' (inputs: {', '.join(inputs)})")
-    for key in ("cls_output", "mask_output"):
-        if getattr(spec, key) not in outputs:
-            raise SpecError(
-                f"eval.{key}: the model has no output '{getattr(spec, key)}' (outputs: {', '.join(outputs)})"
-            )
-    shape = inputs[spec.input_name].shape
-    if len(shape) != 4:
-        raise SpecError(f"eval.input_name: input '{spec.input_name}' has rank {len(shape)}, expected [N, 3, H, W]")
-    fixed_hw = [d for d in shape[2:] if isinstance(d, int)]
-    if len(fixed_hw) == 2 and list(fixed_hw) != list(spec.pad_size):
-        raise SpecError(f"eval.pad_size {list(spec.pad_size)} does not match the model input {list(shape)}")
-    batch = shape[0] if isinstance(shape[0], int) and shape[0] > 0 else None
-    if batch is not None and spec.batch_size is not None and spec.batch_size != batch:
-        raise SpecError(f"eval.batch_size {spec.batch_size}: the model input has a fixed batch of {batch}")
-    return backend, batch or spec.batch_size or 1
+    backend = open_backend(spec.backend, model_path, **_backend_options(spec))
+    try:
+        return backend, check_backend(backend, spec)
+    except BaseException:
+        backend.close()
+        raise
 
 
-@dataclass
-class _Pending:
-    """An image whose views are being inferred."""
-
-    index: int
-    sample: Sample
-    image: np.ndarray
-    gt: np.ndarray
-    pads: np.ndarray
-    acc: ViewAccumulator
-    views: np.ndarray | None = field(default=None, repr=False)
+def _backend_options(spec: EvalSpec) -> dict:
+    return {"threads": spec.threads} if spec.threads is not None else {}
 
 
-def _run_images(todo, spec: EvalSpec, crf: CrfParams | None, model_path: Path, out: Path, progress: bool) -> int:
+def _local_workers(spec: EvalSpec) -> int:
+    return spec.workers if spec.workers is not None else (len(os.sched_getaffinity(0)) or 1)
+
+
+def _run_images_ray(todo, spec: EvalSpec, crf: CrfParams | None, model_path: Path, out: Path, progress: bool):
+    """The images on Ray workers (one session each); the driver writes every file, state last."""
+    from graphkit.eval.image_task import evaluate_image, read_task
+    from graphkit.ray_executor import RayExecutor
+
+    done, driver_seconds = 0, 0.0
+
+    def tasks(batch_size: int):
+        nonlocal driver_seconds
+        for index, sample in todo:
+            started = time.perf_counter()
+            task = read_task(index, sample, spec, crf, batch_size)
+            driver_seconds += time.perf_counter() - started
+            yield task
+
+    with RayExecutor(spec.ray, model_path, spec.backend, _backend_options(spec)) as executor:
+        batch_size = executor.start(check=check_backend, argument=spec)[0]["check"]
+        desc = f"eval on {executor.workers} Ray workers"
+        bar = progress_bar(total=len(todo), desc=desc, unit="img") if progress else nullcontext()
+        with bar:
+            for _, result in executor.imap_unordered(evaluate_image, tasks(batch_size)):
+                started = time.perf_counter()
+                write_image_outputs(out, result)
+                driver_seconds += time.perf_counter() - started
+                done += 1
+                if progress:
+                    bar.update(1)
+        stats = executor.stats(unit="images", driver_seconds=driver_seconds)
+    return done, stats
+
+
+def _run_images(todo, spec: EvalSpec, crf: CrfParams | None, model_path: Path, out: Path, progress: bool):
+    """The images in this process + the local pool; returns (images done, timing)."""
     plan = view_plan(spec.scales, spec.flip)
+    opened = time.perf_counter()
     backend, batch_size = _open(spec, model_path)
-    workers = spec.workers if spec.workers is not None else (len(os.sched_getaffinity(0)) or 1)
+    started = time.perf_counter()
+    workers = _local_workers(spec)
     pool = (
         ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) if workers else None
     )
     in_flight: set[Future] = set()
     done = 0
     bar = progress_bar(total=len(todo), desc="eval", unit="img") if progress else nullcontext()
-    queue: list[tuple[_Pending, int]] = []  # (image, view index) waiting for a batch
+    queue: list[tuple[LoadedImage, int]] = []  # (image, view index) waiting for a batch
 
     def collect(block: bool) -> None:
         nonlocal done
@@ -201,21 +274,8 @@ def _run_images(todo, spec: EvalSpec, crf: CrfParams | None, model_path: Path, o
             if progress:
                 bar.update(1)
 
-    def submit(item: _Pending) -> None:
-        job = ImageJob(
-            name=item.sample.name,
-            image=item.image,
-            gt=item.gt,
-            view_sum=item.acc.sum,
-            cls_logits=np.stack(item.acc.cls),
-            out_dir=str(out),
-            num_classes=spec.num_classes,
-            fp_cut_score=spec.fp_cut_score,
-            bg_pow=spec.bg_pow,
-            crf=crf,
-            save_masks=spec.save_masks,
-            save_overlay=item.index < spec.overlays,
-        )
+    def submit(item: LoadedImage) -> None:
+        job = image_job(item, spec, crf, str(out))
         if pool is None:
             postprocess_image(job)
             nonlocal done
@@ -227,21 +287,11 @@ def _run_images(todo, spec: EvalSpec, crf: CrfParams | None, model_path: Path, o
             collect(block=True)
         in_flight.add(pool.submit(postprocess_image, job))
 
-    def infer(batch_items: list[tuple[_Pending, int]]) -> None:
+    def infer(batch_items: list[tuple[LoadedImage, int]]) -> None:
         feed = np.zeros((batch_size, 3, *spec.pad_size), dtype=np.float32)
         for k, (item, v) in enumerate(batch_items):
             feed[k] = item.views[v]
-        result = backend.run({spec.input_name: feed})
-        cls, mask = result[spec.cls_output], result[spec.mask_output]
-        if mask.ndim != 4 or mask.shape[1] != spec.num_classes or list(mask.shape[2:]) != list(spec.pad_size):
-            raise SpecError(
-                f"model output '{spec.mask_output}' has shape {list(mask.shape)}, expected "
-                f"[N, {spec.num_classes}, {spec.pad_size[0]}, {spec.pad_size[1]}] (eval.num_classes, eval.pad_size)"
-            )
-        if cls.ndim != 2 or cls.shape[1] != spec.num_classes - 1:
-            raise SpecError(
-                f"model output '{spec.cls_output}' has shape {list(cls.shape)}, expected [N, {spec.num_classes - 1}]"
-            )
+        cls, mask = run_views(backend, spec, feed)
         for k, (item, v) in enumerate(batch_items):
             item.acc.add(cls[k], mask[k], item.pads[v], plan[v].flipped)
             if item.acc.complete:
@@ -251,7 +301,7 @@ def _run_images(todo, spec: EvalSpec, crf: CrfParams | None, model_path: Path, o
     try:
         with bar:
             for index, sample in todo:
-                item = _load(index, sample, spec, plan)
+                item = load_views(index, sample, spec, plan)
                 queue.extend((item, v) for v in range(len(plan)))
                 while len(queue) >= batch_size:
                     infer(queue[:batch_size])
@@ -267,19 +317,8 @@ def _run_images(todo, spec: EvalSpec, crf: CrfParams | None, model_path: Path, o
                 future.cancel()
             pool.shutdown(wait=True, cancel_futures=True)
         backend.close()
-    return done
-
-
-def _load(index: int, sample: Sample, spec: EvalSpec, plan) -> _Pending:
-    image = load_image(sample.image_path)
-    gt = load_mask(sample.mask_path)
-    if gt.shape != (image.height, image.width):
-        raise EvalDataError(
-            f"mask {sample.mask_path}: size {gt.shape[1]}x{gt.shape[0]} differs from its image {image.width}x{image.height}"
-        )
-    views, pads = make_views(image, plan, spec.pad_size, name=str(sample.image_path))
-    acc = ViewAccumulator(spec.num_classes, (image.height, image.width), len(plan))
-    return _Pending(index, sample, np.array(image), gt, pads, acc, views)
+    timing = {"startup_seconds": round(started - opened, 3), "run_seconds": round(time.perf_counter() - started, 3)}
+    return done, timing
 
 
 def dump_bins(samples: list[Sample], spec: EvalSpec, out_dir: str | os.PathLike) -> Path:

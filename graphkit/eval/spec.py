@@ -8,10 +8,16 @@ BG_POW 3, class scores from the model (not the GT labels), dense CRF with 10 ite
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
+from typing import Literal
 
 from graphkit.errors import SpecError
+from graphkit.ray_executor import RaySettings
 from graphkit.typed import from_mapping
+
+MAX_VIEW_BATCH_BYTES = 16 * 2**30
+"""Views of one image (or one batch) above this many bytes are refused before allocating."""
 
 
 @dataclass
@@ -58,6 +64,11 @@ class EvalSpec:
     crf_bilateral_compat: float = 10.0
     workers: int | None = None
     """Postprocess/CRF worker processes. None: the number of CPU cores; 0: in the main process."""
+    executor: Literal["local", "ray"] = "local"
+    """Where the images run: "local" (this process + the ``workers`` pool) or "ray" (Ray worker
+    actors, each holding one session and doing all of an image's work; see ``ray``)."""
+    ray: RaySettings = field(default_factory=RaySettings)
+    """Ray cluster address and per-worker resources (used with ``executor: ray``)."""
     limit: int | None = None
     """Evaluate only the first N images of the list."""
     resume: bool = True
@@ -78,14 +89,38 @@ class EvalSpec:
     def __post_init__(self) -> None:
         _check(self.batch_size is None or self.batch_size >= 1, "batch_size", "must be at least 1")
         _check(len(self.pad_size) == 2 and min(self.pad_size) >= 1, "pad_size", "must be [height, width], both >= 1")
-        _check(len(self.scales) >= 1 and all(s > 0 for s in self.scales), "scales", "must be positive, at least one")
-        _check(self.num_classes >= 2, "num_classes", "must be at least 2")
-        _check(self.crf_iterations >= 1, "crf_iterations", "must be at least 1")
+        _check(
+            len(self.scales) >= 1 and all(math.isfinite(s) and s > 0 for s in self.scales),
+            "scales",
+            f"must be finite and > 0, at least one (got {self.scales})",
+        )
+        _check(2 <= self.num_classes <= 255, "num_classes", "must be 2..255 (masks are uint8, 255 is 'ignore')")
+        _check(
+            math.isfinite(self.fp_cut_score) and 0 <= self.fp_cut_score < 1,
+            "fp_cut_score",
+            f"must be a sigmoid score threshold in [0, 1), got {self.fp_cut_score}",
+        )
+        _check(math.isfinite(self.bg_pow) and self.bg_pow > 0, "bg_pow", f"must be finite and > 0, got {self.bg_pow}")
+        _check(1 <= self.crf_iterations <= 1000, "crf_iterations", f"must be 1..1000, got {self.crf_iterations}")
+        for key in ("crf_gaussian_sxy", "crf_bilateral_sxy", "crf_bilateral_srgb"):
+            value = getattr(self, key)
+            _check(math.isfinite(value) and value > 0, key, f"must be finite and > 0, got {value}")
+        for key in ("crf_gaussian_compat", "crf_bilateral_compat"):
+            value = getattr(self, key)
+            _check(math.isfinite(value) and value >= 0, key, f"must be finite and >= 0, got {value}")
         _check(self.workers is None or self.workers >= 0, "workers", "must be >= 0")
         _check(self.limit is None or self.limit >= 1, "limit", "must be at least 1")
         _check(self.overlays >= 0, "overlays", "must be >= 0")
         _check(self.dump_bins_count >= 0, "dump_bins_count", "must be >= 0")
         _check(self.threads is None or self.threads >= 1, "threads", "must be at least 1")
+        views = max(self.num_views, self.batch_size or 1)
+        size = 4 * 3 * views * self.pad_size[0] * self.pad_size[1]
+        _check(
+            size <= MAX_VIEW_BATCH_BYTES,
+            "pad_size",
+            f"{views} views of {self.pad_size[0]}x{self.pad_size[1]} would need {size / 2**30:.1f} GiB "
+            f"(limit {MAX_VIEW_BATCH_BYTES // 2**30} GiB)",
+        )
 
     @property
     def num_views(self) -> int:
@@ -121,4 +156,9 @@ def _check(ok: bool, key: str, message: str) -> None:
 
 def eval_spec_from_mapping(data: dict, where: str = "eval") -> EvalSpec:
     """An :class:`EvalSpec` from a plain mapping; errors name ``where`` and the key."""
-    return from_mapping(EvalSpec, data, where)
+    try:
+        return from_mapping(EvalSpec, data, where)
+    except SpecError as exc:
+        if str(exc).startswith("ray."):  # raised by RaySettings itself, which does not know ``where``
+            raise SpecError(f"{where}.{exc}") from None
+        raise

@@ -13,6 +13,7 @@ an :class:`EvalDataError` naming it, unless the caller asks to skip and count mi
 
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,10 +148,10 @@ def missing_files(sample: Sample) -> list[Path]:
     return [p for p in (sample.image_path, sample.mask_path) if not p.is_file()]
 
 
-def load_image(path: Path) -> Image.Image:
-    """An RGB PIL image, or EvalDataError naming the file."""
+def load_image(path: Path, data: bytes | None = None) -> Image.Image:
+    """An RGB PIL image (decoded from ``data`` when given, the file's bytes), or EvalDataError naming the file."""
     try:
-        with Image.open(path) as image:
+        with Image.open(io.BytesIO(data) if data is not None else path) as image:
             return image.convert("RGB")
     except FileNotFoundError as exc:
         raise EvalDataError(f"image {path}: no such file") from exc
@@ -158,10 +159,10 @@ def load_image(path: Path) -> Image.Image:
         raise EvalDataError(f"image {path}: cannot read ({exc})") from exc
 
 
-def load_mask(path: Path) -> np.ndarray:
-    """A GT mask as uint8 class indices [H, W] (palette or grey PNG), or EvalDataError."""
+def load_mask(path: Path, data: bytes | None = None) -> np.ndarray:
+    """A GT mask as uint8 class indices [H, W] (palette or grey PNG; from ``data`` when given), or EvalDataError."""
     try:
-        with Image.open(path) as image:
+        with Image.open(io.BytesIO(data) if data is not None else path) as image:
             if image.mode not in ("P", "L"):
                 raise EvalDataError(f"mask {path}: mode {image.mode}, expected a palette or greyscale index PNG")
             return np.array(image, dtype=np.uint8)

@@ -46,3 +46,29 @@ def test_bad_eval_section_fails_before_any_work(tmp_path):
     assert result.returncode == 2
     assert "eval: unknown key 'pad_sise' (did you mean: pad_size" in result.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_the_eval_section_takes_the_executor_settings(tmp_path):
+    from graphkit.eval.spec import eval_spec_from_mapping
+
+    spec = eval_spec_from_mapping(
+        {
+            "data_root": "x",
+            "executor": "ray",
+            "ray": {"address": "10.0.0.1:6379", "workers": 8, "num_cpus_per_worker": 2, "num_gpus_per_worker": 1},
+        }
+    )
+    assert (spec.executor, spec.ray.address, spec.ray.workers) == ("ray", "10.0.0.1:6379", 8)
+    assert (spec.ray.num_cpus_per_worker, spec.ray.num_gpus_per_worker) == (2.0, 1.0)
+    assert "executor" not in spec.result_settings() and "ray" not in spec.result_settings()  # resumable anywhere
+    result = run_cli(
+        "apply",
+        REPO / "pipelines" / "wseg_tiny.yaml",
+        "--output",
+        tmp_path / "run",
+        "--set",
+        "eval={data_root: x, executor: ray, ray: {num_cpus_per_worker: .nan}}",
+    )
+    assert result.returncode == 2
+    assert "eval.ray.num_cpus_per_worker (--ray-num-cpus-per-worker): must be a finite number > 0" in result.stderr
+    assert not (tmp_path / "run").exists()
