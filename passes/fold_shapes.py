@@ -588,7 +588,7 @@ class _FoldRound:
             graph.input.extend(kept_inputs)
         new_inits = []
         for name, array in self.materialize.items():
-            new_inits.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
+            new_inits.append(numpy_helper.from_array(_contiguous(array), name))
         nodes = list(graph.node)
         for (index, slot), array in self.rewrites.items():
             name = fresh_name(f"{nodes[index].input[slot]}_folded", names)
@@ -631,7 +631,7 @@ class _FoldRound:
             stem = concat.output[0] if single else f"{name}_padded"
             pads_name, value_name = fresh_name(f"{stem}_pads", names), fresh_name(f"{stem}_pad_value", names)
             new_inits.append(numpy_helper.from_array(pads, pads_name))
-            new_inits.append(numpy_helper.from_array(np.ascontiguousarray(spec["value"]), value_name))
+            new_inits.append(numpy_helper.from_array(_contiguous(spec["value"]), value_name))
             output = concat.output[0] if single else fresh_name(stem, names)
             node_name = concat.name if single else fresh_name(f"{concat.name or concat.output[0]}/Pad_{slot}", names)
             result.append(
@@ -659,6 +659,11 @@ class _ConcatPads:
 
 
 # --- helpers -----------------------------------------------------------------------------------
+
+
+def _contiguous(array: np.ndarray) -> np.ndarray:
+    """A C-contiguous copy with the same shape: ``np.ascontiguousarray`` turns a rank-0 array into shape (1,)."""
+    return np.array(array, order="C", copy=True)
 
 
 def _site(node: onnx.NodeProto) -> str:

@@ -388,3 +388,44 @@ def test_tiny_wseg_export_folds_alone_too(tiny_wseg):
     assert len(result.model.graph.node) < len(tiny_wseg.graph.node)
     for batch in (1, 2):
         assert_numerically_equal(tiny_wseg, result.model, atol=1e-6, rtol=1e-6, dims={"batch": batch})
+
+
+def attention_scale_model() -> onnx.ModelProto:
+    """Attention's scalar shape arithmetic: head = dim / 2 (rank 0) -> Unsqueeze -> Concat into a Reshape target.
+
+    The scalar is also read as a float scale (``x / sqrt(head)``), so folding it must keep rank 0:
+    a shape-(1,) initializer makes the Unsqueeze rank 2 and the Concat invalid.
+    """
+    nodes = [
+        helper.make_node("Shape", ["x"], ["shape"]),
+        helper.make_node("Gather", ["shape", "i2"], ["dim"], axis=0),  # rank 0
+        helper.make_node("Div", ["dim", "two"], ["head"]),  # rank 0, folded from static dims
+        helper.make_node("Unsqueeze", ["head", "ax0"], ["head1"]),
+        helper.make_node("Concat", ["lead", "head1"], ["target"], axis=0),
+        helper.make_node("Reshape", ["x", "target"], ["split"]),
+        helper.make_node("Cast", ["head"], ["headf"], to=onnx.TensorProto.FLOAT),
+        helper.make_node("Sqrt", ["headf"], ["scale"]),
+        helper.make_node("Div", ["split", "scale"], ["y"]),
+    ]
+    inits = [
+        onnx.numpy_helper.from_array(np.array(2, np.int64), "i2"),
+        onnx.numpy_helper.from_array(np.array(2, np.int64), "two"),
+        onnx.numpy_helper.from_array(np.array([0], np.int64), "ax0"),
+        onnx.numpy_helper.from_array(np.array([0, 3, 2], np.int64), "lead"),
+    ]
+    return make_model(
+        nodes,
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["batch", 3, 4])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)],
+        inits,
+    )
+
+
+def test_rank0_scalar_from_shapes_folds_to_a_rank0_initializer():
+    model = attention_scale_model()
+    result = assert_pass_rewrites(FoldShapes(), model, atol=0, rtol=0, dims={"batch": 2})
+    assert op_counts(result.model).get("Shape", 0) == 0 and op_counts(result.model).get("Concat", 0) == 0
+    scalars = [t for t in result.model.graph.initializer if t.name in ("head", "scale")]
+    assert scalars and all(list(t.dims) == [] for t in scalars)
+    assert dims_of(result.model.graph.output[0]) == ("batch", 3, 2, 2)
+    assert_idempotent(FoldShapes(), result.model)
