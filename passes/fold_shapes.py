@@ -34,6 +34,9 @@ NEVER_FOLD = RANDOM_OPS | {
     "OptionalGetElement",
     "OptionalHasElement",
 }
+# Integer arithmetic tracked element by element on shape vectors (a symbolic operand gives an opaque value).
+ARITHMETIC = {"Add", "Sub", "Mul", "Div"}
+EXACT_INT_OPS = {"Add": lambda x, y: x + y, "Sub": lambda x, y: x - y, "Mul": lambda x, y: x * y}
 EXACT_SCALE_MODES = {"half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric", "tf_half_pixel_for_nn"}
 
 
@@ -100,7 +103,8 @@ class FoldShapes(Pass):
     dynamic when that is provably the same:
 
     - ``Reshape(x, [.., s_i, ..])`` where ``s_i`` is axis i of ``x``: ``s_i`` -> 0 ("copy
-      dim i"; needs ``allowzero`` = 0);
+      dim i"; needs ``allowzero`` = 0); one symbolic element that is not (e.g. ``batch*seq``)
+      -> -1 when no other element is -1: the element count implies it, so this is exact;
     - ``Expand(x, [.., s, ..])`` where ``s`` is the aligned axis of ``x``: ``s`` -> 1;
     - ``Resize(x, roi, _, sizes)`` (opset >= 11) -> ``Resize(x, roi, scales)`` with
       ``scales[i] = sizes[i] / dim_i(x)`` (1 for a symbolic dim copied from ``x``). Exact only
@@ -313,19 +317,31 @@ class _FoldRound:
         if data_dims is None:
             self.declined.append(Declined(_site(node), "input rank unknown; cannot map symbolic dims to axes"))
             return
-        new = []
+        new, unmatched = [], []
         for axis, elem in enumerate(shape.elems):
             if isinstance(elem, Sym):
                 if axis < len(data_dims) and elem.matches(node.input[0], axis, data_dims[axis]):
                     new.append(0)
                     continue
-                self.declined.append(
-                    Declined(_site(node), f"target element {axis} is symbolic and not axis {axis} of the input")
-                )
-                return
+                unmatched.append(axis)
+                new.append(-1)
+                continue
             new.append(int(elem))
+        if len(unmatched) > 1 or (unmatched and new.count(-1) > 1):
+            which = ", ".join(str(a) for a in unmatched)
+            self.declined.append(
+                Declined(
+                    _site(node),
+                    f"target elements {which} are symbolic and not the same axes of the input, and at most one "
+                    "can become -1; the Shape computation stays (it folds when the exporter keeps those dims in "
+                    "place, or when their input dims are made static, e.g. with fix-input-shape)",
+                )
+            )
+            return
         self.rewrites[(index, 1)] = np.array(new, dtype=np.int64)
         self.counts["reshape_targets_rewritten"] += 1
+        if unmatched:  # the one unknown element is implied by the element count: -1 is exact
+            self.counts["reshape_symbolic_to_minus_one"] += 1
 
     def _rewrite_expand(self, index: int, node: onnx.NodeProto, types) -> None:
         shape = self.partial[node.input[1]]
@@ -341,7 +357,13 @@ class _FoldRound:
                 if 0 <= axis < len(data_dims) and elem.matches(node.input[0], axis, data_dims[axis]):
                     new.append(1)
                     continue
-                self.declined.append(Declined(_site(node), f"shape element {position} is symbolic and not broadcast"))
+                self.declined.append(
+                    Declined(
+                        _site(node),
+                        f"shape element {position} is symbolic and not the aligned axis of the input, so it cannot "
+                        "become 1 (broadcast); the Shape computation stays (it folds when that input dim is static)",
+                    )
+                )
                 return
             new.append(int(elem))
         self.rewrites[(index, 1)] = np.array(new, dtype=np.int64)
@@ -838,6 +860,22 @@ def _partial_eval(node: onnx.NodeProto, round_: _FoldRound, types: dict[str, Val
             return None
         picked = _onnx_slice(len(data.elems), int(starts[0]), int(ends[0]), int(steps[0]))
         return None if picked is None else Partial(1, [data.elems[i] for i in picked], data.dtype)
+    if op in ARITHMETIC:
+        # batch*seq and the like: the result is an unknown (opaque) value unless both elements are known
+        parts = [_as_partial(i, round_) for i in node.input]
+        if any(p is None for p in parts) or len(parts) != 2:
+            return None
+        (a, b), n = parts, max(len(parts[0].elems), len(parts[1].elems))
+        if any(len(p.elems) not in (1, n) for p in parts):
+            return None
+        elems = []
+        for i in range(n):
+            x, y = a.elems[i if len(a.elems) > 1 else 0], b.elems[i if len(b.elems) > 1 else 0]
+            if isinstance(x, Sym) or isinstance(y, Sym) or op not in EXACT_INT_OPS:
+                elems.append(Sym.opaque())
+            else:
+                elems.append(EXACT_INT_OPS[op](int(x), int(y)))
+        return Partial(max(a.rank, b.rank), elems, a.dtype)
     return None
 
 
