@@ -116,9 +116,10 @@ class DynamicBatch(Pass):
                     return self._decline(model, f"output {value.name}", reason, declined)
                 if dim0 != name:
                     reason = (
-                        f"dim 0 is not the batch after re-inference ({dim0 or 'unknown'}): the output is not "
-                        "batch-major (e.g. a detection count), so naming it 'batch' would be wrong; list only "
-                        "batch-major outputs in the 'outputs' option to keep this one as it is"
+                        f"dim 0 is not the batch after re-inference ({dim0 or 'unknown'}){_where_batch_is_lost(work, types, name)}: "
+                        "either the output is not batch-major (e.g. a detection count: list only batch-major "
+                        "outputs in the 'outputs' option to keep it as it is) or a constant still holds the old "
+                        "batch (export with dynamic_axes so the exporter computes it from the input's shape)"
                     )
                     return self._decline(model, f"output {value.name}", reason, declined)
                 set_dims(value, (name,) + tuple(dims_of(value)[1:]))
@@ -253,6 +254,23 @@ def _batch_specific_site(model: onnx.ModelProto, types: dict, name: str) -> _Ref
                         "samples; export without slicing dim 0",
                     )
     return None
+
+
+def _where_batch_is_lost(model: onnx.ModelProto, types: dict, name: str) -> str:
+    """'; first lost at <node> (dim 0 of its inputs: ...)' for the first node that reads the batch at dim 0 but whose
+    output's dim 0 is neither the batch nor a number; '' when there is none."""
+    for node in model.graph.node:
+        dims0 = [types[i].dims[0] if i in types and types[i].dims else None for i in node.input if i]
+        if name not in dims0:
+            continue
+        for output in node.output:
+            out = types.get(output)
+            if out is not None and out.dims and out.dims[0] != name and not isinstance(out.dims[0], int):
+                shown = ", ".join(str(d) for d in dims0)
+                return (
+                    f"; the batch is first lost at {node.op_type} {node.name or output} (dim 0 of its inputs: {shown})"
+                )
+    return ""
 
 
 def _attr(node: onnx.NodeProto, name: str, default):

@@ -241,7 +241,7 @@ class _FoldRound:
             if node.domain not in DEFAULT_DOMAINS:
                 continue
             if node.op_type == "Constant":
-                array = _constant_value(node)
+                array = constant_value(node)
                 if array is not None:
                     self.known[node.output[0]] = array
                 continue
@@ -269,7 +269,7 @@ class _FoldRound:
     def _fold_by_evaluation(self, index: int, node: onnx.NodeProto) -> None:
         arrays = {i: self.value(i) for i in node.input if i}
         try:
-            outputs = _evaluate(node, arrays, self.model)
+            outputs = evaluate_node(node, arrays, self.model)
         except Exception as exc:  # noqa: BLE001 - any evaluation failure means: do not fold
             reason = f"onnxruntime cannot evaluate it: {one_line(exc, 160)}"
             self.declined.append(Declined(_site(node), reason))
@@ -741,7 +741,7 @@ def _dim_text(elem) -> str:
     return elem.key[1] if elem.key[0] == "param" else "symbolic"
 
 
-def _constant_value(node: onnx.NodeProto) -> np.ndarray | None:
+def constant_value(node: onnx.NodeProto) -> np.ndarray | None:
     for attribute in node.attribute:
         if attribute.name == "value":
             return numpy_helper.to_array(attribute.t)
@@ -756,7 +756,7 @@ def _constant_value(node: onnx.NodeProto) -> np.ndarray | None:
     return None  # sparse or string constants are left alone
 
 
-def _evaluate(node: onnx.NodeProto, arrays: dict[str, np.ndarray], like: onnx.ModelProto) -> dict[str, np.ndarray]:
+def evaluate_node(node: onnx.NodeProto, arrays: dict[str, np.ndarray], like: onnx.ModelProto) -> dict[str, np.ndarray]:
     """Run one node on constant inputs with onnxruntime (optimizations off)."""
     inputs = [
         onnx.helper.make_tensor_value_info(name, onnx.helper.np_dtype_to_tensor_dtype(array.dtype), array.shape)
