@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.graphkit-installed
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-slow bench lint format clean
+.PHONY: install run test test-slow bench corpus lint format clean
 
 install: $(STAMP)
 
@@ -23,10 +23,16 @@ test: install lint
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 test-slow: install
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev,corpus]'
 	$(PY) -m pytest -q -m slow $(PYTEST_ARGS)
 
 bench: install
 	@for script in benchmarks/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+
+# the real-model corpus: export, graphkit vs onnxsim, results in docs/corpus-results.json and the tables
+corpus: install
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev,corpus]'
+	$(PY) -m corpus
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--opsets", default="11,13,17", help="comma-separated opsets (default: 11,13,17)")
     parser.add_argument("--batch", default="static,dynamic", help="static, dynamic or both (default: both)")
     parser.add_argument("--out", default="docs/corpus-results.json", help="results JSON (default: %(default)s)")
-    parser.add_argument("--table", default="docs/corpus.md", help="Markdown page whose table is rewritten")
+    parser.add_argument("--table", default="docs/corpus.md", help="Markdown page whose table is rewritten ('' to skip)")
     parser.add_argument("--readme", default="README.md", help="README whose summary table is rewritten ('' to skip)")
     parser.add_argument("--work", default=None, help="folder for the exported models (default: a temp folder)")
     args = parser.parse_args(argv)
@@ -78,7 +78,12 @@ def main(argv: list[str] | None = None) -> int:
         for arch, opset, batch in tqdm(jobs, desc="corpus", unit="model"):
             tqdm.write(f"{arch} opset {opset} {batch} ...", file=sys.stderr)
             records.append(run_one(arch, opset, batch, work / f"{arch}-{opset}-{batch}"))
-            write_tables(records, Path(args.out), Path(args.table), Path(args.readme) if args.readme else None)
+            write_tables(
+                records,
+                Path(args.out),
+                Path(args.table) if args.table else None,
+                Path(args.readme) if args.readme else None,
+            )
     crashes = [r for r in records if any(isinstance(v, dict) and v.get("status") == "crash" for v in r.values())]
     print(f"{len(records)} models, {len(crashes)} crashes; results in {args.out}")
     return 1 if crashes else 0

@@ -104,10 +104,11 @@ def _replace_between(path: Path, table: str) -> None:
     write_text_atomic(path, f"{before}{START}\n{table}{END}{after}")
 
 
-def write_tables(records: list[dict], out: Path, page: Path, readme: Path | None) -> None:
+def write_tables(records: list[dict], out: Path, page: Path | None, readme: Path | None) -> None:
     """Write the results JSON and rewrite the tables between the corpus markers of ``page`` and ``readme``."""
     out.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out, json.dumps(records, indent=1, default=str) + "\n")
-    _replace_between(page, full_table(records))
+    if page is not None:
+        _replace_between(page, full_table(records))
     if readme is not None:
         _replace_between(readme, summary_table(records))
