@@ -29,6 +29,8 @@ GENERIC_PASSES = [
     "fold-batchnorm",
     "dead-code",
 ]
+# then onnx-simplifier as a validated graphkit pass (it declines where it would bake a symbolic dim)
+WITH_ONNXSIM = ["onnxsim", "cse", "dead-code"]
 TOLERANCE = {"atol": 1.0e-4, "rtol": 1.0e-3}
 
 
@@ -107,7 +109,7 @@ def step_graphkit(path: str, batch: str, work: str) -> dict:
     from graphkit.model import load_model
     from graphkit.pipeline import load_pipeline
 
-    passes = list(GENERIC_PASSES) + (["dynamic-batch"] if batch == "dynamic" else [])
+    passes = list(GENERIC_PASSES) + list(WITH_ONNXSIM) + (["dynamic-batch"] if batch == "dynamic" else [])
     work_dir = Path(work)
     work_dir.mkdir(parents=True, exist_ok=True)
     spec = {
@@ -143,6 +145,12 @@ def step_graphkit(path: str, batch: str, work: str) -> dict:
         if record.get("status") not in ("applied", "unchanged"):
             item["reason"] = record.get("error") or "; ".join(d.get("reason", "") for d in record.get("declined", []))
         result["passes"].append(item)
+    nodes = (report.get("source") or {}).get("nodes")
+    for position, record in enumerate(report.get("passes", [])):
+        if position == len(GENERIC_PASSES) and nodes is not None:
+            result["nodes_own_passes"] = nodes  # before the onnxsim pass: graphkit's own passes only
+        if record.get("status") == "applied" and nodes is not None:
+            nodes += sum(after - before for before, after in (record.get("op_delta") or {}).values())
     failed = [p for p in result["passes"] if p["status"] in ("failed", "rolled-back")]
     if failed:
         result["failing_pass"] = failed[0]["name"]

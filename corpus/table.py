@@ -47,9 +47,10 @@ def _fmt(value) -> str:
 
 def full_table(records: list[dict]) -> str:
     head = (
-        "| model | opset | batch | nodes | graphkit nodes / Shape | onnxsim nodes / Shape | graphkit s / MB | "
-        "onnxsim s / MB | max abs vs source (gk, sim) | graphkit status | dynamic-batch on static | target |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+        "| model | opset | batch | nodes | graphkit own passes | graphkit + onnxsim pass: nodes / Shape | "
+        "onnxsim nodes / Shape | graphkit s / MB | onnxsim s / MB | max abs vs source (gk, sim) | graphkit status | "
+        "dynamic-batch on static | target |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     rows = []
     for r in records:
@@ -65,7 +66,7 @@ def full_table(records: list[dict]) -> str:
             status += f": {_short(r['graphkit']['reason'], 70)}"
         rows.append(
             f"| {r['arch']} | {r['opset']} | {r['batch']} | {_cell(r, 'export', 'nodes')} | "
-            f"{_cell(r, 'graphkit', 'nodes')} / {_cell(r, 'graphkit', 'shape_ops')} | "
+            f"{_cell(r, 'graphkit', 'nodes_own_passes')} | {_cell(r, 'graphkit', 'nodes')} / {_cell(r, 'graphkit', 'shape_ops')} | "
             f"{_cell(r, 'onnxsim', 'nodes')} / {_cell(r, 'onnxsim', 'shape_ops')} | "
             f"{_cell(r, 'graphkit', 'seconds')} / {_cell(r, 'graphkit', 'peak_rss_mb')} | "
             f"{_cell(r, 'onnxsim', 'seconds')} / {_cell(r, 'onnxsim', 'peak_rss_mb')} | "
@@ -79,17 +80,21 @@ def summary_table(records: list[dict]) -> str:
     by_arch: dict[str, list[dict]] = {}
     for r in records:
         by_arch.setdefault(r["arch"], []).append(r)
-    head = "| model | runs | validated | targets met | nodes (source → graphkit / onnxsim) | Shape ops left (graphkit / onnxsim) |\n|---|---|---|---|---|---|\n"
+    head = (
+        "| model | runs | validated | targets met | nodes: source → graphkit own passes / + onnxsim pass / onnxsim | "
+        "Shape ops left (graphkit / onnxsim) |\n|---|---|---|---|---|---|\n"
+    )
     rows = []
     for arch, runs in by_arch.items():
         ok = sum(1 for r in runs if (r.get("graphkit") or {}).get("validated"))
         met = sum(1 for r in runs if targets_met(r) == "yes" or targets_met(r).startswith("yes"))
         src = sum(int(_cell(r, "export", "nodes") or 0) for r in runs)
         gk = sum(int(_cell(r, "graphkit", "nodes") or 0) for r in runs)
+        own = sum(int(_cell(r, "graphkit", "nodes_own_passes") or 0) for r in runs)
         sim = sum(int(_cell(r, "onnxsim", "nodes") or 0) for r in runs)
         gks = sum(int(_cell(r, "graphkit", "shape_ops") or 0) for r in runs)
         sims = sum(int(_cell(r, "onnxsim", "shape_ops") or 0) for r in runs)
-        rows.append(f"| {arch} | {len(runs)} | {ok} | {met} | {src} → {gk} / {sim} | {gks} / {sims} |")
+        rows.append(f"| {arch} | {len(runs)} | {ok} | {met} | {src} → {own} / {gk} / {sim} | {gks} / {sims} |")
     return head + "\n".join(rows) + "\n"
 
 

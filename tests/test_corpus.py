@@ -101,8 +101,9 @@ def test_tables_show_targets_and_reasons():
     record["graphkit"]["input_dim0"] = 1
     assert targets_met(record) == "no: batch"
     table = full_table([record])
-    assert "| m | 13 | dynamic | 10 | 4 / 1 | 4 / 2 |" in table
-    assert "| m | 1 | 1 | 0 | 10 → 4 / 4 | 1 / 2 |" in summary_table([record])
+    assert "| m | 13 | dynamic | 10 |  | 4 / 1 | 4 / 2 |" in table
+    record["graphkit"]["nodes_own_passes"] = 6
+    assert "| m | 1 | 1 | 0 | 10 → 6 / 4 / 4 | 1 / 2 |" in summary_table([record])
 
 
 def test_unknown_architecture_is_one_line_error():
