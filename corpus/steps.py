@@ -199,7 +199,12 @@ def step_compare(source: str, batch: str, candidates: list[str]) -> dict:
     result = {}
     for size in [1, 2] if batch == "dynamic" else [1]:
         feeds = feeds_for(model, size, seed=123)
-        expected = run_model(model, feeds)
+        try:
+            expected = run_model(model, feeds)
+        except Exception as exc:  # noqa: BLE001 - an invalid source is a result: nothing to compare with
+            from graphkit.errors import one_line
+
+            return {"source": f"error: the source model does not run: {one_line(exc, 200)}"}
         for path in candidates:
             key = Path(path).parent.name if Path(path).name == "model.onnx" else Path(path).stem
             try:
