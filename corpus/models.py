@@ -145,7 +145,14 @@ ARCHS: dict[str, Arch] = {
         Arch(
             "convnext",
             "CNN classifier",
-            _hf("ConvNextForImageClassification", "ConvNextConfig", hidden_sizes=[8, 16], depths=[1, 1], num_labels=10),
+            _hf(
+                "ConvNextForImageClassification",
+                "ConvNextConfig",
+                num_stages=2,
+                hidden_sizes=[8, 16],
+                depths=[1, 1],
+                num_labels=10,
+            ),
         ),
         Arch(
             "resnet",

@@ -41,7 +41,9 @@ class DynamicBatch(Pass):
     ``batch``); a Reshape puts -1 on the batch axis while its other dims fold part of the input
     into it; the graph holds batch-specific constants: a Split of the batch axis into fixed
     pieces, a Gather of fixed rows or a Slice to a fixed range of the batch axis, a Squeeze of the
-    batch axis. Each reason says what export change would make the model batch-independent.
+    batch axis; a Reshape whose input shape inference cannot type has a constant target that
+    starts with the old batch (a later broadcast could hide the baked batch). Each reason says
+    what export change would make the model batch-independent.
     Unknown input or output names in the options are errors.
 
     Proof: the manager validates the result on the golden cases; a static source gives golden
@@ -159,10 +161,20 @@ class DynamicBatch(Pass):
                 if node.op_type != "Reshape" or node.domain not in ("", "ai.onnx") or index in fixed:
                     continue
                 data = types.get(node.input[0])
-                if data is None or not data.dims or data.dims[0] != name:
-                    continue
                 target = constants.get(node.input[1])
                 site = f"Reshape {node.name or node.output[0]}"
+                if (data is None or not data.dims) and target is not None and target.size:
+                    if int(target.reshape(-1)[0]) == old_batch:
+                        raise _Refused(
+                            site,
+                            f"shape inference does not know its input's shape, and its constant target "
+                            f"{target.tolist()} starts with the old batch {old_batch}: it may bake the batch (a "
+                            "broadcast later can hide it); export with dynamic_axes on the batch so the exporter "
+                            "computes the target from the input's shape",
+                        )
+                    continue
+                if data is None or not data.dims or data.dims[0] != name:
+                    continue
                 if target is None:
                     continue  # computed from Shape: follows the batch by itself
                 if target.size == 0 or int(target.reshape(-1)[0]) == 0:

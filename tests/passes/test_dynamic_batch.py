@@ -197,3 +197,24 @@ def test_minus_one_target_that_keeps_the_batch_is_accepted():
     assert_numerically_equal(model, result.model, atol=0, rtol=0, dims={"batch": 2})
     three = run_ort(result.model, {"x": np.arange(36, dtype=np.float32).reshape(3, 3, 4)})["y"]
     np.testing.assert_array_equal(three, np.arange(36, dtype=np.float32).reshape(3, 12))
+
+
+def test_declines_baked_target_on_an_input_inference_cannot_type():
+    # distilbert/t5 static exports: the attention branch loses its type, its Reshape target [1, 8, -1]
+    # bakes batch 1, and the residual Add broadcasts it back to 'batch' so the output looks fine
+    nodes = [
+        helper.make_node("Reshape", ["x", "s"], ["untyped"]),  # shape from a graph input: unknown to inference
+        helper.make_node("Reshape", ["untyped", "baked"], ["r"]),
+        helper.make_node("Add", ["r", "x"], ["y"]),
+    ]
+    model = make_model(
+        nodes,
+        [
+            helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 4]),
+            helper.make_tensor_value_info("s", onnx.TensorProto.INT64, [2]),
+        ],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 4])],
+        [I64(np.array([1, 4], np.int64), "baked")],
+    )
+    result = assert_declines(DynamicBatch(inputs=["x"]), model, reason_contains="shape inference does not know")
+    assert "export with dynamic_axes" in result.declined[-1].reason
