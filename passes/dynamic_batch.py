@@ -114,7 +114,11 @@ class DynamicBatch(Pass):
             dim0 = inferred.dims[0] if inferred and inferred.dims else None
             if declared[0] == old_batch or not isinstance(declared[0], int):
                 if isinstance(dim0, int):
-                    reason = f"dim 0 is still {dim0} after re-inference: a constant bakes the batch"
+                    reason = (
+                        f"dim 0 is still {dim0} after re-inference{_where_batch_is_lost(work, types, name)}: a "
+                        "constant bakes the batch (e.g. Resize sizes or an Expand/Tile shape); export with "
+                        "dynamic_axes on the batch so the exporter computes it from the input's shape"
+                    )
                     return self._decline(model, f"output {value.name}", reason, declined)
                 if dim0 != name:
                     reason = (
