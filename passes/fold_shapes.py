@@ -175,7 +175,11 @@ class FoldShapes(Pass):
             refinable = 0
         for node in work.graph.node:
             if node.op_type == "Shape" and node.domain in DEFAULT_DOMAINS:
-                reason = "its value still depends on a symbolic dim that no consumer rewrite can keep dynamic"
+                reason = (
+                    "its value still depends on a symbolic dim that no consumer rewrite can keep dynamic; it "
+                    "folds when that dim is made static (fix-input-shape) or when the value only feeds a Reshape, "
+                    "Expand, Resize or Concat fill as a dim copied from the same tensor"
+                )
                 declined.setdefault((_site(node), reason), Declined(_site(node), reason))
         if work is model and refinable == 0:
             return PassResult(model, False, {}, list(declined.values()))
