@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.graphkit-installed
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-slow bench lint format clean
+.PHONY: install run test test-slow bench corpus lint format clean
 
 install: $(STAMP)
 
@@ -27,6 +27,10 @@ test-slow: install
 
 bench: install
 	@for script in benchmarks/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+
+# the real-model corpus: export, graphkit vs onnxsim, results in docs/corpus-results.json and the tables
+corpus: install
+	$(PY) -m corpus
 
 lint: install
 	$(VENV)/bin/ruff check .

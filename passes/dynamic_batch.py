@@ -9,7 +9,7 @@ import onnx
 from onnx import numpy_helper
 
 from graphkit.errors import PassError, SpecError
-from graphkit.model import clone, remove_initializers
+from graphkit.model import clone, default_opset, remove_initializers
 from graphkit.pass_base import Declined, Pass, PassResult, option
 from graphkit.registry import register
 from graphkit.runtime.feeds import graph_inputs
@@ -27,7 +27,8 @@ class DynamicBatch(Pass):
     symbolic batch; every ``Reshape`` whose data input now has the batch symbol at axis 0 and
     whose constant target starts with ``b`` gets a new target with ``0`` there ("copy dim 0",
     exact: the output's dim 0 is the input's dim 0, which equals ``b`` at the old batch).
-    Targets that already start with 0 or -1 are left alone. Stale ``value_info`` is dropped
+    Targets that already start with 0 are left alone; a leading -1 whose other (static) dims
+    multiply to the input's is rewritten to 0 the same way. Stale ``value_info`` is dropped
     and shapes re-inferred; dim 0 of each chosen output (default: all outputs whose dim 0 was
     ``b`` or symbolic) becomes ``name``.
 
@@ -35,8 +36,19 @@ class DynamicBatch(Pass):
     proven: chosen inputs disagree on the static batch; a Reshape with a batched input has a
     constant target whose dim 0 is neither ``b``, 0 nor -1 (it merges the batch with another
     dim), or has ``allowzero`` = 1; after the rewrite a chosen output's dim 0 is still static
-    (some other constant, e.g. Resize sizes or an Expand shape, bakes the batch). Unknown input
-    or output names in the options are errors.
+    (some other constant, e.g. Resize sizes or an Expand shape, bakes the batch); a chosen
+    output's dim 0 is not the batch after re-inference (e.g. a detection count: it is never renamed
+    ``batch``); a Reshape puts -1 on the batch axis while its other dims fold part of the input
+    into it; the graph holds batch-specific constants: a Split of the batch axis into fixed
+    pieces, a Gather of fixed rows or a Slice to a fixed range of the batch axis, a Squeeze of the
+    batch axis; a Reshape whose input shape inference cannot type has a constant target that
+    starts with the old batch (a later broadcast could hide the baked batch). Each reason says
+    what export change would make the model batch-independent.
+    Unknown input or output names in the options are errors.
+
+    Proof: the manager validates the result on the golden cases; a static source gives golden
+    cases at its one batch only, so a batch-stacking check (N stacked inputs vs N batch-1 runs)
+    is what proves the new dim; see docs/corpus.md.
     """
 
     @dataclass
@@ -94,6 +106,9 @@ class DynamicBatch(Pass):
             types = infer_value_types(work, strict=True)
         except PassError as exc:
             return self._decline(model, "<model>", f"shape inference fails with a symbolic batch: {exc}", declined)
+        refusal = _batch_specific_site(work, types, name)
+        if refusal is not None:
+            return self._decline(model, refusal.site, refusal.reason, declined)
         outputs_changed = 0
         for value in work.graph.output:
             declared = dims_of(model.graph.output[[o.name for o in model.graph.output].index(value.name)])
@@ -103,7 +118,19 @@ class DynamicBatch(Pass):
             dim0 = inferred.dims[0] if inferred and inferred.dims else None
             if declared[0] == old_batch or not isinstance(declared[0], int):
                 if isinstance(dim0, int):
-                    reason = f"dim 0 is still {dim0} after re-inference: a constant bakes the batch"
+                    reason = (
+                        f"dim 0 is still {dim0} after re-inference{_where_batch_is_lost(work, types, name)}: a "
+                        "constant bakes the batch (e.g. Resize sizes or an Expand/Tile shape); export with "
+                        "dynamic_axes on the batch so the exporter computes it from the input's shape"
+                    )
+                    return self._decline(model, f"output {value.name}", reason, declined)
+                if dim0 != name:
+                    reason = (
+                        f"dim 0 is not the batch after re-inference ({dim0 or 'unknown'}){_where_batch_is_lost(work, types, name)}: "
+                        "either the output is not batch-major (e.g. a detection count: list only batch-major "
+                        "outputs in the 'outputs' option to keep it as it is) or a constant still holds the old "
+                        "batch (export with dynamic_axes so the exporter computes it from the input's shape)"
+                    )
                     return self._decline(model, f"output {value.name}", reason, declined)
                 set_dims(value, (name,) + tuple(dims_of(value)[1:]))
                 outputs_changed += 1
@@ -142,15 +169,37 @@ class DynamicBatch(Pass):
                 if node.op_type != "Reshape" or node.domain not in ("", "ai.onnx") or index in fixed:
                     continue
                 data = types.get(node.input[0])
-                if data is None or not data.dims or data.dims[0] != name:
-                    continue
                 target = constants.get(node.input[1])
                 site = f"Reshape {node.name or node.output[0]}"
+                if (data is None or not data.dims) and target is not None and target.size:
+                    if int(target.reshape(-1)[0]) == old_batch:
+                        raise _Refused(
+                            site,
+                            f"shape inference does not know its input's shape, and its constant target "
+                            f"{target.tolist()} starts with the old batch {old_batch}: it may bake the batch (a "
+                            "broadcast later can hide it); export with dynamic_axes on the batch so the exporter "
+                            "computes the target from the input's shape",
+                        )
+                    continue
+                if data is None or not data.dims or data.dims[0] != name:
+                    continue
                 if target is None:
                     continue  # computed from Shape: follows the batch by itself
-                if target.size == 0 or int(target.reshape(-1)[0]) in (0, -1):
+                if target.size == 0 or int(target.reshape(-1)[0]) == 0:
                     continue
-                if int(target.reshape(-1)[0]) != old_batch:
+                first = int(target.reshape(-1)[0])
+                if first == -1:
+                    rest, tail = data.dims[1:], [int(t) for t in target.reshape(-1)[1:]]
+                    if not all(isinstance(d, int) for d in rest) or not all(t > 0 for t in tail):
+                        continue  # -1 resolves at run time; the output check below decides
+                    if int(np.prod(tail, dtype=np.int64)) != int(np.prod(rest, dtype=np.int64)):
+                        raise _Refused(
+                            site,
+                            f"target {target.tolist()} puts -1 on the batch axis but its other dims do not "
+                            f"multiply to the input's {list(rest)}: it folds other dims into the batch; "
+                            "export with the batch dim kept separate (e.g. view(x.size(0), ...))",
+                        )
+                elif first != old_batch:
                     raise _Refused(site, f"target {target.tolist()} merges the batch with other dims; not provable")
                 for attribute in node.attribute:
                     if attribute.name == "allowzero" and attribute.i == 1:
@@ -171,6 +220,86 @@ class DynamicBatch(Pass):
         return len(fixed)
 
 
+def _batch_specific_site(model: onnx.ModelProto, types: dict, name: str) -> _Refused | None:
+    """The first node that reads specific rows of the batch axis with constants (it only works at the old batch)."""
+    constants = _constants(model)
+    opset = default_opset(model)
+    for node in model.graph.node:
+        if node.domain not in ("", "ai.onnx") or not node.input:
+            continue
+        data = types.get(node.input[0])
+        if data is None or not data.dims or name not in data.dims:
+            continue
+        rank = len(data.dims)
+        batch_axes = {axis for axis, dim in enumerate(data.dims) if dim == name}
+        site = f"{node.op_type} {node.name or node.output[0]}"
+        op = node.op_type
+
+        def axes_of(values, rank=rank) -> set[int]:
+            return {int(a) + rank if int(a) < 0 else int(a) for a in values}
+
+        if op == "Split" and axes_of([_attr(node, "axis", 0)]) & batch_axes:
+            sizes = _attr(node, "split", None)
+            if sizes is None and len(node.input) > 1 and node.input[1] in constants:
+                sizes = constants[node.input[1]].tolist()
+            return _Refused(
+                site,
+                f"it cuts the batch axis into {len(node.output)} fixed pieces (sizes {sizes}): the graph is specific "
+                "to the exported batch; export without splitting or unbinding over dim 0",
+            )
+        if op == "Gather" and axes_of([_attr(node, "axis", 0)]) & batch_axes and node.input[1] in constants:
+            return _Refused(
+                site,
+                f"it picks fixed rows {constants[node.input[1]].tolist()} of the batch axis: the model reads specific "
+                "samples; export without indexing dim 0 (e.g. x[0])",
+            )
+        if op == "Squeeze":
+            axes = _attr(node, "axes", None) if opset < 13 else None
+            if opset >= 13 and len(node.input) > 1 and node.input[1] in constants:
+                axes = constants[node.input[1]].tolist()
+            if axes is None or axes_of(axes) & batch_axes:
+                return _Refused(
+                    site, "it squeezes the batch axis (only possible at batch 1); export without squeezing dim 0"
+                )
+        if op == "Slice" and opset >= 10 and len(node.input) > 3:
+            starts, ends = constants.get(node.input[1]), constants.get(node.input[2])
+            axes = constants.get(node.input[3]) if node.input[3] else None
+            if starts is None or ends is None or axes is None:
+                continue
+            for start, end, axis in zip(starts.tolist(), ends.tolist(), axes.tolist()):
+                if axes_of([axis]) & batch_axes and (start != 0 or end < 2**31 - 1):
+                    return _Refused(
+                        site,
+                        f"it slices the batch axis to the fixed range [{start}, {end}): the model reads specific "
+                        "samples; export without slicing dim 0",
+                    )
+    return None
+
+
+def _where_batch_is_lost(model: onnx.ModelProto, types: dict, name: str) -> str:
+    """'; first lost at <node> (dim 0 of its inputs: ...)' for the first node that reads the batch at dim 0 but whose
+    output's dim 0 is neither the batch nor a number; '' when there is none."""
+    for node in model.graph.node:
+        dims0 = [types[i].dims[0] if i in types and types[i].dims else None for i in node.input if i]
+        if name not in dims0:
+            continue
+        for output in node.output:
+            out = types.get(output)
+            if out is not None and out.dims and out.dims[0] != name and not isinstance(out.dims[0], int):
+                shown = ", ".join(str(d) for d in dims0)
+                return (
+                    f"; the batch is first lost at {node.op_type} {node.name or output} (dim 0 of its inputs: {shown})"
+                )
+    return ""
+
+
+def _attr(node: onnx.NodeProto, name: str, default):
+    for attribute in node.attribute:
+        if attribute.name == name:
+            return onnx.helper.get_attribute_value(attribute)
+    return default
+
+
 class _Refused(Exception):
     def __init__(self, site: str, reason: str):
         super().__init__(reason)
@@ -182,7 +311,7 @@ def _constants(model: onnx.ModelProto) -> dict[str, np.ndarray]:
     values = {t.name: t for t in model.graph.initializer if t.name not in inputs}
     out = {}
     for name, tensor in values.items():
-        if len(tensor.dims) == 1 and tensor.data_type in (onnx.TensorProto.INT64, onnx.TensorProto.INT32):
+        if len(tensor.dims) <= 1 and tensor.data_type in (onnx.TensorProto.INT64, onnx.TensorProto.INT32):
             out[name] = numpy_helper.to_array(tensor)
     for node in model.graph.node:
         if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):

@@ -34,6 +34,9 @@ NEVER_FOLD = RANDOM_OPS | {
     "OptionalGetElement",
     "OptionalHasElement",
 }
+# Integer arithmetic tracked element by element on shape vectors (a symbolic operand gives an opaque value).
+ARITHMETIC = {"Add", "Sub", "Mul", "Div"}
+EXACT_INT_OPS = {"Add": lambda x, y: x + y, "Sub": lambda x, y: x - y, "Mul": lambda x, y: x * y}
 EXACT_SCALE_MODES = {"half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric", "tf_half_pixel_for_nn"}
 
 
@@ -100,7 +103,8 @@ class FoldShapes(Pass):
     dynamic when that is provably the same:
 
     - ``Reshape(x, [.., s_i, ..])`` where ``s_i`` is axis i of ``x``: ``s_i`` -> 0 ("copy
-      dim i"; needs ``allowzero`` = 0);
+      dim i"; needs ``allowzero`` = 0); one symbolic element that is not (e.g. ``batch*seq``)
+      -> -1 when no other element is -1: the element count implies it, so this is exact;
     - ``Expand(x, [.., s, ..])`` where ``s`` is the aligned axis of ``x``: ``s`` -> 1;
     - ``Resize(x, roi, _, sizes)`` (opset >= 11) -> ``Resize(x, roi, scales)`` with
       ``scales[i] = sizes[i] / dim_i(x)`` (1 for a symbolic dim copied from ``x``). Exact only
@@ -177,7 +181,11 @@ class FoldShapes(Pass):
             refinable = 0
         for node in work.graph.node:
             if node.op_type == "Shape" and node.domain in DEFAULT_DOMAINS:
-                reason = "its value still depends on a symbolic dim that no consumer rewrite can keep dynamic"
+                reason = (
+                    "its value still depends on a symbolic dim that no consumer rewrite can keep dynamic; it "
+                    "folds when that dim is made static (fix-input-shape) or when the value only feeds a Reshape, "
+                    "Expand, Resize or Concat fill as a dim copied from the same tensor"
+                )
                 declined.setdefault((_site(node), reason), Declined(_site(node), reason))
         if work is model and refinable == 0:
             return PassResult(model, False, {}, list(declined.values()))
@@ -243,7 +251,7 @@ class _FoldRound:
             if node.domain not in DEFAULT_DOMAINS:
                 continue
             if node.op_type == "Constant":
-                array = _constant_value(node)
+                array = constant_value(node)
                 if array is not None:
                     self.known[node.output[0]] = array
                 continue
@@ -271,7 +279,7 @@ class _FoldRound:
     def _fold_by_evaluation(self, index: int, node: onnx.NodeProto) -> None:
         arrays = {i: self.value(i) for i in node.input if i}
         try:
-            outputs = _evaluate(node, arrays, self.model)
+            outputs = evaluate_node(node, arrays, self.model)
         except Exception as exc:  # noqa: BLE001 - any evaluation failure means: do not fold
             reason = f"onnxruntime cannot evaluate it: {one_line(exc, 160)}"
             self.declined.append(Declined(_site(node), reason))
@@ -319,19 +327,31 @@ class _FoldRound:
         if data_dims is None:
             self.declined.append(Declined(_site(node), "input rank unknown; cannot map symbolic dims to axes"))
             return
-        new = []
+        new, unmatched = [], []
         for axis, elem in enumerate(shape.elems):
             if isinstance(elem, Sym):
                 if axis < len(data_dims) and elem.matches(node.input[0], axis, data_dims[axis]):
                     new.append(0)
                     continue
-                self.declined.append(
-                    Declined(_site(node), f"target element {axis} is symbolic and not axis {axis} of the input")
-                )
-                return
+                unmatched.append(axis)
+                new.append(-1)
+                continue
             new.append(int(elem))
+        if len(unmatched) > 1 or (unmatched and new.count(-1) > 1):
+            which = ", ".join(str(a) for a in unmatched)
+            self.declined.append(
+                Declined(
+                    _site(node),
+                    f"target elements {which} are symbolic and not the same axes of the input, and at most one "
+                    "can become -1; the Shape computation stays (it folds when the exporter keeps those dims in "
+                    "place, or when their input dims are made static, e.g. with fix-input-shape)",
+                )
+            )
+            return
         self.rewrites[(index, 1)] = np.array(new, dtype=np.int64)
         self.counts["reshape_targets_rewritten"] += 1
+        if unmatched:  # the one unknown element is implied by the element count: -1 is exact
+            self.counts["reshape_symbolic_to_minus_one"] += 1
 
     def _rewrite_expand(self, index: int, node: onnx.NodeProto, types) -> None:
         shape = self.partial[node.input[1]]
@@ -347,7 +367,13 @@ class _FoldRound:
                 if 0 <= axis < len(data_dims) and elem.matches(node.input[0], axis, data_dims[axis]):
                     new.append(1)
                     continue
-                self.declined.append(Declined(_site(node), f"shape element {position} is symbolic and not broadcast"))
+                self.declined.append(
+                    Declined(
+                        _site(node),
+                        f"shape element {position} is symbolic and not the aligned axis of the input, so it cannot "
+                        "become 1 (broadcast); the Shape computation stays (it folds when that input dim is static)",
+                    )
+                )
                 return
             new.append(int(elem))
         self.rewrites[(index, 1)] = np.array(new, dtype=np.int64)
@@ -594,7 +620,7 @@ class _FoldRound:
             graph.input.extend(kept_inputs)
         new_inits = []
         for name, array in self.materialize.items():
-            new_inits.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
+            new_inits.append(numpy_helper.from_array(_contiguous(array), name))
         nodes = list(graph.node)
         for (index, slot), array in self.rewrites.items():
             name = fresh_name(f"{nodes[index].input[slot]}_folded", names)
@@ -637,7 +663,7 @@ class _FoldRound:
             stem = concat.output[0] if single else f"{name}_padded"
             pads_name, value_name = fresh_name(f"{stem}_pads", names), fresh_name(f"{stem}_pad_value", names)
             new_inits.append(numpy_helper.from_array(pads, pads_name))
-            new_inits.append(numpy_helper.from_array(np.ascontiguousarray(spec["value"]), value_name))
+            new_inits.append(numpy_helper.from_array(_contiguous(spec["value"]), value_name))
             output = concat.output[0] if single else fresh_name(stem, names)
             node_name = concat.name if single else fresh_name(f"{concat.name or concat.output[0]}/Pad_{slot}", names)
             result.append(
@@ -665,6 +691,11 @@ class _ConcatPads:
 
 
 # --- helpers -----------------------------------------------------------------------------------
+
+
+def _contiguous(array: np.ndarray) -> np.ndarray:
+    """A C-contiguous copy with the same shape: ``np.ascontiguousarray`` turns a rank-0 array into shape (1,)."""
+    return np.array(array, order="C", copy=True)
 
 
 def _site(node: onnx.NodeProto) -> str:
@@ -720,7 +751,7 @@ def _dim_text(elem) -> str:
     return elem.key[1] if elem.key[0] == "param" else "symbolic"
 
 
-def _constant_value(node: onnx.NodeProto) -> np.ndarray | None:
+def constant_value(node: onnx.NodeProto) -> np.ndarray | None:
     for attribute in node.attribute:
         if attribute.name == "value":
             return numpy_helper.to_array(attribute.t)
@@ -735,7 +766,7 @@ def _constant_value(node: onnx.NodeProto) -> np.ndarray | None:
     return None  # sparse or string constants are left alone
 
 
-def _evaluate(node: onnx.NodeProto, arrays: dict[str, np.ndarray], like: onnx.ModelProto) -> dict[str, np.ndarray]:
+def evaluate_node(node: onnx.NodeProto, arrays: dict[str, np.ndarray], like: onnx.ModelProto) -> dict[str, np.ndarray]:
     """Run one node on constant inputs with onnxruntime (optimizations off)."""
     inputs = [
         onnx.helper.make_tensor_value_info(name, onnx.helper.np_dtype_to_tensor_dtype(array.dtype), array.shape)
@@ -839,6 +870,22 @@ def _partial_eval(node: onnx.NodeProto, round_: _FoldRound, types: dict[str, Val
             return None
         picked = _onnx_slice(len(data.elems), int(starts[0]), int(ends[0]), int(steps[0]))
         return None if picked is None else Partial(1, [data.elems[i] for i in picked], data.dtype)
+    if op in ARITHMETIC:
+        # batch*seq and the like: the result is an unknown (opaque) value unless both elements are known
+        parts = [_as_partial(i, round_) for i in node.input]
+        if any(p is None for p in parts) or len(parts) != 2:
+            return None
+        (a, b), n = parts, max(len(parts[0].elems), len(parts[1].elems))
+        if any(len(p.elems) not in (1, n) for p in parts):
+            return None
+        elems = []
+        for i in range(n):
+            x, y = a.elems[i if len(a.elems) > 1 else 0], b.elems[i if len(b.elems) > 1 else 0]
+            if isinstance(x, Sym) or isinstance(y, Sym) or op not in EXACT_INT_OPS:
+                elems.append(Sym.opaque())
+            else:
+                elems.append(EXACT_INT_OPS[op](int(x), int(y)))
+        return Partial(max(a.rank, b.rank), elems, a.dtype)
     return None
 
 

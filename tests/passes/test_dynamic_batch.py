@@ -106,3 +106,115 @@ def test_already_dynamic_is_unchanged():
     )
     result = run_pass(DynamicBatch(), model)
     assert not result.modified and result.model is model
+
+
+def one_node_model(node, x_dims, y_dims, inits=(), opset=13, y_name="y"):
+    return make_model(
+        [node],
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, x_dims)],
+        [helper.make_tensor_value_info(y_name, onnx.TensorProto.FLOAT, y_dims)],
+        list(inits),
+        opset=opset,
+    )
+
+
+I64 = onnx.numpy_helper.from_array
+
+
+@pytest.mark.parametrize("opset", [11, 13])
+def test_declines_split_of_the_batch_axis(opset):
+    # a traced per-image loop (x.unbind(0)) bakes the exported batch into the Split's pieces
+    split = {"split": [1, 1]} if opset < 13 else {}
+    inputs = ["x"] if opset < 13 else ["x", "sizes"]
+    nodes = [
+        helper.make_node("Split", inputs, ["a", "b"], axis=0, **split),
+        helper.make_node("Concat", ["b", "a"], ["y"], axis=0),
+    ]
+    inits = [] if opset < 13 else [I64(np.array([1, 1], np.int64), "sizes")]
+    model = make_model(
+        nodes,
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2, 3])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [2, 3])],
+        inits,
+        opset=opset,
+    )
+    result = assert_declines(DynamicBatch(), model, reason_contains="cuts the batch axis into 2 fixed pieces")
+    assert "export without splitting" in result.declined[-1].reason
+
+
+def test_declines_gather_slice_and_squeeze_of_fixed_rows():
+    gather = one_node_model(
+        helper.make_node("Gather", ["x", "row"], ["y"], axis=0), [2, 3], [3], [I64(np.array(0, np.int64), "row")]
+    )
+    assert_declines(DynamicBatch(), gather, reason_contains="picks fixed rows 0 of the batch axis")
+    slice_ = make_model(
+        [helper.make_node("Slice", ["x", "s", "e", "a"], ["y"])],
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2, 3])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 3])],
+        [I64(np.array([1], np.int64), "s"), I64(np.array([2], np.int64), "e"), I64(np.array([0], np.int64), "a")],
+    )
+    assert_declines(DynamicBatch(), slice_, reason_contains="slices the batch axis to the fixed range [1, 2)")
+    squeeze = one_node_model(
+        helper.make_node("Squeeze", ["x", "ax"], ["y"]), [1, 3], [3], [I64(np.array([0], np.int64), "ax")]
+    )
+    assert_declines(DynamicBatch(), squeeze, reason_contains="squeezes the batch axis")
+
+
+def test_declines_output_whose_dim0_is_not_the_batch():
+    # a detection count (NonZero / NonMaxSuppression) is never renamed 'batch'
+    nodes = [
+        helper.make_node("NonZero", ["x"], ["nz"]),
+        helper.make_node("Transpose", ["nz"], ["idx"], perm=[1, 0]),
+    ]
+    model = make_model(
+        nodes,
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("idx", onnx.TensorProto.INT64, ["K", 2])],
+    )
+    result = assert_declines(DynamicBatch(), model, reason_contains="not batch-major")
+    assert "'outputs' option" in result.declined[-1].reason
+
+
+def test_declines_minus_one_target_that_folds_dims_into_the_batch():
+    model = one_node_model(
+        helper.make_node("Reshape", ["x", "shape"], ["y"]),
+        [2, 3, 4],
+        [8, 3],
+        [I64(np.array([-1, 3], np.int64), "shape")],
+    )
+    assert_declines(DynamicBatch(), model, reason_contains="puts -1 on the batch axis")
+
+
+def test_minus_one_target_that_keeps_the_batch_is_accepted():
+    model = one_node_model(
+        helper.make_node("Reshape", ["x", "shape"], ["y"]),
+        [2, 3, 4],
+        [2, 12],
+        [I64(np.array([-1, 12], np.int64), "shape")],
+    )
+    result = run_pass(DynamicBatch(), model)
+    assert result.modified and dims_of(result.model.graph.output[0]) == ("batch", 12)
+    assert_numerically_equal(model, result.model, atol=0, rtol=0, dims={"batch": 2})
+    three = run_ort(result.model, {"x": np.arange(36, dtype=np.float32).reshape(3, 3, 4)})["y"]
+    np.testing.assert_array_equal(three, np.arange(36, dtype=np.float32).reshape(3, 12))
+
+
+def test_declines_baked_target_on_an_input_inference_cannot_type():
+    # distilbert/t5 static exports: the attention branch loses its type, its Reshape target [1, 8, -1]
+    # bakes batch 1, and the residual Add broadcasts it back to 'batch' so the output looks fine
+    nodes = [
+        helper.make_node("Reshape", ["x", "s"], ["untyped"]),  # shape from a graph input: unknown to inference
+        helper.make_node("Reshape", ["untyped", "baked"], ["r"]),
+        helper.make_node("Add", ["r", "x"], ["y"]),
+    ]
+    model = make_model(
+        nodes,
+        [
+            helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 4]),
+            helper.make_tensor_value_info("s", onnx.TensorProto.INT64, [2]),
+        ],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 4])],
+        [I64(np.array([1, 4], np.int64), "baked")],
+    )
+    result = assert_declines(DynamicBatch(inputs=["x"]), model, reason_contains="shape inference does not know")
+    assert "export with dynamic_axes" in result.declined[-1].reason

@@ -13,6 +13,7 @@ from graphkit.shapes import dims_of
 from graphkit.testing import (
     assert_declines,
     assert_idempotent,
+    assert_numerically_equal,
     assert_pass_rewrites,
     export_legacy,
     make_model,
@@ -388,3 +389,91 @@ def test_tiny_wseg_export_folds_alone_too(tiny_wseg):
     assert len(result.model.graph.node) < len(tiny_wseg.graph.node)
     for batch in (1, 2):
         assert_numerically_equal(tiny_wseg, result.model, atol=1e-6, rtol=1e-6, dims={"batch": batch})
+
+
+def attention_scale_model() -> onnx.ModelProto:
+    """Attention's scalar shape arithmetic: head = dim / 2 (rank 0) -> Unsqueeze -> Concat into a Reshape target.
+
+    The scalar is also read as a float scale (``x / sqrt(head)``), so folding it must keep rank 0:
+    a shape-(1,) initializer makes the Unsqueeze rank 2 and the Concat invalid.
+    """
+    nodes = [
+        helper.make_node("Shape", ["x"], ["shape"]),
+        helper.make_node("Gather", ["shape", "i2"], ["dim"], axis=0),  # rank 0
+        helper.make_node("Div", ["dim", "two"], ["head"]),  # rank 0, folded from static dims
+        helper.make_node("Unsqueeze", ["head", "ax0"], ["head1"]),
+        helper.make_node("Concat", ["lead", "head1"], ["target"], axis=0),
+        helper.make_node("Reshape", ["x", "target"], ["split"]),
+        helper.make_node("Cast", ["head"], ["headf"], to=onnx.TensorProto.FLOAT),
+        helper.make_node("Sqrt", ["headf"], ["scale"]),
+        helper.make_node("Div", ["split", "scale"], ["y"]),
+    ]
+    inits = [
+        onnx.numpy_helper.from_array(np.array(2, np.int64), "i2"),
+        onnx.numpy_helper.from_array(np.array(2, np.int64), "two"),
+        onnx.numpy_helper.from_array(np.array([0], np.int64), "ax0"),
+        onnx.numpy_helper.from_array(np.array([0, 3, 2], np.int64), "lead"),
+    ]
+    return make_model(
+        nodes,
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["batch", 3, 4])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)],
+        inits,
+    )
+
+
+def test_rank0_scalar_from_shapes_folds_to_a_rank0_initializer():
+    model = attention_scale_model()
+    result = assert_pass_rewrites(FoldShapes(), model, atol=0, rtol=0, dims={"batch": 2})
+    assert op_counts(result.model).get("Shape", 0) == 0 and op_counts(result.model).get("Concat", 0) == 0
+    scalars = [t for t in result.model.graph.initializer if t.name in ("head", "scale")]
+    assert scalars and all(list(t.dims) == [] for t in scalars)
+    assert dims_of(result.model.graph.output[0]) == ("batch", 3, 2, 2)
+    assert_idempotent(FoldShapes(), result.model)
+
+
+def merged_dims_model() -> onnx.ModelProto:
+    """x.view(x.size(0) * x.size(1), 4), as text models write it: a target element that is no axis of x."""
+    nodes = [
+        helper.make_node("Shape", ["x"], ["shape"]),
+        helper.make_node("Gather", ["shape", "i0"], ["b"], axis=0),
+        helper.make_node("Gather", ["shape", "i1"], ["s"], axis=0),
+        helper.make_node("Mul", ["b", "s"], ["bs"]),
+        helper.make_node("Unsqueeze", ["bs", "ax0"], ["bs1"]),
+        helper.make_node("Concat", ["bs1", "four"], ["target"], axis=0),
+        helper.make_node("Reshape", ["x", "target"], ["y"]),
+    ]
+    inits = [
+        onnx.numpy_helper.from_array(np.array(0, np.int64), "i0"),
+        onnx.numpy_helper.from_array(np.array(1, np.int64), "i1"),
+        onnx.numpy_helper.from_array(np.array([0], np.int64), "ax0"),
+        onnx.numpy_helper.from_array(np.array([4], np.int64), "four"),
+    ]
+    return make_model(
+        nodes,
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["batch", "seq", 4])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [None, 4])],
+        inits,
+    )
+
+
+def test_one_symbolic_target_element_becomes_minus_one():
+    model = merged_dims_model()
+    result = assert_pass_rewrites(FoldShapes(), model, atol=0, rtol=0, dims={"batch": 2, "seq": 3})
+    assert_numerically_equal(model, result.model, atol=0, rtol=0, dims={"batch": 3, "seq": 5})
+    assert result.counts["reshape_symbolic_to_minus_one"] == 1
+    assert op_counts(result.model) == {"Reshape": 1}
+    target = [t for t in result.model.graph.initializer if t.name != "x"][0]
+    assert onnx.numpy_helper.to_array(target).tolist() == [-1, 4]
+    assert_idempotent(FoldShapes(), result.model)
+
+
+def test_two_symbolic_target_elements_decline_with_what_to_do():
+    model = merged_dims_model()
+    # a second unknown element: [batch*seq, seq', 4] -> only one may become -1
+    model.graph.node[5].input[:] = ["bs1", "bs1", "four"]
+    model.graph.output[0].CopyFrom(helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [None, None, 4]))
+    result = run_pass(FoldShapes(), model)
+    reasons = [d.reason for d in result.declined]
+    assert any("at most one can become -1" in r and "fix-input-shape" in r for r in reasons), reasons
+    assert op_counts(result.model)["Shape"] == 1

@@ -1,0 +1,144 @@
+"""The real-model corpus: a few small models through graphkit and onnxsim here; the whole corpus is slow."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the corpus tool lives at the top level (python -m corpus), not in the package
+
+from corpus import steps  # noqa: E402
+from corpus.models import ARCHS, detector_model, export  # noqa: E402
+from corpus.table import full_table, summary_table, targets_met  # noqa: E402
+
+
+def run_both(tmp_path: Path, path: Path, batch: str) -> tuple[dict, dict]:
+    graphkit = steps.step_graphkit(str(path), batch, str(tmp_path / "gk"))
+    onnxsim = steps.step_onnxsim(str(path), str(tmp_path / "sim.onnx"))
+    return graphkit, onnxsim
+
+
+def assert_target(record: dict) -> None:
+    gk, sim = record["graphkit"], record["onnxsim"]
+    assert gk["status"] == "ok" and gk["validated"], gk
+    assert not [p for p in gk["passes"] if p["status"] in ("failed", "rolled-back")], gk["passes"]
+    assert gk["nodes"] <= sim["nodes"] and gk["shape_ops"] <= sim["shape_ops"], (gk, sim)
+    assert targets_met(record) == "yes"
+
+
+@pytest.mark.parametrize("opset", [11, 17])
+def test_detector_dynamic_keeps_batch_and_matches_onnxsim(tmp_path, opset):
+    path = tmp_path / "detector.onnx"
+    import onnx
+
+    onnx.save(detector_model(opset, dynamic=True), path)
+    assert path.stat().st_size < 5 * 2**20
+    gk, sim = run_both(tmp_path, path, "dynamic")
+    record = {"arch": "detector-nms", "opset": opset, "batch": "dynamic", "graphkit": gk, "onnxsim": sim}
+    assert_target(record)
+    assert gk["input_dim0"] == "batch" and gk["output_dim0"] == ["K", "batch"]
+
+
+def test_detector_exported_at_batch_1_is_not_made_dynamic(tmp_path):
+    import onnx
+
+    path = tmp_path / "detector.onnx"
+    onnx.save(detector_model(13, dynamic=False), path)
+    probe = steps.step_probe(str(path), str(tmp_path))
+    assert probe["status"] == "declined"
+    assert "cuts the batch axis into 1 fixed pieces" in probe["reason"] and "export without" in probe["reason"]
+
+
+def test_swin_static_fold_shapes_is_applied_not_rolled_back(tmp_path):
+    pytest.importorskip("transformers")
+    path = tmp_path / "swin.onnx"
+    model = export("swin", 13, dynamic=False, path=str(path))
+    assert path.stat().st_size < 5 * 2**20 and sum(n.op_type == "Shape" for n in model.graph.node) > 0
+    gk, sim = run_both(tmp_path, path, "static")
+    statuses = {p["name"]: p["status"] for p in gk["passes"]}
+    assert statuses["fold-shapes"] == "applied", gk["passes"]
+    assert gk["status"] == "ok" and gk["validated"] and gk["shape_ops"] == 0
+    assert gk["nodes"] < len(model.graph.node) // 2
+
+
+def test_bert_dynamic_batch_and_seq_stay_symbolic(tmp_path):
+    pytest.importorskip("transformers")
+    path = tmp_path / "bert.onnx"
+    export("bert", 17, dynamic=True, path=str(path))
+    gk, sim = run_both(tmp_path, path, "dynamic")
+    record = {"arch": "bert", "opset": 17, "batch": "dynamic", "graphkit": gk, "onnxsim": sim}
+    assert_target(record)
+    assert gk["input_dim0"] == "batch"
+    diffs = steps.step_compare(str(path), "dynamic", [str(tmp_path / "gk" / "run" / "model.onnx")])
+    assert all(isinstance(v, float) and v <= 1e-4 for v in diffs.values()), diffs
+
+
+def test_tables_show_targets_and_reasons():
+    record = {
+        "arch": "m",
+        "family": "f",
+        "opset": 13,
+        "batch": "dynamic",
+        "export": {"nodes": 10},
+        "graphkit": {
+            "status": "ok",
+            "nodes": 5,
+            "shape_ops": 1,
+            "input_dim0": "batch",
+            "passes": [],
+            "validated": True,
+        },
+        "onnxsim": {"status": "ok", "nodes": 4, "shape_ops": 2},
+    }
+    assert targets_met(record) == "no: nodes"
+    record["graphkit"]["nodes"] = 4
+    assert targets_met(record) == "yes"
+    record["graphkit"]["input_dim0"] = 1
+    assert targets_met(record) == "no: batch"
+    table = full_table([record])
+    assert "| m | 13 | dynamic | 10 |  | 4 / 1 | 4 / 2 |" in table
+    record["graphkit"]["nodes_own_passes"] = 6
+    assert "| m | 1 | 1 | 0 | 10 → 6 / 4 / 4 | 1 / 2 |" in summary_table([record])
+
+
+def test_unknown_architecture_is_one_line_error():
+    result = subprocess.run(
+        [sys.executable, "-m", "corpus", "--archs", "bert,nope"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    assert "unknown architecture(s) nope" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_whole_corpus_no_crash_all_validated(tmp_path):
+    pytest.importorskip("transformers")
+    out = tmp_path / "results.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "corpus", "--out", str(out), "--table", "", "--readme", ""],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    records = json.loads(out.read_text())
+    assert len({r["arch"] for r in records}) == len(ARCHS) >= 12
+    # Known, reported for round two: onnxruntime rejects the T5 opset-11 source (int64 Min) while the
+    # golden set is recorded, and that error escapes apply_pipeline as a traceback (golden/apply code).
+    crashes = {(r["arch"], r["opset"]) for r in records if (r.get("graphkit") or {}).get("status") == "crash"}
+    assert crashes <= {("t5-encoder", 11)}, crashes
+    assert result.returncode == (1 if crashes else 0), result.stdout[-2000:]
+    for record in records:
+        gk = record["graphkit"]
+        if (record["arch"], record["opset"]) in crashes:
+            assert "Min" in gk["reason"], gk["reason"]
+            continue
+        assert gk["status"] == "ok" and gk["validated"], (record["arch"], record["opset"], gk.get("reason"))
+        if record["batch"] == "dynamic":
+            assert gk["input_dim0"] == "batch"
+        probe = record.get("dynamic_batch_probe")
+        if probe:
+            assert probe["status"] in ("declined", "proven"), probe
