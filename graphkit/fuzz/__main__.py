@@ -13,6 +13,7 @@ Exit code: 0 when every attempt was handled, 1 when some were mishandled.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from pathlib import Path
@@ -80,11 +81,17 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"graphkit.fuzz: error: unknown command(s) {unknown}", file=sys.stderr)
         return 2
-    attempts = [make_attempt(args.seed, i, commands) for i in range(args.start, args.start + args.attempts)]
-    attempts += [signal_attempt(args.seed, i) for i in range(args.signals)]
-    for attempt in attempts:
+
+    def timed(attempt):
         if args.timeout:
             attempt.timeout = args.timeout * (2.5 if attempt.command == "export" or attempt.signal else 1)
+        return attempt
+
+    attempts = [
+        functools.partial(lambda i: timed(make_attempt(args.seed, i, commands)), i)
+        for i in range(args.start, args.start + args.attempts)
+    ]
+    attempts += [functools.partial(lambda i: timed(signal_attempt(args.seed, i)), i) for i in range(args.signals)]
     summary = run_campaign(
         attempts,
         seed=args.seed,

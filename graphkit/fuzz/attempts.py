@@ -86,12 +86,44 @@ def _model(choices: Choices, attempt: Attempt, name: str = "model.onnx", case=No
     return case if not special else models.ModelCase(b"", "special")
 
 
-def _maybe(choices: Choices, probability: float, flag: str, values: list[str]) -> list[str]:
-    return [flag, choices.pick(values)] if choices.chance(probability) else []
+# Flag values issue 10 names as bad input: the command must not accept them (exit 0).
+MUST_REJECT = {
+    "--batch-sizes": {"0", "-1", ",", "", "99999999999"},
+    "--dynamic-batch-sizes": {"0,1", "-1,2", "1,3000"},
+    "--seed": {"-1"},
+    "--atol": {"nan", "inf", "-inf", "-1", "1e309"},
+    "--rtol": {"nan", "inf", "-inf", "-1", "1e309"},
+    "--output-tol": {"prob:nan:0", "prob:-1:0"},
+    "--threads": {"-1"},
+    "--fp-cut-score": {"nan"},
+    "--input-shape": {"nope:1,3,16,16"},
+    "--fusion-switch-file": {"inputs/missing.cfg"},
+    "--dim": {"batch", "batch=abc", "batch=0", "batch=-2"},
+    "--dims": {"batch", "batch=abc", "batch=0"},
+    "--batchsize": {"0", "-1"},
+}
+
+
+def must_reject(attempt: Attempt, why: str) -> None:
+    """Record that ``attempt`` holds a value the command must refuse."""
+    attempt.checks.setdefault("must_reject", []).append(why)
+
+
+def _maybe(choices: Choices, attempt: Attempt, probability: float, flag: str, values: list[str]) -> list[str]:
+    """``[flag, value]`` with ``probability`` (noting values that must be refused), else ``[]``."""
+    if not choices.chance(probability):
+        return []
+    value = choices.pick(values)
+    if value in MUST_REJECT.get(flag, ()):
+        must_reject(attempt, f"{flag} {value!r}")
+    return [flag, value]
 
 
 def _golden_files(choices: Choices, model) -> goldens.GoldenCase:
-    recorded = goldens.record(model, seed=choices.integer(0, 3))
+    """A golden set recorded from ``model`` (batch 1 and 2, or 1 for a static batch), then corrupted."""
+    dim = model.graph.input[0].type.tensor_type.shape.dim[0]
+    batches = (1,) if dim.HasField("dim_value") else (1, 2)
+    recorded = goldens.record(model, seed=choices.integer(0, 3), batch_sizes=batches)
     return goldens.corrupt(choices, recorded)
 
 
@@ -159,6 +191,8 @@ def build_apply(choices: Choices, attempt: Attempt) -> None:
             case.text = ("pass_dirs: [inputs/passes]\n" + text).encode(errors="surrogateescape")
     attempt.add_file(f"{INPUTS}/pipeline.yaml", case.text)
     attempt.labels.append(case.label)
+    for why in case.must_reject:
+        must_reject(attempt, why)
     if case.injection:
         attempt.checks["injection"] = True
     argv = ["apply", "inputs/pipeline.yaml"]
@@ -176,6 +210,8 @@ def build_apply(choices: Choices, attempt: Attempt) -> None:
         argv += ["--input", "inputs/model.onnx"]
     if choices.chance(0.05):
         argv += ["--weights", choices.pick(["inputs/model.onnx", "inputs/missing.pth"])]
+        if "export" not in source:
+            must_reject(attempt, "--weights with a non-export source")
     if choices.chance(0.1):  # an earlier run's model in the run folder
         attempt.add_file(f"{OUT}/model.onnx", _valid_dynamic_model(choices).data)
         attempt.add_file(f"{OUT}/report.json", json.dumps({"status": "ok"}).encode())
@@ -189,15 +225,17 @@ def build_golden_make(choices: Choices, attempt: Attempt) -> None:
     _model(choices, attempt)
     out = _output_dir(choices, "out/golden")
     argv = ["golden", "make", "inputs/model.onnx", "-o", out]
-    argv += _maybe(choices, 0.4, "--batch-sizes", ["1", "1,2", "2"] + BAD_INTS)
-    argv += _maybe(choices, 0.2, "--seed", ["0", "-1", "7", "abc", str(2**64)])
-    if choices.chance(0.3):
-        argv += [
-            "--dim",
-            choices.pick(["batch=1", "batch", "batch=abc", "batch=0", "batch=-2", "batch=100000000", "x=2"]),
-        ]
-    argv += _maybe(choices, 0.15, "--atol", ["1e-5", *BAD_FLOATS])
-    argv += _maybe(choices, 0.15, "--rtol", ["1e-4", *BAD_FLOATS])
+    argv += _maybe(choices, attempt, 0.4, "--batch-sizes", ["1", "1,2", "2"] + BAD_INTS)
+    argv += _maybe(choices, attempt, 0.2, "--seed", ["0", "-1", "7", "abc", str(2**64)])
+    argv += _maybe(
+        choices,
+        attempt,
+        0.3,
+        "--dim",
+        ["batch=1", "batch", "batch=abc", "batch=0", "batch=-2", "batch=100000000", "x=2"],
+    )
+    argv += _maybe(choices, attempt, 0.15, "--atol", ["1e-5", *BAD_FLOATS])
+    argv += _maybe(choices, attempt, 0.15, "--rtol", ["1e-4", *BAD_FLOATS])
     argv += ["--regenerate"] if choices.chance(0.1) else []
     argv += ["--json"] if choices.chance(0.2) else []
     if out == "out/golden" and choices.chance(0.15):  # a corrupt set already there
@@ -218,9 +256,11 @@ def build_validate(choices: Choices, attempt: Attempt) -> None:
     same = choices.chance(0.7)
     _model(choices, attempt, case=source if same else None)
     argv = ["validate", "inputs/model.onnx", "--golden", "inputs/golden"]
-    argv += _maybe(choices, 0.15, "--atol", ["0", "1e-5", *BAD_FLOATS])
-    argv += _maybe(choices, 0.15, "--rtol", ["0", "1e-5", *BAD_FLOATS])
-    argv += _maybe(choices, 0.1, "--output-tol", ["prob:nan:0", "prob:-1:0", "nope:1:1", "prob", "prob:1e-5:1e-4"])
+    argv += _maybe(choices, attempt, 0.15, "--atol", ["0", "1e-5", *BAD_FLOATS])
+    argv += _maybe(choices, attempt, 0.15, "--rtol", ["0", "1e-5", *BAD_FLOATS])
+    argv += _maybe(
+        choices, attempt, 0.1, "--output-tol", ["prob:nan:0", "prob:-1:0", "nope:1:1", "prob", "prob:1e-5:1e-4"]
+    )
     argv += ["--json"] if choices.chance(0.3) else []
     if same and golden.must_fail and attempt.files.get(f"{INPUTS}/model.onnx") == source.data:
         attempt.checks["must_fail"] = True
@@ -233,7 +273,7 @@ def build_diff(choices: Choices, attempt: Attempt) -> None:
     _model(choices, attempt, "b.onnx")
     argv = ["diff", "inputs/a.onnx", "inputs/b.onnx"]
     argv += ["--json"] if choices.chance(0.4) else []
-    argv += _maybe(choices, 0.4, "--html", ["out/diff.html", "out/diff.html", "inputs/fifo", *HOSTILE_OUTPUTS])
+    argv += _maybe(choices, attempt, 0.4, "--html", ["out/diff.html", "out/diff.html", "inputs/fifo", *HOSTILE_OUTPUTS])
     argv += ["--exit-code"] if choices.chance(0.2) else []
     attempt.argv = argv
 
@@ -249,8 +289,10 @@ def build_localize(choices: Choices, attempt: Attempt) -> None:
     _model(choices, attempt, "b.onnx", case=a if choices.chance(0.3) and a.proto is not None else None)
     argv = ["localize", "inputs/a.onnx", "inputs/b.onnx"]
     how = choices.pick(["dims", "inputs", "golden", "none"])
+    if "graph-no-nodes" in a.label:
+        must_reject(attempt, "localize against a model with no nodes")
     if how == "dims":
-        argv += ["--dims", choices.pick(["batch=1", "batch=2", "batch", "batch=abc", "batch=0", "batch=99999999"])]
+        argv += _maybe(choices, attempt, 1.0, "--dims", ["batch=1", "batch=2", "batch", "batch=abc", "batch=0"])
     elif how == "inputs":
         arrays = {"x": np.zeros((1, 3, 4, 4), np.float32)}
         data = _npz(arrays)
@@ -262,10 +304,10 @@ def build_localize(choices: Choices, attempt: Attempt) -> None:
     elif how == "golden":
         _put_golden(attempt, f"{INPUTS}/golden", _golden_files(choices, models.demo_variant(choices)))
         argv += ["--golden", "inputs/golden"]
-    argv += _maybe(choices, 0.15, "--atol", ["1e-5", *BAD_FLOATS])
-    argv += _maybe(choices, 0.15, "--chunk-size", ["1", "0", "-1", "abc"])
-    argv += _maybe(choices, 0.1, "--threads", ["1", "0", "-1"])
-    argv += _maybe(choices, 0.1, "--seed", ["0", "-1"])
+    argv += _maybe(choices, attempt, 0.15, "--atol", ["1e-5", *BAD_FLOATS])
+    argv += _maybe(choices, attempt, 0.15, "--chunk-size", ["1", "0", "-1", "abc"])
+    argv += _maybe(choices, attempt, 0.1, "--threads", ["1", "0", "-1"])
+    argv += _maybe(choices, attempt, 0.1, "--seed", ["0", "-1"])
     argv += ["--json"] if choices.chance(0.3) else []
     attempt.argv = argv
     attempt.outputs = []
@@ -294,8 +336,10 @@ def _atc_flags(choices: Choices, attempt: Attempt) -> list[str]:
         value = choices.pick(["Ascend310P3", "Ascend910", "", "Ascend310P3;touch x", injected])
         argv += ["--soc", value]
         attempt.checks["injection"] = attempt.checks.get("injection") or value == injected
-    argv += _maybe(choices, 0.2, "--cann", ["6.0", "7.0", "6.0\n", "abc", "99", ""])
-    argv += _maybe(choices, 0.2, "--input-shape", ["x:1,3,16,16", "nope:1,3,16,16", "x:-1,3,16,16", "x", "x:a,b"])
+    argv += _maybe(choices, attempt, 0.2, "--cann", ["6.0", "7.0", "6.0\n", "abc", "99", ""])
+    argv += _maybe(
+        choices, attempt, 0.2, "--input-shape", ["x:1,3,16,16", "nope:1,3,16,16", "x:-1,3,16,16", "x", "x:a,b"]
+    )
     return argv
 
 
@@ -317,14 +361,14 @@ def build_atc_commands(choices: Choices, attempt: Attempt) -> None:
         _output_dir(choices, "out/atc"),
         *_atc_flags(choices, attempt),
     ]
-    argv += _maybe(choices, 0.5, "--batch-sizes", ["1", "1,4", *BAD_INTS])
-    argv += _maybe(choices, 0.2, "--dynamic-batch-sizes", ["1,4", "1", "0,1", "1,4,4", "-1,2", "1,3000"])
+    argv += _maybe(choices, attempt, 0.5, "--batch-sizes", ["1", "1,4", *BAD_INTS])
+    argv += _maybe(choices, attempt, 0.2, "--dynamic-batch-sizes", ["1,4", "1", "0,1", "1,4,4", "-1,2", "1,3000"])
     if choices.chance(0.2):
         value = choices.pick(["wseg", "../x", "a b", f"x\ntouch {models.PWNED}", "$(touch graphkit_fuzz_pwned)"])
         argv += ["--output-prefix", value]
         attempt.checks["injection"] = attempt.checks.get("injection") or models.PWNED in value
-    argv += _maybe(choices, 0.1, "--fusion-switch-file", ["inputs/missing.cfg", "inputs/model.onnx"])
-    argv += _maybe(choices, 0.1, "--out-nodes", ["conv:0", "nope:0", "x"])
+    argv += _maybe(choices, attempt, 0.1, "--fusion-switch-file", ["inputs/missing.cfg", "inputs/model.onnx"])
+    argv += _maybe(choices, attempt, 0.1, "--out-nodes", ["conv:0", "nope:0", "x"])
     argv += ["--json"] if choices.chance(0.2) else []
     attempt.argv = argv
 
@@ -339,9 +383,9 @@ def build_perf(choices: Choices, attempt: Attempt) -> None:
     _model(choices, attempt)
     argv = ["perf", "inputs/model.onnx", "--loop", choices.pick(["1", "1", "2", "0", "-1"])]
     argv += ["--warmup", choices.pick(["0", "0", "1", "-1"])]
-    argv += _maybe(choices, 0.4, "--batch-sizes", ["1", "1,2", *BAD_INTS])
-    argv += _maybe(choices, 0.15, "--threads", ["1", "0", "-1"])
-    argv += _maybe(choices, 0.1, "--backend", ["ort", "nope", "ais_bench"])
+    argv += _maybe(choices, attempt, 0.4, "--batch-sizes", ["1", "1,2", *BAD_INTS])
+    argv += _maybe(choices, attempt, 0.15, "--threads", ["1", "0", "-1"])
+    argv += _maybe(choices, attempt, 0.1, "--backend", ["ort", "nope", "ais_bench"])
     if choices.chance(0.85):
         argv += ["-o", _output_dir(choices, "out/perf")]
     else:
@@ -365,10 +409,10 @@ def build_infer(choices: Choices, attempt: Attempt) -> None:
     attempt.labels.append(data.label)
     argv = ["infer", "inputs/model.onnx", "--input", choices.pick(["inputs/bins"] * 5 + ["inputs/missing", ""])]
     argv += ["--output", _output_dir(choices, "out")]
-    argv += _maybe(choices, 0.6, "--output-dirname", ["run1", "run1", "../escaped", "a/b", "", "..", "x\ny"])
-    argv += _maybe(choices, 0.3, "--outfmt", ["BIN", "NPY", "TXT"])
-    argv += _maybe(choices, 0.3, "--batchsize", ["1", "2", "0", "-1"])
-    argv += _maybe(choices, 0.1, "--threads", ["1", "-1"])
+    argv += _maybe(choices, attempt, 0.6, "--output-dirname", ["run1", "run1", "../escaped", "a/b", "", "..", "x\ny"])
+    argv += _maybe(choices, attempt, 0.3, "--outfmt", ["BIN", "NPY", "TXT"])
+    argv += _maybe(choices, attempt, 0.3, "--batchsize", ["1", "2", "0", "-1"])
+    argv += _maybe(choices, attempt, 0.1, "--threads", ["1", "-1"])
     argv += ["--json"] if choices.chance(0.3) else []
     attempt.argv = argv
 
@@ -392,11 +436,11 @@ def build_eval(choices: Choices, attempt: Attempt) -> None:
     argv += ["--no-flip"] if choices.chance(0.7) else []
     argv += ["--no-crf"] if choices.chance(0.8) else ["--crf-iterations", choices.pick(["1", "0", "-1"])]
     argv += ["--workers", choices.pick(["0", "0", "0", "1", "-1"]), "--overlays", choices.pick(["0", "0", "1", "-1"])]
-    argv += _maybe(choices, 0.3, "--limit", ["1", "2", "0", "-1"])
-    argv += _maybe(choices, 0.15, "--fp-cut-score", ["0.1", *BAD_FLOATS])
-    argv += _maybe(choices, 0.1, "--bg-pow", ["3", *BAD_FLOATS])
-    argv += _maybe(choices, 0.1, "--batch-size", ["1", "2", "0", "-1"])
-    argv += _maybe(choices, 0.1, "--threads", ["1", "0", "-1"])
+    argv += _maybe(choices, attempt, 0.3, "--limit", ["1", "2", "0", "-1"])
+    argv += _maybe(choices, attempt, 0.15, "--fp-cut-score", ["0.1", *BAD_FLOATS])
+    argv += _maybe(choices, attempt, 0.1, "--bg-pow", ["3", *BAD_FLOATS])
+    argv += _maybe(choices, attempt, 0.1, "--batch-size", ["1", "2", "0", "-1"])
+    argv += _maybe(choices, attempt, 0.1, "--threads", ["1", "0", "-1"])
     argv += ["--skip-missing"] if choices.chance(0.2) else []
     if choices.chance(0.1):
         argv += ["--dump-bins", "out/bins", choices.pick(["1", "0", "-1", "x"])]
@@ -415,8 +459,8 @@ def build_export(choices: Choices, attempt: Attempt) -> None:
     argv = ["export", "-o", _output_dir(choices, "out/model.onnx")]
     argv += ["--width", choices.pick(["0.03125"] * 6 + ["0", "-1", "nan", "2", "abc"])]
     argv += ["--input-size", *choices.pick([["32", "32"]] * 6 + [["0", "0"], ["-32", "32"], ["1", "1"], ["8", "8"]])]
-    argv += _maybe(choices, 0.2, "--opset", ["11", "13", "99", "0", "-1"])
-    argv += _maybe(choices, 0.1, "--seed", ["0", "-1", str(2**70)])
+    argv += _maybe(choices, attempt, 0.2, "--opset", ["11", "13", "99", "0", "-1"])
+    argv += _maybe(choices, attempt, 0.1, "--seed", ["0", "-1", str(2**70)])
     if choices.chance(0.15):
         content = choices.pick([b"", b"not a checkpoint", b"PK\x03\x04\x14\x00truncated", DIRECTORY, FIFO])
         attempt.add_file(f"{INPUTS}/weights.pth", content)

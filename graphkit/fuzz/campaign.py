@@ -121,6 +121,7 @@ class Summary:
     results: list[Result]
     seconds: float
     findings_dir: str | None = None
+    harness_errors: list[str] = field(default_factory=list)  # attempts the generators could not build
 
     def to_dict(self) -> dict:
         by_class: Counter = Counter()
@@ -145,6 +146,7 @@ class Summary:
             "mishandled": mishandled,
             "crashes": sum(any(v.kind in CRASH_KINDS for v in r.violations) for r in self.results),
             "timeouts": sum(r.outcome.timed_out for r in self.results),
+            "harness_errors": len(self.harness_errors),
             "by_class": dict(by_class.most_common()),
             "by_command": {k: dict(v) for k, v in sorted(by_command.items())},
             "signatures": sorted(groups.values(), key=lambda g: -g["count"]),
@@ -154,7 +156,7 @@ class Summary:
 
 
 def run_campaign(
-    attempts: Iterable[Attempt],
+    attempts: Iterable[Attempt | Callable[[], Attempt]],
     *,
     seed: int,
     jobs: int = 2,
@@ -165,17 +167,28 @@ def run_campaign(
     workdir: Path | None = None,
     on_result: Callable[[Result], None] | None = None,
 ) -> Summary:
-    """Run ``attempts`` (``jobs`` at a time) until done or ``time_budget`` seconds are spent."""
+    """Run ``attempts`` (or attempt factories, built when their turn comes) ``jobs`` at a time.
+
+    Stops starting attempts after ``time_budget`` seconds. An attempt whose generator raises is
+    counted in ``harness_errors``, not as mishandled.
+    """
     started = time.perf_counter()
     fork = ForkRunner(**({"memory": memory} if memory else {}))
     sub = SubprocessRunner(**({"memory": memory} if memory else {}))
     results: list[Result] = []
+    harness_errors: list[str] = []
     own_workdir = workdir is None
     workdir = Path(tempfile.mkdtemp(prefix="graphkit-fuzz-")) if own_workdir else workdir
     workdir.mkdir(parents=True, exist_ok=True)
 
-    def one(attempt: Attempt) -> Result | None:
+    def one(item: Attempt | Callable[[], Attempt]) -> Result | None:
         if time_budget is not None and time.perf_counter() - started > time_budget:
+            return None
+        try:
+            attempt = item() if callable(item) else item
+        except Exception as exc:  # a generator failed: the harness's problem, not graphkit's
+            harness_errors.append(f"{type(exc).__name__}: {exc}")
+            print(f"graphkit.fuzz: harness error while generating an attempt: {exc!r}", file=sys.stderr)
             return None
         use_sub = attempt.subprocess or (subprocess_every and attempt.index % subprocess_every == 0)
         result = run_attempt(attempt, sub if use_sub else fork, workdir)
@@ -200,7 +213,7 @@ def run_campaign(
         if own_workdir:
             make_writable(workdir)
             shutil.rmtree(workdir, ignore_errors=True)
-    return Summary(seed, results, time.perf_counter() - started, str(findings) if findings else None)
+    return Summary(seed, results, time.perf_counter() - started, str(findings) if findings else None, harness_errors)
 
 
 def print_result(result: Result, stream=sys.stderr) -> None:

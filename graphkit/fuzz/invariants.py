@@ -21,6 +21,10 @@ Oracles (where the attempt knows the right answer):
 - ``invalid_accepted``: exit 0 on a graph issue 10 lists as invalid (apply, golden make,
   validate, perf, atc precheck);
 - ``bad_golden_accepted``: ``validate`` exit 0 against a golden set its model cannot match;
+- ``bad_value_accepted``: exit 0 with a value issue 10 names as an error (NaN/negative
+  tolerances, batch sizes <= 0, negative seeds and threads, ``--dim batch``, unknown output
+  names, paths that leave their folder, a missing fusion switch file, ``--weights`` without an
+  export source...);
 - ``contract_breach_accepted``: a user pass that mutated its input, exited or raised is
   reported applied/unchanged;
 - ``script_injection``: a generated shell script, run with a fake ``atc``, runs injected code.
@@ -153,6 +157,8 @@ def check_oracles(attempt: Attempt, outcome: Outcome, root: Path) -> list[Violat
     code = outcome.returncode
     if attempt.checks.get("invalid_model") and attempt.command in MODEL_READERS and code == 0:
         found.append(Violation("invalid_accepted", f"exit 0 on an invalid graph ({', '.join(attempt.labels)})"))
+    if attempt.checks.get("must_reject") and code == 0 and not outcome.timed_out:
+        found.append(Violation("bad_value_accepted", "; ".join(attempt.checks["must_reject"])))
     if attempt.checks.get("must_fail") and code == 0:
         found.append(Violation("bad_golden_accepted", f"exit 0 against {', '.join(attempt.labels)}"))
     if attempt.checks.get("injection"):

@@ -46,6 +46,7 @@ class PipelineCase:
     label: str
     overrides: list[str] = field(default_factory=list)
     injection: bool = False  # shell code was put into a field that reaches a script
+    must_reject: list[str] = field(default_factory=list)  # values issue 10 says are errors
 
 
 def base_pipeline(choices: Choices, source: dict, golden_dir: str | None, passes: list) -> dict:
@@ -247,6 +248,55 @@ def pipeline_case(choices: Choices, source: dict, golden_dir: str | None, passes
         if text:
             break  # appended sections go last
     overrides = [choices.pick(SET_OVERRIDES)] if choices.chance(0.2) else []
+    rejected = _must_reject(data, overrides)
     text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True) + extra
     injection = any("injection" in label for label in labels) or any(PWNED in o for o in overrides)
-    return PipelineCase(text.encode(), "pipeline-" + "+".join(labels), overrides, injection)
+    return PipelineCase(text.encode(), "pipeline-" + "+".join(labels), overrides, injection, rejected)
+
+
+def _bad_tolerance(value: Any) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return math.isnan(value) or math.isinf(value) or value < 0
+
+
+REJECTED_OVERRIDES = {
+    "golden.batch_sizes=[0]",
+    "golden.batch_sizes=[]",
+    "golden.tolerance.atol=.nan",
+    "golden.tolerance.rtol=-1",
+    "golden.tolerance.atol=.inf",
+    "golden.seed=-1",
+    "output.model=../../escaped.onnx",
+    "name=../../escaped",
+}
+
+
+def _must_reject(data: dict, overrides: list[str]) -> list[str]:
+    """The values in a generated pipeline that issue 10 says must be errors."""
+    found = []
+    golden = data.get("golden") if isinstance(data.get("golden"), dict) else {}
+    tolerance = golden.get("tolerance") if isinstance(golden.get("tolerance"), dict) else {}
+    for key in ("atol", "rtol"):
+        if _bad_tolerance(tolerance.get(key)):
+            found.append(f"golden.tolerance.{key}: {tolerance[key]!r}")
+    outputs = golden.get("outputs") if isinstance(golden.get("outputs"), dict) else {}
+    for name, entry in outputs.items():
+        if name == "no_such_output":
+            found.append("golden.outputs: unknown output name")
+        for key, value in entry.items() if isinstance(entry, dict) else ():
+            if key in ("atol", "rtol") and _bad_tolerance(value):
+                found.append(f"golden.outputs.{name}.{key}: {value!r}")
+            if key == "argmax_axis" and value == 99:
+                found.append("golden.outputs: argmax_axis out of range")
+    if golden.get("batch_sizes") in ([0], [], [-1]):
+        found.append(f"golden.batch_sizes: {golden['batch_sizes']}")
+    if golden.get("dir") == "inputs/model.onnx":
+        found.append("golden.dir is a file")
+    output = data.get("output") if isinstance(data.get("output"), dict) else {}
+    if output.get("model") in ("../../escaped.onnx", "@@ROOT@@/absolute.onnx", "sub/dir/model.onnx"):
+        found.append(f"output.model {output['model']!r} is not a plain name in the run folder")
+    if data.get("name") in ("../../escaped", "a/b", "@@ROOT@@/abs", "name\nwith newline"):
+        found.append(f"name {data['name']!r} is not a plain name")
+    found += [f"--set {o}" for o in overrides if o in REJECTED_OVERRIDES]
+    return found
