@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -68,8 +69,13 @@ def replay(args) -> int:
     return 0 if result.clean else 1
 
 
+def _interrupt(number, frame):
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)  # stop like Ctrl-C: running commands are killed
     if args.replay is not None:
         return replay(args)
     if args.coverage:
@@ -91,7 +97,10 @@ def main(argv: list[str] | None = None) -> int:
         functools.partial(lambda i: timed(make_attempt(args.seed, i, commands)), i)
         for i in range(args.start, args.start + args.attempts)
     ]
-    attempts += [functools.partial(lambda i: timed(signal_attempt(args.seed, i)), i) for i in range(args.signals)]
+    signals = [functools.partial(lambda i: timed(signal_attempt(args.seed, i)), i) for i in range(args.signals)]
+    step = max(1, len(attempts) // max(1, len(signals)))
+    for count, item in enumerate(signals):  # spread out, so that a time budget still reaches some
+        attempts.insert(min(len(attempts), count * (step + 1)), item)
     summary = run_campaign(
         attempts,
         seed=args.seed,
@@ -111,4 +120,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("graphkit.fuzz: interrupted", file=sys.stderr)
+        sys.exit(130)

@@ -15,6 +15,7 @@ import shlex
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -25,7 +26,7 @@ from pathlib import Path
 from graphkit.console import progress
 from graphkit.fuzz.attempts import Attempt
 from graphkit.fuzz.invariants import Violation, check
-from graphkit.fuzz.runner import ForkRunner, Outcome, SubprocessRunner
+from graphkit.fuzz.runner import ForkRunner, Outcome, SubprocessRunner, kill_all
 from graphkit.fuzz.sandbox import WORK, compare, environment, make_writable, materialize, resolve, snapshot
 
 CRASH_KINDS = {"traceback", "killed", "memory"}
@@ -177,12 +178,13 @@ def run_campaign(
     sub = SubprocessRunner(**({"memory": memory} if memory else {}))
     results: list[Result] = []
     harness_errors: list[str] = []
+    stopping = threading.Event()
     own_workdir = workdir is None
     workdir = Path(tempfile.mkdtemp(prefix="graphkit-fuzz-")) if own_workdir else workdir
     workdir.mkdir(parents=True, exist_ok=True)
 
     def one(item: Attempt | Callable[[], Attempt]) -> Result | None:
-        if time_budget is not None and time.perf_counter() - started > time_budget:
+        if stopping.is_set() or (time_budget is not None and time.perf_counter() - started > time_budget):
             return None
         try:
             attempt = item() if callable(item) else item
@@ -204,11 +206,16 @@ def run_campaign(
             ThreadPoolExecutor(max_workers=max(1, jobs)) as pool,
             progress(total=len(attempts), desc="fuzz", unit="attempt") as bar,
         ):
-            for result in pool.map(one, attempts):
-                bar.update(1)
-                if result is not None:
-                    results.append(result)
-                    bar.set_postfix_str(f"mishandled {sum(not r.clean for r in results)}")
+            try:
+                for result in pool.map(one, attempts):
+                    bar.update(1)
+                    if result is not None:
+                        results.append(result)
+                        bar.set_postfix_str(f"mishandled {sum(not r.clean for r in results)}")
+            except BaseException:  # interrupted: stop what runs, then let the pool wind down
+                stopping.set()
+                kill_all(fork, sub)
+                raise
     finally:
         if own_workdir:
             make_writable(workdir)

@@ -104,10 +104,11 @@ def check_process(attempt: Attempt, outcome: Outcome) -> list[Violation]:
             found.append(Violation("killed", f"died from signal {-code}"))
         else:
             found.append(Violation("exit_code", f"exit code {code}"))
-    if "Traceback (most recent call last)" in both:
-        found.append(Violation("traceback", traceback_signature(both)))
-    if "MemoryError" in both or "bad_alloc" in both:
-        found.append(Violation("memory", "MemoryError / bad_alloc"))
+    crash = traceback_signature(both)
+    if crash:
+        found.append(Violation("traceback", crash))
+    if "MemoryError at" in crash or "bad_alloc" in both:  # not a message that names a MemoryError
+        found.append(Violation("memory", crash or "std::bad_alloc"))
     if code == 2:
         lines = [line for line in outcome.stderr.splitlines() if line.strip()]
         errors = [line for line in lines if ERROR_LINE.match(line)]

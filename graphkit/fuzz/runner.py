@@ -107,6 +107,7 @@ class ForkRunner:
     def __init__(self, memory: int = DEFAULT_MEMORY, entry: str | None = None):
         self.memory = memory
         self.entry = entry  # a Python file whose main(argv) replaces graphkit's (tests only)
+        self.live: set[int] = set()  # process groups of running commands
         self._context = multiprocessing.get_context("forkserver")
         self._context.set_forkserver_preload(["graphkit.fuzz.preload"])
 
@@ -119,6 +120,7 @@ class ForkRunner:
             daemon=True,
         )
         process.start()
+        self.live.add(process.pid)
         return process, time.perf_counter(), logs
 
     def finish(self, handle, timeout: float) -> Outcome:
@@ -131,6 +133,7 @@ class ForkRunner:
             process.join(10)
         code = process.exitcode if process.exitcode is not None else -9
         _kill_group(process.pid)  # anything it left running
+        self.live.discard(process.pid)
         return Outcome(code, _read(logs / "stdout"), _read(logs / "stderr"), time.perf_counter() - started, timed_out)
 
     def run(self, argv: list[str], cwd: Path, env: dict[str, str], logs: Path, timeout: float) -> Outcome:
@@ -144,6 +147,7 @@ class SubprocessRunner:
         self.memory = memory
         self.python = python
         self.entry = entry  # a Python script run instead of ``-m graphkit`` (tests only)
+        self.live: set[int] = set()  # process groups of running commands
 
     def run(
         self,
@@ -168,6 +172,7 @@ class SubprocessRunner:
                 stderr=err,
                 preexec_fn=lambda: _limit(self.memory),
             )
+            self.live.add(process.pid)
             sent = False
             if send:
                 try:
@@ -188,6 +193,7 @@ class SubprocessRunner:
                 _kill_group(process.pid)
                 process.wait()
         _kill_group(process.pid)
+        self.live.discard(process.pid)
         return Outcome(
             process.returncode,
             _read(logs / "stdout"),
@@ -196,6 +202,13 @@ class SubprocessRunner:
             timed_out,
             sent,
         )
+
+
+def kill_all(*runners) -> None:
+    """Kill every command the runners still run (the harness is stopping)."""
+    for runner in runners:
+        for pid in list(runner.live):
+            _kill_group(pid)
 
 
 def _kill_group(pid: int | None) -> None:
