@@ -21,7 +21,7 @@ import numpy as np
 
 from graphkit.fuzz import datasets, goldens, models, pipelines, userpasses
 from graphkit.fuzz.choices import Choices
-from graphkit.fuzz.sandbox import CACHE, DIRECTORY, FIFO, INPUTS, OUT, WORK, Content
+from graphkit.fuzz.sandbox import CACHE, DIRECTORY, FIFO, HOME, INPUTS, OUT, ROOT_MARK, WORK, Content
 
 HOSTILE_OUTPUTS = ["inputs/model.onnx/under-a-file", "/proc/graphkit-fuzz/out", "inputs/fifo", "@@ROOT@@/absolute-out"]
 BAD_INTS = ["0", "-1", ",", "abc", "1,,2", "99999999999", "1.5", ""]
@@ -142,8 +142,24 @@ def _valid_dynamic_model(choices: Choices) -> models.ModelCase:
     return models.ModelCase(model.SerializeToString(), "valid-demo", valid=True, proto=model)
 
 
-def _output_dir(choices: Choices, default: str) -> str:
-    return choices.pick(HOSTILE_OUTPUTS) if choices.chance(0.08) else default
+def user_path(path: str) -> str | None:
+    """A path the user named (argv or YAML) as a sandbox-relative path, or None outside the sandbox."""
+    if path.startswith(ROOT_MARK):
+        return os.path.normpath(path[len(ROOT_MARK) :].lstrip("/")) or None
+    if path.startswith("~/"):
+        return os.path.normpath(f"{HOME}/{path[2:]}")
+    if path.startswith("/") or "\x00" in path:
+        return None
+    return os.path.normpath(f"{WORK}/{path}")
+
+
+def _output_dir(choices: Choices, attempt: Attempt, default: str) -> str:
+    """``default``, or now and then a hostile output path; a path the user names may be written."""
+    path = choices.pick(HOSTILE_OUTPUTS) if choices.chance(0.08) else default
+    allowed = user_path(path)
+    if allowed and path != default and not allowed.startswith(INPUTS):
+        attempt.outputs.append(allowed)
+    return path
 
 
 def _special_outputs(attempt: Attempt) -> None:
@@ -191,13 +207,15 @@ def build_apply(choices: Choices, attempt: Attempt) -> None:
             case.text = ("pass_dirs: [inputs/passes]\n" + text).encode(errors="surrogateescape")
     attempt.add_file(f"{INPUTS}/pipeline.yaml", case.text)
     attempt.labels.append(case.label)
+    if case.golden_dir and user_path(case.golden_dir):  # the user's choice of golden folder
+        attempt.outputs.append(user_path(case.golden_dir))
     for why in case.must_reject:
         must_reject(attempt, why)
     if case.injection:
         attempt.checks["injection"] = True
     argv = ["apply", "inputs/pipeline.yaml"]
     if choices.chance(0.85):
-        argv += ["--output", _output_dir(choices, "out")]
+        argv += ["--output", _output_dir(choices, attempt, "out")]
     for override in case.overrides:
         argv += ["--set", override]
     if pass_dirs_flag:
@@ -223,7 +241,7 @@ def build_apply(choices: Choices, attempt: Attempt) -> None:
 
 def build_golden_make(choices: Choices, attempt: Attempt) -> None:
     _model(choices, attempt)
-    out = _output_dir(choices, "out/golden")
+    out = _output_dir(choices, attempt, "out/golden")
     argv = ["golden", "make", "inputs/model.onnx", "-o", out]
     argv += _maybe(choices, attempt, 0.4, "--batch-sizes", ["1", "1,2", "2"] + BAD_INTS)
     argv += _maybe(choices, attempt, 0.2, "--seed", ["0", "-1", "7", "abc", str(2**64)])
@@ -358,7 +376,7 @@ def build_atc_commands(choices: Choices, attempt: Attempt) -> None:
         "commands",
         "inputs/model.onnx",
         "-o",
-        _output_dir(choices, "out/atc"),
+        _output_dir(choices, attempt, "out/atc"),
         *_atc_flags(choices, attempt),
     ]
     argv += _maybe(choices, attempt, 0.5, "--batch-sizes", ["1", "1,4", *BAD_INTS])
@@ -387,7 +405,7 @@ def build_perf(choices: Choices, attempt: Attempt) -> None:
     argv += _maybe(choices, attempt, 0.15, "--threads", ["1", "0", "-1"])
     argv += _maybe(choices, attempt, 0.1, "--backend", ["ort", "nope", "ais_bench"])
     if choices.chance(0.85):
-        argv += ["-o", _output_dir(choices, "out/perf")]
+        argv += ["-o", _output_dir(choices, attempt, "out/perf")]
     else:
         attempt.outputs.append(f"{WORK}/runs")  # the documented default folder
     argv += ["--json"] if choices.chance(0.3) else []
@@ -408,7 +426,7 @@ def build_infer(choices: Choices, attempt: Attempt) -> None:
         attempt.add_file(f"{INPUTS}/bins/{name}", content)
     attempt.labels.append(data.label)
     argv = ["infer", "inputs/model.onnx", "--input", choices.pick(["inputs/bins"] * 5 + ["inputs/missing", ""])]
-    argv += ["--output", _output_dir(choices, "out")]
+    argv += ["--output", _output_dir(choices, attempt, "out")]
     argv += _maybe(choices, attempt, 0.6, "--output-dirname", ["run1", "run1", "../escaped", "a/b", "", "..", "x\ny"])
     argv += _maybe(choices, attempt, 0.3, "--outfmt", ["BIN", "NPY", "TXT"])
     argv += _maybe(choices, attempt, 0.3, "--batchsize", ["1", "2", "0", "-1"])
@@ -430,7 +448,14 @@ def build_eval(choices: Choices, attempt: Attempt) -> None:
     for name, content in voc.resume_state.items():
         attempt.add_file(f"{OUT}/eval/{name}", content)
     attempt.labels.append(voc.label)
-    argv = ["eval", "inputs/model.onnx", "--data-root", "inputs/voc", "--out", _output_dir(choices, "out/eval")]
+    argv = [
+        "eval",
+        "inputs/model.onnx",
+        "--data-root",
+        "inputs/voc",
+        "--out",
+        _output_dir(choices, attempt, "out/eval"),
+    ]
     argv += ["--pad-size", *choices.pick([[str(pad)] * 2] * 6 + [["0", "0"], ["-8", "8"], ["100000", "100000"]])]
     argv += ["--scales", *choices.pick([["1"]] * 6 + [["0"], ["-1"], ["nan"], ["1", "0.5"]])]
     argv += ["--no-flip"] if choices.chance(0.7) else []
@@ -456,7 +481,7 @@ def build_eval(choices: Choices, attempt: Attempt) -> None:
 
 
 def build_export(choices: Choices, attempt: Attempt) -> None:
-    argv = ["export", "-o", _output_dir(choices, "out/model.onnx")]
+    argv = ["export", "-o", _output_dir(choices, attempt, "out/model.onnx")]
     argv += ["--width", choices.pick(["0.03125"] * 6 + ["0", "-1", "nan", "2", "abc"])]
     argv += ["--input-size", *choices.pick([["32", "32"]] * 6 + [["0", "0"], ["-32", "32"], ["1", "1"], ["8", "8"]])]
     argv += _maybe(choices, attempt, 0.2, "--opset", ["11", "13", "99", "0", "-1"])

@@ -47,6 +47,7 @@ class PipelineCase:
     overrides: list[str] = field(default_factory=list)
     injection: bool = False  # shell code was put into a field that reaches a script
     must_reject: list[str] = field(default_factory=list)  # values issue 10 says are errors
+    golden_dir: str | None = None  # golden.dir when an edit changed it (a folder the run may write)
 
 
 def base_pipeline(choices: Choices, source: dict, golden_dir: str | None, passes: list) -> dict:
@@ -251,7 +252,9 @@ def pipeline_case(choices: Choices, source: dict, golden_dir: str | None, passes
     rejected = _must_reject(data, overrides)
     text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True) + extra
     injection = any("injection" in label for label in labels) or any(PWNED in o for o in overrides)
-    return PipelineCase(text.encode(), "pipeline-" + "+".join(labels), overrides, injection, rejected)
+    golden = data.get("golden") if isinstance(data.get("golden"), dict) else {}
+    chosen = golden.get("dir") if isinstance(golden.get("dir"), str) and golden.get("dir") != golden_dir else None
+    return PipelineCase(text.encode(), "pipeline-" + "+".join(labels), overrides, injection, rejected, chosen)
 
 
 def _bad_tolerance(value: Any) -> bool:
