@@ -15,8 +15,10 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import shutil
 import signal
 import sys
+import tempfile
 from pathlib import Path
 
 from graphkit.fuzz.attempts import COMMANDS, make_attempt, signal_attempt
@@ -51,10 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def replay(args) -> int:
     attempt = signal_attempt(args.seed, args.replay) if args.signals else make_attempt(args.seed, args.replay)
-    workdir = Path(args.findings or ".") / "replay" if args.keep else None
-    import tempfile
-
-    workdir = workdir or Path(tempfile.mkdtemp(prefix="graphkit-fuzz-replay-"))
+    workdir = Path(tempfile.mkdtemp(prefix="graphkit-fuzz-replay-"))
     result = run_attempt(attempt, ForkRunner(args.memory_mb * 2**20), workdir, keep=args.keep)
     print(json.dumps(attempt.describe(), indent=2))
     print(f"exit code {result.outcome.returncode} in {result.outcome.seconds:.2f} s")
@@ -63,6 +62,8 @@ def replay(args) -> int:
         print(f"VIOLATION {violation.kind}: {violation.detail}")
     if args.keep:
         print(f"sandbox kept in {workdir}")
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
     if args.findings and not result.clean:
         print(f"saved {save_finding(result, args.findings)}")
     print("clean" if result.clean else f"mishandled; reproducer: {reproducer(attempt)}")
