@@ -23,7 +23,7 @@ from graphkit.fuzz import datasets, goldens, models, pipelines, userpasses
 from graphkit.fuzz.choices import Choices
 from graphkit.fuzz.sandbox import CACHE, DIRECTORY, FIFO, HOME, INPUTS, OUT, ROOT_MARK, WORK, Content
 
-HOSTILE_OUTPUTS = ["inputs/model.onnx/under-a-file", "/proc/graphkit-fuzz/out", "inputs/fifo", "@@ROOT@@/absolute-out"]
+HOSTILE_OUTPUTS = ["inputs/a-file/under-it", "/proc/graphkit-fuzz/out", "inputs/fifo", "@@ROOT@@/absolute-out"]
 BAD_INTS = ["0", "-1", ",", "abc", "1,,2", "99999999999", "1.5", ""]
 BAD_FLOATS = ["nan", "inf", "-inf", "-1", "abc", "1e309"]
 
@@ -146,7 +146,7 @@ def user_path(path: str) -> str | None:
     """A path the user named (argv or YAML) as a sandbox-relative path, or None outside the sandbox."""
     if path.startswith(ROOT_MARK):
         return os.path.normpath(path[len(ROOT_MARK) :].lstrip("/")) or None
-    if path.startswith("~/"):
+    if path.startswith("~/"):  # expanded or not, both are the user's choice
         return os.path.normpath(f"{HOME}/{path[2:]}")
     if path.startswith("/") or "\x00" in path:
         return None
@@ -163,9 +163,11 @@ def _output_dir(choices: Choices, attempt: Attempt, default: str) -> str:
 
 
 def _special_outputs(attempt: Attempt) -> None:
-    """Create what the hostile output paths need (a pipe to write into)."""
+    """Create what the hostile output paths need: a pipe to write into, a file to write under."""
     if any("inputs/fifo" in a for a in attempt.argv):
         attempt.add_file(f"{INPUTS}/fifo", FIFO)
+    if any("inputs/a-file" in a for a in attempt.argv):
+        attempt.add_file(f"{INPUTS}/a-file", b"a plain file, not a folder")
 
 
 # --- commands ---------------------------------------------------------------------------------
@@ -207,8 +209,13 @@ def build_apply(choices: Choices, attempt: Attempt) -> None:
             case.text = ("pass_dirs: [inputs/passes]\n" + text).encode(errors="surrogateescape")
     attempt.add_file(f"{INPUTS}/pipeline.yaml", case.text)
     attempt.labels.append(case.label)
-    if case.golden_dir and user_path(case.golden_dir):  # the user's choice of golden folder
-        attempt.outputs.append(user_path(case.golden_dir))
+    if f"{INPUTS}/model.onnx" not in attempt.files and b"inputs/model.onnx" in case.text:
+        attempt.add_file(f"{INPUTS}/model.onnx", _valid_dynamic_model(choices).data)  # the file it names
+    chosen = user_path(case.golden_dir) if case.golden_dir else None
+    if chosen and not chosen.startswith(INPUTS):  # the user's choice of golden folder
+        attempt.outputs.append(chosen)
+        if case.golden_dir.startswith("~/"):  # the same path taken literally
+            attempt.outputs.append(os.path.normpath(f"{WORK}/{case.golden_dir}"))
     for why in case.must_reject:
         must_reject(attempt, why)
     if case.injection:
