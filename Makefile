@@ -34,11 +34,12 @@ FUZZ_SEED ?= 1
 FUZZ_JOBS ?= 2
 FUZZ_SIGNALS ?= 60
 FUZZ_TIME ?=
+FUZZ_TIMEOUT ?= 30
 FUZZ_OUT ?= fuzz-findings
 
 fuzz: install
 	$(PY) -m graphkit.fuzz --attempts $(FUZZ_ATTEMPTS) --seed $(FUZZ_SEED) --jobs $(FUZZ_JOBS) \
-		--signals $(FUZZ_SIGNALS) --subprocess-every 50 --findings $(FUZZ_OUT) \
+		--signals $(FUZZ_SIGNALS) --subprocess-every 50 --timeout $(FUZZ_TIMEOUT) --findings $(FUZZ_OUT) \
 		--summary $(FUZZ_OUT)/summary.json $(if $(FUZZ_TIME),--time-budget $(FUZZ_TIME),)
 
 fuzz-coverage: install
