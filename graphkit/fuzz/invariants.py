@@ -129,7 +129,9 @@ def check_process(attempt: Attempt, outcome: Outcome) -> list[Violation]:
 def check_files(attempt: Attempt, root: Path, changes: Changes) -> list[Violation]:
     found = []
     allowed = list(attempt.outputs) + [MPL, TMP] + THIRD_PARTY
-    outside = [p for p in changes.all() if not inside(p, allowed) and p != f"{HOME}/.cache"]
+    # a folder created on the way to an allowed output (``~/x`` makes ``~``) is part of it
+    parents = {p for p in changes.created if any(a.startswith(p + "/") for a in allowed)}
+    outside = [p for p in changes.all() if not inside(p, allowed) and p not in parents and p != f"{HOME}/.cache"]
     groups = {
         "input_modified": [p for p in outside if inside(p, [INPUTS])],
         "home_write": [p for p in outside if inside(p, [HOME])],
