@@ -78,6 +78,7 @@ def _child(
         os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644), fd)
     os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
     os.environ.update(env)
+    sys.dont_write_bytecode = True  # as PYTHONDONTWRITEBYTECODE does: no __pycache__ in user pass folders
     tempfile.tempdir = None  # re-read TMPDIR
     os.chdir(cwd)
     signal.signal(signal.SIGINT, signal.default_int_handler)
