@@ -143,6 +143,7 @@ def run_coverage(args) -> int:
     try:
         atheris.Fuzz()
     finally:
+        shutil.rmtree(workdir, ignore_errors=True)
         summary = Summary(-1, results, time.perf_counter() - started, str(findings)).to_dict()
         (findings / "summary.json").write_text(json.dumps(summary, indent=2))
         print(json.dumps(summary, indent=2))
