@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.graphkit-installed
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-slow bench corpus lint format clean
+.PHONY: install run test test-slow bench corpus lint format clean fuzz fuzz-coverage
 
 install: $(STAMP)
 
@@ -32,6 +32,24 @@ bench: install
 corpus: install
 	$(PY) -m corpus
 
+# The long fuzz run (see docs/fuzz.md): JSON summary on stdout, failing attempts in $(FUZZ_OUT).
+FUZZ_ATTEMPTS ?= 2000
+FUZZ_SEED ?= 1
+FUZZ_JOBS ?= 2
+FUZZ_SIGNALS ?= 60
+FUZZ_TIME ?=
+FUZZ_TIMEOUT ?= 30
+FUZZ_OUT ?= fuzz-findings
+
+fuzz: install
+	$(PY) -m graphkit.fuzz --attempts $(FUZZ_ATTEMPTS) --seed $(FUZZ_SEED) --jobs $(FUZZ_JOBS) \
+		--signals $(FUZZ_SIGNALS) --subprocess-every 50 --timeout $(FUZZ_TIMEOUT) --findings $(FUZZ_OUT) \
+		--summary $(FUZZ_OUT)/summary.json $(if $(FUZZ_TIME),--time-budget $(FUZZ_TIME),)
+
+fuzz-coverage: install
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[fuzz]'
+	$(PY) -m graphkit.fuzz --coverage --time-budget $(or $(FUZZ_TIME),600) --findings $(FUZZ_OUT)/coverage
+
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -41,4 +59,4 @@ format: install
 	$(VENV)/bin/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache .hypothesis fuzz-findings

@@ -1,0 +1,104 @@
+"""Every detector of the fuzz harness fires on a planted fault, and stays quiet on a clean run."""
+
+from __future__ import annotations
+
+import pytest
+
+from graphkit.fuzz.attempts import Attempt
+from graphkit.fuzz.campaign import run_attempt
+from graphkit.fuzz.runner import SubprocessRunner
+from graphkit.fuzz.sandbox import INPUTS, OUT
+
+
+def _run(runner, tmp_path, fault, command="diff", **fields):
+    attempt = Attempt(0, 0, command, [fault], files={f"{INPUTS}/model.onnx": b"model"}, **fields)
+    return run_attempt(attempt, runner, tmp_path)
+
+
+def _kinds(result) -> set[str]:
+    return {v.kind for v in result.violations}
+
+
+@pytest.mark.parametrize("fault", ["clean", "bad-input"])
+def test_clean_runs_have_no_violation(fake_runner, tmp_path, fault):
+    result = _run(fake_runner, tmp_path, fault)
+    assert result.outcome.returncode in (0, 2)
+    assert result.violations == []
+
+
+def test_right_model_passes_the_oracle(fake_runner, tmp_path):
+    checks = {"apply_out": OUT, "oracle_source": "builtin:demo"}
+    assert _run(fake_runner, tmp_path, "right-model", command="apply", checks=checks).violations == []
+
+
+@pytest.mark.parametrize(
+    ("fault", "kind"),
+    [
+        ("traceback", "traceback"),
+        ("exit3", "exit_code"),
+        ("two-error-lines", "error_line"),
+        ("ansi", "error_line"),
+        ("temp-in-output", "leftover_temp"),
+        ("tmpdir", "leftover_temp"),
+        ("outside", "outside_write"),
+        ("home", "home_write"),
+        ("input", "input_modified"),
+    ],
+)
+def test_planted_fault_is_flagged(fake_runner, tmp_path, fault, kind):
+    result = _run(fake_runner, tmp_path, fault)
+    assert kind in _kinds(result), result.violations
+
+
+def test_traceback_signature_names_the_exception_and_frame(fake_runner, tmp_path):
+    (violation,) = [v for v in _run(fake_runner, tmp_path, "traceback").violations if v.kind == "traceback"]
+    assert violation.detail.startswith("ValueError at ")
+
+
+def test_hang_is_a_timeout(fake_runner, tmp_path):
+    result = _run(fake_runner, tmp_path, "hang", timeout=2.0)
+    assert result.outcome.timed_out
+    assert "timeout" in _kinds(result)
+
+
+def test_memory_is_limited(fake_runner, tmp_path):
+    result = _run(fake_runner, tmp_path, "memory")
+    assert {"memory", "traceback"} <= _kinds(result)
+
+
+@pytest.mark.parametrize(
+    ("fault", "kind"),
+    [("model-on-failure", "model_on_failure"), ("no-report", "missing_report"), ("wrong-model", "wrong_model")],
+)
+def test_apply_oracles(fake_runner, tmp_path, fault, kind):
+    checks = {"apply_out": OUT, "oracle_source": "builtin:demo"}
+    result = _run(fake_runner, tmp_path, fault, command="apply", checks=checks)
+    assert kind in _kinds(result), result.violations
+
+
+def test_accepting_what_must_fail_is_flagged(fake_runner, tmp_path):
+    assert "invalid_accepted" in _kinds(_run(fake_runner, tmp_path, "clean", "perf", checks={"invalid_model": True}))
+    assert "bad_golden_accepted" in _kinds(_run(fake_runner, tmp_path, "clean", "validate", checks={"must_fail": True}))
+    # the same exit 0 without those flags is fine
+    assert _run(fake_runner, tmp_path, "clean", "perf").violations == []
+
+
+def test_script_injection_is_run_and_caught(fake_runner, tmp_path):
+    assert "script_injection" in _kinds(_run(fake_runner, tmp_path, "injection", checks={"injection": True}))
+    assert _run(fake_runner, tmp_path, "quoted", checks={"injection": True}).violations == []
+
+
+@pytest.mark.parametrize("name", ["SIGINT", "SIGTERM"])
+def test_signal_mode(fake_program, tmp_path, name):
+    runner = SubprocessRunner(entry=str(fake_program))
+    ignoring = _run(runner, tmp_path, "slow-ignoring-signals", signal=name, signal_delay=0.5, subprocess=True)
+    assert ignoring.outcome.signal_sent
+    assert "killed" in _kinds(ignoring)  # Python's default: death by the signal
+    handling = _run(runner, tmp_path, "slow-handling-signals", signal=name, signal_delay=0.5, subprocess=True)
+    assert handling.outcome.returncode == {"SIGINT": 130, "SIGTERM": 143}[name]
+    assert handling.violations == []
+
+
+def test_exit_130_without_a_signal_is_flagged(fake_runner, tmp_path):
+    result = run_attempt(Attempt(0, 0, "apply", ["exit3"]), fake_runner, tmp_path)
+    assert "exit_code" in _kinds(result)
