@@ -149,6 +149,10 @@ class FoldShapes(Pass):
             True, doc="rewrite Concat(ConstantOfShape(Shape(..)), X) into Pad(X) when the dims are provably equal"
         )
         max_rounds: int = option(8, doc="fold / re-infer rounds at most")
+        pad_with_zero: bool = option(
+            False,
+            doc="a non-zero fill becomes Pad(X, 0) + Add(constant mask) instead of Pad(X, v) (ATC's Pad takes only 0)",
+        )
 
         def __post_init__(self):
             if self.size_limit_bytes < 0:
@@ -488,6 +492,7 @@ class _FoldRound:
         if "value" in pads and pads["value"].tobytes() != value.tobytes():
             return f"its value {value} differs from another fill padding {target}"
         pads["value"] = value
+        pads["extent"] = dims[plan.axis]  # the padded input's own extent on the axis (int when static)
         side = "before" if before else "after"
         pads[side] = pads.get(side, 0) + int(extent)
         return None
@@ -633,7 +638,8 @@ class _FoldRound:
             node.input[2] = name
             del node.input[3:]
         replacements = {
-            index: self._pad_nodes(nodes[index], plan, names, new_inits) for index, plan in self.pad_rewrites.items()
+            index: self._pad_nodes(nodes[index], plan, names, new_inits, self.options.pad_with_zero)
+            for index, plan in self.pad_rewrites.items()
         }
         graph.initializer.extend(new_inits)
         if model.ir_version < 4:
@@ -647,8 +653,16 @@ class _FoldRound:
         self.counts["initializers_created"] += len(new_inits)
 
     @staticmethod
-    def _pad_nodes(concat: onnx.NodeProto, plan: _ConcatPads, names: set[str], new_inits: list) -> list:
-        """The Pad nodes (and the trimmed Concat, unless one input is left) replacing ``concat``."""
+    def _pad_nodes(
+        concat: onnx.NodeProto, plan: _ConcatPads, names: set[str], new_inits: list, pad_with_zero: bool = False
+    ) -> list:
+        """The Pad nodes (and the trimmed Concat, unless one input is left) replacing ``concat``.
+
+        With ``pad_with_zero`` a non-zero fill ``v`` becomes ``Add(Pad(X, 0), M)``, where the
+        constant ``M`` (1 everywhere but the axis) holds ``v`` on the padded border and 0 over
+        ``X``: exact, since ``x + 0 == x`` (NaN and inf included; -0 becomes +0) and ``0 + v == v``.
+        It needs the padded input's extent on the axis to be static and a dtype Add takes; else
+        the Pad keeps ``v``."""
         kept = [slot for slot in range(len(concat.input)) if slot not in plan.dropped]
         single = len(kept) == 1
         result, inputs = [], []
@@ -666,9 +680,28 @@ class _FoldRound:
             new_inits.append(numpy_helper.from_array(_contiguous(spec["value"]), value_name))
             output = concat.output[0] if single else fresh_name(stem, names)
             node_name = concat.name if single else fresh_name(f"{concat.name or concat.output[0]}/Pad_{slot}", names)
-            result.append(
-                onnx.helper.make_node("Pad", [name, pads_name, value_name], [output], name=node_name, mode="constant")
-            )
+            mask = _border_mask(spec, plan) if pad_with_zero else None
+            if mask is None:
+                result.append(
+                    onnx.helper.make_node(
+                        "Pad", [name, pads_name, value_name], [output], name=node_name, mode="constant"
+                    )
+                )
+            else:
+                new_inits[-1] = numpy_helper.from_array(np.zeros_like(_contiguous(spec["value"])), value_name)
+                padded = fresh_name(f"{stem}_zero_padded", names)
+                mask_name = fresh_name(f"{stem}_border", names)
+                new_inits.append(numpy_helper.from_array(mask, mask_name))
+                result.append(
+                    onnx.helper.make_node(
+                        "Pad",
+                        [name, pads_name, value_name],
+                        [padded],
+                        name=fresh_name(f"{node_name}/zero", names),
+                        mode="constant",
+                    )
+                )
+                result.append(onnx.helper.make_node("Add", [padded, mask_name], [output], name=node_name))
             inputs.append(output)
         if not single:
             trimmed = onnx.NodeProto()
@@ -691,6 +724,25 @@ class _ConcatPads:
 
 
 # --- helpers -----------------------------------------------------------------------------------
+
+
+def _border_mask(spec: dict, plan: _ConcatPads) -> np.ndarray | None:
+    """The constant added after a zero Pad: the fill value on the border, 0 over the input; None
+    when the fill is 0 already, the input's extent is not static, or the dtype is bool."""
+    value = np.asarray(spec["value"]).reshape(-1)
+    extent = spec.get("extent")
+    if not value.any() or not isinstance(extent, int) or extent < 0 or value.dtype == np.bool_:
+        return None
+    before, after = spec.get("before", 0), spec.get("after", 0)
+    shape = [1] * plan.rank
+    shape[plan.axis] = before + extent + after
+    mask = np.zeros(shape, dtype=value.dtype)
+    index = [slice(None)] * plan.rank
+    index[plan.axis] = slice(0, before)
+    mask[tuple(index)] = value[0]
+    index[plan.axis] = slice(before + extent, None)
+    mask[tuple(index)] = value[0]
+    return mask
 
 
 def _contiguous(array: np.ndarray) -> np.ndarray:

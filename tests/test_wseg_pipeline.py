@@ -81,6 +81,7 @@ def test_diff_of_export_and_pipeline_output_names_only_the_intended_changes(tiny
     diff = json.loads(result.stdout)
     deltas = {row["op"]: row["delta"] for row in diff["op_counts"] if row["delta"]}
     assert deltas["Transpose"] == -2 and deltas["Shape"] < 0  # softmax fold; folded shape nodes
+    assert deltas.pop("Add") == 1 and deltas["Pad"] == 1  # cat([ones, x]) -> Pad(x, 0) + border mask (pad_with_zero)
     compute_ops = {"Conv", "Relu", "BatchNormalization", "Add", "Mul", "Softmax", "Resize", "Sigmoid"}
     assert not compute_ops & set(deltas), deltas  # nothing spurious in the compute graph
     assert "opset 11->13" in diff["summary"]

@@ -22,7 +22,7 @@ Rules (ids):
 - ``zero-sized-dim``: a tensor with a 0-sized dim.
 - ``avgpool-kernel`` (perf): AveragePool kernel over 255 in a dim or kh*kw over 256 (AI CPU).
 - ``reflect-pad`` (perf): Pad mode reflect (supported, slow).
-- ``pad-constant``: Pad constant mode with a constant_value other than 0 (warning, unverified).
+- ``pad-constant``: Pad constant mode with a constant_value other than 0 (error, unverified).
 - ``symbolic-dim``: symbolic dims other than the batch (dim 0) on graph inputs/outputs.
 - ``input-shape``: graph inputs the planned ``--input_shape`` does not cover or cannot fix.
 - ``static-batch``: a static batch dim while other batch sizes are planned.
@@ -402,15 +402,15 @@ def _pad_rules(node, node_name, opset, shapes, producers, consumers, constants):
             "make the pad value a constant 0",
         )
     elif value not in (None, 0, 0.0):
-        # A warning, not an error, while no public source for the rule is found: graphkit's own
-        # fold-shapes pass turns Concat(ones, X) into Pad(constant_value=1.0) (the wseg pipeline).
+        # An error as issue 14's review of CANN's Pad operator states; no public source was found
+        # here, hence "unverified". fold-shapes with pad_with_zero (the wseg pipelines) avoids it.
         yield Finding(
-            "warning",
+            "error",
             "pad-constant",
             node_name,
             node.op_type,
             f"Pad constant_value {value}: ATC's Pad supports only 0 {UNVERIFIED}",
-            "pad with 0 and add the constant after (x + c on the padded border), or re-export",
+            "fold-shapes: {pad_with_zero: true} pads with 0 and adds the value on the border (exact)",
         )
 
 

@@ -185,13 +185,14 @@ def test_pad_constant_value_must_be_zero():
     assert rules(precheck(_pad(None), cann="6.0")) == []
     assert rules(precheck(_pad(0.0), cann="6.0")) == []
     bad = precheck(_pad(1.5), cann="6.0")
-    assert rules(bad, "warning") == ["pad-constant"] and "1.5" in bad.findings[0].message
+    assert rules(bad, "error") == ["pad-constant"] and "1.5" in bad.findings[0].message
+    assert "pad_with_zero" in bad.findings[0].hint
     assert "unverified" in bad.findings[0].message
     assert rules(precheck(_pad(None, graph_value=True), cann="6.0"), "warning") == ["pad-constant"]
     legacy = helper.make_node("Pad", ["x"], ["y"], name="pad", pads=[0, 1, 0, 1], value=2.0)
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
-    assert rules(precheck(make_model([legacy], [x], [y], opset=10), cann="6.0"), "warning") == ["pad-constant"]
+    assert rules(precheck(make_model([legacy], [x], [y], opset=10), cann="6.0"), "error") == ["pad-constant"]
 
 
 def test_resize_default_half_pixel_and_computed_sizes(raw_export):

@@ -292,6 +292,30 @@ def test_fill_of_unnamed_dims_is_proven_through_the_slice():
     assert_bit_exact(model, result.model, special_feeds(2))
 
 
+@pytest.mark.parametrize(("layout", "value", "opset"), [("zx", 1.0, 11), ("xz", 2.5, 13), ("zxz", -3.0, 18)])
+def test_pad_with_zero_adds_the_fill_as_a_border_mask(layout, value, opset):
+    """ATC's Pad takes constant_value 0 only: a non-zero fill becomes Pad(X, 0) + constant mask."""
+    from graphkit.runtime.ort import run_ort
+
+    model = fill_concat_model(layout, value, opset)
+    result = run_pass(FoldShapes(pad_with_zero=True), model)
+    counts = op_counts(result.model)
+    assert counts["Shape"] == 0 and counts["ConstantOfShape"] == 0 and counts["Pad"] == 1 and counts["Add"] == 1
+    inits = {t.name: onnx.numpy_helper.to_array(t) for t in result.model.graph.initializer}
+    pad = next(n for n in result.model.graph.node if n.op_type == "Pad")
+    assert float(inits[pad.input[2]]) == 0.0
+    add = next(n for n in result.model.graph.node if n.op_type == "Add")
+    mask = inits[add.input[1]]
+    assert mask.shape == (1, 20 + len(layout) - 1, 1, 1) and set(np.unique(mask).tolist()) == {0.0, value}
+    for batch in (1, 2):
+        feeds = special_feeds(batch)
+        expected, actual = run_ort(model, feeds)["y"], run_ort(result.model, feeds)["y"]
+        np.testing.assert_array_equal(actual, expected)  # equal values, NaN where NaN (-0 may become +0)
+    assert_idempotent(FoldShapes(pad_with_zero=True), result.model)
+    zero_fill = run_pass(FoldShapes(pad_with_zero=True), fill_concat_model(layout, 0.0, opset))
+    assert op_counts(zero_fill.model)["Add"] == 0  # a zero fill needs no mask
+
+
 def test_option_off_keeps_the_fill():
     model = fill_concat_model("zx", 0.0)
     result = run_pass(FoldShapes(concat_fill_to_pad=False), model)
