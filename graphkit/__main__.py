@@ -2,6 +2,6 @@
 
 import sys
 
-from graphkit.cli import main
+from graphkit.cli import console_main
 
-sys.exit(main())
+sys.exit(console_main())

@@ -11,12 +11,14 @@ A :class:`~graphkit.errors.GraphkitError` becomes one line on stderr and exit co
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
+import signal
 import sys
 
 from graphkit import __version__
-from graphkit.signals import Terminated, exit_code_of, handle_signals  # light: imported before anything else
+from graphkit.signals import SIGNALS, Terminated, exit_code_of, handle_signals  # light: imported before anything else
 
 # Everything else is imported once the signal handlers are in place (see main).
 
@@ -103,5 +105,19 @@ def _main(argv: list[str]) -> int:
         return 0
 
 
+def console_main() -> int:
+    """The ``graphkit`` console script and ``python -m graphkit``: :func:`main`, then, while the
+    interpreter shuts down (the command's files are written and its output flushed), SIGINT or
+    SIGTERM exits 130/143 at once instead of taking the default action (death by the signal)."""
+    code = main()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    for signum in SIGNALS:
+        if signal.getsignal(signum) is not signal.SIG_IGN:
+            signal.signal(signum, lambda number, frame: os._exit(128 + number))
+    return code
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    sys.exit(console_main())

@@ -31,6 +31,7 @@ import numpy as np
 from graphkit.errors import InputError
 from graphkit.files import atomic_path, make_folder, write_text_atomic
 from graphkit.runtime.backend import Backend, TensorInfo, open_backend
+from graphkit.runtime.feeds import check_allocatable
 
 STAT_KEYS = ("min", "max", "mean", "median", "percentile(99%)", "count")
 DEVICE_TIME_KEY = "NPU_compute_time"
@@ -224,10 +225,11 @@ def measure_perf(
                     {"batchsize": batch, "reason": f"the model has a static batch of {fixed}; only {fixed} runs"}
                 )
                 continue
-            feeds = {}
-            for info in session.inputs:
-                shape = input_shape_for(info, batch, input_size)
-                feeds[info.name] = _random(rng, shape, info.dtype)
+            shapes = {info.name: tuple(input_shape_for(info, batch, input_size)) for info in session.inputs}
+            check_allocatable(
+                shapes, {info.name: info.dtype for info in session.inputs}, f"the inputs at batch {batch}"
+            )
+            feeds = {info.name: _random(rng, shapes[info.name], info.dtype) for info in session.inputs}
             result = measure_batch(session, feeds, batch, loop, warmup, ais_batchsize)
             result["input_shapes"] = {name: list(value.shape) for name, value in feeds.items()}
             report["results"].append(result)

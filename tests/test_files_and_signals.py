@@ -323,3 +323,15 @@ def test_full_disk_during_golden_make_is_one_line_and_leaves_no_partial_file(tmp
         assert not (disk / "golden" / "manifest.json").exists()  # an incomplete set is never reusable
     finally:
         subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_a_signal_after_the_command_finished_exits_143_not_by_the_signal(tmp_path):
+    """Found by the fuzz harness: SIGTERM while the interpreter shut down killed the process (-15)."""
+    code = (
+        "import os, signal, sys, time; sys.argv = ['graphkit', 'passes'];"
+        "from graphkit.cli import console_main; code = console_main();"
+        "os.kill(os.getpid(), signal.SIGTERM); time.sleep(5); sys.exit(code)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert result.returncode == 143, result.stderr
+    assert "eliminate-noops" in result.stdout  # the command's output was flushed before the exit

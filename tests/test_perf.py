@@ -190,3 +190,23 @@ def test_ais_bench_batchsize_only_feeds_throughput_on_a_static_model(tmp_path):
     assert result["throughput"] == pytest.approx(4000 / result["host_run_time"]["mean"])
     dynamic = measure_perf(conv_model(tmp_path / "dyn.onnx"), loop=1, warmup=0, ais_batchsize=3, input_size=[8, 8])
     assert dynamic["results"][0]["input_shapes"] == {"image": [3, 3, 8, 8]}
+
+
+def test_inputs_too_large_for_memory_are_refused_before_allocating(tmp_path):
+    """Sized against MemAvailable and RLIMIT_AS before any array exists (found by the fuzz harness)."""
+    import resource
+    import subprocess
+    import sys
+
+    model = conv_model(tmp_path / "m.onnx")
+    code = (
+        "import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30));"
+        "from graphkit.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    args = [sys.executable, "-c", code, "perf", str(model), "--batch-sizes", "4", "--input-size", "20000", "20000"]
+    result = subprocess.run(args, capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and "MemoryError" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("graphkit: error: the inputs at batch 4 need ") and "GiB" in lines[-1]
+    assert resource.getrlimit(resource.RLIMIT_AS)  # the limit lived in the child only

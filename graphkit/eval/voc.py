@@ -112,7 +112,13 @@ def read_samples(
         raise EvalDataError(f"image list {list_path}: no such file")
     samples: list[Sample] = []
     seen: dict[str, int] = {}
-    for number, raw in enumerate(list_path.read_text().splitlines(), start=1):
+    try:
+        text = list_path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise EvalDataError(f"image list {list_path}: not UTF-8 text (byte {exc.start})") from exc
+    except OSError as exc:
+        raise EvalDataError(f"image list {list_path}: cannot read it ({exc.strerror or exc})") from exc
+    for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue

@@ -86,7 +86,12 @@ def resolve_shape(value: onnx.ValueInfoProto, dims: Mapping[str, int]) -> tuple[
 
 
 def available_memory() -> int:
-    """Bytes of memory available to allocate here (MemAvailable, else physical memory)."""
+    """Bytes of memory available to allocate here: MemAvailable (else physical memory), and no
+    more than the address space left under this process's RLIMIT_AS."""
+    return min(_system_available(), _address_space_left())
+
+
+def _system_available() -> int:
     try:
         with open("/proc/meminfo") as info:
             for line in info:
@@ -98,6 +103,27 @@ def available_memory() -> int:
         return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError):
         return 2**63
+
+
+def _address_space_left() -> int:
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    except (ImportError, OSError, ValueError):
+        return 2**63
+    if soft == resource.RLIM_INFINITY:
+        return 2**63
+    used = 0
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmSize:"):
+                    used = int(line.split()[1]) * 1024
+                    break
+    except (OSError, ValueError, IndexError):
+        pass
+    return max(0, soft - used)
 
 
 def check_allocatable(shapes: Mapping[str, tuple[int, ...]], dtypes: Mapping[str, np.dtype], what: str) -> int:

@@ -208,3 +208,13 @@ def test_resume_records_of_the_wrong_kind_are_one_line(capsys, tiny_voc, classif
         assert "remove it or use another --out" in err
     if what == "state is a link":
         assert not list((tmp_path / "elsewhere").iterdir())  # nothing written through the link
+
+
+def test_an_image_list_that_is_not_utf8_is_one_line(capsys, tiny_voc, classifier_model, tmp_path):
+    """Found by the fuzz harness: a binary list file raised UnicodeDecodeError."""
+    listing = tmp_path / "list.txt"
+    listing.write_bytes(b"\xff\xfe\x00 2007_000032\n")
+    err = one_line_exit_2(
+        capsys, "eval", classifier_model, "--data-root", tiny_voc, "--list", listing, "--out", tmp_path / "o"
+    )
+    assert str(listing) in err and "not UTF-8" in err
