@@ -504,6 +504,20 @@ def _hash_graph(graph: onnx.GraphProto, digest) -> None:
             digest.update(tensor.SerializeToString(deterministic=True))
 
 
+def subgraph_reads(node: onnx.NodeProto) -> set[str]:
+    """Every name read inside the node's subgraphs (If/Loop/Scan bodies; outer-scope captures
+    included, recursively): names a dead-code or folding pass must keep alive."""
+    reads: set[str] = set()
+    for attribute in node.attribute:
+        graphs = [attribute.g] if attribute.type == onnx.AttributeProto.GRAPH else list(attribute.graphs)
+        for graph in graphs:
+            for inner in graph.node:
+                reads.update(inner.input)
+                reads |= subgraph_reads(inner)
+            reads.update(o.name for o in graph.output)
+    return reads
+
+
 def remove_initializers(graph: onnx.GraphProto, names: set[str]) -> int:
     """Delete the initializers called ``names`` in place; returns how many went.
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import onnx
 
-from graphkit.model import clone, remove_initializers
+from graphkit.model import clone, remove_initializers, subgraph_reads
 from graphkit.pass_base import Declined, NoOptions, Pass, PassResult
 from graphkit.registry import register
 
@@ -66,16 +66,3 @@ class DeadCode(Pass):
         graph.value_info.extend(info)
         counts = {"nodes_removed": len(dead), "initializers_removed": len(unread)}
         return PassResult(work, True, {k: v for k, v in counts.items() if v}, declined)
-
-
-def subgraph_reads(node: onnx.NodeProto) -> set[str]:
-    """Every name read inside the node's subgraphs (outer-scope captures included, recursively)."""
-    reads: set[str] = set()
-    for attribute in node.attribute:
-        graphs = [attribute.g] if attribute.type == onnx.AttributeProto.GRAPH else list(attribute.graphs)
-        for graph in graphs:
-            for inner in graph.node:
-                reads.update(inner.input)
-                reads |= subgraph_reads(inner)
-            reads.update(o.name for o in graph.output)
-    return reads

@@ -10,7 +10,7 @@ from graphkit_passes.fold_shapes import NEVER_FOLD, constant_value, evaluate_nod
 from onnx import numpy_helper
 
 from graphkit.errors import one_line
-from graphkit.model import clone, remove_initializers
+from graphkit.model import clone, remove_initializers, subgraph_reads
 from graphkit.pass_base import Declined, Pass, PassResult, option
 from graphkit.registry import register
 
@@ -116,7 +116,11 @@ class FoldConstants(Pass):
         keep = [node for index, node in enumerate(graph.node) if index not in removed]
         del graph.node[:]
         graph.node.extend(keep)
-        read = {i for node in keep for i in node.input} | outputs | _subgraph_reads(keep)
+        read = (
+            {i for node in keep for i in node.input}
+            | outputs
+            | {name for node in keep for name in subgraph_reads(node)}
+        )
         new_inits = [
             numpy_helper.from_array(np.array(a, order="C", copy=True), n) for n, a in new_values.items() if n in read
         ]
@@ -139,12 +143,3 @@ class FoldConstants(Pass):
 
 def _has_subgraph(node: onnx.NodeProto) -> bool:
     return any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute)
-
-
-def _subgraph_reads(nodes) -> set[str]:
-    from graphkit_passes.dead_code import subgraph_reads
-
-    reads: set[str] = set()
-    for node in nodes:
-        reads |= subgraph_reads(node)
-    return reads

@@ -10,7 +10,7 @@ import onnx
 from onnx import numpy_helper
 
 from graphkit.errors import PassError, SpecError, one_line
-from graphkit.model import clone, default_opset, remove_initializers
+from graphkit.model import clone, default_opset, remove_initializers, subgraph_reads
 from graphkit.pass_base import Declined, Pass, PassResult, option
 from graphkit.registry import register
 from graphkit.runtime.ort import create_session
@@ -564,7 +564,7 @@ class _FoldRound:
                 if not self._reads(index, slot):
                     continue
                 needed.add(name)
-            needed |= _subgraph_refs(node)
+            needed |= subgraph_reads(node)
         pending = sorted(needed & set(producer), key=lambda n: -producer[n])
         while pending:
             name = pending.pop(0)
@@ -605,7 +605,7 @@ class _FoldRound:
                 if not self._reads(index, slot):
                     continue
                 used.add(name)
-            used |= _subgraph_refs(node)
+            used |= subgraph_reads(node)
         self.used = used
         self.counts["dead_nodes_removed"] += len(self.dead)
 
@@ -768,19 +768,6 @@ def _dims(types: dict[str, ValueType], name: str):
 
 def _has_subgraph(node: onnx.NodeProto) -> bool:
     return any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute)
-
-
-def _subgraph_refs(node: onnx.NodeProto) -> set[str]:
-    """Names read inside the node's subgraphs (outer-scope captures included)."""
-    refs: set[str] = set()
-    for attribute in node.attribute:
-        graphs = [attribute.g] if attribute.type == onnx.AttributeProto.GRAPH else list(attribute.graphs)
-        for graph in graphs:
-            for inner in graph.node:
-                refs.update(inner.input)
-                refs |= _subgraph_refs(inner)
-            refs.update(o.name for o in graph.output)
-    return refs
 
 
 def _all_names(graph: onnx.GraphProto) -> set[str]:
