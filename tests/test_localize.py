@@ -117,6 +117,8 @@ def test_result_dict_and_text():
         "candidates",
         "unpaired",
         "runs",
+        "nodes_run",
+        "peak_live_tensors",
         "compared",
         "skipped",
     }
@@ -329,3 +331,107 @@ def test_cli_localize_missing_and_non_onnx_model(cli, chain_files, tmp_path):
         assert done.returncode == 2
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1 and str(bad) in lines[0]
+
+
+# --- Segment-wise (lockstep) execution: same answer as exposing every tensor at once -----------
+
+
+def random_dag(seed: int, size: int = 40, planted: dict[int, float] | None = None, reverse_branches=False):
+    """A seeded DAG of Add/Mul/Sub nodes, each reading one or two earlier tensors and its own constant.
+
+    ``planted`` changes the constant of the given nodes (a divergence). Two graph outputs: the last
+    tensor and a mid-graph one, so branches end in more than one place. ``reverse_branches``
+    emits the same DAG in another valid topological order (the reversed-in-pairs order below).
+    """
+    rng = np.random.default_rng(seed)
+    nodes, inits, tensors = [], [], ["x"]
+    for i in range(size):
+        reads = [tensors[int(rng.integers(max(0, len(tensors) - 6), len(tensors)))]]
+        if rng.random() < 0.5:
+            reads.append(tensors[int(rng.integers(0, len(tensors)))])
+        value = float(rng.uniform(0.5, 1.5)) + (planted or {}).get(i, 0.0)
+        inits.append(numpy_helper.from_array(np.full(4, value, np.float32), f"c{i}"))
+        op = ["Add", "Mul", "Sub"][i % 3]
+        first = helper.make_node(op, [reads[0], f"c{i}"], [f"u{i}"], name=f"n{i}a")
+        body = [first]
+        if len(reads) == 2:
+            body.append(helper.make_node("Add", [f"u{i}", reads[1]], [f"v{i}"], name=f"n{i}b"))
+        else:
+            body.append(helper.make_node("Relu", [f"u{i}"], [f"v{i}"], name=f"n{i}b"))
+        nodes += body
+        tensors.append(f"v{i}")
+    if reverse_branches:  # swap independent neighbours: still topological, another node order
+        order = list(nodes)
+        for k in range(0, len(order) - 1):
+            first, second = order[k], order[k + 1]
+            if not set(first.output) & set(second.input):
+                order[k], order[k + 1] = second, first
+        nodes = order
+    outputs = [f"v{size - 1}", f"v{size // 2}"]
+    return make_model(
+        nodes,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+        [helper.make_tensor_value_info(name, TensorProto.FLOAT, ["N", 4]) for name in outputs],
+        inits,
+    )
+
+
+def first_divergent_by_exposing_everything(a, b, feeds):
+    """The reference: run each whole model once with every tensor exposed; first B tensor that differs."""
+    from graphkit.runtime.ort import run_ort
+
+    def everything(model):
+        exposed = clone(model)
+        names = [t for n in model.graph.node for t in n.output]
+        del exposed.graph.output[:]
+        exposed.graph.output.extend(onnx.ValueInfoProto(name=name) for name in names)
+        return run_ort(exposed, feeds)
+
+    values_a, values_b = everything(a), everything(b)
+    for node in b.graph.node:
+        for tensor in node.output:
+            if not np.allclose(values_b[tensor], values_a[tensor], atol=ATOL, rtol=RTOL):
+                return tensor, node.name
+    return None
+
+
+@pytest.mark.parametrize(
+    "planted",
+    [{0: 0.25}, {17: 0.25}, {39: 0.25}, {9: 0.3, 24: -0.2}, {30: 0.1, 5: 0.5}],
+    ids=["first-node", "middle", "last-node", "two-divergences", "two-divergences-reversed-plant"],
+)
+@pytest.mark.parametrize("chunk_size", [1, 5, 1000])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_segments_name_the_same_node_as_exposing_everything(planted, chunk_size, seed):
+    a, b = random_dag(seed), random_dag(seed, planted=planted)
+    feeds = feeds_for(a, b, seed=seed, dims={"N": 2})
+    expected = first_divergent_by_exposing_everything(a, b, feeds)
+    result = localize(a, b, feeds, atol=ATOL, rtol=RTOL, chunk_size=chunk_size)
+    assert expected is not None and result.diverged
+    assert (result.first_divergent.tensor, result.first_divergent.node) == expected
+    # Each node ran at most once per model, and B stopped at the divergent node's segment.
+    assert result.nodes_run["b"] <= len(b.graph.node) and result.nodes_run["a"] <= len(a.graph.node)
+    assert result.nodes_run["b"] > result.first_divergent.position
+
+
+@pytest.mark.parametrize("planted", [{3: 0.25}, {21: 0.25}, {38: 0.25}])
+def test_models_in_different_node_orders(planted):
+    """A's node order differs from B's: A's tensors computed early are held until compared."""
+    a = random_dag(3, reverse_branches=True)
+    b = random_dag(3, planted=planted)
+    assert [n.name for n in a.graph.node] != [n.name for n in b.graph.node]
+    feeds = feeds_for(a, b, seed=0, dims={"N": 3})
+    expected = first_divergent_by_exposing_everything(a, b, feeds)
+    result = localize(a, b, feeds, atol=ATOL, rtol=RTOL, chunk_size=2)
+    assert (result.first_divergent.tensor, result.first_divergent.node) == expected
+
+
+def test_live_tensors_stay_bounded_on_a_long_chain():
+    """On a 200-node chain only the tensor crossing each boundary is held, not everything computed."""
+    constants = [float(i % 7) for i in range(200)]
+    a = add_chain(constants)
+    result = localize(a, clone(a), feeds_for(a, a, dims={"N": 1}), atol=ATOL, rtol=RTOL, chunk_size=3)
+    assert not result.diverged and len(result.compared) == 200
+    assert result.nodes_run == {"a": 200, "b": 200}  # every node ran once per model
+    assert result.runs == 67
+    assert 1 <= result.peak_live_tensors <= 4
