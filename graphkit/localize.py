@@ -1,20 +1,24 @@
 """Find the first tensor where model B diverges from model A on the same inputs.
 
 :func:`localize` pairs the tensors produced in B with tensors of A (same name first, else the
-correspondence found by :func:`graphkit.diff.diff_models`), walks them in B's topological
-order, and exposes them as extra graph outputs a chunk at a time: each onnxruntime run (CPU,
-graph optimizations off) adds only that chunk's tensors as outputs, so memory stays bounded by
-``chunk_size`` tensors and ``chunk_bytes`` (estimated from inferred shapes). It stops at the
-first chunk that holds a divergence and reports the first divergent tensor in that chunk, the
-B node that produced it, and the error figures.
+correspondence found by :func:`graphkit.diff.diff_models`) and walks them in B's topological
+order, a segment at a time, with both models run in lockstep: each segment of B (``chunk_size``
+compared tensors, about ``chunk_bytes`` of them, estimated from inferred shapes) runs once as a
+sub-model fed with the tensors live at its start, and A runs just far enough to produce the
+tensors B's segment is compared with. Every node of either model runs at most once, so the whole
+search costs at most one forward per model (plus a session per segment), and only the tensors
+live at a boundary (and A's tensors still to be compared) are held between segments. It stops at
+the first segment that holds a divergence and reports the first divergent tensor in it, the B
+node that produced it, and the error figures: the same tensor as comparing every pair at once.
 
 A tensor diverges when ``|b - a| <= atol + rtol * |a|`` fails for any element (NaN only
 matches NaN), or when its shapes differ. Extra outputs need an element type: it comes from ONNX
 shape inference, else from the paired tensor in the other model; tensors without one are
 skipped and counted.
 
-The models are not modified: the extra outputs are appended to the graph only while a session
-is built, then removed.
+The models are not modified: each segment is a new sub-model (the segment's nodes, the
+initializers they read, the live tensors as inputs). Values that are not numeric tensors
+(sequences, maps, strings) cannot be carried across a segment boundary and raise InputError.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ SCHEMA_VERSION = 1
 DEFAULT_ATOL = 1e-5
 DEFAULT_RTOL = 1e-4
 DEFAULT_CHUNK_SIZE = 32
-DEFAULT_CHUNK_BYTES = 1 << 30  # estimated bytes of exposed tensors per run (per model)
+DEFAULT_CHUNK_BYTES = 1 << 28  # estimated bytes of compared tensors per segment (per model)
 
 
 @dataclass
@@ -201,7 +205,7 @@ def localize(
     """The first tensor, in B's topological order, whose values in B differ from A's beyond tolerance.
 
     ``feeds`` must fit both models. ``diff`` may pass a precomputed ``diff_models(a, b)``.
-    Defaults: atol 1e-5, rtol 1e-4, 32 tensors and about 1 GiB of tensors per run.
+    Defaults: atol 1e-5, rtol 1e-4, 32 compared tensors and about 256 MiB of them per segment.
     """
     atol = DEFAULT_ATOL if atol is None else float(atol)
     rtol = DEFAULT_RTOL if rtol is None else float(rtol)
@@ -282,23 +286,34 @@ def _compare(pair: _Pair, tensor_a: str, a: np.ndarray, b: np.ndarray, atol: flo
     if a.dtype.kind not in "biuf" or b.dtype.kind not in "biuf":  # strings etc.: equality only
         fraction = float(np.mean(a != b))
         return TensorComparison(**base, max_abs=None, max_rel=None, mismatch_fraction=fraction, passed=fraction == 0.0)
-    ref = np.asarray(a, dtype=np.float64).reshape(-1)
-    got = np.asarray(b, dtype=np.float64).reshape(-1)
-    error = np.abs(got - ref)
-    both_nan = np.isnan(ref) & np.isnan(got)
-    error[both_nan] = 0.0
-    magnitude = np.abs(ref)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        relative = np.where(error == 0, 0.0, error / magnitude)
-    mismatched = ~(error <= atol + rtol * magnitude)  # NaN error counts as a mismatch
-    fraction = float(mismatched.mean())
+    max_abs = max_rel = 0.0
+    mismatched = 0
+    flat_a, flat_b = a.reshape(-1), b.reshape(-1)
+    for begin in range(0, flat_a.size, _COMPARE_BLOCK):  # blocks: float64 copies stay small
+        ref = flat_a[begin : begin + _COMPARE_BLOCK].astype(np.float64)
+        got = flat_b[begin : begin + _COMPARE_BLOCK].astype(np.float64)
+        error = np.abs(got - ref)
+        error[np.isnan(ref) & np.isnan(got)] = 0.0
+        magnitude = np.abs(ref)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            relative = np.where(error == 0, 0.0, error / magnitude)
+        mismatched += int(np.count_nonzero(~(error <= atol + rtol * magnitude)))  # NaN error: a mismatch
+        max_abs, max_rel = _nan_max(max_abs, _finite_max(error)), _nan_max(max_rel, _finite_max(relative))
+    fraction = mismatched / flat_a.size
     return TensorComparison(
         **base,
-        max_abs=_finite_max(error),
-        max_rel=_finite_max(relative),
+        max_abs=max_abs,
+        max_rel=max_rel,
         mismatch_fraction=fraction,
-        passed=fraction == 0.0,
+        passed=mismatched == 0,
     )
+
+
+_COMPARE_BLOCK = 1 << 20  # elements compared at a time
+
+
+def _nan_max(x: float, y: float) -> float:
+    return float("nan") if math.isnan(x) or math.isnan(y) else max(x, y)
 
 
 def _finite_max(values: np.ndarray) -> float:

@@ -54,6 +54,7 @@ from graphkit.ir import (
     constant_value,
     fresh_name,
     is_default_domain,
+    is_removed,
     node_index,
     node_site,
     output_names,
@@ -350,16 +351,14 @@ def apply_rules(
     for rounds in range(1, MAX_ROUNDS + 1):
         declined: dict[str, Declined] = {}
         changed = False
-        alive = {id(n) for n in graph.nodes}
         for node in list(graph.nodes):
-            if id(node) not in alive:
+            if is_removed(node):  # taken out by an earlier rewrite of this round
                 continue
             for rule in by_op.get(node.op, ()):
                 verdict = _try(rule, node, graph, ctx)
                 if verdict is True:
                     counts[rule.name] = counts.get(rule.name, 0) + 1
                     changed = True
-                    alive = {id(n) for n in graph.nodes}
                     break
                 if isinstance(verdict, str):
                     site = node_site(node)

@@ -13,7 +13,7 @@ from graphkit.diff import diff_models
 from graphkit.errors import GoldenError, InputError, ModelLoadError
 from graphkit.localize import feeds_for, golden_feeds, load_npz_feeds, localize
 from graphkit.model import clone, content_hash
-from graphkit.testing import export_legacy, make_model
+from graphkit.testing import export_legacy, make_model, modelzoo_softmax_fix
 
 ATOL, RTOL = 1e-6, 1e-6
 
@@ -176,35 +176,6 @@ def _export_legacy(module, example, path, outputs):
     model = export_legacy(module, (example,), ["image"], list(outputs), batch_dim="-1")
     onnx.save(model, str(path))
     return model
-
-
-def modelzoo_softmax_fix(model: onnx.ModelProto, keep_softmax_output_name: bool = True) -> onnx.ModelProto:
-    """Replace Transpose -> Softmax(axis=3) -> Transpose by Softmax(axis=1), staying at opset 11.
-
-    With ``keep_softmax_output_name`` the Softmax keeps its output and consumers are rewired;
-    otherwise the Softmax takes over the second Transpose's output name.
-    """
-    fixed = clone(model)
-    nodes = list(fixed.graph.node)
-    softmax = next(n for n in nodes if n.op_type == "Softmax")
-    first = next(n for n in nodes if n.output[0] == softmax.input[0] and n.op_type == "Transpose")
-    second = next(n for n in nodes if softmax.output[0] in n.input and n.op_type == "Transpose")
-    softmax.input[0] = first.input[0]
-    softmax.attribute[0].i = 1
-    old, new = second.output[0], softmax.output[0]
-    if not keep_softmax_output_name:
-        softmax.output[0], new = old, old
-    for node in nodes:
-        for i, name in enumerate(node.input):
-            if name == old:
-                node.input[i] = new
-    for output in fixed.graph.output:
-        if output.name == old:
-            output.name = new
-    del fixed.graph.node[:]
-    fixed.graph.node.extend(n for n in nodes if n is not first and n is not second)
-    onnx.checker.check_model(fixed)
-    return fixed
 
 
 @pytest.fixture(scope="module")

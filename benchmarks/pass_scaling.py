@@ -1,0 +1,194 @@
+"""Generic passes and the manager's instruments vs node count; the large-graph pipeline vs onnxsim.
+
+Usage: python benchmarks/pass_scaling.py [--factors 1 2 4] [--pipeline-factor 2] [--models-dir DIR]
+
+The model is a public architecture, Swin Transformer (``transformers`` SwinForImageClassification,
+embed_dim 48, code-defined config, seeded random weights), exported at 224x224 with the legacy
+exporter (opset 17, dynamic batch). Factor k stacks k times the blocks of each stage (depths
+[2k, 2k, 6k, 2k]); k=1 is Swin-T's layout (4,097 nodes, 205 Shape ops).
+
+Per factor, in its own subprocess: each generic pass in pipeline order (eliminate-noops,
+fold-shapes, softmax-transpose, fold-batchnorm, dynamic-batch) on the previous pass's output,
+and the manager's instruments on each pass's before/after pair (content hash, verify = checker
+plus shape inference, diff, op counts). The slope between the smallest and largest factor is
+log(time ratio) / log(node ratio): 1 is linear.
+
+Then ``graphkit apply`` of that pipeline (every pass validated against onnxruntime goldens at
+batch 1) and onnxsim on the same file, each in its own subprocess (time, peak RSS, nodes,
+Shape ops left). Needs ``transformers`` (``pip install -e '.[bench]'``). Prints JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PASSES = ["eliminate-noops", "fold-shapes", "softmax-transpose", "fold-batchnorm", "dynamic-batch"]
+
+BUILD = r"""
+import sys, torch, onnx
+from transformers import SwinConfig, SwinForImageClassification
+from graphkit.testing import export_legacy
+k, path = int(sys.argv[1]), sys.argv[2]
+torch.manual_seed(0)
+config = SwinConfig(image_size=224, embed_dim=48, depths=[2 * k, 2 * k, 6 * k, 2 * k], num_heads=[3, 6, 12, 24])
+model = SwinForImageClassification(config).eval()
+class Logits(torch.nn.Module):
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+    def forward(self, x):
+        return self.inner(pixel_values=x).logits
+onnx.save(export_legacy(Logits(model), (torch.randn(1, 3, 224, 224),), ["pixel_values"], ["logits"], opset=17), path)
+"""
+
+PASS_TIMES = r"""
+import json, sys, time
+from graphkit.diff import diff_models
+from graphkit.errors import GraphkitError
+from graphkit.model import check_model, content_hash, infer_shapes, load_model, op_counts
+from graphkit.registry import get_pass
+model = load_model(sys.argv[1])
+report = {"nodes": len(model.graph.node), "passes": {}, "instruments": {}}
+def timed(what, fn):
+    start = time.perf_counter()
+    try:
+        value = fn()
+    except GraphkitError as exc:
+        value = exc
+    report["instruments"][what] = report["instruments"].get(what, 0.0) + time.perf_counter() - start
+    return value
+for name in sys.argv[2].split(","):
+    start = time.perf_counter()
+    result = get_pass(name)()(model)
+    report["passes"][name] = {"time_s": time.perf_counter() - start, "nodes_after": len(result.model.graph.node)}
+    timed("content_hash", lambda: (content_hash(model), content_hash(result.model)))
+    timed("verify", lambda: (check_model(result.model, name), infer_shapes(result.model, name)))
+    timed("diff", lambda: diff_models(model, result.model))
+    timed("op_counts", lambda: (op_counts(model), op_counts(result.model)))
+    model = result.model
+print(json.dumps(report))
+"""
+
+ONNXSIM = r"""
+import json, sys, time, onnxsim
+from graphkit.model import load_model, save_model
+model = load_model(sys.argv[1])
+start = time.perf_counter()
+out, ok = onnxsim.simplify(model)
+elapsed = time.perf_counter() - start
+save_model(out, sys.argv[2])
+peak_kb = int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1])
+print(json.dumps({"time_s": elapsed, "peak_rss_mb": peak_kb / 1024, "check_ok": bool(ok)}))
+"""
+
+
+def _python(code: str, *args, timeout: int = 3600) -> str:
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, timeout=timeout
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"benchmark child failed:\n{proc.stderr[-3000:]}")
+    return proc.stdout
+
+
+def _counts(path: Path) -> dict:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return {"nodes": len(model.graph.node), "shape_ops": sum(n.op_type == "Shape" for n in model.graph.node)}
+
+
+def _slope(points: list[tuple[int, float]]) -> float | None:
+    (n0, t0), (n1, t1) = points[0], points[-1]
+    if n1 == n0 or t0 <= 0 or t1 <= 0:
+        return None
+    return math.log(t1 / t0) / math.log(n1 / n0)
+
+
+def _apply(model: Path, run_dir: Path) -> dict:
+    """``graphkit apply`` of the generic pipeline in a child (wall time; peak RSS from its report)."""
+    pipeline = run_dir / "generic.yaml"
+    pipeline.write_text(
+        "name: generic\n"
+        f"source: {{onnx: {json.dumps(str(model))}}}\n"
+        "golden: {batch_sizes: [1], tolerance: {atol: 1.0e-4, rtol: 1.0e-3}}\n"
+        f"passes: {json.dumps(PASSES)}\n"
+        f"output: {{dir: {json.dumps(str(run_dir / 'run'))}}}\n"
+    )
+    command = [str(Path(sys.executable).parent / "graphkit"), "apply", str(pipeline), "--json"]
+    env = {**os.environ, "XDG_CACHE_HOME": str(run_dir / "cache")}
+    start = time.perf_counter()
+    proc = subprocess.run(command, capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - start
+    try:
+        report = json.loads(proc.stdout)
+    except json.JSONDecodeError:
+        return {"exit_code": proc.returncode, "time_s": wall, "error": proc.stderr.strip().splitlines()[-1:]}
+    out = run_dir / "run" / "model.onnx"
+    return {
+        "exit_code": proc.returncode,
+        "time_s": wall,
+        "stages_s": report.get("stages"),
+        "passes": [{k: p.get(k) for k in ("name", "status", "times", "error")} for p in report.get("passes", [])],
+        "peak_rss_mb": report.get("peak_rss_mb"),
+        **(_counts(out) if out.exists() else {}),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--factors", type=int, nargs="+", default=[1, 2, 4], help="block multipliers (default 1 2 4)")
+    parser.add_argument("--pipeline-factor", type=int, default=2, help="model for apply vs onnxsim (default 2)")
+    parser.add_argument("--models-dir", type=Path, help="keep/reuse the exported models here (default: temporary)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        models = args.models_dir or Path(tmp)
+        models.mkdir(parents=True, exist_ok=True)
+        paths = {}
+        for k in sorted({*args.factors, args.pipeline_factor}):
+            paths[k] = models / f"swin_x{k}.onnx"
+            if not paths[k].exists():
+                _python(BUILD, k, paths[k])
+        per_factor = {}
+        for k in args.factors:
+            per_factor[k] = {**_counts(paths[k]), **json.loads(_python(PASS_TIMES, paths[k], ",".join(PASSES)))}
+        names = [*PASSES, "instruments:content_hash", "instruments:verify", "instruments:diff", "instruments:op_counts"]
+        slopes = {}
+        for name in names:
+            kind, _, key = name.rpartition(":")
+            points = [
+                (r["nodes"], (r["instruments"][key] if kind else r["passes"][key]["time_s"]))
+                for r in per_factor.values()
+            ]
+            slopes[name] = {"time_s": [t for _, t in points], "slope": _slope(points)}
+        large = paths[args.pipeline_factor]
+        run_dir = Path(tmp) / "apply"
+        run_dir.mkdir()
+        pipeline = _apply(large, run_dir)
+        onnxsim_out = Path(tmp) / "onnxsim.onnx"
+        onnxsim = {**json.loads(_python(ONNXSIM, large, onnxsim_out)), **_counts(onnxsim_out)}
+        report = {
+            "model": "Swin (transformers SwinForImageClassification, embed_dim 48, 224x224, opset 17, seeded)",
+            "factors": {str(k): v for k, v in per_factor.items()},
+            "slopes": slopes,
+            "pipeline_vs_onnxsim": {
+                "model_factor": args.pipeline_factor,
+                "source": _counts(large),
+                "graphkit_apply_validated": pipeline,
+                "onnxsim_unvalidated": onnxsim,
+                "ratio": pipeline["time_s"] / onnxsim["time_s"],
+            },
+        }
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
