@@ -99,6 +99,15 @@ def _python(code: str, *args, timeout: int = 3600) -> str:
     return proc.stdout
 
 
+def _checkout(ref: str, into: Path) -> Path:
+    """The graphkit sources of git ``ref`` (this repository) unpacked into ``into``, importable."""
+    into.mkdir(parents=True)
+    archive = subprocess.run(["git", "archive", ref], capture_output=True, check=True, cwd=Path(__file__).parent).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    (into / "graphkit_passes").symlink_to(into / "passes")  # as the editable install maps it
+    return into
+
+
 def _counts(path: Path) -> dict:
     import onnx
 
@@ -111,6 +120,18 @@ def _slope(points: list[tuple[int, float]]) -> float | None:
     if n1 == n0 or t0 <= 0 or t1 <= 0:
         return None
     return math.log(t1 / t0) / math.log(n1 / n0)
+
+
+def _slopes(per_factor: dict) -> dict:
+    names = [*PASSES, "instruments:content_hash", "instruments:verify", "instruments:diff", "instruments:op_counts"]
+    slopes = {}
+    for name in names:
+        kind, _, key = name.rpartition(":")
+        points = [
+            (r["nodes"], (r["instruments"][key] if kind else r["passes"][key]["time_s"])) for r in per_factor.values()
+        ]
+        slopes[name] = {"time_s": [t for _, t in points], "slope": _slope(points)}
+    return slopes
 
 
 def _apply(model: Path, run_dir: Path) -> dict:
@@ -148,6 +169,9 @@ def main() -> None:
     parser.add_argument("--factors", type=int, nargs="+", default=[1, 2, 4], help="block multipliers (default 1 2 4)")
     parser.add_argument("--pipeline-factor", type=int, default=2, help="model for apply vs onnxsim (default 2)")
     parser.add_argument("--models-dir", type=Path, help="keep/reuse the exported models here (default: temporary)")
+    parser.add_argument(
+        "--baseline-ref", help="also time the passes with graphkit at this git ref (e.g. the commit before a change)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         models = args.models_dir or Path(tmp)
@@ -157,18 +181,16 @@ def main() -> None:
             paths[k] = models / f"swin_x{k}.onnx"
             if not paths[k].exists():
                 _python(BUILD, k, paths[k])
-        per_factor = {}
-        for k in args.factors:
+        base = _checkout(args.baseline_ref, Path(tmp) / "baseline") if args.baseline_ref else None
+        per_factor, baseline = {}, {}
+        for k in args.factors:  # baseline and current interleaved, so both see the same machine load
+            if base is not None:
+                baseline[k] = {
+                    **_counts(paths[k]),
+                    **json.loads(_python(PASS_TIMES, paths[k], ",".join(PASSES), source=base)),
+                }
             per_factor[k] = {**_counts(paths[k]), **json.loads(_python(PASS_TIMES, paths[k], ",".join(PASSES)))}
-        names = [*PASSES, "instruments:content_hash", "instruments:verify", "instruments:diff", "instruments:op_counts"]
-        slopes = {}
-        for name in names:
-            kind, _, key = name.rpartition(":")
-            points = [
-                (r["nodes"], (r["instruments"][key] if kind else r["passes"][key]["time_s"]))
-                for r in per_factor.values()
-            ]
-            slopes[name] = {"time_s": [t for _, t in points], "slope": _slope(points)}
+        slopes = _slopes(per_factor)
         large = paths[args.pipeline_factor]
         run_dir = Path(tmp) / "apply"
         run_dir.mkdir()
@@ -179,6 +201,17 @@ def main() -> None:
             "model": "Swin (transformers SwinForImageClassification, embed_dim 48, 224x224, opset 17, seeded)",
             "factors": {str(k): v for k, v in per_factor.items()},
             "slopes": slopes,
+            **(
+                {
+                    "baseline": {
+                        "ref": args.baseline_ref,
+                        "factors": {str(k): v for k, v in baseline.items()},
+                        "slopes": _slopes(baseline),
+                    }
+                }
+                if baseline
+                else {}
+            ),
             "pipeline_vs_onnxsim": {
                 "model_factor": args.pipeline_factor,
                 "source": _counts(large),
