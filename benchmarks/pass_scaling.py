@@ -90,10 +90,14 @@ print(json.dumps({"time_s": elapsed, "peak_rss_mb": peak_kb / 1024, "check_ok": 
 """
 
 
-def _python(code: str, *args, timeout: int = 3600) -> str:
-    proc = subprocess.run(
-        [sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, timeout=timeout
-    )
+def _python(code: str, *args, timeout: int = 3600, source: Path | None = None) -> str:
+    """Run ``code`` in a child; ``source``: a graphkit source tree to import instead of the installed one."""
+    env = dict(os.environ)
+    if source is not None:
+        env["PYTHONPATH"] = str(source)
+    command = [sys.executable, "-c", code, *map(str, args)]
+    # cwd: ``python -c`` puts it first on sys.path, ahead of PYTHONPATH
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env, cwd=source)
     if proc.returncode != 0:
         raise SystemExit(f"benchmark child failed:\n{proc.stderr[-3000:]}")
     return proc.stdout
