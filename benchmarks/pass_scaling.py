@@ -1,6 +1,7 @@
 """Generic passes and the manager's instruments vs node count; the large-graph pipeline vs onnxsim.
 
-Usage: python benchmarks/pass_scaling.py [--factors 1 2 4] [--pipeline-factor 2] [--models-dir DIR]
+Usage: python benchmarks/pass_scaling.py [--factors 1 2 4] [--pipeline-model vit60] [--models-dir DIR]
+                                        [--baseline-ref GIT_REF]
 
 The model is a public architecture, Swin Transformer (``transformers`` SwinForImageClassification,
 embed_dim 48, code-defined config, seeded random weights), exported at 224x224 with the legacy
@@ -11,11 +12,14 @@ Per factor, in its own subprocess: each generic pass in pipeline order (eliminat
 fold-shapes, softmax-transpose, fold-batchnorm, dynamic-batch) on the previous pass's output,
 and the manager's instruments on each pass's before/after pair (content hash, verify = checker
 plus shape inference, diff, op counts). The slope between the smallest and largest factor is
-log(time ratio) / log(node ratio): 1 is linear.
+log(time ratio) / log(node ratio): 1 is linear. A rewrite-dense graph (Relu -> Identity pairs,
+4,000 to 16,000 nodes, one eliminate-noops rewrite per pair) shows per-rewrite O(n) work.
 
 Then ``graphkit apply`` of that pipeline (every pass validated against onnxruntime goldens at
 batch 1) and onnxsim on the same file, each in its own subprocess (time, peak RSS, nodes,
-Shape ops left). Needs ``transformers`` (``pip install -e '.[bench]'``). Prints JSON.
+Shape ops left). That file is a ViT (``transformers`` ViTForImageClassification with ViT-Tiny
+dims, 60 layers: about 5,900 nodes) by default: on the Swin export fold-shapes folds a Gather
+of a scalar index to a 1-D constant and the pipeline stops there (a fold-shapes bug, reported). Needs ``transformers`` (``pip install -e '.[bench]'``). Prints JSON.
 """
 
 from __future__ import annotations
@@ -77,6 +81,23 @@ for name in sys.argv[2].split(","):
 print(json.dumps(report))
 """
 
+BUILD_VIT = r"""
+import sys, torch, onnx
+from transformers import ViTConfig, ViTForImageClassification
+from graphkit.testing import export_legacy
+layers, path = int(sys.argv[1]), sys.argv[2]
+torch.manual_seed(0)
+config = ViTConfig(hidden_size=192, num_hidden_layers=layers, num_attention_heads=3, intermediate_size=768)
+model = ViTForImageClassification(config).eval()
+class Logits(torch.nn.Module):
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+    def forward(self, x):
+        return self.inner(pixel_values=x).logits
+onnx.save(export_legacy(Logits(model), (torch.randn(1, 3, 224, 224),), ["pixel_values"], ["logits"], opset=17), path)
+"""
+
 ONNXSIM = r"""
 import json, sys, time, onnxsim
 from graphkit.model import load_model, save_model
@@ -101,6 +122,27 @@ def _python(code: str, *args, timeout: int = 3600, source: Path | None = None) -
     if proc.returncode != 0:
         raise SystemExit(f"benchmark child failed:\n{proc.stderr[-3000:]}")
     return proc.stdout
+
+
+def _identity_chain(pairs: int, path: Path) -> Path:
+    """x -> (Relu -> Identity) x pairs -> y: ``pairs`` rewrites for eliminate-noops in a graph of 2 x pairs nodes."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    nodes, previous = [], "x"
+    for i in range(pairs):
+        nodes.append(helper.make_node("Relu", [previous], [f"r{i}"], name=f"relu{i}"))
+        out = "y" if i == pairs - 1 else f"i{i}"
+        nodes.append(helper.make_node("Identity", [f"r{i}"], [out], name=f"identity{i}"))
+        previous = out
+    graph = helper.make_graph(
+        nodes,
+        "identity_chain",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 8])],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
 
 
 def _checkout(ref: str, into: Path) -> Path:
@@ -138,6 +180,15 @@ def _slopes(per_factor: dict) -> dict:
     return slopes
 
 
+def _dense_summary(dense: dict) -> dict:
+    points = [(r["nodes"], r["passes"]["eliminate-noops"]["time_s"]) for r in dense.values()]
+    return {
+        "nodes": [n for n, _ in points],
+        "time_s": [t for _, t in points],
+        "slope": _slope(points) if points else None,
+    }
+
+
 def _apply(model: Path, run_dir: Path) -> dict:
     """``graphkit apply`` of the generic pipeline in a child (wall time; peak RSS from its report)."""
     pipeline = run_dir / "generic.yaml"
@@ -171,7 +222,12 @@ def _apply(model: Path, run_dir: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--factors", type=int, nargs="+", default=[1, 2, 4], help="block multipliers (default 1 2 4)")
-    parser.add_argument("--pipeline-factor", type=int, default=2, help="model for apply vs onnxsim (default 2)")
+    parser.add_argument(
+        "--pipeline-model",
+        default="vit60",
+        help="model for apply vs onnxsim: vitN (ViT-Tiny dims, N layers; default vit60, ~5,900 nodes) or swinK "
+        "(the Swin model at factor K)",
+    )
     parser.add_argument("--models-dir", type=Path, help="keep/reuse the exported models here (default: temporary)")
     parser.add_argument(
         "--baseline-ref", help="also time the passes with graphkit at this git ref (e.g. the commit before a change)"
@@ -181,10 +237,17 @@ def main() -> None:
         models = args.models_dir or Path(tmp)
         models.mkdir(parents=True, exist_ok=True)
         paths = {}
-        for k in sorted({*args.factors, args.pipeline_factor}):
+        for k in sorted(args.factors):
             paths[k] = models / f"swin_x{k}.onnx"
             if not paths[k].exists():
                 _python(BUILD, k, paths[k])
+        arch = "swin" if args.pipeline_model.startswith("swin") else "vit"
+        if not args.pipeline_model[len(arch) :].isdigit():
+            parser.error(f"--pipeline-model: expected vitN or swinK, got '{args.pipeline_model}'")
+        size = int(args.pipeline_model[len(arch) :])
+        large = models / (f"swin_x{size}.onnx" if arch == "swin" else f"vit_{size}.onnx")
+        if not large.exists():
+            _python(BUILD if arch == "swin" else BUILD_VIT, size, large)
         base = _checkout(args.baseline_ref, Path(tmp) / "baseline") if args.baseline_ref else None
         per_factor, baseline = {}, {}
         for k in args.factors:  # baseline and current interleaved, so both see the same machine load
@@ -195,7 +258,13 @@ def main() -> None:
                 }
             per_factor[k] = {**_counts(paths[k]), **json.loads(_python(PASS_TIMES, paths[k], ",".join(PASSES)))}
         slopes = _slopes(per_factor)
-        large = paths[args.pipeline_factor]
+        # Rewrite-dense: one removal per two nodes, where per-rewrite O(n) work shows as O(n^2).
+        dense, dense_baseline = {}, {}
+        for pairs in (2000, 4000, 8000):
+            chain = _identity_chain(pairs, Path(tmp) / f"identity_chain_{pairs}.onnx")
+            if base is not None:
+                dense_baseline[pairs] = json.loads(_python(PASS_TIMES, chain, "eliminate-noops", source=base))
+            dense[pairs] = json.loads(_python(PASS_TIMES, chain, "eliminate-noops"))
         run_dir = Path(tmp) / "apply"
         run_dir.mkdir()
         pipeline = _apply(large, run_dir)
@@ -203,21 +272,24 @@ def main() -> None:
         onnxsim = {**json.loads(_python(ONNXSIM, large, onnxsim_out)), **_counts(onnxsim_out)}
         report = {
             "model": "Swin (transformers SwinForImageClassification, embed_dim 48, 224x224, opset 17, seeded)",
+            "pipeline_model": "vitN: transformers ViTForImageClassification, hidden 192, 3 heads, N layers, 224x224",
             "factors": {str(k): v for k, v in per_factor.items()},
             "slopes": slopes,
+            "rewrite_dense_eliminate_noops": _dense_summary(dense),
             **(
                 {
                     "baseline": {
                         "ref": args.baseline_ref,
                         "factors": {str(k): v for k, v in baseline.items()},
                         "slopes": _slopes(baseline),
+                        "rewrite_dense_eliminate_noops": _dense_summary(dense_baseline),
                     }
                 }
                 if baseline
                 else {}
             ),
             "pipeline_vs_onnxsim": {
-                "model_factor": args.pipeline_factor,
+                "model": args.pipeline_model,
                 "source": _counts(large),
                 "graphkit_apply_validated": pipeline,
                 "onnxsim_unvalidated": onnxsim,
