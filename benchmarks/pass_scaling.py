@@ -148,7 +148,8 @@ def _identity_chain(pairs: int, path: Path) -> Path:
 def _checkout(ref: str, into: Path) -> Path:
     """The graphkit sources of git ``ref`` (this repository) unpacked into ``into``, importable."""
     into.mkdir(parents=True)
-    archive = subprocess.run(["git", "archive", ref], capture_output=True, check=True, cwd=Path(__file__).parent).stdout
+    root = Path(__file__).resolve().parent.parent  # git archive in a subfolder would archive only that folder
+    archive = subprocess.run(["git", "archive", ref], capture_output=True, check=True, cwd=root).stdout
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
     (into / "graphkit_passes").symlink_to(into / "passes")  # as the editable install maps it
     return into
@@ -202,7 +203,8 @@ def _apply(model: Path, run_dir: Path) -> dict:
     command = [str(Path(sys.executable).parent / "graphkit"), "apply", str(pipeline), "--json"]
     env = {**os.environ, "XDG_CACHE_HOME": str(run_dir / "cache")}
     start = time.perf_counter()
-    proc = subprocess.run(command, capture_output=True, text=True, env=env)
+    # cwd: the golden cache lives under ./.cache; a fresh folder makes the golden set part of the time
+    proc = subprocess.run(command, capture_output=True, text=True, env=env, cwd=run_dir)
     wall = time.perf_counter() - start
     try:
         report = json.loads(proc.stdout)
