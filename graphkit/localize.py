@@ -293,11 +293,13 @@ def _compare(pair: _Pair, tensor_a: str, a: np.ndarray, b: np.ndarray, atol: flo
         ref = flat_a[begin : begin + _COMPARE_BLOCK].astype(np.float64)
         got = flat_b[begin : begin + _COMPARE_BLOCK].astype(np.float64)
         error = np.abs(got - ref)
-        error[np.isnan(ref) & np.isnan(got)] = 0.0
+        both_nan = np.isnan(ref) & np.isnan(got)
+        error[both_nan] = 0.0
         magnitude = np.abs(ref)
         with np.errstate(divide="ignore", invalid="ignore"):
             relative = np.where(error == 0, 0.0, error / magnitude)
-        mismatched += int(np.count_nonzero(~(error <= atol + rtol * magnitude)))  # NaN error: a mismatch
+        within = (error <= atol + rtol * magnitude) | both_nan  # NaN matches only NaN
+        mismatched += int(np.count_nonzero(~within))
         max_abs, max_rel = _nan_max(max_abs, _finite_max(error)), _nan_max(max_rel, _finite_max(relative))
     fraction = mismatched / flat_a.size
     return TensorComparison(

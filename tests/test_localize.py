@@ -406,3 +406,13 @@ def test_live_tensors_stay_bounded_on_a_long_chain():
     assert result.nodes_run == {"a": 200, "b": 200}  # every node ran once per model
     assert result.runs == 67
     assert 1 <= result.peak_live_tensors <= 4
+
+
+def test_nan_matches_only_nan():
+    a = add_chain(GOOD)
+    x = np.array([[1.0, np.nan, 2.0, 3.0]], np.float32)
+    assert not localize(a, clone(a), {"x": x}, atol=ATOL, rtol=RTOL).diverged  # NaN in both: equal
+    b = clone(a)
+    b.graph.initializer[4].CopyFrom(numpy_helper.from_array(np.array([4, np.nan, 4, 4], np.float32), "c4"))
+    first = localize(a, b, {"x": np.zeros((1, 4), np.float32)}, atol=ATOL, rtol=RTOL).first_divergent
+    assert (first.node, first.mismatch_fraction) == ("add4", 0.25) and np.isnan(first.max_abs)
