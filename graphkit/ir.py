@@ -21,6 +21,9 @@ these helpers do, and keep the tensors' producer/consumer lists consistent.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
@@ -234,22 +237,43 @@ def bypass_node(graph: gs.Graph, node: gs.Node, source: gs.Tensor | None = None)
 
 def node_index(graph: gs.Graph, node: gs.Node) -> int | None:
     """The position of ``node`` in ``graph.nodes`` by identity (graphsurgeon's ``==`` compares
-    structure, slowly), or None when it is not there."""
-    return next((i for i, n in enumerate(graph.nodes) if n is node), None)
+    structure, slowly), or None when it is not there. One C-speed scan over the node ids."""
+    try:
+        return list(map(id, graph.nodes)).index(id(node))
+    except ValueError:
+        return None
+
+
+def is_removed(node: gs.Node) -> bool:
+    """True for a node taken out by :func:`remove_nodes`, :func:`remove_dead` or :func:`bypass_node`
+    (they clear its outputs; every node in a graph has at least one): an O(1) liveness test for
+    loops over a snapshot of ``graph.nodes``."""
+    return not node.outputs
 
 
 def remove_nodes(graph: gs.Graph, nodes: list[gs.Node]) -> None:
     """Detach and remove ``nodes``; then remove producers left without readers (:func:`remove_dead`)."""
+    if id(graph) in _DEFERRED:  # detach now, drop from graph.nodes when the deferral ends
+        freed = []
+        for node in nodes:
+            if node.inputs or node.outputs:  # not detached yet (a rewrite may have cleared its outputs)
+                freed.extend(node.inputs)
+                node.inputs.clear()
+                node.outputs.clear()
+        _detach_dead(graph, freed, None)
+        return
+    ids = list(map(id, graph.nodes))  # C-speed scans below: no per-node Python loop over the graph
     freed: list[gs.Tensor] = []
+    doomed: set[int] = set()
     for node in nodes:
-        index = node_index(graph, node)
-        if index is None:
+        if id(node) in doomed or id(node) not in ids:
             continue
         freed.extend(node.inputs)
         node.inputs.clear()
         node.outputs.clear()
-        del graph.nodes[index]
-    remove_dead(graph, freed)
+        doomed.add(id(node))
+    doomed |= _detach_dead(graph, freed, ids)
+    _delete(graph, ids, doomed)
 
 
 def remove_dead(graph: gs.Graph, tensors: list[gs.Tensor]) -> None:
@@ -257,7 +281,20 @@ def remove_dead(graph: gs.Graph, tensors: list[gs.Tensor]) -> None:
 
     Nodes whose outputs are read, or are graph outputs, stay; so do custom-domain nodes.
     """
+    if id(graph) in _DEFERRED:
+        _detach_dead(graph, tensors, None)
+        return
+    ids = list(map(id, graph.nodes))
+    _delete(graph, ids, _detach_dead(graph, tensors, ids))
+
+
+def _detach_dead(graph: gs.Graph, tensors: list[gs.Tensor], ids: list[int] | None) -> set[int]:
+    """Detach the dead producers of ``tensors`` (see :func:`remove_dead`); returns their ids.
+
+    ``ids``: the node ids of ``graph.nodes`` (producers outside it stay), or None when edits are
+    deferred (every producer not yet removed counts as in the graph)."""
     outputs = output_names(graph)
+    doomed: set[int] = set()
     stack = list(tensors)
     while stack:
         tensor = stack.pop()
@@ -268,14 +305,80 @@ def remove_dead(graph: gs.Graph, tensors: list[gs.Tensor]) -> None:
             continue
         if any(t.outputs or t.name in outputs for t in writer.outputs):
             continue
-        index = node_index(graph, writer)
-        if index is None:
+        if ids is not None and id(writer) not in ids:
             continue
         inputs = list(writer.inputs)
         writer.inputs.clear()
         writer.outputs.clear()
-        del graph.nodes[index]
+        doomed.add(id(writer))
         stack.extend(inputs)
+    return doomed
+
+
+def _delete(graph: gs.Graph, ids: list[int], doomed: set[int]) -> None:
+    """Delete the nodes whose ids are ``doomed`` from ``graph.nodes`` (``ids``: its node ids in order)."""
+    if len(doomed) > 16:
+        graph.nodes[:] = [n for n, i in zip(graph.nodes, ids) if i not in doomed]
+        return
+    for position in sorted((ids.index(i) for i in doomed), reverse=True):
+        del graph.nodes[position]
+
+
+class _Deferral:
+    """Pending edits of one graph's node list (see :func:`deferred_node_edits`)."""
+
+    def __init__(self, graph: gs.Graph):
+        self.graph = graph
+        self.inserts: dict[int, tuple[gs.Node, list[gs.Node]]] = {}  # anchor id -> (anchor, nodes before it)
+        self.names: set[str] | None = None  # taken tensor and node names, once fresh_name needs them
+
+
+_DEFERRED: dict[int, _Deferral] = {}
+
+
+@contextmanager
+def deferred_node_edits(graph: gs.Graph) -> Iterator[None]:
+    """Within: :func:`remove_nodes`/:func:`remove_dead` only detach nodes (:func:`is_removed`) and
+    :func:`insert_before` records; on exit ``graph.nodes`` is rebuilt once, in the order the same
+    edits made one by one would give. Makes a rewrite O(1) in the graph size instead of O(n) (the
+    scans for a node's position); iterate a snapshot of ``graph.nodes`` inside. :func:`fresh_name`
+    sees the inserted nodes' names; names of nodes removed inside stay taken until the end."""
+    if id(graph) in _DEFERRED:
+        yield
+        return
+    state = _DEFERRED[id(graph)] = _Deferral(graph)
+    try:
+        yield
+    finally:
+        del _DEFERRED[id(graph)]
+        rebuilt: list[gs.Node] = []
+
+        def emit(node: gs.Node) -> None:
+            anchor = state.inserts.pop(id(node), None)
+            for inserted in anchor[1] if anchor else ():
+                emit(inserted)
+            if not is_removed(node):
+                rebuilt.append(node)
+
+        for node in list(graph.nodes):
+            emit(node)
+        graph.nodes[:] = rebuilt
+
+
+def insert_before(graph: gs.Graph, anchor: gs.Node, nodes: list[gs.Node]) -> None:
+    """Put ``nodes`` just before ``anchor`` in ``graph.nodes`` (recorded while edits are deferred)."""
+    state = _DEFERRED.get(id(graph))
+    if state is None:
+        position = node_index(graph, anchor)
+        if position is None:
+            raise PassError(f"cannot insert before '{anchor.name}': it is not in the graph")
+        graph.nodes[position:position] = nodes
+        return
+    state.inserts.setdefault(id(anchor), (anchor, []))[1].extend(nodes)
+    if state.names is not None:
+        for node in nodes:
+            state.names.add(node.name)
+            state.names.update(t.name for t in (*node.inputs, *node.outputs))
 
 
 def constant_value(tensor: gs.Tensor) -> np.ndarray | None:
@@ -292,7 +395,10 @@ def constant_value(tensor: gs.Tensor) -> np.ndarray | None:
 
 def fresh_name(graph: gs.Graph, base: str) -> str:
     """``base``, or ``base_1``, ``base_2``...: the first name no tensor or node of ``graph`` uses."""
-    taken = set(graph.tensors()) | {n.name for n in graph.nodes}
+    state = _DEFERRED.get(id(graph))
+    if state is not None and state.names is None:
+        state.names = set(graph.tensors()) | {n.name for n in graph.nodes}
+    taken = state.names if state is not None else set(graph.tensors()) | {n.name for n in graph.nodes}
     name, k = base, 1
     while name in taken:
         name = f"{base}_{k}"

@@ -1,28 +1,31 @@
 """Find the first tensor where model B diverges from model A on the same inputs.
 
 :func:`localize` pairs the tensors produced in B with tensors of A (same name first, else the
-correspondence found by :func:`graphkit.diff.diff_models`), walks them in B's topological
-order, and exposes them as extra graph outputs a chunk at a time: each onnxruntime run (CPU,
-graph optimizations off) adds only that chunk's tensors as outputs, so memory stays bounded by
-``chunk_size`` tensors and ``chunk_bytes`` (estimated from inferred shapes). It stops at the
-first chunk that holds a divergence and reports the first divergent tensor in that chunk, the
-B node that produced it, and the error figures.
+correspondence found by :func:`graphkit.diff.diff_models`) and walks them in B's topological
+order, a segment at a time, with both models run in lockstep: each segment of B (``chunk_size``
+compared tensors, about ``chunk_bytes`` of them, estimated from inferred shapes) runs once as a
+sub-model fed with the tensors live at its start, and A runs just far enough to produce the
+tensors B's segment is compared with. Every node of either model runs at most once, so the whole
+search costs at most one forward per model (plus a session per segment), and only the tensors
+live at a boundary (and A's tensors still to be compared) are held between segments. It stops at
+the first segment that holds a divergence and reports the first divergent tensor in it, the B
+node that produced it, and the error figures: the same tensor as comparing every pair at once.
 
 A tensor diverges when ``|b - a| <= atol + rtol * |a|`` fails for any element (NaN only
 matches NaN), or when its shapes differ. Extra outputs need an element type: it comes from ONNX
 shape inference, else from the paired tensor in the other model; tensors without one are
 skipped and counted.
 
-The models are not modified: the extra outputs are appended to the graph only while a session
-is built, then removed.
+The models are not modified: each segment is a new sub-model (the segment's nodes, the
+initializers they read, the live tensors as inputs). Values that are not numeric tensors
+(sequences, maps, strings) cannot be carried across a segment boundary and raise InputError.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,7 +43,7 @@ SCHEMA_VERSION = 1
 DEFAULT_ATOL = 1e-5
 DEFAULT_RTOL = 1e-4
 DEFAULT_CHUNK_SIZE = 32
-DEFAULT_CHUNK_BYTES = 1 << 30  # estimated bytes of exposed tensors per run (per model)
+DEFAULT_CHUNK_BYTES = 1 << 28  # estimated bytes of compared tensors per segment (per model)
 MAX_RANDOM_INPUT_BYTES = 4 << 30  # seeded random inputs larger than this are refused before allocating
 
 
@@ -102,6 +105,8 @@ class LocalizeResult:
     atol: float
     rtol: float
     inputs: dict[str, list[int]] = field(default_factory=dict)
+    nodes_run: dict[str, int] = field(default_factory=lambda: {"a": 0, "b": 0})
+    peak_live_tensors: int = 0
 
     @property
     def diverged(self) -> bool:
@@ -119,6 +124,8 @@ class LocalizeResult:
             "candidates": self.candidates,
             "unpaired": self.unpaired,
             "runs": self.runs,
+            "nodes_run": self.nodes_run,
+            "peak_live_tensors": self.peak_live_tensors,
             "compared": [c.to_dict() for c in self.compared],
             "skipped": [s.to_dict() for s in self.skipped],
         }
@@ -139,7 +146,8 @@ class LocalizeResult:
                 lines.append(f"  compared with A's tensor '{first.tensor_a}'")
             lines.append(f"  node #{first.position} of B; atol={self.atol:g} rtol={self.rtol:g}")
         lines.append(
-            f"compared {len(self.compared)} of {self.candidates} paired tensors in {self.runs} run(s) per model; "
+            f"compared {len(self.compared)} of {self.candidates} paired tensors in {self.runs} segment(s) per model "
+            f"(nodes run once each: A {self.nodes_run['a']}, B {self.nodes_run['b']}); "
             f"{len(self.skipped)} skipped (no element type); {self.unpaired} B tensors have no counterpart in A"
         )
         shown = self.compared[-10:]
@@ -198,7 +206,7 @@ def localize(
     """The first tensor, in B's topological order, whose values in B differ from A's beyond tolerance.
 
     ``feeds`` must fit both models. ``diff`` may pass a precomputed ``diff_models(a, b)``.
-    Defaults: atol 1e-5, rtol 1e-4, 32 tensors and about 1 GiB of tensors per run. ``labels``
+    Defaults: atol 1e-5, rtol 1e-4, 32 compared tensors and about 256 MiB of them per segment. ``labels``
     name the two models in errors (e.g. their files). A model without nodes is an InputError:
     there is no tensor to compare.
     """
@@ -230,22 +238,43 @@ def localize(
         rtol=rtol,
         inputs={name: list(np.shape(value)) for name, value in feeds.items()},
     )
+    _check_feeds(a, feeds, "A")
+    _check_feeds(b, feeds, "B")
     chunks = list(_chunks(pairs, chunk_size, chunk_bytes))
-    for chunk in progress(chunks, desc="localize", unit="chunk"):
-        exposed_a = list(dict.fromkeys(c for p in chunk for c in p.candidates_a))
-        values_a = _run_exposed(a, feeds, exposed_a, threads, labels[0])
-        values_b = _run_exposed(b, feeds, [(p.tensor_b, p.elem_b) for p in chunk], threads, labels[1])
+    producer_a = {t: i for i, n in enumerate(a.graph.node) for t in n.output if t}
+    last_chunk_of_a: dict[str, int] = {}  # the last chunk that compares against each A tensor
+    for index, chunk in enumerate(chunks):
+        for pair in chunk:
+            for name, _ in pair.candidates_a:
+                last_chunk_of_a[name] = index
+    stepper_a = _Stepper(a, feeds, threads, "A")
+    stepper_b = _Stepper(b, feeds, threads, "B")
+    held_a: dict[str, np.ndarray] = {}  # A values produced already and still to be compared
+    for index, chunk in enumerate(progress(chunks, desc="localize", unit="segment")):
+        needed_a = {name for pair in chunk for name, _ in pair.candidates_a}
+        end_a = max([stepper_a.position, *(producer_a[n] + 1 for n in needed_a if n not in held_a)])
+        wanted_a = {n for n, last in last_chunk_of_a.items() if last >= index and n not in held_a}
+        held_a.update(stepper_a.advance(end_a, wanted_a))
+        values_b = stepper_b.advance(chunk[-1].position + 1, {p.tensor_b for p in chunk})
         result.runs += 1
         for pair in chunk:
             got = values_b.pop(pair.tensor_b)
             # Among A's candidates, the first with B's shape at run time (else the preferred one).
             names = [name for name, _ in pair.candidates_a]
-            name_a = next((n for n in names if values_a[n].shape == got.shape), names[0])
-            comparison = _compare(pair, name_a, values_a[name_a], got, atol, rtol)
+            name_a = next((n for n in names if held_a[n].shape == got.shape), names[0])
+            comparison = _compare(pair, name_a, held_a[name_a], got, atol, rtol)
             result.compared.append(comparison)
             if not comparison.passed:
                 result.first_divergent = comparison
-                return result
+                break
+        for name in [n for n in held_a if last_chunk_of_a[n] <= index]:
+            del held_a[name]
+        result.nodes_run = {"a": stepper_a.position, "b": stepper_b.position}
+        result.peak_live_tensors = max(
+            result.peak_live_tensors, len(stepper_a.live) + len(stepper_b.live) + len(held_a)
+        )
+        if result.first_divergent is not None:
+            break
     return result
 
 
@@ -268,23 +297,36 @@ def _compare(pair: _Pair, tensor_a: str, a: np.ndarray, b: np.ndarray, atol: flo
     if a.dtype.kind not in "biuf" or b.dtype.kind not in "biuf":  # strings etc.: equality only
         fraction = float(np.mean(a != b))
         return TensorComparison(**base, max_abs=None, max_rel=None, mismatch_fraction=fraction, passed=fraction == 0.0)
-    ref = np.asarray(a, dtype=np.float64).reshape(-1)
-    got = np.asarray(b, dtype=np.float64).reshape(-1)
-    error = np.abs(got - ref)
-    both_nan = np.isnan(ref) & np.isnan(got)
-    error[both_nan] = 0.0
-    magnitude = np.abs(ref)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        relative = np.where(error == 0, 0.0, error / magnitude)
-    mismatched = ~(error <= atol + rtol * magnitude)  # NaN error counts as a mismatch
-    fraction = float(mismatched.mean())
+    max_abs = max_rel = 0.0
+    mismatched = 0
+    flat_a, flat_b = a.reshape(-1), b.reshape(-1)
+    for begin in range(0, flat_a.size, _COMPARE_BLOCK):  # blocks: float64 copies stay small
+        ref = flat_a[begin : begin + _COMPARE_BLOCK].astype(np.float64)
+        got = flat_b[begin : begin + _COMPARE_BLOCK].astype(np.float64)
+        error = np.abs(got - ref)
+        both_nan = np.isnan(ref) & np.isnan(got)
+        error[both_nan] = 0.0
+        magnitude = np.abs(ref)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            relative = np.where(error == 0, 0.0, error / magnitude)
+        within = (error <= atol + rtol * magnitude) | both_nan  # NaN matches only NaN
+        mismatched += int(np.count_nonzero(~within))
+        max_abs, max_rel = _nan_max(max_abs, _finite_max(error)), _nan_max(max_rel, _finite_max(relative))
+    fraction = mismatched / flat_a.size
     return TensorComparison(
         **base,
-        max_abs=_finite_max(error),
-        max_rel=_finite_max(relative),
+        max_abs=max_abs,
+        max_rel=max_rel,
         mismatch_fraction=fraction,
-        passed=fraction == 0.0,
+        passed=mismatched == 0,
     )
+
+
+_COMPARE_BLOCK = 1 << 20  # elements compared at a time
+
+
+def _nan_max(x: float, y: float) -> float:
+    return float("nan") if math.isnan(x) or math.isnan(y) else max(x, y)
 
 
 def _finite_max(values: np.ndarray) -> float:
@@ -412,32 +454,105 @@ def _chunks(pairs: list[_Pair], size: int, max_bytes: int) -> Iterator[list[_Pai
         yield chunk
 
 
-@contextmanager
-def _extra_outputs(model: onnx.ModelProto, tensors: Sequence[tuple[str, int]]):
-    """Temporarily append graph outputs (element type only) for ``tensors``; restore afterwards."""
-    existing = {o.name for o in model.graph.output}
-    count = len(model.graph.output)
-    for name, elem in tensors:
-        if name not in existing:
-            model.graph.output.append(onnx.helper.make_tensor_value_info(name, elem, None))
-            existing.add(name)
-    try:
-        yield model
-    finally:
-        del model.graph.output[count:]
+def _real_inputs(model: onnx.ModelProto) -> list[str]:
+    initializers = {t.name for t in model.graph.initializer}
+    return [i.name for i in model.graph.input if i.name not in initializers]
 
 
-def _run_exposed(model, feeds, tensors, threads, label) -> dict[str, np.ndarray]:
-    with _extra_outputs(model, tensors):
+def _check_feeds(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray], label: str) -> None:
+    expected = set(_real_inputs(model))
+    if set(feeds) != expected:
+        raise InputError(f"inputs {sorted(feeds)} do not match the model's inputs {sorted(expected)} (model {label})")
+
+
+def _reads(node: onnx.NodeProto) -> set[str]:
+    """Names a node reads: its inputs and the outer-scope names its subgraphs (If, Loop, Scan) use."""
+    names = {t for t in node.input if t}
+    for attr in node.attribute:
+        for graph in [attr.g] if attr.HasField("g") else list(attr.graphs):
+            names |= _outer_names(graph)
+    return names
+
+
+def _outer_names(graph: onnx.GraphProto) -> set[str]:
+    defined = {i.name for i in graph.input} | {t.name for t in graph.initializer}
+    used = set()
+    for node in graph.node:
+        used |= _reads(node) - defined
+        defined.update(node.output)
+    return used
+
+
+class _Stepper:
+    """Runs one model forward a segment at a time, holding only the tensors live at the boundary.
+
+    ``advance(end, expose)`` runs nodes ``[position, end)`` (topological order) as a sub-model
+    whose inputs are the live tensors and whose outputs are the tensors read after ``end`` (or
+    graph outputs) plus ``expose``; it returns the exposed values. Each node runs exactly once, so
+    a full pass over the model costs one forward plus a session per segment.
+    """
+
+    def __init__(self, model: onnx.ModelProto, feeds: Mapping[str, np.ndarray], threads: int | None, label: str):
+        self.model, self.threads, self.label = model, threads, label
+        self.nodes = list(model.graph.node)
+        self.reads = [_reads(node) for node in self.nodes]
+        self.initializers = {t.name: t for t in model.graph.initializer}
+        self.last_use: dict[str, int] = {}
+        for index, names in enumerate(self.reads):
+            for name in names:
+                self.last_use[name] = index
+        for output in model.graph.output:
+            self.last_use[output.name] = len(self.nodes)
+        self.live: dict[str, np.ndarray] = {name: np.asarray(feeds[name]) for name in _real_inputs(model)}
+        self.position = 0
+
+    def advance(self, end: int, expose: set[str]) -> dict[str, np.ndarray]:
+        start, end = self.position, min(end, len(self.nodes))
+        if end <= start:
+            return {}
+        segment = self.nodes[start:end]
+        produced, outer = set(), set()
+        for node, reads in zip(segment, self.reads[start:end]):
+            outer |= reads - produced
+            produced.update(t for t in node.output if t)
+        inputs = sorted(n for n in outer if n in self.live)
+        outputs = [t for node in segment for t in node.output if t and (t in expose or self.last_use.get(t, -1) >= end)]
+        outputs = list(dict.fromkeys(outputs))
+        sub = onnx.ModelProto()
+        sub.ir_version = self.model.ir_version
+        sub.opset_import.extend(self.model.opset_import)
+        sub.functions.extend(self.model.functions)
+        graph = sub.graph
+        graph.name = f"{self.model.graph.name}[{start}:{end}]"
+        graph.node.extend(segment)
+        graph.initializer.extend(
+            self.initializers[n] for n in sorted(outer) if n in self.initializers and n not in self.live
+        )
+        for name in inputs:
+            value = self.live[name]
+            if not isinstance(value, np.ndarray) or value.dtype.kind not in "biufc?":
+                raise InputError(
+                    f"model {self.label}: localize cannot carry '{name}' across a segment boundary "
+                    f"(a {type(value).__name__}, not a numeric tensor)"
+                )
+            elem = onnx.helper.np_dtype_to_tensor_dtype(value.dtype)
+            graph.input.append(onnx.helper.make_tensor_value_info(name, elem, value.shape))
+        graph.output.extend(onnx.ValueInfoProto(name=name) for name in outputs)
         try:
-            session = create_session(model, threads=threads)
+            session = create_session(sub, threads=self.threads)
         except RuntimeLoadError as exc:
-            what = f"{label} with intermediate outputs"
-            raise RuntimeLoadError(cannot_load_message(model, exc.__cause__ or exc, what)) from exc
-    try:
-        return run_session(session, feeds, [name for name, _ in tensors])
-    finally:
-        del session
+            what = f"model {self.label} (nodes {start}-{end - 1})"
+            raise RuntimeLoadError(cannot_load_message(sub, exc.__cause__ or exc, what)) from exc
+        del sub, graph
+        try:
+            values = run_session(session, {n: self.live[n] for n in inputs}, outputs)
+        finally:
+            del session
+        self.position = end
+        self.live.update((t, values[t]) for t in outputs if self.last_use.get(t, -1) >= end)
+        for name in [n for n in self.live if self.last_use.get(n, -1) < end]:
+            del self.live[name]
+        return {t: values[t] for t in outputs if t in expose}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -52,9 +52,11 @@ from graphkit.errors import PassError
 from graphkit.ir import (
     ValueTypes,
     constant_value,
+    deferred_node_edits,
     fresh_name,
+    insert_before,
     is_default_domain,
-    node_index,
+    is_removed,
     node_site,
     output_names,
     producer,
@@ -350,20 +352,19 @@ def apply_rules(
     for rounds in range(1, MAX_ROUNDS + 1):
         declined: dict[str, Declined] = {}
         changed = False
-        alive = {id(n) for n in graph.nodes}
-        for node in list(graph.nodes):
-            if id(node) not in alive:
-                continue
-            for rule in by_op.get(node.op, ()):
-                verdict = _try(rule, node, graph, ctx)
-                if verdict is True:
-                    counts[rule.name] = counts.get(rule.name, 0) + 1
-                    changed = True
-                    alive = {id(n) for n in graph.nodes}
-                    break
-                if isinstance(verdict, str):
-                    site = node_site(node)
-                    declined.setdefault(f"{site}\0{rule.name}", Declined(site, f"{rule.name}: {verdict}"))
+        with deferred_node_edits(graph):  # one rebuild of graph.nodes per round, not one scan per rewrite
+            for node in list(graph.nodes):
+                if is_removed(node):  # taken out by an earlier rewrite of this round
+                    continue
+                for rule in by_op.get(node.op, ()):
+                    verdict = _try(rule, node, graph, ctx)
+                    if verdict is True:
+                        counts[rule.name] = counts.get(rule.name, 0) + 1
+                        changed = True
+                        break
+                    if isinstance(verdict, str):
+                        site = node_site(node)
+                        declined.setdefault(f"{site}\0{rule.name}", Declined(site, f"{rule.name}: {verdict}"))
         if not changed:
             return RulesOutcome(counts, list(declined.values()), rounds)
     raise PassError(f"rules {[r.name for r in rules]} did not reach a fixed point after {MAX_ROUNDS} rounds")
@@ -426,8 +427,7 @@ def _replace(
         if out.name in outputs and (writer is None or result.name in outputs or any(result is t for t in graph.inputs)):
             what = "graph output" if result.name in outputs else "graph input or constant"
             return f"output '{out.name}' is a graph output fed directly by {what} '{result.name}'; removing would rename it"
-    position = node_index(graph, root)
-    graph.nodes[position:position] = builder.nodes
+    insert_before(graph, root, builder.nodes)
     root.outputs.clear()
     if id(result) in made:
         writer.outputs[writer.outputs.index(result)] = out

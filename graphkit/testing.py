@@ -30,7 +30,7 @@ import numpy as np
 import onnx
 import onnx.parser
 
-from graphkit.model import check_model, content_hash, op_counts
+from graphkit.model import check_model, clone, content_hash, op_counts
 from graphkit.pass_base import Pass, PassResult
 from graphkit.registry import get_pass, load_pass_dir
 from graphkit.runtime.feeds import random_feeds
@@ -298,3 +298,34 @@ def binary_constant_graphs(ops, values, max_rank: int = 3, opsets=(13, 17, 21)):
         )
 
     return graphs()
+
+
+def modelzoo_softmax_fix(model: onnx.ModelProto, keep_softmax_output_name: bool = True) -> onnx.ModelProto:
+    """The Ascend ModelZoo's opset-11 "fix": Transpose -> Softmax(axis=3) -> Transpose becomes
+    Softmax(axis=1), staying at opset 11 (where Softmax(axis=1) is a joint softmax over C*H*W, so
+    the fix changes the function: the reference divergence for diff and localize).
+
+    With ``keep_softmax_output_name`` the Softmax keeps its output and consumers are rewired;
+    otherwise the Softmax takes over the second Transpose's output name.
+    """
+    fixed = clone(model)
+    nodes = list(fixed.graph.node)
+    softmax = next(n for n in nodes if n.op_type == "Softmax")
+    first = next(n for n in nodes if n.output[0] == softmax.input[0] and n.op_type == "Transpose")
+    second = next(n for n in nodes if softmax.output[0] in n.input and n.op_type == "Transpose")
+    softmax.input[0] = first.input[0]
+    softmax.attribute[0].i = 1
+    old, new = second.output[0], softmax.output[0]
+    if not keep_softmax_output_name:
+        softmax.output[0], new = old, old
+    for node in nodes:
+        for i, name in enumerate(node.input):
+            if name == old:
+                node.input[i] = new
+    for output in fixed.graph.output:
+        if output.name == old:
+            output.name = new
+    del fixed.graph.node[:]
+    fixed.graph.node.extend(n for n in nodes if n is not first and n is not second)
+    onnx.checker.check_model(fixed)
+    return fixed

@@ -41,6 +41,7 @@ from graphkit.ir import (
     bypass_node,
     constant_value,
     is_default_domain,
+    is_removed,
     node_site,
     producer,
     remove_dead,
@@ -139,9 +140,8 @@ class EliminateNoops(Pass):
         while changed:
             changed = False
             outputs = {t.name for t in graph.outputs}
-            alive = {id(n) for n in graph.nodes}
             for node in list(graph.nodes):
-                if id(node) not in alive or not is_default_domain(node):
+                if is_removed(node) or not is_default_domain(node):
                     continue
                 site = _site(node)
                 verdict = self._classify(node, outputs)
@@ -161,7 +161,6 @@ class EliminateNoops(Pass):
                 counts[kind] = counts.get(kind, 0) + 1
                 declined.pop(site, None)
                 changed = any_change = True
-                alive = {id(n) for n in graph.nodes}
         return any_change
 
     def _classify(self, node: gs.Node, outputs: set[str]):

@@ -81,3 +81,93 @@ def test_round_trip_leaves_graph_and_input_as_they_were():
     again = to_model(graph, model)
     assert content_hash(again) == content_hash(exported)
     run_pass(get_pass("eliminate-noops")(), exported)
+
+
+# --- node removal: one scan per call, tombstones for loops over a snapshot ----------------------
+
+
+def _chain_graph(length: int = 30):
+    """x -> Relu -> Relu -> ... -> y, plus a dead side branch Neg -> Abs hanging off the first Relu."""
+    nodes = [helper.make_node("Relu", ["x" if i == 0 else f"t{i - 1}"], [f"t{i}"], name=f"r{i}") for i in range(length)]
+    nodes.append(helper.make_node("Neg", ["t0"], ["side0"], name="neg"))
+    nodes.append(helper.make_node("Abs", ["side0"], ["side1"], name="abs"))
+    nodes.append(helper.make_node("Identity", [f"t{length - 1}"], ["y"], name="out"))
+    model = helper.make_model(
+        helper.make_graph(
+            nodes,
+            "chain",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+            [
+                helper.make_tensor_value_info("y", TensorProto.FLOAT, [2]),
+                helper.make_tensor_value_info("side1", TensorProto.FLOAT, [2]),
+            ],
+        )
+    )
+    return to_graph(model)
+
+
+def test_remove_nodes_removes_many_at_once_and_their_dead_producers():
+    from graphkit.ir import is_removed, remove_nodes
+
+    graph = _chain_graph()
+    by_name = {n.name: n for n in graph.nodes}
+    graph.outputs = [t for t in graph.outputs if t.name != "side1"]
+    remove_nodes(graph, [by_name["abs"], by_name["abs"]])  # listed twice: removed once
+    # 'neg' lost its only reader: removed as dead; the chain feeds 'y' and stays.
+    assert [n.name for n in graph.nodes] == [f"r{i}" for i in range(30)] + ["out"]
+    assert is_removed(by_name["abs"]) and is_removed(by_name["neg"]) and not is_removed(by_name["r0"])
+    remove_nodes(graph, [by_name["abs"]])  # no longer in the graph: nothing happens
+    assert len(graph.nodes) == 31
+    # Dropping the graph output's producer makes the whole chain dead, transitively.
+    graph.outputs = []
+    remove_nodes(graph, [by_name["out"]])
+    assert graph.nodes == [] and all(is_removed(by_name[f"r{i}"]) for i in range(30))
+
+
+def test_remove_dead_keeps_producers_that_are_still_read():
+    from graphkit.ir import is_removed, remove_dead
+
+    graph = _chain_graph()
+    by_name = {n.name: n for n in graph.nodes}
+    remove_dead(graph, [by_name["neg"].outputs[0]])  # read by 'abs'
+    remove_dead(graph, [by_name["abs"].outputs[0]])  # a graph output
+    assert len(graph.nodes) == 33 and not any(is_removed(n) for n in graph.nodes)
+
+
+def _edit(graph, deferred: bool):
+    """Replace r3 by two new nodes, drop 'abs' and 'neg', then replace one of the new nodes again."""
+    import contextlib
+
+    import onnx_graphsurgeon as gs
+
+    from graphkit.ir import deferred_node_edits, fresh_name, insert_before, remove_nodes, replace_all_uses
+
+    by_name = {n.name: n for n in graph.nodes}
+    graph.outputs = [t for t in graph.outputs if t.name != "side1"]
+    with deferred_node_edits(graph) if deferred else contextlib.nullcontext():
+        r3 = by_name["r3"]
+        mid = gs.Variable(fresh_name(graph, "t3"))
+        first = gs.Node("Abs", fresh_name(graph, "r3"), inputs=[r3.inputs[0]], outputs=[mid])
+        insert_before(graph, r3, [first])
+        out = gs.Variable(fresh_name(graph, "t3"))
+        second = gs.Node("Relu", fresh_name(graph, "r3"), inputs=[mid], outputs=[out])
+        insert_before(graph, r3, [second])
+        replace_all_uses(graph, r3.outputs[0], out)
+        remove_nodes(graph, [r3, by_name["abs"]])
+        third = gs.Node("Neg", fresh_name(graph, "again"), inputs=[first.inputs[0]], outputs=[gs.Variable("t3_again")])
+        insert_before(graph, first, [third])
+        replace_all_uses(graph, mid, third.outputs[0])
+        remove_nodes(graph, [first])
+    return [n.name for n in graph.nodes], [t.name for n in graph.nodes for t in n.outputs]
+
+
+def test_deferred_node_edits_give_the_same_graph_as_immediate_ones():
+    from graphkit.ir import is_removed
+
+    immediate = _edit(_chain_graph(), deferred=False)
+    deferred = _edit(_chain_graph(), deferred=True)
+    assert deferred == immediate
+    names, tensors = deferred
+    assert names[:5] == ["r0", "r1", "r2", "again", "r3_2"] and "neg" not in names and "abs" not in names
+    assert len(set(names)) == len(names) and len(set(tensors)) == len(tensors)  # fresh names stayed unique
+    assert not any(is_removed(n) for n in _chain_graph().nodes)

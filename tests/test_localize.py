@@ -13,7 +13,7 @@ from graphkit.diff import diff_models
 from graphkit.errors import GoldenError, InputError, ModelLoadError
 from graphkit.localize import feeds_for, golden_feeds, load_npz_feeds, localize
 from graphkit.model import clone, content_hash
-from graphkit.testing import export_legacy, make_model
+from graphkit.testing import export_legacy, make_model, modelzoo_softmax_fix
 
 ATOL, RTOL = 1e-6, 1e-6
 
@@ -117,6 +117,8 @@ def test_result_dict_and_text():
         "candidates",
         "unpaired",
         "runs",
+        "nodes_run",
+        "peak_live_tensors",
         "compared",
         "skipped",
     }
@@ -174,35 +176,6 @@ def _export_legacy(module, example, path, outputs):
     model = export_legacy(module, (example,), ["image"], list(outputs), batch_dim="-1")
     onnx.save(model, str(path))
     return model
-
-
-def modelzoo_softmax_fix(model: onnx.ModelProto, keep_softmax_output_name: bool = True) -> onnx.ModelProto:
-    """Replace Transpose -> Softmax(axis=3) -> Transpose by Softmax(axis=1), staying at opset 11.
-
-    With ``keep_softmax_output_name`` the Softmax keeps its output and consumers are rewired;
-    otherwise the Softmax takes over the second Transpose's output name.
-    """
-    fixed = clone(model)
-    nodes = list(fixed.graph.node)
-    softmax = next(n for n in nodes if n.op_type == "Softmax")
-    first = next(n for n in nodes if n.output[0] == softmax.input[0] and n.op_type == "Transpose")
-    second = next(n for n in nodes if softmax.output[0] in n.input and n.op_type == "Transpose")
-    softmax.input[0] = first.input[0]
-    softmax.attribute[0].i = 1
-    old, new = second.output[0], softmax.output[0]
-    if not keep_softmax_output_name:
-        softmax.output[0], new = old, old
-    for node in nodes:
-        for i, name in enumerate(node.input):
-            if name == old:
-                node.input[i] = new
-    for output in fixed.graph.output:
-        if output.name == old:
-            output.name = new
-    del fixed.graph.node[:]
-    fixed.graph.node.extend(n for n in nodes if n is not first and n is not second)
-    onnx.checker.check_model(fixed)
-    return fixed
 
 
 @pytest.fixture(scope="module")
@@ -366,3 +339,117 @@ def test_text_report_escapes_control_characters_in_names():
     b = add_chain(BAD, tensor_prefix="t\x1b[2J")
     text = localize(a, b, feeds_for(a, b, dims={"batch": 1}), atol=ATOL, rtol=RTOL).to_text()
     assert "\x1b" not in text and "first divergent tensor 't\\x1b[2J5'" in text
+
+
+# --- Segment-wise (lockstep) execution: same answer as exposing every tensor at once -----------
+
+
+def random_dag(seed: int, size: int = 40, planted: dict[int, float] | None = None, reverse_branches=False):
+    """A seeded DAG of Add/Mul/Sub nodes, each reading one or two earlier tensors and its own constant.
+
+    ``planted`` changes the constant of the given nodes (a divergence). Two graph outputs: the last
+    tensor and a mid-graph one, so branches end in more than one place. ``reverse_branches``
+    emits the same DAG in another valid topological order (the reversed-in-pairs order below).
+    """
+    rng = np.random.default_rng(seed)
+    nodes, inits, tensors = [], [], ["x"]
+    for i in range(size):
+        reads = [tensors[int(rng.integers(max(0, len(tensors) - 6), len(tensors)))]]
+        if rng.random() < 0.5:
+            reads.append(tensors[int(rng.integers(0, len(tensors)))])
+        value = float(rng.uniform(0.5, 1.5)) + (planted or {}).get(i, 0.0)
+        inits.append(numpy_helper.from_array(np.full(4, value, np.float32), f"c{i}"))
+        op = ["Add", "Mul", "Sub"][i % 3]
+        first = helper.make_node(op, [reads[0], f"c{i}"], [f"u{i}"], name=f"n{i}a")
+        body = [first]
+        if len(reads) == 2:
+            body.append(helper.make_node("Add", [f"u{i}", reads[1]], [f"v{i}"], name=f"n{i}b"))
+        else:
+            body.append(helper.make_node("Relu", [f"u{i}"], [f"v{i}"], name=f"n{i}b"))
+        nodes += body
+        tensors.append(f"v{i}")
+    if reverse_branches:  # swap independent neighbours: still topological, another node order
+        order = list(nodes)
+        for k in range(0, len(order) - 1):
+            first, second = order[k], order[k + 1]
+            if not set(first.output) & set(second.input):
+                order[k], order[k + 1] = second, first
+        nodes = order
+    outputs = [f"v{size - 1}", f"v{size // 2}"]
+    return make_model(
+        nodes,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+        [helper.make_tensor_value_info(name, TensorProto.FLOAT, ["N", 4]) for name in outputs],
+        inits,
+    )
+
+
+def first_divergent_by_exposing_everything(a, b, feeds):
+    """The reference: run each whole model once with every tensor exposed; first B tensor that differs."""
+    from graphkit.runtime.ort import run_ort
+
+    def everything(model):
+        exposed = clone(model)
+        names = [t for n in model.graph.node for t in n.output]
+        del exposed.graph.output[:]
+        exposed.graph.output.extend(onnx.ValueInfoProto(name=name) for name in names)
+        return run_ort(exposed, feeds)
+
+    values_a, values_b = everything(a), everything(b)
+    for node in b.graph.node:
+        for tensor in node.output:
+            if not np.allclose(values_b[tensor], values_a[tensor], atol=ATOL, rtol=RTOL):
+                return tensor, node.name
+    return None
+
+
+@pytest.mark.parametrize(
+    "planted",
+    [{0: 0.25}, {17: 0.25}, {39: 0.25}, {9: 0.3, 24: -0.2}, {30: 0.1, 5: 0.5}],
+    ids=["first-node", "middle", "last-node", "two-divergences", "two-divergences-reversed-plant"],
+)
+@pytest.mark.parametrize("chunk_size", [1, 5, 1000])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_segments_name_the_same_node_as_exposing_everything(planted, chunk_size, seed):
+    a, b = random_dag(seed), random_dag(seed, planted=planted)
+    feeds = feeds_for(a, b, seed=seed, dims={"N": 2})
+    expected = first_divergent_by_exposing_everything(a, b, feeds)
+    result = localize(a, b, feeds, atol=ATOL, rtol=RTOL, chunk_size=chunk_size)
+    assert expected is not None and result.diverged
+    assert (result.first_divergent.tensor, result.first_divergent.node) == expected
+    # Each node ran at most once per model, and B stopped at the divergent node's segment.
+    assert result.nodes_run["b"] <= len(b.graph.node) and result.nodes_run["a"] <= len(a.graph.node)
+    assert result.nodes_run["b"] > result.first_divergent.position
+
+
+@pytest.mark.parametrize("planted", [{3: 0.25}, {21: 0.25}, {38: 0.25}])
+def test_models_in_different_node_orders(planted):
+    """A's node order differs from B's: A's tensors computed early are held until compared."""
+    a = random_dag(3, reverse_branches=True)
+    b = random_dag(3, planted=planted)
+    assert [n.name for n in a.graph.node] != [n.name for n in b.graph.node]
+    feeds = feeds_for(a, b, seed=0, dims={"N": 3})
+    expected = first_divergent_by_exposing_everything(a, b, feeds)
+    result = localize(a, b, feeds, atol=ATOL, rtol=RTOL, chunk_size=2)
+    assert (result.first_divergent.tensor, result.first_divergent.node) == expected
+
+
+def test_live_tensors_stay_bounded_on_a_long_chain():
+    """On a 200-node chain only the tensor crossing each boundary is held, not everything computed."""
+    constants = [float(i % 7) for i in range(200)]
+    a = add_chain(constants)
+    result = localize(a, clone(a), feeds_for(a, a, dims={"N": 1}), atol=ATOL, rtol=RTOL, chunk_size=3)
+    assert not result.diverged and len(result.compared) == 200
+    assert result.nodes_run == {"a": 200, "b": 200}  # every node ran once per model
+    assert result.runs == 67
+    assert 1 <= result.peak_live_tensors <= 4
+
+
+def test_nan_matches_only_nan():
+    a = add_chain(GOOD)
+    x = np.array([[1.0, np.nan, 2.0, 3.0]], np.float32)
+    assert not localize(a, clone(a), {"x": x}, atol=ATOL, rtol=RTOL).diverged  # NaN in both: equal
+    b = clone(a)
+    b.graph.initializer[4].CopyFrom(numpy_helper.from_array(np.array([4, np.nan, 4, 4], np.float32), "c4"))
+    first = localize(a, b, {"x": np.zeros((1, 4), np.float32)}, atol=ATOL, rtol=RTOL).first_divergent
+    assert (first.node, first.mismatch_fraction) == ("add4", 0.25) and np.isnan(first.max_abs)

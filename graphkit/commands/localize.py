@@ -9,9 +9,10 @@ from graphkit.model import load_user_model
 
 NAME = "localize"
 HELP = "find the first tensor (in topological order) where model B diverges from model A"
-DESCRIPTION = """Run A and B on the same inputs with intermediate tensors exposed, a chunk at a time,
-and report the first tensor of B (in topological order) whose values differ from A's beyond
-tolerance, the node that produced it, and the error figures (max abs, max rel, mismatch).
+DESCRIPTION = """Run A and B on the same inputs in lockstep, segment by segment (each node runs once per
+model; only the tensors live at a segment boundary are held), and report the first tensor of B
+(in topological order) whose values differ from A's beyond tolerance, the node that produced
+it, and the error figures (max abs, max rel, mismatch).
 
 Inputs: --inputs F.npz (arrays keyed by input name), --golden DIR (its first inputs*.npz or *.inputs.npz), or
 seeded random inputs (--seed, --dims for symbolic dims). Exit code 1 when a divergence is found,
@@ -38,7 +39,7 @@ def add_arguments(parser) -> None:
     )
     parser.add_argument("--atol", type=float, help="absolute tolerance (library default 1e-5)")
     parser.add_argument("--rtol", type=float, help="relative tolerance (library default 1e-4)")
-    parser.add_argument("--chunk-size", type=int, help="tensors exposed per onnxruntime run (library default 32)")
+    parser.add_argument("--chunk-size", type=int, help="compared tensors per segment (library default 32)")
     parser.add_argument("--threads", type=int, help="onnxruntime intra-op threads (default: onnxruntime's)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
 
