@@ -16,7 +16,6 @@ A run folder holds one run: a rerun removes the earlier run's files first (see
 from __future__ import annotations
 
 import json
-import os
 import resource
 import sys
 import time
@@ -29,6 +28,7 @@ import onnx
 from tqdm import tqdm
 
 from graphkit import __version__
+from graphkit.cache import cache_dir
 from graphkit.console import json_default, progress
 from graphkit.errors import GraphkitError, PipelineSpecError, SpecError
 from graphkit.files import make_folder, write_text_atomic
@@ -113,8 +113,7 @@ def golden_dir(spec: PipelineSpec, source_hash: str) -> Path:
     """The pipeline's golden folder, or a cache folder keyed by the source model's hash."""
     if spec.golden.dir:
         return Path(spec.golden.dir)
-    cache = Path(os.environ.get("GRAPHKIT_CACHE", ".cache/graphkit"))
-    return cache / "golden" / f"{spec.name}-{source_hash[:16]}-{spec.golden.producer}"
+    return cache_dir("golden") / f"{spec.name}-{source_hash[:16]}-{spec.golden.producer}"
 
 
 def apply_pipeline(

@@ -33,6 +33,7 @@ COMMAND_MODULES = (
     "eval",
     "export",
     "new_pass",
+    "cache",
 )
 
 
