@@ -22,7 +22,13 @@ def _changes(record: dict) -> str:
 
 
 def _clip(text: str, width: int = 72) -> str:
-    return text if len(text) <= width else text[: width - 3] + "..."
+    """Shortened for the table only (the report keeps the whole text), at a word, with an ellipsis."""
+    if len(text) <= width:
+        return text
+    cut = text[: width - 1]
+    if " " in cut[width // 2 :]:
+        cut = cut[: cut.rindex(" ")]
+    return cut.rstrip(" ,;:") + "…"
 
 
 def render_summary(report: dict) -> str:
@@ -39,6 +45,7 @@ def render_summary(report: dict) -> str:
     if golden:
         reused = "reused" if golden.get("reused") else "recorded"
         lines.append(f"golden:  {golden.get('dir')} ({reused}; cases {', '.join(golden.get('cases', []))})")
+        lines += [f"note:    {note}" for note in golden.get("notes") or []]
     if "source_validation" in report:
         worst = {}
         for case in report["source_validation"]["cases"]:
@@ -49,7 +56,12 @@ def render_summary(report: dict) -> str:
     for record in report.get("passes", []):
         times = record.get("times", {})
         checks = sum(v for k, v in times.items() if k != "pass")
-        nodes = f"{record['nodes_before']}->{record['nodes_after']}" if record.get("nodes_before") else "-"
+        if not record.get("nodes_before"):
+            nodes = "-"
+        elif record["status"] in ("failed", "rolled-back"):  # the model stays as before the pass
+            nodes = f"{record['nodes_before']} kept"
+        else:
+            nodes = f"{record['nodes_before']}->{record['nodes_after']}"
         rows.append(
             [
                 record["index"] + 1,
