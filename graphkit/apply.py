@@ -30,6 +30,7 @@ import onnx
 from tqdm import tqdm
 
 from graphkit import __version__
+from graphkit.batch_proof import BatchStacking
 from graphkit.cache import cache_dir
 from graphkit.console import json_default, progress
 from graphkit.errors import GoldenError, GraphkitError, PipelineSpecError, SpecError, one_line
@@ -306,6 +307,7 @@ def _instruments(spec: PipelineSpec, golden: GoldenSet, run_dir: Path) -> list[I
         labels = [f"b{b}" for b in spec.validate.each_batch_sizes] if spec.validate.each_batch_sizes else None
         validate = RegionValidate if spec.validate.mode == "region" else Validate
         instruments.append(validate(golden, spec.golden.tolerances(), labels))
+        instruments.append(BatchStacking(golden, spec.golden.tolerances()))  # a batch made dynamic
     instruments += [PassDiff(run_dir / "diffs"), Reproducer(run_dir)]
     return instruments
 

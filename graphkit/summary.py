@@ -13,6 +13,12 @@ def _errors(max_abs: dict) -> str:
 
 
 def _changes(record: dict) -> str:
+    if record["status"] in ("failed", "rolled-back"):
+        return record.get("error", "")
+    if record["status"] == "unchanged" and record.get("declined"):
+        first = record["declined"][0]
+        more = f" (+{len(record['declined']) - 1} more)" if len(record["declined"]) > 1 else ""
+        return f"declined {first.get('site')}: {first.get('reason')}{more}"
     if record.get("diff_summary"):
         return record["diff_summary"]
     delta = record.get("op_delta") or {}
@@ -71,11 +77,18 @@ def render_summary(report: dict) -> str:
                 f"{times.get('pass', 0):.2f}s",
                 f"{checks:.2f}s",
                 _errors(record.get("max_abs") or {}),
-                _clip(_changes(record) if record["status"] != "failed" else record.get("error", "")),
+                _clip(_changes(record)),
             ]
         )
+    stacking = [
+        f"note:    pass '{record['name']}': {note}"
+        for record in report.get("passes", [])
+        for note in record.get("notes") or []
+        if note.startswith("batch stacking")
+    ]
     if rows:
         lines += ["", format_table(["#", "pass", "status", "nodes", "time", "checks", "max abs err", "changes"], rows)]
+    lines += stacking
     final = report.get("final")
     if final:
         cases = [c["label"] for c in final["validation"]["cases"] if not c.get("skipped")]

@@ -83,6 +83,39 @@ def tiny_bert(vocab: int = 50, hidden: int = 8, batch: str | int = "batch", seq:
     )
 
 
+def detector_split() -> onnx.ModelProto:
+    """A detector-like head exported at batch 1: the image rows are concatenated with a constant
+    prior row and split back with sizes [1, 1] baked for batch 1. Valid at batch 1; at batch 3 the
+    Split sizes no longer add up, so the batch is not really dynamic."""
+    inits = {"prior": np.arange(6, dtype=np.float32).reshape(1, 6), "split": np.array([1, 1], np.int64)}
+    nodes = [
+        helper.make_node("Relu", ["image"], ["r"]),
+        helper.make_node("Concat", ["r", "prior"], ["both"], axis=0),
+        helper.make_node("Split", ["both", "split"], ["scores", "anchors"], axis=0),
+    ]
+    return _model(
+        nodes,
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 6])],
+        [
+            helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 6]),
+            helper.make_tensor_value_info("anchors", TensorProto.FLOAT, [1, 6]),
+        ],
+        inits,
+    )
+
+
+def detector_counts() -> onnx.ModelProto:
+    """Batch 1 image [1, 6] -> per-anchor scores [6, 1]: the output's dim 0 is a count of anchors,
+    not the batch, so the samples are not rows of the output."""
+    nodes = [helper.make_node("Transpose", ["image"], ["per_anchor"], perm=[1, 0])]
+    return _model(
+        nodes,
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 6])],
+        [helper.make_tensor_value_info("per_anchor", TensorProto.FLOAT, [6, 1])],
+        {},
+    )
+
+
 def detector_like() -> onnx.ModelProto:
     """Batch 1 image [1, 6] -> scores; the detections' dim 0 is a count, not the batch: a Reshape
     flattens the batch into the boxes ([1, 6] -> [3, 2]), and a Split has sizes baked for batch 1."""
