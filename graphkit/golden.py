@@ -133,7 +133,7 @@ def make_inputs(
         if dtype.kind == "f":
             feeds[name] = rng.standard_normal(shape, dtype=np.float32).astype(dtype)
         else:
-            low, high = (ranges or {}).get(name, (0, 3))
+            low, high = (ranges or {}).get(name, (0, 1) if dtype.kind == "b" else (0, 3))
             feeds[name] = rng.integers(low, high, size=shape, endpoint=True).astype(dtype)
     return feeds
 
@@ -234,9 +234,13 @@ def golden_defaults(
         elif "mask" in value.name.lower():
             ranges[value.name] = [0, 1]
             notes.append(f"integer input '{value.name}' looks like a mask: values 0/1")
-    for name, (low, _high) in ranges.items():
-        if low < 0 and np_dtype(known[name]).kind == "u":
-            raise GoldenError(f"--input-range {name}: input '{name}' is unsigned; LOW must be >= 0")
+    for name, (low, high) in ranges.items():
+        limits = np.iinfo(np_dtype(known[name]))
+        if low < limits.min or high > limits.max:
+            raise GoldenError(
+                f"--input-range {name}={low}:{high}: outside the values of input '{name}' "
+                f"({np_dtype(known[name])}: {limits.min}..{limits.max})"
+            )
     return GoldenDefaults(list(batch_sizes), filled, ranges, notes, dynamic)
 
 
