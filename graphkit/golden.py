@@ -193,8 +193,11 @@ def golden_defaults(
         elif static:
             batch_sizes = [min(static)]
             notes.append(f"an input has a static dim 0 ({min(static)}): one golden case at batch {min(static)}")
-        else:
+        elif has_symbolic:
             batch_sizes = [1, 2]
+        else:  # no input has a dim 0 (scalars, or no inputs): one case
+            batch_sizes = [1]
+            dynamic = False
     filled = dict(given)
     for value in inputs:
         integer = np_dtype(value).kind in "iu"

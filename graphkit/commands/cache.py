@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from graphkit.cache import cache_root, list_entries, remove_entries
 from graphkit.console import format_table, print_json
+from graphkit.errors import printable
 
 NAME = "cache"
 HELP = "list or clear graphkit's cache (golden sets) in the user's cache folder"
@@ -37,11 +38,11 @@ def run(args) -> int:
         if args.json:
             print_json({"root": str(root), "entries": [vars(e) for e in entries]})
             return 0
-        print(f"cache: {root}")
+        print(f"cache: {printable(str(root))}")
         if not entries:
             print("(empty)")
             return 0
-        rows = [[e.kind, e.name, _human(e.bytes), e.path] for e in entries]
+        rows = [[printable(e.kind), printable(e.name), _human(e.bytes), printable(e.path)] for e in entries]
         print(format_table(["kind", "entry", "size", "path"], rows))
         print(f"total {_human(sum(e.bytes for e in entries))} in {len(entries)} entries")
         return 0
@@ -50,6 +51,6 @@ def run(args) -> int:
         print_json({"root": str(root), "removed": [vars(e) for e in removed]})
         return 0
     for entry in removed:
-        print(f"removed {entry.path} ({_human(entry.bytes)})")
-    print(f"removed {len(removed)} entries, {_human(sum(e.bytes for e in removed))} from {root}")
+        print(f"removed {printable(entry.path)} ({_human(entry.bytes)})")
+    print(f"removed {len(removed)} entries, {_human(sum(e.bytes for e in removed))} from {printable(str(root))}")
     return 0
