@@ -419,3 +419,20 @@ def test_golden_inputs_of_a_real_run_stay_in_the_table(gk, models, tmp_path):
     directory = Path(_report(tmp_path / "o")["golden"]["dir"])
     ids = load_npz(directory / "b2.inputs.npz")["input_ids"]
     assert ids.shape == (2, 64) and ids.max() <= 49
+
+
+def test_batch_stacking_catches_a_model_that_mixes_samples(gk, tmp_path):
+    """Softmax over axis 0 is 1.0 at batch 1 (the golden case passes) but mixes samples at batch 3."""
+    model = _model(
+        [helper.make_node("Softmax", ["x"], ["y"], axis=0)],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+        {},
+    )
+    onnx.save(model, tmp_path / "mix.onnx")
+    code, _, err = gk("apply", tmp_path / "mix.onnx", "-o", tmp_path / "o", "--passes", "dynamic-batch")
+    assert code == 0, err
+    record = _report(tmp_path / "o")["passes"][0]
+    assert record["status"] == "rolled-back"
+    assert "at batch 3 (3 stacked samples), sample 0 differs from a run on that sample alone: y" in record["error"]
+    assert record["validation"]["passed"] is True  # the batch-1 golden case alone could not tell
