@@ -24,7 +24,9 @@ integer input ranges from the model (override with --dim / --input-range / --set
 file needs only a passes: list when --input names the model (name: the file's stem).
 
 Which form is meant is read from the file's content (ONNX is binary, a pipeline is text); a
-.onnx file holding text or a .yaml file holding binary data is refused with one line. Each pass is verified (ONNX checker + shape inference) and
+.onnx file holding text or a .yaml file holding binary data is refused with one line.
+
+Each pass is verified (ONNX checker + shape inference) and
 validated against the golden set with onnxruntime (CPU, graph optimizations off); a pass that
 fails is rolled back. The run folder gets model.onnx (only if everything passed), report.json,
 summary.txt, pipeline.yaml and per-pass diffs. A rerun of the same pipeline replaces its
