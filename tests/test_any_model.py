@@ -436,3 +436,11 @@ def test_batch_stacking_catches_a_model_that_mixes_samples(gk, tmp_path):
     assert record["status"] == "rolled-back"
     assert "at batch 3 (3 stacked samples), sample 0 differs from a run on that sample alone: y" in record["error"]
     assert record["validation"]["passed"] is True  # the batch-1 golden case alone could not tell
+
+
+def test_golden_make_uses_the_model_defaults(gk, models, tmp_path):
+    code, _, err = gk("golden", "make", models["bert"], "-o", tmp_path / "g", "--batch-sizes", "2", "--dim", "seq=40")
+    assert code == 0, err
+    inputs = load_golden(tmp_path / "g").cases[0].inputs
+    assert inputs["input_ids"].shape == (2, 40) and 3 < inputs["input_ids"].max() <= 49
+    assert set(np.unique(inputs["attention_mask"])) <= {0, 1}
