@@ -165,11 +165,13 @@ def file_kind(path: str | os.PathLike) -> str:
     """
     path = Path(path)
     suffix = path.suffix.lower()
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(4096)
-    except OSError:
-        head = b""
+    head = b""
+    if path.is_file():  # never open a FIFO or device here: the loaders refuse them in one line
+        try:
+            with open(path, "rb") as handle:
+                head = handle.read(4096)
+        except OSError:
+            pass
     if not head:
         return "onnx" if suffix == ".onnx" else "yaml"
     try:

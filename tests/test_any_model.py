@@ -4,6 +4,7 @@ from the model, the user cache folder, batch stacking for a batch made dynamic, 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -444,3 +445,10 @@ def test_golden_make_uses_the_model_defaults(gk, models, tmp_path):
     inputs = load_golden(tmp_path / "g").cases[0].inputs
     assert inputs["input_ids"].shape == (2, 40) and 3 < inputs["input_ids"].max() <= 49
     assert set(np.unique(inputs["attention_mask"])) <= {0, 1}
+
+
+def test_a_fifo_given_to_apply_is_one_line_not_a_hang(gk, tmp_path):
+    for name in ("f.onnx", "f"):
+        os.mkfifo(tmp_path / name)
+        code, _, err = gk("apply", tmp_path / name, "-o", tmp_path / "o")
+        assert code == 2 and "not a regular file" in _error_line(err)
