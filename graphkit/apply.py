@@ -15,8 +15,9 @@ A run folder holds one run: a rerun removes the earlier run's files first (see
 
 from __future__ import annotations
 
+import hashlib
 import json
-import os
+import re
 import resource
 import sys
 import time
@@ -29,10 +30,20 @@ import onnx
 from tqdm import tqdm
 
 from graphkit import __version__
+from graphkit.batch_proof import BatchStacking
+from graphkit.cache import cache_dir
 from graphkit.console import json_default, progress
-from graphkit.errors import GraphkitError, PipelineSpecError, SpecError
+from graphkit.errors import GoldenError, GraphkitError, PipelineSpecError, SpecError, one_line
 from graphkit.files import make_folder, write_text_atomic
-from graphkit.golden import CaseResult, GoldenSet, GoldenValidation, make_or_load_golden, validate_against_golden
+from graphkit.golden import (
+    CaseResult,
+    GoldenDefaults,
+    GoldenSet,
+    GoldenValidation,
+    golden_defaults,
+    make_or_load_golden,
+    validate_against_golden,
+)
 from graphkit.instruments import (
     Honesty,
     Instrument,
@@ -109,12 +120,19 @@ def load_source(spec: PipelineSpec, origin: str, input_path: str | None, weights
     return Source(model, "export", f"export of {export_spec.model}", weights_description, reference, vars(export_spec))
 
 
-def golden_dir(spec: PipelineSpec, source_hash: str) -> Path:
-    """The pipeline's golden folder, or a cache folder keyed by the source model's hash."""
+def golden_dir(spec: PipelineSpec, source_hash: str, defaults: GoldenDefaults | None = None) -> Path:
+    """The pipeline's golden folder, or a cache folder keyed by the source model's hash and by
+    the golden request (seed, batch sizes, dims, integer ranges): another ``--dim`` gets its own
+    folder instead of a mismatch."""
     if spec.golden.dir:
         return Path(spec.golden.dir)
-    cache = Path(os.environ.get("GRAPHKIT_CACHE", ".cache/graphkit"))
-    return cache / "golden" / f"{spec.name}-{source_hash[:16]}-{spec.golden.producer}"
+    name = f"{spec.name}-{source_hash[:16]}-{spec.golden.producer}"
+    if defaults is not None:
+        request = json.dumps(
+            [spec.golden.seed, defaults.batch_sizes, defaults.dims, defaults.input_ranges], sort_keys=True
+        )
+        name += "-" + hashlib.sha256(request.encode()).hexdigest()[:8]
+    return cache_dir("golden") / name
 
 
 def apply_pipeline(
@@ -158,7 +176,7 @@ def apply_pipeline(
     stages["source"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    golden, golden_reused = _golden(spec, source, source_hash, regenerate_golden, log)
+    golden, golden_reused, defaults = _golden(spec, source, source_hash, regenerate_golden, log)
     stages["golden"] = time.perf_counter() - clock
 
     # the run folder appears (and an earlier run's files go) only once the inputs proved usable
@@ -184,6 +202,7 @@ def apply_pipeline(
             "producer": golden.manifest["producer"],
             "cases": [c.label for c in golden.cases],
             "reused": golden_reused,
+            "notes": defaults.notes,
         },
     }
     if source.reference is not None:
@@ -242,28 +261,42 @@ def apply_pipeline(
     return _finish(run_dir, report, stages, started, model_path, error=None, log=log)
 
 
-def _golden(spec: PipelineSpec, source: Source, source_hash: str, regenerate: bool, log: Log) -> tuple[GoldenSet, bool]:
+def _golden(
+    spec: PipelineSpec, source: Source, source_hash: str, regenerate: bool, log: Log
+) -> tuple[GoldenSet, bool, GoldenDefaults]:
     if spec.golden.producer == "reference" and source.reference is None:
         raise PipelineSpecError("golden.producer: 'reference' needs an export source (a torch reference model)")
-    directory = golden_dir(spec, source_hash)
+    defaults = golden_defaults(source.model, spec.golden.batch_sizes, spec.golden.dims, spec.golden.input_ranges)
+    directory = golden_dir(spec, source_hash, defaults)
     producer = source.reference if spec.golden.producer == "reference" else None
     producer_name = f"reference: {source.description}, {source.weights}" if producer else "onnxruntime"
-    golden, reused = make_or_load_golden(
-        source.model,
-        directory,
-        batch_sizes=spec.golden.batch_sizes,
-        seed=spec.golden.seed,
-        dims=spec.golden.dims,
-        producer=producer,
-        producer_name=producer_name,
-        tolerances=spec.golden.tolerances(),
-        regenerate=regenerate,
-        model_hash=source_hash,
-        on_case=lambda label: log(f"golden: recording case {label} with {producer_name} ..."),
-    )
+    for note in defaults.notes:
+        log(f"golden: {note}")
+    try:
+        golden, reused = make_or_load_golden(
+            source.model,
+            directory,
+            batch_sizes=defaults.batch_sizes,
+            seed=spec.golden.seed,
+            dims=defaults.dims,
+            producer=producer,
+            producer_name=producer_name,
+            tolerances=spec.golden.tolerances(),
+            regenerate=regenerate,
+            model_hash=source_hash,
+            on_case=lambda label: log(f"golden: recording case {label} with {producer_name} ..."),
+            input_ranges=defaults.input_ranges,
+        )
+    except GoldenError as exc:
+        if producer is None and _SOURCE_FAILED.search(str(exc)):  # the source itself does not run
+            raise GoldenError(f"{source.description}: {one_line(exc, 1000)}") from exc
+        raise
     if reused:
         log(f"golden: reusing {directory} (manifest matches)")
-    return golden, reused
+    return golden, reused, defaults
+
+
+_SOURCE_FAILED = re.compile(r"onnxruntime cannot load the source model|the source model failed to run")
 
 
 def _instruments(spec: PipelineSpec, golden: GoldenSet, run_dir: Path) -> list[Instrument]:
@@ -274,6 +307,7 @@ def _instruments(spec: PipelineSpec, golden: GoldenSet, run_dir: Path) -> list[I
         labels = [f"b{b}" for b in spec.validate.each_batch_sizes] if spec.validate.each_batch_sizes else None
         validate = RegionValidate if spec.validate.mode == "region" else Validate
         instruments.append(validate(golden, spec.golden.tolerances(), labels))
+        instruments.append(BatchStacking(golden, spec.golden.tolerances()))  # a batch made dynamic
     instruments += [PassDiff(run_dir / "diffs"), Reproducer(run_dir)]
     return instruments
 

@@ -35,6 +35,7 @@ COMMAND_MODULES = (
     "eval",
     "export",
     "new_pass",
+    "cache",
 )
 
 

@@ -82,7 +82,7 @@ class PassManager:
             record.modified = result.modified
             record.counts.update(result.counts)
             record.declined = [{"site": d.site, "reason": d.reason} for d in result.declined]
-            record.notes = list(result.notes)
+            record.notes = [*record.notes, *result.notes]  # instruments' notes first
             model = result.model
             done.append(pass_.name)
         return RunResult(model, records)

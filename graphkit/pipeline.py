@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -44,13 +45,17 @@ class GoldenSpec:
 
     ``producer: reference`` records outputs from the reference model (torch, for exports);
     ``onnxruntime`` from the source ONNX model. ``dir: null`` uses a cache folder keyed by the
-    source model's hash.
+    source model's hash (under :func:`graphkit.cache.cache_root`). ``batch_sizes: null`` takes
+    them from the model (a static batch: that one; a dynamic batch: 1 and 2); symbolic dims not
+    in ``dims`` and integer inputs not in ``input_ranges`` (``[low, high]``, both included) get
+    defaults from the model too (:func:`graphkit.golden.golden_defaults`).
     """
 
     dir: str | None = None
-    batch_sizes: list[int] = field(default_factory=lambda: [1, 2])
+    batch_sizes: list[int] | None = None
     seed: int = 0
     dims: dict[str, int] = field(default_factory=dict)
+    input_ranges: dict[str, list[int]] = field(default_factory=dict)
     producer: Literal["onnxruntime", "reference"] = "onnxruntime"
     tolerance: Tolerance = field(default_factory=Tolerance)
     outputs: dict[str, Tolerance] = field(default_factory=dict)
@@ -98,7 +103,8 @@ class PassSpec:
 
 @dataclass
 class PipelineSpec:
-    """A whole pipeline file."""
+    """A whole pipeline file. ``name`` defaults to the file's stem; ``source`` may be left out
+    when the model is given with ``--input`` (see :func:`parse_pipeline`)."""
 
     name: str
     source: SourceSpec
@@ -117,24 +123,122 @@ class PipelineSpec:
         return Path(self.output.dir.replace("{name}", self.name))
 
 
-def load_pipeline(path: str | os.PathLike, overrides: list[str] | None = None) -> PipelineSpec:
+@dataclass
+class CommandLine:
+    """What the command line sets on top of a pipeline file (None/empty: keep the file's)."""
+
+    input_path: str | None = None
+    passes: list[str | dict] | None = None
+    dims: dict[str, int] = field(default_factory=dict)
+    input_ranges: dict[str, list[int]] = field(default_factory=dict)
+
+
+def load_pipeline(
+    path: str | os.PathLike, overrides: list[str] | None = None, command_line: CommandLine | None = None
+) -> PipelineSpec:
     """Read, override and type a pipeline file; PipelineSpecError names the file and key."""
     try:
         data = load_yaml_file(path, "pipeline file")
     except SpecError as exc:
         raise PipelineSpecError(str(exc)) from exc
-    return parse_pipeline(data, str(path), overrides)
+    return parse_pipeline(data, str(path), overrides, command_line)
 
 
-def parse_pipeline(data: Any, origin: str = "<pipeline>", overrides: list[str] | None = None) -> PipelineSpec:
-    """Type a pipeline mapping (already parsed from YAML)."""
+def model_pipeline(model_path: str, passes: list[str | dict], command_line: CommandLine | None = None, overrides=None):
+    """The pipeline of the one-command form ``graphkit apply MODEL.onnx``: the model as the source,
+    ``passes``, golden defaults from the model, failed passes rolled back (``on_failure: skip``)."""
+    data = {"name": default_name(model_path), "source": {"onnx": str(model_path)}, "passes": passes}
+    data["on_failure"] = "skip"
+    return parse_pipeline(data, f"graphkit apply {model_path}", overrides, command_line)
+
+
+MODEL_MAGIC = b"\x08"  # an ONNX file starts with field 1 (ir_version, a varint): tag byte 0x08
+
+
+def file_kind(path: str | os.PathLike) -> str:
+    """``"onnx"`` or ``"yaml"``: what the file given to ``graphkit apply`` is, by its content.
+
+    Text (UTF-8, no control characters but tab and newlines) is a pipeline; anything else a
+    model. An empty or unreadable file goes by its extension (``.onnx``: a model), so that
+    the model loader or the YAML reader names the problem. A ``.onnx`` file that holds text, or
+    a ``.yaml``/``.yml`` file that holds binary data, is a PipelineSpecError naming the file.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    head = b""
+    if path.is_file():  # never open a FIFO or device here: the loaders refuse them in one line
+        try:
+            with open(path, "rb") as handle:
+                head = handle.read(4096)
+        except OSError:
+            pass
+    if not head:
+        return "onnx" if suffix == ".onnx" else "yaml"
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        text = head[: exc.start].decode("utf-8") if exc.start > len(head) - 4 else None
+    is_text = text is not None and not re.search(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", text)
+    if suffix == ".onnx" and is_text:
+        raise PipelineSpecError(
+            f"{path}: holds text (a YAML pipeline?), not an ONNX model; rename it to .yaml to run it as a pipeline"
+        )
+    if suffix in (".yaml", ".yml") and not is_text:
+        raise PipelineSpecError(
+            f"{path}: holds binary data (an ONNX model?), not a YAML pipeline; rename it to .onnx to run it as a model"
+        )
+    return "yaml" if is_text else "onnx"
+
+
+def default_name(origin: str) -> str:
+    """A pipeline's name when the file gives none: the file's stem, as a plain name."""
+    stem = re.sub(r"[^A-Za-z0-9_.+-]", "_", Path(origin).stem).lstrip(".")[:128]
+    return stem or "pipeline"
+
+
+def parse_pipeline(
+    data: Any, origin: str = "<pipeline>", overrides: list[str] | None = None, command_line: CommandLine | None = None
+) -> PipelineSpec:
+    """Type a pipeline mapping (already parsed from YAML).
+
+    A missing ``name`` is the file's stem; a missing ``source`` is ``{onnx: --input}`` when the
+    model is given with ``--input``, else an error that says so. ``command_line`` passes replace
+    the file's; its dims and input ranges are added to ``golden``.
+    """
+    command_line = command_line or CommandLine()
+    input_path = command_line.input_path
+    if data is None:
+        data = {}  # an empty file: everything from the defaults and --input
     if not isinstance(data, dict):
         raise PipelineSpecError(f"{origin}: a pipeline must be a mapping of keys, not {type(data).__name__}")
     data = copy.deepcopy(data)
     _normalize_passes(data, origin)  # first, so that --set passes.1.options.x=... finds the item
     for override in overrides or []:
         apply_override(data, override)
+    if command_line.passes is not None:
+        data["passes"] = list(command_line.passes)
+    if command_line.dims or command_line.input_ranges:
+        golden = data.get("golden")
+        if golden is None:
+            golden = data["golden"] = {}
+        if isinstance(golden, dict):
+            for key, extra in (("dims", command_line.dims), ("input_ranges", command_line.input_ranges)):
+                if extra:
+                    golden[key] = (
+                        {**(golden.get(key) or {}), **extra}
+                        if isinstance(golden.get(key), (dict, type(None)))
+                        else golden[key]
+                    )
     _normalize_passes(data, origin)  # again, for a whole list given with --set passes=[...]
+    if "name" not in data:
+        data["name"] = default_name(origin)
+    if data.get("source") is None:
+        if not input_path:
+            raise PipelineSpecError(
+                f"{origin}: source: required key is missing; give it in the file "
+                "(source: {onnx: MODEL.onnx}) or name the model with --input MODEL.onnx"
+            )
+        data["source"] = {"onnx": str(input_path)}
     try:
         spec = from_mapping(PipelineSpec, data, "")
     except SpecError as exc:

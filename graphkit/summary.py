@@ -13,6 +13,12 @@ def _errors(max_abs: dict) -> str:
 
 
 def _changes(record: dict) -> str:
+    if record["status"] in ("failed", "rolled-back"):
+        return record.get("error", "")
+    if record["status"] == "unchanged" and record.get("declined"):
+        first = record["declined"][0]
+        more = f" (+{len(record['declined']) - 1} more)" if len(record["declined"]) > 1 else ""
+        return f"declined {first.get('site')}: {first.get('reason')}{more}"
     if record.get("diff_summary"):
         return record["diff_summary"]
     delta = record.get("op_delta") or {}
@@ -22,7 +28,13 @@ def _changes(record: dict) -> str:
 
 
 def _clip(text: str, width: int = 72) -> str:
-    return text if len(text) <= width else text[: width - 3] + "..."
+    """Shortened for the table only (the report keeps the whole text), at a word, with an ellipsis."""
+    if len(text) <= width:
+        return text
+    cut = text[: width - 1]
+    if " " in cut[width // 2 :]:
+        cut = cut[: cut.rindex(" ")]
+    return cut.rstrip(" ,;:") + "…"
 
 
 def render_summary(report: dict) -> str:
@@ -39,6 +51,7 @@ def render_summary(report: dict) -> str:
     if golden:
         reused = "reused" if golden.get("reused") else "recorded"
         lines.append(f"golden:  {golden.get('dir')} ({reused}; cases {', '.join(golden.get('cases', []))})")
+        lines += [f"note:    {note}" for note in golden.get("notes") or []]
     if "source_validation" in report:
         worst = {}
         for case in report["source_validation"]["cases"]:
@@ -49,7 +62,12 @@ def render_summary(report: dict) -> str:
     for record in report.get("passes", []):
         times = record.get("times", {})
         checks = sum(v for k, v in times.items() if k != "pass")
-        nodes = f"{record['nodes_before']}->{record['nodes_after']}" if record.get("nodes_before") else "-"
+        if not record.get("nodes_before"):
+            nodes = "-"
+        elif record["status"] in ("failed", "rolled-back"):  # the model stays as before the pass
+            nodes = f"{record['nodes_before']} kept"
+        else:
+            nodes = f"{record['nodes_before']}->{record['nodes_after']}"
         rows.append(
             [
                 record["index"] + 1,
@@ -59,11 +77,18 @@ def render_summary(report: dict) -> str:
                 f"{times.get('pass', 0):.2f}s",
                 f"{checks:.2f}s",
                 _errors(record.get("max_abs") or {}),
-                _clip(_changes(record) if record["status"] != "failed" else record.get("error", "")),
+                _clip(_changes(record)),
             ]
         )
+    stacking = [
+        f"note:    pass '{record['name']}': {note}"
+        for record in report.get("passes", [])
+        for note in record.get("notes") or []
+        if note.startswith("batch stacking")
+    ]
     if rows:
         lines += ["", format_table(["#", "pass", "status", "nodes", "time", "checks", "max abs err", "changes"], rows)]
+    lines += stacking
     final = report.get("final")
     if final:
         cases = [c["label"] for c in final["validation"]["cases"] if not c.get("skipped")]

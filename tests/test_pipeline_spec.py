@@ -52,7 +52,10 @@ def test_round_trip_yaml_gives_equal_spec(tmp_path, user_pass_dir):
         ("name: t\nsource: {builtin: demo}\ngolden: {tolerance: {atol: [1]}}\n", "golden.tolerance.atol"),
         ("name: t\nsource: {builtin: demo}\non_failure: maybe\n", "on_failure: expected one of 'stop', 'skip'"),
         ("name: t\nsource: {}\n", "give exactly one of onnx, export, builtin"),
-        ("source: {builtin: demo}\n", "name: required key is missing"),
+        (
+            "name: t\npasses: []\n",
+            "source: required key is missing; give it in the file (source: {onnx: MODEL.onnx}) or name the model with --input MODEL.onnx",
+        ),
         ("name: t\nsource: {builtin: demo}\npasses: [[1]]\n", "passes[0]: expected a pass name"),
         ("- just\n- a list\n", "a pipeline must be a mapping"),
         ("name: t\nsource: {builtin: demo\n", "invalid YAML at line"),

@@ -1,16 +1,32 @@
-"""``graphkit apply PIPELINE.yaml``: run a pipeline and write its run folder."""
+"""``graphkit apply PIPELINE.yaml`` or ``graphkit apply MODEL.onnx -o OUT``: run a pipeline (or a
+preset / a list of passes on a model) and write its run folder."""
 
 from __future__ import annotations
 
 import sys
 
 from graphkit.apply import apply_pipeline
+from graphkit.commands.golden import parse_dims
 from graphkit.console import print_json
-from graphkit.pipeline import load_pipeline
+from graphkit.errors import GraphkitError
+from graphkit.pipeline import CommandLine, file_kind, load_pipeline, model_pipeline
+from graphkit.presets import DEFAULT_PRESET, PRESETS, preset_passes
 
 NAME = "apply"
 HELP = "run a pipeline: source, golden, passes validated one by one, output model, report"
-DESCRIPTION = """Run a YAML pipeline. Each pass is verified (ONNX checker + shape inference) and
+DESCRIPTION = """Run a YAML pipeline, or run passes on a model in one command:
+
+  graphkit apply MODEL.onnx -o OUT [--preset generic | --passes a,b,c] [--dim seq=32]
+
+The model form runs the preset (default: generic) or the passes given, rolls back a pass that
+fails validation and goes on with the next, and takes the golden batch sizes, symbolic dims and
+integer input ranges from the model (override with --dim / --input-range / --set). A pipeline
+file needs only a passes: list when --input names the model (name: the file's stem).
+
+Which form is meant is read from the file's content (ONNX is binary, a pipeline is text); a
+.onnx file holding text or a .yaml file holding binary data is refused with one line.
+
+Each pass is verified (ONNX checker + shape inference) and
 validated against the golden set with onnxruntime (CPU, graph optimizations off); a pass that
 fails is rolled back. The run folder gets model.onnx (only if everything passed), report.json,
 summary.txt, pipeline.yaml and per-pass diffs. A rerun of the same pipeline replaces its
@@ -21,9 +37,39 @@ Exit codes: 0 ok, 1 a pass or the final model failed validation, 2 bad input."""
 
 
 def add_arguments(parser):
-    parser.add_argument("pipeline", help="the pipeline YAML file")
-    parser.add_argument("--input", metavar="MODEL", help="use this ONNX file as the source instead of the pipeline's")
-    parser.add_argument("--output", metavar="DIR", help="run folder (default: the pipeline's output.dir)")
+    parser.add_argument("pipeline", metavar="PIPELINE_OR_MODEL", help="a pipeline YAML file, or an ONNX model")
+    parser.add_argument(
+        "--input", metavar="MODEL", help="use this ONNX file as the source (a pipeline file may then omit source:)"
+    )
+    parser.add_argument(
+        "-o", "--output", metavar="DIR", help="run folder (default: the pipeline's output.dir; for a model runs/STEM)"
+    )
+    chosen = parser.add_mutually_exclusive_group()
+    chosen.add_argument(
+        "--passes",
+        metavar="A,B,C",
+        help="comma-separated passes to run (replaces a pipeline's passes; default for a model: --preset generic)",
+    )
+    chosen.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        help=f"a built-in list of passes (see 'graphkit passes --presets'; default for a model: {DEFAULT_PRESET})",
+    )
+    parser.add_argument(
+        "--dim",
+        action="append",
+        default=[],
+        metavar="NAME=N",
+        help="size (>= 1) of a symbolic input dim other than the batch, e.g. --dim seq=32 (golden.dims; repeatable)",
+    )
+    parser.add_argument(
+        "--input-range",
+        action="append",
+        default=[],
+        metavar="NAME=LO:HI",
+        help="integer input NAME gets golden values in LO..HI, both included, e.g. token ids "
+        "--input-range input_ids=0:30521 (golden.input_ranges; repeatable)",
+    )
     parser.add_argument(
         "--set",
         action="append",
@@ -53,11 +99,48 @@ def add_arguments(parser):
     parser.add_argument("--json", action="store_true", help="print report.json to stdout instead of the summary")
 
 
+def parse_ranges(items: list[str]) -> dict[str, list[int]]:
+    """['ids=0:999'] -> {'ids': [0, 999]}; a malformed item is a GraphkitError naming it."""
+    ranges = {}
+    for item in items:
+        name, sep, bounds = item.partition("=")
+        low, colon, high = bounds.partition(":")
+        try:
+            values = [int(low), int(high)]
+        except ValueError:
+            values = None
+        if not sep or not colon or not name.strip() or values is None:
+            raise GraphkitError(f"--input-range {item}: expected NAME=LO:HI with integers LO <= HI")
+        if values[0] > values[1]:
+            raise GraphkitError(f"--input-range {item}: LO must be <= HI")
+        ranges[name.strip()] = values
+    return ranges
+
+
 def run(args) -> int:
-    spec = load_pipeline(args.pipeline, args.set)
+    passes = None
+    if args.preset:
+        passes = preset_passes(args.preset)
+    elif args.passes is not None:
+        passes = [name.strip() for name in args.passes.split(",") if name.strip()]
+        if not passes:
+            raise GraphkitError("--passes: give at least one pass name (see 'graphkit passes')")
+    command_line = CommandLine(args.input, passes, parse_dims(args.dim), parse_ranges(args.input_range))
+    if file_kind(args.pipeline) == "onnx":
+        if args.input:
+            raise GraphkitError(
+                f"--input: {args.pipeline} is already the model; give --input only with a pipeline file"
+            )
+        command_line.input_path = None
+        default = preset_passes(DEFAULT_PRESET) if passes is None else passes
+        spec = model_pipeline(args.pipeline, default, command_line, args.set)
+        origin = spec.source.onnx
+    else:
+        spec = load_pipeline(args.pipeline, args.set, command_line)
+        origin = args.pipeline
     result = apply_pipeline(
         spec,
-        args.pipeline,
+        origin,
         input_path=args.input,
         output_dir=args.output,
         weights=args.weights,

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from graphkit.console import print_json
 from graphkit.errors import FieldValueError, GraphkitError
-from graphkit.golden import load_golden, make_or_load_golden
+from graphkit.golden import golden_defaults, load_golden, make_or_load_golden
 from graphkit.model import load_user_model
 from graphkit.validate import Tolerance, Tolerances
 
@@ -80,12 +81,16 @@ def run(args) -> int:
         except FieldValueError as exc:
             raise GraphkitError(f"--{exc.key}: {exc.reason}") from exc
         model = load_user_model(args.model)
+        defaults = golden_defaults(model, args.batch_sizes, dims)  # sequence dims, token ids, masks
+        for note in defaults.notes:
+            print(f"golden: {note}", file=sys.stderr)
         golden, reused = make_or_load_golden(
             model,
             args.output,
-            batch_sizes=args.batch_sizes,
+            batch_sizes=defaults.batch_sizes,
             seed=args.seed,
-            dims=dims,
+            dims=defaults.dims,
+            input_ranges=defaults.input_ranges,
             tolerances=Tolerances(tolerance),
             regenerate=args.regenerate,
         )

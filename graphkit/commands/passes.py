@@ -19,6 +19,11 @@ def add_arguments(parser):
     parser.add_argument(
         "--passes-dir", action="append", default=[], metavar="DIR", help="also load passes from DIR (repeatable)"
     )
+    parser.add_argument(
+        "--presets",
+        action="store_true",
+        help="list the built-in presets (for 'graphkit apply MODEL --preset') and their passes",
+    )
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
 
 
@@ -51,9 +56,26 @@ def describe(cls) -> dict:
     }
 
 
+def run_presets(args) -> int:
+    """Print each preset with its passes (options shown inline)."""
+    from graphkit.presets import PRESETS
+
+    if args.json:
+        print_json(PRESETS)
+        return 0
+    rows = []
+    for name, items in PRESETS.items():
+        shown = [item if isinstance(item, str) else ", ".join(f"{k} {v}" for k, v in item.items()) for item in items]
+        rows.append([name, "; ".join(shown)])
+    print(format_table(["preset", "passes (in order)"], rows))
+    return 0
+
+
 def run(args) -> int:
     for directory in args.passes_dir:
         load_pass_dir(directory)
+    if args.presets:
+        return run_presets(args)
     if args.name:
         info = describe(get_pass(args.name))
         if args.json:

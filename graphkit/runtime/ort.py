@@ -74,7 +74,7 @@ def cannot_load_message(model: onnx.ModelProto | str | os.PathLike, exc: BaseExc
     return message
 
 
-def ort_reason(exc: BaseException, limit: int = 300) -> str:
+def ort_reason(exc: BaseException, limit: int = 2000) -> str:
     """onnxruntime's message on one line, without its C++ source location and function signature."""
     text = one_line(exc, None)
     located = text.find("/onnxruntime_src/")
