@@ -11,10 +11,15 @@ from __future__ import annotations
 from graphkit.errors import PipelineSpecError
 
 PRESETS: dict[str, list[str | dict]] = {
+    # the chain the real-model corpus runs (docs/corpus.md); onnxsim is left out: it is approximate
     "generic": [
         "eliminate-noops",
-        "fold-batchnorm",
         "fold-shapes",
+        "fold-constants",
+        "cse",
+        "eliminate-noops",
+        "fold-batchnorm",
+        "dead-code",
         {"softmax-transpose": {"allow_opset_upgrade": False}},
     ],
 }
