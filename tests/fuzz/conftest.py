@@ -101,6 +101,10 @@ FAKE_PROGRAM = textwrap.dedent(
             Path("out/atc_commands.sh").write_text("atc '--soc_version=Ascend310P3\\ntouch graphkit_fuzz_pwned #'\\n")
             return 0
         if fault == "slow-ignoring-signals":  # Python's defaults: SIGTERM kills, SIGINT is a traceback
+            print("working ...", file=sys.stderr, flush=True)  # started: death by the signal is a fault
+            time.sleep(30)
+            return 0
+        if fault == "silent-start-up":  # killed before printing anything, like the interpreter's start-up
             time.sleep(30)
             return 0
         if fault == "slow-handling-signals":

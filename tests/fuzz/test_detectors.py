@@ -94,6 +94,9 @@ def test_signal_mode(fake_program, tmp_path, name):
     ignoring = _run(runner, tmp_path, "slow-ignoring-signals", signal=name, signal_delay=0.5, subprocess=True)
     assert ignoring.outcome.signal_sent
     assert "killed" in _kinds(ignoring)  # Python's default: death by the signal
+    if name == "SIGTERM":  # death by SIGTERM before a line was printed: the start-up window, allowed
+        silent = _run(runner, tmp_path, "silent-start-up", signal=name, signal_delay=0.5, subprocess=True)
+        assert silent.outcome.returncode == -15 and silent.violations == []
     handling = _run(runner, tmp_path, "slow-handling-signals", signal=name, signal_delay=0.5, subprocess=True)
     assert handling.outcome.returncode == {"SIGINT": 130, "SIGTERM": 143}[name]
     assert handling.violations == []
