@@ -458,3 +458,39 @@ def test_a_fifo_given_to_apply_is_one_line_not_a_hang(gk, tmp_path):
         os.mkfifo(tmp_path / name)
         code, _, err = gk("apply", tmp_path / name, "-o", tmp_path / "o")
         assert code == 2 and "not a regular file" in _error_line(err)
+
+
+FORCE_DYNAMIC = '''
+from graphkit.model import clone
+from graphkit.pass_base import Pass, PassResult
+from graphkit.registry import register
+
+
+@register("force-dynamic-batch")
+class ForceDynamicBatch(Pass):
+    """Name dim 0 of every input and output 'batch' without looking at the graph (wrong on purpose)."""
+
+    exact = True
+    changes_io = True
+
+    def run(self, model):
+        out = clone(model)
+        for value in [*out.graph.input, *out.graph.output]:
+            value.type.tensor_type.shape.dim[0].dim_param = "batch"
+        return PassResult(out, True)
+'''
+
+
+def test_batch_stacking_rejects_a_pass_that_only_renames_the_batch(gk, models, tmp_path):
+    """The Split sizes stay baked for batch 1: at batch 3 the written model would fail."""
+    (tmp_path / "passes").mkdir()
+    (tmp_path / "passes" / "force.py").write_text(FORCE_DYNAMIC)
+    out = tmp_path / "o"
+    args = ("apply", models["dets"], "-o", out, "--passes", "force-dynamic-batch", "--passes-dir", tmp_path / "passes")
+    code, stdout, err = gk(*args)
+    assert code == 0, err  # the one-command form rolls the pass back and goes on
+    record = _report(out)["passes"][0]
+    assert record["status"] == "rolled-back"
+    assert "dynamic batch not proven: the model fails at batch 3 (3 stacked samples)" in record["error"]
+    written = onnx.load(out / "model.onnx")
+    assert written.graph.input[0].type.tensor_type.shape.dim[0].dim_value == 1  # still static
