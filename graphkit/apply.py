@@ -15,6 +15,7 @@ A run folder holds one run: a rerun removes the earlier run's files first (see
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import resource
@@ -32,7 +33,14 @@ from graphkit import __version__
 from graphkit.console import json_default, progress
 from graphkit.errors import GraphkitError, PipelineSpecError, SpecError
 from graphkit.files import make_folder, write_text_atomic
-from graphkit.golden import CaseResult, GoldenSet, GoldenValidation, make_or_load_golden, validate_against_golden
+from graphkit.golden import (
+    CaseResult,
+    GoldenSet,
+    GoldenValidation,
+    make_or_load_golden,
+    validate_against_golden,
+)
+from graphkit.golden import level_note as golden_level_note
 from graphkit.instruments import (
     Honesty,
     Instrument,
@@ -50,7 +58,15 @@ from graphkit.model import content_hash, default_opset, load_model, load_user_mo
 from graphkit.pass_base import Pass
 from graphkit.pipeline import PipelineSpec, build_passes, spec_to_yaml
 from graphkit.run_folder import check_run_folder
-from graphkit.typed import from_mapping
+from graphkit.runtime.ort import (
+    ForwardLog,
+    ValidationRuntime,
+    active_forward_log,
+    forward_purpose,
+    record_forward,
+    recording_forwards,
+)
+from graphkit.typed import from_mapping, to_mapping
 from graphkit.validate import compare_outputs
 
 Log = Callable[[str], None]
@@ -133,8 +149,37 @@ def apply_pipeline(
     """Run the pipeline; see the module docstring for what it writes.
 
     The run folder follows :mod:`graphkit.run_folder`: a rerun of the same pipeline replaces
-    its earlier files, any other non-empty folder needs ``overwrite``.
+    its earlier files, any other non-empty folder needs ``overwrite``. Every full-model forward
+    is listed in the report (``forwards``: purpose, model hash, case, batch, time).
     """
+    with recording_forwards(ForwardLog()):
+        return _apply_pipeline(
+            spec,
+            origin,
+            input_path=input_path,
+            output_dir=output_dir,
+            weights=weights,
+            localize=localize,
+            extra_pass_dirs=extra_pass_dirs,
+            regenerate_golden=regenerate_golden,
+            overwrite=overwrite,
+            log=log,
+        )
+
+
+def _apply_pipeline(
+    spec: PipelineSpec,
+    origin: str,
+    *,
+    input_path: str | None,
+    output_dir: str | None,
+    weights: str | None,
+    localize: bool | None,
+    extra_pass_dirs: list[str] | None,
+    regenerate_golden: bool,
+    overwrite: bool,
+    log: Log,
+) -> ApplyResult:
     stages: dict[str, float] = {}
     started = time.perf_counter()
     passes = build_passes(spec, origin, extra_pass_dirs)  # fail on bad specs before heavy work
@@ -184,11 +229,19 @@ def apply_pipeline(
             "producer": golden.manifest["producer"],
             "cases": [c.label for c in golden.cases],
             "reused": golden_reused,
+            "optimization": golden.manifest.get("optimization"),
         },
+        "validation_runtime": to_mapping(spec.validate.runtime),
     }
+    level_note = golden_level_note(golden, spec.validate.runtime)
+    if level_note:
+        report["golden"]["note"] = level_note
+        log(f"note: {level_note}")
     if source.reference is not None:
         clock = time.perf_counter()
-        check = _check_against_reference(spec, source, golden, log)
+        check = _check_against_reference(spec, source, golden, source_hash, log)
+        source.reference = None  # free the torch model: its outputs are recorded
+        gc.collect()
         stages["source_validation"] = time.perf_counter() - clock
         report["source_validation"] = check.to_dict()
         if not check.passed:
@@ -220,10 +273,13 @@ def apply_pipeline(
         return _finish(run_dir, report, stages, started, None, error=run.error, log=log)
 
     clock = time.perf_counter()
-    final_check = _final_validation(run.model, golden, spec.golden.tolerances(), validator, log)
+    final_hash = content_hash(run.model)
+    final_check = _final_validation(
+        run.model, final_hash, golden, spec.golden.tolerances(), validator, spec.validate.runtime, log
+    )
     stages["final_validation"] = time.perf_counter() - clock
     report["final"] = {
-        "hash": content_hash(run.model),
+        "hash": final_hash,
         "nodes": len(run.model.graph.node),
         "opset": default_opset(run.model),
         "validation": final_check.to_dict(),
@@ -246,7 +302,7 @@ def _golden(spec: PipelineSpec, source: Source, source_hash: str, regenerate: bo
     if spec.golden.producer == "reference" and source.reference is None:
         raise PipelineSpecError("golden.producer: 'reference' needs an export source (a torch reference model)")
     directory = golden_dir(spec, source_hash)
-    producer = source.reference if spec.golden.producer == "reference" else None
+    producer = _recorded(source.reference, source_hash) if spec.golden.producer == "reference" else None
     producer_name = f"reference: {source.description}, {source.weights}" if producer else "onnxruntime"
     golden, reused = make_or_load_golden(
         source.model,
@@ -260,6 +316,7 @@ def _golden(spec: PipelineSpec, source: Source, source_hash: str, regenerate: bo
         regenerate=regenerate,
         model_hash=source_hash,
         on_case=lambda label: log(f"golden: recording case {label} with {producer_name} ..."),
+        runtime=spec.validate.runtime,
     )
     if reused:
         log(f"golden: reusing {directory} (manifest matches)")
@@ -273,7 +330,7 @@ def _instruments(spec: PipelineSpec, golden: GoldenSet, run_dir: Path) -> list[I
     if spec.validate.validate_each:
         labels = [f"b{b}" for b in spec.validate.each_batch_sizes] if spec.validate.each_batch_sizes else None
         validate = RegionValidate if spec.validate.mode == "region" else Validate
-        instruments.append(validate(golden, spec.golden.tolerances(), labels))
+        instruments.append(validate(golden, spec.golden.tolerances(), labels, runtime=spec.validate.runtime))
     instruments += [PassDiff(run_dir / "diffs"), Reproducer(run_dir)]
     return instruments
 
@@ -293,24 +350,52 @@ def _end_to_end_validator(instruments: list[Instrument]) -> Validate | None:
     return None
 
 
-def _final_validation(model, golden: GoldenSet, tolerances, validator: Validate | None, log: Log) -> GoldenValidation:
-    """Validate the final model on every golden case, reusing the cases the last pass checked.
+def _final_validation(
+    model,
+    model_hash: str,
+    golden: GoldenSet,
+    tolerances,
+    validator: Validate | None,
+    runtime: ValidationRuntime,
+    log: Log,
+) -> GoldenValidation:
+    """Validate the final model on every golden case, reusing the cases already checked on it.
 
-    The last validated model is the very object the manager returned when no later pass changed
-    it, so its case results stand; only the remaining cases run. In region mode ``validator``
-    is the end-to-end fallback of RegionValidate: a pass checked on its region leaves a newer
-    model, so every golden case runs unless the last change was itself validated end to end.
+    A case passed by an end-to-end check of a model with the same content hash (the last model
+    a pass validated end to end, at the pipeline's own tolerances) stands; only the remaining
+    cases run. Region checks are never reused (random data, not the golden inputs).
     """
     done: dict[str, CaseResult] = {}
-    if validator is not None and validator.last is not None and validator.last[0] is model:
-        done = {c.label: c for c in validator.last[1].cases if c.comparison is not None}
+    if validator is not None and validator.last is not None:
+        last_model, last_validation = validator.last
+        if last_model is model or content_hash(last_model) == model_hash:
+            done = {c.label: c for c in last_validation.cases if c.comparison is not None}
     todo = [c.label for c in golden.cases if c.label not in done]
+    fresh: dict[str, CaseResult] = {}
+    note = ""
     if todo:
         log(f"validating the final model on golden case(s) {', '.join(todo)} ...")
-        fresh = {c.label: c for c in validate_against_golden(model, golden, tolerances, labels=todo).cases}
-    else:
-        fresh = {}
-    return GoldenValidation([done.get(c.label) or fresh[c.label] for c in golden.cases])
+        validation = validate_against_golden(
+            model, golden, tolerances, labels=todo, runtime=runtime, purpose="final check", model_hash=model_hash
+        )
+        fresh, note = {c.label: c for c in validation.cases}, validation.note
+    return GoldenValidation([done.get(c.label) or fresh[c.label] for c in golden.cases], note)
+
+
+def _recorded(reference: Callable | None, model_hash: str) -> Callable | None:
+    """``reference`` (a torch model's forward) with each call listed in the run's forwards."""
+    if reference is None:
+        return None
+
+    def run(feeds):
+        start = time.perf_counter()
+        outputs = reference(feeds)
+        first = next(iter(feeds.values()), None)
+        batch = int(first.shape[0]) if first is not None and first.ndim else 1
+        record_forward(f"b{batch}", batch, time.perf_counter() - start, "n/a", backend="torch")
+        return outputs
+
+    return run
 
 
 def _localize_failure(record: PassRecord, golden: GoldenSet, tolerances, log: Log) -> None:
@@ -331,7 +416,9 @@ def _localize_failure(record: PassRecord, golden: GoldenSet, tolerances, log: Lo
     record.notes.append(f"localize (case {case.label}): {result.summary_line()}")
 
 
-def _check_against_reference(spec: PipelineSpec, source: Source, golden: GoldenSet, log: Log) -> GoldenValidation:
+def _check_against_reference(
+    spec: PipelineSpec, source: Source, golden: GoldenSet, source_hash: str, log: Log
+) -> GoldenValidation:
     """The exported model against its reference, before any pass runs.
 
     With a reference-made golden set, the export runs on every case; with an onnxruntime-made
@@ -340,13 +427,21 @@ def _check_against_reference(spec: PipelineSpec, source: Source, golden: GoldenS
     tolerances = spec.golden.tolerances()
     if spec.golden.producer == "reference":
         log("validating the export against the reference outputs ...")
-        return validate_against_golden(source.model, golden, tolerances)
+        return validate_against_golden(
+            source.model,
+            golden,
+            tolerances,
+            runtime=spec.validate.runtime,
+            purpose="export vs reference",
+            model_hash=source_hash,
+        )
     results = []
     for case in golden.cases:
         if case.dims.get("batch") not in spec.validate.reference_batch_sizes:
             continue
         log(f"validating the export against the reference model on case {case.label} ...")
-        expected = source.reference(case.inputs)
+        with forward_purpose("export vs reference (torch)", source_hash):
+            expected = _recorded(source.reference, source_hash)(case.inputs)
         results.append(CaseResult(case.label, compare_outputs(case.outputs, expected, tolerances)))
     return GoldenValidation(results)
 
@@ -419,6 +514,10 @@ def _finish(run_dir, report, stages, started, model_path, error, log) -> ApplyRe
     stages["total"] = time.perf_counter() - started
     report["stages"] = {k: round(v, 3) for k, v in stages.items()}
     report["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    forwards = active_forward_log()
+    if forwards is not None:
+        report["forwards"] = to_mapping(forwards.forwards)
+        report["forwards_summary"] = forwards.summary_line()
     report["status"] = "ok" if error is None else "failed"
     report["error"] = str(error) if error else None
     report["run_dir"] = str(run_dir)

@@ -22,6 +22,7 @@ from graphkit.files import write_text_atomic
 from graphkit.golden import GoldenSet, GoldenValidation, validate_against_golden
 from graphkit.model import check_model, check_tensor_sizes, content_hash, infer_shapes, op_counts
 from graphkit.pass_base import Pass, PassResult
+from graphkit.runtime.ort import ValidationRuntime
 from graphkit.shapes import skeleton
 from graphkit.typed import to_mapping
 from graphkit.validate import Tolerances
@@ -165,13 +166,19 @@ class Verify(Instrument):
 
 
 class Validate(Instrument):
-    """Compares every changed model with the golden set (ORT, optimizations off).
+    """Compares every changed model with the golden set (ORT at ``runtime``'s level).
 
     Exact passes use ``tolerances``; an approximate pass uses its declared tolerance when
     that is looser. ``labels`` restricts the golden cases checked after each pass.
     """
 
-    def __init__(self, golden: GoldenSet, tolerances: Tolerances, labels: list[str] | None = None):
+    def __init__(
+        self,
+        golden: GoldenSet,
+        tolerances: Tolerances,
+        labels: list[str] | None = None,
+        runtime: ValidationRuntime | None = None,
+    ):
         known = [case.label for case in golden.cases]
         unknown = [label for label in labels or [] if label not in known]
         if unknown or labels == []:
@@ -182,6 +189,7 @@ class Validate(Instrument):
         self.golden = golden
         self.tolerances = tolerances
         self.labels = labels
+        self.runtime = runtime or ValidationRuntime()
         self.last: tuple[onnx.ModelProto, GoldenValidation] | None = None
 
     def after_pass(self, record, pass_, before, result):
@@ -191,7 +199,15 @@ class Validate(Instrument):
         tolerances = self.tolerances
         if not pass_.exact and pass_.tolerance is not None:
             tolerances = _loosen(tolerances, pass_.tolerance.atol, pass_.tolerance.rtol)
-        validation = validate_against_golden(result.model, self.golden, tolerances, labels=self.labels)
+        validation = validate_against_golden(
+            result.model,
+            self.golden,
+            tolerances,
+            labels=self.labels,
+            runtime=self.runtime,
+            purpose=f"validate pass '{pass_.name}'",
+            model_hash=content_hash(result.model),
+        )
         record.times["validate"] = time.perf_counter() - start
         record.validation = validation.to_dict()
         record.max_abs = validation.max_abs()
@@ -225,13 +241,15 @@ class RegionValidate(Instrument):
         labels: list[str] | None = None,
         max_fraction: float = 0.5,
         seed: int = 0,
+        runtime: ValidationRuntime | None = None,
     ):
         self.golden = golden
         self.tolerances = tolerances
         self.labels = labels
         self.max_fraction = max_fraction
         self.seed = seed
-        self.full = Validate(golden, tolerances, labels)
+        self.runtime = runtime or ValidationRuntime()
+        self.full = Validate(golden, tolerances, labels, self.runtime)
 
     def _cases(self) -> list[tuple[str, dict[str, tuple[int, ...]]]]:
         return [
@@ -251,7 +269,9 @@ class RegionValidate(Instrument):
         if not pass_.exact and pass_.tolerance is not None:
             tolerance = _loosen(Tolerances(tolerance), pass_.tolerance.atol, pass_.tolerance.rtol).default
         try:
-            check = check_region(before, result.model, self._cases(), tolerance, self.seed, self.max_fraction)
+            check = check_region(
+                before, result.model, self._cases(), tolerance, self.seed, self.max_fraction, runtime=self.runtime
+            )
         except RegionUnavailable as exc:
             self._fall_back(record, pass_, before, result, str(exc), start)
             return

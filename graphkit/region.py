@@ -35,7 +35,7 @@ from onnx import numpy_helper
 from graphkit.diff import ModelDiff, diff_models, tensor_hash
 from graphkit.errors import one_line
 from graphkit.golden import ort_error_text
-from graphkit.runtime.ort import create_session, run_session
+from graphkit.runtime.ort import ValidationRuntime, create_session, run_session
 from graphkit.shapes import RANDOM_OPS, ValueType, dims_of, set_dims, skeleton, value_types
 from graphkit.validate import Comparison, Tolerance, compare_array, not_compared
 
@@ -424,11 +424,12 @@ class _RegionRunFailed(Exception):
 class _SideRunner:
     """Runs one side's extracted region; outputs that are boundary inputs come from the feeds."""
 
-    def __init__(self, side: Side, types: Mapping[str, ValueType]):
+    def __init__(self, side: Side, types: Mapping[str, ValueType], runtime: ValidationRuntime):
         self.side = side
         model = extract_side(side, types)
         try:
-            self.session = create_session(model) if model is not None else None
+            options = {"threads": runtime.threads, "optimization": runtime.optimization}
+            self.session = create_session(model, **options) if model is not None else None
         except Exception as exc:  # onnxruntime raises its own exception types
             reason = one_line(exc, 200)
             raise RegionUnavailable(f"onnxruntime cannot load the extracted region: {reason}") from exc
@@ -461,6 +462,7 @@ def check_region(
     seed: int = 0,
     max_fraction: float = DEFAULT_MAX_FRACTION,
     diff: ModelDiff | None = None,
+    runtime: ValidationRuntime | None = None,
 ) -> RegionCheck:
     """Compare the region of ``a`` -> ``b`` on seeded random boundary data, once per case.
 
@@ -477,7 +479,8 @@ def check_region(
     types_a, types_b = _types(a, cases[0][1]), _types(b, cases[0][1])
     region = find_region(a, b, diff, max_fraction, types_a, types_b)
     check = RegionCheck(region)
-    runner_a, runner_b = _SideRunner(region.a, types_a), _SideRunner(region.b, types_b)
+    runtime = runtime or ValidationRuntime()
+    runner_a, runner_b = _SideRunner(region.a, types_a, runtime), _SideRunner(region.b, types_b, runtime)
     for index, (label, input_shapes) in enumerate(cases):
         if index:
             types_a, types_b = _types(a, input_shapes), _types(b, input_shapes)

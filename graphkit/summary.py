@@ -94,6 +94,11 @@ def render_summary(report: dict) -> str:
         + ", ".join(f"{k} {v:.1f}s" for k, v in stages.items() if k != "total")
         + f"; total {stages.get('total', 0):.1f}s; peak RSS {report.get('peak_rss_mb', 0) / 1024:.2f} GiB"
     )
+    if report.get("forwards_summary"):
+        runtime = report.get("validation_runtime") or {}
+        lines.append(f"{report['forwards_summary']} at optimization {runtime.get('optimization', '?')}")
+    if (report.get("golden") or {}).get("note"):
+        lines.append(f"note:    {report['golden']['note']}")
     files = [final["path"]] if final and final.get("path") else []
     files.append(f"{report.get('run_dir')}/report.json")
     lines.append(f"files:   {', '.join(files)}")

@@ -77,7 +77,9 @@ class OrtBackend(Backend):
     ):
         from graphkit.runtime.ort import create_session
 
-        self.session = create_session(model_path, threads=threads, optimize=optimize, providers=providers)
+        self.session = create_session(
+            model_path, threads=threads, optimization="all" if optimize else "none", providers=providers
+        )
         self.inputs = [_info(v) for v in self.session.get_inputs()]
         self.outputs = [_info(v) for v in self.session.get_outputs()]
         # io-binding lets ORT place outputs where the provider wants them (it helps with device
