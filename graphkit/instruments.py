@@ -225,8 +225,10 @@ class RegionValidate(Instrument):
     The region before and after the pass (see :mod:`graphkit.region`) is extracted as two small
     models, fed the same seeded random boundary data with the input shapes of each golden case
     checked after a pass (``labels``; all when None), and compared with the default tolerance
-    (an approximate pass's declared tolerance when looser). When the region cannot decide
-    (opset or graph I/O change, nothing to compare, integer boundary, region larger than
+    (an approximate pass's declared tolerance when looser). A change of the default opset is
+    checked on the region plus a one-node region for every node whose schema version changed
+    (``validation["schema_nodes"]``). When the region cannot decide
+    (other opset or graph I/O change, nothing to compare, integer boundary, region larger than
     ``max_fraction`` of the graph, extraction failure), the pass is validated end to end by
     :attr:`full` (a :class:`Validate`) and the reason goes on the record (``notes`` and
     ``validation["fallback_reason"]``). A region mismatch raises ValidationError naming the
@@ -283,6 +285,7 @@ class RegionValidate(Instrument):
             "region_nodes_a": len(region.a.nodes),
             "region_nodes_b": len(region.b.nodes),
             "boundary_inputs": sorted(region.inputs),
+            "schema_nodes": check.schema_nodes,
             "outputs": [
                 {"case": label, **to_mapping(out)} for label, comparison in check.cases for out in comparison.outputs
             ],
