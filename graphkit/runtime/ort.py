@@ -144,6 +144,9 @@ def session_options(threads: int | None = None, optimization: str = "none") -> o
         raise FieldValueError("optimization", f"must be one of {', '.join(OPTIMIZATION_LEVELS)}, got {optimization!r}")
     options = ort.SessionOptions()
     options.graph_optimization_level = OPTIMIZATION_LEVELS[optimization]
+    # no CPU arena: a validation session runs a few forwards, and the arena grows by doubling and
+    # never gives memory back to the system (see docs/validation.md for the measured peak)
+    options.enable_cpu_mem_arena = False
     options.log_severity_level = 4  # errors come back as exceptions; its own log lines would double them
     if check_threads(threads):
         options.intra_op_num_threads = threads
