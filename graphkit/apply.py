@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import gc
 import json
-import os
 import resource
 import sys
 import time
@@ -38,7 +37,6 @@ from graphkit.golden import (
     GoldenSet,
     GoldenValidation,
     make_or_load_golden,
-    validate_against_golden,
 )
 from graphkit.golden import level_note as golden_level_note
 from graphkit.instruments import (
@@ -68,6 +66,7 @@ from graphkit.runtime.ort import (
 )
 from graphkit.typed import from_mapping, to_mapping
 from graphkit.validate import compare_outputs
+from graphkit.validation_cache import ValidationCache, cache_root, cached_golden_validation, golden_hash
 
 Log = Callable[[str], None]
 
@@ -129,8 +128,7 @@ def golden_dir(spec: PipelineSpec, source_hash: str) -> Path:
     """The pipeline's golden folder, or a cache folder keyed by the source model's hash."""
     if spec.golden.dir:
         return Path(spec.golden.dir)
-    cache = Path(os.environ.get("GRAPHKIT_CACHE", ".cache/graphkit"))
-    return cache / "golden" / f"{spec.name}-{source_hash[:16]}-{spec.golden.producer}"
+    return cache_root() / "golden" / f"{spec.name}-{source_hash[:16]}-{spec.golden.producer}"
 
 
 def apply_pipeline(
@@ -145,12 +143,15 @@ def apply_pipeline(
     regenerate_golden: bool = False,
     overwrite: bool = False,
     log: Log = _stderr,
+    use_cache: bool = True,
 ) -> ApplyResult:
     """Run the pipeline; see the module docstring for what it writes.
 
     The run folder follows :mod:`graphkit.run_folder`: a rerun of the same pipeline replaces
     its earlier files, any other non-empty folder needs ``overwrite``. Every full-model forward
-    is listed in the report (``forwards``: purpose, model hash, case, batch, time).
+    is listed in the report (``forwards``: purpose, model hash, case, batch, time). Passed
+    checks are taken from and stored in the validation cache (:mod:`graphkit.validation_cache`)
+    unless ``use_cache`` is false; the report lists what came from it (``cache``).
     """
     with recording_forwards(ForwardLog()):
         return _apply_pipeline(
@@ -164,6 +165,7 @@ def apply_pipeline(
             regenerate_golden=regenerate_golden,
             overwrite=overwrite,
             log=log,
+            use_cache=use_cache,
         )
 
 
@@ -179,6 +181,7 @@ def _apply_pipeline(
     regenerate_golden: bool,
     overwrite: bool,
     log: Log,
+    use_cache: bool,
 ) -> ApplyResult:
     stages: dict[str, float] = {}
     started = time.perf_counter()
@@ -206,6 +209,10 @@ def _apply_pipeline(
     golden, golden_reused = _golden(spec, source, source_hash, regenerate_golden, log)
     stages["golden"] = time.perf_counter() - clock
 
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    cache = ValidationCache(enabled=use_cache, run=f"{run_dir} ({spec.name}, {stamp})")
+    golden_key = golden_hash(golden.directory) if use_cache else ""
+
     # the run folder appears (and an earlier run's files go) only once the inputs proved usable
     folder.clear()
     make_folder(run_dir)
@@ -232,6 +239,7 @@ def _apply_pipeline(
             "optimization": golden.manifest.get("optimization"),
         },
         "validation_runtime": to_mapping(spec.validate.runtime),
+        "cache": cache,  # its hits and counts at the end of the run (see _finish)
     }
     level_note = golden_level_note(golden, spec.validate.runtime)
     if level_note:
@@ -239,7 +247,7 @@ def _apply_pipeline(
         log(f"note: {level_note}")
     if source.reference is not None:
         clock = time.perf_counter()
-        check = _check_against_reference(spec, source, golden, source_hash, log)
+        check = _check_against_reference(spec, source, golden, source_hash, golden_key, cache, log)
         source.reference = None  # free the torch model: its outputs are recorded
         gc.collect()
         stages["source_validation"] = time.perf_counter() - clock
@@ -252,7 +260,7 @@ def _apply_pipeline(
     def log_pass(index: int, pass_: Pass) -> None:
         log(f"[{index + 1}/{len(passes)}] {pass_.name} ...")
 
-    instruments = _instruments(spec, golden, run_dir)
+    instruments = _instruments(spec, golden, run_dir, cache)
     validator = _end_to_end_validator(instruments)
     manager = PassManager(
         passes,
@@ -274,15 +282,23 @@ def _apply_pipeline(
 
     clock = time.perf_counter()
     final_hash = content_hash(run.model)
-    final_check = _final_validation(
-        run.model, final_hash, golden, spec.golden.tolerances(), validator, spec.validate.runtime, log
+    final_check, final_cache = _final_validation(
+        run.model,
+        final_hash,
+        golden,
+        golden_key,
+        spec.golden.tolerances(),
+        validator,
+        spec.validate.runtime,
+        cache,
+        log,
     )
     stages["final_validation"] = time.perf_counter() - clock
     report["final"] = {
         "hash": final_hash,
         "nodes": len(run.model.graph.node),
         "opset": default_opset(run.model),
-        "validation": final_check.to_dict(),
+        "validation": {**final_check.to_dict(), **({"cache": final_cache} if final_cache else {})},
         "max_abs": final_check.max_abs(),
     }
     if not final_check.passed:
@@ -323,14 +339,16 @@ def _golden(spec: PipelineSpec, source: Source, source_hash: str, regenerate: bo
     return golden, reused
 
 
-def _instruments(spec: PipelineSpec, golden: GoldenSet, run_dir: Path) -> list[Instrument]:
+def _instruments(spec: PipelineSpec, golden: GoldenSet, run_dir: Path, cache: ValidationCache) -> list[Instrument]:
     instruments: list[Instrument] = [Timing(), Honesty(), OpCounts()]
     if spec.validate.verify_each:
         instruments.append(Verify())
     if spec.validate.validate_each:
         labels = [f"b{b}" for b in spec.validate.each_batch_sizes] if spec.validate.each_batch_sizes else None
         validate = RegionValidate if spec.validate.mode == "region" else Validate
-        instruments.append(validate(golden, spec.golden.tolerances(), labels, runtime=spec.validate.runtime))
+        instruments.append(
+            validate(golden, spec.golden.tolerances(), labels, runtime=spec.validate.runtime, cache=cache)
+        )
     instruments += [PassDiff(run_dir / "diffs"), Reproducer(run_dir)]
     return instruments
 
@@ -354,16 +372,19 @@ def _final_validation(
     model,
     model_hash: str,
     golden: GoldenSet,
+    golden_key: str,
     tolerances,
     validator: Validate | None,
     runtime: ValidationRuntime,
+    cache: ValidationCache,
     log: Log,
-) -> GoldenValidation:
+) -> tuple[GoldenValidation, dict | None]:
     """Validate the final model on every golden case, reusing the cases already checked on it.
 
     A case passed by an end-to-end check of a model with the same content hash (the last model
     a pass validated end to end, at the pipeline's own tolerances) stands; only the remaining
-    cases run. Region checks are never reused (random data, not the golden inputs).
+    cases run, through the validation cache (returns the validation and, for a cached result,
+    where it came from). Region checks are never reused (random data, not the golden inputs).
     """
     done: dict[str, CaseResult] = {}
     if validator is not None and validator.last is not None:
@@ -372,14 +393,14 @@ def _final_validation(
             done = {c.label: c for c in last_validation.cases if c.comparison is not None}
     todo = [c.label for c in golden.cases if c.label not in done]
     fresh: dict[str, CaseResult] = {}
-    note = ""
+    note, source = "", None
     if todo:
         log(f"validating the final model on golden case(s) {', '.join(todo)} ...")
-        validation = validate_against_golden(
-            model, golden, tolerances, labels=todo, runtime=runtime, purpose="final check", model_hash=model_hash
+        validation, source = cached_golden_validation(
+            cache, model, model_hash, golden, golden_key, tolerances, todo, runtime, "final check"
         )
         fresh, note = {c.label: c for c in validation.cases}, validation.note
-    return GoldenValidation([done.get(c.label) or fresh[c.label] for c in golden.cases], note)
+    return GoldenValidation([done.get(c.label) or fresh[c.label] for c in golden.cases], note), source
 
 
 def _recorded(reference: Callable | None, model_hash: str) -> Callable | None:
@@ -417,7 +438,13 @@ def _localize_failure(record: PassRecord, golden: GoldenSet, tolerances, log: Lo
 
 
 def _check_against_reference(
-    spec: PipelineSpec, source: Source, golden: GoldenSet, source_hash: str, log: Log
+    spec: PipelineSpec,
+    source: Source,
+    golden: GoldenSet,
+    source_hash: str,
+    golden_key: str,
+    cache: ValidationCache,
+    log: Log,
 ) -> GoldenValidation:
     """The exported model against its reference, before any pass runs.
 
@@ -427,14 +454,36 @@ def _check_against_reference(
     tolerances = spec.golden.tolerances()
     if spec.golden.producer == "reference":
         log("validating the export against the reference outputs ...")
-        return validate_against_golden(
+        validation, _ = cached_golden_validation(
+            cache,
             source.model,
+            source_hash,
             golden,
+            golden_key,
             tolerances,
-            runtime=spec.validate.runtime,
-            purpose="export vs reference",
-            model_hash=source_hash,
+            None,
+            spec.validate.runtime,
+            "export vs reference",
         )
+        return validation
+    import torch
+
+    labels = [c.label for c in golden.cases if c.dims.get("batch") in spec.validate.reference_batch_sizes]
+    key = ValidationCache.key(
+        "reference",
+        model=source_hash,
+        golden=golden_key,
+        tolerances=to_mapping(tolerances),
+        labels=labels,
+        reference=source.description,
+        weights=source.weights,
+        details=source.details,
+        torch=torch.__version__,
+    )
+    stored = cache.get(key, "export vs reference (torch)")
+    if stored is not None:
+        log("export vs reference: passed in an earlier run (validation cache)")
+        return GoldenValidation.from_dict(stored)
     results = []
     for case in golden.cases:
         if case.dims.get("batch") not in spec.validate.reference_batch_sizes:
@@ -443,7 +492,11 @@ def _check_against_reference(
         with forward_purpose("export vs reference (torch)", source_hash):
             expected = _recorded(source.reference, source_hash)(case.inputs)
         results.append(CaseResult(case.label, compare_outputs(case.outputs, expected, tolerances)))
-    return GoldenValidation(results)
+        del expected
+    validation = GoldenValidation(results)
+    if validation.passed:
+        cache.put(key, validation.to_dict())
+    return validation
 
 
 def _source_error(first_failure: str) -> GraphkitError:
@@ -514,6 +567,8 @@ def _finish(run_dir, report, stages, started, model_path, error, log) -> ApplyRe
     stages["total"] = time.perf_counter() - started
     report["stages"] = {k: round(v, 3) for k, v in stages.items()}
     report["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    if isinstance(report.get("cache"), ValidationCache):
+        report["cache"] = report["cache"].to_dict()
     forwards = active_forward_log()
     if forwards is not None:
         report["forwards"] = to_mapping(forwards.forwards)

@@ -52,7 +52,7 @@ from graphkit.runtime.ort import (
     run_session,
 )
 from graphkit.typed import from_mapping, to_mapping
-from graphkit.validate import Comparison, Tolerances, compare_outputs
+from graphkit.validate import Comparison, OutputComparison, Tolerances, compare_outputs
 
 FORMAT = "graphkit-golden/1"
 Producer = Callable[[Mapping[str, np.ndarray]], Mapping[str, np.ndarray]]
@@ -524,6 +524,18 @@ class GoldenValidation:
                 failures = case.comparison.failures()
                 return f"case {case.label}, {failures[0].describe()}" if failures else f"case {case.label}: no outputs"
         return ""
+
+    @classmethod
+    def from_dict(cls, data: dict) -> GoldenValidation:
+        """The validation :meth:`to_dict` wrote (a cached result)."""
+        cases = []
+        for case in data["cases"]:
+            outputs = case.get("outputs")
+            comparison = None
+            if outputs is not None:
+                comparison = Comparison([OutputComparison(**{**o, "shape": tuple(o["shape"])}) for o in outputs])
+            cases.append(CaseResult(case["label"], comparison, case.get("error") or ""))
+        return cls(cases, data.get("note", ""))
 
     def to_dict(self) -> dict:
         return {

@@ -19,13 +19,14 @@ import onnx
 from graphkit.diff import diff_models
 from graphkit.errors import GoldenError, PassError, ValidationError
 from graphkit.files import write_text_atomic
-from graphkit.golden import GoldenSet, GoldenValidation, validate_against_golden
+from graphkit.golden import GoldenSet, GoldenValidation
 from graphkit.model import check_model, check_tensor_sizes, content_hash, infer_shapes, op_counts
 from graphkit.pass_base import Pass, PassResult
 from graphkit.runtime.ort import ValidationRuntime
 from graphkit.shapes import skeleton
 from graphkit.typed import to_mapping
 from graphkit.validate import Tolerances
+from graphkit.validation_cache import ValidationCache, cached_golden_validation, golden_hash
 
 
 @dataclass
@@ -178,6 +179,7 @@ class Validate(Instrument):
         tolerances: Tolerances,
         labels: list[str] | None = None,
         runtime: ValidationRuntime | None = None,
+        cache: ValidationCache | None = None,
     ):
         known = [case.label for case in golden.cases]
         unknown = [label for label in labels or [] if label not in known]
@@ -190,6 +192,8 @@ class Validate(Instrument):
         self.tolerances = tolerances
         self.labels = labels
         self.runtime = runtime or ValidationRuntime()
+        self.cache = cache
+        self.golden_key = golden_hash(golden.directory) if cache is not None and cache.enabled else ""
         self.last: tuple[onnx.ModelProto, GoldenValidation] | None = None
 
     def after_pass(self, record, pass_, before, result):
@@ -199,17 +203,21 @@ class Validate(Instrument):
         tolerances = self.tolerances
         if not pass_.exact and pass_.tolerance is not None:
             tolerances = _loosen(tolerances, pass_.tolerance.atol, pass_.tolerance.rtol)
-        validation = validate_against_golden(
+        validation, source = cached_golden_validation(
+            self.cache,
             result.model,
+            content_hash(result.model),
             self.golden,
+            self.golden_key,
             tolerances,
-            labels=self.labels,
-            runtime=self.runtime,
-            purpose=f"validate pass '{pass_.name}'",
-            model_hash=content_hash(result.model),
+            self.labels,
+            self.runtime,
+            f"validate pass '{pass_.name}'",
         )
         record.times["validate"] = time.perf_counter() - start
         record.validation = validation.to_dict()
+        if source:
+            record.validation["cache"] = source
         record.max_abs = validation.max_abs()
         # the final check may reuse these cases only if they ran at the pipeline's own tolerances
         self.last = (result.model, validation) if tolerances is self.tolerances else None
@@ -244,6 +252,7 @@ class RegionValidate(Instrument):
         max_fraction: float = 0.5,
         seed: int = 0,
         runtime: ValidationRuntime | None = None,
+        cache: ValidationCache | None = None,
     ):
         self.golden = golden
         self.tolerances = tolerances
@@ -251,7 +260,8 @@ class RegionValidate(Instrument):
         self.max_fraction = max_fraction
         self.seed = seed
         self.runtime = runtime or ValidationRuntime()
-        self.full = Validate(golden, tolerances, labels, self.runtime)
+        self.cache = cache
+        self.full = Validate(golden, tolerances, labels, self.runtime, cache)
 
     def _cases(self) -> list[tuple[str, dict[str, tuple[int, ...]]]]:
         return [
@@ -270,6 +280,22 @@ class RegionValidate(Instrument):
         tolerance = self.tolerances.default
         if not pass_.exact and pass_.tolerance is not None:
             tolerance = _loosen(Tolerances(tolerance), pass_.tolerance.atol, pass_.tolerance.rtol).default
+        key = ValidationCache.key(
+            "region",
+            before=content_hash(before),
+            after=content_hash(result.model),
+            cases=self._cases(),
+            tolerance=to_mapping(tolerance),
+            seed=self.seed,
+            max_fraction=self.max_fraction,
+            optimization=self.runtime.optimization,
+        )
+        stored = self.cache.get(key, f"region check of pass '{pass_.name}'") if self.cache is not None else None
+        if stored is not None:
+            record.validation = {**stored["validation"], "cache": self.cache.source_of(self.cache.hits[-1])}
+            record.max_abs = stored["max_abs"]
+            record.times["validate"] = time.perf_counter() - start
+            return
         try:
             check = check_region(
                 before, result.model, self._cases(), tolerance, self.seed, self.max_fraction, runtime=self.runtime
@@ -293,6 +319,8 @@ class RegionValidate(Instrument):
         }
         record.max_abs = check.max_abs()
         record.times["validate"] = time.perf_counter() - start
+        if not failure and self.cache is not None:
+            self.cache.put(key, {"validation": record.validation, "max_abs": record.max_abs})
         if failure:
             comparison = Comparison([o for _, c in check.cases for o in c.outputs])
             raise ValidationError(f"pass '{pass_.name}' failed region validation: {failure}", comparison=comparison)

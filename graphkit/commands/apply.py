@@ -50,6 +50,11 @@ def add_arguments(parser):
         help="use a non-empty run folder that is not an earlier run of this pipeline: graphkit's files there "
         "are removed first, other files are kept (a rerun of the same pipeline needs no flag)",
     )
+    parser.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="run every check even if it passed before (the validation cache is neither read nor written)",
+    )
     parser.add_argument("--json", action="store_true", help="print report.json to stdout instead of the summary")
 
 
@@ -64,6 +69,7 @@ def run(args) -> int:
         localize=args.localize,
         extra_pass_dirs=args.passes_dir,
         regenerate_golden=args.regenerate_golden,
+        use_cache=not args.no_cache,
         overwrite=args.overwrite,
     )
     if args.json:
