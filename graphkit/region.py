@@ -557,7 +557,9 @@ def _run_region(region, a, b, per_case, tolerance, seed, runtime, comparisons, p
 def schema_changed_regions(a, b, diff: ModelDiff, per_case, known: Mapping[str, str]) -> list[tuple[str, Region]]:
     """One-node regions for the unchanged nodes whose schema version differs between the default
     opsets of ``a`` and ``b``: ``(description, region)``, one per distinct signature (op,
-    attributes, constant inputs, input shapes of every case). Integer inputs made by other nodes
+    attributes, constant inputs, input element types and ranks), the node of that signature
+    with the fewest input elements, at its real shapes (a schema's meaning depends on its
+    attributes, inputs' types and ranks, not on the sizes). Integer inputs made by other nodes
     pull their producers in (as in a region slice); the boundary is float tensors only, each an
     unchanged node's output, a graph input or a rewritten region's output (``known``: B -> A)."""
     version_a, version_b = _default_opset(a), _default_opset(b)
@@ -568,25 +570,27 @@ def schema_changed_regions(a, b, diff: ModelDiff, per_case, known: Mapping[str, 
     const_a, const_b = _constant_tensors(nodes_a, inits_a), _constant_tensors(nodes_b, inits_b)
     inputs_a, inputs_b = _graph_input_names(a), _graph_input_names(b)
     types_a, types_b = per_case[0][2], per_case[0][3]
-    regions: list[tuple[str, Region]] = []
-    seen: set = set()
+    chosen: dict[tuple, tuple[float, int, int]] = {}  # signature -> (input elements, ib, ia)
     for ib, ia in sorted(unchanged.items()):
         node_a, node_b = nodes_a[ia], nodes_b[ib]
         if node_a.domain not in ("", "ai.onnx") or node_a.op_type == "Constant":
             continue
         if _since_version(node_a.op_type, version_a) == _since_version(node_b.op_type, version_b):
             continue
+        inputs = [types_a.get(t) for t in node_a.input]
         signature = (
             node_a.op_type,
             tuple(attr.SerializeToString(deterministic=True) for attr in node_a.attribute),
             tuple(inits_a.get(t, "") for t in node_a.input),
-            tuple(tuple(repr(getattr(ta.get(t), "dims", None)) for t in node_a.input) for _, _, ta, _ in per_case),
+            tuple((v.elem_type, None if v.dims is None else len(v.dims)) if v else None for v in inputs),
         )
-        if signature in seen:
-            continue
-        seen.add(signature)
-        others_a = set(range(len(nodes_a))) - {ia}
-        others_b = set(range(len(nodes_b))) - {ib}
+        size = sum(_elements(v) for v in inputs)
+        if signature not in chosen or size < chosen[signature][0]:
+            chosen[signature] = (size, ib, ia)
+    regions: list[tuple[str, Region]] = []
+    for _, ib, ia in sorted(chosen.values(), key=lambda item: item[1]):
+        node_a, node_b = nodes_a[ia], nodes_b[ib]
+        others_a, others_b = _AllBut(ia), _AllBut(ib)
         outputs = [(ta, tb) for ta, tb in zip(node_a.output, node_b.output) if ta and tb]
         slice_a, leaves_a = _slice(nodes_a, [ta for ta, _ in outputs], prod_a, others_a, const_a, types_a, inputs_a)
         slice_b, leaves_b = _slice(nodes_b, [tb for _, tb in outputs], prod_b, others_b, const_b, types_b, inputs_b)
@@ -609,6 +613,22 @@ def schema_changed_regions(a, b, diff: ModelDiff, per_case, known: Mapping[str, 
         name += f"v{_since_version(node_b.op_type, version_b)})"
         regions.append((name, Region(side_a, side_b, outputs, boundary, len(nodes_b))))
     return regions
+
+
+class _AllBut:
+    """Every node index but one (the 'unchanged' set of a one-node slice)."""
+
+    def __init__(self, index: int):
+        self.index = index
+
+    def __contains__(self, other: object) -> bool:
+        return other != self.index
+
+
+def _elements(vtype: ValueType | None) -> float:
+    if vtype is None or vtype.dims is None or not all(isinstance(d, int) for d in vtype.dims):
+        return float("inf")
+    return float(np.prod(vtype.dims, dtype=np.float64))
 
 
 def _counterpart(tb, prod_b, nodes_a, unchanged, inputs_a, inputs_b) -> str | None:
