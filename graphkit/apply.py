@@ -480,10 +480,10 @@ def _check_against_reference(
         details=source.details,
         torch=torch.__version__,
     )
-    stored = cache.get(key, "export vs reference (torch)")
+    stored = cache.get(key, "export vs reference (torch)", GoldenValidation.from_dict)
     if stored is not None:
         log("export vs reference: passed in an earlier run (validation cache)")
-        return GoldenValidation.from_dict(stored)
+        return stored
     results = []
     for case in golden.cases:
         if case.dims.get("batch") not in spec.validate.reference_batch_sizes:

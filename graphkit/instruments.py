@@ -290,7 +290,9 @@ class RegionValidate(Instrument):
             max_fraction=self.max_fraction,
             optimization=self.runtime.optimization,
         )
-        stored = self.cache.get(key, f"region check of pass '{pass_.name}'") if self.cache is not None else None
+        stored = None
+        if self.cache is not None:
+            stored = self.cache.get(key, f"region check of pass '{pass_.name}'", _stored_region)
         if stored is not None:
             record.validation = {**stored["validation"], "cache": self.cache.source_of(self.cache.hits[-1])}
             record.max_abs = stored["max_abs"]
@@ -335,6 +337,14 @@ class RegionValidate(Instrument):
             if record.validation is not None:
                 record.validation.update({"mode": "full", "fallback_reason": reason})
             record.times["validate"] = time.perf_counter() - start
+
+
+def _stored_region(result: dict) -> dict:
+    """A cached region result: a passed validation dict and max abs figures (else ValueError)."""
+    validation, max_abs = result["validation"], result["max_abs"]
+    if not isinstance(validation, dict) or validation.get("passed") is not True or not isinstance(max_abs, dict):
+        raise ValueError("not a passed region result")
+    return result
 
 
 def _loosen(tolerances: Tolerances, atol: float, rtol: float) -> Tolerances:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -78,21 +79,27 @@ class ValidationCache:
         text = json.dumps(key, sort_keys=True, default=str)
         return self.directory / f"{key['kind']}-{xxhash.xxh3_128_hexdigest(text.encode())}.json"
 
-    def get(self, key: dict[str, Any], purpose: str) -> dict[str, Any] | None:
-        """The stored result for ``key`` (recorded in ``hits`` under ``purpose``), or None."""
+    def get(self, key: dict[str, Any], purpose: str, parse: Callable[[dict], Any] = dict) -> Any:
+        """``parse`` of the stored result for ``key`` (recorded in ``hits`` under ``purpose``), or
+        None when there is none or it does not parse (a corrupt entry is a miss, never an error)."""
         if not self.enabled:
             return None
         path = self._path(key)
         try:
             entry = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             return None
         if not isinstance(entry, dict) or entry.get("key") != json.loads(json.dumps(key, default=str)):
             return None
-        if not isinstance(entry.get("result"), dict):
+        try:
+            result = parse(entry["result"])
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, RecursionError):
             return None
-        self.hits.append({"purpose": purpose, "kind": key["kind"], "run": entry.get("run"), "at": entry.get("at")})
-        return entry["result"]
+        passed = result.passed if hasattr(result, "passed") else isinstance(result, dict)
+        if not passed:  # only passed results are stored; anything else is not trusted
+            return None
+        self.hits.append({"purpose": purpose, "kind": key["kind"], "run": str(entry.get("run")), "at": entry.get("at")})
+        return result
 
     def put(self, key: dict[str, Any], result: dict[str, Any]) -> None:
         """Store a passed result (best effort: a full disk or a read-only cache only skips it)."""
@@ -140,9 +147,9 @@ def cached_golden_validation(
         optimization=runtime.optimization,
     )
     if cache is not None:
-        stored = cache.get(key, purpose)
+        stored = cache.get(key, purpose, GoldenValidation.from_dict)
         if stored is not None:
-            return GoldenValidation.from_dict(stored), cache.source_of(cache.hits[-1])
+            return stored, cache.source_of(cache.hits[-1])
     validation = validate_against_golden(
         model, golden, tolerances, labels=labels, runtime=runtime, purpose=purpose, model_hash=model_hash
     )

@@ -170,6 +170,7 @@ def test_runtime_is_a_typed_pipeline_field():
         ({"optimization": "fast"}, "validate.runtime.optimization"),
         ({"threads": 0}, "validate.runtime.threads"),
         ({"threads": True}, "validate.runtime.threads"),
+        ({"threads": 10**9}, "validate.runtime.threads: must be an integer from 1 to 1024"),
         ({"level": "all"}, "validate.runtime"),
     ]:
         with pytest.raises(Exception, match=message):

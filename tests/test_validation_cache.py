@@ -108,9 +108,13 @@ def test_disabled_cache_neither_reads_nor_writes_and_failures_are_not_stored(tmp
 def test_a_corrupt_entry_is_ignored(tmp_path, golden):
     cache = ValidationCache(tmp_path / "cache")
     check(cache, golden)
-    for path in (tmp_path / "cache").iterdir():
-        path.write_text("{not json")
-    assert check(cache, golden)[1] == 2
+    paths = list((tmp_path / "cache").iterdir())
+    entries = [json.loads(path.read_text()) for path in paths]
+    for broken in ("{not json", "[" * 100000, None, {"cases": "x"}, {"cases": [{"label": "b1"}]}, {"passed": False}):
+        for path, entry in zip(paths, entries):
+            path.write_text(broken if isinstance(broken, str) else json.dumps({**entry, "result": broken}))
+        fresh = ValidationCache(tmp_path / "cache")
+        assert check(fresh, golden)[1] == 2 and fresh.hits == [], broken
 
 
 def test_region_checks_are_cached_by_both_models(tmp_path, golden):

@@ -45,6 +45,7 @@ OPTIMIZATION_LEVELS = {
     "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
 }
 Optimization = Literal["all", "extended", "basic", "none"]
+MAX_THREADS = 1024  # a thread pool of millions would exhaust the machine before failing
 
 
 @dataclass(frozen=True)
@@ -65,8 +66,10 @@ class ValidationRuntime:
                 "optimization", f"must be one of {', '.join(OPTIMIZATION_LEVELS)}, got {self.optimization!r}"
             )
         threads = self.threads
-        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-            raise FieldValueError("threads", f"must be an integer >= 1 or null, got {threads!r}")
+        if threads is not None and (
+            isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= MAX_THREADS
+        ):
+            raise FieldValueError("threads", f"must be an integer from 1 to {MAX_THREADS} or null, got {threads!r:.40}")
 
 
 @dataclass
