@@ -154,6 +154,9 @@ def test_apply_twice_takes_every_check_from_the_cache_and_no_cache_forces_the_wo
         reports.append(json.loads((tmp_path / "run" / "report.json").read_text()))
     cold, warm, forced = reports
     assert cold["cache"]["hits"] == [] and cold["forwards"]
+    b1_equivalents = sum(f["batch"] for f in cold["forwards"])
+    assert f"forwards: {len(cold['forwards'])} (b1-equivalents {b1_equivalents}) at optimization all" in summaries[0]
+    assert {f["purpose"] for f in cold["forwards"]} >= {"golden b1", "golden b2", "validate pass 'eliminate-noops'"}
     # the two passes; the final check reuses the last pass's cases (same model)
     assert warm["forwards"] == [] and len(warm["cache"]["hits"]) == 2
     assert "2 check(s) passed in an earlier run" in summaries[1] and "forwards: 0" in summaries[1]
@@ -161,3 +164,46 @@ def test_apply_twice_takes_every_check_from_the_cache_and_no_cache_forces_the_wo
     assert forced["cache"]["enabled"] is False and forced["cache"]["hits"] == []
     checks = [f["purpose"] for f in cold["forwards"] if not f["purpose"].startswith("golden")]
     assert [f["purpose"] for f in forced["forwards"]] == checks  # the golden set itself is reused
+
+
+def test_the_final_check_reuses_cases_of_a_model_with_the_same_content_hash(tmp_path, golden):
+    from graphkit.apply import _final_validation
+    from graphkit.instruments import Validate
+
+    validator = Validate(golden, TOL)
+    earlier = demo_model()
+    validator.last = (
+        earlier,
+        cached_golden_validation(None, earlier, "", golden, "", TOL, ["b1"], ValidationRuntime(), "t")[0],
+    )
+    final = clone(earlier)  # another object, same content
+    log = ForwardLog()
+    with recording_forwards(log):
+        validation, _ = _final_validation(
+            final,
+            content_hash(final),
+            golden,
+            "",
+            TOL,
+            validator,
+            ValidationRuntime(),
+            ValidationCache(enabled=False),
+            print,
+        )
+    assert validation.passed and [c.label for c in validation.cases] == ["b1", "b2"]
+    assert [(f.purpose, f.case) for f in log.forwards] == [("final check", "b2")]  # b1 was not run again
+    changed = clone(earlier)
+    changed.metadata_props.add(key="note", value="another model")
+    with recording_forwards(log := ForwardLog()):
+        _final_validation(
+            changed,
+            content_hash(changed),
+            golden,
+            "",
+            TOL,
+            validator,
+            ValidationRuntime(),
+            ValidationCache(enabled=False),
+            print,
+        )
+    assert [f.case for f in log.forwards] == ["b1", "b2"]
