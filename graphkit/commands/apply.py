@@ -11,7 +11,7 @@ from graphkit.pipeline import load_pipeline
 NAME = "apply"
 HELP = "run a pipeline: source, golden, passes validated one by one, output model, report"
 DESCRIPTION = """Run a YAML pipeline. Each pass is verified (ONNX checker + shape inference) and
-validated against the golden set with onnxruntime (CPU, graph optimizations off); a pass that
+validated against the golden set with onnxruntime (CPU, validate.runtime's level); a pass that
 fails is rolled back. The run folder gets model.onnx (only if everything passed), report.json,
 summary.txt, pipeline.yaml and per-pass diffs. A rerun of the same pipeline replaces its
 earlier run folder (its files are removed first, so a failed rerun leaves no stale model); a

@@ -61,7 +61,7 @@ class Backend:
 class OrtBackend(Backend):
     """onnxruntime; CPU by default, full graph optimizations unless ``optimize=False``.
 
-    Validation uses :mod:`graphkit.runtime.ort` (optimizations off); this backend is for
+    Validation uses :mod:`graphkit.runtime.ort` (at ``validate.runtime``'s level); this backend is for
     speed and accuracy runs, where ORT's optimizations are what a user would deploy.
     """
 
