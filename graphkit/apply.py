@@ -15,6 +15,7 @@ A run folder holds one run: a rerun removes the earlier run's files first (see
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import re
@@ -42,8 +43,8 @@ from graphkit.golden import (
     GoldenValidation,
     golden_defaults,
     make_or_load_golden,
-    validate_against_golden,
 )
+from graphkit.golden import level_note as golden_level_note
 from graphkit.instruments import (
     Honesty,
     Instrument,
@@ -61,8 +62,17 @@ from graphkit.model import content_hash, default_opset, load_model, load_user_mo
 from graphkit.pass_base import Pass
 from graphkit.pipeline import PipelineSpec, build_passes, spec_to_yaml
 from graphkit.run_folder import check_run_folder
-from graphkit.typed import from_mapping
+from graphkit.runtime.ort import (
+    ForwardLog,
+    ValidationRuntime,
+    active_forward_log,
+    forward_purpose,
+    record_forward,
+    recording_forwards,
+)
+from graphkit.typed import from_mapping, to_mapping
 from graphkit.validate import compare_outputs
+from graphkit.validation_cache import ValidationCache, cached_golden_validation, golden_hash
 
 Log = Callable[[str], None]
 
@@ -147,12 +157,46 @@ def apply_pipeline(
     regenerate_golden: bool = False,
     overwrite: bool = False,
     log: Log = _stderr,
+    use_cache: bool = True,
 ) -> ApplyResult:
     """Run the pipeline; see the module docstring for what it writes.
 
     The run folder follows :mod:`graphkit.run_folder`: a rerun of the same pipeline replaces
-    its earlier files, any other non-empty folder needs ``overwrite``.
+    its earlier files, any other non-empty folder needs ``overwrite``. Every full-model forward
+    is listed in the report (``forwards``: purpose, model hash, case, batch, time). Passed
+    checks are taken from and stored in the validation cache (:mod:`graphkit.validation_cache`)
+    unless ``use_cache`` is false; the report lists what came from it (``cache``).
     """
+    with recording_forwards(ForwardLog()):
+        return _apply_pipeline(
+            spec,
+            origin,
+            input_path=input_path,
+            output_dir=output_dir,
+            weights=weights,
+            localize=localize,
+            extra_pass_dirs=extra_pass_dirs,
+            regenerate_golden=regenerate_golden,
+            overwrite=overwrite,
+            log=log,
+            use_cache=use_cache,
+        )
+
+
+def _apply_pipeline(
+    spec: PipelineSpec,
+    origin: str,
+    *,
+    input_path: str | None,
+    output_dir: str | None,
+    weights: str | None,
+    localize: bool | None,
+    extra_pass_dirs: list[str] | None,
+    regenerate_golden: bool,
+    overwrite: bool,
+    log: Log,
+    use_cache: bool,
+) -> ApplyResult:
     stages: dict[str, float] = {}
     started = time.perf_counter()
     passes = build_passes(spec, origin, extra_pass_dirs)  # fail on bad specs before heavy work
@@ -179,6 +223,10 @@ def apply_pipeline(
     golden, golden_reused, defaults = _golden(spec, source, source_hash, regenerate_golden, log)
     stages["golden"] = time.perf_counter() - clock
 
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    cache = ValidationCache(enabled=use_cache, run=f"{run_dir} ({spec.name}, {stamp})")
+    golden_key = golden_hash(golden.directory) if use_cache else ""
+
     # the run folder appears (and an earlier run's files go) only once the inputs proved usable
     folder.clear()
     make_folder(run_dir)
@@ -203,11 +251,20 @@ def apply_pipeline(
             "cases": [c.label for c in golden.cases],
             "reused": golden_reused,
             "notes": defaults.notes,
+            "optimization": golden.manifest.get("optimization"),
         },
+        "validation_runtime": to_mapping(spec.validate.runtime),
+        "cache": cache,  # its hits and counts at the end of the run (see _finish)
     }
+    level_note = golden_level_note(golden, spec.validate.runtime)
+    if level_note:
+        report["golden"]["note"] = level_note
+        log(f"note: {level_note}")
     if source.reference is not None:
         clock = time.perf_counter()
-        check = _check_against_reference(spec, source, golden, log)
+        check = _check_against_reference(spec, source, golden, source_hash, golden_key, cache, log)
+        source.reference = None  # free the torch model: its outputs are recorded
+        gc.collect()
         stages["source_validation"] = time.perf_counter() - clock
         report["source_validation"] = check.to_dict()
         if not check.passed:
@@ -218,7 +275,7 @@ def apply_pipeline(
     def log_pass(index: int, pass_: Pass) -> None:
         log(f"[{index + 1}/{len(passes)}] {pass_.name} ...")
 
-    instruments = _instruments(spec, golden, run_dir)
+    instruments = _instruments(spec, golden, run_dir, cache)
     validator = _end_to_end_validator(instruments)
     manager = PassManager(
         passes,
@@ -239,13 +296,24 @@ def apply_pipeline(
         return _finish(run_dir, report, stages, started, None, error=run.error, log=log)
 
     clock = time.perf_counter()
-    final_check = _final_validation(run.model, golden, spec.golden.tolerances(), validator, log)
+    final_hash = content_hash(run.model)
+    final_check, final_cache = _final_validation(
+        run.model,
+        final_hash,
+        golden,
+        golden_key,
+        spec.golden.tolerances(),
+        validator,
+        spec.validate.runtime,
+        cache,
+        log,
+    )
     stages["final_validation"] = time.perf_counter() - clock
     report["final"] = {
-        "hash": content_hash(run.model),
+        "hash": final_hash,
         "nodes": len(run.model.graph.node),
         "opset": default_opset(run.model),
-        "validation": final_check.to_dict(),
+        "validation": {**final_check.to_dict(), **({"cache": final_cache} if final_cache else {})},
         "max_abs": final_check.max_abs(),
     }
     if not final_check.passed:
@@ -268,7 +336,7 @@ def _golden(
         raise PipelineSpecError("golden.producer: 'reference' needs an export source (a torch reference model)")
     defaults = golden_defaults(source.model, spec.golden.batch_sizes, spec.golden.dims, spec.golden.input_ranges)
     directory = golden_dir(spec, source_hash, defaults)
-    producer = source.reference if spec.golden.producer == "reference" else None
+    producer = _recorded(source.reference, source_hash) if spec.golden.producer == "reference" else None
     producer_name = f"reference: {source.description}, {source.weights}" if producer else "onnxruntime"
     for note in defaults.notes:
         log(f"golden: {note}")
@@ -286,6 +354,7 @@ def _golden(
             model_hash=source_hash,
             on_case=lambda label: log(f"golden: recording case {label} with {producer_name} ..."),
             input_ranges=defaults.input_ranges,
+            runtime=spec.validate.runtime,
         )
     except GoldenError as exc:
         if producer is None and _SOURCE_FAILED.search(str(exc)):  # the source itself does not run
@@ -299,14 +368,16 @@ def _golden(
 _SOURCE_FAILED = re.compile(r"onnxruntime cannot load the source model|the source model failed to run")
 
 
-def _instruments(spec: PipelineSpec, golden: GoldenSet, run_dir: Path) -> list[Instrument]:
+def _instruments(spec: PipelineSpec, golden: GoldenSet, run_dir: Path, cache: ValidationCache) -> list[Instrument]:
     instruments: list[Instrument] = [Timing(), Honesty(), OpCounts()]
     if spec.validate.verify_each:
         instruments.append(Verify())
     if spec.validate.validate_each:
         labels = [f"b{b}" for b in spec.validate.each_batch_sizes] if spec.validate.each_batch_sizes else None
         validate = RegionValidate if spec.validate.mode == "region" else Validate
-        instruments.append(validate(golden, spec.golden.tolerances(), labels))
+        instruments.append(
+            validate(golden, spec.golden.tolerances(), labels, runtime=spec.validate.runtime, cache=cache)
+        )
         instruments.append(BatchStacking(golden, spec.golden.tolerances()))  # a batch made dynamic
     instruments += [PassDiff(run_dir / "diffs"), Reproducer(run_dir)]
     return instruments
@@ -327,24 +398,55 @@ def _end_to_end_validator(instruments: list[Instrument]) -> Validate | None:
     return None
 
 
-def _final_validation(model, golden: GoldenSet, tolerances, validator: Validate | None, log: Log) -> GoldenValidation:
-    """Validate the final model on every golden case, reusing the cases the last pass checked.
+def _final_validation(
+    model,
+    model_hash: str,
+    golden: GoldenSet,
+    golden_key: str,
+    tolerances,
+    validator: Validate | None,
+    runtime: ValidationRuntime,
+    cache: ValidationCache,
+    log: Log,
+) -> tuple[GoldenValidation, dict | None]:
+    """Validate the final model on every golden case, reusing the cases already checked on it.
 
-    The last validated model is the very object the manager returned when no later pass changed
-    it, so its case results stand; only the remaining cases run. In region mode ``validator``
-    is the end-to-end fallback of RegionValidate: a pass checked on its region leaves a newer
-    model, so every golden case runs unless the last change was itself validated end to end.
+    A case passed by an end-to-end check of a model with the same content hash (the last model
+    a pass validated end to end, at the pipeline's own tolerances) stands; only the remaining
+    cases run, through the validation cache (returns the validation and, for a cached result,
+    where it came from). Region checks are never reused (random data, not the golden inputs).
     """
     done: dict[str, CaseResult] = {}
-    if validator is not None and validator.last is not None and validator.last[0] is model:
-        done = {c.label: c for c in validator.last[1].cases if c.comparison is not None}
+    if validator is not None and validator.last is not None:
+        last_model, last_validation = validator.last
+        if last_model is model or content_hash(last_model) == model_hash:
+            done = {c.label: c for c in last_validation.cases if c.comparison is not None}
     todo = [c.label for c in golden.cases if c.label not in done]
+    fresh: dict[str, CaseResult] = {}
+    note, source = "", None
     if todo:
         log(f"validating the final model on golden case(s) {', '.join(todo)} ...")
-        fresh = {c.label: c for c in validate_against_golden(model, golden, tolerances, labels=todo).cases}
-    else:
-        fresh = {}
-    return GoldenValidation([done.get(c.label) or fresh[c.label] for c in golden.cases])
+        validation, source = cached_golden_validation(
+            cache, model, model_hash, golden, golden_key, tolerances, todo, runtime, "final check"
+        )
+        fresh, note = {c.label: c for c in validation.cases}, validation.note
+    return GoldenValidation([done.get(c.label) or fresh[c.label] for c in golden.cases], note), source
+
+
+def _recorded(reference: Callable | None, model_hash: str) -> Callable | None:
+    """``reference`` (a torch model's forward) with each call listed in the run's forwards."""
+    if reference is None:
+        return None
+
+    def run(feeds):
+        start = time.perf_counter()
+        outputs = reference(feeds)
+        first = next(iter(feeds.values()), None)
+        batch = int(first.shape[0]) if first is not None and first.ndim else 1
+        record_forward(f"b{batch}", batch, time.perf_counter() - start, "n/a", backend="torch")
+        return outputs
+
+    return run
 
 
 def _localize_failure(record: PassRecord, golden: GoldenSet, tolerances, log: Log) -> None:
@@ -365,7 +467,15 @@ def _localize_failure(record: PassRecord, golden: GoldenSet, tolerances, log: Lo
     record.notes.append(f"localize (case {case.label}): {result.summary_line()}")
 
 
-def _check_against_reference(spec: PipelineSpec, source: Source, golden: GoldenSet, log: Log) -> GoldenValidation:
+def _check_against_reference(
+    spec: PipelineSpec,
+    source: Source,
+    golden: GoldenSet,
+    source_hash: str,
+    golden_key: str,
+    cache: ValidationCache,
+    log: Log,
+) -> GoldenValidation:
     """The exported model against its reference, before any pass runs.
 
     With a reference-made golden set, the export runs on every case; with an onnxruntime-made
@@ -374,15 +484,49 @@ def _check_against_reference(spec: PipelineSpec, source: Source, golden: GoldenS
     tolerances = spec.golden.tolerances()
     if spec.golden.producer == "reference":
         log("validating the export against the reference outputs ...")
-        return validate_against_golden(source.model, golden, tolerances)
+        validation, _ = cached_golden_validation(
+            cache,
+            source.model,
+            source_hash,
+            golden,
+            golden_key,
+            tolerances,
+            None,
+            spec.validate.runtime,
+            "export vs reference",
+        )
+        return validation
+    import torch
+
+    labels = [c.label for c in golden.cases if c.dims.get("batch") in spec.validate.reference_batch_sizes]
+    key = ValidationCache.key(
+        "reference",
+        model=source_hash,
+        golden=golden_key,
+        tolerances=to_mapping(tolerances),
+        labels=labels,
+        reference=source.description,
+        weights=source.weights,
+        details=source.details,
+        torch=torch.__version__,
+    )
+    stored = cache.get(key, "export vs reference (torch)", GoldenValidation.from_dict)
+    if stored is not None:
+        log("export vs reference: passed in an earlier run (validation cache)")
+        return stored
     results = []
     for case in golden.cases:
         if case.dims.get("batch") not in spec.validate.reference_batch_sizes:
             continue
         log(f"validating the export against the reference model on case {case.label} ...")
-        expected = source.reference(case.inputs)
+        with forward_purpose("export vs reference (torch)", source_hash):
+            expected = _recorded(source.reference, source_hash)(case.inputs)
         results.append(CaseResult(case.label, compare_outputs(case.outputs, expected, tolerances)))
-    return GoldenValidation(results)
+        del expected
+    validation = GoldenValidation(results)
+    if validation.passed:
+        cache.put(key, validation.to_dict())
+    return validation
 
 
 def _source_error(first_failure: str) -> GraphkitError:
@@ -453,6 +597,12 @@ def _finish(run_dir, report, stages, started, model_path, error, log) -> ApplyRe
     stages["total"] = time.perf_counter() - started
     report["stages"] = {k: round(v, 3) for k, v in stages.items()}
     report["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    if isinstance(report.get("cache"), ValidationCache):
+        report["cache"] = report["cache"].to_dict()
+    forwards = active_forward_log()
+    if forwards is not None:
+        report["forwards"] = to_mapping(forwards.forwards)
+        report["forwards_summary"] = forwards.summary_line()
     report["status"] = "ok" if error is None else "failed"
     report["error"] = str(error) if error else None
     report["run_dir"] = str(run_dir)

@@ -43,9 +43,16 @@ from graphkit.runtime.feeds import (
     resolve_shape,
     symbolic_dim_names,
 )
-from graphkit.runtime.ort import create_session, ort_reason, run_session
+from graphkit.runtime.ort import (
+    OPTIMIZATION_LEVELS,
+    ValidationRuntime,
+    create_session,
+    forward_purpose,
+    ort_reason,
+    run_session,
+)
 from graphkit.typed import from_mapping, to_mapping
-from graphkit.validate import Comparison, Tolerances, compare_outputs
+from graphkit.validate import Comparison, OutputComparison, Tolerances, compare_outputs
 
 FORMAT = "graphkit-golden/1"
 Producer = Callable[[Mapping[str, np.ndarray]], Mapping[str, np.ndarray]]
@@ -278,21 +285,44 @@ def gather_table_size(model: onnx.ModelProto, name: str) -> int | None:
     return min(sizes) if sizes else None
 
 
-def onnxruntime_producer(model: onnx.ModelProto, threads: int | None = None) -> Producer:
-    """A producer that runs ``model`` with onnxruntime (CPU, optimizations off)."""
+def onnxruntime_producer(model: onnx.ModelProto, runtime: ValidationRuntime | None = None) -> Producer:
+    """A producer that runs ``model`` with onnxruntime (CPU, at ``runtime``'s optimization level)."""
+    runtime = runtime or ValidationRuntime()
     try:
-        session = create_session(model, threads=threads)
+        session = create_session(model, threads=runtime.threads, optimization=runtime.optimization)
     except Exception as exc:  # onnxruntime raises its own exception types
         reason = ort_error_text(exc).removeprefix("onnxruntime cannot load the model: ")
         raise GoldenError(f"onnxruntime cannot load the source model: {reason}") from exc
 
     def produce(feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         try:
-            return run_session(session, feeds)
+            return run_session(session, feeds, case=_case_label(feeds))
         except Exception as exc:  # InputError, or any onnxruntime failure while running
             raise GoldenError(f"the source model failed to run: {ort_error_text(exc)}") from exc
 
     return produce
+
+
+def _case_label(feeds: Mapping[str, np.ndarray]) -> str:
+    first = next(iter(feeds.values()), None)
+    shape = np.shape(first) if first is not None else ()
+    return f"b{shape[0]}" if shape else "b1"
+
+
+def level_note(golden: GoldenSet, runtime: ValidationRuntime) -> str:
+    """A note when ``golden`` was recorded by onnxruntime at another optimization level, else ''.
+
+    Sets made before levels were recorded were made with optimizations off (``none``).
+    """
+    if "onnxruntime" not in str(golden.manifest.get("producer", "")):
+        return ""
+    made = golden.manifest.get("optimization") or "none"
+    if made == runtime.optimization:
+        return ""
+    return (
+        f"golden outputs were recorded at optimization '{made}', validated at '{runtime.optimization}' "
+        "(float rounding may differ within the tolerances)"
+    )
 
 
 def check_request(model: onnx.ModelProto, batch_sizes, seed, dims) -> None:
@@ -338,14 +368,18 @@ def make_or_load_golden(
     model_hash: str | None = None,
     on_case: Callable[[str], None] | None = None,
     input_ranges: Mapping[str, Sequence[int]] | None = None,
+    runtime: ValidationRuntime | None = None,
 ) -> tuple[GoldenSet, bool]:
     """Load the golden set in ``directory`` if its manifest matches, else make it.
 
     Returns ``(golden, reused)``. Raises GoldenError when a different golden set is already
     there and ``regenerate`` is false, and for requests that cannot make a valid set (no batch
     size, sizes < 1, a negative seed, unknown dims, inputs too large to allocate). ``producer``
-    defaults to onnxruntime on ``model``. ``tolerances`` must name only outputs the model has.
+    defaults to onnxruntime on ``model`` at ``runtime``'s optimization level, which the manifest
+    records as ``optimization`` (a reused set keeps the level it was made with; validating at
+    another level is allowed and noted). ``tolerances`` must name only outputs the model has.
     """
+    runtime = runtime or ValidationRuntime()
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
         raise GoldenError(f"{directory}: the golden folder is a file, not a folder")
@@ -376,8 +410,9 @@ def make_or_load_golden(
             "use another golden dir or regenerate it explicitly"
         )
     tolerances.check_outputs(_declared_ranks(model))  # before any heavy work
+    made_by_ort = producer is None
     if producer is None:
-        producer = onnxruntime_producer(model)
+        producer = onnxruntime_producer(model, runtime)
     cases = []
     for batch in request["batch_sizes"]:
         label = f"b{batch}"
@@ -389,7 +424,8 @@ def make_or_load_golden(
             model, case_dims, request["seed"] + batch, f"the inputs of golden case {label}", input_ranges
         )
         try:
-            produced = producer(feeds)
+            with forward_purpose(f"golden {label}", model_hash):
+                produced = producer(feeds)
         except GraphkitError as exc:
             raise GoldenError(f"golden case {label}: the producer failed: {one_line(exc, 2000)}") from exc
         outputs = {str(k): np.asarray(v) for k, v in produced.items()}
@@ -407,6 +443,7 @@ def make_or_load_golden(
     manifest = {
         **request,
         "output_names": list(cases[0].outputs),
+        "optimization": runtime.optimization if made_by_ort else None,
         "tolerances": to_mapping(tolerances),
         "cases": [{"label": c.label, "dims": c.dims} for c in cases],
     }
@@ -556,6 +593,12 @@ def _read_manifest(path: Path) -> dict:
             raise GoldenError(f"{path}: manifest lacks the key '{key}'")
         if not isinstance(manifest[key], kind) or isinstance(manifest[key], bool):
             raise GoldenError(f"{path}: manifest '{key}' must be {_json_kind(kind())}, got {_json_kind(manifest[key])}")
+    level = manifest.get("optimization")
+    if level is not None and level not in OPTIMIZATION_LEVELS:
+        raise GoldenError(
+            f"{path}: manifest 'optimization' must be one of {', '.join(OPTIMIZATION_LEVELS)} or null, "
+            f"got {str(level)[:80]!r}"
+        )
     if not manifest["cases"]:
         raise GoldenError(f"{path}: manifest has no cases (a golden set with no case checks nothing)")
     if not manifest["output_names"] or not all(isinstance(n, str) for n in manifest["output_names"]):
@@ -605,6 +648,7 @@ class GoldenValidation:
     ran and matched (and there was at least one case)."""
 
     cases: list[CaseResult]
+    note: str = ""
 
     @property
     def passed(self) -> bool:
@@ -634,9 +678,22 @@ class GoldenValidation:
                 return f"case {case.label}, {failures[0].describe()}" if failures else f"case {case.label}: no outputs"
         return ""
 
+    @classmethod
+    def from_dict(cls, data: dict) -> GoldenValidation:
+        """The validation :meth:`to_dict` wrote (a cached result)."""
+        cases = []
+        for case in data["cases"]:
+            outputs = case.get("outputs")
+            comparison = None
+            if outputs is not None:
+                comparison = Comparison([OutputComparison(**{**o, "shape": tuple(o["shape"])}) for o in outputs])
+            cases.append(CaseResult(case["label"], comparison, case.get("error") or ""))
+        return cls(cases, data.get("note", ""))
+
     def to_dict(self) -> dict:
         return {
             "passed": self.passed,
+            **({"note": self.note} if self.note else {}),
             "cases": [
                 {
                     "label": c.label,
@@ -670,9 +727,14 @@ def validate_against_golden(
     golden: GoldenSet,
     tolerances: Tolerances | None = None,
     labels: list[str] | None = None,
-    threads: int | None = None,
+    runtime: ValidationRuntime | None = None,
+    purpose: str = "validate",
+    model_hash: str = "",
 ) -> GoldenValidation:
-    """Run ``model`` on each golden case (ORT, optimizations off) and compare outputs.
+    """Run ``model`` on each golden case (ORT at ``runtime``'s level) and compare outputs.
+
+    Each forward is recorded in the active ForwardLog under ``purpose`` and ``model_hash``;
+    ``note`` says when the golden set was recorded at another optimization level.
 
     Every case runs; ``labels`` restricts the cases (an unknown label is a GoldenError). A case
     that cannot run (the model does not load in onnxruntime, input names, dtypes or static dims
@@ -687,15 +749,17 @@ def validate_against_golden(
         if unknown:
             raise GoldenError(f"{golden.directory}: no golden case {', '.join(unknown)} (cases: {', '.join(known)})")
     cases = [case for case in golden.cases if labels is None or case.label in labels]
+    runtime = runtime or ValidationRuntime()
+    note = level_note(golden, runtime)
     try:
-        session = create_session(model, threads=threads)
+        session = create_session(model, threads=runtime.threads, optimization=runtime.optimization)
     except Exception as exc:  # onnxruntime raises its own exception types
         error = (
             ort_error_text(exc)
             if isinstance(exc, RuntimeLoadError)
             else f"onnxruntime cannot load the model: {ort_error_text(exc)}"
         )
-        return GoldenValidation([CaseResult(case.label, error=error) for case in cases])
+        return GoldenValidation([CaseResult(case.label, error=error) for case in cases], note)
     model_inputs = {i.name: i for i in session.get_inputs()}
     results = []
     for case in cases:
@@ -704,12 +768,15 @@ def validate_against_golden(
             results.append(CaseResult(case.label, error=f"does not fit the model: {misfit}"))
             continue
         try:
-            actual = run_session(session, case.inputs)
+            with forward_purpose(purpose, model_hash):
+                actual = run_session(session, case.inputs, case=case.label)
         except Exception as exc:  # InputError, or any onnxruntime failure while running
             results.append(CaseResult(case.label, error=f"the model failed to run: {ort_error_text(exc)}"))
             continue
         results.append(CaseResult(case.label, compare_outputs(actual, case.outputs, tolerances)))
-    return GoldenValidation(results)
+        del actual
+    del session
+    return GoldenValidation(results, note)
 
 
 def ort_error_text(error: BaseException, limit: int = 2000) -> str:

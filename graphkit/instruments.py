@@ -19,12 +19,14 @@ import onnx
 from graphkit.diff import diff_models
 from graphkit.errors import GoldenError, PassError, ValidationError
 from graphkit.files import write_text_atomic
-from graphkit.golden import GoldenSet, GoldenValidation, validate_against_golden
+from graphkit.golden import GoldenSet, GoldenValidation
 from graphkit.model import check_model, check_tensor_sizes, content_hash, infer_shapes, op_counts
 from graphkit.pass_base import Pass, PassResult
+from graphkit.runtime.ort import ValidationRuntime
 from graphkit.shapes import skeleton
 from graphkit.typed import to_mapping
 from graphkit.validate import Tolerances
+from graphkit.validation_cache import ValidationCache, cached_golden_validation, golden_hash
 
 
 @dataclass
@@ -165,13 +167,20 @@ class Verify(Instrument):
 
 
 class Validate(Instrument):
-    """Compares every changed model with the golden set (ORT, optimizations off).
+    """Compares every changed model with the golden set (ORT at ``runtime``'s level).
 
     Exact passes use ``tolerances``; an approximate pass uses its declared tolerance when
     that is looser. ``labels`` restricts the golden cases checked after each pass.
     """
 
-    def __init__(self, golden: GoldenSet, tolerances: Tolerances, labels: list[str] | None = None):
+    def __init__(
+        self,
+        golden: GoldenSet,
+        tolerances: Tolerances,
+        labels: list[str] | None = None,
+        runtime: ValidationRuntime | None = None,
+        cache: ValidationCache | None = None,
+    ):
         known = [case.label for case in golden.cases]
         unknown = [label for label in labels or [] if label not in known]
         if unknown or labels == []:
@@ -182,6 +191,9 @@ class Validate(Instrument):
         self.golden = golden
         self.tolerances = tolerances
         self.labels = labels
+        self.runtime = runtime or ValidationRuntime()
+        self.cache = cache
+        self.golden_key = golden_hash(golden.directory) if cache is not None and cache.enabled else ""
         self.last: tuple[onnx.ModelProto, GoldenValidation] | None = None
 
     def after_pass(self, record, pass_, before, result):
@@ -191,9 +203,21 @@ class Validate(Instrument):
         tolerances = self.tolerances
         if not pass_.exact and pass_.tolerance is not None:
             tolerances = _loosen(tolerances, pass_.tolerance.atol, pass_.tolerance.rtol)
-        validation = validate_against_golden(result.model, self.golden, tolerances, labels=self.labels)
+        validation, source = cached_golden_validation(
+            self.cache,
+            result.model,
+            content_hash(result.model),
+            self.golden,
+            self.golden_key,
+            tolerances,
+            self.labels,
+            self.runtime,
+            f"validate pass '{pass_.name}'",
+        )
         record.times["validate"] = time.perf_counter() - start
         record.validation = validation.to_dict()
+        if source:
+            record.validation["cache"] = source
         record.max_abs = validation.max_abs()
         # the final check may reuse these cases only if they ran at the pipeline's own tolerances
         self.last = (result.model, validation) if tolerances is self.tolerances else None
@@ -209,8 +233,10 @@ class RegionValidate(Instrument):
     The region before and after the pass (see :mod:`graphkit.region`) is extracted as two small
     models, fed the same seeded random boundary data with the input shapes of each golden case
     checked after a pass (``labels``; all when None), and compared with the default tolerance
-    (an approximate pass's declared tolerance when looser). When the region cannot decide
-    (opset or graph I/O change, nothing to compare, integer boundary, region larger than
+    (an approximate pass's declared tolerance when looser). A change of the default opset is
+    checked on the region plus a one-node region for every node whose schema version changed
+    (``validation["schema_nodes"]``). When the region cannot decide
+    (other opset or graph I/O change, nothing to compare, integer boundary, region larger than
     ``max_fraction`` of the graph, extraction failure), the pass is validated end to end by
     :attr:`full` (a :class:`Validate`) and the reason goes on the record (``notes`` and
     ``validation["fallback_reason"]``). A region mismatch raises ValidationError naming the
@@ -225,13 +251,17 @@ class RegionValidate(Instrument):
         labels: list[str] | None = None,
         max_fraction: float = 0.5,
         seed: int = 0,
+        runtime: ValidationRuntime | None = None,
+        cache: ValidationCache | None = None,
     ):
         self.golden = golden
         self.tolerances = tolerances
         self.labels = labels
         self.max_fraction = max_fraction
         self.seed = seed
-        self.full = Validate(golden, tolerances, labels)
+        self.runtime = runtime or ValidationRuntime()
+        self.cache = cache
+        self.full = Validate(golden, tolerances, labels, self.runtime, cache)
 
     def _cases(self) -> list[tuple[str, dict[str, tuple[int, ...]]]]:
         return [
@@ -250,8 +280,28 @@ class RegionValidate(Instrument):
         tolerance = self.tolerances.default
         if not pass_.exact and pass_.tolerance is not None:
             tolerance = _loosen(Tolerances(tolerance), pass_.tolerance.atol, pass_.tolerance.rtol).default
+        key = ValidationCache.key(
+            "region",
+            before=content_hash(before),
+            after=content_hash(result.model),
+            cases=self._cases(),
+            tolerance=to_mapping(tolerance),
+            seed=self.seed,
+            max_fraction=self.max_fraction,
+            optimization=self.runtime.optimization,
+        )
+        stored = None
+        if self.cache is not None:
+            stored = self.cache.get(key, f"region check of pass '{pass_.name}'", _stored_region)
+        if stored is not None:
+            record.validation = {**stored["validation"], "cache": self.cache.source_of(self.cache.hits[-1])}
+            record.max_abs = stored["max_abs"]
+            record.times["validate"] = time.perf_counter() - start
+            return
         try:
-            check = check_region(before, result.model, self._cases(), tolerance, self.seed, self.max_fraction)
+            check = check_region(
+                before, result.model, self._cases(), tolerance, self.seed, self.max_fraction, runtime=self.runtime
+            )
         except RegionUnavailable as exc:
             self._fall_back(record, pass_, before, result, str(exc), start)
             return
@@ -263,6 +313,7 @@ class RegionValidate(Instrument):
             "region_nodes_a": len(region.a.nodes),
             "region_nodes_b": len(region.b.nodes),
             "boundary_inputs": sorted(region.inputs),
+            "schema_nodes": check.schema_nodes,
             "outputs": [
                 {"case": label, **to_mapping(out)} for label, comparison in check.cases for out in comparison.outputs
             ],
@@ -270,6 +321,8 @@ class RegionValidate(Instrument):
         }
         record.max_abs = check.max_abs()
         record.times["validate"] = time.perf_counter() - start
+        if not failure and self.cache is not None:
+            self.cache.put(key, {"validation": record.validation, "max_abs": record.max_abs})
         if failure:
             comparison = Comparison([o for _, c in check.cases for o in c.outputs])
             raise ValidationError(f"pass '{pass_.name}' failed region validation: {failure}", comparison=comparison)
@@ -284,6 +337,14 @@ class RegionValidate(Instrument):
             if record.validation is not None:
                 record.validation.update({"mode": "full", "fallback_reason": reason})
             record.times["validate"] = time.perf_counter() - start
+
+
+def _stored_region(result: dict) -> dict:
+    """A cached region result: a passed validation dict and max abs figures (else ValueError)."""
+    validation, max_abs = result["validation"], result["max_abs"]
+    if not isinstance(validation, dict) or validation.get("passed") is not True or not isinstance(max_abs, dict):
+        raise ValueError("not a passed region result")
+    return result
 
 
 def _loosen(tolerances: Tolerances, atol: float, rtol: float) -> Tolerances:

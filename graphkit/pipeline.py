@@ -25,6 +25,7 @@ from graphkit.files import check_plain_name
 from graphkit.pass_base import Pass
 from graphkit.registry import get_pass, load_pass_dir
 from graphkit.run_folder import ARTIFACTS as RUN_FILES
+from graphkit.runtime.ort import ValidationRuntime
 from graphkit.safe_yaml import MAX_DEPTH, load_yaml, load_yaml_file
 from graphkit.typed import from_mapping, to_mapping
 from graphkit.validate import Tolerance, Tolerances
@@ -74,6 +75,8 @@ class ValidateSpec:
     ``reference_batch_sizes``. ``mode: region`` validates each pass on the region it rewrote
     (random boundary data, see graphkit.region; end to end when the region cannot decide) and
     the final model end to end on every golden case; ``full`` validates each pass end to end.
+    ``runtime`` is how every check runs onnxruntime (optimization level, threads; see
+    graphkit.runtime.ort.ValidationRuntime): golden recording, per-pass, region and final checks.
     """
 
     verify_each: bool = True
@@ -82,6 +85,7 @@ class ValidateSpec:
     each_batch_sizes: list[int] | None = None
     reference_batch_sizes: list[int] = field(default_factory=lambda: [1])
     localize: bool = False
+    runtime: ValidationRuntime = field(default_factory=ValidationRuntime)
 
 
 @dataclass

@@ -13,11 +13,14 @@ tensors made by unchanged nodes, or graph inputs. Initializers and constant-only
 inside the slice; an integer or bool tensor made by an unchanged node (a shape chain) pulls its
 producer into the slice too, so only float tensors are fed random data. Both slices are
 extracted as standalone models (each keeps its own opset), fed the same seeded random boundary
-data and compared (:func:`check_region`).
+data and compared (:func:`check_region`). When the default opset changed, every unchanged node
+whose schema version differs between the two opsets is also checked as its own one-node region
+at the real shapes (:func:`schema_changed_regions`): an op that changed meaning is caught there,
+and the final end-to-end check stays the backstop.
 
 A graph output whose declared dims were only filled in (symbolic -> static) does not stop the
 region check (strict shape inference in Verify checks declared shapes). When the region cannot
-prove anything, :class:`RegionUnavailable` says why (opset change, graph input or output change, nothing to compare, boundary mismatch, integer graph input at the boundary, control
+prove anything, :class:`RegionUnavailable` says why (a non-default opset change, graph input or output change, nothing to compare, boundary mismatch, integer graph input at the boundary, control
 flow, unknown shapes, region too large, extraction failure); the caller then validates end to
 end instead.
 """
@@ -35,7 +38,7 @@ from onnx import numpy_helper
 from graphkit.diff import ModelDiff, diff_models, tensor_hash
 from graphkit.errors import one_line
 from graphkit.golden import ort_error_text
-from graphkit.runtime.ort import create_session, run_session
+from graphkit.runtime.ort import ValidationRuntime, create_session, run_session
 from graphkit.shapes import RANDOM_OPS, ValueType, dims_of, set_dims, skeleton, value_types
 from graphkit.validate import Comparison, Tolerance, compare_array, not_compared
 
@@ -84,6 +87,7 @@ class RegionCheck:
     region: Region
     cases: list[tuple[str, Comparison]] = field(default_factory=list)
     seconds: float = 0.0
+    schema_nodes: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -120,13 +124,16 @@ def find_region(
     max_fraction: float = DEFAULT_MAX_FRACTION,
     types_a: Mapping[str, ValueType] | None = None,
     types_b: Mapping[str, ValueType] | None = None,
+    allow_opset_change: bool = False,
 ) -> Region:
     """The region a pass rewrote (see the module docstring); raises RegionUnavailable.
 
     ``types_a``/``types_b`` are inferred tensor types of the two models (inferred when None).
+    An opset change raises unless ``allow_opset_change`` (the caller then checks every unchanged
+    node whose schema version changed, see :func:`schema_changed_regions`).
     """
     diff = diff if diff is not None else diff_models(a, b)
-    if diff.opsets:
+    if diff.opsets and not (allow_opset_change and set(diff.opsets) == {"ai.onnx"}):
         changes = ", ".join(f"{d or 'ai.onnx'} {c.before}->{c.after}" for d, c in diff.opsets.items())
         raise RegionUnavailable(f"opset changed ({changes}): unchanged nodes may change meaning")
     if not diff.inputs.is_empty():
@@ -424,11 +431,12 @@ class _RegionRunFailed(Exception):
 class _SideRunner:
     """Runs one side's extracted region; outputs that are boundary inputs come from the feeds."""
 
-    def __init__(self, side: Side, types: Mapping[str, ValueType]):
+    def __init__(self, side: Side, types: Mapping[str, ValueType], runtime: ValidationRuntime):
         self.side = side
         model = extract_side(side, types)
         try:
-            self.session = create_session(model) if model is not None else None
+            options = {"threads": runtime.threads, "optimization": runtime.optimization}
+            self.session = create_session(model, **options) if model is not None else None
         except Exception as exc:  # onnxruntime raises its own exception types
             reason = one_line(exc, 200)
             raise RegionUnavailable(f"onnxruntime cannot load the extracted region: {reason}") from exc
@@ -461,26 +469,53 @@ def check_region(
     seed: int = 0,
     max_fraction: float = DEFAULT_MAX_FRACTION,
     diff: ModelDiff | None = None,
+    runtime: ValidationRuntime | None = None,
 ) -> RegionCheck:
     """Compare the region of ``a`` -> ``b`` on seeded random boundary data, once per case.
 
     ``cases`` are (label, graph input shapes) pairs, e.g. the golden cases' input shapes: the
-    boundary shapes come from shape inference with those input shapes. Raises RegionUnavailable
-    when the region check cannot decide (the caller then validates end to end).
+    boundary shapes come from shape inference with those input shapes. A change of the default
+    opset alone does not stop the check: besides the rewritten region, every unchanged node
+    whose schema version differs between the two opsets is checked as its own one-node region
+    at the real shapes (one check per distinct op, attributes, constants and shapes), so an op
+    that changed meaning is caught. Raises RegionUnavailable when the region check cannot decide
+    (the caller then validates end to end).
     """
     start = time.perf_counter()
     if not cases:
         raise RegionUnavailable("no case to check the region on")
+    runtime = runtime or ValidationRuntime()
     diff = diff if diff is not None else diff_models(a, b)
-    if diff.opsets or not diff.inputs.is_empty() or diff.outputs.added or diff.outputs.removed:
-        find_region(a, b, diff, max_fraction, {}, {})  # raises with the reason, before any inference
-    types_a, types_b = _types(a, cases[0][1]), _types(b, cases[0][1])
-    region = find_region(a, b, diff, max_fraction, types_a, types_b)
+    opset_change = bool(diff.opsets)
+    if set(diff.opsets) - {"ai.onnx"} or not diff.inputs.is_empty() or diff.outputs.added or diff.outputs.removed:
+        find_region(a, b, diff, max_fraction, {}, {}, allow_opset_change=True)  # raises with the reason
+    per_case = [(label, shapes, _types(a, shapes), _types(b, shapes)) for label, shapes in cases]
+    types_a, types_b = per_case[0][2], per_case[0][3]
+    try:
+        region = find_region(a, b, diff, max_fraction, types_a, types_b, allow_opset_change=True)
+    except RegionUnavailable as exc:
+        if not (opset_change and "nothing to compare" in str(exc)):
+            raise
+        region = Region(Side(a, [], [], []), Side(b, [], [], []), [], {}, len(b.graph.node))  # only the opset moved
     check = RegionCheck(region)
-    runner_a, runner_b = _SideRunner(region.a, types_a), _SideRunner(region.b, types_b)
-    for index, (label, input_shapes) in enumerate(cases):
-        if index:
-            types_a, types_b = _types(a, input_shapes), _types(b, input_shapes)
+    comparisons: dict[str, list] = {label: [] for label, _ in cases}
+    _run_region(region, a, b, per_case, tolerance, seed, runtime, comparisons, "")
+    if opset_change:
+        known = {tb: ta for ta, tb in region.outputs}
+        for name, node_region in schema_changed_regions(a, b, diff, per_case, known):
+            check.schema_nodes.append(name)
+            _run_region(node_region, a, b, per_case, tolerance, seed, runtime, comparisons, f"{name}: ")
+    check.cases = [(label, Comparison(comparisons[label])) for label, _ in cases]
+    check.seconds = time.perf_counter() - start
+    return check
+
+
+def _run_region(region, a, b, per_case, tolerance, seed, runtime, comparisons, prefix: str) -> None:
+    """Run both sides of ``region`` on the same random boundary data for each case; the
+    comparisons of its outputs (named ``prefix`` + B tensor) go into ``comparisons[label]``."""
+    runner_a = _SideRunner(region.a, per_case[0][2], runtime)
+    runner_b = _SideRunner(region.b, per_case[0][3], runtime)
+    for index, (label, input_shapes, types_a, types_b) in enumerate(per_case):
         _static_boundary_types(region, a, b, types_a, types_b, input_shapes, label)
         rng = np.random.default_rng(seed + index)
         feeds_b, feeds_a = {}, {}
@@ -493,7 +528,7 @@ def check_region(
             if other is not None and other.is_static and other.dims != vtype.dims:
                 raise RegionUnavailable(f"case {label}: boundary input '{tb}' has different shapes on the two sides")
             dtype = onnx.helper.tensor_dtype_to_np_dtype(vtype.elem_type)
-            data = rng.standard_normal(vtype.dims).astype(dtype)
+            data = rng.standard_normal(vtype.dims, dtype=np.float32).astype(dtype, copy=False)
             feeds_b[tb] = feeds_a[ta] = data
         try:
             want = runner_a.run(feeds_a)
@@ -506,14 +541,111 @@ def check_region(
             got = runner_b.run(feeds_b)
         except _RegionRunFailed as exc:  # the original runs on this data, the rewrite does not: a failure
             problem = f"the rewritten region failed to run where the original runs: {exc}"
-            outputs = [not_compared(tb, np.shape(want[ta]), tolerance, problem) for ta, tb in region.outputs]
+            outputs = [not_compared(prefix + tb, np.shape(want[ta]), tolerance, problem) for ta, tb in region.outputs]
         else:
             outputs = [
-                compare_array(tb, np.asarray(got[tb]), np.asarray(want[ta]), tolerance)
+                compare_array(prefix + tb, np.asarray(got[tb]), np.asarray(want[ta]), tolerance)
                 if tb in got
-                else not_compared(tb, np.shape(want[ta]), tolerance, "the rewritten region does not produce it")
+                else not_compared(
+                    prefix + tb, np.shape(want[ta]), tolerance, "the rewritten region does not produce it"
+                )
                 for ta, tb in region.outputs
             ]
-        check.cases.append((label, Comparison(outputs)))
-    check.seconds = time.perf_counter() - start
-    return check
+        comparisons[label].extend(outputs)
+
+
+def schema_changed_regions(a, b, diff: ModelDiff, per_case, known: Mapping[str, str]) -> list[tuple[str, Region]]:
+    """One-node regions for the unchanged nodes whose schema version differs between the default
+    opsets of ``a`` and ``b``: ``(description, region)``, one per distinct signature (op,
+    attributes, constant inputs, input element types and ranks), the node of that signature
+    with the fewest input elements, at its real shapes (a schema's meaning depends on its
+    attributes, inputs' types and ranks, not on the sizes). Integer inputs made by other nodes
+    pull their producers in (as in a region slice); the boundary is float tensors only, each an
+    unchanged node's output, a graph input or a rewritten region's output (``known``: B -> A)."""
+    version_a, version_b = _default_opset(a), _default_opset(b)
+    nodes_a, nodes_b = list(a.graph.node), list(b.graph.node)
+    unchanged = _unchanged_pairs(a, b, diff)
+    prod_a, prod_b = _producers(nodes_a), _producers(nodes_b)
+    inits_a, inits_b = _initializer_hashes(a), _initializer_hashes(b)
+    const_a, const_b = _constant_tensors(nodes_a, inits_a), _constant_tensors(nodes_b, inits_b)
+    inputs_a, inputs_b = _graph_input_names(a), _graph_input_names(b)
+    types_a, types_b = per_case[0][2], per_case[0][3]
+    chosen: dict[tuple, tuple[float, int, int]] = {}  # signature -> (input elements, ib, ia)
+    for ib, ia in sorted(unchanged.items()):
+        node_a, node_b = nodes_a[ia], nodes_b[ib]
+        if node_a.domain not in ("", "ai.onnx") or node_a.op_type == "Constant":
+            continue
+        if _since_version(node_a.op_type, version_a) == _since_version(node_b.op_type, version_b):
+            continue
+        inputs = [types_a.get(t) for t in node_a.input]
+        signature = (
+            node_a.op_type,
+            tuple(attr.SerializeToString(deterministic=True) for attr in node_a.attribute),
+            tuple(inits_a.get(t, "") for t in node_a.input),
+            tuple((v.elem_type, None if v.dims is None else len(v.dims)) if v else None for v in inputs),
+        )
+        size = sum(_elements(v) for v in inputs)
+        if signature not in chosen or size < chosen[signature][0]:
+            chosen[signature] = (size, ib, ia)
+    regions: list[tuple[str, Region]] = []
+    for _, ib, ia in sorted(chosen.values(), key=lambda item: item[1]):
+        node_a, node_b = nodes_a[ia], nodes_b[ib]
+        others_a, others_b = _AllBut(ia), _AllBut(ib)
+        outputs = [(ta, tb) for ta, tb in zip(node_a.output, node_b.output) if ta and tb]
+        slice_a, leaves_a = _slice(nodes_a, [ta for ta, _ in outputs], prod_a, others_a, const_a, types_a, inputs_a)
+        slice_b, leaves_b = _slice(nodes_b, [tb for _, tb in outputs], prod_b, others_b, const_b, types_b, inputs_b)
+        boundary: dict[str, str] = {}
+        for tb in leaves_b:
+            ta = known.get(tb) or _counterpart(tb, prod_b, nodes_a, unchanged, inputs_a, inputs_b)
+            if ta is None or ta not in leaves_a:
+                raise RegionUnavailable(f"opset changed: input '{tb}' of node '{node_b.name}' has no counterpart")
+            boundary[tb] = ta
+        for tb in boundary:
+            vtype = types_b.get(tb)
+            if vtype is None or not _is_float(vtype.elem_type):
+                raise RegionUnavailable(
+                    f"opset changed: node '{node_b.name or node_b.op_type}' reads the non-float tensor '{tb}' "
+                    "(random data would be meaningless)"
+                )
+        side_a = Side(a, slice_a, sorted(leaves_a), [ta for ta, _ in outputs])
+        side_b = Side(b, slice_b, sorted(leaves_b), [tb for _, tb in outputs])
+        name = f"{node_b.op_type} '{node_b.name}' (v{_since_version(node_a.op_type, version_a)}->"
+        name += f"v{_since_version(node_b.op_type, version_b)})"
+        regions.append((name, Region(side_a, side_b, outputs, boundary, len(nodes_b))))
+    return regions
+
+
+class _AllBut:
+    """Every node index but one (the 'unchanged' set of a one-node slice)."""
+
+    def __init__(self, index: int):
+        self.index = index
+
+    def __contains__(self, other: object) -> bool:
+        return other != self.index
+
+
+def _elements(vtype: ValueType | None) -> float:
+    if vtype is None or vtype.dims is None or not all(isinstance(d, int) for d in vtype.dims):
+        return float("inf")
+    return float(np.prod(vtype.dims, dtype=np.float64))
+
+
+def _counterpart(tb, prod_b, nodes_a, unchanged, inputs_a, inputs_b) -> str | None:
+    if tb in inputs_b:
+        return tb if tb in inputs_a else None
+    ib, k = prod_b[tb]
+    ia = unchanged.get(ib)
+    return nodes_a[ia].output[k] if ia is not None and k < len(nodes_a[ia].output) else None
+
+
+def _default_opset(model: onnx.ModelProto) -> int:
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
+
+
+def _since_version(op_type: str, opset: int) -> int:
+    """The version of ``op_type``'s schema in effect at ``opset`` (0 when unknown)."""
+    try:
+        return onnx.defs.get_schema(op_type, opset, "").since_version
+    except onnx.defs.SchemaError:
+        return 0

@@ -119,6 +119,17 @@ def render_summary(report: dict) -> str:
         + ", ".join(f"{k} {v:.1f}s" for k, v in stages.items() if k != "total")
         + f"; total {stages.get('total', 0):.1f}s; peak RSS {report.get('peak_rss_mb', 0) / 1024:.2f} GiB"
     )
+    if report.get("forwards_summary"):
+        runtime = report.get("validation_runtime") or {}
+        lines.append(f"{report['forwards_summary']} at optimization {runtime.get('optimization', '?')}")
+    cache = report.get("cache") or {}
+    if cache.get("hits"):
+        runs = sorted({str(hit.get("run")) for hit in cache["hits"]})
+        lines.append(f"cache:   {len(cache['hits'])} check(s) passed in an earlier run: {'; '.join(runs)}")
+    elif cache and not cache.get("enabled", True):
+        lines.append("cache:   off (--no-cache): every check ran")
+    if (report.get("golden") or {}).get("note"):
+        lines.append(f"note:    {report['golden']['note']}")
     files = [final["path"]] if final and final.get("path") else []
     files.append(f"{report.get('run_dir')}/report.json")
     lines.append(f"files:   {', '.join(files)}")

@@ -13,10 +13,12 @@ from graphkit.errors import PipelineSpecError, ValidationError
 from graphkit.golden import make_or_load_golden
 from graphkit.instruments import RegionValidate
 from graphkit.manager import PassManager
-from graphkit.model import load_model, op_counts
+from graphkit.model import clone, load_model, op_counts
+from graphkit.pass_base import Pass, PassResult
 from graphkit.pipeline import parse_pipeline
 from graphkit.region import RegionUnavailable, check_region, extract_side, find_region
 from graphkit.registry import get_pass, load_pass_dir
+from graphkit.runtime.ort import ForwardLog, ValidationRuntime, recording_forwards
 from graphkit.testing import parse_model
 from graphkit.validate import Tolerance, Tolerances
 
@@ -92,15 +94,51 @@ def test_region_mismatch_raises_validation_error_naming_pass_and_tensor(golden, 
         instrument.after_pass(record, pass_, before, result)
 
 
-def test_opset_change_falls_back_to_end_to_end_and_says_why(golden):
-    run = run_passes(golden, ["softmax-transpose"])
+def test_opset_change_is_checked_on_the_region_and_each_node_whose_schema_changed(golden):
+    log = ForwardLog()
+    with recording_forwards(log):
+        run = run_passes(golden, ["softmax-transpose"])
     assert run.ok, run.error
     record = run.records[0]
-    assert record.validation["mode"] == "full"
-    assert "opset changed" in record.validation["fallback_reason"]
-    assert any("region validation not applicable (opset changed" in note for note in record.notes)
-    assert [c["label"] for c in record.validation["cases"]] == ["b1", "b2"]  # end to end, golden inputs
-    assert record.validation["passed"] and set(record.max_abs) == {"prob", "flat"}
+    assert record.validation["mode"] == "region" and record.validation["fallback_reason"] is None
+    assert record.validation["passed"]
+    # opset 11 -> 13: Relu (v6->v13), Identity, Shape, Gather, Concat, Reshape changed schema; Conv did not
+    ops = sorted(name.split(" ")[0] for name in record.validation["schema_nodes"])
+    assert ops == ["Concat", "Gather", "Identity", "Relu", "Reshape", "Shape"]
+    cases = {o["case"] for o in record.validation["outputs"]}
+    assert cases == {"b1", "b2"}
+    assert log.forwards == []  # no end-to-end forward
+
+
+class BumpOpset(Pass):
+    """Only moves the default opset from 11 to 13 (no node changes)."""
+
+    name = "bump-opset"
+    changes_opset = True
+
+    def run(self, model):
+        out = clone(model)
+        out.opset_import[0].version = 13
+        return PassResult(out, True)
+
+
+def test_an_opset_change_that_changes_a_node_meaning_is_rejected_at_every_level(tmp_path):
+    # Softmax(axis=1) on a 4-D tensor normalizes over C*H*W at opset 11 and over C at opset 13
+    model = parse_model(
+        """
+        <ir_version: 7, opset_import: ["" : 11]>
+        g (float[batch, 3, 4, 4] x) => (float[batch, 3, 4, 4] y) {
+            r = Relu(x)
+            y = Softmax<axis = 1>(r)
+        }
+        """
+    )
+    golden, _ = make_or_load_golden(model, tmp_path / "g", batch_sizes=[1, 2])
+    for level in ("none", "basic", "extended", "all"):
+        instrument = RegionValidate(golden, TOLERANCES, runtime=ValidationRuntime(level))
+        run = PassManager([BumpOpset()], [instrument]).run(model)
+        assert not run.ok, level
+        assert "failed region validation" in str(run.error) and "Softmax" in str(run.error), run.error
 
 
 def test_shape_chain_is_a_region_and_a_too_large_region_falls_back(golden):

@@ -27,7 +27,7 @@ Which form is meant is read from the file's content (ONNX is binary, a pipeline 
 .onnx file holding text or a .yaml file holding binary data is refused with one line.
 
 Each pass is verified (ONNX checker + shape inference) and
-validated against the golden set with onnxruntime (CPU, graph optimizations off); a pass that
+validated against the golden set with onnxruntime (CPU, validate.runtime's level, optimized by default); a pass that
 fails is rolled back. The run folder gets model.onnx (only if everything passed), report.json,
 summary.txt, pipeline.yaml and per-pass diffs. A rerun of the same pipeline replaces its
 earlier run folder (its files are removed first, so a failed rerun leaves no stale model); a
@@ -96,6 +96,11 @@ def add_arguments(parser):
         help="use a non-empty run folder that is not an earlier run of this pipeline: graphkit's files there "
         "are removed first, other files are kept (a rerun of the same pipeline needs no flag)",
     )
+    parser.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="run every check even if it passed before (the validation cache is neither read nor written)",
+    )
     parser.add_argument("--json", action="store_true", help="print report.json to stdout instead of the summary")
 
 
@@ -147,6 +152,7 @@ def run(args) -> int:
         localize=args.localize,
         extra_pass_dirs=args.passes_dir,
         regenerate_golden=args.regenerate_golden,
+        use_cache=not args.no_cache,
         overwrite=args.overwrite,
     )
     if args.json:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from graphkit.commands.validate import add_runtime_arguments, runtime_from_args
 from graphkit.console import print_json
 from graphkit.errors import FieldValueError, GraphkitError
 from graphkit.golden import golden_defaults, load_golden, make_or_load_golden
@@ -60,6 +61,7 @@ def add_arguments(parser):
     make.add_argument(
         "--rtol", type=float, default=None, help="default relative tolerance stored in the manifest (>= 0)"
     )
+    add_runtime_arguments(make)
     make.add_argument("--regenerate", action="store_true", help="overwrite a golden set made for something else")
     make.add_argument("--json", action="store_true", help="print the manifest as JSON")
     show = sub.add_parser("show", help="print a golden set's manifest")
@@ -93,6 +95,7 @@ def run(args) -> int:
             input_ranges=defaults.input_ranges,
             tolerances=Tolerances(tolerance),
             regenerate=args.regenerate,
+            runtime=runtime_from_args(args),
         )
         if not args.json:
             print(f"{'reused' if reused else 'wrote'} golden set {golden.directory}")
@@ -102,5 +105,9 @@ def run(args) -> int:
         for case in golden.cases:
             shapes = ", ".join(f"{k}{list(v.shape)}" for k, v in case.outputs.items())
             print(f"  case {case.label}: outputs {shapes}")
-        print(f"  producer: {golden.manifest['producer']}; model hash {golden.manifest['model_hash'][:16]}")
+        made_by_ort = "onnxruntime" in golden.manifest["producer"]
+        level = golden.manifest.get("optimization") or ("none" if made_by_ort else "n/a")
+        print(
+            f"  producer: {golden.manifest['producer']} (optimization {level}); model hash {golden.manifest['model_hash'][:16]}"
+        )
     return 0

@@ -6,10 +6,11 @@ from graphkit.console import print_json
 from graphkit.errors import FieldValueError, GraphkitError
 from graphkit.golden import load_golden, validate_against_golden
 from graphkit.model import load_user_model
+from graphkit.runtime.ort import OPTIMIZATION_LEVELS, ValidationRuntime
 from graphkit.validate import Tolerance, Tolerances
 
 NAME = "validate"
-HELP = "run MODEL on a golden set's inputs (onnxruntime, optimizations off) and compare outputs"
+HELP = "run MODEL on a golden set's inputs (onnxruntime, optimized by default) and compare outputs"
 DESCRIPTION = (
     HELP + "\n\nEvery golden case must run and match: a case the model cannot run (onnxruntime error,"
     "\ninputs that do not fit, a missing output) fails. NaN must meet NaN and inf the same inf."
@@ -33,7 +34,27 @@ def add_arguments(parser):
         metavar="NAME:ATOL:RTOL",
         help="per-output tolerance override (repeatable); NAME must be an output of the golden set",
     )
+    add_runtime_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print the comparison as JSON")
+
+
+def add_runtime_arguments(parser) -> None:
+    """--optimization and --threads: how onnxruntime runs (see ValidationRuntime)."""
+    parser.add_argument(
+        "--optimization",
+        choices=list(OPTIMIZATION_LEVELS),
+        default="all",
+        help="onnxruntime graph optimization level (default all; none is the strict mode for debugging a pass)",
+    )
+    parser.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads, >= 1 (default: ORT's)")
+
+
+def runtime_from_args(args) -> ValidationRuntime:
+    """The ValidationRuntime of --optimization/--threads; a bad value is a one-line error."""
+    try:
+        return ValidationRuntime(args.optimization, args.threads)
+    except FieldValueError as exc:
+        raise GraphkitError(f"--{exc.key}: {exc.reason}") from exc
 
 
 def parse_output_tol(item: str) -> tuple[str, Tolerance]:
@@ -75,7 +96,7 @@ def run(args) -> int:
     model = load_user_model(args.model)
     tolerances = tolerances_from_args(golden.tolerances, args.atol, args.rtol, args.output_tol)
     tolerances.check_outputs(golden.output_ranks(), "--output-tol")
-    result = validate_against_golden(model, golden, tolerances)
+    result = validate_against_golden(model, golden, tolerances, runtime=runtime_from_args(args))
     if args.json:
         print_json(result.to_dict())
     else:
@@ -85,5 +106,7 @@ def run(args) -> int:
                 continue
             for out in case.comparison.outputs:
                 print(f"case {case.label}: {out.describe()}")
+        if result.note:
+            print(f"note: {result.note}")
         print("PASSED" if result.passed else f"FAILED: {result.first_failure()}")
     return 0 if result.passed else 1

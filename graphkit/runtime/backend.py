@@ -61,7 +61,7 @@ class Backend:
 class OrtBackend(Backend):
     """onnxruntime; CPU by default, full graph optimizations unless ``optimize=False``.
 
-    Validation uses :mod:`graphkit.runtime.ort` (optimizations off); this backend is for
+    Validation uses :mod:`graphkit.runtime.ort` (at ``validate.runtime``'s level); this backend is for
     speed and accuracy runs, where ORT's optimizations are what a user would deploy.
     """
 
@@ -77,7 +77,9 @@ class OrtBackend(Backend):
     ):
         from graphkit.runtime.ort import create_session
 
-        self.session = create_session(model_path, threads=threads, optimize=optimize, providers=providers)
+        self.session = create_session(
+            model_path, threads=threads, optimization="all" if optimize else "none", providers=providers
+        )
         self.inputs = [_info(v) for v in self.session.get_inputs()]
         self.outputs = [_info(v) for v in self.session.get_outputs()]
         # io-binding lets ORT place outputs where the provider wants them (it helps with device

@@ -1,22 +1,32 @@
-"""onnxruntime sessions for validation: CPU, graph optimizations disabled by default.
+"""onnxruntime sessions for validation: CPU, at a chosen graph optimization level.
 
-ORT's own fusions would hide the difference a pass makes, so validation never enables them.
+Validation runs on optimized sessions by default (:class:`ValidationRuntime`, ``all``): the
+optimizer preserves semantics and both sides of a comparison run through it, so a pass that
+changes the function still changes the outputs; only float rounding moves, which the
+tolerances allow. ``none`` is the strict mode for debugging a pass (what ORT runs is the graph
+as written). Every forward of a full model run through :func:`run_session` while a
+:class:`ForwardLog` is active is recorded there (purpose, model hash, case, batch, time).
 Models over the 2 GB protobuf limit are handed to ORT through a temporary file.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 import onnxruntime.capi.onnxruntime_pybind11_state as ort_state
 
-from graphkit.errors import InputError, RuntimeLoadError, one_line
+from graphkit.errors import FieldValueError, InputError, RuntimeLoadError, one_line
 from graphkit.model import save_model, too_big_for_one_file
 from graphkit.runtime.backend import check_threads
 
@@ -28,12 +38,118 @@ ORT_ERRORS = tuple(
 )
 
 
-def session_options(threads: int | None = None, optimize: bool = False) -> ort.SessionOptions:
-    """Session options: optimizations off unless ``optimize``, ``threads`` intra-op threads."""
+OPTIMIZATION_LEVELS = {
+    "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+}
+Optimization = Literal["all", "extended", "basic", "none"]
+MAX_THREADS = 1024  # a thread pool of millions would exhaust the machine before failing
+
+
+@dataclass(frozen=True)
+class ValidationRuntime:
+    """How validation runs onnxruntime (the pipeline's ``validate.runtime``).
+
+    ``optimization`` is ORT's graph optimization level (``none``: the strict mode for
+    debugging a pass); ``threads`` the intra-op threads (None: ORT's default). Both are
+    checked here, so a bad value from YAML, ``--set`` or a flag is a FieldValueError.
+    """
+
+    optimization: Optimization = "all"
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.optimization not in OPTIMIZATION_LEVELS:
+            raise FieldValueError(
+                "optimization", f"must be one of {', '.join(OPTIMIZATION_LEVELS)}, got {self.optimization!r}"
+            )
+        threads = self.threads
+        if threads is not None and (
+            isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= MAX_THREADS
+        ):
+            raise FieldValueError("threads", f"must be an integer from 1 to {MAX_THREADS} or null, got {threads!r:.40}")
+
+
+@dataclass
+class Forward:
+    """One forward of a full model (not a region): why, which model, which case, how long."""
+
+    purpose: str
+    model_hash: str
+    case: str
+    batch: int
+    seconds: float
+    optimization: str
+    backend: str = "onnxruntime"
+
+
+@dataclass
+class ForwardLog:
+    """The forwards of one run, in order (see :func:`recording_forwards`)."""
+
+    forwards: list[Forward] = field(default_factory=list)
+
+    def b1_equivalents(self) -> int:
+        """Forwards weighted by batch size (a batch-2 forward costs about two batch-1 ones)."""
+        return sum(f.batch for f in self.forwards)
+
+    def summary_line(self) -> str:
+        ort_forwards = [f for f in self.forwards if f.backend == "onnxruntime"]
+        others = len(self.forwards) - len(ort_forwards)
+        text = f"forwards: {len(ort_forwards)} (b1-equivalents {sum(f.batch for f in ort_forwards)})"
+        return text + (f" + {others} reference" if others else "")
+
+
+_FORWARD_LOG: contextvars.ContextVar[ForwardLog | None] = contextvars.ContextVar("forward_log", default=None)
+_PURPOSE: contextvars.ContextVar[tuple[str, str]] = contextvars.ContextVar("purpose", default=("", ""))
+
+
+@contextlib.contextmanager
+def recording_forwards(log: ForwardLog) -> Iterator[ForwardLog]:
+    """Record every full-model forward run inside the block into ``log``."""
+    token = _FORWARD_LOG.set(log)
+    try:
+        yield log
+    finally:
+        _FORWARD_LOG.reset(token)
+
+
+def active_forward_log() -> ForwardLog | None:
+    """The ForwardLog recording now, if any."""
+    return _FORWARD_LOG.get()
+
+
+@contextlib.contextmanager
+def forward_purpose(purpose: str, model_hash: str = "") -> Iterator[None]:
+    """Name the purpose (and model hash) of the forwards run inside the block."""
+    token = _PURPOSE.set((purpose, model_hash))
+    try:
+        yield
+    finally:
+        _PURPOSE.reset(token)
+
+
+def record_forward(case: str, batch: int, seconds: float, optimization: str, backend: str = "onnxruntime") -> None:
+    """Add one forward to the active log (if any) under the current purpose."""
+    log = _FORWARD_LOG.get()
+    if log is not None:
+        purpose, model_hash = _PURPOSE.get()
+        log.forwards.append(
+            Forward(purpose or "unnamed", model_hash, case, batch, round(seconds, 3), optimization, backend)
+        )
+
+
+def session_options(threads: int | None = None, optimization: str = "none") -> ort.SessionOptions:
+    """Session options at ORT graph optimization level ``optimization``, ``threads`` intra-op threads."""
+    if optimization not in OPTIMIZATION_LEVELS:
+        raise FieldValueError("optimization", f"must be one of {', '.join(OPTIMIZATION_LEVELS)}, got {optimization!r}")
     options = ort.SessionOptions()
-    options.graph_optimization_level = (
-        ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimize else ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    )
+    options.graph_optimization_level = OPTIMIZATION_LEVELS[optimization]
+    # no CPU arena: a validation session runs a few forwards, and the arena grows by doubling and
+    # never gives memory back to the system (see docs/validation.md for the measured peak)
+    options.enable_cpu_mem_arena = False
     options.log_severity_level = 4  # errors come back as exceptions; its own log lines would double them
     if check_threads(threads):
         options.intra_op_num_threads = threads
@@ -43,14 +159,14 @@ def session_options(threads: int | None = None, optimize: bool = False) -> ort.S
 def create_session(
     model: onnx.ModelProto | str | os.PathLike,
     threads: int | None = None,
-    optimize: bool = False,
+    optimization: str = "none",
     providers: Sequence[str] = ("CPUExecutionProvider",),
 ) -> ort.InferenceSession:
-    """An InferenceSession for a model proto or a path.
+    """An InferenceSession for a model proto or a path at graph optimization level ``optimization``.
 
     A model onnxruntime cannot load raises RuntimeLoadError (one line, exit code 2).
     """
-    options = session_options(threads, optimize)
+    options = session_options(threads, optimization)
     try:
         if isinstance(model, onnx.ModelProto):
             if too_big_for_one_file(model):
@@ -95,18 +211,39 @@ def ort_reason(exc: BaseException, limit: int = 2000) -> str:
 
 
 def run_session(
-    session: ort.InferenceSession, feeds: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None
+    session: ort.InferenceSession,
+    feeds: Mapping[str, np.ndarray],
+    outputs: Sequence[str] | None = None,
+    case: str | None = None,
 ) -> dict[str, np.ndarray]:
-    """Run a session; returns outputs by name. Input mismatches become InputError."""
+    """Run a session; returns outputs by name. Input mismatches become InputError.
+
+    ``case`` marks a forward of a whole model on that case: it goes into the active ForwardLog.
+    """
     names = list(outputs) if outputs else [o.name for o in session.get_outputs()]
     expected = {i.name for i in session.get_inputs()}
     if set(feeds) != expected:
         raise InputError(f"inputs {sorted(feeds)} do not match the model's inputs {sorted(expected)}")
+    start = time.perf_counter()
     try:
         values = session.run(names, dict(feeds))
     except ORT_ERRORS as exc:
         raise InputError(f"onnxruntime failed to run the model on these inputs: {ort_reason(exc)}") from exc
+    if case is not None:
+        record_forward(case, _batch(feeds), time.perf_counter() - start, session_level(session))
     return dict(zip(names, values))
+
+
+def session_level(session: ort.InferenceSession) -> str:
+    """The graph optimization level name a session was made with."""
+    level = session.get_session_options().graph_optimization_level
+    return next((name for name, value in OPTIMIZATION_LEVELS.items() if value == level), str(level))
+
+
+def _batch(feeds: Mapping[str, np.ndarray]) -> int:
+    first = next(iter(feeds.values()), None)
+    shape = np.shape(first) if first is not None else ()
+    return int(shape[0]) if shape else 1
 
 
 def run_ort(
@@ -114,6 +251,7 @@ def run_ort(
     feeds: Mapping[str, np.ndarray],
     outputs: Sequence[str] | None = None,
     threads: int | None = None,
+    optimization: str = "none",
 ) -> dict[str, np.ndarray]:
-    """Run a model once on CPU with graph optimizations disabled."""
-    return run_session(create_session(model, threads=threads), feeds, outputs)
+    """Run a model once on CPU at graph optimization level ``optimization``."""
+    return run_session(create_session(model, threads=threads, optimization=optimization), feeds, outputs)
