@@ -335,8 +335,9 @@ def test_cache_ls_reuse_and_clear(gk, models, tmp_path, monkeypatch):
     code, stdout, _ = gk("cache", "ls", "--json")
     listing = json.loads(stdout)
     assert listing["root"] == str(tmp_path / "cache")
-    [entry] = listing["entries"]
-    assert entry["kind"] == "golden" and entry["name"].startswith("cnn-") and entry["bytes"] > 0
+    [entry] = [e for e in listing["entries"] if e["kind"] == "golden"]
+    assert entry["name"].startswith("cnn-") and entry["bytes"] > 0
+    assert {e["kind"] for e in listing["entries"]} <= {"golden", "validation"}  # the validation cache too
     for outside in (tmp_path / "cache" / "golden" / ".." / "..", tmp_path / "o", "/etc"):
         code, _, err = gk("cache", "clear", outside)
         assert code == 2
