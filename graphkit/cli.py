@@ -18,7 +18,13 @@ import signal
 import sys
 
 from graphkit import __version__
-from graphkit.signals import SIGNALS, Terminated, exit_code_of, handle_signals  # light: imported before anything else
+from graphkit.signals import (
+    SIGNALS,
+    Terminated,
+    exit_code_of,
+    handle_signals,
+    received,
+)  # light: imported before anything else
 
 # Everything else is imported once the signal handlers are in place (see main).
 
@@ -85,6 +91,14 @@ def main(argv: list[str] | None = None) -> int:
         except (KeyboardInterrupt, Terminated) as interrupt:
             print(f"graphkit: {'terminated' if isinstance(interrupt, Terminated) else 'interrupted'}", file=sys.stderr)
             return exit_code_of(interrupt)
+        except Exception:
+            signum = received()
+            if signum is None:
+                raise
+            # The signal hit code that turned it into its own error (onnxruntime's extension init
+            # raises "ImportError: initialization failed"): it is still the interrupt.
+            print(f"graphkit: {'terminated' if signum == signal.SIGTERM else 'interrupted'}", file=sys.stderr)
+            return 128 + signum
 
 
 def _main(argv: list[str]) -> int:
@@ -107,17 +121,21 @@ def _main(argv: list[str]) -> int:
 
 
 def console_main() -> int:
-    """The ``graphkit`` console script and ``python -m graphkit``: :func:`main`, then, while the
-    interpreter shuts down (the command's files are written and its output flushed), SIGINT or
-    SIGTERM exits 130/143 at once instead of taking the default action (death by the signal)."""
-    code = main()
+    """The ``graphkit`` console script and ``python -m graphkit``: :func:`main`, with SIGINT and
+    SIGTERM exiting 130/143 at once (output flushed) outside :func:`main`'s own handlers too: from
+    here until main installs them, and while the interpreter shuts down afterwards (the command's
+    files are written), instead of the default action (death by the signal)."""
+    for signum in SIGNALS:
+        if signal.getsignal(signum) is not signal.SIG_IGN:
+            signal.signal(signum, _exit_at_once)  # main's handle_signals restores this one on exit
+    return main()
+
+
+def _exit_at_once(number: int, frame) -> None:
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()
-    for signum in SIGNALS:
-        if signal.getsignal(signum) is not signal.SIG_IGN:
-            signal.signal(signum, lambda number, frame: os._exit(128 + number))
-    return code
+    os._exit(128 + number)
 
 
 if __name__ == "__main__":  # pragma: no cover

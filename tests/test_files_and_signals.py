@@ -335,3 +335,22 @@ def test_a_signal_after_the_command_finished_exits_143_not_by_the_signal(tmp_pat
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert result.returncode == 143, result.stderr
     assert "eliminate-noops" in result.stdout  # the command's output was flushed before the exit
+
+
+def test_a_signal_that_code_turns_into_its_own_error_is_still_the_interrupt(tmp_path):
+    """Found by the fuzz harness: SIGTERM during onnxruntime's import became 'ImportError:
+    initialization failed' and a traceback; a signal received is the interrupt, whatever it raised."""
+    code = (
+        "import os, signal, sys, time\n"
+        "from graphkit import cli\n"
+        "def fake_main(argv):\n"
+        "    try:\n"
+        "        os.kill(os.getpid(), signal.SIGTERM); time.sleep(5)\n"
+        "    except BaseException as exc:\n"
+        "        raise ImportError('initialization failed') from exc\n"
+        "cli._main = fake_main\n"
+        "sys.exit(cli.main([]))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert result.returncode == 143, result.stderr
+    assert result.stderr.strip() == "graphkit: terminated"
