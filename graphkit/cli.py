@@ -11,6 +11,7 @@ A :class:`~graphkit.errors.GraphkitError` becomes one line on stderr and exit co
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import importlib
 import os
@@ -122,13 +123,23 @@ def _main(argv: list[str]) -> int:
 
 def console_main() -> int:
     """The ``graphkit`` console script and ``python -m graphkit``: :func:`main`, with SIGINT and
-    SIGTERM exiting 130/143 at once (output flushed) outside :func:`main`'s own handlers too: from
-    here until main installs them, and while the interpreter shuts down afterwards (the command's
-    files are written), instead of the default action (death by the signal)."""
+    SIGTERM exiting 130/143 at once (output flushed) outside :func:`main`'s own handlers too.
+
+    From here until main installs its handlers an immediate exit is in place (main restores it
+    on return). After main, the atexit functions run with it still in place, and the process
+    exits with main's code without the interpreter's finalization: that would reset the handlers
+    to the default (death by the signal) while torch and friends tear down for seconds. Every
+    file graphkit writes is complete (atomic renames) by then.
+    """
     for signum in SIGNALS:
         if signal.getsignal(signum) is not signal.SIG_IGN:
             signal.signal(signum, _exit_at_once)  # main's handle_signals restores this one on exit
-    return main()
+    code = main()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
 
 
 def _exit_at_once(number: int, frame) -> None:
