@@ -117,12 +117,17 @@ def input_file_lists(inputs: Sequence[str | os.PathLike], input_count: int) -> l
     return lists
 
 
+def load_npy(file: Path, mmap_mode: str | None = None) -> np.ndarray:
+    """An input .npy file (never unpickled); InputError naming the file when it is not a whole one."""
+    try:
+        return np.load(file, mmap_mode=mmap_mode, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:  # truncated, not .npy, pickled objects
+        raise InputError(f"input {file}: not a readable .npy file ({exc.__class__.__name__})") from exc
+
+
 def _file_bytes(file: Path, dtype: np.dtype) -> int:
     if file.suffix.lower() == ".npy":
-        try:
-            array = np.load(file, mmap_mode="r")
-        except (ValueError, OSError) as exc:
-            raise InputError(f"input {file}: not a readable .npy file ({exc.__class__.__name__})") from exc
+        array = load_npy(file, mmap_mode="r")
         if array.dtype != dtype:
             raise InputError(f"input {file}: dtype {array.dtype} does not match the model input's {dtype}")
         return int(array.nbytes)
@@ -132,7 +137,7 @@ def _file_bytes(file: Path, dtype: np.dtype) -> int:
 def read_input(file: Path, dtype: np.dtype) -> np.ndarray:
     """A file's values as a flat array of ``dtype`` (.bin: raw bytes; .npy: same dtype required)."""
     if file.suffix.lower() == ".npy":
-        array = np.load(file)
+        array = load_npy(file)
         if array.dtype != dtype:
             raise InputError(f"input {file}: dtype {array.dtype} does not match the model input's {dtype}")
         return array.reshape(-1)
@@ -311,7 +316,7 @@ def _feeds(session: Backend, plan: InferPlan, batch: Batch, pure_data: str, rng)
                 feeds[info.name] = np.zeros(shape, dtype=info.dtype)
             continue
         if plan.auto_shapes:
-            feeds[info.name] = np.load(files[0])
+            feeds[info.name] = load_npy(files[0])
             continue
         parts = [read_input(f if f is not None else files[0], info.dtype) for f in files]
         data = np.concatenate(parts) if len(parts) > 1 else parts[0]

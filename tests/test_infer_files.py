@@ -51,6 +51,26 @@ def write_bins(folder, count, shape=(1, 2, 3), seed=0, names=None):
     return arrays
 
 
+@pytest.mark.parametrize("damage", ["truncated", "pickled", "not-npy"])
+def test_a_damaged_npy_input_is_one_line(tmp_path, damage):
+    """Found by the fuzz harness (seed 2): a truncated .npy raised EOFError from numpy."""
+    model = two_output_model(tmp_path / "m.onnx")
+    folder = tmp_path / "npys"
+    folder.mkdir()
+    np.save(folder / "a.npy", np.ones((1, 2, 3), np.float32))
+    bad = folder / "b.npy"
+    if damage == "truncated":
+        bad.write_bytes((folder / "a.npy").read_bytes()[:70])
+    elif damage == "pickled":
+        np.save(bad, np.array([{"x": 1}], dtype=object), allow_pickle=True)
+    else:
+        bad.write_bytes(b"not a numpy file at all")
+    for auto in (False, True):
+        with pytest.raises(InputError, match=r"input .*b\.npy: not a readable \.npy file"):
+            infer_files(model, [folder], tmp_path / "out", "r", "NPY", batchsize=1, auto_set_dymshape_mode=auto)
+    assert not (tmp_path / "out" / "r").exists()
+
+
 def test_natural_sort():
     names = ["img10.bin", "img2.bin", "img1.bin", "Img3.bin"]
     assert sorted(names, key=natural_key) == ["img1.bin", "img2.bin", "Img3.bin", "img10.bin"]
