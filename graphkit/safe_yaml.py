@@ -118,12 +118,27 @@ def _check_expansion(root: yaml.Node, origin: str) -> None:
         if key in open_nodes:
             raise SpecError(f"{origin}: YAML alias refers to a structure that contains it (recursive); refused")
         open_nodes.add(key)
+        if isinstance(node, yaml.MappingNode):
+            _check_unique_keys(node, origin)
         stack.append((node, True))
         for child in _children(node):
             if id(child) in open_nodes:
                 raise SpecError(f"{origin}: YAML alias refers to a structure that contains it (recursive); refused")
             if id(child) not in sizes:
                 stack.append((child, False))
+
+
+def _check_unique_keys(node: yaml.MappingNode, origin: str) -> None:
+    """A key given twice in one mapping is an error (YAML requires unique keys; PyYAML would keep
+    the last one silently, hiding a typo or a second setting)."""
+    seen: set[str] = set()
+    for key, _ in node.value:
+        if not isinstance(key, yaml.ScalarNode) or key.tag == "tag:yaml.org,2002:merge":
+            continue
+        if key.value in seen:
+            line = key.start_mark.line + 1 if key.start_mark else "?"
+            raise SpecError(f"{origin}: key {key.value[:60]!r} is given twice (line {line}); keep one")
+        seen.add(key.value)
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:

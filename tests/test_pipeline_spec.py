@@ -300,3 +300,13 @@ def test_eval_spec_file_is_read_within_the_same_limits(tmp_path, cli):
     bomb = write(tmp_path, billion_laughs(where="eval"), "bomb.yaml")
     result = cli("eval", tmp_path / "m.onnx", "--spec", bomb, "--out", tmp_path / "o", timeout=60)
     assert result.returncode == 2 and "YAML aliases expand to more than 100000 values" in result.stderr
+
+
+def test_a_key_given_twice_is_an_error(tmp_path):
+    """Found by the fuzz harness: PyYAML kept the last of two 'name'/'source' keys silently."""
+    with pytest.raises(PipelineSpecError, match=r"key 'name' is given twice \(line 2\)"):
+        load_pipeline(write(tmp_path, "name: x\nname: y\n" + DEMO))
+    with pytest.raises(PipelineSpecError, match="key 'atol' is given twice"):
+        load_pipeline(write(tmp_path, "name: t\n" + DEMO + "golden:\n  tolerance: {atol: 1.0e-5, atol: 1.0}\n"))
+    merged = "name: t\n" + DEMO + "golden:\n  tolerance: &t {atol: 1.0e-5, rtol: 0.0}\n  outputs: {prob: {<<: *t}}\n"
+    assert load_pipeline(write(tmp_path, merged)).golden.outputs["prob"].atol == 1e-5  # merge keys still work

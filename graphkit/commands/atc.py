@@ -86,9 +86,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _int_list(text: str) -> list[int]:
     try:
-        return [int(v) for v in text.split(",") if v.strip()]
+        values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of integers") from exc
+    if not values:
+        raise argparse.ArgumentTypeError(f"'{text}' holds no batch size")
+    return values
 
 
 def _str_list(text: str) -> list[str]:

@@ -208,3 +208,14 @@ def test_cli_commands_writes_script_and_manifest(clean_export, tmp_path):
         text=True,
     )
     assert bad.returncode == 2 and "2 to 100" in bad.stderr
+
+
+@pytest.mark.parametrize("flag", ["--batch-sizes", "--dynamic-batch-sizes"])
+@pytest.mark.parametrize("value", ["", ",", " , "])
+def test_empty_batch_size_lists_are_one_line_exit_2(tmp_path, clean_export, flag, value):
+    """Found by the fuzz harness (seed 2): --batch-sizes '' was accepted and planned nothing."""
+    args = [sys.executable, "-m", "graphkit", "atc", "commands", str(clean_export), "-o", str(tmp_path / "o")]
+    result = subprocess.run([*args, flag, value], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].endswith("holds no batch size")
+    assert not (tmp_path / "o").exists()
