@@ -24,7 +24,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from graphkit.errors import SpecError
 
@@ -58,12 +58,13 @@ OWNED_OPTIONS = (
 PATH_FIELDS = ("fusion_switch_file", "insert_op_conf", "keep_dtype", "customize_dtypes")
 # ATC --input_format values for ONNX models: NCHW (default), NCDHW, ND. NHWC is TensorFlow's.
 # Source: hiascend.com ATC reference, "--input_format" (canncommercial/800 atlasatcparam_16_0015).
-ONNX_INPUT_FORMATS = ("NCHW", "NCDHW", "ND")
+InputFormat = Literal["NCHW", "NCDHW", "ND"]
+ONNX_INPUT_FORMATS = get_args(InputFormat)
 # --precision_mode values; ATC's default is force_fp16. Source: hiascend.com ATC reference
 # "--precision_mode" (zh/canncommercial/62RC1/inferapplicationdev/atctool/atctool_000092.html:
 # "参数默认值:force_fp16"; 5046 atlasatc_16_0086 for the values); the bf16 values and
 # cube_fp16in_fp32out come from later CANN versions (MindSpore's precision_mode page lists them).
-PRECISION_MODES = (
+PrecisionMode = Literal[
     "force_fp16",
     "force_fp32",
     "cube_fp16in_fp32out",
@@ -73,14 +74,17 @@ PRECISION_MODES = (
     "allow_mix_precision_fp16",
     "allow_mix_precision_bf16",
     "allow_fp32_to_bf16",
-)
+]
+PRECISION_MODES = get_args(PrecisionMode)
 ATC_DEFAULT_PRECISION_MODE = "force_fp16"
 # --precision_mode_v2 values; it cannot be combined with --precision_mode.
 # Source: hiascend.com ATC reference, "--precision_mode_v2" (canncommercial/800 atlasatcparam_16_0069).
-PRECISION_MODES_V2 = ("fp16", "origin", "cube_fp16in_fp32out", "mixed_float16", "mixed_bfloat16")
+PrecisionModeV2 = Literal["fp16", "origin", "cube_fp16in_fp32out", "mixed_float16", "mixed_bfloat16"]
+PRECISION_MODES_V2 = get_args(PrecisionModeV2)
 # --op_select_implmode values, the *_for_all ones included.
 # Source: hiascend.com ATC reference, "--op_select_implmode" (canncommercial/800 atlasatcparam_16_0072).
-IMPL_MODES = ("high_performance", "high_precision", "high_performance_for_all", "high_precision_for_all")
+ImplMode = Literal["high_performance", "high_precision", "high_performance_for_all", "high_precision_for_all"]
+IMPL_MODES = get_args(ImplMode)
 # --output_type data types FP32, FP16, UINT8: from the hiascend.com ATC reference "--output_type"
 # as remembered; the page was not found by this branch's searches: unverified here.
 OUTPUT_TYPES = ("FP32", "FP16", "UINT8")
@@ -130,26 +134,11 @@ class AtcSpec:
     batch_sizes: list[int] = field(default_factory=lambda: [1])
     dynamic_batch_sizes: list[int] | None = None
     dynamic_dims: list[list[int]] | None = None
-    input_format: Literal["NCHW", "NCDHW", "ND"] = "NCHW"
+    input_format: InputFormat = "NCHW"
     input_shape: str | None = None
-    precision_mode: (
-        Literal[
-            "force_fp16",
-            "force_fp32",
-            "cube_fp16in_fp32out",
-            "allow_fp32_to_fp16",
-            "must_keep_origin_dtype",
-            "allow_mix_precision",
-            "allow_mix_precision_fp16",
-            "allow_mix_precision_bf16",
-            "allow_fp32_to_bf16",
-        ]
-        | None
-    ) = None
-    precision_mode_v2: Literal["fp16", "origin", "cube_fp16in_fp32out", "mixed_float16", "mixed_bfloat16"] | None = None
-    op_select_implmode: (
-        Literal["high_performance", "high_precision", "high_performance_for_all", "high_precision_for_all"] | None
-    ) = None
+    precision_mode: PrecisionMode | None = None
+    precision_mode_v2: PrecisionModeV2 | None = None
+    op_select_implmode: ImplMode | None = None
     optypelist_for_implmode: list[str] | None = None
     fusion_switch_file: str | None = None
     insert_op_conf: str | None = None
