@@ -44,6 +44,25 @@ def parse_model(text: str) -> onnx.ModelProto:
     return model
 
 
+def value(name: str, shape, elem: int = onnx.TensorProto.FLOAT) -> onnx.ValueInfoProto:
+    """A graph input/output ``name`` of element type ``elem`` (float) and ``shape`` (dims or names)."""
+    return onnx.helper.make_tensor_value_info(name, elem, shape)
+
+
+def property_settings(max_examples: int = 6):
+    """hypothesis settings for pass property tests: derandomized (same cases every run), no
+    deadline, no example database, ``max_examples`` cases."""
+    from hypothesis import HealthCheck, settings
+
+    return settings(
+        derandomize=True,
+        max_examples=max_examples,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
+
+
 def make_model(
     nodes: Iterable[onnx.NodeProto],
     inputs: Iterable[onnx.ValueInfoProto],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 from graphkit_passes.dead_code import DeadCode
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
@@ -16,16 +16,12 @@ from graphkit.testing import (
     assert_numerically_equal,
     assert_pass_rewrites,
     make_model,
+    property_settings,
     run_pass,
+    value,
 )
 
-PROPERTY = settings(
-    derandomize=True, max_examples=6, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
-)
-
-
-def value(name, shape, elem=TensorProto.FLOAT):
-    return helper.make_tensor_value_info(name, elem, shape)
+PROPERTY = property_settings()
 
 
 def dead_branch_model(opset=13, ir_version=8) -> onnx.ModelProto:

@@ -5,24 +5,26 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper, numpy_helper
 
 from graphkit.model import op_counts
 from graphkit.registry import get_pass
 from graphkit.shapes import dims_of
-from graphkit.testing import assert_declines, assert_idempotent, assert_numerically_equal, make_model, run_pass
+from graphkit.testing import (
+    assert_declines,
+    assert_idempotent,
+    assert_numerically_equal,
+    make_model,
+    property_settings,
+    run_pass,
+    value,
+)
 
 pytest.importorskip("onnxsim")
 OnnxSim = get_pass("onnxsim")
-PROPERTY = settings(
-    derandomize=True, max_examples=4, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
-)
-
-
-def value(name, shape, elem=TensorProto.FLOAT):
-    return helper.make_tensor_value_info(name, elem, shape)
+PROPERTY = property_settings(max_examples=4)
 
 
 def shape_chain_model(batch="batch") -> onnx.ModelProto:
