@@ -46,7 +46,8 @@ def _reason(exc: OSError) -> str:
     return exc.strerror or one_line(exc, 200)
 
 
-def _umask() -> int:
+def current_umask() -> int:
+    """The process's file-creation mask (read by setting and restoring it)."""
     mask = os.umask(0)
     os.umask(mask)
     return mask
@@ -133,7 +134,7 @@ def atomic_paths(*paths: str | os.PathLike, mode: int | None = None) -> Iterator
             for index, (tmp, target) in enumerate(zip(temps, targets)):
                 if index and not tmp.exists():
                     continue
-                os.chmod(tmp, mode if mode is not None else 0o666 & ~_umask())
+                os.chmod(tmp, mode if mode is not None else 0o666 & ~current_umask())
                 check_target(target)  # again: something may have appeared there meanwhile
                 os.replace(tmp, target)
         except OSError as exc:

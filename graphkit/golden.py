@@ -34,6 +34,7 @@ import numpy as np
 import onnx
 
 from graphkit.errors import GoldenError, GraphkitError, InputError, RuntimeLoadError, one_line
+from graphkit.files import current_umask
 from graphkit.model import content_hash
 from graphkit.runtime.feeds import (
     check_allocatable,
@@ -486,7 +487,7 @@ def _write_golden(directory: Path, manifest: dict, cases: list[GoldenCase]) -> N
                     np.savez(handle, **getattr(case, kind))
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
         if not directory.exists():
-            os.chmod(staging, 0o777 & ~_umask())
+            os.chmod(staging, 0o777 & ~current_umask())
             os.rename(staging, directory)
             return
         (directory / "manifest.json").unlink(missing_ok=True)
@@ -504,12 +505,6 @@ def _write_golden(directory: Path, manifest: dict, cases: list[GoldenCase]) -> N
     finally:
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def load_golden(directory: str | os.PathLike) -> GoldenSet:
