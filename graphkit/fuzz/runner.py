@@ -94,12 +94,17 @@ def _child(
     except BaseException:  # what the interpreter does with an exception that escapes main()
         traceback.print_exc()
         code = 1
+    status = int(code) & 0xFF if isinstance(code, int) else 1
     try:
         atexit._run_exitfuncs()  # as at interpreter exit (temp-dir finalizers, logging)
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(int(code) & 0xFF if isinstance(code, int) else 1)
+        # The child's own record of its exit code: the forkserver reports 255 when it could not
+        # reap the child's status (seen under load), which is not the command's exit code.
+        with contextlib.suppress(OSError):
+            Path(stdout).with_name("exit-code").write_text(str(status))
+        os._exit(status)
 
 
 class ForkRunner:
@@ -133,6 +138,9 @@ class ForkRunner:
             _kill_group(process.pid)
             process.join(10)
         code = process.exitcode if process.exitcode is not None else -9
+        if code == 255 and not timed_out:  # the forkserver lost the status: take the child's record
+            with contextlib.suppress(OSError, ValueError):
+                code = int((logs / "exit-code").read_text())
         _kill_group(process.pid)  # anything it left running
         self.live.discard(process.pid)
         return Outcome(code, _read(logs / "stdout"), _read(logs / "stderr"), time.perf_counter() - started, timed_out)

@@ -105,3 +105,33 @@ def test_signal_mode(fake_program, tmp_path, name):
 def test_exit_130_without_a_signal_is_flagged(fake_runner, tmp_path):
     result = run_attempt(Attempt(0, 0, "apply", ["exit3"]), fake_runner, tmp_path)
     assert "exit_code" in _kinds(result)
+
+
+def test_a_status_the_forkserver_lost_is_read_from_the_childs_record(tmp_path):
+    """Seen in CI under load: the forkserver reported 255 for a child that exited 2."""
+    import subprocess
+    import sys
+    import time
+
+    from graphkit.fuzz.runner import ForkRunner
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+
+    class LostStatus:  # a finished child whose exit status the forkserver could not reap
+        pid = int(gone.stdout)  # a process that has exited: killing its group finds nothing
+        exitcode = 255
+
+        def join(self, timeout=None):
+            return None
+
+        def is_alive(self):
+            return False
+
+    for name, text in (("stdout", ""), ("stderr", "graphkit: error: bad\n"), ("exit-code", "2")):
+        (tmp_path / name).write_text(text)
+    runner = ForkRunner.__new__(ForkRunner)
+    runner.live = set()
+    outcome = runner.finish((LostStatus(), time.perf_counter(), tmp_path), timeout=5)
+    assert outcome.returncode == 2
+    (tmp_path / "exit-code").unlink()
+    assert runner.finish((LostStatus(), time.perf_counter(), tmp_path), timeout=5).returncode == 255  # no record
