@@ -36,10 +36,10 @@ print(time.perf_counter() - start)
 
 GRAPHKIT = """
 import sys, time
-from graphkit.instruments import Honesty, OpCounts, Timing
-from graphkit.manager import PassManager
-from graphkit.model import load_model, save_model
-from graphkit.pass_base import Pass
+from graphkit.transform.instruments import Honesty, OpCounts, Timing
+from graphkit.transform.manager import PassManager
+from graphkit.ir.model_io import load_model, save_model
+from graphkit.transform.pass_base import Pass
 
 class IdentityPipelinePass(Pass):
     name = "identity"

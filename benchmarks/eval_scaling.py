@@ -45,8 +45,8 @@ FULL_WSEG_SECONDS_PER_IMAGE = 8 * 34.8 + 1.2  # FACTS.md: 8 views x 34.8 s per 1
 
 def child(args) -> None:
     """One configuration in this process; prints its JSON line."""
-    from graphkit.eval.runner import run_eval
-    from graphkit.eval.spec import eval_spec_from_mapping
+    from graphkit.wseg.eval.runner import run_eval
+    from graphkit.wseg.eval.spec import eval_spec_from_mapping
 
     cores = len(os.sched_getaffinity(0)) or 1
     mapping = {"data_root": args.root, "pad_size": [args.pad, args.pad], "resume": False, "overlays": 0}

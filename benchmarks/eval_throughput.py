@@ -4,7 +4,7 @@ Three measurements in one run:
 
 1. ``end_to_end``: images/s of ``run_eval`` (8 views, merge, CRF, metrics, files) on a
    synthetic VOC set with a tiny model: the tiny wseg variant (seeded random weights) when
-   ``graphkit.models.export`` is available, else a 1x1-conv colour classifier;
+   ``graphkit.wseg.export`` is available, else a 1x1-conv colour classifier;
 2. ``postprocess``: merge finish + argmax + CRF + confusion matrices alone, per image at VOC
    size (500x375), without inference;
 3. ``confusion_matrix``: the vectorized confusion matrix against the per-pixel Python loop of
@@ -26,12 +26,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from graphkit.eval.crf import CrfParams
-from graphkit.eval.metrics import confusion_matrix, confusion_matrix_loop
-from graphkit.eval.postprocess import ImageJob, postprocess_image
-from graphkit.eval.runner import run_eval
-from graphkit.eval.spec import EvalSpec
-from graphkit.eval.voc import voc_palette
+from graphkit.wseg.eval.crf import CrfParams
+from graphkit.wseg.eval.metrics import confusion_matrix, confusion_matrix_loop
+from graphkit.wseg.eval.postprocess import ImageJob, postprocess_image
+from graphkit.wseg.eval.runner import run_eval
+from graphkit.wseg.eval.spec import EvalSpec
+from graphkit.wseg.eval.voc import voc_palette
 
 
 def synthetic_voc(root: Path, count: int, max_side: int) -> Path:
@@ -62,7 +62,7 @@ def synthetic_voc(root: Path, count: int, max_side: int) -> Path:
 def tiny_model(path: Path, pad: int) -> tuple[str, str]:
     """Export the tiny wseg variant (or fall back to a 1x1-conv model); returns (kind, weights)."""
     try:
-        from graphkit.models.export import ExportSpec, export_from_spec
+        from graphkit.wseg.export import ExportSpec, export_from_spec
     except ImportError:
         export_from_spec = None
     if export_from_spec is not None:

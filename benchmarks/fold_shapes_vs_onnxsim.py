@@ -20,7 +20,7 @@ from pathlib import Path
 CHILD = r"""
 import json, sys, time
 import onnx
-from graphkit.model import load_model, save_model
+from graphkit.ir.model_io import load_model, save_model
 tool, src, dst = sys.argv[1:4]
 model = load_model(src)
 start = time.perf_counter()
@@ -28,7 +28,7 @@ if tool == "onnxsim":
     import onnxsim
     out, ok = onnxsim.simplify(model)
 else:
-    from graphkit.registry import get_pass
+    from graphkit.transform.registry import get_pass
     out = get_pass("fold-shapes")()(model).model
 elapsed = time.perf_counter() - start
 save_model(out, dst)
@@ -42,7 +42,7 @@ def _summary(path: Path) -> dict:
     import onnx
 
     model = onnx.load(str(path), load_external_data=False)
-    from graphkit.shapes import dims_of
+    from graphkit.ir.shapes import dims_of
 
     symbolic = {o.name: [d for d in (dims_of(o) or ()) if not isinstance(d, int)] for o in model.graph.output}
     return {
@@ -66,16 +66,16 @@ def _run_tool(tool: str, src: Path, dst: Path) -> dict:
 
 
 def _export(size: int, width: float, path: Path) -> None:
-    from graphkit.model import save_model
+    from graphkit.ir.model_io import save_model
 
     try:
-        from graphkit.models.export import export_onnx
-        from graphkit.models.wseg import WsegModel
+        from graphkit.wseg.export import export_onnx
+        from graphkit.wseg.network import WsegModel
 
         model = WsegModel(width=width, seed=0)
         save_model(export_onnx(model, input_size=(size, size), opset=11, dynamic_batch=True), path)
     except ImportError:
-        raise SystemExit("graphkit.models.wseg is not importable; pass --model PATH") from None
+        raise SystemExit("graphkit.wseg.network is not importable; pass --model PATH") from None
 
 
 def main() -> int:

@@ -6,7 +6,7 @@ Exports the wseg model (seeded random weights, legacy exporter, opset 11, dynami
 the ModelZoo-style fix next to it, then in separate subprocesses (each reports its own peak RSS,
 VmHWM, model loading included):
 
-- ``localize``: today's ``graphkit.localize.localize`` (segments run in lockstep) on batch 1;
+- ``localize``: today's ``graphkit.check.localize.localize`` (segments run in lockstep) on batch 1;
 - ``forward A`` and ``forward B``: one plain onnxruntime forward of each model (session creation
   included, graph optimizations off as localize runs them): the unit of cost.
 
@@ -27,8 +27,8 @@ from pathlib import Path
 
 LOCALIZE = r"""
 import json, sys, time
-from graphkit.localize import feeds_for, localize
-from graphkit.model import load_model
+from graphkit.check.localize import feeds_for, localize
+from graphkit.ir.model_io import load_model
 a_path, b_path, threads = sys.argv[1], sys.argv[2], int(sys.argv[3]) or None
 start = time.perf_counter()
 a, b = load_model(a_path), load_model(b_path)
@@ -48,8 +48,8 @@ print(json.dumps({
 
 FORWARD = r"""
 import json, sys, time
-from graphkit.localize import feeds_for
-from graphkit.model import load_model
+from graphkit.check.localize import feeds_for
+from graphkit.ir.model_io import load_model
 from graphkit.runtime.ort import create_session, run_session
 path, threads = sys.argv[1], int(sys.argv[2]) or None
 model = load_model(path)
@@ -73,9 +73,9 @@ def _child(code: str, *args) -> dict:
 
 def _old_chunk_count(a_path: Path, b_path: Path, divergent_tensor: str | None) -> int:
     """Chunks the previous algorithm ran (32 tensors, about 1 GiB each) up to the divergent tensor."""
-    from graphkit.diff import diff_models
-    from graphkit.localize import _chunks, _pair_tensors, feeds_for
-    from graphkit.model import load_model
+    from graphkit.check.localize import _chunks, _pair_tensors, feeds_for
+    from graphkit.diff.model_diff import diff_models
+    from graphkit.ir.model_io import load_model
 
     a, b = load_model(a_path), load_model(b_path)
     feeds = feeds_for(a, b, seed=0, dims={"batch": 1})
@@ -94,12 +94,12 @@ def main() -> None:
     args = parser.parse_args()
     import onnx
 
-    from graphkit.testing import modelzoo_softmax_fix
+    from graphkit.transform.testing import modelzoo_softmax_fix
 
     with tempfile.TemporaryDirectory() as tmp:
         a_path, b_path = Path(tmp) / "wseg.onnx", Path(tmp) / "wseg_modelzoo_fix.onnx"
         start = time.perf_counter()
-        cli = [sys.executable, "-m", "graphkit.cli", "export", "-o", str(a_path)]
+        cli = [sys.executable, "-m", "graphkit.cli.main", "export", "-o", str(a_path)]
         cli += ["--input-size", str(args.size), str(args.size), "--width", str(args.width)]
         subprocess.run(cli, check=True, capture_output=True)
         export_s = time.perf_counter() - start

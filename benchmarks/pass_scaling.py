@@ -39,7 +39,7 @@ PASSES = ["eliminate-noops", "fold-shapes", "softmax-transpose", "fold-batchnorm
 BUILD = r"""
 import sys, torch, onnx
 from transformers import SwinConfig, SwinForImageClassification
-from graphkit.testing import export_legacy
+from graphkit.transform.testing import export_legacy
 k, path = int(sys.argv[1]), sys.argv[2]
 torch.manual_seed(0)
 config = SwinConfig(image_size=224, embed_dim=48, depths=[2 * k, 2 * k, 6 * k, 2 * k], num_heads=[3, 6, 12, 24])
@@ -55,10 +55,10 @@ onnx.save(export_legacy(Logits(model), (torch.randn(1, 3, 224, 224),), ["pixel_v
 
 PASS_TIMES = r"""
 import json, sys, time
-from graphkit.diff import diff_models
-from graphkit.errors import GraphkitError
-from graphkit.model import check_model, content_hash, infer_shapes, load_model, op_counts
-from graphkit.registry import get_pass
+from graphkit.diff.model_diff import diff_models
+from graphkit.util.errors import GraphkitError
+from graphkit.ir.model_io import check_model, content_hash, infer_shapes, load_model, op_counts
+from graphkit.transform.registry import get_pass
 model = load_model(sys.argv[1])
 report = {"nodes": len(model.graph.node), "passes": {}, "instruments": {}}
 def timed(what, fn):
@@ -84,7 +84,7 @@ print(json.dumps(report))
 BUILD_VIT = r"""
 import sys, torch, onnx
 from transformers import ViTConfig, ViTForImageClassification
-from graphkit.testing import export_legacy
+from graphkit.transform.testing import export_legacy
 layers, path = int(sys.argv[1]), sys.argv[2]
 torch.manual_seed(0)
 config = ViTConfig(hidden_size=192, num_hidden_layers=layers, num_attention_heads=3, intermediate_size=768)
@@ -100,7 +100,7 @@ onnx.save(export_legacy(Logits(model), (torch.randn(1, 3, 224, 224),), ["pixel_v
 
 ONNXSIM = r"""
 import json, sys, time, onnxsim
-from graphkit.model import load_model, save_model
+from graphkit.ir.model_io import load_model, save_model
 model = load_model(sys.argv[1])
 start = time.perf_counter()
 out, ok = onnxsim.simplify(model)

@@ -9,8 +9,8 @@ Cast after each of the first N Relus, so the rewrite has 2N sites. Each variant 
 subprocess (peak RSS = the child's own VmHWM, model loading included):
 
 - ``load``: load the model only (the baseline every variant pays);
-- ``imperative``: a hand-written graphsurgeon pass with the IR helpers (graphkit.ir);
-- ``rules``: the same rewrite as graphkit rules (graphkit.rules, the engine built-in passes use);
+- ``imperative``: a hand-written graphsurgeon pass with the IR helpers (graphkit.ir.graph);
+- ``rules``: the same rewrite as graphkit rules (graphkit.transform.rules, the engine built-in passes use);
 - ``onnxscript``: the same rules written for onnxscript, run through graphkit's onnxscript
   adapter (proto -> onnx-ir -> rules -> proto), with the two conversions timed on their own.
 
@@ -31,7 +31,7 @@ PREPARE = r"""
 import sys
 import onnx
 from onnx import helper
-from graphkit.model import load_model, save_model
+from graphkit.ir.model_io import load_model, save_model
 src, dst, sites = sys.argv[1], sys.argv[2], int(sys.argv[3])
 model = load_model(src)
 types = {t.name: t.data_type for t in model.graph.initializer}
@@ -53,7 +53,7 @@ print(convs + relus)
 CHILD = r"""
 import json, sys, time
 import onnx
-from graphkit.model import load_model, op_counts
+from graphkit.ir.model_io import load_model, op_counts
 variant, src = sys.argv[1:3]
 model = load_model(src)
 extra = {}
@@ -61,8 +61,8 @@ start = time.perf_counter()
 if variant == "load":
     out = model
 elif variant == "imperative":
-    from graphkit.ir import ValueTypes, bypass_node, is_default_domain, to_graph, to_model
-    from graphkit.pass_base import Pass, PassResult
+    from graphkit.ir.graph import ValueTypes, bypass_node, is_default_domain, to_graph, to_model
+    from graphkit.transform.pass_base import Pass, PassResult
 
     class DropIdentityCast(Pass):
         name = "drop-identity-cast"
@@ -79,7 +79,7 @@ elif variant == "imperative":
 
     out = DropIdentityCast()(model).model
 elif variant == "rules":
-    from graphkit.rules import Rule, RulePass
+    from graphkit.transform.rules import Rule, RulePass
     from graphkit_passes.eliminate_noops import NOOP_RULES
 
     cls = type("Rules", (RulePass,), {"name": "rules", "rules": NOOP_RULES["identity"] + NOOP_RULES["cast"]})
@@ -88,7 +88,7 @@ else:
     import onnx_ir as ir
     from onnxscript.rewriter import RewriteRule, RewriteRuleSet
     from onnxscript.rewriter.rules.common import no_op_cast_rule
-    from graphkit.onnxscript_rules import OnnxscriptRulePass
+    from graphkit.transform.onnxscript_rules import OnnxscriptRulePass
 
     rules = RewriteRuleSet([RewriteRule(lambda op, x: op.Identity(x), lambda op, x: x), no_op_cast_rule])
     cls = type("Onnxscript", (OnnxscriptRulePass,), {"name": "onnxscript", "rule_set": rules})

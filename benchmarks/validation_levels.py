@@ -35,10 +35,10 @@ def main() -> int:
 
     import torch
 
-    from graphkit.golden import make_or_load_golden, validate_against_golden
-    from graphkit.models.wseg import WsegModel
+    from graphkit.check.golden import make_or_load_golden, validate_against_golden
     from graphkit.runtime.ort import ValidationRuntime, create_session, run_session
-    from graphkit.testing import export_legacy
+    from graphkit.transform.testing import export_legacy
+    from graphkit.wseg.network import WsegModel
 
     torch.manual_seed(0)
     model = export_legacy(

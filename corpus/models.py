@@ -203,7 +203,7 @@ ARCHS: dict[str, Arch] = {
 
 
 def _wseg():
-    from graphkit.models.wseg import WsegModel
+    from graphkit.wseg.network import WsegModel
 
     return WsegModel(width=0.03125, seed=0).eval()
 

@@ -62,7 +62,7 @@ def dims_for(model: onnx.ModelProto, batch: int) -> dict:
 
 
 def feeds_for(model: onnx.ModelProto, batch: int, seed: int = 0) -> dict:
-    from graphkit.golden import make_inputs
+    from graphkit.check.golden import make_inputs
 
     return make_inputs(model, dims_for(model, batch), seed)
 
@@ -104,11 +104,11 @@ def step_graphkit(path: str, batch: str, work: str) -> dict:
     """The generic pass set with full validation through graphkit's library API (a pipeline file)."""
     import yaml
 
-    from graphkit.apply import apply_pipeline
-    from graphkit.errors import GraphkitError, one_line
-    from graphkit.model import load_model
-    from graphkit.pipeline import load_pipeline
+    from graphkit.ir.model_io import load_model
+    from graphkit.pipeline.run import apply_pipeline
+    from graphkit.pipeline.spec import load_pipeline
     from graphkit.runtime.feeds import symbolic_dim_names
+    from graphkit.util.errors import GraphkitError, one_line
 
     passes = list(GENERIC_PASSES) + list(WITH_ONNXSIM) + (["dynamic-batch"] if batch == "dynamic" else [])
     work_dir = Path(work)
@@ -168,7 +168,7 @@ def step_graphkit(path: str, batch: str, work: str) -> dict:
 def step_onnxsim(path: str, out: str) -> dict:
     import onnxsim
 
-    from graphkit.errors import one_line
+    from graphkit.util.errors import one_line
 
     model = onnx.load(path)
     start = time.perf_counter()
@@ -194,7 +194,7 @@ def step_onnxsim(path: str, out: str) -> dict:
 
 def step_compare(source: str, batch: str, candidates: list[str]) -> dict:
     """Each candidate vs the source model (onnxruntime, optimizations off) on the same seeded inputs."""
-    from graphkit.model import load_model
+    from graphkit.ir.model_io import load_model
 
     model = load_model(source)
     result = {}
@@ -203,7 +203,7 @@ def step_compare(source: str, batch: str, candidates: list[str]) -> dict:
         try:
             expected = run_model(model, feeds)
         except Exception as exc:  # noqa: BLE001 - an invalid source is a result: nothing to compare with
-            from graphkit.errors import one_line
+            from graphkit.util.errors import one_line
 
             return {"source": f"error: the source model does not run: {one_line(exc, 200)}"}
         for path in candidates:
@@ -212,7 +212,7 @@ def step_compare(source: str, batch: str, candidates: list[str]) -> dict:
                 got = run_model(load_model(path), feeds)
                 diff = max_abs(expected, got)
             except Exception as exc:  # noqa: BLE001 - a model that does not run is a result
-                from graphkit.errors import one_line
+                from graphkit.util.errors import one_line
 
                 result[f"{key}_b{size}"] = f"error: {one_line(exc, 160)}"
                 continue
@@ -222,8 +222,8 @@ def step_compare(source: str, batch: str, candidates: list[str]) -> dict:
 
 def step_probe(path: str, work: str) -> dict:
     """dynamic-batch on a static source: declined with a reason, or proven at batch 3 against three batch-1 runs."""
-    from graphkit.model import load_model, save_model
-    from graphkit.registry import get_pass
+    from graphkit.ir.model_io import load_model, save_model
+    from graphkit.transform.registry import get_pass
 
     model = load_model(path)
     result = get_pass("dynamic-batch")()(model)
@@ -236,7 +236,7 @@ def step_probe(path: str, work: str) -> dict:
     try:
         together = run_model(result.model, stacked)
     except Exception as exc:  # noqa: BLE001
-        from graphkit.errors import one_line
+        from graphkit.util.errors import one_line
 
         return {"status": "wrong", "reason": f"batch 3 does not run: {one_line(exc, 200)}"}
     worst = 0.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from graphkit.files import write_text_atomic
+from graphkit.util.files import write_text_atomic
 
 START, END = "<!-- corpus-table:start -->", "<!-- corpus-table:end -->"
 

@@ -2,6 +2,6 @@
 
 import sys
 
-from graphkit.cli import console_main
+from graphkit.cli.main import console_main
 
 sys.exit(console_main())

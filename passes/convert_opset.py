@@ -30,11 +30,11 @@ from dataclasses import dataclass
 import onnx
 import onnx.version_converter
 
-from graphkit.errors import PassError, SpecError, one_line
-from graphkit.model import check_model, check_tensor_sizes, default_opset, infer_shapes
-from graphkit.pass_base import Declined, Pass, PassResult, io_signature, option
-from graphkit.registry import register
-from graphkit.shapes import skeleton
+from graphkit.ir.model_io import check_model, check_tensor_sizes, default_opset, infer_shapes
+from graphkit.ir.shapes import skeleton
+from graphkit.transform.pass_base import Declined, Pass, PassResult, io_signature, option
+from graphkit.transform.registry import register
+from graphkit.util.errors import PassError, SpecError, one_line
 
 LATEST_OPSET = onnx.defs.onnx_opset_version()
 
@@ -47,7 +47,7 @@ def convert_model(model: onnx.ModelProto, target: int) -> onnx.ModelProto:
     """A copy of ``model`` converted to default-domain opset ``target`` (``model`` untouched).
 
     The converter works on the graph without its large initializers (they become typed graph
-    inputs, see :func:`graphkit.shapes.skeleton`; no adapter rewrites a weight tensor), which are
+    inputs, see :func:`graphkit.ir.shapes.skeleton`; no adapter rewrites a weight tensor), which are
     put back afterwards: no 500 MB serialization round trips, and no 2 GB protobuf limit.
 
     Raises ConversionRefused with the converter's message when it cannot convert, and

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 import onnx
 
-from graphkit.model import clone, remove_initializers
-from graphkit.pass_base import Pass, PassResult, option
-from graphkit.registry import register
-from graphkit.shapes import RANDOM_OPS
+from graphkit.ir.model_io import clone, remove_initializers
+from graphkit.ir.shapes import RANDOM_OPS
+from graphkit.transform.pass_base import Pass, PassResult, option
+from graphkit.transform.registry import register
 
 DEFAULT_DOMAINS = ("", "ai.onnx")
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import onnx
 
-from graphkit.model import clone, remove_initializers, subgraph_reads
-from graphkit.pass_base import Declined, NoOptions, Pass, PassResult
-from graphkit.registry import register
+from graphkit.ir.model_io import clone, remove_initializers, subgraph_reads
+from graphkit.transform.pass_base import Declined, NoOptions, Pass, PassResult
+from graphkit.transform.registry import register
 
 DEFAULT_DOMAINS = ("", "ai.onnx")
 

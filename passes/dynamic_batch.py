@@ -8,12 +8,12 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from graphkit.errors import PassError, SpecError
-from graphkit.model import clone, default_opset, remove_initializers
-from graphkit.pass_base import Declined, Pass, PassResult, option
-from graphkit.registry import register
+from graphkit.ir.model_io import clone, default_opset, remove_initializers
+from graphkit.ir.shapes import apply_inferred_shapes, dims_of, fresh_name, infer_value_types, set_dims
 from graphkit.runtime.feeds import graph_inputs
-from graphkit.shapes import apply_inferred_shapes, dims_of, fresh_name, infer_value_types, set_dims
+from graphkit.transform.pass_base import Declined, Pass, PassResult, option
+from graphkit.transform.registry import register
+from graphkit.util.errors import PassError, SpecError
 
 MAX_ROUNDS = 16
 

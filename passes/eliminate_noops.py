@@ -36,7 +36,7 @@ import onnx
 import onnx_graphsurgeon as gs
 from graphkit_passes.convert_opset import LATEST_OPSET
 
-from graphkit.ir import (
+from graphkit.ir.graph import (
     ValueTypes,
     bypass_node,
     constant_value,
@@ -48,10 +48,10 @@ from graphkit.ir import (
     to_graph,
     to_model,
 )
-from graphkit.model import default_opset
-from graphkit.pass_base import Declined, Pass, PassResult, option
-from graphkit.registry import register
-from graphkit.rules import Rule, apply_rules
+from graphkit.ir.model_io import default_opset
+from graphkit.transform.pass_base import Declined, Pass, PassResult, option
+from graphkit.transform.registry import register
+from graphkit.transform.rules import Rule, apply_rules
 
 
 def _keep_input(op, x, **_):
@@ -77,7 +77,7 @@ def _cast_check(ctx, x, to):
     return f"Cast input '{x.name}' has an unknown element type" if elem is None else elem == to
 
 
-# Identity, inference Dropout and same-type Cast as rules (graphkit.rules); counts are by kind.
+# Identity, inference Dropout and same-type Cast as rules (graphkit.transform.rules); counts are by kind.
 NOOP_RULES = {
     "identity": [Rule(lambda op, x: op.Identity(x), _keep_input, name="identity")],
     "dropout": [

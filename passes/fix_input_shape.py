@@ -6,12 +6,12 @@ from dataclasses import dataclass
 
 import onnx
 
-from graphkit.errors import PassError, SpecError
-from graphkit.model import clone
-from graphkit.pass_base import Pass, PassResult, option
-from graphkit.registry import register
+from graphkit.ir.model_io import clone
+from graphkit.ir.shapes import apply_inferred_shapes, dims_of, set_dims
 from graphkit.runtime.feeds import graph_inputs
-from graphkit.shapes import apply_inferred_shapes, dims_of, set_dims
+from graphkit.transform.pass_base import Pass, PassResult, option
+from graphkit.transform.registry import register
+from graphkit.util.errors import PassError, SpecError
 
 
 @register("fix-input-shape")

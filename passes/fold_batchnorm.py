@@ -31,8 +31,8 @@ import numpy as np
 import onnx_graphsurgeon as gs
 from graphkit_passes.convert_opset import LATEST_OPSET
 
-from graphkit.ir import constant_value, fresh_name, is_default_domain, producer
-from graphkit.rules import Rule, rule_pass
+from graphkit.ir.graph import constant_value, fresh_name, is_default_domain, producer
+from graphkit.transform.rules import Rule, rule_pass
 
 
 @dataclass

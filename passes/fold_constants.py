@@ -9,10 +9,10 @@ import onnx
 from graphkit_passes.fold_shapes import NEVER_FOLD, constant_value, evaluate_node
 from onnx import numpy_helper
 
-from graphkit.errors import one_line
-from graphkit.model import clone, remove_initializers, subgraph_reads
-from graphkit.pass_base import Declined, Pass, PassResult, option
-from graphkit.registry import register
+from graphkit.ir.model_io import clone, remove_initializers, subgraph_reads
+from graphkit.transform.pass_base import Declined, Pass, PassResult, option
+from graphkit.transform.registry import register
+from graphkit.util.errors import one_line
 
 DEFAULT_DOMAINS = ("", "ai.onnx")
 

@@ -9,12 +9,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from graphkit.errors import PassError, SpecError, one_line
-from graphkit.model import clone, default_opset, remove_initializers, subgraph_reads
-from graphkit.pass_base import Declined, Pass, PassResult, option
-from graphkit.registry import register
-from graphkit.runtime.ort import create_session
-from graphkit.shapes import (
+from graphkit.ir.model_io import clone, default_opset, remove_initializers, subgraph_reads
+from graphkit.ir.shapes import (
     RANDOM_OPS,
     ValueType,
     apply_inferred_shapes,
@@ -22,6 +18,10 @@ from graphkit.shapes import (
     infer_value_types,
     output_refinements,
 )
+from graphkit.runtime.ort import create_session
+from graphkit.transform.pass_base import Declined, Pass, PassResult, option
+from graphkit.transform.registry import register
+from graphkit.util.errors import PassError, SpecError, one_line
 
 DEFAULT_DOMAINS = ("", "ai.onnx")
 # Ops whose outputs are not a function of their inputs, or not plain tensors: never folded.

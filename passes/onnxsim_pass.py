@@ -8,10 +8,10 @@ from dataclasses import dataclass
 
 import onnx
 
-from graphkit.errors import one_line
-from graphkit.model import default_opset, model_size
-from graphkit.pass_base import Pass, PassResult, Tolerance, io_signature, option
-from graphkit.registry import register
+from graphkit.ir.model_io import default_opset, model_size
+from graphkit.transform.pass_base import Pass, PassResult, Tolerance, io_signature, option
+from graphkit.transform.registry import register
+from graphkit.util.errors import one_line
 
 PROTOBUF_LIMIT = 2**31
 

@@ -44,10 +44,10 @@ import onnx
 import onnx_graphsurgeon as gs
 from graphkit_passes.convert_opset import LATEST_OPSET, ConversionRefused, convert_model
 
-from graphkit.ir import is_default_domain, node_index, node_site, producer, remove_nodes, to_graph, to_model
-from graphkit.model import default_opset
-from graphkit.pass_base import Declined, Pass, PassResult, option
-from graphkit.registry import register
+from graphkit.ir.graph import is_default_domain, node_index, node_site, producer, remove_nodes, to_graph, to_model
+from graphkit.ir.model_io import default_opset
+from graphkit.transform.pass_base import Declined, Pass, PassResult, option
+from graphkit.transform.registry import register
 
 SOFTMAX_OPS = ("Softmax", "LogSoftmax")
 SINGLE_AXIS_OPSET = 13

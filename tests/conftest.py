@@ -8,16 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from graphkit.testing import run_cli
+from graphkit.transform.testing import run_cli
 
 USER_PASSES = textwrap.dedent(
     '''
     """Passes a user drops into a folder; used by the core tests."""
     import onnx_graphsurgeon as gs
 
-    from graphkit.ir import to_graph, to_model
-    from graphkit.pass_base import Declined, Pass, PassResult, option
-    from graphkit.registry import register
+    from graphkit.ir.graph import to_graph, to_model
+    from graphkit.transform.pass_base import Declined, Pass, PassResult, option
+    from graphkit.transform.registry import register
     from dataclasses import dataclass
 
 

@@ -12,13 +12,13 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from graphkit.cache import cache_root
-from graphkit.cli import main
-from graphkit.golden import gather_table_size, golden_defaults, load_golden
-from graphkit.presets import PRESETS, item_name
-from graphkit.registry import get_pass
+from graphkit.check.golden import gather_table_size, golden_defaults, load_golden
+from graphkit.cli.main import main
 from graphkit.runtime.feeds import load_npz
 from graphkit.runtime.ort import create_session, run_session
+from graphkit.transform.presets import PRESETS, item_name
+from graphkit.transform.registry import get_pass
+from graphkit.util.user_cache import cache_root
 
 
 def _model(nodes, inputs, outputs, inits, opset=13):
@@ -462,9 +462,9 @@ def test_a_fifo_given_to_apply_is_one_line_not_a_hang(gk, tmp_path):
 
 
 FORCE_DYNAMIC = '''
-from graphkit.model import clone
-from graphkit.pass_base import Pass, PassResult
-from graphkit.registry import register
+from graphkit.ir.model_io import clone
+from graphkit.transform.pass_base import Pass, PassResult
+from graphkit.transform.registry import register
 
 
 @register("force-dynamic-batch")

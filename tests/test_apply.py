@@ -7,7 +7,7 @@ import json
 import onnx
 import pytest
 
-from graphkit.model import load_model, op_counts
+from graphkit.ir.model_io import load_model, op_counts
 
 
 def pipeline(tmp_path, user_pass_dir, passes, extra=""):
@@ -258,8 +258,8 @@ def test_bad_pass_option_is_exit_2_before_any_work(tmp_path, user_pass_dir, cli)
 
 
 def test_a_pipeline_file_kept_in_its_own_run_folder_is_never_removed(tmp_path):
-    from graphkit.errors import OutputError
-    from graphkit.run_folder import check_run_folder
+    from graphkit.pipeline.run_folder import check_run_folder
+    from graphkit.util.errors import OutputError
 
     run = tmp_path / "exp"
     run.mkdir()
@@ -273,7 +273,7 @@ def test_a_pipeline_file_kept_in_its_own_run_folder_is_never_removed(tmp_path):
 
 
 def test_inputs_and_temporaries_alone_do_not_make_a_folder_foreign(tmp_path):
-    from graphkit.run_folder import check_run_folder
+    from graphkit.pipeline.run_folder import check_run_folder
 
     run = tmp_path / "exp"
     (run / "my_passes").mkdir(parents=True)

@@ -15,10 +15,10 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from graphkit.ascend.precheck import precheck
-from graphkit.cli import main
-from graphkit.demo import demo_model
-from graphkit.errors import ModelLoadError, one_line
-from graphkit.model import invalid_reason, load_user_model
+from graphkit.cli.main import main
+from graphkit.ir.model_io import invalid_reason, load_user_model
+from graphkit.pipeline.demo_model import demo_model
+from graphkit.util.errors import ModelLoadError, one_line
 
 X = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
 Y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
@@ -321,9 +321,9 @@ def test_one_line_strips_ansi_colour_and_control_characters():
 
 CUSTOM_PASS = '''
 import onnx
-from graphkit.model import clone
-from graphkit.pass_base import Pass, PassResult
-from graphkit.registry import register
+from graphkit.ir.model_io import clone
+from graphkit.transform.pass_base import Pass, PassResult
+from graphkit.transform.registry import register
 
 
 @register("relu-to-custom-op")
@@ -356,8 +356,8 @@ def test_a_pass_emitting_an_op_onnxruntime_cannot_run_is_rolled_back_with_the_re
 
 def test_onnxruntime_load_errors_are_one_clean_line():
     """Straight to onnxruntime (no model check): its C++ source location and signature are cut."""
-    from graphkit.errors import RuntimeLoadError
     from graphkit.runtime.ort import create_session
+    from graphkit.util.errors import RuntimeLoadError
 
     with pytest.raises(RuntimeLoadError) as caught:
         create_session(relu(ir_version=999))

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from graphkit.demo import demo_model
-from graphkit.model import save_model
+from graphkit.ir.model_io import save_model
+from graphkit.pipeline.demo_model import demo_model
 
 
 @pytest.fixture
@@ -34,9 +34,9 @@ def test_negative_threads_is_exit_2_in_every_command(tmp_path, model, cli, comma
 
 
 def test_threads_check_is_in_the_library_for_every_backend():
-    from graphkit.errors import InputError
     from graphkit.runtime.ort import session_options
     from graphkit.runtime.torch_backend import TorchBackend
+    from graphkit.util.errors import InputError
 
     with pytest.raises(InputError, match="got -2"):
         session_options(threads=-2)

@@ -13,10 +13,10 @@ import random
 import onnx
 import pytest
 
-from graphkit.cli import main
-from graphkit.demo import demo_model
-from graphkit.errors import ModelLoadError
-from graphkit.model import load_user_model
+from graphkit.cli.main import main
+from graphkit.ir.model_io import load_user_model
+from graphkit.pipeline.demo_model import demo_model
+from graphkit.util.errors import ModelLoadError
 
 DEMO = demo_model().SerializeToString()
 

@@ -1,4 +1,4 @@
-"""graphkit.diff: hand-built model pairs with known answers, JSON schema stability, the CLI."""
+"""graphkit.diff.model_diff: hand-built model pairs with known answers, JSON schema stability, the CLI."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from graphkit.diff import SCHEMA_VERSION, diff_models, max_abs_change
-from graphkit.model import clone, content_hash
-from graphkit.testing import make_model, parse_model
+from graphkit.diff.model_diff import SCHEMA_VERSION, diff_models, max_abs_change
+from graphkit.ir.model_io import clone, content_hash
+from graphkit.transform.testing import make_model, parse_model
 
 BASE = """<ir_version: 8, opset_import: ["" : 13]>
 g (float[N,4] x) => (float[N,4] y) <float[4] w = {1., 2., 3., 4.}> {

@@ -21,10 +21,10 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from graphkit.demo import demo_model
-from graphkit.errors import OutputError
-from graphkit.files import atomic_path, write_text_atomic
-from graphkit.model import save_model
+from graphkit.ir.model_io import save_model
+from graphkit.pipeline.demo_model import demo_model
+from graphkit.util.errors import OutputError
+from graphkit.util.files import atomic_path, write_text_atomic
 
 
 def leftovers(root: Path) -> list[Path]:
@@ -164,7 +164,7 @@ def test_writer_failure_leaves_nothing_and_the_old_file_intact(tmp_path):
 
 
 def test_text_is_written_as_utf8_whatever_the_locale(tmp_path):
-    from graphkit.eval.outputs import write_text
+    from graphkit.wseg.eval.outputs import write_text
 
     path = write_text(tmp_path / "metrics.txt", "mIoU ± 0.1 — café")
     assert path.read_bytes() == "mIoU ± 0.1 — café".encode()
@@ -290,7 +290,7 @@ def test_sigterm_at_any_moment_leaves_complete_files_only(tmp_path, big_pipeline
 
 
 def test_deferred_block_finishes_before_the_signal_is_raised():
-    from graphkit.signals import Terminated, deferred, handle_signals, received
+    from graphkit.util.signals import Terminated, deferred, handle_signals, received
 
     steps, before = [], signal.getsignal(signal.SIGTERM)
     with pytest.raises(Terminated), handle_signals():
@@ -355,7 +355,7 @@ def test_the_console_script_runs_atexit_functions_and_exits_with_mains_code(tmp_
     code = (
         "import atexit, sys; sys.argv = ['graphkit', 'passes'];"
         "atexit.register(lambda: print('atexit ran', flush=True));"
-        "from graphkit.cli import console_main; console_main(); print('not reached')"
+        "from graphkit.cli.main import console_main; console_main(); print('not reached')"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert result.returncode == 0, result.stderr
@@ -367,7 +367,7 @@ def test_a_signal_that_code_turns_into_its_own_error_is_still_the_interrupt(tmp_
     initialization failed' and a traceback; a signal received is the interrupt, whatever it raised."""
     code = (
         "import os, signal, sys, time\n"
-        "from graphkit import cli\n"
+        "from graphkit.cli import main as cli\n"
         "def fake_main(argv):\n"
         "    try:\n"
         "        os.kill(os.getpid(), signal.SIGTERM); time.sleep(5)\n"

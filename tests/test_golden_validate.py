@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 
-from graphkit.demo import demo_model
-from graphkit.errors import GoldenError
-from graphkit.golden import load_golden, make_or_load_golden, validate_against_golden
-from graphkit.model import clone, save_model
-from graphkit.validate import Tolerance, Tolerances, compare_array
+from graphkit.check.compare import Tolerance, Tolerances, compare_array
+from graphkit.check.golden import load_golden, make_or_load_golden, validate_against_golden
+from graphkit.ir.model_io import clone, save_model
+from graphkit.pipeline.demo_model import demo_model
+from graphkit.util.errors import GoldenError
 
 
 def test_compare_reports_figures_and_needed_tolerances():

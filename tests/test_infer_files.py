@@ -1,4 +1,4 @@
-"""graphkit.infer_files / ``graphkit infer``: ais_bench's file conventions."""
+"""graphkit.runtime.file_inference / ``graphkit infer``: ais_bench's file conventions."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from onnx import TensorProto, helper
 
-from graphkit.errors import InputError
-from graphkit.infer_files import infer_files, natural_key
-from graphkit.model import save_model
-from graphkit.testing import make_model
+from graphkit.ir.model_io import save_model
+from graphkit.runtime.file_inference import infer_files, natural_key
+from graphkit.transform.testing import make_model
+from graphkit.util.errors import InputError
 
 
 def two_output_model(path, batch="N"):

@@ -1,4 +1,4 @@
-"""graphkit.ir: export copies large weights once, keeps them exact, and never touches the input."""
+"""graphkit.ir.graph: export copies large weights once, keeps them exact, and never touches the input."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from graphkit.ir import LIFT_MIN_BYTES, to_graph, to_model
-from graphkit.model import content_hash
-from graphkit.registry import get_pass
-from graphkit.testing import assert_pass_rewrites, run_pass
+from graphkit.ir.graph import LIFT_MIN_BYTES, to_graph, to_model
+from graphkit.ir.model_io import content_hash
+from graphkit.transform.registry import get_pass
+from graphkit.transform.testing import assert_pass_rewrites, run_pass
 
 
 def big_conv_model(with_bn: bool) -> onnx.ModelProto:
@@ -107,7 +107,7 @@ def _chain_graph(length: int = 30):
 
 
 def test_remove_nodes_removes_many_at_once_and_their_dead_producers():
-    from graphkit.ir import is_removed, remove_nodes
+    from graphkit.ir.graph import is_removed, remove_nodes
 
     graph = _chain_graph()
     by_name = {n.name: n for n in graph.nodes}
@@ -125,7 +125,7 @@ def test_remove_nodes_removes_many_at_once_and_their_dead_producers():
 
 
 def test_remove_dead_keeps_producers_that_are_still_read():
-    from graphkit.ir import is_removed, remove_dead
+    from graphkit.ir.graph import is_removed, remove_dead
 
     graph = _chain_graph()
     by_name = {n.name: n for n in graph.nodes}
@@ -140,7 +140,7 @@ def _edit(graph, deferred: bool):
 
     import onnx_graphsurgeon as gs
 
-    from graphkit.ir import deferred_node_edits, fresh_name, insert_before, remove_nodes, replace_all_uses
+    from graphkit.ir.graph import deferred_node_edits, fresh_name, insert_before, remove_nodes, replace_all_uses
 
     by_name = {n.name: n for n in graph.nodes}
     graph.outputs = [t for t in graph.outputs if t.name != "side1"]
@@ -162,7 +162,7 @@ def _edit(graph, deferred: bool):
 
 
 def test_deferred_node_edits_give_the_same_graph_as_immediate_ones():
-    from graphkit.ir import is_removed
+    from graphkit.ir.graph import is_removed
 
     immediate = _edit(_chain_graph(), deferred=False)
     deferred = _edit(_chain_graph(), deferred=True)

@@ -1,4 +1,4 @@
-"""graphkit.localize: the first divergent tensor on corrupted pairs, chunking, inputs, the CLI."""
+"""graphkit.check.localize: the first divergent tensor on corrupted pairs, chunking, inputs, the CLI."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from graphkit.diff import diff_models
-from graphkit.errors import GoldenError, InputError, ModelLoadError
-from graphkit.localize import feeds_for, golden_feeds, load_npz_feeds, localize
-from graphkit.model import clone, content_hash
-from graphkit.testing import export_legacy, make_model, modelzoo_softmax_fix
+from graphkit.check.localize import feeds_for, golden_feeds, load_npz_feeds, localize
+from graphkit.diff.model_diff import diff_models
+from graphkit.ir.model_io import clone, content_hash
+from graphkit.transform.testing import export_legacy, make_model, modelzoo_softmax_fix
+from graphkit.util.errors import GoldenError, InputError, ModelLoadError
 
 ATOL, RTOL = 1e-6, 1e-6
 
@@ -220,7 +220,7 @@ def test_modelzoo_softmax_fix_on_a_legacy_torch_export(tiny_softmax_export, keep
 @pytest.fixture(scope="module")
 def tiny_wseg_export(tmp_path_factory):
     torch = pytest.importorskip("torch")
-    wseg = pytest.importorskip("graphkit.models.wseg")
+    wseg = pytest.importorskip("graphkit.wseg.network")
     model = wseg.WsegModel(width=1 / 32)
     path = tmp_path_factory.mktemp("wseg") / "wseg.onnx"
     return _export_legacy(model, torch.randn(1, 3, 64, 64), path, ["cls", "mask"])

@@ -6,11 +6,11 @@ import numpy as np
 import onnx
 import pytest
 
-from graphkit.demo import demo_model
-from graphkit.errors import ModelLoadError, OutputError
-from graphkit.model import clone, content_hash, load_model, save_model
+from graphkit.ir.model_io import clone, content_hash, load_model, save_model
+from graphkit.pipeline.demo_model import demo_model
 from graphkit.runtime.feeds import random_feeds
 from graphkit.runtime.ort import run_ort
+from graphkit.util.errors import ModelLoadError, OutputError
 
 
 @pytest.fixture
@@ -111,8 +111,8 @@ def test_load_passes_checker_for_valid_model(model_file):
 
 def test_models_over_the_single_file_limit_go_through_external_data(tmp_path, monkeypatch):
     """The >2 GB code paths (save, checker, shape inference, ORT), exercised with a lowered limit."""
-    from graphkit import model as model_module
-    from graphkit.model import check_model, infer_shapes
+    from graphkit.ir import model_io as model_module
+    from graphkit.ir.model_io import check_model, infer_shapes
 
     model = demo_model(channels=64)
     monkeypatch.setattr(model_module, "SINGLE_FILE_LIMIT", 4096)

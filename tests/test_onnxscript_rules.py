@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from graphkit.registry import get_pass
-from graphkit.rules import rule_pass
-from graphkit.testing import (
+from graphkit.transform.registry import get_pass
+from graphkit.transform.rules import rule_pass
+from graphkit.transform.testing import (
     assert_idempotent,
     assert_matches,
     assert_no_match,

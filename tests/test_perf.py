@@ -1,4 +1,4 @@
-"""graphkit.perf and ``graphkit perf``: schema, static batch handling, files, overhead figure."""
+"""graphkit.runtime.perf and ``graphkit perf``: schema, static batch handling, files, overhead figure."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from onnx import TensorProto, helper
 
-from graphkit.errors import InputError
-from graphkit.model import save_model
-from graphkit.perf import STAT_KEYS, latency_stats, measure_perf, write_perf_report
-from graphkit.testing import make_model
+from graphkit.ir.model_io import save_model
+from graphkit.runtime.perf import STAT_KEYS, latency_stats, measure_perf, write_perf_report
+from graphkit.transform.testing import make_model
+from graphkit.util.errors import InputError
 
 
 def conv_model(path, batch="N", size=("H", "W")):
@@ -170,7 +170,7 @@ class _FakeDevice:
 
 
 def test_device_backend_keeps_ais_bench_keys():
-    from graphkit.perf import measure_batch
+    from graphkit.runtime.perf import measure_batch
 
     backend = _FakeDevice()
     result = measure_batch(backend, {"x": np.zeros((2, 3), np.float32)}, 2, loop=3, warmup=1)
@@ -201,7 +201,7 @@ def test_inputs_too_large_for_memory_are_refused_before_allocating(tmp_path):
     model = conv_model(tmp_path / "m.onnx")
     code = (
         "import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30));"
-        "from graphkit.cli import main; sys.exit(main(sys.argv[1:]))"
+        "from graphkit.cli.main import main; sys.exit(main(sys.argv[1:]))"
     )
     args = [sys.executable, "-c", code, "perf", str(model), "--batch-sizes", "4", "--input-size", "20000", "20000"]
     result = subprocess.run(args, capture_output=True, text=True, cwd=tmp_path, timeout=120)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from graphkit.errors import PipelineSpecError
-from graphkit.pipeline import build_passes, load_pipeline, parse_pipeline, spec_to_yaml
+from graphkit.pipeline.spec import build_passes, load_pipeline, parse_pipeline, spec_to_yaml
+from graphkit.util.errors import PipelineSpecError
 
 GOOD = """
 name: t

@@ -9,10 +9,10 @@ import onnx
 import pytest
 from onnx import helper, numpy_helper
 
-from graphkit.demo import demo_model
-from graphkit.errors import ModelLoadError
-from graphkit.model import load_model
-from graphkit.protostream import WireFormatError, read_model, write_model
+from graphkit.ir.model_io import load_model
+from graphkit.ir.protostream import WireFormatError, read_model, write_model
+from graphkit.pipeline.demo_model import demo_model
+from graphkit.util.errors import ModelLoadError
 
 
 def rich_model() -> onnx.ModelProto:
@@ -83,7 +83,7 @@ def test_save_and_load_keep_peak_memory_near_the_model_size(tmp_path):
     )
     onnx.save(helper.make_model(graph), tmp_path / "m.onnx")
     script = f"""
-from graphkit.model import load_model, save_model
+from graphkit.ir.model_io import load_model, save_model
 def status(key):
     return int(next(l for l in open("/proc/self/status") if l.startswith(key)).split()[1]) // 1024
 base = status("VmRSS")

@@ -1,4 +1,4 @@
-"""graphkit.ray_executor and ``graphkit infer --executor ray``: shipping, sharding, errors, no Ray.
+"""graphkit.runtime.ray_executor and ``graphkit infer --executor ray``: shipping, sharding, errors, no Ray.
 
 One local Ray instance (2 CPUs) for the module; the executor joins it as it would a cluster.
 """
@@ -15,13 +15,13 @@ import onnxruntime
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from graphkit.errors import GraphkitError, ModelLoadError, SpecError
-from graphkit.infer_files import infer_files
-from graphkit.infer_shards import infer_files_ray, shard_ranges
-from graphkit.model import save_model
-from graphkit.ray_executor import RaySettings, model_files, ort_providers, probe_address
-from graphkit.testing import make_model
-from graphkit.typed import from_mapping
+from graphkit.ir.model_io import save_model
+from graphkit.runtime.file_inference import infer_files
+from graphkit.runtime.ray_executor import RaySettings, model_files, ort_providers, probe_address
+from graphkit.runtime.sharded_inference import infer_files_ray, shard_ranges
+from graphkit.transform.testing import make_model
+from graphkit.util.errors import GraphkitError, ModelLoadError, SpecError
+from graphkit.util.typed_config import from_mapping
 
 
 def affine_model(path, batch="N", external=False):
@@ -131,7 +131,7 @@ def test_an_address_nobody_listens_on_is_one_line_not_a_hang():
 RUN_WITHOUT_RAY = """
 import sys
 sys.modules["ray"] = None  # as if ray were not installed: 'import ray' raises ImportError
-from graphkit.cli import main
+from graphkit.cli.main import main
 code = main(sys.argv[1:])
 assert "ray" not in [m for m in sys.modules if sys.modules[m] is not None], "ray was imported"
 sys.exit(code)

@@ -8,19 +8,19 @@ import numpy as np
 import onnx
 import pytest
 
-from graphkit.demo import demo_model
-from graphkit.errors import PipelineSpecError, ValidationError
-from graphkit.golden import make_or_load_golden
-from graphkit.instruments import RegionValidate
-from graphkit.manager import PassManager
-from graphkit.model import clone, load_model, op_counts
-from graphkit.pass_base import Pass, PassResult
-from graphkit.pipeline import parse_pipeline
-from graphkit.region import RegionUnavailable, check_region, extract_side, find_region
-from graphkit.registry import get_pass, load_pass_dir
+from graphkit.check.compare import Tolerance, Tolerances
+from graphkit.check.golden import make_or_load_golden
+from graphkit.check.region import RegionUnavailable, check_region, extract_side, find_region
+from graphkit.ir.model_io import clone, load_model, op_counts
+from graphkit.pipeline.demo_model import demo_model
+from graphkit.pipeline.spec import parse_pipeline
 from graphkit.runtime.ort import ForwardLog, ValidationRuntime, recording_forwards
-from graphkit.testing import parse_model
-from graphkit.validate import Tolerance, Tolerances
+from graphkit.transform.instruments import RegionValidate
+from graphkit.transform.manager import PassManager
+from graphkit.transform.pass_base import Pass, PassResult
+from graphkit.transform.registry import get_pass, load_pass_dir
+from graphkit.transform.testing import parse_model
+from graphkit.util.errors import PipelineSpecError, ValidationError
 
 TOLERANCES = Tolerances(Tolerance(atol=1e-6, rtol=1e-5))
 CASES = [("b1", {"x": (1, 3, 16, 16)}), ("b2", {"x": (2, 3, 16, 16)})]
@@ -85,7 +85,7 @@ def test_region_mismatch_raises_validation_error_naming_pass_and_tensor(golden, 
     pass_ = get_pass("break-relu")()
     result = pass_(before)
     instrument = RegionValidate(golden, TOLERANCES)
-    from graphkit.instruments import PassRecord
+    from graphkit.transform.instruments import PassRecord
 
     record = PassRecord(0, pass_.name, {}, True)
     with pytest.raises(
@@ -193,7 +193,7 @@ def test_extracted_regions_are_valid_models_with_their_own_opset(user_passes):
     before = demo_model()
     after = get_pass("drop-identity")()(before).model
     region = find_region(before, after)
-    from graphkit.region import _types
+    from graphkit.check.region import _types
 
     for side, model in ((region.a, before), (region.b, after)):
         extracted = extract_side(side, _types(model, CASES[0][1]))

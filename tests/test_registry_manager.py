@@ -7,24 +7,24 @@ import json
 import onnx
 import pytest
 
-from graphkit.demo import demo_model
-from graphkit.errors import GraphkitError, PassError, PassLoadError, SpecError
-from graphkit.instruments import Instrument
-from graphkit.manager import PassManager
-from graphkit.model import content_hash
-from graphkit.pass_base import Pass, PassResult
-from graphkit.registry import get_pass, load_pass_dir, register
+from graphkit.ir.model_io import content_hash
+from graphkit.pipeline.demo_model import demo_model
+from graphkit.transform.instruments import Instrument
+from graphkit.transform.manager import PassManager
+from graphkit.transform.pass_base import Pass, PassResult
+from graphkit.transform.registry import get_pass, load_pass_dir, register
+from graphkit.util.errors import GraphkitError, PassError, PassLoadError, SpecError
 
 
 def test_register_rejects_bad_and_duplicate_names(tmp_path):
     with pytest.raises(PassLoadError, match="not kebab-case"):
         register("BadName")(type("P", (Pass,), {}))
     (tmp_path / "a.py").write_text(
-        "from graphkit.pass_base import Pass\nfrom graphkit.registry import register\n"
+        "from graphkit.transform.pass_base import Pass\nfrom graphkit.transform.registry import register\n"
         "@register('twin-pass')\nclass A(Pass):\n    '''A.'''\n"
     )
     (tmp_path / "b.py").write_text(
-        "from graphkit.pass_base import Pass\nfrom graphkit.registry import register\n"
+        "from graphkit.transform.pass_base import Pass\nfrom graphkit.transform.registry import register\n"
         "@register('twin-pass')\nclass B(Pass):\n    '''B.'''\n"
     )
     with pytest.raises(PassLoadError, match="'twin-pass' is registered twice"):
@@ -114,8 +114,8 @@ def test_cli_passes_list_and_show(user_pass_dir, cli):
 
 @pytest.mark.parametrize("breakage", ["dangling input", "short weights"])
 def test_verify_rejects_invalid_models_and_rolls_back(breakage):
-    from graphkit.instruments import Honesty, Verify
-    from graphkit.model import clone
+    from graphkit.ir.model_io import clone
+    from graphkit.transform.instruments import Honesty, Verify
 
     class Breaks(Pass):
         name = "breaks"
@@ -139,8 +139,8 @@ def test_verify_rejects_invalid_models_and_rolls_back(breakage):
 def test_pass_file_that_exits_or_is_not_a_file_is_a_load_error(tmp_path):
     import os
 
-    from graphkit.errors import PassLoadError
-    from graphkit.registry import load_pass_dir
+    from graphkit.transform.registry import load_pass_dir
+    from graphkit.util.errors import PassLoadError
 
     exits = tmp_path / "exits"
     exits.mkdir()

@@ -14,16 +14,16 @@ import numpy as np
 import pytest
 from onnx import numpy_helper
 
-from graphkit.errors import GoldenError
-from graphkit.golden import load_golden, make_or_load_golden, validate_against_golden
-from graphkit.instruments import RegionValidate, Validate
-from graphkit.manager import PassManager
-from graphkit.model import clone
-from graphkit.pass_base import Pass, PassResult
-from graphkit.pipeline import parse_pipeline
+from graphkit.check.compare import Tolerance, Tolerances
+from graphkit.check.golden import load_golden, make_or_load_golden, validate_against_golden
+from graphkit.ir.model_io import clone
+from graphkit.pipeline.spec import parse_pipeline
 from graphkit.runtime.ort import OPTIMIZATION_LEVELS, ForwardLog, ValidationRuntime, recording_forwards
-from graphkit.testing import export_legacy
-from graphkit.validate import Tolerance, Tolerances
+from graphkit.transform.instruments import RegionValidate, Validate
+from graphkit.transform.manager import PassManager
+from graphkit.transform.pass_base import Pass, PassResult
+from graphkit.transform.testing import export_legacy
+from graphkit.util.errors import GoldenError
 
 LEVELS = list(OPTIMIZATION_LEVELS)
 TOLERANCES = Tolerances(Tolerance(atol=1e-5, rtol=1e-4))

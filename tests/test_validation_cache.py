@@ -9,15 +9,15 @@ import onnxruntime
 import pytest
 from onnx import numpy_helper
 
-from graphkit.demo import demo_model
-from graphkit.golden import make_or_load_golden
-from graphkit.instruments import PassRecord, RegionValidate
-from graphkit.model import clone, content_hash
-from graphkit.pass_base import PassResult
-from graphkit.registry import get_pass
+from graphkit.check.compare import Tolerance, Tolerances
+from graphkit.check.golden import make_or_load_golden
+from graphkit.check.validation_cache import ValidationCache, cached_golden_validation, golden_hash
+from graphkit.ir.model_io import clone, content_hash
+from graphkit.pipeline.demo_model import demo_model
 from graphkit.runtime.ort import ForwardLog, ValidationRuntime, recording_forwards
-from graphkit.validate import Tolerance, Tolerances
-from graphkit.validation_cache import ValidationCache, cached_golden_validation, golden_hash
+from graphkit.transform.instruments import PassRecord, RegionValidate
+from graphkit.transform.pass_base import PassResult
+from graphkit.transform.registry import get_pass
 
 TOL = Tolerances(Tolerance(atol=1e-5, rtol=1e-4))
 
@@ -167,8 +167,8 @@ def test_apply_twice_takes_every_check_from_the_cache_and_no_cache_forces_the_wo
 
 
 def test_the_final_check_reuses_cases_of_a_model_with_the_same_content_hash(tmp_path, golden):
-    from graphkit.apply import _final_validation
-    from graphkit.instruments import Validate
+    from graphkit.pipeline.run import _final_validation
+    from graphkit.transform.instruments import Validate
 
     validator = Validate(golden, TOL)
     earlier = demo_model()

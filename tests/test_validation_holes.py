@@ -22,18 +22,18 @@ import numpy as np
 import pytest
 from onnx import numpy_helper
 
-from graphkit.demo import demo_model
-from graphkit.errors import FieldValueError, GoldenError, InputError, PassError, PipelineSpecError, SpecError
-from graphkit.golden import load_golden, make_or_load_golden, validate_against_golden
-from graphkit.instruments import Honesty
-from graphkit.manager import PassManager
-from graphkit.model import clone, save_model
-from graphkit.pass_base import Pass, PassResult
-from graphkit.pass_base import Tolerance as PassTolerance
-from graphkit.pipeline import parse_pipeline
-from graphkit.region import check_region
+from graphkit.check.compare import Tolerance, Tolerances, compare_array
+from graphkit.check.golden import load_golden, make_or_load_golden, validate_against_golden
+from graphkit.check.region import check_region
+from graphkit.ir.model_io import clone, save_model
+from graphkit.pipeline.demo_model import demo_model
+from graphkit.pipeline.spec import parse_pipeline
 from graphkit.runtime.feeds import load_npz, resolve_shape
-from graphkit.validate import Tolerance, Tolerances, compare_array
+from graphkit.transform.instruments import Honesty
+from graphkit.transform.manager import PassManager
+from graphkit.transform.pass_base import Pass, PassResult
+from graphkit.transform.pass_base import Tolerance as PassTolerance
+from graphkit.util.errors import FieldValueError, GoldenError, InputError, PassError, PipelineSpecError, SpecError
 
 HOSTILE_PASSES = textwrap.dedent(
     '''
@@ -45,9 +45,9 @@ HOSTILE_PASSES = textwrap.dedent(
     import numpy as np
     from onnx import helper, numpy_helper
 
-    from graphkit.model import clone
-    from graphkit.pass_base import Pass, PassResult
-    from graphkit.registry import register
+    from graphkit.ir.model_io import clone
+    from graphkit.transform.pass_base import Pass, PassResult
+    from graphkit.transform.registry import register
 
 
     @register("bake-reshape")
@@ -196,7 +196,7 @@ def test_a_model_onnxruntime_cannot_load_fails_every_case(tmp_path):
 
 def test_missing_and_unexpected_outputs_fail():
     tol = Tolerances()
-    from graphkit.validate import compare_outputs
+    from graphkit.check.compare import compare_outputs
 
     value = np.ones(3, np.float32)
     assert not compare_outputs({}, {"y": value}, tol).passed
@@ -407,8 +407,8 @@ def test_pass_contract_turns_base_exceptions_into_pass_errors():
 
 @pytest.mark.parametrize("statement", ["import sys; sys.exit(0)", "raise KeyboardInterrupt", "raise SystemExit(4)"])
 def test_a_pass_file_that_exits_at_import_is_a_load_error(tmp_path, statement):
-    from graphkit.errors import PassLoadError
-    from graphkit.registry import load_pass_dir
+    from graphkit.transform.registry import load_pass_dir
+    from graphkit.util.errors import PassLoadError
 
     (tmp_path / "exits.py").write_text(statement + "\n")
     with pytest.raises(PassLoadError, match="exits.py: cannot import pass file: (SystemExit|KeyboardInterrupt)"):
@@ -562,7 +562,7 @@ def test_full_disk_during_golden_make_leaves_nothing_half_written(tmp_path):
         import resource, signal, sys
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (20000, 20000))
-        from graphkit.cli import main
+        from graphkit.cli.main import main
         sys.exit(main(sys.argv[1:]))
         """
     )
@@ -639,7 +639,7 @@ def test_golden_values_with_nan_and_inf_compare_by_position(tmp_path):
 
 
 def test_regenerate_replaces_the_whole_set_and_unknown_each_cases_are_errors(tmp_path):
-    from graphkit.instruments import Validate
+    from graphkit.transform.instruments import Validate
 
     make_or_load_golden(demo_model(), tmp_path / "g", batch_sizes=[1, 2])
     golden, reused = make_or_load_golden(demo_model(), tmp_path / "g", batch_sizes=[3], regenerate=True)

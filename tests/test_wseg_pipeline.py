@@ -9,8 +9,8 @@ from pathlib import Path
 import onnx
 import pytest
 
-from graphkit.model import load_model, op_counts
-from graphkit.testing import run_cli
+from graphkit.ir.model_io import load_model, op_counts
+from graphkit.transform.testing import run_cli
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -5,7 +5,7 @@ failures). The OM is ``<output>.om`` or ``<output>_<os>_<arch>.om`` (newer ATC b
 suffix), written during this run. Known error codes (FACTS) are recognized in the log and get
 a hint each; others are listed without one.
 
-When ``atc`` is not on PATH, :func:`build_plan` raises :class:`~graphkit.errors.ToolNotFoundError`
+When ``atc`` is not on PATH, :func:`build_plan` raises :class:`~graphkit.util.errors.ToolNotFoundError`
 (one line naming the script to run on a CANN machine; the CLI exits 2).
 """
 
@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from graphkit.ascend.commands import AtcCommand, AtcPlan
-from graphkit.errors import ToolNotFoundError
-from graphkit.files import check_target
+from graphkit.util.errors import ToolNotFoundError
+from graphkit.util.files import check_target
 
 SUCCESS_MARKER = "ATC run success"
 

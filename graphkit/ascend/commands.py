@@ -25,9 +25,9 @@ import onnx
 
 from graphkit import __version__
 from graphkit.ascend.spec import ATC_DEFAULT_PRECISION_MODE, AtcSpec, check_plain_text, parse_input_shape
-from graphkit.errors import SpecError
-from graphkit.files import make_folder, write_text_atomic
 from graphkit.runtime.feeds import graph_inputs, input_dims, np_dtype
+from graphkit.util.errors import SpecError
+from graphkit.util.files import make_folder, write_text_atomic
 
 SCRIPT_NAME = "atc_commands.sh"
 MANIFEST_NAME = "atc_manifest.json"

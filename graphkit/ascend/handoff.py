@@ -22,9 +22,9 @@ from graphkit.ascend.commands import _write_atomic as write_text
 from graphkit.ascend.commands import plan_commands, write_plan
 from graphkit.ascend.precheck import precheck
 from graphkit.ascend.spec import AtcSpec
-from graphkit.errors import GraphkitError
-from graphkit.files import make_folder
-from graphkit.model import load_model
+from graphkit.ir.model_io import load_model
+from graphkit.util.errors import GraphkitError
+from graphkit.util.files import make_folder
 
 
 class HandoffError(GraphkitError):

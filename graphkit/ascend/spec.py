@@ -1,6 +1,6 @@
 """The typed ATC hand-off options (the pipeline's ``handoff.atc`` section).
 
-A YAML mapping becomes an :class:`AtcSpec` through :func:`graphkit.typed.from_mapping`::
+A YAML mapping becomes an :class:`AtcSpec` through :func:`graphkit.util.typed_config.from_mapping`::
 
     handoff:
       atc:
@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, get_args
 
-from graphkit.errors import SpecError
+from graphkit.util.errors import SpecError
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "null")
 # ATC options the command builder owns; giving them in extra_args would contradict the plan.

@@ -23,11 +23,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from graphkit.console import progress
 from graphkit.fuzz.attempts import Attempt
 from graphkit.fuzz.invariants import Violation, check
 from graphkit.fuzz.runner import ForkRunner, Outcome, SubprocessRunner, kill_all
 from graphkit.fuzz.sandbox import WORK, compare, environment, make_writable, materialize, resolve, snapshot
+from graphkit.util.console import progress
 
 CRASH_KINDS = {"traceback", "killed", "memory"}
 

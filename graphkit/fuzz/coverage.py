@@ -32,11 +32,11 @@ from graphkit.fuzz.sandbox import WORK, compare, environment, make_writable, mat
 
 
 def run_in_process(argv: list[str], cwd: Path, env: dict[str, str]) -> Outcome:
-    """``graphkit.cli.main(argv)`` here, with fd-level capture, restoring cwd and environment."""
+    """``graphkit.cli.main.main(argv)`` here, with fd-level capture, restoring cwd and environment."""
     import tempfile as tempfile_module
     import traceback
 
-    from graphkit.cli import main
+    from graphkit.cli.main import main
 
     saved_env, saved_cwd = dict(os.environ), os.getcwd()
     captured = {}
@@ -84,11 +84,11 @@ def _import_instrumented(atheris) -> None:
         if name.split(".")[0] in own and not name.startswith("graphkit.fuzz"):
             del sys.modules[name]
     with atheris.instrument_imports(include=list(own)):
-        import graphkit.cli
+        import graphkit.cli.main
 
-        for command in graphkit.cli.COMMAND_MODULES:
+        for command in graphkit.cli.main.COMMAND_MODULES:
             with contextlib.suppress(ImportError):
-                __import__(f"graphkit.commands.{command}")
+                __import__(f"graphkit.cli.{command}")
 
 
 def run_coverage(args) -> int:

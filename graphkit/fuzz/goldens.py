@@ -1,6 +1,6 @@
 """Golden sets to feed ``validate``, ``golden show``, ``localize`` and pipelines: valid, then corrupted.
 
-A valid set is recorded by graphkit's own :func:`graphkit.golden.make_or_load_golden` (so the
+A valid set is recorded by graphkit's own :func:`graphkit.check.golden.make_or_load_golden` (so the
 harness follows the format of the checkout it runs against), read back as files, and corrupted
 in one of the ways issue 10 lists: truncated or flipped npz, an npy in place of an npz, a
 manifest that is a list/null/string, lacks keys, is not UTF-8 or nests deeply, no cases, a case
@@ -39,7 +39,7 @@ class GoldenCase:
 
 def record(model: onnx.ModelProto, seed: int = 0, batch_sizes: tuple[int, ...] = (1, 2)) -> dict[str, bytes]:
     """Record a valid golden set for ``model`` with graphkit itself; returns its files."""
-    from graphkit.golden import make_or_load_golden
+    from graphkit.check.golden import make_or_load_golden
 
     with tempfile.TemporaryDirectory(prefix="graphkit-fuzz-golden-") as tmp:
         make_or_load_golden(model, tmp, batch_sizes=list(batch_sizes), seed=seed)

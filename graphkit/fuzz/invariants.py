@@ -252,7 +252,7 @@ def compare_with_source(source: str, candidate: Path, root: Path, tolerance: tup
     import onnxruntime as ort
 
     if source == "builtin:demo":
-        from graphkit.demo import demo_model
+        from graphkit.pipeline.demo_model import demo_model
 
         reference = demo_model()
     else:

@@ -6,11 +6,11 @@ Only imports happen here: no session, thread pool or file is created before the 
 import contextlib
 import importlib
 
-import graphkit.cli
+import graphkit.cli.main
 
-for _name in graphkit.cli.COMMAND_MODULES:
+for _name in graphkit.cli.main.COMMAND_MODULES:
     # a command whose optional dependency is missing imports it at run time
     with contextlib.suppress(ImportError):
-        importlib.import_module(f"graphkit.commands.{_name}")
+        importlib.import_module(f"graphkit.cli.{_name}")
 with contextlib.suppress(ImportError):
     import torch  # noqa: F401  (export and the reference model; optional)

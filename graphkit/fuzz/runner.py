@@ -6,7 +6,7 @@ and a wall-clock timeout, and put it in its own process group so that a timeout 
 everything it started.
 
 - :class:`ForkRunner` forks each attempt from a fork server that imported graphkit once
-  (``multiprocessing``'s forkserver) and calls :func:`graphkit.cli.main` there, the way the
+  (``multiprocessing``'s forkserver) and calls :func:`graphkit.cli.main.main` there, the way the
   ``graphkit`` script does: a few milliseconds of start-up instead of about a second, and no
   state shared between attempts.
 - :class:`SubprocessRunner` runs ``python -m graphkit``: the real start-up, for signal mode
@@ -52,9 +52,9 @@ def _read(path: Path) -> str:
 
 
 def _entry_point(entry: str | None):
-    """``graphkit.cli.main``, or ``main`` of the Python file ``entry`` (the harness's own tests)."""
+    """``graphkit.cli.main.main``, or ``main`` of the Python file ``entry`` (the harness's own tests)."""
     if entry is None:
-        from graphkit.cli import main
+        from graphkit.cli.main import main
 
         return main
     import importlib.util

@@ -21,8 +21,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from graphkit.pass_base import Pass, PassResult
-from graphkit.registry import register
+from graphkit.transform.pass_base import Pass, PassResult
+from graphkit.transform.registry import register
 
 
 def _copy(model):

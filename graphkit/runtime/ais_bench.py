@@ -21,8 +21,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from graphkit.errors import InputError
 from graphkit.runtime.backend import Backend, TensorInfo, check_threads
+from graphkit.util.errors import InputError
 
 
 def _dtype(datatype) -> np.dtype:

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from graphkit.errors import GraphkitError, InputError
-from graphkit.typed import close_names
+from graphkit.util.errors import GraphkitError, InputError
+from graphkit.util.typed_config import close_names
 
 
 def check_threads(threads: int | None) -> int | None:
@@ -94,7 +94,7 @@ class OrtBackend(Backend):
         return self._run_bound(feeds)
 
     def _run_bound(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from graphkit.errors import InputError
+        from graphkit.util.errors import InputError
 
         expected = {i.name for i in self.inputs}
         if set(feeds) != expected:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from graphkit.errors import InputError, one_line
+from graphkit.util.errors import InputError, one_line
 
 # numpy's deflate ratio ceiling: a member cannot honestly expand more than this
 _MAX_DEFLATE_RATIO = 1100

@@ -26,9 +26,9 @@ import onnx
 import onnxruntime as ort
 import onnxruntime.capi.onnxruntime_pybind11_state as ort_state
 
-from graphkit.errors import FieldValueError, InputError, RuntimeLoadError, one_line
-from graphkit.model import save_model, too_big_for_one_file
+from graphkit.ir.model_io import save_model, too_big_for_one_file
 from graphkit.runtime.backend import check_threads
+from graphkit.util.errors import FieldValueError, InputError, RuntimeLoadError, one_line
 
 # Every exception type onnxruntime raises for a model or input it cannot handle.
 ORT_ERRORS = tuple(

@@ -5,7 +5,7 @@ A torch model is not an ONNX file, so the backend is opened on one of:
 - an ``nn.Module`` (or any callable taking tensors);
 - a zero-argument factory returning one;
 - a ``"package.module:factory"`` string naming such a factory (for the CLI), e.g.
-  ``graphkit.models.wseg:<factory>`` when that module provides one.
+  ``graphkit.wseg.network:<factory>`` when that module provides one.
 
 Inputs are fed positionally in ``input_names`` order; outputs (a tensor, a tuple/list, or a
 dict) are returned under ``output_names`` (default ``output_0``, ``output_1``... or the dict's
@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from graphkit.errors import GraphkitError, InputError
 from graphkit.runtime.backend import Backend, TensorInfo, check_threads
+from graphkit.util.errors import GraphkitError, InputError
 
 
 def resolve_module(source: Any) -> Callable:

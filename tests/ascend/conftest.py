@@ -20,8 +20,8 @@ import pytest
 import torch
 from torch import nn
 
-from graphkit.model import load_model, save_model
-from graphkit.testing import export_legacy
+from graphkit.ir.model_io import load_model, save_model
+from graphkit.transform.testing import export_legacy
 
 
 class HeadLike(nn.Module):

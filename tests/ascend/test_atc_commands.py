@@ -12,10 +12,10 @@ from onnx import TensorProto, helper
 
 from graphkit.ascend.commands import check_command, check_dynamic_profiles, plan_commands, write_plan
 from graphkit.ascend.spec import AtcSpec
-from graphkit.errors import SpecError
-from graphkit.model import load_model, save_model
-from graphkit.testing import make_model
-from graphkit.typed import from_mapping
+from graphkit.ir.model_io import load_model, save_model
+from graphkit.transform.testing import make_model
+from graphkit.util.errors import SpecError
+from graphkit.util.typed_config import from_mapping
 
 
 def test_static_and_dynamic_commands_follow_the_facts_form(clean_export, tmp_path):

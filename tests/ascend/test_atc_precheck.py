@@ -11,9 +11,9 @@ import pytest
 from onnx import TensorProto, helper
 
 from graphkit.ascend.precheck import precheck
-from graphkit.errors import SpecError
-from graphkit.model import load_model
-from graphkit.testing import make_model
+from graphkit.ir.model_io import load_model
+from graphkit.transform.testing import make_model
+from graphkit.util.errors import SpecError
 
 
 def rules(report, level=None):

@@ -19,8 +19,8 @@ import pytest
 
 from graphkit.ascend.commands import plan_commands, write_plan
 from graphkit.ascend.spec import AtcSpec
-from graphkit.errors import SpecError
-from graphkit.model import load_model
+from graphkit.ir.model_io import load_model
+from graphkit.util.errors import SpecError
 
 
 def _cli(*args, cwd=None):
@@ -173,8 +173,8 @@ def test_exact_command_lines_with_every_typed_option(clean_export, tmp_path, fak
 def test_dynamic_dims_command_and_matching_ais_bench_dymdims(tmp_path, fake_atc):
     from onnx import TensorProto, helper
 
-    from graphkit.model import save_model
-    from graphkit.testing import make_model
+    from graphkit.ir.model_io import save_model
+    from graphkit.transform.testing import make_model
 
     a = helper.make_tensor_value_info("ids", TensorProto.FLOAT, [1, "T"])
     b = helper.make_tensor_value_info("mask", TensorProto.FLOAT, [1, "T"])
@@ -218,7 +218,7 @@ def test_dynamic_dims_command_and_matching_ais_bench_dymdims(tmp_path, fake_atc)
     ],
 )
 def test_typed_options_are_checked_before_any_run(mapping, message):
-    from graphkit.typed import from_mapping
+    from graphkit.util.typed_config import from_mapping
 
     if message is None:
         from_mapping(AtcSpec, mapping, "handoff.atc").validate("handoff.atc")
@@ -260,7 +260,7 @@ def test_fusion_switch_file_forms(tmp_path):
 def test_cli_unknown_input_shape_name_and_missing_fusion_file_are_exit_2(clean_export, tmp_path, capsys):
     from types import SimpleNamespace
 
-    from graphkit.cli import main
+    from graphkit.cli.main import main
 
     def cli(*args):
         code = main(["atc", *args])

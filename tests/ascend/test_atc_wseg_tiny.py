@@ -8,8 +8,8 @@ import pytest
 from graphkit.ascend import AtcSpec, run_handoff
 from graphkit.ascend.precheck import precheck
 
-wseg = pytest.importorskip("graphkit.models.wseg")
-export = pytest.importorskip("graphkit.models.export")
+wseg = pytest.importorskip("graphkit.wseg.network")
+export = pytest.importorskip("graphkit.wseg.export")
 
 
 @pytest.fixture(scope="module")

@@ -31,11 +31,11 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from graphkit.model import save_model
-from graphkit.testing import make_model
+from graphkit.ir.model_io import save_model
+from graphkit.transform.testing import make_model
 
-wseg = pytest.importorskip("graphkit.models.wseg")
-export = pytest.importorskip("graphkit.models.export")
+wseg = pytest.importorskip("graphkit.wseg.network")
+export = pytest.importorskip("graphkit.wseg.export")
 
 
 def _graphkit(command: str, args: list[str], cwd):

@@ -16,8 +16,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 
-from graphkit.eval.views import MEAN, STD
-from graphkit.eval.voc import voc_palette
+from graphkit.wseg.eval.views import MEAN, STD
+from graphkit.wseg.eval.voc import voc_palette
 
 # class -> RGB colour of its pixels in the synthetic images (well separated)
 CLASS_COLOURS = {0: (20, 20, 20), 1: (230, 40, 40), 7: (40, 220, 60), 15: (50, 60, 235), 12: (240, 230, 60)}

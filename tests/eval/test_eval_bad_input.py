@@ -17,10 +17,10 @@ import sys
 import numpy as np
 import pytest
 
-from graphkit.cli import main
-from graphkit.eval.runner import run_eval
-from graphkit.eval.spec import eval_spec_from_mapping
-from graphkit.eval.voc import read_samples
+from graphkit.cli.main import main
+from graphkit.wseg.eval.runner import run_eval
+from graphkit.wseg.eval.spec import eval_spec_from_mapping
+from graphkit.wseg.eval.voc import read_samples
 
 
 def one_line_exit_2(capsys, *argv) -> str:
@@ -168,7 +168,7 @@ def test_damaged_run_json_refuses_the_resume_with_one_line(capsys, tiny_voc, cla
 RUN_WITHOUT_RAY = """
 import sys
 sys.modules["ray"] = None  # as if ray were not installed
-from graphkit.cli import main
+from graphkit.cli.main import main
 sys.exit(main(sys.argv[1:]))
 """
 

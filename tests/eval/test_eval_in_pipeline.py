@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from graphkit.testing import run_cli
+from graphkit.transform.testing import run_cli
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -49,7 +49,7 @@ def test_bad_eval_section_fails_before_any_work(tmp_path):
 
 
 def test_the_eval_section_takes_the_executor_settings(tmp_path):
-    from graphkit.eval.spec import eval_spec_from_mapping
+    from graphkit.wseg.eval.spec import eval_spec_from_mapping
 
     spec = eval_spec_from_mapping(
         {

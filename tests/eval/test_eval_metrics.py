@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from graphkit.eval.metrics import confusion_matrix, confusion_matrix_loop, image_scores, summarize
+from graphkit.wseg.eval.metrics import confusion_matrix, confusion_matrix_loop, image_scores, summarize
 
 
 def test_confusion_matrix_equals_naive_loop_with_ignore_label():

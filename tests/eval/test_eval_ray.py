@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from graphkit.errors import GraphkitError
-from graphkit.eval.image_task import evaluate_image, read_task
-from graphkit.eval.postprocess import read_state
-from graphkit.eval.runner import run_eval
-from graphkit.eval.spec import eval_spec_from_mapping
-from graphkit.eval.voc import read_samples
-from graphkit.ray_executor import RayExecutor, RaySettings
+from graphkit.runtime.ray_executor import RayExecutor, RaySettings
+from graphkit.util.errors import GraphkitError
+from graphkit.wseg.eval.image_task import evaluate_image, read_task
+from graphkit.wseg.eval.postprocess import read_state
+from graphkit.wseg.eval.runner import run_eval
+from graphkit.wseg.eval.spec import eval_spec_from_mapping
+from graphkit.wseg.eval.voc import read_samples
 
 ray = pytest.importorskip("ray")
 
@@ -35,7 +35,7 @@ def ray_address():
 
 @pytest.fixture(scope="module")
 def tiny_wseg(tmp_path_factory):
-    export = pytest.importorskip("graphkit.models.export")
+    export = pytest.importorskip("graphkit.wseg.export")
     path = tmp_path_factory.mktemp("wseg") / "tiny_wseg64.onnx"
     export.export_from_spec(export.ExportSpec(width=0.03125, input_size=[64, 64], opset=13), path)
     return path

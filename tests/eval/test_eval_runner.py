@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from graphkit.errors import GraphkitError, SpecError
-from graphkit.eval.crf import crf_labels
-from graphkit.eval.runner import RANDOM_WEIGHTS_NOTE, run_eval
-from graphkit.eval.spec import EvalSpec, eval_spec_from_mapping
-from graphkit.eval.voc import EvalDataError, read_samples
+from graphkit.util.errors import GraphkitError, SpecError
+from graphkit.wseg.eval.crf import crf_labels
+from graphkit.wseg.eval.runner import RANDOM_WEIGHTS_NOTE, run_eval
+from graphkit.wseg.eval.spec import EvalSpec, eval_spec_from_mapping
+from graphkit.wseg.eval.voc import EvalDataError, read_samples
 
 
 def spec_for(root, **overrides) -> EvalSpec:

@@ -7,8 +7,8 @@ import onnxruntime as ort
 import pytest
 from PIL import Image
 
-from graphkit.eval.merge import class_presence, finish_merge, merge_views, resize_bilinear, sigmoid
-from graphkit.eval.views import MEAN, STD, make_views, normalize, scaled_size, view_plan
+from graphkit.wseg.eval.merge import class_presence, finish_merge, merge_views, resize_bilinear, sigmoid
+from graphkit.wseg.eval.views import MEAN, STD, make_views, normalize, scaled_size, view_plan
 
 
 def test_view_plan_order_and_reference_rounding():

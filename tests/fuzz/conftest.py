@@ -23,7 +23,7 @@ FAKE_PROGRAM = textwrap.dedent(
         import numpy as np
         from onnx import numpy_helper
 
-        from graphkit.demo import demo_model
+        from graphkit.pipeline.demo_model import demo_model
 
         model = demo_model()
         if factor != 1.0:

@@ -6,13 +6,13 @@ import json
 
 import onnx
 
-from graphkit.demo import demo_model
 from graphkit.fuzz import goldens, models, pipelines, userpasses
 from graphkit.fuzz.attempts import COMMANDS, make_attempt, signal_attempt
 from graphkit.fuzz.campaign import Result, Summary, reproducer, save_finding
 from graphkit.fuzz.choices import Choices
 from graphkit.fuzz.invariants import Violation
 from graphkit.fuzz.runner import Outcome
+from graphkit.pipeline.demo_model import demo_model
 
 
 def test_an_attempt_is_a_function_of_seed_and_index():

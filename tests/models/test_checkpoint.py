@@ -9,9 +9,9 @@ import sys
 import pytest
 import torch
 
-from graphkit.errors import GraphkitError
-from graphkit.models.checkpoint import CheckpointError, file_digest, load_checkpoint, read_state_dict
-from graphkit.models.wseg import WsegModel
+from graphkit.util.errors import GraphkitError
+from graphkit.wseg.checkpoint import CheckpointError, file_digest, load_checkpoint, read_state_dict
+from graphkit.wseg.network import WsegModel
 
 TINY = 1 / 32
 

@@ -10,10 +10,13 @@ import numpy as np
 import onnx
 import pytest
 
-from graphkit.errors import InputError, SpecError
-from graphkit.model import content_hash, default_opset, load_model, op_counts
-from graphkit.models import export as export_module
-from graphkit.models.export import (
+from graphkit.ir.model_io import content_hash, default_opset, load_model, op_counts
+from graphkit.runtime.feeds import graph_inputs, input_dims
+from graphkit.runtime.ort import run_ort
+from graphkit.util.errors import InputError, SpecError
+from graphkit.util.typed_config import from_mapping
+from graphkit.wseg import export as export_module
+from graphkit.wseg.export import (
     ExportSpec,
     build_model,
     check_spec,
@@ -21,9 +24,6 @@ from graphkit.models.export import (
     export_onnx,
     torch_reference,
 )
-from graphkit.runtime.feeds import graph_inputs, input_dims
-from graphkit.runtime.ort import run_ort
-from graphkit.typed import from_mapping
 
 TINY = 1 / 32
 SIZE = [64, 64]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from graphkit.models.wseg import NUM_CLASSES, WsegModel, scaled_channels, tiny_model
+from graphkit.wseg.network import NUM_CLASSES, WsegModel, scaled_channels, tiny_model
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "wseg_state_dict_keys.json"
 TINY = 1 / 32

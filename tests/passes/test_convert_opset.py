@@ -5,10 +5,9 @@ from __future__ import annotations
 import pytest
 from graphkit_passes.convert_opset import ConvertOpset
 
-from graphkit.errors import SpecError
-from graphkit.model import default_opset
-from graphkit.registry import get_pass
-from graphkit.testing import (
+from graphkit.ir.model_io import default_opset
+from graphkit.transform.registry import get_pass
+from graphkit.transform.testing import (
     assert_declines,
     assert_idempotent,
     assert_op_types,
@@ -16,6 +15,7 @@ from graphkit.testing import (
     parse_model,
     run_pass,
 )
+from graphkit.util.errors import SpecError
 
 
 def model(body: str, opset: int, inputs="float[N,3,4,5] x", outputs="float[N,3,4,5] y", ir=6):
@@ -82,8 +82,8 @@ def test_declines_a_conversion_that_would_change_graph_inputs():
 
     from onnx.backend.test.case.node import collect_testcases
 
-    from graphkit.registry import get_pass
-    from graphkit.testing import assert_declines
+    from graphkit.transform.registry import get_pass
+    from graphkit.transform.testing import assert_declines
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

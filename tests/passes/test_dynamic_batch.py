@@ -7,12 +7,11 @@ import onnx
 import pytest
 from onnx import helper
 
-from graphkit.errors import PassError
-from graphkit.registry import get_pass
+from graphkit.ir.shapes import dims_of
 from graphkit.runtime.feeds import random_feeds
 from graphkit.runtime.ort import run_ort
-from graphkit.shapes import dims_of
-from graphkit.testing import (
+from graphkit.transform.registry import get_pass
+from graphkit.transform.testing import (
     assert_declines,
     assert_idempotent,
     assert_numerically_equal,
@@ -20,6 +19,7 @@ from graphkit.testing import (
     make_model,
     run_pass,
 )
+from graphkit.util.errors import PassError
 
 torch = pytest.importorskip("torch")
 DynamicBatch = get_pass("dynamic-batch")

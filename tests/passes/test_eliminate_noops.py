@@ -7,9 +7,8 @@ import onnx
 import pytest
 from graphkit_passes.eliminate_noops import EliminateNoops
 
-from graphkit.errors import SpecError
-from graphkit.registry import get_pass
-from graphkit.testing import (
+from graphkit.transform.registry import get_pass
+from graphkit.transform.testing import (
     assert_declines,
     assert_idempotent,
     assert_op_types,
@@ -17,6 +16,7 @@ from graphkit.testing import (
     parse_model,
     run_pass,
 )
+from graphkit.util.errors import SpecError
 
 
 def model(body: str, inputs: str = "float[2,3,4] x", outputs: str = "float[2,3,4] y", opset: int = 13, extra=""):
@@ -140,7 +140,7 @@ def test_subgraph_consumers_are_rewired():
     result = run_pass(EliminateNoops(), m)
     assert result.modified
     feeds = {"x": np.ones((2, 3, 4), np.float32), "c": np.array(True)}
-    from graphkit.testing import assert_numerically_equal
+    from graphkit.transform.testing import assert_numerically_equal
 
     assert_numerically_equal(m, result.model, atol=0, rtol=0, feeds=feeds)
 
@@ -223,8 +223,8 @@ def test_constant_inside_local_function_is_not_written_into_the_input():
 
 
 def test_to_model_renaming_an_initializer_copies_only_that_one():
-    from graphkit.ir import to_graph, to_model
-    from graphkit.model import content_hash
+    from graphkit.ir.graph import to_graph, to_model
+    from graphkit.ir.model_io import content_hash
 
     m = model("y = Add(x, w)", extra="<float[1] w = {1.0}, float[1] v = {2.0}> ")
     m.graph.node[0].input[1] = "w"

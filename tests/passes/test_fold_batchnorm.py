@@ -7,8 +7,14 @@ import pytest
 from graphkit_passes.fold_batchnorm import FoldBatchNorm
 from onnx import TensorProto, helper, numpy_helper
 
-from graphkit.registry import get_pass
-from graphkit.testing import assert_declines, assert_idempotent, assert_op_types, assert_pass_rewrites, make_model
+from graphkit.transform.registry import get_pass
+from graphkit.transform.testing import (
+    assert_declines,
+    assert_idempotent,
+    assert_op_types,
+    assert_pass_rewrites,
+    make_model,
+)
 
 ATOL = RTOL = 1e-5
 

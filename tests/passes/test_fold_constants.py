@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from onnx import helper, numpy_helper
 
-from graphkit.model import op_counts
-from graphkit.testing import (
+from graphkit.ir.model_io import op_counts
+from graphkit.transform.testing import (
     assert_declines,
     assert_idempotent,
     assert_numerically_equal,

@@ -7,10 +7,10 @@ import onnx
 import pytest
 from onnx import helper
 
-from graphkit.model import op_counts
-from graphkit.registry import get_pass
-from graphkit.shapes import dims_of
-from graphkit.testing import (
+from graphkit.ir.model_io import op_counts
+from graphkit.ir.shapes import dims_of
+from graphkit.transform.registry import get_pass
+from graphkit.transform.testing import (
     assert_declines,
     assert_idempotent,
     assert_numerically_equal,
@@ -60,7 +60,7 @@ def test_wseg_pattern_folds_all_shape_ops_and_types_mask(opset):
     assert op_counts(model)["Shape"] > 0
     result = assert_pass_rewrites(FoldShapes(), model, atol=1e-6, rtol=1e-6, dims={"batch": 1})
     for batch in (2, 3):
-        from graphkit.testing import assert_numerically_equal
+        from graphkit.transform.testing import assert_numerically_equal
 
         assert_numerically_equal(model, result.model, atol=1e-6, rtol=1e-6, dims={"batch": batch})
     counts = op_counts(result.model)
@@ -122,7 +122,7 @@ def test_size_limit_keeps_a_broadcast_that_would_grow_the_model():
     assert op_counts(result.model)["Expand"] == 1
     assert op_counts(result.model)["Shape"] == 0
     assert any("limit" in d.reason for d in result.declined)
-    from graphkit.testing import assert_numerically_equal
+    from graphkit.transform.testing import assert_numerically_equal
 
     assert_numerically_equal(model, result.model, atol=0, rtol=0)
     big = run_pass(FoldShapes(size_limit_bytes=4096), model)
@@ -376,14 +376,14 @@ def test_declines_symbolic_extent_values_that_differ_and_old_opsets():
 
 @pytest.fixture(scope="module")
 def tiny_wseg():
-    pytest.importorskip("graphkit.models.wseg")
-    from graphkit.models.export import ExportSpec, export_from_spec
+    pytest.importorskip("graphkit.wseg.network")
+    from graphkit.wseg.export import ExportSpec, export_from_spec
 
     return export_from_spec(ExportSpec(width=0.03125, input_size=[32, 32])).model
 
 
 def test_tiny_wseg_pipeline_leaves_no_shape_op(tiny_wseg):
-    from graphkit.testing import assert_numerically_equal
+    from graphkit.transform.testing import assert_numerically_equal
 
     model = tiny_wseg
     assert op_counts(model)["Shape"] > 0
@@ -405,7 +405,7 @@ def test_tiny_wseg_pipeline_leaves_no_shape_op(tiny_wseg):
 
 
 def test_tiny_wseg_export_folds_alone_too(tiny_wseg):
-    from graphkit.testing import assert_numerically_equal
+    from graphkit.transform.testing import assert_numerically_equal
 
     result = run_pass(FoldShapes(), tiny_wseg)
     assert op_counts(result.model)["Shape"] == 0

@@ -17,10 +17,10 @@ import numpy as np
 import onnx
 import pytest
 
-from graphkit.errors import GraphkitError
-from graphkit.model import check_model, content_hash
-from graphkit.registry import all_passes
+from graphkit.ir.model_io import check_model, content_hash
 from graphkit.runtime.ort import create_session
+from graphkit.transform.registry import all_passes
+from graphkit.util.errors import GraphkitError
 
 SAMPLE_STEP = 7
 

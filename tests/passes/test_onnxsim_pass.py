@@ -9,10 +9,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from onnx import helper, numpy_helper
 
-from graphkit.model import op_counts
-from graphkit.registry import get_pass
-from graphkit.shapes import dims_of
-from graphkit.testing import (
+from graphkit.ir.model_io import op_counts
+from graphkit.ir.shapes import dims_of
+from graphkit.transform.registry import get_pass
+from graphkit.transform.testing import (
     assert_declines,
     assert_idempotent,
     assert_numerically_equal,

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
-from graphkit.testing import assert_numerically_equal, make_model, run_pass
+from graphkit.transform.testing import assert_numerically_equal, make_model, run_pass
 
 PROPERTY = settings(
     derandomize=True,

@@ -12,10 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from onnx import helper
 
-from graphkit.registry import get_pass
 from graphkit.runtime.feeds import random_feeds
 from graphkit.runtime.ort import run_ort
-from graphkit.testing import make_model, run_pass
+from graphkit.transform.registry import get_pass
+from graphkit.transform.testing import make_model, run_pass
 
 SETTINGS = settings(max_examples=25, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 FLOAT = onnx.TensorProto.FLOAT

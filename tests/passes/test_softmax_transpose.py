@@ -9,11 +9,10 @@ import pytest
 from graphkit_passes.softmax_transpose import SoftmaxTranspose
 from onnx import TensorProto, helper
 
-from graphkit.errors import SpecError
-from graphkit.model import default_opset
-from graphkit.registry import get_pass
+from graphkit.ir.model_io import default_opset
 from graphkit.runtime.ort import run_ort
-from graphkit.testing import (
+from graphkit.transform.registry import get_pass
+from graphkit.transform.testing import (
     assert_declines,
     assert_idempotent,
     assert_numerically_equal,
@@ -22,6 +21,7 @@ from graphkit.testing import (
     export_legacy,
     make_model,
 )
+from graphkit.util.errors import SpecError
 
 torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch's legacy exporter, used on purpose

@@ -9,11 +9,11 @@ import pytest
 import torch
 from onnx import TensorProto, helper
 
-from graphkit.errors import GraphkitError, InputError
-from graphkit.model import save_model
+from graphkit.ir.model_io import save_model
 from graphkit.runtime.backend import BACKENDS, open_backend
 from graphkit.runtime.torch_backend import TorchBackend
-from graphkit.testing import make_model
+from graphkit.transform.testing import make_model
+from graphkit.util.errors import GraphkitError, InputError
 
 
 class Scale(torch.nn.Module):
@@ -76,7 +76,7 @@ def test_torch_backend_default_output_names():
     assert list(out) == ["output_0", "output_1"]
 
 
-@pytest.mark.parametrize("source", ["no_colon", "graphkit.nope:thing", "graphkit.errors:nothing_here", 42])
+@pytest.mark.parametrize("source", ["no_colon", "graphkit.nope:thing", "graphkit.util.errors:nothing_here", 42])
 def test_torch_backend_bad_source_is_user_error(source):
     with pytest.raises(GraphkitError):
         open_backend("torch", source)

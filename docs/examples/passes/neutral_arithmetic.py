@@ -7,7 +7,7 @@ fed directly by a graph input (renaming it would change the graph's outputs).
 
 import numpy as np
 
-from graphkit.rules import Rule, rule_pass
+from graphkit.transform.rules import Rule, rule_pass
 
 NEUTRAL = {"Mul": 1, "Div": 1, "Add": 0, "Sub": 0}
 

@@ -11,7 +11,7 @@ refused with onnxscript's reason, and validates the result like any other pass.
 from onnxscript.rewriter import RewriteRuleSet
 from onnxscript.rewriter.rules import common
 
-from graphkit.rules import rule_pass
+from graphkit.transform.rules import rule_pass
 
 NAMES = """cast_cast no_op_cast no_op_expand no_op_transpose reshape_reshape transpose_transpose
 unsqueeze_unsqueeze squeeze_reshape_1d flatten_to_reshape slice_split sub_0 div_by_1 dropout_zero

@@ -1,0 +1,807 @@
+"""Golden sets: seeded inputs and recorded outputs, with a manifest that says what they are.
+
+Layout of a golden directory::
+
+    manifest.json        model hash, producer, seed, input spec, cases, tolerances
+    b1.inputs.npz        inputs of the case with batch 1 (one array per graph input)
+    b1.outputs.npz       expected outputs of that case
+    b2.inputs.npz ...
+
+A golden set is reused only when its manifest matches the request (model hash, producer,
+seed, input spec, batch sizes); a mismatch is an error, never a silent regeneration.
+Dynamic batch is covered by one case per batch size.
+
+A golden set has at least one case and every case at least one output, both when it is made
+and when it is loaded; case labels are plain names (no path can escape the folder). A set is
+written into a staging folder and moved into place, so a failed write (a full disk, an
+unwritable folder) leaves no half-written set. Validation never skips a case: a case that
+cannot run on the candidate model (onnxruntime error, input names, dtypes or static dims that
+do not fit, a missing output) is a failed case whose error is in the result.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from graphkit.check.compare import Comparison, OutputComparison, Tolerances, compare_outputs
+from graphkit.ir.model_io import content_hash
+from graphkit.runtime.feeds import (
+    check_allocatable,
+    graph_inputs,
+    load_npz,
+    np_dtype,
+    resolve_shape,
+    symbolic_dim_names,
+)
+from graphkit.runtime.ort import (
+    OPTIMIZATION_LEVELS,
+    ValidationRuntime,
+    create_session,
+    forward_purpose,
+    ort_reason,
+    run_session,
+)
+from graphkit.util.errors import GoldenError, GraphkitError, InputError, RuntimeLoadError, one_line
+from graphkit.util.files import current_umask
+from graphkit.util.typed_config import from_mapping, to_mapping
+
+FORMAT = "graphkit-golden/1"
+Producer = Callable[[Mapping[str, np.ndarray]], Mapping[str, np.ndarray]]
+LABEL = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+MAX_MANIFEST_BYTES = 16 * 2**20
+
+
+@dataclass
+class InputSpec:
+    """How one graph input is generated: declared dims (symbolic names kept) and distribution."""
+
+    shape: list[int | str]
+    dtype: str
+    distribution: str = "normal"
+
+
+@dataclass
+class GoldenCase:
+    """One set of inputs and expected outputs (one batch size)."""
+
+    label: str
+    dims: dict[str, int]
+    inputs: dict[str, np.ndarray] = field(repr=False)
+    outputs: dict[str, np.ndarray] = field(repr=False)
+
+
+@dataclass
+class GoldenSet:
+    """A loaded golden set."""
+
+    directory: Path
+    manifest: dict
+    cases: list[GoldenCase]
+
+    @property
+    def tolerances(self) -> Tolerances:
+        return from_mapping(
+            Tolerances, self.manifest.get("tolerances", {}), f"{self.directory / 'manifest.json'}: tolerances"
+        )
+
+    def output_ranks(self) -> dict[str, int]:
+        """Output name -> rank, from the first case."""
+        return {name: np.ndim(array) for name, array in self.cases[0].outputs.items()} if self.cases else {}
+
+
+def input_specs(model: onnx.ModelProto) -> dict[str, InputSpec]:
+    """The declared input spec of a model (dims as ints or symbolic names)."""
+    specs = {}
+    for value in graph_inputs(model):
+        dims = [
+            d.dim_value if d.HasField("dim_value") else (d.dim_param or f"{value.name}:{axis}")
+            for axis, d in enumerate(value.type.tensor_type.shape.dim)
+        ]
+        specs[value.name] = InputSpec(shape=dims, dtype=np_dtype(value).name)
+    return specs
+
+
+def case_shapes(model: onnx.ModelProto, dims: Mapping[str, int]) -> dict[str, tuple[int, ...]]:
+    """The input shapes of one case; InputError names the input, axis and value that do not fit."""
+    return {value.name: resolve_shape(value, dims) for value in graph_inputs(model)}
+
+
+def make_inputs(
+    model: onnx.ModelProto,
+    dims: Mapping[str, int],
+    seed: int,
+    what: str = "the golden inputs of one case",
+    ranges: Mapping[str, Sequence[int]] | None = None,
+) -> dict[str, np.ndarray]:
+    """Seeded inputs for one case; floats ~ N(0, 1), booleans 0/1, integers in ``ranges[name]``
+    (``[low, high]``, both included) or else in [0, 4).
+
+    The size is checked against the memory available before anything is allocated.
+    """
+    shapes = case_shapes(model, dims)
+    dtypes = {value.name: np_dtype(value) for value in graph_inputs(model)}
+    for name, dtype in dtypes.items():
+        if dtype.kind not in "fiub":
+            raise GoldenError(f"input '{name}': cannot generate golden data of type {dtype}")
+    check_allocatable(shapes, dtypes, what)
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for name, shape in shapes.items():
+        dtype = dtypes[name]
+        if dtype.kind == "f":
+            feeds[name] = rng.standard_normal(shape, dtype=np.float32).astype(dtype)
+        else:
+            low, high = (ranges or {}).get(name, (0, 1) if dtype.kind == "b" else (0, 3))
+            feeds[name] = rng.integers(low, high, size=shape, endpoint=True).astype(dtype)
+    return feeds
+
+
+@dataclass
+class GoldenDefaults:
+    """Batch sizes, dims and integer input ranges for a model's golden set, with the notes
+    that say which of them were chosen for the user (see :func:`golden_defaults`)."""
+
+    batch_sizes: list[int]
+    dims: dict[str, int]
+    input_ranges: dict[str, list[int]]
+    notes: list[str] = field(default_factory=list)
+    dynamic_batch: bool = True
+
+
+SEQUENCE_DIM = 16  # default size of a symbolic sequence-like dim
+_SEQUENCE_NAMES = re.compile(r"(^|[_\W])(seq|sequence|length|len|tokens?|time|steps?)([_\W]|$)", re.IGNORECASE)
+
+
+def golden_defaults(
+    model: onnx.ModelProto,
+    batch_sizes: list[int] | None = None,
+    dims: Mapping[str, int] | None = None,
+    input_ranges: Mapping[str, Sequence[int]] | None = None,
+) -> GoldenDefaults:
+    """Fill what the user did not give from the model itself.
+
+    - batch sizes (``None``): a model whose inputs all have a static dim 0 gets one case at that
+      batch (dynamic batch cannot be proven on it, and a note says so); otherwise 1 and 2.
+    - symbolic dims other than the batch: a sequence-like one (an integer input's axis 1, or a
+      name like ``seq``/``sequence_length``) gets ``SEQUENCE_DIM`` with a note; any other one is a
+      GoldenError naming the flag to add (``--dim NAME=N``; ``golden.dims`` in a pipeline).
+    - integer inputs: a given range, else ``[0, table size - 1]`` of the Gather whose indices
+      they are (token ids), else ``[0, 1]`` for a name with ``mask`` in it, else ``[0, 3]``.
+    """
+    inputs = graph_inputs(model)
+    given = dict(dims or {})
+    notes: list[str] = []
+    dynamic = True
+    if batch_sizes is None:
+        static = {
+            v.type.tensor_type.shape.dim[0].dim_value
+            for v in inputs
+            if v.type.tensor_type.shape.dim and v.type.tensor_type.shape.dim[0].HasField("dim_value")
+        }
+        has_symbolic = any(
+            v.type.tensor_type.shape.dim and not v.type.tensor_type.shape.dim[0].HasField("dim_value") for v in inputs
+        )
+        if static and not has_symbolic:
+            batch_sizes = [min(static)]
+            dynamic = False
+            notes.append(
+                f"the model has a static batch ({min(static)}): one golden case at batch {min(static)}; "
+                "dynamic batch was not proven (the model has none)"
+            )
+        elif static:
+            batch_sizes = [min(static)]
+            notes.append(f"an input has a static dim 0 ({min(static)}): one golden case at batch {min(static)}")
+        elif has_symbolic:
+            batch_sizes = [1, 2]
+        else:  # no input has a dim 0 (scalars, or no inputs): one case
+            batch_sizes = [1]
+            dynamic = False
+    filled = dict(given)
+    for value in inputs:
+        integer = np_dtype(value).kind in "iu"
+        for axis, dim in enumerate(value.type.tensor_type.shape.dim):
+            if axis == 0 or dim.HasField("dim_value"):
+                continue
+            name = dim.dim_param or f"{value.name}:{axis}"
+            if name in filled or f"{value.name}:{axis}" in filled:
+                continue
+            if (integer and axis == 1) or _SEQUENCE_NAMES.search(name):
+                filled[name] = SEQUENCE_DIM
+                notes.append(
+                    f"symbolic dim '{name}' (input '{value.name}' axis {axis}) set to {SEQUENCE_DIM}; "
+                    f"give --dim {name}=N for another size"
+                )
+                continue
+            raise GoldenError(
+                f"input '{value.name}' axis {axis} is symbolic ('{name}'); give its size with --dim {name}=N "
+                "(in a pipeline file: golden.dims)"
+            )
+    ranges = {name: [int(lo), int(hi)] for name, (lo, hi) in (input_ranges or {}).items()}
+    known = {v.name: v for v in inputs}
+    for name, (low, high) in ranges.items():
+        if name not in known:
+            raise GoldenError(f"--input-range {name}: the model has no input '{name}' (inputs: {', '.join(known)})")
+        if np_dtype(known[name]).kind not in "iu":
+            raise GoldenError(f"--input-range {name}: input '{name}' is {np_dtype(known[name])}, not an integer input")
+        if low > high:
+            raise GoldenError(f"--input-range {name}={low}:{high}: LOW must be <= HIGH")
+    for value in inputs:
+        if np_dtype(value).kind not in "iu" or value.name in ranges:
+            continue
+        table = gather_table_size(model, value.name)
+        if table is not None:
+            ranges[value.name] = [0, table - 1]
+            notes.append(f"integer input '{value.name}' indexes a table of {table} rows: values in [0, {table - 1}]")
+        elif "mask" in value.name.lower():
+            ranges[value.name] = [0, 1]
+            notes.append(f"integer input '{value.name}' looks like a mask: values 0/1")
+    for name, (low, high) in ranges.items():
+        limits = np.iinfo(np_dtype(known[name]))
+        if low < limits.min or high > limits.max:
+            raise GoldenError(
+                f"--input-range {name}={low}:{high}: outside the values of input '{name}' "
+                f"({np_dtype(known[name])}: {limits.min}..{limits.max})"
+            )
+    return GoldenDefaults(list(batch_sizes), filled, ranges, notes, dynamic)
+
+
+_PASS_THROUGH = {"Cast", "Unsqueeze", "Squeeze", "Reshape", "Identity", "Flatten"}
+
+
+def gather_table_size(model: onnx.ModelProto, name: str) -> int | None:
+    """Rows of the constant table a Gather reads with ``name`` as its indices (through Casts and
+    reshapes), the smallest when several; None when ``name`` indexes no constant table."""
+    tables = {t.name: list(t.dims) for t in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
+            tables[node.output[0]] = list(node.attribute[0].t.dims)
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for node in model.graph.node:
+        for index, tensor in enumerate(node.input):
+            consumers.setdefault(tensor, []).append((node, index))
+    sizes, frontier, seen = [], [name], set()
+    while frontier:
+        tensor = frontier.pop()
+        if tensor in seen:
+            continue
+        seen.add(tensor)
+        for node, index in consumers.get(tensor, []):
+            if node.op_type == "Gather" and index == 1 and node.input[0] in tables:
+                axis = next((a.i for a in node.attribute if a.name == "axis"), 0)
+                shape = tables[node.input[0]]
+                if -len(shape) <= axis < len(shape) and shape[axis] > 0:
+                    sizes.append(shape[axis])
+            elif node.op_type in _PASS_THROUGH and index == 0:
+                frontier.extend(node.output)
+    return min(sizes) if sizes else None
+
+
+def onnxruntime_producer(model: onnx.ModelProto, runtime: ValidationRuntime | None = None) -> Producer:
+    """A producer that runs ``model`` with onnxruntime (CPU, at ``runtime``'s optimization level)."""
+    runtime = runtime or ValidationRuntime()
+    try:
+        session = create_session(model, threads=runtime.threads, optimization=runtime.optimization)
+    except Exception as exc:  # onnxruntime raises its own exception types
+        reason = ort_error_text(exc).removeprefix("onnxruntime cannot load the model: ")
+        raise GoldenError(f"onnxruntime cannot load the source model: {reason}") from exc
+
+    def produce(feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        try:
+            return run_session(session, feeds, case=_case_label(feeds))
+        except Exception as exc:  # InputError, or any onnxruntime failure while running
+            raise GoldenError(f"the source model failed to run: {ort_error_text(exc)}") from exc
+
+    return produce
+
+
+def _case_label(feeds: Mapping[str, np.ndarray]) -> str:
+    first = next(iter(feeds.values()), None)
+    shape = np.shape(first) if first is not None else ()
+    return f"b{shape[0]}" if shape else "b1"
+
+
+def level_note(golden: GoldenSet, runtime: ValidationRuntime) -> str:
+    """A note when ``golden`` was recorded by onnxruntime at another optimization level, else ''.
+
+    Sets made before levels were recorded were made with optimizations off (``none``).
+    """
+    if "onnxruntime" not in str(golden.manifest.get("producer", "")):
+        return ""
+    made = golden.manifest.get("optimization") or "none"
+    if made == runtime.optimization:
+        return ""
+    return (
+        f"golden outputs were recorded at optimization '{made}', validated at '{runtime.optimization}' "
+        "(float rounding may differ within the tolerances)"
+    )
+
+
+def check_request(model: onnx.ModelProto, batch_sizes, seed, dims) -> None:
+    """GoldenError (exit 2) for batch sizes, a seed or dims that cannot make a golden set."""
+    if not isinstance(batch_sizes, (list, tuple)) or not batch_sizes:
+        raise GoldenError("golden batch sizes: give at least one batch size (a golden set with no case checks nothing)")
+    for batch in batch_sizes:
+        if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
+            raise GoldenError(f"golden batch sizes: each must be an integer >= 1, got {batch!r}")
+    if len(set(batch_sizes)) != len(batch_sizes):
+        raise GoldenError(f"golden batch sizes: {list(batch_sizes)} repeats a batch size")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise GoldenError(f"golden seed: must be an integer >= 0, got {seed!r}")
+    known = symbolic_dim_names(model)
+    batch_axis = {"batch"}
+    for value in graph_inputs(model):
+        first = value.type.tensor_type.shape.dim[:1]
+        if first and not first[0].HasField("dim_value"):
+            batch_axis |= {f"{value.name}:0", first[0].dim_param} - {""}
+    for name, size in (dims or {}).items():
+        if name in batch_axis:
+            raise GoldenError(
+                f"golden dims: '{name}' is the batch axis, set per case by the batch sizes; do not give it in dims"
+            )
+        if name not in known:
+            names = ", ".join(sorted(known - batch_axis)) or "none besides the batch axis"
+            raise GoldenError(f"golden dims: the model has no symbolic dim '{name}'; its symbolic dims: {names}")
+        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+            raise GoldenError(f"golden dims: '{name}' must be an integer >= 1, got {size!r}")
+
+
+def make_or_load_golden(
+    model: onnx.ModelProto,
+    directory: str | os.PathLike,
+    *,
+    batch_sizes: list[int],
+    seed: int = 0,
+    dims: Mapping[str, int] | None = None,
+    producer: Producer | None = None,
+    producer_name: str = "onnxruntime",
+    tolerances: Tolerances | None = None,
+    regenerate: bool = False,
+    model_hash: str | None = None,
+    on_case: Callable[[str], None] | None = None,
+    input_ranges: Mapping[str, Sequence[int]] | None = None,
+    runtime: ValidationRuntime | None = None,
+) -> tuple[GoldenSet, bool]:
+    """Load the golden set in ``directory`` if its manifest matches, else make it.
+
+    Returns ``(golden, reused)``. Raises GoldenError when a different golden set is already
+    there and ``regenerate`` is false, and for requests that cannot make a valid set (no batch
+    size, sizes < 1, a negative seed, unknown dims, inputs too large to allocate). ``producer``
+    defaults to onnxruntime on ``model`` at ``runtime``'s optimization level, which the manifest
+    records as ``optimization`` (a reused set keeps the level it was made with; validating at
+    another level is allowed and noted). ``tolerances`` must name only outputs the model has.
+    """
+    runtime = runtime or ValidationRuntime()
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise GoldenError(f"{directory}: the golden folder is a file, not a folder")
+    check_request(model, batch_sizes, seed, dims)
+    tolerances = tolerances or Tolerances()
+    model_hash = model_hash or content_hash(model)
+    request = {
+        "format": FORMAT,
+        "model_hash": model_hash,
+        "producer": producer_name,
+        "seed": int(seed),
+        "inputs": to_mapping(input_specs(model)),
+        "batch_sizes": [int(b) for b in batch_sizes],
+        "dims": {k: int(v) for k, v in (dims or {}).items()},
+    }
+    if input_ranges:  # only when given: golden sets made before ranges existed stay reusable
+        request["input_ranges"] = {k: [int(lo), int(hi)] for k, (lo, hi) in sorted(input_ranges.items())}
+    manifest_path = directory / "manifest.json"
+    if manifest_path.exists() and not regenerate:
+        existing = load_golden(directory)
+        keys = [*request, *({"input_ranges"} & set(existing.manifest) - set(request))]
+        mismatched = [k for k in keys if existing.manifest.get(k) != request.get(k)]
+        if not mismatched:
+            tolerances.check_outputs(existing.output_ranks())
+            return existing, True
+        raise GoldenError(
+            f"{directory}: golden set was made for a different request ({', '.join(mismatched)} differ); "
+            "use another golden dir or regenerate it explicitly"
+        )
+    tolerances.check_outputs(_declared_ranks(model))  # before any heavy work
+    made_by_ort = producer is None
+    if producer is None:
+        producer = onnxruntime_producer(model, runtime)
+    cases = []
+    for batch in request["batch_sizes"]:
+        label = f"b{batch}"
+        if on_case:
+            on_case(label)
+        case_dims = {**request["dims"], "batch": batch}
+        _check_batch_fits(model, batch)
+        feeds = make_inputs(
+            model, case_dims, request["seed"] + batch, f"the inputs of golden case {label}", input_ranges
+        )
+        try:
+            with forward_purpose(f"golden {label}", model_hash):
+                produced = producer(feeds)
+        except GraphkitError as exc:
+            raise GoldenError(f"golden case {label}: the producer failed: {one_line(exc, 2000)}") from exc
+        outputs = {str(k): np.asarray(v) for k, v in produced.items()}
+        if not outputs:
+            raise GoldenError(f"golden case {label}: the producer returned no outputs (nothing to validate against)")
+        for name, array in outputs.items():
+            if array.dtype.kind not in "fiub":
+                raise GoldenError(
+                    f"golden case {label}: output '{name}' is {array.dtype} data (a sequence, map or text?); "
+                    "only numeric and boolean tensors can be recorded and compared"
+                )
+        cases.append(GoldenCase(label, case_dims, feeds, outputs))
+    golden_outputs = {name: np.ndim(array) for name, array in cases[0].outputs.items()}
+    tolerances.check_outputs(golden_outputs)
+    manifest = {
+        **request,
+        "output_names": list(cases[0].outputs),
+        "optimization": runtime.optimization if made_by_ort else None,
+        "tolerances": to_mapping(tolerances),
+        "cases": [{"label": c.label, "dims": c.dims} for c in cases],
+    }
+    _write_golden(directory, manifest, cases)
+    return GoldenSet(directory, manifest, cases), False
+
+
+def _declared_ranks(model: onnx.ModelProto) -> dict[str, int]:
+    """Output name -> declared rank (outputs without a declared shape are left out of the
+    argmax range check here, and checked on the recorded outputs)."""
+    ranks = {}
+    for value in model.graph.output:
+        tensor = value.type.tensor_type
+        ranks[value.name] = len(tensor.shape.dim) if tensor.HasField("shape") else 10**6
+    return ranks
+
+
+def _check_batch_fits(model: onnx.ModelProto, batch: int) -> None:
+    for value in graph_inputs(model):
+        dims = value.type.tensor_type.shape.dim
+        if dims and dims[0].HasField("dim_value") and dims[0].dim_value != batch:
+            raise GoldenError(
+                f"input '{value.name}' has static batch {dims[0].dim_value}; cannot make a golden case with batch {batch}"
+            )
+
+
+def _write_golden(directory: Path, manifest: dict, cases: list[GoldenCase]) -> None:
+    """Write the set into a staging folder beside ``directory``, then move it into place.
+
+    A failure leaves no half-written set: a new folder appears only complete; an existing one
+    loses its manifest first (an incomplete set is never reused) and gets the manifest last.
+    """
+    staging = None
+    try:
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+        for case in cases:
+            for kind in ("inputs", "outputs"):
+                with open(staging / f"{case.label}.{kind}.npz", "wb") as handle:
+                    np.savez(handle, **getattr(case, kind))
+        (staging / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+        if not directory.exists():
+            os.chmod(staging, 0o777 & ~current_umask())
+            os.rename(staging, directory)
+            return
+        (directory / "manifest.json").unlink(missing_ok=True)
+        for old in directory.glob("*.npz"):
+            if old.name.endswith((".inputs.npz", ".outputs.npz")) and LABEL.match(old.name.split(".")[0]):
+                old.unlink()
+        for path in staging.iterdir():
+            if path.name != "manifest.json":
+                os.replace(path, directory / path.name)
+        os.replace(staging / "manifest.json", directory / "manifest.json")
+    except OSError as exc:
+        raise GoldenError(
+            f"{directory}: cannot write the golden set ({exc.strerror or one_line(exc, 200)}); no set was written"
+        ) from exc
+    finally:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def load_golden(directory: str | os.PathLike) -> GoldenSet:
+    """Read and check a golden set; GoldenError (or SpecError for bad tolerances) names the file
+    and the field when it is missing, corrupt or invalid."""
+    directory = Path(directory)
+    if not directory.exists():
+        raise GoldenError(f"{directory}: not a golden set (no such folder)")
+    if not directory.is_dir():
+        raise GoldenError(f"{directory}: not a golden set (a file, not a folder)")
+    manifest_path = directory / "manifest.json"
+    manifest = _read_manifest(manifest_path)
+    where = str(manifest_path)
+    cases = []
+    for entry in manifest["cases"]:
+        arrays = {}
+        for kind in ("inputs", "outputs"):
+            try:
+                arrays[kind] = load_npz(directory / f"{entry['label']}.{kind}.npz", f"golden {kind}")
+            except InputError as exc:
+                raise GoldenError(str(exc)) from exc
+        if not arrays["outputs"]:
+            raise GoldenError(f"{where}: case '{entry['label']}' has no outputs (nothing to validate against)")
+        names = sorted(arrays["outputs"])
+        if names != sorted(manifest["output_names"]):
+            raise GoldenError(
+                f"{where}: case '{entry['label']}' holds outputs {names}, the manifest lists {sorted(manifest['output_names'])}"
+            )
+        if cases and sorted(arrays["inputs"]) != sorted(cases[0].inputs):
+            raise GoldenError(f"{where}: case '{entry['label']}' holds other inputs than case '{cases[0].label}'")
+        cases.append(GoldenCase(entry["label"], entry["dims"], arrays["inputs"], arrays["outputs"]))
+    golden = GoldenSet(directory, manifest, cases)
+    golden.tolerances.check_outputs(golden.output_ranks(), f"{where}: tolerances")
+    return golden
+
+
+def _json_kind(value) -> str:
+    kinds = {
+        dict: "an object",
+        list: "a list",
+        str: "a string",
+        int: "an integer",
+        float: "a number",
+        bool: "a boolean",
+    }
+    return "null" if value is None else kinds.get(type(value), type(value).__name__)
+
+
+def _read_manifest(path: Path) -> dict:
+    """The manifest as a dict whose fields have the types the format promises."""
+    if not path.is_file():
+        if path.exists():
+            raise GoldenError(f"{path}: not a regular file")
+        raise GoldenError(f"{path.parent}: not a golden set (no manifest.json)")
+    try:
+        if path.stat().st_size > MAX_MANIFEST_BYTES:
+            raise GoldenError(f"{path}: manifest larger than {MAX_MANIFEST_BYTES // 2**20} MiB; not a golden manifest")
+        text = path.read_bytes().decode("utf-8")
+        manifest = json.loads(text)
+    except UnicodeDecodeError as exc:
+        raise GoldenError(f"{path}: manifest is not UTF-8 text") from exc
+    except (OSError, json.JSONDecodeError, RecursionError) as exc:
+        raise GoldenError(f"{path}: unreadable manifest ({one_line(exc, 160)})") from exc
+    if not isinstance(manifest, dict):
+        raise GoldenError(f"{path}: manifest must be a JSON object, got {_json_kind(manifest)}")
+    if manifest.get("format") != FORMAT:
+        raise GoldenError(f"{path}: unknown golden format {str(manifest.get('format'))[:80]!r} (expected {FORMAT})")
+    expected = {
+        "model_hash": str,
+        "producer": str,
+        "seed": int,
+        "inputs": dict,
+        "batch_sizes": list,
+        "dims": dict,
+        "output_names": list,
+        "tolerances": dict,
+        "cases": list,
+    }
+    for key, kind in expected.items():
+        if key not in manifest:
+            raise GoldenError(f"{path}: manifest lacks the key '{key}'")
+        if not isinstance(manifest[key], kind) or isinstance(manifest[key], bool):
+            raise GoldenError(f"{path}: manifest '{key}' must be {_json_kind(kind())}, got {_json_kind(manifest[key])}")
+    level = manifest.get("optimization")
+    if level is not None and level not in OPTIMIZATION_LEVELS:
+        raise GoldenError(
+            f"{path}: manifest 'optimization' must be one of {', '.join(OPTIMIZATION_LEVELS)} or null, "
+            f"got {str(level)[:80]!r}"
+        )
+    if not manifest["cases"]:
+        raise GoldenError(f"{path}: manifest has no cases (a golden set with no case checks nothing)")
+    if not manifest["output_names"] or not all(isinstance(n, str) for n in manifest["output_names"]):
+        raise GoldenError(f"{path}: manifest 'output_names' must be a non-empty list of names")
+    labels = set()
+    for index, entry in enumerate(manifest["cases"]):
+        key = f"cases[{index}]"
+        if (
+            not isinstance(entry, dict)
+            or not isinstance(entry.get("label"), str)
+            or not isinstance(entry.get("dims"), dict)
+        ):
+            raise GoldenError(f"{path}: manifest {key} must be an object with a 'label' (text) and 'dims' (object)")
+        label = entry["label"]
+        if not LABEL.match(label):
+            raise GoldenError(
+                f"{path}: manifest {key}.label {label[:80]!r} is not a plain name (letters, digits, '_' and '-' only)"
+            )
+        if label in labels:
+            raise GoldenError(f"{path}: manifest {key}.label '{label}' appears twice")
+        labels.add(label)
+        for name, size in entry["dims"].items():
+            if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+                raise GoldenError(f"{path}: manifest {key}.dims.{name} must be an integer >= 1, got {size!r}")
+    return manifest
+
+
+@dataclass
+class CaseResult:
+    """Validation of one golden case: its comparison, or the error that kept it from running.
+
+    A case with an error failed; there are no skipped cases.
+    """
+
+    label: str
+    comparison: Comparison | None = None
+    error: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return not self.error and self.comparison is not None and self.comparison.passed
+
+
+@dataclass
+class GoldenValidation:
+    """The result of validating a model against a golden set; it passes only when every case
+    ran and matched (and there was at least one case)."""
+
+    cases: list[CaseResult]
+    note: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.cases) and all(c.passed for c in self.cases)
+
+    def max_abs(self) -> dict[str, float]:
+        """Worst max abs error per output over all compared cases."""
+        worst: dict[str, float] = {}
+        for case in self.cases:
+            for out in case.comparison.outputs if case.comparison else []:
+                worst[out.name] = max(worst.get(out.name, 0.0), out.max_abs)
+        return worst
+
+    def first_failure(self) -> str:
+        """'case b2, output mask: MISMATCH max_abs=...' for the first failing case, or ''."""
+        if not self.cases:
+            return "no golden case was checked"
+        if all(c.error for c in self.cases) and len(self.cases) > 1:
+            if len({c.error for c in self.cases}) == 1:
+                return f"no golden case runs on the model (cases {', '.join(c.label for c in self.cases)}): {self.cases[0].error}"
+            return "no golden case runs on the model: " + "; ".join(f"case {c.label}: {c.error}" for c in self.cases)
+        for case in self.cases:
+            if case.error:
+                return f"case {case.label}: {case.error}"
+            if case.comparison is not None and not case.comparison.passed:
+                failures = case.comparison.failures()
+                return f"case {case.label}, {failures[0].describe()}" if failures else f"case {case.label}: no outputs"
+        return ""
+
+    @classmethod
+    def from_dict(cls, data: dict) -> GoldenValidation:
+        """The validation :meth:`to_dict` wrote (a cached result)."""
+        cases = []
+        for case in data["cases"]:
+            outputs = case.get("outputs")
+            comparison = None
+            if outputs is not None:
+                comparison = Comparison([OutputComparison(**{**o, "shape": tuple(o["shape"])}) for o in outputs])
+            cases.append(CaseResult(case["label"], comparison, case.get("error") or ""))
+        return cls(cases, data.get("note", ""))
+
+    def to_dict(self) -> dict:
+        return {
+            "passed": self.passed,
+            **({"note": self.note} if self.note else {}),
+            "cases": [
+                {
+                    "label": c.label,
+                    "passed": c.passed,
+                    "error": c.error or None,
+                    "outputs": to_mapping(c.comparison.outputs) if c.comparison else None,
+                }
+                for c in self.cases
+            ],
+        }
+
+
+_ORT_TYPES = {
+    "tensor(float)": "float32",
+    "tensor(double)": "float64",
+    "tensor(float16)": "float16",
+    "tensor(int8)": "int8",
+    "tensor(int16)": "int16",
+    "tensor(int32)": "int32",
+    "tensor(int64)": "int64",
+    "tensor(uint8)": "uint8",
+    "tensor(uint16)": "uint16",
+    "tensor(uint32)": "uint32",
+    "tensor(uint64)": "uint64",
+    "tensor(bool)": "bool",
+}
+
+
+def validate_against_golden(
+    model: onnx.ModelProto | str | os.PathLike,
+    golden: GoldenSet,
+    tolerances: Tolerances | None = None,
+    labels: list[str] | None = None,
+    runtime: ValidationRuntime | None = None,
+    purpose: str = "validate",
+    model_hash: str = "",
+) -> GoldenValidation:
+    """Run ``model`` on each golden case (ORT at ``runtime``'s level) and compare outputs.
+
+    Each forward is recorded in the active ForwardLog under ``purpose`` and ``model_hash``;
+    ``note`` says when the golden set was recorded at another optimization level.
+
+    Every case runs; ``labels`` restricts the cases (an unknown label is a GoldenError). A case
+    that cannot run (the model does not load in onnxruntime, input names, dtypes or static dims
+    do not fit, onnxruntime fails) is a failed case with its error; a tolerance naming an output
+    the golden set lacks is a SpecError.
+    """
+    tolerances = tolerances or golden.tolerances
+    tolerances.check_outputs(golden.output_ranks())
+    known = [case.label for case in golden.cases]
+    if labels is not None:
+        unknown = [label for label in labels if label not in known]
+        if unknown:
+            raise GoldenError(f"{golden.directory}: no golden case {', '.join(unknown)} (cases: {', '.join(known)})")
+    cases = [case for case in golden.cases if labels is None or case.label in labels]
+    runtime = runtime or ValidationRuntime()
+    note = level_note(golden, runtime)
+    try:
+        session = create_session(model, threads=runtime.threads, optimization=runtime.optimization)
+    except Exception as exc:  # onnxruntime raises its own exception types
+        error = (
+            ort_error_text(exc)
+            if isinstance(exc, RuntimeLoadError)
+            else f"onnxruntime cannot load the model: {ort_error_text(exc)}"
+        )
+        return GoldenValidation([CaseResult(case.label, error=error) for case in cases], note)
+    model_inputs = {i.name: i for i in session.get_inputs()}
+    results = []
+    for case in cases:
+        misfit = _misfit(model_inputs, case.inputs)
+        if misfit:
+            results.append(CaseResult(case.label, error=f"does not fit the model: {misfit}"))
+            continue
+        try:
+            with forward_purpose(purpose, model_hash):
+                actual = run_session(session, case.inputs, case=case.label)
+        except Exception as exc:  # InputError, or any onnxruntime failure while running
+            results.append(CaseResult(case.label, error=f"the model failed to run: {ort_error_text(exc)}"))
+            continue
+        results.append(CaseResult(case.label, compare_outputs(actual, case.outputs, tolerances)))
+        del actual
+    del session
+    return GoldenValidation(results, note)
+
+
+def ort_error_text(error: BaseException, limit: int = 2000) -> str:
+    """An onnxruntime error on one line without its noise (see ``runtime.ort.ort_reason``), also
+    without graphkit's own wrapping ("Input shape:{2,8,16,16}, requested shape:{1,2048}" stays)."""
+    if isinstance(error, RuntimeLoadError):
+        text = str(error)  # already cleaned, with the custom-domain note
+    else:
+        source = error.__cause__ if isinstance(error, GraphkitError) and error.__cause__ else error  # untruncated
+        text = ort_reason(source, limit=10 * limit)
+    text = re.sub(r"\[ONNXRuntimeError\] : \d+ : \w+ : ", "", text)
+    return text[:limit] or error.__class__.__name__
+
+
+def _misfit(model_inputs: dict, feeds: Mapping[str, np.ndarray]) -> str:
+    """Why the golden inputs cannot feed the model (names, dtype, rank, static dims), or ''."""
+    if set(feeds) != set(model_inputs):
+        return f"golden inputs {sorted(feeds)} are not the model's inputs {sorted(model_inputs)}"
+    for name, arg in model_inputs.items():
+        array = feeds[name]
+        want_dtype = _ORT_TYPES.get(arg.type)
+        if want_dtype is not None and array.dtype != np.dtype(want_dtype):
+            return f"input '{name}' is {want_dtype} in the model, {array.dtype} in the golden case"
+        declared = arg.shape
+        if declared is None:
+            continue
+        if len(declared) != array.ndim:
+            return f"input '{name}' has rank {len(declared)}, the golden case has rank {array.ndim} {list(array.shape)}"
+        for axis, (want, got) in enumerate(zip(declared, array.shape)):
+            if isinstance(want, int) and want > 0 and want != got:
+                hint = " (record the golden set with batch sizes the model accepts)" if axis == 0 else ""
+                return f"input '{name}' axis {axis} is static {want} in the model, {got} in the golden case{hint}"
+    return ""

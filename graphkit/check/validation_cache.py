@@ -1,0 +1,152 @@
+"""The validation cache: a passed check is not run again when nothing it depends on changed.
+
+An entry is one passed result (a golden validation, a region check, the export-vs-reference
+check) stored as ``<cache root>/validation/<key>.json``. The key is a hash of everything the
+result depends on:
+
+- what was checked: the content hash of the model (both models for a region check);
+- what it was checked against: the golden set's hash (manifest and every array file, byte for
+  byte), the cases, the region seed;
+- how: the tolerances, the onnxruntime version and the graph optimization level (torch's
+  version and the reference for the export check), graphkit's version (the comparison code).
+
+The intra-op thread count is *not* in the key: it only changes the order of float reductions
+(differences of a few ulps, far inside any tolerance), and a key per thread count would make a
+cache filled on one machine useless on another. Failed results are never stored (a failure is
+always run again and reported in full). A corrupt or foreign entry is ignored and rewritten.
+Each entry names the run that stored it (run folder and time), which the report repeats.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import onnxruntime
+import xxhash
+
+from graphkit import __version__
+from graphkit.check.compare import Tolerances
+from graphkit.check.golden import GoldenSet, GoldenValidation, validate_against_golden
+from graphkit.runtime.ort import ValidationRuntime
+from graphkit.util.errors import GraphkitError
+from graphkit.util.files import write_text_atomic
+from graphkit.util.typed_config import to_mapping
+from graphkit.util.user_cache import cache_dir
+
+
+def golden_hash(directory: Path) -> str:
+    """A hash of a golden folder's manifest and array files, byte for byte."""
+    digest = xxhash.xxh3_128()
+    for path in sorted(Path(directory).iterdir()):
+        if path.name == "manifest.json" or path.name.endswith(".npz"):
+            digest.update(path.name.encode() + b"\0")
+            with open(path, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 24), b""):
+                    digest.update(block)
+    return digest.hexdigest()
+
+
+class ValidationCache:
+    """Passed validation results keyed by what they depend on (see the module docstring).
+
+    ``enabled=False`` (``--no-cache``) neither reads nor writes. ``run`` names this run in the
+    entries it stores; ``hits`` and ``stored`` list what this run took from and put into it.
+    """
+
+    def __init__(self, directory: Path | None = None, enabled: bool = True, run: str = ""):
+        self.directory = Path(directory) if directory is not None else cache_dir("validation")
+        self.enabled = enabled
+        self.run = run
+        self.hits: list[dict[str, Any]] = []
+        self.stored = 0
+
+    @staticmethod
+    def key(kind: str, **fields: Any) -> dict[str, Any]:
+        """The full key of a result of ``kind``: ``fields`` plus graphkit's and onnxruntime's versions."""
+        return {"kind": kind, **fields, "graphkit": __version__, "onnxruntime": onnxruntime.__version__}
+
+    def _path(self, key: dict[str, Any]) -> Path:
+        text = json.dumps(key, sort_keys=True, default=str)
+        return self.directory / f"{key['kind']}-{xxhash.xxh3_128_hexdigest(text.encode())}.json"
+
+    def get(self, key: dict[str, Any], purpose: str, parse: Callable[[dict], Any] = dict) -> Any:
+        """``parse`` of the stored result for ``key`` (recorded in ``hits`` under ``purpose``), or
+        None when there is none or it does not parse (a corrupt entry is a miss, never an error)."""
+        if not self.enabled:
+            return None
+        path = self._path(key)
+        try:
+            entry = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError):
+            return None
+        if not isinstance(entry, dict) or entry.get("key") != json.loads(json.dumps(key, default=str)):
+            return None
+        try:
+            result = parse(entry["result"])
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, RecursionError):
+            return None
+        passed = result.passed if hasattr(result, "passed") else isinstance(result, dict)
+        if not passed:  # only passed results are stored; anything else is not trusted
+            return None
+        self.hits.append({"purpose": purpose, "kind": key["kind"], "run": str(entry.get("run")), "at": entry.get("at")})
+        return result
+
+    def put(self, key: dict[str, Any], result: dict[str, Any]) -> None:
+        """Store a passed result (best effort: a full disk or a read-only cache only skips it)."""
+        if not self.enabled:
+            return
+        entry = {
+            "key": key,
+            "run": self.run,
+            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "result": result,
+        }
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(self._path(key), json.dumps(entry, default=str))
+            self.stored += 1
+        except (OSError, GraphkitError):
+            pass
+
+    def source_of(self, hit: dict[str, Any]) -> dict[str, Any]:
+        """What a record says about a result taken from the cache."""
+        return {"from_cache": True, "run": hit.get("run"), "at": hit.get("at")}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"dir": str(self.directory), "enabled": self.enabled, "hits": self.hits, "stored": self.stored}
+
+
+def cached_golden_validation(
+    cache: ValidationCache | None,
+    model,
+    model_hash: str,
+    golden: GoldenSet,
+    golden_key: str,
+    tolerances: Tolerances,
+    labels: list[str] | None,
+    runtime: ValidationRuntime,
+    purpose: str,
+) -> tuple[GoldenValidation, dict[str, Any] | None]:
+    """:func:`validate_against_golden` through ``cache``: ``(validation, cache source or None)``."""
+    key = ValidationCache.key(
+        "golden",
+        model=model_hash,
+        golden=golden_key,
+        tolerances=to_mapping(tolerances),
+        labels=labels,
+        optimization=runtime.optimization,
+    )
+    if cache is not None:
+        stored = cache.get(key, purpose, GoldenValidation.from_dict)
+        if stored is not None:
+            return stored, cache.source_of(cache.hits[-1])
+    validation = validate_against_golden(
+        model, golden, tolerances, labels=labels, runtime=runtime, purpose=purpose, model_hash=model_hash
+    )
+    if cache is not None and validation.passed:
+        cache.put(key, validation.to_dict())
+    return validation, None

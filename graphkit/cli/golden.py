@@ -1,0 +1,113 @@
+"""``graphkit golden make|show``: record a golden set from a model, or describe one."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from graphkit.check.compare import Tolerance, Tolerances
+from graphkit.check.golden import golden_defaults, load_golden, make_or_load_golden
+from graphkit.cli.validate import add_runtime_arguments, runtime_from_args
+from graphkit.ir.model_io import load_user_model
+from graphkit.util.console import print_json
+from graphkit.util.errors import FieldValueError, GraphkitError
+
+NAME = "golden"
+HELP = "record golden inputs/outputs for a model (make) or describe a golden set (show)"
+
+
+def parse_ints(text: str) -> list[int]:
+    """'1,2,4' -> [1, 2, 4]; anything else is an argparse error (exit 2)."""
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from exc
+
+
+def parse_dims(items: list[str]) -> dict[str, int]:
+    """['N=2', 'H=64'] -> {'N': 2, 'H': 64}; a malformed item is a GraphkitError naming it."""
+    dims = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        try:
+            size = int(value)
+        except ValueError:
+            size = None
+        if not sep or not key.strip() or size is None:
+            raise GraphkitError(f"--dim {item}: expected NAME=SIZE with an integer SIZE")
+        dims[key.strip()] = size
+    return dims
+
+
+def add_arguments(parser):
+    sub = parser.add_subparsers(dest="golden_command", metavar="ACTION", required=True)
+    make = sub.add_parser("make", help="run MODEL with onnxruntime on seeded inputs and record the outputs")
+    make.add_argument("model", help="the source ONNX model")
+    make.add_argument("-o", "--output", required=True, metavar="DIR", help="golden folder to write (or reuse)")
+    make.add_argument(
+        "--batch-sizes", type=parse_ints, default=[1], help="comma-separated batch sizes, each >= 1 (default 1)"
+    )
+    make.add_argument("--seed", type=int, default=0, help="input seed, >= 0 (default 0)")
+    make.add_argument(
+        "--dim",
+        action="append",
+        default=[],
+        metavar="NAME=N",
+        help="size (>= 1) of a symbolic input dim other than the batch",
+    )
+    make.add_argument(
+        "--atol", type=float, default=None, help="default absolute tolerance stored in the manifest (>= 0)"
+    )
+    make.add_argument(
+        "--rtol", type=float, default=None, help="default relative tolerance stored in the manifest (>= 0)"
+    )
+    add_runtime_arguments(make)
+    make.add_argument("--regenerate", action="store_true", help="overwrite a golden set made for something else")
+    make.add_argument("--json", action="store_true", help="print the manifest as JSON")
+    show = sub.add_parser("show", help="print a golden set's manifest")
+    show.add_argument("directory", help="the golden folder")
+    show.add_argument("--json", action="store_true", help="print the manifest as JSON")
+
+
+def run(args) -> int:
+    if args.golden_command == "show":
+        golden = load_golden(args.directory)
+    else:
+        dims = parse_dims(args.dim)
+        default = Tolerance()
+        try:
+            tolerance = Tolerance(
+                atol=default.atol if args.atol is None else args.atol,
+                rtol=default.rtol if args.rtol is None else args.rtol,
+            )
+        except FieldValueError as exc:
+            raise GraphkitError(f"--{exc.key}: {exc.reason}") from exc
+        model = load_user_model(args.model)
+        defaults = golden_defaults(model, args.batch_sizes, dims)  # sequence dims, token ids, masks
+        for note in defaults.notes:
+            print(f"golden: {note}", file=sys.stderr)
+        golden, reused = make_or_load_golden(
+            model,
+            args.output,
+            batch_sizes=defaults.batch_sizes,
+            seed=args.seed,
+            dims=defaults.dims,
+            input_ranges=defaults.input_ranges,
+            tolerances=Tolerances(tolerance),
+            regenerate=args.regenerate,
+            runtime=runtime_from_args(args),
+        )
+        if not args.json:
+            print(f"{'reused' if reused else 'wrote'} golden set {golden.directory}")
+    if args.json:
+        print_json(golden.manifest)
+    else:
+        for case in golden.cases:
+            shapes = ", ".join(f"{k}{list(v.shape)}" for k, v in case.outputs.items())
+            print(f"  case {case.label}: outputs {shapes}")
+        made_by_ort = "onnxruntime" in golden.manifest["producer"]
+        level = golden.manifest.get("optimization") or ("none" if made_by_ort else "n/a")
+        print(
+            f"  producer: {golden.manifest['producer']} (optimization {level}); model hash {golden.manifest['model_hash'][:16]}"
+        )
+    return 0

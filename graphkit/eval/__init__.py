@@ -1,1 +1,0 @@
-"""graphkit.eval"""

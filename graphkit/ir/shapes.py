@@ -1,0 +1,239 @@
+"""Shape inference that stays cheap on large models, and helpers to read and refine dims.
+
+:func:`infer_value_types` runs ONNX shape inference on a *skeleton* of the model: initializers
+larger than :data:`SKELETON_MAX_ELEMENTS` are replaced by graph inputs of the same type and
+shape, so a 500 MB model is inferred without copying its weights (small integer tensors, which
+shape inference reads for Reshape targets and the like, are kept). :func:`with_inferred_shapes`
+returns a copy of a model whose ``value_info`` is freshly inferred (stale entries dropped) and
+whose unknown output dims are refined.
+
+Dims are represented as ``int`` (static), ``str`` (a named symbolic dim) or ``None`` (unknown).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import onnx
+
+from graphkit.util.errors import PassError, one_line
+
+SKELETON_MAX_ELEMENTS = 4096
+
+# Ops whose outputs are not a function of their inputs: never folded, never compared on random data.
+RANDOM_OPS = frozenset(
+    {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike", "Multinomial", "Bernoulli"}
+)
+
+Dim = int | str | None
+
+
+@dataclass(frozen=True)
+class ValueType:
+    """Element type and dims of a tensor value (``dims`` is None when the rank is unknown)."""
+
+    elem_type: int
+    dims: tuple[Dim, ...] | None
+
+    @property
+    def is_static(self) -> bool:
+        return self.dims is not None and all(isinstance(d, int) for d in self.dims)
+
+
+def dims_of(value: onnx.ValueInfoProto) -> tuple[Dim, ...] | None:
+    """The dims of a tensor value info (None when it declares no shape)."""
+    tensor = value.type.tensor_type
+    if not tensor.HasField("shape"):
+        return None
+    return tuple(
+        d.dim_value if d.HasField("dim_value") else (d.dim_param if d.dim_param else None) for d in tensor.shape.dim
+    )
+
+
+def set_dims(value: onnx.ValueInfoProto, dims: tuple[Dim, ...]) -> None:
+    """Overwrite the dims of a tensor value info in place."""
+    shape = value.type.tensor_type.shape
+    del shape.dim[:]
+    for dim in dims:
+        entry = shape.dim.add()
+        if isinstance(dim, int):
+            entry.dim_value = dim
+        elif isinstance(dim, str):
+            entry.dim_param = dim
+
+
+def skeleton(
+    model: onnx.ModelProto, max_elements: int = SKELETON_MAX_ELEMENTS, keep_value_info: bool = True
+) -> onnx.ModelProto:
+    """A copy of ``model`` without its large initializers (they become typed graph inputs)."""
+    skel = onnx.ModelProto()
+    skel.ir_version = max(model.ir_version, 4)
+    skel.opset_import.extend(model.opset_import)
+    skel.functions.extend(model.functions)
+    graph = skel.graph
+    graph.name = model.graph.name
+    graph.node.extend(model.graph.node)
+    graph.output.extend(model.graph.output)
+    if keep_value_info:
+        graph.value_info.extend(model.graph.value_info)
+    inits = {t.name for t in model.graph.initializer}
+    graph.input.extend(v for v in model.graph.input if v.name not in inits)
+    for tensor in model.graph.initializer:
+        count = 1
+        for d in tensor.dims:
+            count *= d
+        if count <= max_elements and tensor.data_location != onnx.TensorProto.EXTERNAL:
+            graph.initializer.append(tensor)
+        else:
+            graph.input.append(onnx.helper.make_tensor_value_info(tensor.name, tensor.data_type, list(tensor.dims)))
+    return skel
+
+
+def infer_value_types(
+    model: onnx.ModelProto, strict: bool = False, keep_value_info: bool = False
+) -> dict[str, ValueType]:
+    """Element types and dims of every tensor that shape inference can type, by name.
+
+    Stored ``value_info`` is ignored unless ``keep_value_info`` (it may be stale). Raises
+    PassError when inference fails (``strict`` also fails on inconsistent shapes).
+    """
+    skel = skeleton(model, keep_value_info=keep_value_info)
+    for _ in range(4):
+        try:
+            inferred = onnx.shape_inference.infer_shapes(skel, check_type=False, strict_mode=strict, data_prop=True)
+        except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError, ValueError) as exc:
+            raise PassError(f"shape inference failed: {one_line(exc, 300)}") from exc
+        seeds = _resize_symbol_seeds(inferred)
+        if not seeds:
+            break
+        skel.graph.value_info.extend(seeds)
+    return value_types(inferred.graph)
+
+
+def value_types(graph: onnx.GraphProto) -> dict[str, ValueType]:
+    """Element type and dims of every typed value and initializer of ``graph``, by name."""
+    types: dict[str, ValueType] = {}
+    for value in list(graph.input) + list(graph.value_info) + list(graph.output):
+        if value.type.HasField("tensor_type"):
+            types[value.name] = ValueType(value.type.tensor_type.elem_type, dims_of(value))
+    for tensor in graph.initializer:
+        types[tensor.name] = ValueType(tensor.data_type, tuple(int(d) for d in tensor.dims))
+    return types
+
+
+def _resize_symbol_seeds(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
+    """Value infos that keep a named dim through Resize axes with constant scale 1.
+
+    onnx's Resize inference gives a fresh ``unk__N`` for ``dim * 1.0`` when the dim is
+    symbolic; the output dim is provably the input dim, so it keeps its name.
+    """
+    graph = model.graph
+    known = {v.name: v for v in list(graph.input) + list(graph.value_info) + list(graph.output)}
+    inits = {t.name: t for t in graph.initializer}
+    seeds = []
+    for node in graph.node:
+        if node.op_type != "Resize" or len(node.input) < 3 or node.input[2] not in inits:
+            continue
+        scales = onnx.numpy_helper.to_array(inits[node.input[2]]).reshape(-1)
+        source, target = known.get(node.input[0]), known.get(node.output[0])
+        if source is None or target is None or node.output[0] in {o.name for o in graph.output}:
+            continue
+        src, dst = dims_of(source), dims_of(target)
+        if src is None or dst is None or len(src) != len(dst) or len(scales) != len(src):
+            continue
+        new = tuple(s if scale == 1.0 and isinstance(s, str) and d != s else d for s, d, scale in zip(src, dst, scales))
+        if new != dst:
+            seeds.append(
+                onnx.helper.make_tensor_value_info(node.output[0], target.type.tensor_type.elem_type, list(new))
+            )
+    existing = {v.name for v in graph.value_info}
+    if any(seed.name in existing for seed in seeds):
+        kept = [v for v in graph.value_info if v.name not in {seed.name for seed in seeds}]
+        del graph.value_info[:]
+        graph.value_info.extend(kept)
+    return seeds
+
+
+def refine_dims(declared: tuple[Dim, ...] | None, inferred: tuple[Dim, ...] | None) -> tuple[Dim, ...] | None:
+    """``declared`` with unknown or symbolic dims replaced by static inferred ones.
+
+    Static declared dims are never changed; a named dim is only replaced by a static value;
+    unknown dims take a named dim from inference. Returns None when nothing would change.
+    """
+    if inferred is None:
+        return None
+    if declared is None:
+        return inferred if any(d is not None for d in inferred) else None
+    if len(declared) != len(inferred):
+        return None
+    refined = []
+    for old, new in zip(declared, inferred):
+        if isinstance(old, int) or new is None:
+            refined.append(old)
+        elif isinstance(new, int) or old is None:
+            refined.append(new)
+        else:
+            refined.append(old)
+    refined = tuple(refined)
+    return refined if refined != declared else None
+
+
+def with_inferred_shapes(model: onnx.ModelProto, refine_outputs: bool = True) -> tuple[onnx.ModelProto, int]:
+    """A copy of ``model`` with fresh ``value_info`` and refined outputs; see :func:`apply_inferred_shapes`."""
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    return copy, apply_inferred_shapes(copy, refine_outputs)
+
+
+def apply_inferred_shapes(model: onnx.ModelProto, refine_outputs: bool = True, strict: bool = True) -> int:
+    """Replace ``value_info`` of ``model`` (in place) by freshly inferred entries.
+
+    With ``refine_outputs``, unknown or symbolic output dims that inference proves static (and
+    unknown ones it can name) are filled in; static output dims are never changed. Returns the
+    number of output dims refined. Raises PassError when strict shape inference fails.
+    """
+    del model.graph.value_info[:]
+    types = infer_value_types(model, strict=strict)
+    outputs = {o.name for o in model.graph.output}
+    inputs = {i.name for i in model.graph.input} | {t.name for t in model.graph.initializer}
+    for node in model.graph.node:
+        for name in node.output:
+            if not name or name in outputs or name in inputs or name not in types:
+                continue
+            vtype = types[name]
+            if vtype.dims is None:
+                continue
+            model.graph.value_info.append(onnx.helper.make_tensor_value_info(name, vtype.elem_type, list(vtype.dims)))
+    refined_count = 0
+    if refine_outputs:
+        for value in model.graph.output:
+            if not value.type.HasField("tensor_type") or value.name not in types:
+                continue
+            old = dims_of(value)
+            new = refine_dims(old, types[value.name].dims)
+            if new is not None:
+                refined_count += sum(1 for a, b in zip(old or (None,) * len(new), new) if a != b)
+                set_dims(value, new)
+    return refined_count
+
+
+def output_refinements(model: onnx.ModelProto, types: dict[str, ValueType]) -> int:
+    """How many output dims :func:`apply_inferred_shapes` would refine, given inferred ``types``."""
+    count = 0
+    for value in model.graph.output:
+        if value.name in types and value.type.HasField("tensor_type"):
+            old = dims_of(value)
+            new = refine_dims(old, types[value.name].dims)
+            if new is not None:
+                count += sum(1 for a, b in zip(old or (None,) * len(new), new) if a != b)
+    return count
+
+
+def fresh_name(base: str, names: set[str]) -> str:
+    """``base``, or ``base_1``, ``base_2``... : the first not in ``names`` (which it joins)."""
+    name, k = base, 1
+    while name in names:
+        name = f"{base}_{k}"
+        k += 1
+    names.add(name)
+    return name

@@ -1,0 +1,514 @@
+"""Work items on a Ray cluster: actors that each hold one inference session, results to the driver.
+
+Used by ``graphkit eval --executor ray`` (one item = one image) and ``graphkit infer --executor
+ray`` (one item = a shard of input files). The contract:
+
+- the model file (and its ONNX external data files) is read once by the driver and put in
+  Ray's object store once (``ray.put``); every worker actor fetches it from there, writes it to
+  a private temporary folder on its node, opens one backend session on it and deletes the copy;
+- :meth:`RayExecutor.imap_unordered` calls ``task(session, payload)`` on the workers, at most
+  ``window`` items in flight per worker, and yields ``(index, result)`` on the driver as
+  results arrive. Only the driver writes files, so what the caller records is exactly the set
+  of results that arrived;
+- a worker that dies (killed, out of memory, its node lost) costs only its in-flight items:
+  Ray reports them failed (``RayActorError``), the driver resubmits them to the other workers
+  and starts a replacement worker from the same object-store copy of the model (at most
+  ``MAX_REPLACEMENTS`` per run), which gets items once it holds its session (a replacement
+  that cannot be placed never holds work hostage). A task that raises a :class:`GraphkitError` is not retried:
+  the error reaches the caller as that error (one line on the CLI).
+
+Ray is imported only here, only when an executor is started: :func:`require_ray` raises one
+clear line when it is not installed (``pip install 'graphkit[ray]'``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import shutil
+import tempfile
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from graphkit.util.errors import GraphkitError, ModelLoadError, SpecError, one_line
+
+EXECUTORS = ("local", "ray")
+MAX_ATTEMPTS = 3
+"""How often the driver submits one item before giving up."""
+MAX_REPLACEMENTS = 8
+"""How many dead workers one run replaces before it carries on with the survivors."""
+START_TIMEOUT_S = 600.0
+"""How long the driver waits for the workers to be placed and to open their sessions."""
+
+
+@dataclass
+class RaySettings:
+    """Where and how large the Ray workers are (the ``ray:`` mapping of a spec)."""
+
+    address: str | None = None
+    """A running cluster's address (``ray start --head`` prints it; ``auto`` finds a local one).
+    None: start a private local Ray instance for this run and stop it afterwards."""
+    workers: int | None = None
+    """Worker actors. None: as many as the cluster's CPUs (or GPUs) allow at the per-worker
+    request."""
+    num_cpus_per_worker: float = 1.0
+    """CPUs Ray reserves per worker; also the ort intra-op threads when ``threads`` is unset."""
+    num_gpus_per_worker: float = 0.0
+    """GPUs Ray reserves per worker; > 0 makes the ort backend use CUDAExecutionProvider when
+    that node's onnxruntime has it."""
+
+    def __post_init__(self) -> None:
+        if self.workers is not None and self.workers < 1:
+            raise SpecError(f"ray.workers (--ray-workers): must be at least 1, got {self.workers}")
+        if not (math.isfinite(self.num_cpus_per_worker) and self.num_cpus_per_worker > 0):
+            raise SpecError(
+                f"ray.num_cpus_per_worker (--ray-num-cpus-per-worker): must be a finite number > 0, got {self.num_cpus_per_worker}"
+            )
+        if not (math.isfinite(self.num_gpus_per_worker) and self.num_gpus_per_worker >= 0):
+            raise SpecError(
+                f"ray.num_gpus_per_worker (--ray-num-gpus-per-worker): must be a finite number >= 0, got {self.num_gpus_per_worker}"
+            )
+        if self.address is not None and (not self.address.strip() or any(ord(c) < 32 for c in self.address)):
+            raise SpecError(f"ray.address (--ray-address): not an address: {self.address!r}")
+
+
+def require_ray():
+    """The ``ray`` module, or one GraphkitError line saying how to install it."""
+    try:
+        import ray
+    except ImportError as exc:
+        raise GraphkitError(
+            "the Ray executor needs the ray package: pip install 'graphkit[ray]' (or use --executor local)"
+        ) from exc
+    return ray
+
+
+def ort_providers(num_gpus: float, available: Iterable[str]) -> tuple[str, ...]:
+    """The ort execution providers of a worker: CUDA first when it has a GPU and ort offers CUDA."""
+    if num_gpus > 0 and "CUDAExecutionProvider" in set(available):
+        return ("CUDAExecutionProvider", "CPUExecutionProvider")
+    return ("CPUExecutionProvider",)
+
+
+def model_files(model_path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """The bytes to ship: the model file plus, for ONNX, the external data files it names."""
+    path = Path(model_path)
+    if not path.is_file():
+        raise ModelLoadError(f"{path}: no such file")
+    files = {path.name: np.fromfile(path, dtype=np.uint8)}
+    if path.suffix.lower() == ".onnx":
+        for location in _external_locations(path):
+            relative = Path(location)
+            if relative.is_absolute() or ".." in relative.parts:
+                raise ModelLoadError(f"{path}: external data location {location!r} leaves the model's folder")
+            source = path.parent / relative
+            if not source.is_file():
+                raise ModelLoadError(f"{path}: external data file {source} is missing")
+            files[relative.as_posix()] = np.fromfile(source, dtype=np.uint8)
+    return files
+
+
+def _external_locations(path: Path) -> list[str]:
+    import onnx
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # noqa: BLE001 - any parse failure is the user's file
+        raise ModelLoadError(f"{path}: not a readable ONNX model ({one_line(exc, 200)})") from exc
+    tensors = list(model.graph.initializer)
+    tensors += [a.t for n in model.graph.node for a in n.attribute if a.HasField("t")]
+    locations = []
+    for tensor in tensors:
+        if tensor.data_location == onnx.TensorProto.EXTERNAL:
+            entry = {e.key: e.value for e in tensor.external_data}
+            if entry.get("location") and entry["location"] not in locations:
+                locations.append(entry["location"])
+    return locations
+
+
+PROBE_TIMEOUT_S = 10.0
+
+
+def probe_address(address: str) -> None:
+    """Refuse, with one line, a ``host:port`` (or ``ray://host:port``) nobody listens on.
+
+    ``auto`` (Ray's lookup of a cluster started on this machine) is left to Ray.
+    """
+    if address == "auto":
+        return
+    text = address.removeprefix("ray://")
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise GraphkitError(f"ray: address {address!r} is not host:port (or 'auto')")
+    import socket
+
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=PROBE_TIMEOUT_S):
+            pass
+    except OSError as exc:
+        raise GraphkitError(
+            f"ray: cannot reach the cluster at {address} ({exc.strerror or exc}); is 'ray start --head' running there?"
+        ) from None
+
+
+class SessionWorker:
+    """The actor body (wrapped with ``ray.remote`` at start): one backend session per worker."""
+
+    def __init__(self, model: list, model_name: str, backend: str, options: dict, num_gpus: float):
+        """``model`` is ``[ref]``: the ObjectRef of the shipped files, fetched here (nested, so a
+        restarted worker fetches it again from the object store while the driver holds it)."""
+        import socket
+
+        import ray
+
+        self.pid = os.getpid()
+        self.node = socket.gethostname()
+        self.error: BaseException | None = None
+        self.session = None
+        self.providers: tuple[str, ...] | None = None
+        folder = Path(tempfile.mkdtemp(prefix="graphkit-ray-model-"))
+        try:
+            files = ray.get(model[0])
+            for name, data in files.items():
+                target = folder / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                data.tofile(target)
+            options = dict(options)
+            if backend == "ort":
+                import onnxruntime
+
+                self.providers = ort_providers(num_gpus, onnxruntime.get_available_providers())
+                options["providers"] = self.providers
+            from graphkit.runtime.backend import open_backend
+
+            self.session = open_backend(backend, folder / model_name, **options)
+        except GraphkitError as exc:
+            self.error = exc
+        except Exception as exc:  # noqa: BLE001 - reported as one line by describe()
+            self.error = GraphkitError(f"Ray worker on {self.node}: cannot open the model ({one_line(exc, 250)})")
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def describe(self, check: Callable | None, argument: Any) -> dict:
+        """Who this worker is; runs ``check(session, argument)`` (its result under ``"check"``)."""
+        if self.error is not None:
+            raise self.error
+        return {
+            "pid": self.pid,
+            "node": self.node,
+            "providers": list(self.providers) if self.providers else None,
+            "check": check(self.session, argument) if check else None,
+        }
+
+    def run(self, task: Callable, payload: Any) -> tuple[Any, dict]:
+        """``task(session, payload)`` and how long it took on this worker."""
+        if self.error is not None:
+            raise self.error
+        import resource
+
+        started = time.perf_counter()
+        result = task(self.session, payload)
+        peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # Linux: KiB
+        return result, {"pid": self.pid, "seconds": time.perf_counter() - started, "peak_rss_kib": peak_kib}
+
+
+@dataclass
+class _Slot:
+    """One worker position: its current actor (``generation`` counts replacements) and figures."""
+
+    actor: Any
+    info: dict
+    in_flight: int = 0
+    alive: bool = True
+    generation: int = 0
+    items: int = 0
+    busy_seconds: float = 0.0
+    lost: int = 0
+    peak_rss_kib: int = 0
+    starting: Any = None  # a replacement's readiness (ObjectRef) until it holds its session
+
+
+class RayExecutor:
+    """Start (or join) Ray, ship the model once, run items on session-holding worker actors.
+
+    Use as a context manager; :meth:`start` must be called before :meth:`imap_unordered`.
+    """
+
+    def __init__(
+        self, settings: RaySettings, model_path: str | os.PathLike, backend: str = "ort", options: dict | None = None
+    ):
+        self.settings = settings
+        self.model_path = Path(model_path)
+        self.backend = backend
+        self.options = dict(options or {})
+        self.slots: list[_Slot] = []
+        self.started_ray = False
+        self.startup_seconds = 0.0
+        self.retried = 0
+        self.replaced = 0
+        self._model_ref = None
+        self._remote = None
+        self._worker_args: tuple = ()
+        self._first_submit: float | None = None
+        self._last_result: float | None = None
+
+    def __enter__(self) -> RayExecutor:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- start -------------------------------------------------------------------------------
+
+    def start(self, check: Callable | None = None, argument: Any = None) -> list[dict]:
+        """Connect, ship the model, create the workers and wait until each holds its session.
+
+        ``check(session, argument)`` runs on every worker (e.g. to validate the model's inputs
+        against the settings); its result is under ``"check"`` in each returned info.
+        """
+        ray = require_ray()
+        started = time.perf_counter()
+        files = model_files(self.model_path)
+        self._connect(ray)
+        count = self._worker_count(ray)
+        options = dict(self.options)
+        if self.backend == "ort" and options.get("threads") is None:
+            options["threads"] = max(1, int(self.settings.num_cpus_per_worker))
+        self._model_ref = ray.put(files)  # once; every worker reads this one copy
+        del files
+        self._remote = ray.remote(
+            num_cpus=self.settings.num_cpus_per_worker, num_gpus=self.settings.num_gpus_per_worker
+        )(SessionWorker)
+        self._worker_args = ([self._model_ref], self.model_path.name, self.backend, options)
+        self.slots = [_Slot(self._new_actor(), {}) for _ in range(count)]  # close() stops them on any error
+        refs = [slot.actor.describe.remote(check, argument) for slot in self.slots]
+        ready, waiting = ray.wait(refs, num_returns=len(refs), timeout=START_TIMEOUT_S)
+        if waiting:
+            raise GraphkitError(
+                f"ray: only {len(ready)} of {count} workers started within {START_TIMEOUT_S:.0f} s "
+                f"(each asks for {self._request_text()}); lower --ray-workers or the per-worker resources"
+            )
+        infos = [self._get(ray, ref) for ref in refs]
+        for slot, info in zip(self.slots, infos):
+            slot.info = info
+        self.startup_seconds = time.perf_counter() - started
+        return infos
+
+    def _new_actor(self):
+        return self._remote.remote(*self._worker_args, self.settings.num_gpus_per_worker)
+
+    def _connect(self, ray) -> None:
+        if ray.is_initialized():
+            return  # a caller (a test, a notebook) already connected this process
+        kwargs = {"include_dashboard": False, "log_to_driver": False, "logging_level": "ERROR"}
+        if self.settings.address or os.environ.get("RAY_ADDRESS"):  # Ray also reads RAY_ADDRESS
+            probe_address(self.settings.address or os.environ["RAY_ADDRESS"])  # ray.init would retry forever
+        try:
+            if self.settings.address:
+                ray.init(address=self.settings.address, **kwargs)
+            else:
+                ray.init(**kwargs)
+        except Exception as exc:  # noqa: BLE001 - Ray raises ConnectionError, RuntimeError, ValueError...
+            where = f"the cluster at {self.settings.address}" if self.settings.address else "a local Ray instance"
+            raise GraphkitError(f"ray: cannot start or join {where} ({one_line(exc, 200)})") from exc
+        self.started_ray = True
+
+    def _worker_count(self, ray) -> int:
+        resources = ray.cluster_resources()
+        cpus, gpus = resources.get("CPU", 0.0), resources.get("GPU", 0.0)
+        s = self.settings
+        if s.num_gpus_per_worker > gpus or s.num_cpus_per_worker > cpus:
+            raise GraphkitError(
+                f"ray: a worker asks for {self._request_text()} but the cluster has {cpus:g} CPU and {gpus:g} GPU"
+            )
+        fit = int(cpus // s.num_cpus_per_worker)
+        if s.num_gpus_per_worker > 0:
+            fit = min(fit, int(gpus // s.num_gpus_per_worker))
+        if s.workers is None:
+            return max(1, fit)
+        if s.workers > fit:
+            raise GraphkitError(
+                f"ray: {s.workers} workers of {self._request_text()} do not fit the cluster "
+                f"({cpus:g} CPU, {gpus:g} GPU: {fit} fit)"
+            )
+        return s.workers
+
+    def _request_text(self) -> str:
+        return f"{self.settings.num_cpus_per_worker:g} CPU and {self.settings.num_gpus_per_worker:g} GPU"
+
+    @staticmethod
+    def _get(ray, ref):
+        """``ray.get`` that turns a task's GraphkitError back into itself (one line on the CLI)."""
+        from ray.exceptions import RayTaskError
+
+        try:
+            return ray.get(ref)
+        except RayTaskError as exc:
+            cause = exc.cause if hasattr(exc, "cause") else None
+            if isinstance(cause, GraphkitError):
+                raise cause from None
+            raise GraphkitError(f"ray worker failed: {one_line(cause or exc, 300)}") from None
+
+    # -- run ---------------------------------------------------------------------------------
+
+    @property
+    def workers(self) -> int:
+        return len(self.slots)
+
+    def imap_unordered(self, task: Callable, payloads: Iterable[Any], window: int = 2) -> Iterator[tuple[int, Any]]:
+        """Yield ``(index, task(session, payload))`` as results arrive (index = position in
+        ``payloads``, which is read lazily: at most ``window`` items per worker are held)."""
+        ray = require_ray()
+        from ray.exceptions import RayActorError
+
+        source = enumerate(payloads)
+        retry: deque[tuple[int, Any, int]] = deque()
+        in_flight: dict[Any, tuple[int, Any, int, _Slot, int]] = {}
+        exhausted = False
+
+        def next_item():
+            nonlocal exhausted
+            if retry:
+                return retry.popleft()
+            if exhausted:
+                return None
+            try:
+                index, payload = next(source)
+            except StopIteration:
+                exhausted = True
+                return None
+            return index, payload, 0
+
+        while True:
+            for slot in self.slots:
+                while slot.alive and slot.starting is None and slot.in_flight < window:
+                    item = next_item()
+                    if item is None:
+                        break
+                    index, payload, attempts = item
+                    if self._first_submit is None:
+                        self._first_submit = time.perf_counter()
+                    ref = slot.actor.run.remote(task, payload)
+                    in_flight[ref] = (index, payload, attempts + 1, slot, slot.generation)
+                    slot.in_flight += 1
+            starting = {s.starting: s for s in self.slots if s.alive and s.starting is not None}
+            if not in_flight and not (retry or not exhausted):
+                return
+            if not in_flight and not starting:
+                raise GraphkitError("ray: every worker died; finished items are kept, rerun to do the rest")
+            ready, _ = ray.wait([*in_flight, *starting], num_returns=1, timeout=None if in_flight else START_TIMEOUT_S)
+            if not ready:
+                raise GraphkitError(
+                    f"ray: no replacement worker started within {START_TIMEOUT_S:.0f} s; finished items are kept"
+                )
+            ref = ready[0]
+            if ref in starting:  # a replacement worker is ready (or failed to open the model)
+                self._started(ray, starting[ref])
+                continue
+            index, payload, attempts, slot, generation = in_flight.pop(ref)
+            slot.in_flight -= 1
+            try:
+                result, meta = self._get(ray, ref)
+            except RayActorError as exc:  # the worker died: only its in-flight items are lost
+                if generation == slot.generation:
+                    self._replace(slot, exc)
+                if attempts >= MAX_ATTEMPTS:
+                    raise GraphkitError(
+                        f"ray: item {index} failed on {attempts} workers, last: {one_line(exc, 200)}"
+                    ) from None
+                self.retried += 1
+                slot.lost += 1
+                retry.append((index, payload, attempts))
+                continue
+            slot.items += 1
+            slot.busy_seconds += meta["seconds"]
+            slot.peak_rss_kib = max(slot.peak_rss_kib, meta["peak_rss_kib"])
+            self._last_result = time.perf_counter()
+            yield index, result
+
+    def _started(self, ray, slot: _Slot) -> None:
+        ref, slot.starting = slot.starting, None
+        try:
+            info = self._get(ray, ref)
+        except Exception:  # noqa: BLE001 - it could not start: carry on without it
+            slot.alive = False
+            return
+        slot.info["pids"] = [*slot.info.get("pids", [slot.info["pid"]]), info["pid"]]
+        slot.info["node"] = info["node"]
+
+    def _replace(self, slot: _Slot, error: BaseException) -> None:
+        """Start a new worker in a dead worker's place (it loads the model from the object store)."""
+        ray = require_ray()
+        with contextlib.suppress(Exception):
+            ray.kill(slot.actor)
+        slot.generation += 1
+        if self.replaced >= MAX_REPLACEMENTS:
+            slot.alive = False
+            return
+        self.replaced += 1
+        slot.actor = self._new_actor()
+        slot.starting = slot.actor.describe.remote(None, None)  # no items for it until it is ready
+        slot.info.setdefault("deaths", []).append(one_line(error, 160))
+
+    def stats(self, unit: str = "items", driver_seconds: float | None = None) -> dict:
+        """Per-worker counts, rates and peak RSS, the start-up cost, retries (for metrics.json and
+        summaries); ``driver_seconds``: the caller's own time on the items (reading, writing)."""
+        wall = (self._last_result - self._first_submit) if self._first_submit and self._last_result else 0.0
+        workers = []
+        for k, slot in enumerate(self.slots):
+            workers.append(
+                {
+                    "worker": k,
+                    "node": slot.info["node"],
+                    "pids": slot.info.get("pids", [slot.info["pid"]]),
+                    "providers": slot.info.get("providers"),
+                    unit: slot.items,
+                    "busy_seconds": round(slot.busy_seconds, 4),
+                    f"{unit}_per_second": round(slot.items / wall, 4) if wall > 0 else None,
+                    f"{unit}_per_busy_second": round(slot.items / slot.busy_seconds, 4) if slot.busy_seconds else None,
+                    "peak_rss_mib": round(slot.peak_rss_kib / 1024, 1),
+                    "lost_in_flight": slot.lost,
+                    "alive": slot.alive,
+                }
+            )
+        return {
+            "kind": "ray",
+            "address": self.settings.address or "local",
+            "workers": len(self.slots),
+            "num_cpus_per_worker": self.settings.num_cpus_per_worker,
+            "num_gpus_per_worker": self.settings.num_gpus_per_worker,
+            "startup_seconds": round(self.startup_seconds, 3),
+            "run_seconds": round(wall, 3),
+            "retried": self.retried,
+            "replaced_workers": self.replaced,
+            f"driver_seconds_per_{unit[:-1] if unit.endswith('s') else unit}": (
+                round(driver_seconds / max(1, sum(s.items for s in self.slots)), 5)
+                if driver_seconds is not None
+                else None
+            ),
+            "per_worker": workers,
+        }
+
+    def close(self) -> None:
+        """Stop the workers; stop Ray when this executor started it."""
+        try:
+            ray = require_ray()
+        except GraphkitError:
+            return
+        if not ray.is_initialized():
+            return
+        for slot in self.slots:
+            with contextlib.suppress(Exception):  # already gone
+                ray.kill(slot.actor)
+        self.slots = []
+        self._model_ref = None
+        if self.started_ray:
+            ray.shutdown()
+            self.started_ray = False

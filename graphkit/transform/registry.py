@@ -1,0 +1,115 @@
+"""Explicit registration of passes by kebab-case name.
+
+Built-in passes live in the repo's ``passes/`` folder, installed as the ``graphkit_passes``
+package; user passes are ``.py`` files in any folder given with ``--passes-dir`` or a
+pipeline's ``pass_dirs:``, imported by path. Duplicate names fail at import; unknown names fail
+with the closest registered names.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import pkgutil
+import re
+import sys
+from pathlib import Path
+
+from graphkit.transform.pass_base import Pass
+from graphkit.util.errors import PassLoadError, UnknownPassError, one_line
+from graphkit.util.signals import signals_seen
+from graphkit.util.typed_config import close_names
+
+KEBAB = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
+
+_passes: dict[str, type[Pass]] = {}
+_origins: dict[str, str] = {}
+_loaded_files: set[Path] = set()
+_builtins_loaded = False
+
+
+def register(name: str):
+    """Class decorator: register a Pass subclass under ``name`` (kebab-case, unique)."""
+
+    def decorate(cls: type[Pass]) -> type[Pass]:
+        origin = getattr(sys.modules.get(cls.__module__), "__file__", None) or cls.__module__
+        if not KEBAB.match(name):
+            raise PassLoadError(f"{origin}: pass name '{name}' is not kebab-case (like 'fold-shapes')")
+        if not (isinstance(cls, type) and issubclass(cls, Pass)):
+            raise PassLoadError(f"{origin}: '{name}' is not a graphkit.transform.pass_base.Pass subclass")
+        if name in _passes and _origins[name] != origin:
+            raise PassLoadError(f"pass name '{name}' is registered twice: by {_origins[name]} and by {origin}")
+        if not cls.exact and cls.tolerance is None:
+            raise PassLoadError(f"{origin}: approximate pass '{name}' must declare a tolerance")
+        cls.name = name
+        _passes[name] = cls
+        _origins[name] = origin
+        return cls
+
+    return decorate
+
+
+def load_builtin_passes() -> None:
+    """Import every module of the built-in ``graphkit_passes`` package (once)."""
+    global _builtins_loaded
+    if _builtins_loaded:
+        return
+    package = importlib.import_module("graphkit_passes")
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"graphkit_passes.{info.name}")
+    _builtins_loaded = True
+
+
+def load_pass_dir(directory: str | Path) -> list[str]:
+    """Import every ``*.py`` in ``directory`` (not starting with '_'); returns new pass names."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise PassLoadError(f"{directory}: pass directory does not exist")
+    before = set(_passes)
+    for path in sorted(directory.glob("*.py")):
+        if path.name.startswith("_"):
+            continue
+        if not path.is_file():  # a FIFO would block the import forever
+            raise PassLoadError(f"{path}: not a regular file")
+        resolved = path.resolve()
+        if resolved in _loaded_files:
+            continue
+        module_name = "graphkit_user_passes." + re.sub(r"\W", "_", str(resolved.with_suffix("")))
+        spec = importlib.util.spec_from_file_location(module_name, resolved)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        try:
+            with signals_seen() as seen:
+                try:
+                    spec.loader.exec_module(module)
+                except (Exception, SystemExit, KeyboardInterrupt) as exc:
+                    if seen or (seen is None and isinstance(exc, KeyboardInterrupt)) or isinstance(exc, PassLoadError):
+                        raise  # a real Ctrl-C/SIGTERM, or our own error
+                    raise PassLoadError(
+                        f"{path}: cannot import pass file: {exc.__class__.__name__}: {one_line(exc)}"
+                    ) from exc
+        except BaseException:
+            del sys.modules[module_name]
+            raise
+        _loaded_files.add(resolved)
+    return sorted(set(_passes) - before)
+
+
+def get_pass(name: str, where: str = "pass") -> type[Pass]:
+    """The pass class registered as ``name``; UnknownPassError lists close names."""
+    load_builtin_passes()
+    if name not in _passes:
+        raise UnknownPassError(f"{where}: unknown pass '{name}'{close_names(name, _passes)}; see 'graphkit passes'")
+    return _passes[name]
+
+
+def all_passes() -> dict[str, type[Pass]]:
+    """All registered passes by name, built-ins loaded."""
+    load_builtin_passes()
+    return dict(sorted(_passes.items()))
+
+
+def origin_of(name: str) -> str:
+    """The file that registered pass ``name``."""
+    return _origins[name]
