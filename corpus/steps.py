@@ -131,8 +131,8 @@ def step_graphkit(path: str, batch: str, work: str) -> dict:
     start = time.perf_counter()
     result: dict = {"passes": []}
     try:
-        applied = apply_pipeline(load_pipeline(pipeline), str(pipeline), log=lambda message: None)
-        report = applied.report
+        applied = apply_pipeline(load_pipeline(pipeline), str(pipeline))  # its log messages: not configured, dropped
+        report = applied.report.to_dict()
         result["status"] = "ok" if applied.ok else "failed"
         if applied.error is not None:
             result["reason"] = one_line(applied.error)

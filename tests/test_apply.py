@@ -65,9 +65,7 @@ def test_wrong_pass_is_caught_rolled_back_and_reported(tmp_path, user_pass_dir, 
     # The reproducer holds the model as it was before the failed pass and fails the same way.
     repro = tmp_path / "run" / "repro-02-break-relu"
     assert "Identity" not in op_counts(load_model(repro / "input.onnx"))
-    again = cli(
-        "apply", repro / "pipeline.yaml", "--passes-dir", user_pass_dir, "--set", f"golden.dir={tmp_path / 'g2'}"
-    )
+    again = cli("apply", "pipeline.yaml", cwd=repro)  # the folder holds its passes and golden request
     assert again.returncode == 1 and "break-relu" in again.stderr
 
 

@@ -10,12 +10,12 @@ import pytest
 
 from graphkit.check.compare import Tolerance, Tolerances
 from graphkit.check.golden import make_or_load_golden
+from graphkit.check.instruments import RegionCheck
 from graphkit.check.region import RegionUnavailable, check_region, extract_side, find_region
 from graphkit.ir.model_io import clone, load_model, op_counts
 from graphkit.pipeline.demo_model import demo_model
 from graphkit.pipeline.spec import parse_pipeline
 from graphkit.runtime.ort import ForwardLog, ValidationRuntime, recording_forwards
-from graphkit.transform.instruments import RegionValidate
 from graphkit.transform.manager import PassManager
 from graphkit.transform.pass_base import Pass, PassResult
 from graphkit.transform.registry import get_pass, load_pass_dir
@@ -40,7 +40,7 @@ def user_passes(user_pass_dir):
 
 def run_passes(golden, names, on_failure="stop", **options):
     passes = [get_pass(name)() for name in names]
-    return PassManager(passes, [RegionValidate(golden, TOLERANCES, **options)], on_failure=on_failure).run(demo_model())
+    return PassManager(passes, [RegionCheck(golden, TOLERANCES, **options)], on_failure=on_failure).run(demo_model())
 
 
 @pytest.mark.parametrize(
@@ -84,14 +84,12 @@ def test_region_mismatch_raises_validation_error_naming_pass_and_tensor(golden, 
     before = demo_model()
     pass_ = get_pass("break-relu")()
     result = pass_(before)
-    instrument = RegionValidate(golden, TOLERANCES)
-    from graphkit.transform.instruments import PassRecord
-
-    record = PassRecord(0, pass_.name, {}, True)
+    instrument = RegionCheck(golden, TOLERANCES)
+    observation = instrument.after_pass(0, pass_, before, result)
     with pytest.raises(
         ValidationError, match=r"pass 'break-relu' failed region validation: case b1, region output 'relu'"
     ):
-        instrument.after_pass(record, pass_, before, result)
+        raise observation.rejection  # the check rejects by returning it (its figures go on the record)
 
 
 def test_opset_change_is_checked_on_the_region_and_each_node_whose_schema_changed(golden):
@@ -135,7 +133,7 @@ def test_an_opset_change_that_changes_a_node_meaning_is_rejected_at_every_level(
     )
     golden, _ = make_or_load_golden(model, tmp_path / "g", batch_sizes=[1, 2])
     for level in ("none", "basic", "extended", "all"):
-        instrument = RegionValidate(golden, TOLERANCES, runtime=ValidationRuntime(level))
+        instrument = RegionCheck(golden, TOLERANCES, runtime=ValidationRuntime(level))
         run = PassManager([BumpOpset()], [instrument]).run(model)
         assert not run.ok, level
         assert "failed region validation" in str(run.error) and "Softmax" in str(run.error), run.error

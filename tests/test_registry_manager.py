@@ -86,7 +86,7 @@ def test_manager_rolls_back_on_instrument_rejection_and_names_previous_passes(us
     load_pass_dir(user_pass_dir)
 
     class RejectMax(Instrument):
-        def after_pass(self, record, pass_, before, result):
+        def after_pass(self, index, pass_, before, result):
             if any(n.op_type == "Max" for n in result.model.graph.node):
                 raise GraphkitError("Max is not allowed here")
 

@@ -16,10 +16,10 @@ from onnx import numpy_helper
 
 from graphkit.check.compare import Tolerance, Tolerances
 from graphkit.check.golden import load_golden, make_or_load_golden, validate_against_golden
+from graphkit.check.instruments import EndToEndCheck, RegionCheck
 from graphkit.ir.model_io import clone
 from graphkit.pipeline.spec import parse_pipeline
 from graphkit.runtime.ort import OPTIMIZATION_LEVELS, ForwardLog, ValidationRuntime, recording_forwards
-from graphkit.transform.instruments import RegionValidate, Validate
 from graphkit.transform.manager import PassManager
 from graphkit.transform.pass_base import Pass, PassResult
 from graphkit.transform.testing import export_legacy
@@ -123,7 +123,7 @@ REWRITES = {
 def test_each_wrong_pass_is_rejected_at_every_level(softmax_export, goldens, level, rewrite, mode):
     runtime = ValidationRuntime(level)
     golden = goldens[level]
-    instrument = (RegionValidate if mode == "region" else Validate)(golden, TOLERANCES, runtime=runtime)
+    instrument = (RegionCheck if mode == "region" else EndToEndCheck)(golden, TOLERANCES, runtime=runtime)
     run = PassManager([Rewrite(REWRITES[rewrite])], [instrument]).run(softmax_export)
     assert not run.ok and run.failed is not None
     assert "failed" in str(run.error) and "validation" in str(run.error)

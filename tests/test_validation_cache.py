@@ -11,11 +11,11 @@ from onnx import numpy_helper
 
 from graphkit.check.compare import Tolerance, Tolerances
 from graphkit.check.golden import make_or_load_golden
+from graphkit.check.instruments import RegionCheck
 from graphkit.check.validation_cache import ValidationCache, cached_golden_validation, golden_hash
 from graphkit.ir.model_io import clone, content_hash
 from graphkit.pipeline.demo_model import demo_model
 from graphkit.runtime.ort import ForwardLog, ValidationRuntime, recording_forwards
-from graphkit.transform.instruments import PassRecord, RegionValidate
 from graphkit.transform.pass_base import PassResult
 from graphkit.transform.registry import get_pass
 
@@ -123,14 +123,12 @@ def test_region_checks_are_cached_by_both_models(tmp_path, golden):
     assert result.modified
     cache = ValidationCache(tmp_path / "cache", run="first")
     for expected_hit in (False, True):
-        record = PassRecord(0, "eliminate-noops", {}, True)
-        RegionValidate(golden, TOL, cache=cache).after_pass(record, get_pass("eliminate-noops")(), before, result)
+        record = RegionCheck(golden, TOL, cache=cache).after_pass(0, get_pass("eliminate-noops")(), before, result)
         assert record.validation["passed"] and ("cache" in record.validation) == expected_hit
     changed = clone(result.model)
     changed.metadata_props.add(key="note", value="another model")
-    record = PassRecord(0, "eliminate-noops", {}, True)
-    RegionValidate(golden, TOL, cache=cache).after_pass(
-        record, get_pass("eliminate-noops")(), before, PassResult(changed, True)
+    record = RegionCheck(golden, TOL, cache=cache).after_pass(
+        0, get_pass("eliminate-noops")(), before, PassResult(changed, True)
     )
     assert "cache" not in record.validation
 
@@ -167,10 +165,10 @@ def test_apply_twice_takes_every_check_from_the_cache_and_no_cache_forces_the_wo
 
 
 def test_the_final_check_reuses_cases_of_a_model_with_the_same_content_hash(tmp_path, golden):
-    from graphkit.pipeline.run import _final_validation
-    from graphkit.transform.instruments import Validate
+    from graphkit.check.instruments import EndToEndCheck
+    from graphkit.pipeline.checks import check_final_model
 
-    validator = Validate(golden, TOL)
+    validator = EndToEndCheck(golden, TOL)
     earlier = demo_model()
     validator.last = (
         earlier,
@@ -179,7 +177,7 @@ def test_the_final_check_reuses_cases_of_a_model_with_the_same_content_hash(tmp_
     final = clone(earlier)  # another object, same content
     log = ForwardLog()
     with recording_forwards(log):
-        validation, _ = _final_validation(
+        validation, _ = check_final_model(
             final,
             content_hash(final),
             golden,
@@ -188,14 +186,13 @@ def test_the_final_check_reuses_cases_of_a_model_with_the_same_content_hash(tmp_
             validator,
             ValidationRuntime(),
             ValidationCache(enabled=False),
-            print,
         )
     assert validation.passed and [c.label for c in validation.cases] == ["b1", "b2"]
     assert [(f.purpose, f.case) for f in log.forwards] == [("final check", "b2")]  # b1 was not run again
     changed = clone(earlier)
     changed.metadata_props.add(key="note", value="another model")
     with recording_forwards(log := ForwardLog()):
-        _final_validation(
+        check_final_model(
             changed,
             content_hash(changed),
             golden,
@@ -204,6 +201,5 @@ def test_the_final_check_reuses_cases_of_a_model_with_the_same_content_hash(tmp_
             validator,
             ValidationRuntime(),
             ValidationCache(enabled=False),
-            print,
         )
     assert [f.case for f in log.forwards] == ["b1", "b2"]

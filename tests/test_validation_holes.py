@@ -639,7 +639,7 @@ def test_golden_values_with_nan_and_inf_compare_by_position(tmp_path):
 
 
 def test_regenerate_replaces_the_whole_set_and_unknown_each_cases_are_errors(tmp_path):
-    from graphkit.transform.instruments import Validate
+    from graphkit.check.instruments import EndToEndCheck
 
     make_or_load_golden(demo_model(), tmp_path / "g", batch_sizes=[1, 2])
     golden, reused = make_or_load_golden(demo_model(), tmp_path / "g", batch_sizes=[3], regenerate=True)
@@ -651,4 +651,4 @@ def test_regenerate_replaces_the_whole_set_and_unknown_each_cases_are_errors(tmp
     assert [c.label for c in load_golden(tmp_path / "g").cases] == ["b3"]
     assert [p.name for p in tmp_path.iterdir()] == ["g"]  # no staging folder left
     with pytest.raises(GoldenError, match="validate.each_batch_sizes: golden case\\(s\\) b1 .* \\(cases: b3\\)"):
-        Validate(golden, Tolerances(), labels=["b1"])
+        EndToEndCheck(golden, Tolerances(), labels=["b1"])

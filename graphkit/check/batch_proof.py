@@ -26,6 +26,7 @@ from graphkit.check.golden import GoldenSet, make_inputs, ort_error_text
 from graphkit.runtime.feeds import graph_inputs
 from graphkit.runtime.ort import create_session, run_session
 from graphkit.transform.instruments import Instrument
+from graphkit.transform.record import Observation
 from graphkit.util.errors import ValidationError
 
 COPIES = 3
@@ -59,17 +60,17 @@ class BatchStacking(Instrument):
         self.samples: list[dict[str, np.ndarray]] = []
         self.expected: list[dict[str, np.ndarray]] = []
 
-    def after_pass(self, record, pass_, before, result):
+    def after_pass(self, index, pass_, before, result):
         if not result.modified:
-            return
+            return None
         start = time.perf_counter()
         if not self.samples:
             batched = made_dynamic(before, result.model)
             if not batched:
-                return
+                return None
             self._record_samples(before, batched)
-        self._check(record, result.model)
-        record.times["batch_stacking"] = time.perf_counter() - start
+        note = self._check(result.model)
+        return Observation(times={"batch_stacking": time.perf_counter() - start}, notes=[note])
 
     def _record_samples(self, before: onnx.ModelProto, batched: list[str]) -> None:
         """The samples and the input model's outputs on each; ValidationError when rows are not samples."""
@@ -99,7 +100,8 @@ class BatchStacking(Instrument):
             expected.append(outputs)
         self.batched, self.samples, self.expected = batched, samples, expected
 
-    def _check(self, record, model: onnx.ModelProto) -> None:
+    def _check(self, model: onnx.ModelProto) -> str:
+        """The note saying the stacked samples matched; ValidationError when they do not."""
         stacked = {
             name: np.concatenate([s[name] for s in self.samples]) if name in self.batched else self.samples[0][name]
             for name in self.samples[0]
@@ -126,7 +128,7 @@ class BatchStacking(Instrument):
                 )
             for out in comparison.outputs:
                 worst[out.name] = max(worst.get(out.name, 0.0), out.max_abs)
-        record.notes.append(
+        return (
             f"batch stacking: {len(self.samples)} stacked samples at batch {rows} equal the runs on each sample "
             f"alone (max abs {', '.join(f'{k} {v:.2g}' for k, v in worst.items())})"
         )

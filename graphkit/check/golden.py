@@ -22,6 +22,7 @@ do not fit, a missing output) is a failed case whose error is in the result.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -59,6 +60,8 @@ FORMAT = "graphkit-golden/1"
 Producer = Callable[[Mapping[str, np.ndarray]], Mapping[str, np.ndarray]]
 LABEL = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_MANIFEST_BYTES = 16 * 2**20
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -417,6 +420,7 @@ def make_or_load_golden(
     cases = []
     for batch in request["batch_sizes"]:
         label = f"b{batch}"
+        logger.info("golden: recording case %s with %s ...", label, producer_name)
         if on_case:
             on_case(label)
         case_dims = {**request["dims"], "batch": batch}

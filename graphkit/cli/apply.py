@@ -156,7 +156,7 @@ def run(args) -> int:
         overwrite=args.overwrite,
     )
     if args.json:
-        print_json(result.report)
+        print_json(result.report.to_dict())
     else:
         print(result.summary)
     if not result.ok:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 
 from graphkit.ascend.build import build_plan
@@ -14,6 +15,8 @@ from graphkit.cli.infer import one_line_errors
 from graphkit.ir.model_io import load_user_model
 from graphkit.util.console import format_table, print_json
 from graphkit.util.typed_config import from_mapping
+
+logger = logging.getLogger(__name__)
 
 NAME = "atc"
 HELP = "ATC pre-check, ATC command lines per batch size / dynamic batch, run ATC if on PATH"
@@ -152,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
         return _precheck(model, spec, args)
     plan = write_plan(plan_commands(model, spec, args.model), args.output)
     for warning in plan.warnings:
-        print(f"graphkit: warning: {warning}", file=sys.stderr)
+        logger.warning("%s", warning)
     if args.atc_command == "commands":
         if args.json:
             print_json(

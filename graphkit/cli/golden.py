@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import sys
+import logging
 
 from graphkit.check.compare import Tolerance, Tolerances
 from graphkit.check.golden import golden_defaults, load_golden, make_or_load_golden
@@ -11,6 +11,8 @@ from graphkit.cli.validate import add_runtime_arguments, runtime_from_args
 from graphkit.ir.model_io import load_user_model
 from graphkit.util.console import print_json
 from graphkit.util.errors import FieldValueError, GraphkitError
+
+logger = logging.getLogger(__name__)
 
 NAME = "golden"
 HELP = "record golden inputs/outputs for a model (make) or describe a golden set (show)"
@@ -85,7 +87,7 @@ def run(args) -> int:
         model = load_user_model(args.model)
         defaults = golden_defaults(model, args.batch_sizes, dims)  # sequence dims, token ids, masks
         for note in defaults.notes:
-            print(f"golden: {note}", file=sys.stderr)
+            logger.info("golden: %s", note)
         golden, reused = make_or_load_golden(
             model,
             args.output,

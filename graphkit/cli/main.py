@@ -6,6 +6,10 @@ onto one library argument, and ``None`` means "the library's default".
 
 A :class:`~graphkit.util.errors.GraphkitError` becomes one line on stderr and exit code 2 (its
 ``exit_code``); SIGINT/SIGTERM exit 130/143 without a traceback (:mod:`graphkit.util.signals`).
+
+``-v``/``-q`` are accepted before or after the command name on every command: they set the
+level of the ``graphkit`` loggers once (:func:`graphkit.util.console.configure_logging`);
+messages go to stderr, so ``--json`` output on stdout stays clean.
 """
 
 from __future__ import annotations
@@ -46,6 +50,43 @@ COMMAND_MODULES = (
 )
 
 
+def add_verbosity_flags(parser: argparse.ArgumentParser) -> None:
+    """Add the global ``-v``/``-q`` flags to ``parser`` and to its sub-commands' parsers.
+
+    Their default is SUPPRESS so that a command's parser does not reset a flag given before
+    the command name.
+    """
+    for action in parser._actions:  # argparse keeps sub-parsers only there
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                add_verbosity_flags(sub)
+    group = parser.add_argument_group("output")
+    group.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=argparse.SUPPRESS,
+        help="also print debug messages on stderr (a failed pass's traceback, every onnxruntime forward)",
+    )
+    group.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="print only warnings and errors on stderr (no progress messages)",
+    )
+
+
+def verbosity(args: argparse.Namespace) -> int:
+    """-1 with -q, 0 by default, 1 with -v; both flags at once is a GraphkitError."""
+    from graphkit.util.errors import GraphkitError
+
+    verbose, quiet = getattr(args, "verbose", 0), getattr(args, "quiet", False)
+    if verbose and quiet:
+        raise GraphkitError("-v/--verbose and -q/--quiet: give one of them, not both")
+    return -1 if quiet else min(verbose, 1)
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The argument parser: every command module, or only the module of command ``only``.
 
@@ -55,6 +96,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         prog="graphkit",
         description="Transform ONNX graphs with passes that are validated one by one.",
     )
+    add_verbosity_flags(parser)
     parser.add_argument("--version", action="version", version=f"graphkit {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module_name in [only] if only in COMMAND_MODULES else COMMAND_MODULES:
@@ -71,6 +113,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         module.add_arguments(command)
+        add_verbosity_flags(command)
         command.set_defaults(_run=module.run)
     return parser
 
@@ -103,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str]) -> int:
+    from graphkit.util.console import configure_logging
     from graphkit.util.errors import GraphkitError, one_line
 
     command = next((a for a in argv if not a.startswith("-")), None)
@@ -112,6 +156,7 @@ def _main(argv: list[str]) -> int:
         parser.print_help()
         return 2
     try:
+        configure_logging(verbosity(args))
         return int(args._run(args) or 0)
     except GraphkitError as exc:
         print(f"graphkit: error: {one_line(exc, 2000)}", file=sys.stderr)  # ANSI and control characters stripped

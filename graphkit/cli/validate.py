@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+
 from graphkit.check.compare import Tolerance, Tolerances
 from graphkit.check.golden import load_golden, validate_against_golden
 from graphkit.ir.model_io import load_user_model
 from graphkit.runtime.ort import OPTIMIZATION_LEVELS, ValidationRuntime
 from graphkit.util.console import print_json
 from graphkit.util.errors import FieldValueError, GraphkitError
+
+logger = logging.getLogger(__name__)
 
 NAME = "validate"
 HELP = "run MODEL on a golden set's inputs (onnxruntime, optimized by default) and compare outputs"
@@ -96,6 +100,7 @@ def run(args) -> int:
     model = load_user_model(args.model)
     tolerances = tolerances_from_args(golden.tolerances, args.atol, args.rtol, args.output_tol)
     tolerances.check_outputs(golden.output_ranks(), "--output-tol")
+    logger.info("validating %s on golden case(s) %s ...", args.model, ", ".join(c.label for c in golden.cases))
     result = validate_against_golden(model, golden, tolerances, runtime=runtime_from_args(args))
     if args.json:
         print_json(result.to_dict())

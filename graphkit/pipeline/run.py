@@ -6,92 +6,55 @@
     report.json      source, golden, per-pass records, final validation, stage times, peak RSS
     summary.txt      the one-screen summary printed at the end
     pipeline.yaml    the resolved pipeline (overrides applied)
-    diffs/           one diff per pass that changed the model (when graphkit.diff.model_diff is present)
-    repro-*/         a reproducer for a failed pass
+    diffs/           one diff per pass that changed the model
+    repro-*/         a reproducer for a failed pass (see :mod:`graphkit.pipeline.reproducer`)
 
 A run folder holds one run: a rerun removes the earlier run's files first (see
 :mod:`graphkit.pipeline.run_folder`), so ``report.json`` always describes the files beside it.
+The report is a :class:`~graphkit.pipeline.report.RunReport`; the checks outside the passes
+are in :mod:`graphkit.pipeline.checks`, the source and the stages after the save in
+:mod:`graphkit.pipeline.stages`. Progress goes to the ``graphkit.pipeline.run`` logger.
 """
 
 from __future__ import annotations
 
 import gc
-import hashlib
 import json
-import re
+import logging
 import resource
-import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import onnx
-from tqdm import tqdm
 
 from graphkit import __version__
 from graphkit.check.batch_proof import BatchStacking
-from graphkit.check.compare import compare_outputs
-from graphkit.check.golden import (
-    CaseResult,
-    GoldenDefaults,
-    GoldenSet,
-    GoldenValidation,
-    golden_defaults,
-    make_or_load_golden,
-)
+from graphkit.check.golden import GoldenSet
 from graphkit.check.golden import level_note as golden_level_note
-from graphkit.check.validation_cache import ValidationCache, cached_golden_validation, golden_hash
-from graphkit.ir.model_io import content_hash, default_opset, load_model, load_user_model, save_model
+from graphkit.check.instruments import EndToEndCheck, PassDiffWriter, RegionCheck
+from graphkit.check.validation_cache import ValidationCache, golden_hash
+from graphkit.ir.model_io import content_hash, default_opset, save_model
+from graphkit.pipeline.checks import (
+    check_export_against_reference,
+    check_final_model,
+    end_to_end_check,
+    localize_failure,
+    make_golden,
+    source_error,
+)
+from graphkit.pipeline.report import FinalModel, GoldenInfo, RunReport, RunStatus, SourceInfo
+from graphkit.pipeline.reproducer import ReproducerWriter
 from graphkit.pipeline.run_folder import check_run_folder
 from graphkit.pipeline.spec import PipelineSpec, build_passes, spec_to_yaml
-from graphkit.runtime.ort import (
-    ForwardLog,
-    ValidationRuntime,
-    active_forward_log,
-    forward_purpose,
-    record_forward,
-    recording_forwards,
-)
-from graphkit.transform.instruments import (
-    Honesty,
-    Instrument,
-    OpCounts,
-    PassDiff,
-    PassRecord,
-    RegionValidate,
-    Reproducer,
-    Timing,
-    Validate,
-    Verify,
-)
+from graphkit.pipeline.stages import _eval, _handoff, load_source, type_sections
+from graphkit.runtime.ort import ForwardLog, active_forward_log, recording_forwards
+from graphkit.transform.instruments import Honesty, Instrument, OpCounts, Timing, Verify
 from graphkit.transform.manager import PassManager
-from graphkit.transform.pass_base import Pass
 from graphkit.util.console import json_default, progress
-from graphkit.util.errors import GoldenError, GraphkitError, PipelineSpecError, SpecError, one_line
+from graphkit.util.errors import GraphkitError, PipelineSpecError
 from graphkit.util.files import make_folder, write_text_atomic
-from graphkit.util.typed_config import from_mapping, to_mapping
-from graphkit.util.user_cache import cache_dir
+from graphkit.util.typed_config import to_mapping
 
-Log = Callable[[str], None]
-
-
-def _stderr(message: str) -> None:
-    """A progress line on stderr that does not break an active progress bar."""
-    tqdm.write(message, file=sys.stderr)
-
-
-@dataclass
-class Source:
-    """The loaded source model and how it was obtained."""
-
-    model: onnx.ModelProto
-    kind: str
-    description: str
-    weights: str = "n/a"
-    reference: Callable | None = None
-    details: dict[str, Any] = field(default_factory=dict)
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -100,49 +63,10 @@ class ApplyResult:
 
     ok: bool
     run_dir: Path
-    report: dict
+    report: RunReport
     summary: str
     model_path: Path | None = None
     error: GraphkitError | None = None
-
-
-def load_source(spec: PipelineSpec, origin: str, input_path: str | None, weights: str | None, log: Log) -> Source:
-    """Load, build or export the source model named by the pipeline (or ``input_path``)."""
-    if input_path:
-        return Source(load_user_model(input_path), "onnx", str(input_path))
-    if spec.source.onnx:
-        return Source(load_user_model(spec.source.onnx), "onnx", spec.source.onnx)
-    if spec.source.builtin == "demo":
-        from graphkit.pipeline.demo_model import demo_model
-
-        return Source(demo_model(), "builtin", "demo model", weights="random (seed 0)")
-    from graphkit.wseg.export import ExportSpec, export_from_spec
-
-    options = dict(spec.source.export or {})
-    if weights:
-        options["weights"] = weights
-    try:
-        export_spec = from_mapping(ExportSpec, options, "source.export")
-    except SpecError as exc:
-        raise PipelineSpecError(f"{origin}: {exc}") from exc
-    log(f"exporting {export_spec.model} ({export_spec.exporter} exporter, opset {export_spec.opset}) ...")
-    model, reference, weights_description = export_from_spec(export_spec)
-    return Source(model, "export", f"export of {export_spec.model}", weights_description, reference, vars(export_spec))
-
-
-def golden_dir(spec: PipelineSpec, source_hash: str, defaults: GoldenDefaults | None = None) -> Path:
-    """The pipeline's golden folder, or a cache folder keyed by the source model's hash and by
-    the golden request (seed, batch sizes, dims, integer ranges): another ``--dim`` gets its own
-    folder instead of a mismatch."""
-    if spec.golden.dir:
-        return Path(spec.golden.dir)
-    name = f"{spec.name}-{source_hash[:16]}-{spec.golden.producer}"
-    if defaults is not None:
-        request = json.dumps(
-            [spec.golden.seed, defaults.batch_sizes, defaults.dims, defaults.input_ranges], sort_keys=True
-        )
-        name += "-" + hashlib.sha256(request.encode()).hexdigest()[:8]
-    return cache_dir("golden") / name
 
 
 def apply_pipeline(
@@ -156,7 +80,6 @@ def apply_pipeline(
     extra_pass_dirs: list[str] | None = None,
     regenerate_golden: bool = False,
     overwrite: bool = False,
-    log: Log = _stderr,
     use_cache: bool = True,
 ) -> ApplyResult:
     """Run the pipeline; see the module docstring for what it writes.
@@ -178,7 +101,6 @@ def apply_pipeline(
             extra_pass_dirs=extra_pass_dirs,
             regenerate_golden=regenerate_golden,
             overwrite=overwrite,
-            log=log,
             use_cache=use_cache,
         )
 
@@ -194,7 +116,6 @@ def _apply_pipeline(
     extra_pass_dirs: list[str] | None,
     regenerate_golden: bool,
     overwrite: bool,
-    log: Log,
     use_cache: bool,
 ) -> ApplyResult:
     stages: dict[str, float] = {}
@@ -212,15 +133,16 @@ def _apply_pipeline(
         raise PipelineSpecError("--output: must not be empty (give a folder)")
     run_dir = Path(output_dir) if output_dir is not None else spec.run_dir()
     pipeline_file = origin if Path(origin).is_file() else None
-    inputs = (pipeline_file, input_path, spec.source.onnx, spec.golden.dir, *spec.pass_dirs, *(extra_pass_dirs or []))
+    pass_dirs = [*spec.pass_dirs, *(extra_pass_dirs or [])]
+    inputs = (pipeline_file, input_path, spec.source.onnx, spec.golden.dir, *pass_dirs)
     folder = check_run_folder(run_dir, spec.name, spec.output.model, overwrite, tuple(p for p in inputs if p))
     clock = time.perf_counter()
-    source = load_source(spec, origin, input_path, weights, log)
+    source = load_source(spec, origin, input_path, weights)
     source_hash = content_hash(source.model)
     stages["source"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    golden, golden_reused, defaults = _golden(spec, source, source_hash, regenerate_golden, log)
+    golden, golden_reused, defaults = make_golden(spec, source, source_hash, regenerate_golden)
     stages["golden"] = time.perf_counter() - clock
 
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -232,354 +154,109 @@ def _apply_pipeline(
     make_folder(run_dir)
     write_text_atomic(run_dir / "pipeline.yaml", spec_to_yaml(spec))
 
-    report: dict[str, Any] = {
-        "graphkit_version": __version__,
-        "pipeline": spec.name,
-        "pipeline_file": origin,
-        "weights": source.weights,
-        "source": {
-            "kind": source.kind,
-            "description": source.description,
-            "hash": source_hash,
-            "nodes": len(source.model.graph.node),
-            "opset": default_opset(source.model),
-            **({"export": source.details} if source.details else {}),
-        },
-        "golden": {
-            "dir": str(golden.directory),
-            "producer": golden.manifest["producer"],
-            "cases": [c.label for c in golden.cases],
-            "reused": golden_reused,
-            "notes": defaults.notes,
-            "optimization": golden.manifest.get("optimization"),
-        },
-        "validation_runtime": to_mapping(spec.validate.runtime),
-        "cache": cache,  # its hits and counts at the end of the run (see _finish)
-    }
-    level_note = golden_level_note(golden, spec.validate.runtime)
-    if level_note:
-        report["golden"]["note"] = level_note
-        log(f"note: {level_note}")
+    report = RunReport(
+        graphkit_version=__version__,
+        pipeline=spec.name,
+        pipeline_file=origin,
+        weights=source.weights,
+        source=SourceInfo(
+            source.kind,
+            source.description,
+            source_hash,
+            len(source.model.graph.node),
+            default_opset(source.model),
+            source.details or None,
+        ),
+        golden=GoldenInfo(
+            str(golden.directory),
+            golden.manifest["producer"],
+            [c.label for c in golden.cases],
+            golden_reused,
+            defaults.notes,
+            golden.manifest.get("optimization"),
+            golden_level_note(golden, spec.validate.runtime) or "",
+        ),
+        validation_runtime=to_mapping(spec.validate.runtime),
+        run_dir=str(run_dir),
+    )
+    if report.golden.note:
+        logger.info("note: %s", report.golden.note)
     if source.reference is not None:
         clock = time.perf_counter()
-        check = _check_against_reference(spec, source, golden, source_hash, golden_key, cache, log)
+        check = check_export_against_reference(spec, source, golden, source_hash, golden_key, cache)
         source.reference = None  # free the torch model: its outputs are recorded
         gc.collect()
         stages["source_validation"] = time.perf_counter() - clock
-        report["source_validation"] = check.to_dict()
+        report.source_validation = check.to_dict()
         if not check.passed:
-            return _finish(run_dir, report, stages, started, None, error=_source_error(check.first_failure()), log=log)
+            return _finish(report, cache, stages, started, None, source_error(check.first_failure()))
 
     clock = time.perf_counter()
-
-    def log_pass(index: int, pass_: Pass) -> None:
-        log(f"[{index + 1}/{len(passes)}] {pass_.name} ...")
-
-    instruments = _instruments(spec, golden, run_dir, cache)
-    validator = _end_to_end_validator(instruments)
-    manager = PassManager(
-        passes,
-        instruments,
-        on_failure=spec.on_failure,
-    )
+    instruments = _instruments(spec, golden, run_dir, cache, pass_dirs)
+    manager = PassManager(passes, instruments, on_failure=spec.on_failure)
     with progress(total=len(passes), desc="passes", unit="pass") as bar:
-        manager.on_pass_start = lambda i, p: (bar.update(i - bar.n), bar.set_postfix_str(p.name), log_pass(i, p))
+
+        def on_pass_start(index, pass_) -> None:
+            bar.update(index - bar.n)
+            bar.set_postfix_str(pass_.name)
+            logger.info("[%d/%d] %s ...", index + 1, len(passes), pass_.name)
+
+        manager.on_pass_start = on_pass_start
         run = manager.run(source.model)
         bar.update(len(passes) - bar.n)
     stages["passes"] = time.perf_counter() - clock
-    report["passes"] = [r.to_dict() for r in run.records]
+    report.passes = run.records
     if not run.ok:
-        do_localize = spec.validate.localize if localize is None else localize
-        if do_localize and run.failed is not None:
-            _localize_failure(run.failed, golden, spec.golden.tolerances(), log)
-            report["passes"][-1] = run.failed.to_dict()
-        return _finish(run_dir, report, stages, started, None, error=run.error, log=log)
+        if (spec.validate.localize if localize is None else localize) and run.failed is not None:
+            localize_failure(run.failed, golden, spec.golden.tolerances())
+        return _finish(report, cache, stages, started, None, run.error)
 
     clock = time.perf_counter()
     final_hash = content_hash(run.model)
-    final_check, final_cache = _final_validation(
+    final_check, final_cache = check_final_model(
         run.model,
         final_hash,
         golden,
         golden_key,
         spec.golden.tolerances(),
-        validator,
+        end_to_end_check(instruments),
         spec.validate.runtime,
         cache,
-        log,
     )
     stages["final_validation"] = time.perf_counter() - clock
-    report["final"] = {
-        "hash": final_hash,
-        "nodes": len(run.model.graph.node),
-        "opset": default_opset(run.model),
-        "validation": {**final_check.to_dict(), **({"cache": final_cache} if final_cache else {})},
-        "max_abs": final_check.max_abs(),
-    }
+    report.final = FinalModel(
+        final_hash,
+        len(run.model.graph.node),
+        default_opset(run.model),
+        {**final_check.to_dict(), **({"cache": final_cache} if final_cache else {})},
+        final_check.max_abs(),
+    )
     if not final_check.passed:
         error = GraphkitError(f"final model failed validation: {final_check.first_failure()}")
-        return _finish(run_dir, report, stages, started, None, error=error, log=log)
+        return _finish(report, cache, stages, started, None, error)
 
     clock = time.perf_counter()
     model_path = save_model(run.model, run_dir / spec.output.model, external_data=spec.output.external_data)
     stages["save"] = time.perf_counter() - clock
-    report["final"]["path"] = str(model_path)
-    report["handoff"] = _handoff(sections.get("atc"), model_path, run_dir, stages, log)
-    report["eval"] = _eval(sections.get("eval"), source, model_path, run_dir, stages, log)
-    return _finish(run_dir, report, stages, started, model_path, error=None, log=log)
+    report.final.path = str(model_path)
+    report.handoff = _handoff(sections.get("atc"), model_path, run_dir, stages)
+    report.eval = _eval(sections.get("eval"), source, model_path, run_dir, stages)
+    return _finish(report, cache, stages, started, model_path, None)
 
 
-def _golden(
-    spec: PipelineSpec, source: Source, source_hash: str, regenerate: bool, log: Log
-) -> tuple[GoldenSet, bool, GoldenDefaults]:
-    if spec.golden.producer == "reference" and source.reference is None:
-        raise PipelineSpecError("golden.producer: 'reference' needs an export source (a torch reference model)")
-    defaults = golden_defaults(source.model, spec.golden.batch_sizes, spec.golden.dims, spec.golden.input_ranges)
-    directory = golden_dir(spec, source_hash, defaults)
-    producer = _recorded(source.reference, source_hash) if spec.golden.producer == "reference" else None
-    producer_name = f"reference: {source.description}, {source.weights}" if producer else "onnxruntime"
-    for note in defaults.notes:
-        log(f"golden: {note}")
-    try:
-        golden, reused = make_or_load_golden(
-            source.model,
-            directory,
-            batch_sizes=defaults.batch_sizes,
-            seed=spec.golden.seed,
-            dims=defaults.dims,
-            producer=producer,
-            producer_name=producer_name,
-            tolerances=spec.golden.tolerances(),
-            regenerate=regenerate,
-            model_hash=source_hash,
-            on_case=lambda label: log(f"golden: recording case {label} with {producer_name} ..."),
-            input_ranges=defaults.input_ranges,
-            runtime=spec.validate.runtime,
-        )
-    except GoldenError as exc:
-        if producer is None and _SOURCE_FAILED.search(str(exc)):  # the source itself does not run
-            raise GoldenError(f"{source.description}: {one_line(exc, 1000)}") from exc
-        raise
-    if reused:
-        log(f"golden: reusing {directory} (manifest matches)")
-    return golden, reused, defaults
-
-
-_SOURCE_FAILED = re.compile(r"onnxruntime cannot load the source model|the source model failed to run")
-
-
-def _instruments(spec: PipelineSpec, golden: GoldenSet, run_dir: Path, cache: ValidationCache) -> list[Instrument]:
+def _instruments(
+    spec: PipelineSpec, golden: GoldenSet, run_dir: Path, cache: ValidationCache, pass_dirs: list[str]
+) -> list[Instrument]:
     instruments: list[Instrument] = [Timing(), Honesty(), OpCounts()]
     if spec.validate.verify_each:
         instruments.append(Verify())
     if spec.validate.validate_each:
         labels = [f"b{b}" for b in spec.validate.each_batch_sizes] if spec.validate.each_batch_sizes else None
-        validate = RegionValidate if spec.validate.mode == "region" else Validate
-        instruments.append(
-            validate(golden, spec.golden.tolerances(), labels, runtime=spec.validate.runtime, cache=cache)
-        )
+        check = RegionCheck if spec.validate.mode == "region" else EndToEndCheck
+        instruments.append(check(golden, spec.golden.tolerances(), labels, runtime=spec.validate.runtime, cache=cache))
         instruments.append(BatchStacking(golden, spec.golden.tolerances()))  # a batch made dynamic
-    instruments += [PassDiff(run_dir / "diffs"), Reproducer(run_dir)]
+    instruments += [PassDiffWriter(run_dir / "diffs"), ReproducerWriter(run_dir, spec, golden, pass_dirs)]
     return instruments
-
-
-def _end_to_end_validator(instruments: list[Instrument]) -> Validate | None:
-    """The instrument whose end-to-end results the final check may reuse.
-
-    In region mode that is the fallback validator of RegionValidate: its ``last`` is set only
-    by a pass it validated end to end, and is reused only when that very model is the final one.
-    Region checks themselves are never reused (random data, not the golden inputs).
-    """
-    for instrument in instruments:
-        if isinstance(instrument, Validate):
-            return instrument
-        if isinstance(instrument, RegionValidate):
-            return instrument.full
-    return None
-
-
-def _final_validation(
-    model,
-    model_hash: str,
-    golden: GoldenSet,
-    golden_key: str,
-    tolerances,
-    validator: Validate | None,
-    runtime: ValidationRuntime,
-    cache: ValidationCache,
-    log: Log,
-) -> tuple[GoldenValidation, dict | None]:
-    """Validate the final model on every golden case, reusing the cases already checked on it.
-
-    A case passed by an end-to-end check of a model with the same content hash (the last model
-    a pass validated end to end, at the pipeline's own tolerances) stands; only the remaining
-    cases run, through the validation cache (returns the validation and, for a cached result,
-    where it came from). Region checks are never reused (random data, not the golden inputs).
-    """
-    done: dict[str, CaseResult] = {}
-    if validator is not None and validator.last is not None:
-        last_model, last_validation = validator.last
-        if last_model is model or content_hash(last_model) == model_hash:
-            done = {c.label: c for c in last_validation.cases if c.comparison is not None}
-    todo = [c.label for c in golden.cases if c.label not in done]
-    fresh: dict[str, CaseResult] = {}
-    note, source = "", None
-    if todo:
-        log(f"validating the final model on golden case(s) {', '.join(todo)} ...")
-        validation, source = cached_golden_validation(
-            cache, model, model_hash, golden, golden_key, tolerances, todo, runtime, "final check"
-        )
-        fresh, note = {c.label: c for c in validation.cases}, validation.note
-    return GoldenValidation([done.get(c.label) or fresh[c.label] for c in golden.cases], note), source
-
-
-def _recorded(reference: Callable | None, model_hash: str) -> Callable | None:
-    """``reference`` (a torch model's forward) with each call listed in the run's forwards."""
-    if reference is None:
-        return None
-
-    def run(feeds):
-        start = time.perf_counter()
-        outputs = reference(feeds)
-        first = next(iter(feeds.values()), None)
-        batch = int(first.shape[0]) if first is not None and first.ndim else 1
-        record_forward(f"b{batch}", batch, time.perf_counter() - start, "n/a", backend="torch")
-        return outputs
-
-    return run
-
-
-def _localize_failure(record: PassRecord, golden: GoldenSet, tolerances, log: Log) -> None:
-    """Find the first tensor where the rejected model diverges from the pass's input."""
-    from graphkit.check.localize import localize
-
-    rejected = record.artifacts.get("rejected_model")
-    if not rejected or not golden.cases:
-        record.notes.append("localize: no rejected model to compare")
-        return
-    log(f"localizing the divergence of pass '{record.name}' ...")
-    case = golden.cases[0]
-    tol = tolerances.default
-    result = localize(
-        load_model(record.artifacts["input_model"]), load_model(rejected), case.inputs, atol=tol.atol, rtol=tol.rtol
-    )
-    record.artifacts["localize"] = result.to_dict()
-    record.notes.append(f"localize (case {case.label}): {result.summary_line()}")
-
-
-def _check_against_reference(
-    spec: PipelineSpec,
-    source: Source,
-    golden: GoldenSet,
-    source_hash: str,
-    golden_key: str,
-    cache: ValidationCache,
-    log: Log,
-) -> GoldenValidation:
-    """The exported model against its reference, before any pass runs.
-
-    With a reference-made golden set, the export runs on every case; with an onnxruntime-made
-    one (the export's own outputs), the reference runs on ``validate.reference_batch_sizes``.
-    """
-    tolerances = spec.golden.tolerances()
-    if spec.golden.producer == "reference":
-        log("validating the export against the reference outputs ...")
-        validation, _ = cached_golden_validation(
-            cache,
-            source.model,
-            source_hash,
-            golden,
-            golden_key,
-            tolerances,
-            None,
-            spec.validate.runtime,
-            "export vs reference",
-        )
-        return validation
-    import torch
-
-    labels = [c.label for c in golden.cases if c.dims.get("batch") in spec.validate.reference_batch_sizes]
-    key = ValidationCache.key(
-        "reference",
-        model=source_hash,
-        golden=golden_key,
-        tolerances=to_mapping(tolerances),
-        labels=labels,
-        reference=source.description,
-        weights=source.weights,
-        details=source.details,
-        torch=torch.__version__,
-    )
-    stored = cache.get(key, "export vs reference (torch)", GoldenValidation.from_dict)
-    if stored is not None:
-        log("export vs reference: passed in an earlier run (validation cache)")
-        return stored
-    results = []
-    for case in golden.cases:
-        if case.dims.get("batch") not in spec.validate.reference_batch_sizes:
-            continue
-        log(f"validating the export against the reference model on case {case.label} ...")
-        with forward_purpose("export vs reference (torch)", source_hash):
-            expected = _recorded(source.reference, source_hash)(case.inputs)
-        results.append(CaseResult(case.label, compare_outputs(case.outputs, expected, tolerances)))
-        del expected
-    validation = GoldenValidation(results)
-    if validation.passed:
-        cache.put(key, validation.to_dict())
-    return validation
-
-
-def _source_error(first_failure: str) -> GraphkitError:
-    return GraphkitError(f"the exported model does not match the reference model: {first_failure}")
-
-
-def type_sections(spec: PipelineSpec, origin: str) -> dict[str, Any]:
-    """Type the optional ``handoff.atc`` and ``eval`` sections up front (errors name the key)."""
-    sections: dict[str, Any] = {}
-    try:
-        if spec.handoff:
-            unknown = sorted(set(spec.handoff) - {"atc"})
-            if unknown:
-                raise SpecError(f"handoff: unknown key '{unknown[0]}'; known keys: atc")
-            from graphkit.ascend.spec import AtcSpec
-
-            sections["atc"] = from_mapping(AtcSpec, spec.handoff.get("atc") or {}, "handoff.atc")
-            sections["atc"].validate("handoff.atc")  # every option checked before any pass runs
-        if spec.eval:
-            from graphkit.wseg.eval.spec import eval_spec_from_mapping
-
-            sections["eval"] = eval_spec_from_mapping(spec.eval, "eval")
-    except SpecError as exc:
-        raise PipelineSpecError(f"{origin}: {exc}") from exc
-    return sections
-
-
-def _handoff(atc_spec, model_path: Path, run_dir: Path, stages: dict, log: Log) -> dict | None:
-    if atc_spec is None:
-        return None
-    from graphkit.ascend.spec import run_handoff
-
-    clock = time.perf_counter()
-    log("writing the ATC hand-off ...")
-    result = run_handoff(atc_spec, model_path, run_dir / "atc")
-    stages["handoff"] = time.perf_counter() - clock
-    return result
-
-
-def _eval(eval_spec, source: Source, model_path: Path, run_dir: Path, stages: dict, log: Log) -> dict | None:
-    if eval_spec is None:
-        return None
-    import dataclasses
-
-    from graphkit.wseg.eval.runner import run_eval
-
-    if not eval_spec.weights_description:
-        eval_spec = dataclasses.replace(eval_spec, weights_description=source.weights)
-    clock = time.perf_counter()
-    log("evaluating accuracy on VOC ...")
-    result = run_eval(eval_spec, model_path, run_dir / "eval")
-    stages["eval"] = time.perf_counter() - clock
-    return result
 
 
 def peak_rss_mb() -> float:
@@ -591,22 +268,29 @@ def peak_rss_mb() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _finish(run_dir, report, stages, started, model_path, error, log) -> ApplyResult:
+def _finish(
+    report: RunReport,
+    cache: ValidationCache,
+    stages: dict[str, float],
+    started: float,
+    model_path: Path | None,
+    error: GraphkitError | None,
+) -> ApplyResult:
+    """Complete the report (stages, memory, cache, forwards, status), write report.json and summary.txt."""
     from graphkit.pipeline.summary import render_summary
 
     stages["total"] = time.perf_counter() - started
-    report["stages"] = {k: round(v, 3) for k, v in stages.items()}
-    report["peak_rss_mb"] = round(peak_rss_mb(), 1)
-    if isinstance(report.get("cache"), ValidationCache):
-        report["cache"] = report["cache"].to_dict()
+    report.stages = {k: round(v, 3) for k, v in stages.items()}
+    report.peak_rss_mb = round(peak_rss_mb(), 1)
+    report.cache = cache.to_dict()
     forwards = active_forward_log()
     if forwards is not None:
-        report["forwards"] = to_mapping(forwards.forwards)
-        report["forwards_summary"] = forwards.summary_line()
-    report["status"] = "ok" if error is None else "failed"
-    report["error"] = str(error) if error else None
-    report["run_dir"] = str(run_dir)
-    write_text_atomic(run_dir / "report.json", json.dumps(report, indent=2, default=json_default))
+        report.forwards = to_mapping(forwards.forwards)
+        report.forwards_summary = forwards.summary_line()
+    report.status = RunStatus.OK if error is None else RunStatus.FAILED
+    report.error = str(error) if error else None
+    run_dir = Path(report.run_dir)
+    write_text_atomic(run_dir / "report.json", json.dumps(report.to_dict(), indent=2, default=json_default))
     summary = render_summary(report)
     write_text_atomic(run_dir / "summary.txt", summary)
     return ApplyResult(error is None, run_dir, report, summary, model_path, error)

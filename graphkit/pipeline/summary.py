@@ -1,8 +1,11 @@
-"""The one-screen human summary of a pipeline run, rendered from its report."""
+"""The one-screen human summary of a pipeline run, rendered from its typed report."""
 
 from __future__ import annotations
 
+from graphkit.pipeline.report import PassRecord, PassStatus, RunReport
 from graphkit.util.console import format_table
+
+_DROPPED = (PassStatus.FAILED, PassStatus.ROLLED_BACK)  # the model stays as before the pass
 
 
 def _errors(max_abs: dict) -> str:
@@ -12,18 +15,17 @@ def _errors(max_abs: dict) -> str:
     return ", ".join(f"{name} {value:.2g}" for name, value in max_abs.items()) or "-"
 
 
-def _changes(record: dict) -> str:
-    if record["status"] in ("failed", "rolled-back"):
-        return record.get("error", "")
-    if record["status"] == "unchanged" and record.get("declined"):
-        first = record["declined"][0]
-        more = f" (+{len(record['declined']) - 1} more)" if len(record["declined"]) > 1 else ""
+def _changes(record: PassRecord) -> str:
+    if record.status in _DROPPED:
+        return record.error
+    if record.status == PassStatus.UNCHANGED and record.declined:
+        first = record.declined[0]
+        more = f" (+{len(record.declined) - 1} more)" if len(record.declined) > 1 else ""
         return f"declined {first.get('site')}: {first.get('reason')}{more}"
-    if record.get("diff_summary"):
-        return record["diff_summary"]
-    delta = record.get("op_delta") or {}
-    parts = [f"{after - before:+d} {op}" for op, (before, after) in delta.items()]
-    counts = ", ".join(f"{k}={v}" for k, v in (record.get("counts") or {}).items() if v)
+    if record.diff_summary:
+        return record.diff_summary
+    parts = [f"{after - before:+d} {op}" for op, (before, after) in record.op_delta.items()]
+    counts = ", ".join(f"{k}={v}" for k, v in record.counts.items() if v)
     return "; ".join(p for p in (", ".join(parts), counts) if p) or "-"
 
 
@@ -37,67 +39,65 @@ def _clip(text: str, width: int = 72) -> str:
     return cut.rstrip(" ,;:") + "…"
 
 
-def render_summary(report: dict) -> str:
+def render_summary(report: RunReport) -> str:
     """Passes applied, nodes before and after, max error per output per pass, stage times, files."""
-    status = "OK" if report.get("status") == "ok" else "FAILED"
-    source = report.get("source", {})
+    status = "OK" if report.ok else "FAILED"
+    source = report.source
     lines = [
-        f"graphkit apply: {report.get('pipeline')} - {status}",
-        f"weights: {report.get('weights')}",
-        f"source:  {source.get('description')} ({source.get('nodes')} nodes, opset {source.get('opset')}, "
-        f"hash {str(source.get('hash', ''))[:12]})",
+        f"graphkit apply: {report.pipeline} - {status}",
+        f"weights: {report.weights}",
+        f"source:  {source.description} ({source.nodes} nodes, opset {source.opset}, hash {source.hash[:12]})",
     ]
-    golden = report.get("golden", {})
-    if golden:
-        reused = "reused" if golden.get("reused") else "recorded"
-        lines.append(f"golden:  {golden.get('dir')} ({reused}; cases {', '.join(golden.get('cases', []))})")
-        lines += [f"note:    {note}" for note in golden.get("notes") or []]
-    if "source_validation" in report:
+    golden = report.golden
+    reused = "reused" if golden.reused else "recorded"
+    lines.append(f"golden:  {golden.dir} ({reused}; cases {', '.join(golden.cases)})")
+    lines += [f"note:    {note}" for note in golden.notes]
+    if report.source_validation is not None:
         worst = {}
-        for case in report["source_validation"]["cases"]:
+        for case in report.source_validation["cases"]:
             for out in case.get("outputs") or []:
                 worst[out["name"]] = max(worst.get(out["name"], 0.0), float(out["max_abs"]))
         lines.append(f"export vs reference: max abs {_errors(worst)}")
+    records = report.passes or []
     rows = []
-    for record in report.get("passes", []):
-        times = record.get("times", {})
-        checks = sum(v for k, v in times.items() if k != "pass")
-        if not record.get("nodes_before"):
+    for record in records:
+        checks = sum(v for k, v in record.times.items() if k != "pass")
+        if not record.nodes_before:
             nodes = "-"
-        elif record["status"] in ("failed", "rolled-back"):  # the model stays as before the pass
-            nodes = f"{record['nodes_before']} kept"
+        elif record.status in _DROPPED:
+            nodes = f"{record.nodes_before} kept"
         else:
-            nodes = f"{record['nodes_before']}->{record['nodes_after']}"
+            nodes = f"{record.nodes_before}->{record.nodes_after}"
         rows.append(
             [
-                record["index"] + 1,
-                record["name"],
-                record["status"],
+                record.index + 1,
+                record.name,
+                record.status.value,
                 nodes,
-                f"{times.get('pass', 0):.2f}s",
+                f"{record.times.get('pass', 0):.2f}s",
                 f"{checks:.2f}s",
-                _errors(record.get("max_abs") or {}),
+                _errors(record.max_abs),
                 _clip(_changes(record)),
             ]
         )
     stacking = [
-        f"note:    pass '{record['name']}': {note}"
-        for record in report.get("passes", [])
-        for note in record.get("notes") or []
+        f"note:    pass '{record.name}': {note}"
+        for record in records
+        for note in record.notes
         if note.startswith("batch stacking")
     ]
     if rows:
         lines += ["", format_table(["#", "pass", "status", "nodes", "time", "checks", "max abs err", "changes"], rows)]
     lines += stacking
-    final = report.get("final")
+    final = report.final
     if final:
-        cases = [c["label"] for c in final["validation"]["cases"] if not c.get("skipped")]
+        cases = [c["label"] for c in final.validation["cases"] if not c.get("skipped")]
         lines += [
             "",
-            f"final:   {final['nodes']} nodes, opset {final['opset']}; validated on {', '.join(cases)}: "
-            f"max abs {_errors(final.get('max_abs') or {})}",
+            f"final:   {final.nodes} nodes, opset {final.opset}; validated on {', '.join(cases)}: "
+            f"max abs {_errors(final.max_abs)}",
         ]
-    handoff = report.get("handoff")
+    handoff = report.handoff
     if handoff:
         counts = handoff.get("precheck", {}).get("counts", {})
         built = handoff.get("build")
@@ -106,33 +106,32 @@ def render_summary(report: dict) -> str:
             f"{counts.get('perf', 0)} perf findings; {len(handoff.get('commands', []))} commands in "
             f"{handoff.get('script')}" + (f"; built {len(built)} OM(s)" if built else "; not built (atc not run)")
         )
-    evaluation = report.get("eval")
+    evaluation = report.eval
     if evaluation:
         lines.append(
             f"eval:    mIoU (21 classes) {evaluation.get('miou_21_with_background')}, with CRF "
             f"{evaluation.get('miou_21_with_background_crf')}"
             + (f" - {evaluation['note']}" if evaluation.get("note") else "")
         )
-    stages = report.get("stages", {})
+    stages = report.stages
     lines.append(
         "stages:  "
         + ", ".join(f"{k} {v:.1f}s" for k, v in stages.items() if k != "total")
-        + f"; total {stages.get('total', 0):.1f}s; peak RSS {report.get('peak_rss_mb', 0) / 1024:.2f} GiB"
+        + f"; total {stages.get('total', 0):.1f}s; peak RSS {report.peak_rss_mb / 1024:.2f} GiB"
     )
-    if report.get("forwards_summary"):
-        runtime = report.get("validation_runtime") or {}
-        lines.append(f"{report['forwards_summary']} at optimization {runtime.get('optimization', '?')}")
-    cache = report.get("cache") or {}
+    if report.forwards_summary:
+        lines.append(f"{report.forwards_summary} at optimization {report.validation_runtime.get('optimization', '?')}")
+    cache = report.cache
     if cache.get("hits"):
         runs = sorted({str(hit.get("run")) for hit in cache["hits"]})
         lines.append(f"cache:   {len(cache['hits'])} check(s) passed in an earlier run: {'; '.join(runs)}")
     elif cache and not cache.get("enabled", True):
         lines.append("cache:   off (--no-cache): every check ran")
-    if (report.get("golden") or {}).get("note"):
-        lines.append(f"note:    {report['golden']['note']}")
-    files = [final["path"]] if final and final.get("path") else []
-    files.append(f"{report.get('run_dir')}/report.json")
+    if golden.note:
+        lines.append(f"note:    {golden.note}")
+    files = [final.path] if final and final.path else []
+    files.append(f"{report.run_dir}/report.json")
     lines.append(f"files:   {', '.join(files)}")
-    if report.get("error"):
-        lines.append(f"error:   {report['error']}")
+    if report.error:
+        lines.append(f"error:   {report.error}")
     return "\n".join(lines)

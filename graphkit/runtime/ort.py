@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import logging
 import os
 import tempfile
 import time
@@ -29,6 +30,8 @@ import onnxruntime.capi.onnxruntime_pybind11_state as ort_state
 from graphkit.ir.model_io import save_model, too_big_for_one_file
 from graphkit.runtime.backend import check_threads
 from graphkit.util.errors import FieldValueError, InputError, RuntimeLoadError, one_line
+
+logger = logging.getLogger(__name__)
 
 # Every exception type onnxruntime raises for a model or input it cannot handle.
 ORT_ERRORS = tuple(
@@ -229,8 +232,10 @@ def run_session(
         values = session.run(names, dict(feeds))
     except ORT_ERRORS as exc:
         raise InputError(f"onnxruntime failed to run the model on these inputs: {ort_reason(exc)}") from exc
+    seconds = time.perf_counter() - start
+    logger.debug("onnxruntime forward%s: batch %d, %.3f s", f" (case {case})" if case else "", _batch(feeds), seconds)
     if case is not None:
-        record_forward(case, _batch(feeds), time.perf_counter() - start, session_level(session))
+        record_forward(case, _batch(feeds), seconds, session_level(session))
     return dict(zip(names, values))
 
 

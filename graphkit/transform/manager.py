@@ -1,24 +1,34 @@
 """PassManager: runs passes in order with instruments around each, rolling back failures.
 
 For each pass the manager calls every instrument's ``before_pass``, runs the pass (whose base
-class enforces the pass contract), then every instrument's ``after_pass``. If the pass or an
-instrument raises a GraphkitError, the pass's result is dropped (the model stays as it was
+class enforces the pass contract), then every instrument's ``after_pass``, and builds the
+pass's :class:`~graphkit.transform.record.PassRecord` from the pass's result and the
+instruments' observations. If the pass or an instrument raises a GraphkitError (or an
+instrument returns a rejection), the pass's result is dropped (the model stays as it was
 before the pass), instruments hear ``pass_failed``, and the run either stops
 (``on_failure="stop"``, the default) or goes on with the next pass (``"skip"``). A pass that
 mutated its input in place cannot be rolled back: the run stops whatever ``on_failure`` says.
+
+When the pass itself raised, the record keeps the formatted traceback of the original
+exception (``traceback``).
 """
 
 from __future__ import annotations
 
+import logging
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import onnx
 
-from graphkit.transform.instruments import InputMutatedError, Instrument, PassRecord
-from graphkit.transform.pass_base import Pass
+from graphkit.transform.instruments import InputMutatedError, Instrument
+from graphkit.transform.pass_base import Pass, PassResult
+from graphkit.transform.record import PassRecord, PassStatus
 from graphkit.util.errors import GraphkitError, PassError
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -61,24 +71,35 @@ class PassManager:
                 self.on_pass_start(index, pass_)
             record = PassRecord(index=index, name=pass_.name, options=pass_.options_dict(), exact=pass_.exact)
             records.append(record)
-            result = None
+            result: PassResult | None = None
             try:
                 for instrument in self.instruments:
-                    instrument.before_pass(record, pass_, model)
-                result = pass_(model)
+                    record.observe(instrument.before_pass(index, pass_, model))
+                try:
+                    result = pass_(model)
+                except GraphkitError as exc:
+                    record.traceback = _traceback_of(exc)
+                    raise
                 for instrument in self.instruments:
-                    instrument.after_pass(record, pass_, model, result)
+                    observation = instrument.after_pass(index, pass_, model, result)
+                    record.observe(observation)
+                    if observation is not None and observation.rejection is not None:
+                        raise observation.rejection
             except GraphkitError as exc:
                 error = _with_context(exc, pass_, index, done)
                 stop = self.on_failure == "stop" or isinstance(exc, InputMutatedError)
-                record.status = "failed" if stop else "rolled-back"
+                record.status = PassStatus.FAILED if stop else PassStatus.ROLLED_BACK
                 record.error = str(error)
+                if not stop:
+                    logger.info("pass '%s' rolled back: %s", pass_.name, error)
+                if record.traceback:
+                    logger.debug("traceback of pass '%s':\n%s", pass_.name, record.traceback.rstrip())
                 for instrument in self.instruments:
-                    instrument.pass_failed(record, pass_, model, error, result.model if result else None)
+                    record.observe(instrument.pass_failed(index, pass_, model, error, result.model if result else None))
                 if stop:
                     return RunResult(model, records, failed=record, error=error)
                 continue
-            record.status = "applied" if result.modified else "unchanged"
+            record.status = PassStatus.APPLIED if result.modified else PassStatus.UNCHANGED
             record.modified = result.modified
             record.counts.update(result.counts)
             record.declined = [{"site": d.site, "reason": d.reason} for d in result.declined]
@@ -86,6 +107,15 @@ class PassManager:
             model = result.model
             done.append(pass_.name)
         return RunResult(model, records)
+
+
+def _traceback_of(error: BaseException) -> str:
+    """The formatted traceback of what the pass raised: the innermost cause of ``error`` (the
+    exception the pass's code raised before the contract wrapped it), with its own chain."""
+    root = error
+    while root.__cause__ is not None:
+        root = root.__cause__
+    return "".join(traceback.format_exception(root))
 
 
 def _with_context(exc: GraphkitError, pass_: Pass, index: int, done: list[str]) -> GraphkitError:

@@ -25,14 +25,17 @@ manager's instruments, not to the pass.
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import os
 import signal
+import traceback
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import onnx
 
 from graphkit.ir.model_io import default_opset
-from graphkit.util.errors import PassError, one_line
+from graphkit.util.errors import PassError, one_line, printable
 from graphkit.util.signals import signals_seen
 from graphkit.util.typed_config import from_mapping, to_mapping
 
@@ -148,7 +151,10 @@ class Pass:
                         raise KeyboardInterrupt from exc
                     raise
                 detail = f": {one_line(exc)}" if str(exc) else ""
-                raise PassError(f"pass '{self.name}' raised {exc.__class__.__name__}{detail}", self.name) from exc
+                where = raised_at(exc, type(self))
+                raise PassError(
+                    f"pass '{self.name}' raised {exc.__class__.__name__}{detail}{where}", self.name
+                ) from exc
         if seen and signal.SIGINT in seen:  # the pass swallowed a Ctrl-C: honour it now
             raise KeyboardInterrupt
         if not isinstance(result, PassResult) or not isinstance(result.model, onnx.ModelProto):
@@ -181,6 +187,21 @@ class Pass:
                 "without declaring changes_opset",
                 self.name,
             )
+
+
+def raised_at(exc: BaseException, pass_class: type) -> str:
+    """`` at FILE:LINE (in FUNCTION)``: where ``exc`` was raised in the pass's own source file
+    (the deepest frame there), else the deepest frame of the traceback; empty without one."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return ""
+    try:
+        own = os.path.realpath(inspect.getfile(pass_class))
+    except (TypeError, OSError):
+        own = None
+    mine = [f for f in frames if own and os.path.realpath(f.filename) == own]
+    frame = (mine or frames)[-1]
+    return f" at {printable(frame.filename)}:{frame.lineno} (in {printable(frame.name)})"
 
 
 def io_signature(value: onnx.ValueInfoProto) -> tuple:

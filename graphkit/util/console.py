@@ -1,12 +1,16 @@
-"""Terminal output helpers: progress bars, JSON printing, plain tables.
+"""Terminal output helpers: progress bars, log messages, JSON printing, plain tables.
 
 Progress bars go to stderr and switch off when stderr is not a terminal or when
-``GRAPHKIT_NO_PROGRESS`` is set, so ``--json`` output on stdout stays clean.
+``GRAPHKIT_NO_PROGRESS`` is set, so ``--json`` output on stdout stays clean. Log messages of
+the ``graphkit`` logger hierarchy (every module logs to ``logging.getLogger(__name__)``) go to
+stderr too, once the CLI called :func:`configure_logging`; a library user configures
+``logging`` as usual (unconfigured, only warnings show).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from collections.abc import Iterable, Sequence
@@ -32,6 +36,46 @@ def progress(iterable: Iterable | None = None, *, total: int | None = None, desc
         leave=False,
         dynamic_ncols=True,
     )
+
+
+class _ProgressAwareHandler(logging.StreamHandler):
+    """Writes each message above an active progress bar instead of through it."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:  # noqa: BLE001 - logging's own contract: never raise from a handler
+            self.handleError(record)
+
+
+class _Formatter(logging.Formatter):
+    """Info as it is, debug marked, warnings and errors as the CLI's ``graphkit: ...`` lines."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        if record.exc_info:
+            message += "\n" + self.formatException(record.exc_info)
+        if record.levelno >= logging.ERROR:
+            return f"graphkit: error: {message}"
+        if record.levelno >= logging.WARNING:
+            return f"graphkit: warning: {message}"
+        if record.levelno < logging.INFO:
+            return f"debug: {record.name}: {message}"
+        return message
+
+
+def configure_logging(verbosity: int = 0) -> None:
+    """Send the ``graphkit`` loggers' messages to stderr: warnings only at ``verbosity`` < 0
+    (``-q``), progress messages at 0, debug messages (tracebacks of failed passes, every
+    onnxruntime forward) at > 0 (``-v``). Calling it again replaces the earlier setting."""
+    root = logging.getLogger("graphkit")
+    for handler in [h for h in root.handlers if isinstance(h, _ProgressAwareHandler)]:
+        root.removeHandler(handler)
+    handler = _ProgressAwareHandler(sys.stderr)
+    handler.setFormatter(_Formatter())
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING if verbosity < 0 else logging.DEBUG if verbosity > 0 else logging.INFO)
+    root.propagate = False
 
 
 def print_json(data: Any) -> None:

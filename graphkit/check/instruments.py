@@ -1,0 +1,258 @@
+"""The instruments that run the model after each pass: the end-to-end golden check, the region
+check, and the per-pass diff writer (batch stacking is in :mod:`graphkit.check.batch_proof`).
+
+They follow :class:`graphkit.transform.instruments.Instrument`: each returns an
+:class:`~graphkit.transform.record.Observation` (figures for the pass's record) and rejects a
+pass whose model does not match by returning the observation with a ``rejection`` (a
+:class:`~graphkit.util.errors.ValidationError`), so the failed check's figures stay on the
+record. They live here, not in ``transform/``, so that the pass manager imports neither
+onnxruntime nor the diff nor the golden sets.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import onnx
+
+from graphkit.check.compare import Tolerances
+from graphkit.check.golden import GoldenSet, GoldenValidation
+from graphkit.check.validation_cache import ValidationCache, cached_golden_validation, golden_hash
+from graphkit.ir.model_io import content_hash
+from graphkit.runtime.ort import ValidationRuntime
+from graphkit.transform.instruments import Instrument
+from graphkit.transform.record import Observation
+from graphkit.util.errors import GoldenError, GraphkitError, ValidationError
+from graphkit.util.files import write_text_atomic
+from graphkit.util.typed_config import to_mapping
+
+
+class EndToEndCheck(Instrument):
+    """Compares every changed model with the golden set (ORT at ``runtime``'s level).
+
+    Exact passes use ``tolerances``; an approximate pass uses its declared tolerance when
+    that is looser. ``labels`` restricts the golden cases checked after each pass. The last
+    model it checked at the pipeline's own tolerances, with its results, is :attr:`last` (the
+    final check may reuse those cases for that very model).
+    """
+
+    def __init__(
+        self,
+        golden: GoldenSet,
+        tolerances: Tolerances,
+        labels: list[str] | None = None,
+        runtime: ValidationRuntime | None = None,
+        cache: ValidationCache | None = None,
+    ):
+        known = [case.label for case in golden.cases]
+        unknown = [label for label in labels or [] if label not in known]
+        if unknown or labels == []:
+            raise GoldenError(
+                f"validate.each_batch_sizes: golden case(s) {', '.join(unknown) or '(none)'} to check each pass on "
+                f"are not in the golden set {golden.directory} (cases: {', '.join(known)})"
+            )
+        self.golden = golden
+        self.tolerances = tolerances
+        self.labels = labels
+        self.runtime = runtime or ValidationRuntime()
+        self.cache = cache
+        self.golden_key = golden_hash(golden.directory) if cache is not None and cache.enabled else ""
+        self.last: tuple[onnx.ModelProto, GoldenValidation] | None = None
+
+    def after_pass(self, index, pass_, before, result):
+        if not result.modified:
+            return None
+        start = time.perf_counter()
+        tolerances = self.tolerances
+        if not pass_.exact and pass_.tolerance is not None:
+            tolerances = _loosen(tolerances, pass_.tolerance.atol, pass_.tolerance.rtol)
+        validation, source = cached_golden_validation(
+            self.cache,
+            result.model,
+            content_hash(result.model),
+            self.golden,
+            self.golden_key,
+            tolerances,
+            self.labels,
+            self.runtime,
+            f"validate pass '{pass_.name}'",
+        )
+        figures = validation.to_dict()
+        if source:
+            figures["cache"] = source
+        # the final check may reuse these cases only if they ran at the pipeline's own tolerances
+        self.last = (result.model, validation) if tolerances is self.tolerances else None
+        rejection = None
+        if not validation.passed:
+            rejection = ValidationError(
+                f"pass '{pass_.name}' failed validation: {validation.first_failure()}", comparison=validation
+            )
+        return Observation(
+            times={"validate": time.perf_counter() - start},
+            validation=figures,
+            max_abs=validation.max_abs(),
+            rejection=rejection,
+        )
+
+
+class RegionCheck(Instrument):
+    """Checks each changed model on the region the pass rewrote, not end to end.
+
+    The region before and after the pass (see :mod:`graphkit.check.region`) is extracted as two small
+    models, fed the same seeded random boundary data with the input shapes of each golden case
+    checked after a pass (``labels``; all when None), and compared with the default tolerance
+    (an approximate pass's declared tolerance when looser). A change of the default opset is
+    checked on the region plus a one-node region for every node whose schema version changed
+    (``validation["schema_nodes"]``). When the region cannot decide
+    (other opset or graph I/O change, nothing to compare, integer boundary, region larger than
+    ``max_fraction`` of the graph, extraction failure), the pass is checked end to end by
+    :attr:`full` (an :class:`EndToEndCheck` this instrument owns) and the reason goes on the
+    record (``notes`` and ``validation["fallback_reason"]``). A region mismatch rejects the
+    pass with a ValidationError naming the pass and the region output. Region checks use random
+    data: check the final model end to end on the golden set.
+    """
+
+    def __init__(
+        self,
+        golden: GoldenSet,
+        tolerances: Tolerances,
+        labels: list[str] | None = None,
+        max_fraction: float = 0.5,
+        seed: int = 0,
+        runtime: ValidationRuntime | None = None,
+        cache: ValidationCache | None = None,
+    ):
+        self.golden = golden
+        self.tolerances = tolerances
+        self.labels = labels
+        self.max_fraction = max_fraction
+        self.seed = seed
+        self.runtime = runtime or ValidationRuntime()
+        self.cache = cache
+        self.full = EndToEndCheck(golden, tolerances, labels, self.runtime, cache)
+
+    def _cases(self) -> list[tuple[str, dict[str, tuple[int, ...]]]]:
+        return [
+            (case.label, {name: array.shape for name, array in case.inputs.items()})
+            for case in self.golden.cases
+            if self.labels is None or case.label in self.labels
+        ]
+
+    def after_pass(self, index, pass_, before, result):
+        from graphkit.check.compare import Comparison
+        from graphkit.check.region import RegionUnavailable, check_region
+
+        if not result.modified:
+            return None
+        start = time.perf_counter()
+        tolerance = self.tolerances.default
+        if not pass_.exact and pass_.tolerance is not None:
+            tolerance = _loosen(Tolerances(tolerance), pass_.tolerance.atol, pass_.tolerance.rtol).default
+        key = ValidationCache.key(
+            "region",
+            before=content_hash(before),
+            after=content_hash(result.model),
+            cases=self._cases(),
+            tolerance=to_mapping(tolerance),
+            seed=self.seed,
+            max_fraction=self.max_fraction,
+            optimization=self.runtime.optimization,
+        )
+        stored = None
+        if self.cache is not None:
+            stored = self.cache.get(key, f"region check of pass '{pass_.name}'", _stored_region)
+        if stored is not None:
+            return Observation(
+                times={"validate": time.perf_counter() - start},
+                validation={**stored["validation"], "cache": self.cache.source_of(self.cache.hits[-1])},
+                max_abs=stored["max_abs"],
+            )
+        try:
+            check = check_region(
+                before, result.model, self._cases(), tolerance, self.seed, self.max_fraction, runtime=self.runtime
+            )
+        except RegionUnavailable as exc:
+            return self._fall_back(index, pass_, before, result, str(exc), start)
+        region = check.region
+        failure = check.first_failure()
+        validation = {
+            "mode": "region",
+            "passed": check.passed,
+            "region_nodes_a": len(region.a.nodes),
+            "region_nodes_b": len(region.b.nodes),
+            "boundary_inputs": sorted(region.inputs),
+            "schema_nodes": check.schema_nodes,
+            "outputs": [
+                {"case": label, **to_mapping(out)} for label, comparison in check.cases for out in comparison.outputs
+            ],
+            "fallback_reason": None,
+        }
+        max_abs = check.max_abs()
+        if not failure and self.cache is not None:
+            self.cache.put(key, {"validation": validation, "max_abs": max_abs})
+        rejection = None
+        if failure:
+            comparison = Comparison([o for _, c in check.cases for o in c.outputs])
+            rejection = ValidationError(
+                f"pass '{pass_.name}' failed region validation: {failure}", comparison=comparison
+            )
+        return Observation(
+            times={"validate": time.perf_counter() - start}, validation=validation, max_abs=max_abs, rejection=rejection
+        )
+
+    def _fall_back(self, index, pass_, before, result, reason: str, start: float) -> Observation:
+        note = f"region validation not applicable ({reason}); validated end to end"
+        try:
+            full = self.full.after_pass(index, pass_, before, result) or Observation()
+        except GraphkitError as exc:  # the end-to-end check could not run the model: keep the note
+            return Observation(times={"validate": time.perf_counter() - start}, notes=[note], rejection=exc)
+        validation = {**full.validation, "mode": "full", "fallback_reason": reason} if full.validation else None
+        return Observation(
+            times={"validate": time.perf_counter() - start},
+            notes=[note, *full.notes],
+            validation=validation,
+            max_abs=full.max_abs,
+            rejection=full.rejection,
+        )
+
+
+def _stored_region(result: dict) -> dict:
+    """A cached region result: a passed validation dict and max abs figures (else ValueError)."""
+    validation, max_abs = result["validation"], result["max_abs"]
+    if not isinstance(validation, dict) or validation.get("passed") is not True or not isinstance(max_abs, dict):
+        raise ValueError("not a passed region result")
+    return result
+
+
+def _loosen(tolerances: Tolerances, atol: float, rtol: float) -> Tolerances:
+    def widen(tol):
+        return type(tol)(max(tol.atol, atol), max(tol.rtol, rtol), tol.argmax_axis, tol.min_argmax_agreement)
+
+    return Tolerances(widen(tolerances.default), {k: widen(v) for k, v in tolerances.outputs.items()})
+
+
+class PassDiffWriter(Instrument):
+    """Writes the diff of each pass that changed the model to ``DIR/NN-<pass>.json``.
+
+    The diff's one-line summary goes on the record (and into the run summary).
+    """
+
+    def __init__(self, directory: Path):
+        self.directory = Path(directory)
+
+    def after_pass(self, index, pass_, before, result):
+        from graphkit.diff.model_diff import diff_models
+
+        if not result.modified:
+            return None
+        start = time.perf_counter()
+        diff = diff_models(before, result.model)
+        path = self.directory / f"{index + 1:02d}-{pass_.name}.json"
+        write_text_atomic(path, json.dumps(diff.to_dict(), indent=1))
+        return Observation(
+            times={"diff": time.perf_counter() - start},
+            diff_summary=diff.summary_line(),
+            artifacts={"diff": str(path)},
+        )

@@ -1,0 +1,239 @@
+"""The checks of a pipeline run outside the passes: the golden set (made or reused), the export
+against its reference model, the final model on every golden case, and localizing the
+divergence of a failed pass.
+
+Progress messages go to the ``graphkit.pipeline.checks`` logger.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from graphkit.check.compare import compare_outputs
+from graphkit.check.golden import (
+    CaseResult,
+    GoldenDefaults,
+    GoldenSet,
+    GoldenValidation,
+    golden_defaults,
+    make_or_load_golden,
+)
+from graphkit.check.instruments import EndToEndCheck, RegionCheck
+from graphkit.check.validation_cache import ValidationCache, cached_golden_validation
+from graphkit.ir.model_io import content_hash, load_model
+from graphkit.pipeline.spec import PipelineSpec
+from graphkit.pipeline.stages import Source
+from graphkit.runtime.ort import ValidationRuntime, forward_purpose, record_forward
+from graphkit.transform.record import PassRecord
+from graphkit.util.errors import GoldenError, GraphkitError, PipelineSpecError, one_line
+from graphkit.util.typed_config import to_mapping
+from graphkit.util.user_cache import cache_dir
+
+logger = logging.getLogger(__name__)
+
+
+def golden_dir(spec: PipelineSpec, source_hash: str, defaults: GoldenDefaults | None = None) -> Path:
+    """The pipeline's golden folder, or a cache folder keyed by the source model's hash and by
+    the golden request (seed, batch sizes, dims, integer ranges): another ``--dim`` gets its own
+    folder instead of a mismatch."""
+    if spec.golden.dir:
+        return Path(spec.golden.dir)
+    name = f"{spec.name}-{source_hash[:16]}-{spec.golden.producer}"
+    if defaults is not None:
+        request = json.dumps(
+            [spec.golden.seed, defaults.batch_sizes, defaults.dims, defaults.input_ranges], sort_keys=True
+        )
+        name += "-" + hashlib.sha256(request.encode()).hexdigest()[:8]
+    return cache_dir("golden") / name
+
+
+def make_golden(
+    spec: PipelineSpec, source: Source, source_hash: str, regenerate: bool
+) -> tuple[GoldenSet, bool, GoldenDefaults]:
+    if spec.golden.producer == "reference" and source.reference is None:
+        raise PipelineSpecError("golden.producer: 'reference' needs an export source (a torch reference model)")
+    defaults = golden_defaults(source.model, spec.golden.batch_sizes, spec.golden.dims, spec.golden.input_ranges)
+    directory = golden_dir(spec, source_hash, defaults)
+    producer = _recorded(source.reference, source_hash) if spec.golden.producer == "reference" else None
+    producer_name = f"reference: {source.description}, {source.weights}" if producer else "onnxruntime"
+    for note in defaults.notes:
+        logger.info(f"golden: {note}")
+    try:
+        golden, reused = make_or_load_golden(
+            source.model,
+            directory,
+            batch_sizes=defaults.batch_sizes,
+            seed=spec.golden.seed,
+            dims=defaults.dims,
+            producer=producer,
+            producer_name=producer_name,
+            tolerances=spec.golden.tolerances(),
+            regenerate=regenerate,
+            model_hash=source_hash,
+            input_ranges=defaults.input_ranges,
+            runtime=spec.validate.runtime,
+        )
+    except GoldenError as exc:
+        if producer is None and _SOURCE_FAILED.search(str(exc)):  # the source itself does not run
+            raise GoldenError(f"{source.description}: {one_line(exc, 1000)}") from exc
+        raise
+    if reused:
+        logger.info(f"golden: reusing {directory} (manifest matches)")
+    return golden, reused, defaults
+
+
+_SOURCE_FAILED = re.compile(r"onnxruntime cannot load the source model|the source model failed to run")
+
+
+def end_to_end_check(instruments: list) -> EndToEndCheck | None:
+    """The instrument whose end-to-end results the final check may reuse.
+
+    In region mode that is the end-to-end check RegionCheck falls back to: its ``last`` is set only
+    by a pass it validated end to end, and is reused only when that very model is the final one.
+    Region checks themselves are never reused (random data, not the golden inputs).
+    """
+    for instrument in instruments:
+        if isinstance(instrument, EndToEndCheck):
+            return instrument
+        if isinstance(instrument, RegionCheck):
+            return instrument.full
+    return None
+
+
+def check_final_model(
+    model,
+    model_hash: str,
+    golden: GoldenSet,
+    golden_key: str,
+    tolerances,
+    validator: EndToEndCheck | None,
+    runtime: ValidationRuntime,
+    cache: ValidationCache,
+) -> tuple[GoldenValidation, dict | None]:
+    """Validate the final model on every golden case, reusing the cases already checked on it.
+
+    A case passed by an end-to-end check of a model with the same content hash (the last model
+    a pass validated end to end, at the pipeline's own tolerances) stands; only the remaining
+    cases run, through the validation cache (returns the validation and, for a cached result,
+    where it came from). Region checks are never reused (random data, not the golden inputs).
+    """
+    done: dict[str, CaseResult] = {}
+    if validator is not None and validator.last is not None:
+        last_model, last_validation = validator.last
+        if last_model is model or content_hash(last_model) == model_hash:
+            done = {c.label: c for c in last_validation.cases if c.comparison is not None}
+    todo = [c.label for c in golden.cases if c.label not in done]
+    fresh: dict[str, CaseResult] = {}
+    note, source = "", None
+    if todo:
+        logger.info(f"validating the final model on golden case(s) {', '.join(todo)} ...")
+        validation, source = cached_golden_validation(
+            cache, model, model_hash, golden, golden_key, tolerances, todo, runtime, "final check"
+        )
+        fresh, note = {c.label: c for c in validation.cases}, validation.note
+    return GoldenValidation([done.get(c.label) or fresh[c.label] for c in golden.cases], note), source
+
+
+def _recorded(reference: Callable | None, model_hash: str) -> Callable | None:
+    """``reference`` (a torch model's forward) with each call listed in the run's forwards."""
+    if reference is None:
+        return None
+
+    def run(feeds):
+        start = time.perf_counter()
+        outputs = reference(feeds)
+        first = next(iter(feeds.values()), None)
+        batch = int(first.shape[0]) if first is not None and first.ndim else 1
+        record_forward(f"b{batch}", batch, time.perf_counter() - start, "n/a", backend="torch")
+        return outputs
+
+    return run
+
+
+def localize_failure(record: PassRecord, golden: GoldenSet, tolerances) -> None:
+    """Find the first tensor where the rejected model diverges from the pass's input."""
+    from graphkit.check.localize import localize
+
+    rejected = record.artifacts.get("rejected_model")
+    if not rejected or not golden.cases:
+        record.notes.append("localize: no rejected model to compare")
+        return
+    logger.info(f"localizing the divergence of pass '{record.name}' ...")
+    case = golden.cases[0]
+    tol = tolerances.default
+    result = localize(
+        load_model(record.artifacts["input_model"]), load_model(rejected), case.inputs, atol=tol.atol, rtol=tol.rtol
+    )
+    record.artifacts["localize"] = result.to_dict()
+    record.notes.append(f"localize (case {case.label}): {result.summary_line()}")
+
+
+def check_export_against_reference(
+    spec: PipelineSpec,
+    source: Source,
+    golden: GoldenSet,
+    source_hash: str,
+    golden_key: str,
+    cache: ValidationCache,
+) -> GoldenValidation:
+    """The exported model against its reference, before any pass runs.
+
+    With a reference-made golden set, the export runs on every case; with an onnxruntime-made
+    one (the export's own outputs), the reference runs on ``validate.reference_batch_sizes``.
+    """
+    tolerances = spec.golden.tolerances()
+    if spec.golden.producer == "reference":
+        logger.info("validating the export against the reference outputs ...")
+        validation, _ = cached_golden_validation(
+            cache,
+            source.model,
+            source_hash,
+            golden,
+            golden_key,
+            tolerances,
+            None,
+            spec.validate.runtime,
+            "export vs reference",
+        )
+        return validation
+    import torch
+
+    labels = [c.label for c in golden.cases if c.dims.get("batch") in spec.validate.reference_batch_sizes]
+    key = ValidationCache.key(
+        "reference",
+        model=source_hash,
+        golden=golden_key,
+        tolerances=to_mapping(tolerances),
+        labels=labels,
+        reference=source.description,
+        weights=source.weights,
+        details=source.details,
+        torch=torch.__version__,
+    )
+    stored = cache.get(key, "export vs reference (torch)", GoldenValidation.from_dict)
+    if stored is not None:
+        logger.info("export vs reference: passed in an earlier run (validation cache)")
+        return stored
+    results = []
+    for case in golden.cases:
+        if case.dims.get("batch") not in spec.validate.reference_batch_sizes:
+            continue
+        logger.info(f"validating the export against the reference model on case {case.label} ...")
+        with forward_purpose("export vs reference (torch)", source_hash):
+            expected = _recorded(source.reference, source_hash)(case.inputs)
+        results.append(CaseResult(case.label, compare_outputs(case.outputs, expected, tolerances)))
+        del expected
+    validation = GoldenValidation(results)
+    if validation.passed:
+        cache.put(key, validation.to_dict())
+    return validation
+
+
+def source_error(first_failure: str) -> GraphkitError:
+    return GraphkitError(f"the exported model does not match the reference model: {first_failure}")
