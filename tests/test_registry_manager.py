@@ -152,3 +152,100 @@ def test_pass_file_that_exits_or_is_not_a_file_is_a_load_error(tmp_path):
     os.mkfifo(fifo_dir / "pipe.py")
     with pytest.raises(PassLoadError, match=r"pipe.py: not a regular file"):
         load_pass_dir(fifo_dir)
+
+
+# --- instruments observe, the manager records ----------------------------------------------------
+
+
+def test_importing_the_pass_manager_leaves_onnxruntime_the_diff_and_golden_sets_out():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, graphkit.transform.manager\n"
+        "heavy = ('onnxruntime', 'graphkit.diff', 'graphkit.check.golden', 'graphkit.check.instruments', 'torch')\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'onnxruntime' or m.startswith(heavy[1:])))\n"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert loaded == "[]"
+
+
+def test_the_manager_builds_the_record_from_what_instruments_return():
+    from graphkit.transform.record import Observation, PassStatus
+
+    class Figures(Instrument):
+        def __init__(self, key):
+            self.key = key
+
+        def before_pass(self, index, pass_, model):
+            return Observation(times={"shared": 1.0})
+
+        def after_pass(self, index, pass_, before, result):
+            return Observation(times={"shared": 2.0, self.key: 0.5}, notes=[f"{self.key} saw {pass_.name}"])
+
+    class Reject(Instrument):
+        def after_pass(self, index, pass_, before, result):
+            figures = {"passed": False, "checked": pass_.name}
+            return Observation(validation=figures, max_abs={"y": 3.0}, rejection=GraphkitError("too far"))
+
+    class Changes(Pass):
+        name = "changes"
+
+        def run(self, model):
+            from graphkit.ir.model_io import clone
+
+            changed = clone(model)
+            changed.doc_string = "changed"
+            return PassResult(changed, True, notes=["the pass's own note"])
+
+    model = demo_model()
+    run = PassManager([Changes()], [Figures("a"), Figures("b")]).run(model)
+    record = run.records[0]
+    assert run.ok and record.status is PassStatus.APPLIED and record.status == "applied"
+    assert record.times == {"shared": 6.0, "a": 0.5, "b": 0.5}  # summed over hooks and instruments
+    assert record.notes == ["a saw changes", "b saw changes", "the pass's own note"]
+    # a rejection keeps the rejecting check's figures on the record; later instruments do not run
+    run = PassManager([Changes()], [Figures("a"), Reject(), Figures("b")]).run(model)
+    record = run.records[0]
+    assert not run.ok and record.status == "failed" and "too far" in record.error
+    assert record.validation == {"passed": False, "checked": "changes"} and record.max_abs == {"y": 3.0}
+    assert record.notes == ["a saw changes"] and "b" not in record.times
+    assert record.traceback == ""  # a check rejected it: the pass itself did not raise
+    assert run.model is model
+
+
+def test_a_region_check_that_falls_back_leaves_the_pass_result_alone(tmp_path):
+    from graphkit.check.compare import Tolerances
+    from graphkit.check.golden import make_or_load_golden
+    from graphkit.check.instruments import RegionCheck
+
+    golden, _ = make_or_load_golden(demo_model(), tmp_path / "g", batch_sizes=[1])
+    before = demo_model()
+    result = get_pass("eliminate-noops")()(before)
+    notes = list(result.notes)
+    observation = RegionCheck(golden, Tolerances(), max_fraction=0.0).after_pass(
+        0, get_pass("eliminate-noops")(), before, result
+    )
+    assert observation.validation["mode"] == "full" and "region too large" in observation.validation["fallback_reason"]
+    assert observation.notes and observation.notes[0].startswith("region validation not applicable")
+    assert result.notes == notes  # the fallback note goes on the record through the observation only
+
+
+def test_a_pass_that_raises_keeps_its_traceback_and_names_its_file_and_line():
+    import inspect
+
+    class Crashes(Pass):
+        name = "crashes"
+
+        def run(self, model):
+            return {}["missing"]
+
+    line = inspect.getsourcelines(Crashes.run)[1] + 1
+    run = PassManager([Crashes()]).run(demo_model())
+    record = run.records[0]
+    assert not run.ok and record.status == "failed"
+    assert f"pass 'crashes' raised KeyError: 'missing' at {__file__}:{line} (in run)" in record.error
+    assert record.traceback.startswith("Traceback (most recent call last):")
+    assert f'File "{__file__}", line {line}, in run' in record.traceback
+    assert record.traceback.rstrip().endswith("KeyError: 'missing'")
+    assert record.to_dict()["traceback"] == record.traceback and record.to_dict()["status"] == "failed"
