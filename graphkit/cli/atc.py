@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 
 from graphkit.ascend.build import build_plan
 from graphkit.ascend.commands import check_input_names, plan_commands, write_plan
@@ -164,9 +163,10 @@ def run(args: argparse.Namespace) -> int:
         else:
             for command in plan.commands:
                 print(command.line())
-            print(f"script: {plan.script}\nmanifest: {plan.manifest}", file=sys.stderr)
+            logger.info("script: %s", plan.script)
+            logger.info("manifest: %s", plan.manifest)
         return 0
-    echo = None if args.json else (lambda line: print(line, file=sys.stderr))
+    echo = None if args.json else logger.info
     results = build_plan(plan, on_line=echo)
     if args.json:
         print_json([r.to_dict() for r in results])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import sys
+import logging
 
 from graphkit.cli.infer import add_model_arguments, check_device, model_from_args, one_line_errors
 from graphkit.ir.model_io import load_user_model
@@ -17,6 +17,8 @@ from graphkit.runtime.perf import (
 )
 from graphkit.util.console import format_table, print_json
 from graphkit.util.errors import InputError
+
+logger = logging.getLogger(__name__)
 
 NAME = "perf"
 HELP = "pure-inference throughput and latency per batch size (table, JSON, PNG plot)"
@@ -89,9 +91,7 @@ def run(args: argparse.Namespace) -> int:
         )
         if value is not None
     }
-    echo = (
-        None if args.json else (lambda r: print(f"batch {r['batchsize']}: {r['throughput']:.2f} FPS", file=sys.stderr))
-    )
+    echo = None if args.json else (lambda r: logger.info("batch %s: %.2f FPS", r["batchsize"], r["throughput"]))
     if (args.backend or "ort") == "ort":
         load_user_model(model)  # the same checks as every command; one line on a bad file
     report = measure_perf(model, backend_options=options, on_batch=echo, **kwargs)
