@@ -161,7 +161,7 @@ def localize_failure(record: PassRecord, golden: GoldenSet, tolerances) -> None:
     from graphkit.check.localize import localize
 
     rejected = record.artifacts.get("rejected_model")
-    if not rejected or not golden.cases:
+    if not rejected or "input_model" not in record.artifacts or not golden.cases:
         record.notes.append("localize: no rejected model to compare")
         return
     logger.info(f"localizing the divergence of pass '{record.name}' ...")

@@ -35,7 +35,7 @@ from graphkit.ir.model_io import content_hash, save_model
 from graphkit.pipeline.spec import PipelineSpec
 from graphkit.transform.instruments import Instrument
 from graphkit.transform.record import Observation
-from graphkit.util.errors import one_line
+from graphkit.util.errors import GraphkitError, one_line
 from graphkit.util.files import make_folder, write_text_atomic
 from graphkit.util.typed_config import to_mapping
 
@@ -53,6 +53,14 @@ class ReproducerWriter(Instrument):
 
     def pass_failed(self, index, pass_, before, error, rejected=None):
         folder = self.run_dir / f"repro-{index + 1:02d}-{pass_.name}"
+        try:
+            return self._write(folder, index, pass_, before, error, rejected)
+        except (GraphkitError, OSError, shutil.Error) as exc:  # the pass's failure is the news, not this
+            note = f"reproducer not written to {folder}: {one_line(exc)}"
+            logger.warning("%s", note)
+            return Observation(notes=[note])
+
+    def _write(self, folder, index, pass_, before, error, rejected) -> Observation:
         artifacts = {}
         artifacts["input_model"] = str(save_model(before, folder / "input.onnx"))
         if rejected is not None:
@@ -102,10 +110,16 @@ class ReproducerWriter(Instrument):
             for path in sorted(directory.iterdir()):
                 if path.is_file() and path.suffix == ".py":
                     shutil.copyfile(path, destination / path.name)
-                elif path.is_dir() and (path / "__init__.py").is_file():
+                elif path.is_dir() and (path / "__init__.py").is_file() and not _inside(self.run_dir, path):
                     shutil.copytree(path, destination / path.name, ignore=shutil.ignore_patterns("__pycache__"))
             copied.append(f"passes/{number}")
         return copied
+
+
+def _inside(folder: Path, parent: Path) -> bool:
+    """Whether ``folder`` is ``parent`` or lies under it (a package holding the run folder is
+    not copied into itself)."""
+    return folder.resolve().is_relative_to(parent.resolve())
 
 
 def _script(name: str, index: int) -> str:

@@ -9,6 +9,7 @@ stderr too, once the CLI called :func:`configure_logging`; a library user config
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -42,10 +43,8 @@ class _ProgressAwareHandler(logging.StreamHandler):
     """Writes each message above an active progress bar instead of through it."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        try:
+        with contextlib.suppress(OSError):  # stderr is gone (a closed pipe): nowhere to report it
             tqdm.write(self.format(record), file=sys.stderr)
-        except Exception:  # noqa: BLE001 - logging's own contract: never raise from a handler
-            self.handleError(record)
 
 
 class _Formatter(logging.Formatter):
