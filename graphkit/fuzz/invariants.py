@@ -5,7 +5,8 @@ Generic (every command):
 - ``exit_code``: the exit code is 0, 1 or 2 (130/143 only after SIGINT/SIGTERM was sent);
   ``killed``: the process died from a signal the harness did not send (or did not handle one);
 - ``timeout``: it ran past the attempt's time limit; ``memory``: MemoryError or bad_alloc;
-- ``traceback``: a Python traceback on stdout or stderr;
+- ``traceback``: a Python traceback printed on stdout or stderr (at the start of a line: a failed
+  pass's traceback inside a JSON report is data);
 - ``error_line``: exit 2 without exactly one ``graphkit: error: ...`` line, last on stderr,
   short, without ANSI colour codes;
 - ``outside_write`` / ``input_modified`` / ``home_write``: a path changed outside the output
@@ -77,11 +78,17 @@ def check(attempt: Attempt, outcome: Outcome, root: Path, changes: Changes) -> l
 # --- process ----------------------------------------------------------------------------------
 
 
+# A traceback as Python prints it starts a line; one inside a JSON string (a failed pass's
+# ``traceback`` in a report printed with --json) is data, not a crash.
+_TRACEBACK = re.compile(r"^Traceback \(most recent call last\)", re.MULTILINE)
+
+
 def traceback_signature(text: str) -> str:
     """'ExceptionType at file.py:function' from the last traceback in ``text`` ('' if none)."""
-    if "Traceback (most recent call last)" not in text:
+    starts = [match.start() for match in _TRACEBACK.finditer(text)]
+    if not starts:
         return ""
-    block = text[text.rindex("Traceback (most recent call last)") :]
+    block = text[starts[-1] :]
     frames = re.findall(r'File "([^"]+)", line \d+, in (\S+)', block)
     own = [(f, fn) for f, fn in frames if "/graphkit/" in f or "graphkit_passes" in f or "/passes/" in f]
     where = own[-1] if own else (frames[-1] if frames else ("?", "?"))
@@ -172,7 +179,7 @@ def check_oracles(attempt: Attempt, outcome: Outcome, root: Path) -> list[Violat
     if attempt.checks.get("injection"):
         found += _check_scripts(root / attempt.outputs[0] if attempt.outputs else root, root)
     run_dir = attempt.checks.get("apply_out")
-    crashed = "Traceback (most recent call last)" in outcome.stdout + outcome.stderr
+    crashed = bool(_TRACEBACK.search(outcome.stdout + "\n" + outcome.stderr))
     if attempt.command == "apply" and run_dir and code in (0, 1) and not outcome.timed_out and not crashed:
         found += _check_run_folder(attempt, root / run_dir, code, root)
     return found

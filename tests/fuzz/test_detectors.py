@@ -135,3 +135,14 @@ def test_a_status_the_forkserver_lost_is_read_from_the_childs_record(tmp_path):
     assert outcome.returncode == 2
     (tmp_path / "exit-code").unlink()
     assert runner.finish((LostStatus(), time.perf_counter(), tmp_path), timeout=5).returncode == 255  # no record
+
+
+def test_a_traceback_inside_a_json_report_is_data_not_a_crash():
+    import json
+
+    from graphkit.fuzz.invariants import traceback_signature
+
+    printed = "Traceback (most recent call last):\n  File \"/x/graphkit/a.py\", line 3, in f\nKeyError: 'k'\n"
+    report = json.dumps({"passes": [{"traceback": printed}]}, indent=2)
+    assert traceback_signature(report) == ""
+    assert traceback_signature(report + "\n" + printed) == "KeyError at a.py:f"
