@@ -68,6 +68,7 @@ from graphkit.transform.instruments import (
 )
 from graphkit.transform.manager import PassManager
 from graphkit.transform.pass_base import Pass
+from graphkit.transform.provenance import strip_provenance
 from graphkit.util.console import json_default, progress
 from graphkit.util.errors import GoldenError, GraphkitError, PipelineSpecError, SpecError, one_line
 from graphkit.util.files import make_folder, write_text_atomic
@@ -296,6 +297,8 @@ def _apply_pipeline(
         return _finish(run_dir, report, stages, started, None, error=run.error, log=log)
 
     clock = time.perf_counter()
+    if not spec.output.provenance:  # in place: the final check may still reuse the last pass's cases
+        strip_provenance(run.model)
     final_hash = content_hash(run.model)
     final_check, final_cache = _final_validation(
         run.model,

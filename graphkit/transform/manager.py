@@ -18,6 +18,7 @@ import onnx
 
 from graphkit.transform.instruments import InputMutatedError, Instrument, PassRecord
 from graphkit.transform.pass_base import Pass
+from graphkit.transform.provenance import record_provenance
 from graphkit.util.errors import GraphkitError, PassError
 
 
@@ -66,6 +67,7 @@ class PassManager:
                 for instrument in self.instruments:
                     instrument.before_pass(record, pass_, model)
                 result = pass_(model)
+                record_provenance(model, result.model, pass_.name, index + 1)  # before instruments hash it
                 for instrument in self.instruments:
                     instrument.after_pass(record, pass_, model, result)
             except GraphkitError as exc:
