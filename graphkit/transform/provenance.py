@@ -26,6 +26,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 import onnx
+import xxhash
 
 PREFIX = "graphkit."
 PASS_KEY = "graphkit.pass"
@@ -58,13 +59,15 @@ def node_key(node: onnx.NodeProto) -> tuple:
     compared by content in name order; a subgraph attribute ignores its nodes' names, doc
     strings and metadata the same way.
     """
-    attributes = []
+    digest = xxhash.xxh3_128()  # attributes by digest: a large Constant is not held twice
     for attribute in sorted(node.attribute, key=lambda a: a.name):
         if attribute.type in _GRAPH_TYPES:
             attribute = _without_node_annotations(attribute)
-        attributes.append(attribute.SerializeToString(deterministic=True))
+        data = attribute.SerializeToString(deterministic=True)
+        digest.update(b"%d:" % len(data))
+        digest.update(data)
     domain = "" if node.domain == "ai.onnx" else node.domain
-    return (domain, node.op_type, node.overload, tuple(node.input), tuple(node.output), tuple(attributes))
+    return (domain, node.op_type, node.overload, tuple(node.input), tuple(node.output), digest.digest())
 
 
 def _without_node_annotations(attribute: onnx.AttributeProto) -> onnx.AttributeProto:
