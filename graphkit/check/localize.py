@@ -36,6 +36,7 @@ import onnx
 from graphkit.diff.model_diff import ModelDiff, diff_models
 from graphkit.ir.model_io import infer_shapes
 from graphkit.runtime.ort import cannot_load_message, create_session, run_session
+from graphkit.transform.provenance import Provenance, provenance_of
 from graphkit.util.console import format_table, progress
 from graphkit.util.errors import GoldenError, InputError, PassError, RuntimeLoadError, printable
 
@@ -107,13 +108,15 @@ class LocalizeResult:
     inputs: dict[str, list[int]] = field(default_factory=dict)
     nodes_run: dict[str, int] = field(default_factory=lambda: {"a": 0, "b": 0})
     peak_live_tensors: int = 0
+    made_by: Provenance | None = None  # the pass that made the first divergent node, when B records it
 
     @property
     def diverged(self) -> bool:
         return self.first_divergent is not None
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict; its layout is versioned by ``schema_version``."""
+        """A JSON-ready dict; its layout is versioned by ``schema_version``. ``made_by`` ({pass, step})
+        is present only when B records which pass made the first divergent node."""
         return {
             "schema_version": SCHEMA_VERSION,
             "diverged": self.diverged,
@@ -128,6 +131,7 @@ class LocalizeResult:
             "peak_live_tensors": self.peak_live_tensors,
             "compared": [c.to_dict() for c in self.compared],
             "skipped": [s.to_dict() for s in self.skipped],
+            **({"made_by": self.made_by.to_dict()} if self.made_by else {}),
         }
 
     def summary_line(self) -> str:
@@ -135,7 +139,8 @@ class LocalizeResult:
         first = self.first_divergent
         if first is None:
             return f"no divergence: {len(self.compared)} tensors within atol={self.atol:g} rtol={self.rtol:g}"
-        return f"first divergent tensor '{first.tensor}' from node '{first.node}' ({first.op_type}): {_figures(first)}"
+        made_by = f" made by {self.made_by.label}" if self.made_by else ""
+        return f"first divergent tensor '{first.tensor}' from node '{first.node}' ({first.op_type}){made_by}: {_figures(first)}"
 
     def to_text(self) -> str:
         """A human-readable report."""
@@ -275,6 +280,8 @@ def localize(
         )
         if result.first_divergent is not None:
             break
+    if result.first_divergent is not None:  # which pass made that node, when B carries provenance
+        result.made_by = provenance_of(b.graph.node[result.first_divergent.position])
     return result
 
 

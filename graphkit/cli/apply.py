@@ -101,6 +101,12 @@ def add_arguments(parser):
         action="store_true",
         help="run every check even if it passed before (the validation cache is neither read nor written)",
     )
+    parser.add_argument(
+        "--strip-provenance",
+        action="store_true",
+        help="write the model without the node metadata naming the pass that made each node "
+        "(output.provenance=false; kept by default)",
+    )
     parser.add_argument("--json", action="store_true", help="print report.json to stdout instead of the summary")
 
 
@@ -130,6 +136,7 @@ def run(args) -> int:
         passes = [name.strip() for name in args.passes.split(",") if name.strip()]
         if not passes:
             raise GraphkitError("--passes: give at least one pass name (see 'graphkit passes')")
+    sets = [*args.set, "output.provenance=false"] if args.strip_provenance else args.set
     command_line = CommandLine(args.input, passes, parse_dims(args.dim), parse_ranges(args.input_range))
     if file_kind(args.pipeline) == "onnx":
         if args.input:
@@ -138,10 +145,10 @@ def run(args) -> int:
             )
         command_line.input_path = None
         default = preset_passes(DEFAULT_PRESET) if passes is None else passes
-        spec = model_pipeline(args.pipeline, default, command_line, args.set)
+        spec = model_pipeline(args.pipeline, default, command_line, sets)
         origin = spec.source.onnx
     else:
-        spec = load_pipeline(args.pipeline, args.set, command_line)
+        spec = load_pipeline(args.pipeline, sets, command_line)
         origin = args.pipeline
     result = apply_pipeline(
         spec,

@@ -175,7 +175,10 @@ def _context(indices: list[int], nodes: list[NodeInfo]) -> tuple[list[int], list
     return before[-CONTEXT:], after[:CONTEXT]
 
 
-def _side(indices: list[int], nodes: list[NodeInfo], kinds: dict[int, str], label: str) -> list[str]:
+def _side(
+    indices: list[int], nodes: list[NodeInfo], kinds: dict[int, str], label: str, made_by: dict | None = None
+) -> list[str]:
+    """One side of a region; a "made by" column when ``made_by`` (node index -> Provenance) has entries."""
     before, after = _context(indices, nodes)
     rows, classes = [], []
     for index in sorted({*before, *indices, *after}):
@@ -184,11 +187,12 @@ def _side(indices: list[int], nodes: list[NodeInfo], kinds: dict[int, str], labe
         rows.append(
             (index, node.name or "<unnamed>", node.qualified_op, attrs, ", ".join(node.inputs), ", ".join(node.outputs))
         )
+        if made_by:
+            rows[-1] += (made_by[index].label if index in made_by else "",)
         classes.append(kinds.get(index, "context") if index in indices else "context")
     out = [f'<div class="side"><div>{_e(label)}</div>']
-    out += (
-        _table(("#", "name", "op", "attributes", "inputs", "outputs"), rows, classes) if rows else ["<p>(nothing)</p>"]
-    )
+    headers = ("#", "name", "op", "attributes", "inputs", "outputs", *(("made by",) if made_by else ()))
+    out += _table(headers, rows, classes) if rows else ["<p>(nothing)</p>"]
     out.append("</div>")
     return out
 
@@ -212,7 +216,7 @@ def _regions_section(diff: ModelDiff, nodes_a: list[NodeInfo], nodes_b: list[Nod
             f'<section class="region" id="region-{number}"><h3>Region {number}: {_e(ops)}</h3><div class="sides">'
         )
         out += _side(ia, nodes_a, kind_a, f"A ({len(ia)} nodes)")
-        out += _side(ib, nodes_b, kind_b, f"B ({len(ib)} nodes)")
+        out += _side(ib, nodes_b, kind_b, f"B ({len(ib)} nodes)", diff.made_by)
         out.append("</div></section>")
     if len(regions) > MAX_REGIONS:
         out.append(f"<p>{len(regions) - MAX_REGIONS} more regions not shown (see --json).</p>")

@@ -39,6 +39,7 @@ import xxhash
 from onnx import numpy_helper
 
 from graphkit.ir.model_io import op_counts
+from graphkit.transform.provenance import Provenance, provenance_by_index
 from graphkit.util.errors import printable
 
 SCHEMA_VERSION = 1
@@ -237,6 +238,8 @@ class ModelDiff:
     """Every matched node pair (index in A, index in B, how: "name"|"structure"|"position"), changed or not."""
     tensor_map: dict[str, str] = field(default_factory=dict)
     """A tensor name -> B tensor name for every tensor the matching pairs up (renames included)."""
+    made_by: dict[int, Provenance] = field(default_factory=dict)
+    """B node index -> the pass that made the node, for B's nodes that carry provenance."""
 
     def is_empty(self) -> bool:
         """True when the two models are the same graph up to node order."""
@@ -300,9 +303,9 @@ class ModelDiff:
             "inputs": self.inputs.to_dict(),
             "outputs": self.outputs.to_dict(),
             "nodes": {
-                "added": [n.to_dict() for n in self.nodes_added],
+                "added": [self._with_made_by(n.to_dict(), n.index) for n in self.nodes_added],
                 "removed": [n.to_dict() for n in self.nodes_removed],
-                "changed": [c.to_dict() for c in self.nodes_changed],
+                "changed": [self._with_made_by(c.to_dict(), c.after.index) for c in self.nodes_changed],
             },
             "tensors_renamed": [{"before": a, "after": b} for a, b in self.tensors_renamed.items()],
             "initializers": {
@@ -320,6 +323,17 @@ class ModelDiff:
     def to_text(self, color: bool = False) -> str:
         """A human-readable report; ANSI colors when ``color``."""
         return _TextReport(self, color).render()
+
+    def _with_made_by(self, entry: dict[str, Any], index_b: int) -> dict[str, Any]:
+        """``entry`` plus ``made_by`` ({pass, step}) when B's node ``index_b`` carries provenance."""
+        if index_b in self.made_by:
+            entry["made_by"] = self.made_by[index_b].to_dict()
+        return entry
+
+    def made_by_text(self, index_b: int) -> str:
+        """`` [made by pass 'x' (step 2)]`` for a B node that carries provenance, else ''."""
+        provenance = self.made_by.get(index_b)
+        return f" [made by {provenance.label}]" if provenance else ""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -341,6 +355,7 @@ def diff_models(a: onnx.ModelProto, b: onnx.ModelProto) -> ModelDiff:
     matcher.match()
     diff.node_pairs = sorted(((ia, ib, how) for ib, (ia, how) in matcher.pair_of_b.items()), key=lambda p: p[1])
     diff.tensor_map = dict(matcher.tmap)
+    diff.made_by = provenance_by_index(b)
     # A rename: the tensor's A name is gone from B and its B name is new (else it is a rewiring).
     names_a, names_b = _tensor_names(a), _tensor_names(b)
     diff.tensors_renamed = {
@@ -855,9 +870,12 @@ class _TextReport:
             for n in d.nodes_removed:
                 self.item("-", f"{n.label} {_io_text(n)}")
             for n in d.nodes_added:
-                self.item("+", f"{n.label}{_attrs_text(n)} {_io_text(n)}")
+                self.item("+", f"{n.label}{_attrs_text(n)} {_io_text(n)}{d.made_by_text(n.index)}")
             for c in d.nodes_changed:
-                self.item("~", f"{c.after.label} [matched by {c.matched_by}]: {_changes_text(c)}")
+                self.item(
+                    "~",
+                    f"{c.after.label} [matched by {c.matched_by}]: {_changes_text(c)}{d.made_by_text(c.after.index)}",
+                )
         if d.tensors_renamed:
             self.head("tensors renamed:")
             for ta, tb in d.tensors_renamed.items():

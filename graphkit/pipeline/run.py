@@ -49,6 +49,7 @@ from graphkit.pipeline.stages import _eval, _handoff, load_source, type_sections
 from graphkit.runtime.ort import ForwardLog, active_forward_log, recording_forwards
 from graphkit.transform.instruments import Honesty, Instrument, OpCounts, Timing, Verify
 from graphkit.transform.manager import PassManager
+from graphkit.transform.provenance import strip_provenance
 from graphkit.util.console import json_default, progress
 from graphkit.util.errors import GraphkitError, PipelineSpecError
 from graphkit.util.files import make_folder, write_text_atomic
@@ -212,6 +213,8 @@ def _apply_pipeline(
         return _finish(report, cache, stages, started, None, run.error)
 
     clock = time.perf_counter()
+    if not spec.output.provenance:  # in place: the final check may still reuse the last pass's cases
+        strip_provenance(run.model)
     final_hash = content_hash(run.model)
     final_check, final_cache = check_final_model(
         run.model,

@@ -90,11 +90,16 @@ class ValidateSpec:
 
 @dataclass
 class OutputSpec:
-    """Where the run folder goes and what the model file is called."""
+    """Where the run folder goes and what the model file is called.
+
+    ``provenance: false`` writes the model without the ``graphkit.pass``/``graphkit.step`` node
+    metadata that names the pass that made each node (:mod:`graphkit.transform.provenance`).
+    """
 
     dir: str = "runs/{name}"
     model: str = "model.onnx"
     external_data: bool | None = None
+    provenance: bool = True
 
 
 @dataclass

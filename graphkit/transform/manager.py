@@ -25,6 +25,7 @@ import onnx
 
 from graphkit.transform.instruments import InputMutatedError, Instrument
 from graphkit.transform.pass_base import Pass, PassResult
+from graphkit.transform.provenance import record_provenance
 from graphkit.transform.record import PassRecord, PassStatus
 from graphkit.util.errors import GraphkitError, PassError
 
@@ -80,6 +81,7 @@ class PassManager:
                 except GraphkitError as exc:
                     record.traceback = _traceback_of(exc)
                     raise
+                record_provenance(model, result.model, pass_.name, index + 1)  # before instruments hash it
                 for instrument in self.instruments:
                     observation = instrument.after_pass(index, pass_, model, result)
                     record.observe(observation)
