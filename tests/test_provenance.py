@@ -276,25 +276,25 @@ passes: {passes}
 
 def test_apply_keeps_provenance_by_default_and_the_yaml_switch_removes_it(tmp_path, user_pass_dir):
     path = pipeline_file(tmp_path, user_pass_dir, "[drop-identity, relu-as-max]")
-    kept = apply_pipeline(load_pipeline(path), str(path), log=lambda _: None, use_cache=False)
+    kept = apply_pipeline(load_pipeline(path), str(path), use_cache=False)
     assert kept.ok, kept.error
     model = load_model(tmp_path / "run" / "model.onnx")
     assert stamps(model) == {"to_nhwc": ("drop-identity", 1), "relu": ("relu-as-max", 2)}
-    assert kept.report["final"]["hash"] == content_hash(model)
+    assert kept.report.to_dict()["final"]["hash"] == content_hash(model)
 
     path = pipeline_file(tmp_path, user_pass_dir, "[drop-identity, relu-as-max]", ", provenance: false")
-    stripped = apply_pipeline(load_pipeline(path), str(path), log=lambda _: None, use_cache=False)
+    stripped = apply_pipeline(load_pipeline(path), str(path), use_cache=False)
     assert stripped.ok, stripped.error
     clean = load_model(tmp_path / "run" / "model.onnx")
     assert graphkit_entries(clean) == []
-    assert stripped.report["final"]["hash"] == content_hash(clean)  # the report describes the file written
+    assert stripped.report.to_dict()["final"]["hash"] == content_hash(clean)  # the report describes the file written
     assert diff_models(model, clean).is_empty()
     # the final check still reused the last pass's end-to-end cases on the (stripped) final model:
     # no forward of the final model beyond those of the kept run
-    assert stripped.report["final"]["validation"]["passed"]
+    assert stripped.report.to_dict()["final"]["validation"]["passed"]
 
     def checks(result):  # the golden set was recorded by the first run only
-        return [f["purpose"] for f in result.report["forwards"] if not f["purpose"].startswith("golden")]
+        return [f["purpose"] for f in result.report.to_dict()["forwards"] if not f["purpose"].startswith("golden")]
 
     assert checks(stripped) == checks(kept) and not any("final" in p for p in checks(stripped))
     assert len(checks(stripped)) == 4  # two passes, two golden cases each
