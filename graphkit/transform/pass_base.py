@@ -31,6 +31,7 @@ from typing import Any, ClassVar
 
 import onnx
 
+from graphkit.check.compare import Tolerance  # the one tolerance type; re-exported for passes
 from graphkit.ir.model_io import default_opset
 from graphkit.util.errors import PassError, one_line
 from graphkit.util.signals import signals_seen
@@ -69,20 +70,6 @@ def option(default: Any = dataclasses.MISSING, doc: str = "", default_factory: A
     else:
         kwargs["default"] = default
     return field(**kwargs)
-
-
-@dataclass(frozen=True)
-class Tolerance:
-    """Element-wise tolerance |actual - expected| <= atol + rtol * |expected|; both finite, >= 0."""
-
-    atol: float
-    rtol: float
-
-    def __post_init__(self) -> None:
-        from graphkit.check.compare import check_tolerance_value
-
-        object.__setattr__(self, "atol", check_tolerance_value("atol", self.atol))
-        object.__setattr__(self, "rtol", check_tolerance_value("rtol", self.rtol))
 
 
 class Pass:
