@@ -50,6 +50,11 @@ def dims_of(value: onnx.ValueInfoProto) -> tuple[Dim, ...] | None:
     )
 
 
+def io_signature(value: onnx.ValueInfoProto) -> tuple:
+    """(name, element type, dims or None) of a graph input or output (dims as :func:`dims_of`)."""
+    return (value.name, value.type.tensor_type.elem_type, dims_of(value))
+
+
 def set_dims(value: onnx.ValueInfoProto, dims: tuple[Dim, ...]) -> None:
     """Overwrite the dims of a tensor value info in place."""
     shape = value.type.tensor_type.shape

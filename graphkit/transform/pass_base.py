@@ -33,6 +33,7 @@ import onnx
 
 from graphkit.check.compare import Tolerance  # the one tolerance type; re-exported for passes
 from graphkit.ir.model_io import default_opset
+from graphkit.ir.shapes import io_signature  # re-exported for passes
 from graphkit.util.errors import PassError, one_line
 from graphkit.util.signals import signals_seen
 from graphkit.util.typed_config import from_mapping, to_mapping
@@ -168,12 +169,3 @@ class Pass:
                 "without declaring changes_opset",
                 self.name,
             )
-
-
-def io_signature(value: onnx.ValueInfoProto) -> tuple:
-    """(name, element type, dims or None) of a graph input or output."""
-    tensor = value.type.tensor_type
-    dims = tuple(
-        d.dim_param or d.dim_value if (d.dim_param or d.HasField("dim_value")) else "?" for d in tensor.shape.dim
-    )
-    return (value.name, tensor.elem_type, dims if tensor.HasField("shape") else None)
