@@ -38,6 +38,7 @@ import onnx
 
 from graphkit.ascend.spec import cann_opset_range, parse_input_shape
 from graphkit.ir.model_io import default_opset, invalid_reason
+from graphkit.ir.shapes import known_value_types
 from graphkit.runtime.feeds import graph_inputs, input_dims
 
 Level = Literal["error", "warning", "perf"]
@@ -185,19 +186,9 @@ def precheck(
 
 
 def _known_shapes(model: onnx.ModelProto) -> dict[str, list[int | str | None]]:
-    """Dims of every tensor shape inference can tell (model weights not needed)."""
-    try:
-        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
-    except Exception:  # noqa: BLE001 - a lint must still run on graphs ORT's inference rejects
-        inferred = model
-    shapes: dict[str, list[int | str | None]] = {}
-    graph = inferred.graph
-    for value in list(graph.value_info) + list(graph.input) + list(graph.output):
-        if value.type.tensor_type.HasField("shape"):
-            shapes[value.name] = input_dims(value)
-    for tensor in graph.initializer:
-        shapes[tensor.name] = list(tensor.dims)
-    return shapes
+    """Dims of every tensor shape inference can tell, from :func:`graphkit.ir.shapes.known_value_types`
+    (inference on the graph without its weights; the declared shapes when inference fails)."""
+    return {name: list(vtype.dims) for name, vtype in known_value_types(model).items() if vtype.dims is not None}
 
 
 def _attr(node: onnx.NodeProto, name: str, default=None):

@@ -34,10 +34,10 @@ import numpy as np
 import onnx
 
 from graphkit.diff.model_diff import ModelDiff, diff_models
-from graphkit.ir.model_io import infer_shapes
+from graphkit.ir.shapes import known_value_types
 from graphkit.runtime.ort import cannot_load_message, create_session, run_session
 from graphkit.util.console import format_table, progress
-from graphkit.util.errors import GoldenError, InputError, PassError, RuntimeLoadError, printable
+from graphkit.util.errors import GoldenError, InputError, RuntimeLoadError, printable
 
 SCHEMA_VERSION = 1
 DEFAULT_ATOL = 1e-5
@@ -335,52 +335,18 @@ def _finite_max(values: np.ndarray) -> float:
     return float(values.max())
 
 
-_KEEP_BYTES = 1 << 16  # initializers up to this size keep their values (shape inputs, axes...)
-
-
-def _without_weights(model: onnx.ModelProto) -> onnx.ModelProto:
-    """A copy for shape inference: large initializers keep name, dtype and dims but not their bytes."""
-    light = onnx.ModelProto()
-    light.ir_version = model.ir_version
-    light.opset_import.extend(model.opset_import)
-    light.functions.extend(model.functions)
-    graph = light.graph
-    graph.name = model.graph.name
-    for field_name in ("node", "input", "output", "value_info"):
-        getattr(graph, field_name).extend(getattr(model.graph, field_name))
-    for tensor in model.graph.initializer:
-        if tensor.HasField("raw_data") and len(tensor.raw_data) > _KEEP_BYTES:
-            graph.initializer.add(name=tensor.name, data_type=tensor.data_type, dims=tensor.dims)
-        else:
-            graph.initializer.append(tensor)
-    return light
-
-
 def _inferred_types(model: onnx.ModelProto) -> tuple[dict[str, int], dict[str, list]]:
-    """Element type and dims (None where unknown) of every tensor with a declared or inferred type.
+    """Element type and dims (None where not static) of every tensor with a declared or inferred type.
 
-    Shape inference runs non-strict on a light copy of the model (large initializers without their
-    bytes); when it fails, declared types are used alone.
+    From :func:`graphkit.ir.shapes.known_value_types` (shape inference without the large weights;
+    the declared types when it fails).
     """
-    try:
-        inferred = infer_shapes(_without_weights(model), what="localize", strict=False)
-        values = list(inferred.graph.value_info) + list(inferred.graph.output)
-        del inferred
-    except PassError:
-        values = []
-    values += [*model.graph.value_info, *model.graph.output, *model.graph.input]
     elems, shapes = {}, {}
-    for value in values:
-        if not value.type.HasField("tensor_type"):
-            continue
-        tensor_type = value.type.tensor_type
-        if tensor_type.elem_type:
-            elems.setdefault(value.name, tensor_type.elem_type)
-        if tensor_type.HasField("shape"):
-            dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor_type.shape.dim]
-            shapes.setdefault(value.name, dims)
-    for tensor in model.graph.initializer:
-        elems.setdefault(tensor.name, tensor.data_type)
+    for name, vtype in known_value_types(model).items():
+        if vtype.elem_type:
+            elems[name] = vtype.elem_type
+        if vtype.dims is not None:
+            shapes[name] = [d if isinstance(d, int) else None for d in vtype.dims]
     return elems, shapes
 
 

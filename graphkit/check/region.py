@@ -38,9 +38,9 @@ from onnx import numpy_helper
 from graphkit.check.compare import Comparison, Tolerance, compare_array, not_compared
 from graphkit.check.golden import ort_error_text
 from graphkit.diff.model_diff import ModelDiff, diff_models, tensor_hash
-from graphkit.ir.shapes import RANDOM_OPS, ValueType, dims_of, set_dims, skeleton, value_types
+from graphkit.ir.shapes import RANDOM_OPS, ValueType, infer_value_types, symbolic_value_types
 from graphkit.runtime.ort import ValidationRuntime, create_session, run_session
-from graphkit.util.errors import one_line
+from graphkit.util.errors import PassError, one_line
 
 DEFAULT_MAX_FRACTION = 0.5
 
@@ -325,41 +325,11 @@ def _is_float(elem_type: int) -> bool:
 
 
 def _types(model: onnx.ModelProto, input_shapes: Mapping[str, Sequence[int]] | None = None) -> dict[str, ValueType]:
-    """Element types and dims of every tensor, with graph inputs fixed to ``input_shapes``.
-
-    Runs ONNX shape inference on a skeleton of the model (large weights left out).
-    """
-    skel = skeleton(model, keep_value_info=False)
-    for value in skel.graph.input:
-        if input_shapes and value.name in input_shapes:
-            set_dims(value, tuple(int(d) for d in input_shapes[value.name]))
+    """Element types and dims of every tensor, with graph inputs fixed to ``input_shapes``."""
     try:
-        inferred = onnx.shape_inference.infer_shapes(skel, check_type=False, strict_mode=False, data_prop=True)
-    except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError, ValueError) as exc:
-        raise RegionUnavailable(f"shape inference failed: {one_line(exc, 200)}") from exc
-    return value_types(inferred.graph)
-
-
-def _symbolic_types(model: onnx.ModelProto, input_shapes: Mapping[str, Sequence[int]]) -> dict[str, ValueType]:
-    """Types from onnxruntime's symbolic shape inference (better through shape chains feeding
-    Resize/Reshape than ONNX's); empty when it fails."""
-    from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
-
-    skel = skeleton(model, keep_value_info=False)
-    for value in skel.graph.input:
-        if value.name in input_shapes:
-            set_dims(value, tuple(int(d) for d in input_shapes[value.name]))
-    try:
-        inferred = SymbolicShapeInference.infer_shapes(skel, auto_merge=True)
-    except Exception:  # a best-effort second opinion: any failure leaves the shapes unknown
-        return {}
-    if inferred is None:
-        return {}
-    return {
-        v.name: ValueType(v.type.tensor_type.elem_type, dims_of(v))
-        for v in inferred.graph.value_info
-        if v.type.HasField("tensor_type")
-    }
+        return infer_value_types(model, keep_value_info=False, input_shapes=input_shapes)
+    except PassError as exc:
+        raise RegionUnavailable(str(exc)) from exc
 
 
 def _static_boundary_types(region: Region, a, b, types_a, types_b, input_shapes, label: str) -> None:
@@ -367,14 +337,14 @@ def _static_boundary_types(region: Region, a, b, types_a, types_b, input_shapes,
     missing = [tb for tb in region.inputs if not (types_b.get(tb) and types_b[tb].is_static)]
     if not missing:
         return
-    symbolic = _symbolic_types(b, input_shapes)
+    symbolic = symbolic_value_types(b, input_shapes)
     for tb in missing:
         if tb in symbolic and symbolic[tb].is_static:
             types_b[tb] = symbolic[tb]
             continue
         ta = region.inputs[tb]
         if ta not in types_a or not types_a[ta].is_static:
-            types_a.update({k: v for k, v in _symbolic_types(a, input_shapes).items() if v.is_static})
+            types_a.update({k: v for k, v in symbolic_value_types(a, input_shapes).items() if v.is_static})
         if ta in types_a and types_a[ta].is_static:
             types_b[tb] = types_a[ta]
         else:
