@@ -48,7 +48,7 @@ ATC_RESIZE_MODES = ("nearest", "linear")
 # Only pytorch_half_pixel and align_corners are mapped by CANN's ONNX Resize parser; every other
 # mode (ONNX's default half_pixel included) is read as asymmetric, so asymmetric itself agrees.
 # Source: issue 14's reading of CANN's ONNX parser plugin for Resize; the plugin source was not
-# found by this branch's searches: unverified here (FACTS.md states the same).
+# found by this branch's searches: unverified here.
 ATC_COORDINATE_MODES = ("pytorch_half_pixel", "align_corners", "asymmetric")
 # AveragePool kernels over 255 in a dim, or kh*kw over 256, run on AI CPU (slow), they compile.
 # Source: issue 14's reading of the hiascend.com operator specifications; unverified here.
@@ -338,7 +338,7 @@ def _resize_rules(node, node_name, opset, shapes, producers, consumers, constant
 def _index_rules(node, node_name, opset, shapes, producers, consumers, constants):
     if node.op_type == "TopK":
         # Source: issue 14 (a known ATC failure, seen in public Ascend tooling that rewrites TopK
-        # to int32 indices; FACTS.md).
+        # to int32 indices).
         message = "TopK produces int64 indices, a known ATC failure (Ascend tooling rewrites them to int32)"
     else:
         message = f"{node.op_type} produces int64 indices; ATC may reject them {UNVERIFIED}"
