@@ -10,7 +10,9 @@ import pytest
 
 from graphkit.check.compare import Tolerance, Tolerances
 from graphkit.check.golden import make_or_load_golden
-from graphkit.check.region import RegionUnavailable, check_region, extract_side, find_region
+from graphkit.check.region import RegionUnavailable, check_region
+from graphkit.check.region_extract import extract_side
+from graphkit.check.region_find import find_region, region_types
 from graphkit.ir.model_io import clone, load_model, op_counts
 from graphkit.pipeline.demo_model import demo_model
 from graphkit.pipeline.spec import parse_pipeline
@@ -195,10 +197,8 @@ def test_extracted_regions_are_valid_models_with_their_own_opset(user_passes):
     before = demo_model()
     after = get_pass("drop-identity")()(before).model
     region = find_region(before, after)
-    from graphkit.check.region import _types
-
     for side, model in ((region.a, before), (region.b, after)):
-        extracted = extract_side(side, _types(model, CASES[0][1]))
+        extracted = extract_side(side, region_types(model, CASES[0][1]))
         onnx.checker.check_model(extracted)
         assert extracted.opset_import[0].version == 11
         assert [i.name for i in extracted.graph.input] == ["relu"]
