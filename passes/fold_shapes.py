@@ -1,4 +1,11 @@
-"""fold-shapes: constant-fold shape computation and constant subgraphs."""
+"""fold-shapes: constant-fold shape computation and constant subgraphs.
+
+The evaluation itself (constant nodes, shape vectors with symbolic dims) is
+:mod:`graphkit.ir.shape_eval`; this module plans and applies the rewrites. Longer than 500 lines
+because one folding round (``_FoldRound``) plans the Reshape/Expand/Resize/Concat-fill rewrites
+against one shared state (constant values, partial shape vectors, readers of each tensor), and
+splitting that state across modules would make each rewrite harder to follow.
+"""
 
 from __future__ import annotations
 
