@@ -9,7 +9,8 @@ import onnx
 from onnx import numpy_helper
 
 from graphkit.ir.model_io import clone, remove_initializers, subgraph_reads
-from graphkit.ir.shape_eval import NEVER_FOLD, constant_value, evaluate_node
+from graphkit.ir.shape_eval import NEVER_FOLD, constant_value
+from graphkit.runtime.node_eval import evaluate_node
 from graphkit.transform.pass_base import Declined, Pass, PassResult, option
 from graphkit.transform.registry import register
 from graphkit.util.errors import one_line

@@ -26,7 +26,6 @@ from graphkit.ir.shape_eval import (
     const_list,
     constant_value,
     dims_in,
-    evaluate_node,
     evaluate_partial,
 )
 from graphkit.ir.shapes import (
@@ -36,6 +35,7 @@ from graphkit.ir.shapes import (
     infer_value_types,
     output_refinements,
 )
+from graphkit.runtime.node_eval import evaluate_node
 from graphkit.transform.pass_base import Declined, Pass, PassResult, option
 from graphkit.transform.registry import register
 from graphkit.util.errors import PassError, SpecError, one_line

@@ -1,7 +1,7 @@
 """Evaluation of shape computations: constant nodes, and shape vectors with symbolic dims.
 
-- :func:`constant_value` reads a ``Constant`` node; :func:`evaluate_node` runs one node on
-  constant inputs with onnxruntime; :data:`NEVER_FOLD` are the ops never evaluated that way.
+- :func:`constant_value` reads a ``Constant`` node; :data:`NEVER_FOLD` are the ops never
+  evaluated on constant inputs (:func:`graphkit.runtime.node_eval.evaluate_node` runs one).
 - :class:`Partial` is a 0-D or 1-D integer tensor whose elements are ints or :class:`Sym`
   (a named dim, an unnamed axis of a tensor, or an opaque value); :func:`evaluate_partial`
   evaluates ``Shape``, ``Gather``, ``Concat``, ``Slice``, integer arithmetic... on them, given
@@ -21,7 +21,6 @@ import onnx
 from onnx import numpy_helper
 
 from graphkit.ir.shapes import RANDOM_OPS, ValueType
-from graphkit.util.errors import PassError
 
 # Ops whose outputs are not a function of their inputs, or not plain tensors: never folded.
 NEVER_FOLD = RANDOM_OPS | {
@@ -126,29 +125,6 @@ def constant_value(node: onnx.NodeProto) -> np.ndarray | None:
         if attribute.name == "value_ints":
             return np.array(list(attribute.ints), dtype=np.int64)
     return None  # sparse or string constants are left alone
-
-
-def evaluate_node(node: onnx.NodeProto, arrays: dict[str, np.ndarray], like: onnx.ModelProto) -> dict[str, np.ndarray]:
-    """Run one node on constant inputs with onnxruntime (optimizations off)."""
-    inputs = [
-        onnx.helper.make_tensor_value_info(name, onnx.helper.np_dtype_to_tensor_dtype(array.dtype), array.shape)
-        for name, array in arrays.items()
-    ]
-    outputs = [onnx.ValueInfoProto(name=o) for o in node.output if o]
-    graph = onnx.helper.make_graph([node], "fold", inputs, outputs)
-    model = onnx.helper.make_model(graph, opset_imports=list(like.opset_import))
-    model.ir_version = max(like.ir_version, 7)
-    from graphkit.runtime.ort import create_session  # onnxruntime only when a node is evaluated
-
-    session = create_session(model)
-    names = [o.name for o in outputs]
-    values = session.run(names, arrays)
-    result = {}
-    for name, value in zip(names, values):
-        if not isinstance(value, np.ndarray):
-            raise PassError(f"output {name} is not a tensor")
-        result[name] = value
-    return result
 
 
 def as_partial(name: str, round_: KnownValues) -> Partial | None:
