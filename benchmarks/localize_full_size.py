@@ -27,7 +27,8 @@ from pathlib import Path
 
 LOCALIZE = r"""
 import json, sys, time
-from graphkit.check.localize import feeds_for, localize
+from graphkit.check.localize import localize
+from graphkit.check.localize_feeds import feeds_for
 from graphkit.ir.model_io import load_model
 a_path, b_path, threads = sys.argv[1], sys.argv[2], int(sys.argv[3]) or None
 start = time.perf_counter()
@@ -48,7 +49,7 @@ print(json.dumps({
 
 FORWARD = r"""
 import json, sys, time
-from graphkit.check.localize import feeds_for
+from graphkit.check.localize_feeds import feeds_for
 from graphkit.ir.model_io import load_model
 from graphkit.runtime.ort import create_session, run_session
 path, threads = sys.argv[1], int(sys.argv[2]) or None
@@ -73,7 +74,8 @@ def _child(code: str, *args) -> dict:
 
 def _old_chunk_count(a_path: Path, b_path: Path, divergent_tensor: str | None) -> int:
     """Chunks the previous algorithm ran (32 tensors, about 1 GiB each) up to the divergent tensor."""
-    from graphkit.check.localize import _chunks, _pair_tensors, feeds_for
+    from graphkit.check.localize import _chunks, _pair_tensors
+    from graphkit.check.localize_feeds import feeds_for
     from graphkit.diff.model_diff import diff_models
     from graphkit.ir.model_io import load_model
 

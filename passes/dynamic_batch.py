@@ -9,6 +9,7 @@ import onnx
 from onnx import numpy_helper
 
 from graphkit.ir.model_io import clone, default_opset, remove_initializers
+from graphkit.ir.shape_eval import attr_value
 from graphkit.ir.shapes import apply_inferred_shapes, dims_of, fresh_name, infer_value_types, set_dims
 from graphkit.runtime.feeds import graph_inputs
 from graphkit.transform.pass_base import Declined, Pass, PassResult, option
@@ -238,8 +239,8 @@ def _batch_specific_site(model: onnx.ModelProto, types: dict, name: str) -> _Ref
         def axes_of(values, rank=rank) -> set[int]:
             return {int(a) + rank if int(a) < 0 else int(a) for a in values}
 
-        if op == "Split" and axes_of([_attr(node, "axis", 0)]) & batch_axes:
-            sizes = _attr(node, "split", None)
+        if op == "Split" and axes_of([attr_value(node, "axis", 0)]) & batch_axes:
+            sizes = attr_value(node, "split", None)
             if sizes is None and len(node.input) > 1 and node.input[1] in constants:
                 sizes = constants[node.input[1]].tolist()
             return _Refused(
@@ -247,14 +248,14 @@ def _batch_specific_site(model: onnx.ModelProto, types: dict, name: str) -> _Ref
                 f"it cuts the batch axis into {len(node.output)} fixed pieces (sizes {sizes}): the graph is specific "
                 "to the exported batch; export without splitting or unbinding over dim 0",
             )
-        if op == "Gather" and axes_of([_attr(node, "axis", 0)]) & batch_axes and node.input[1] in constants:
+        if op == "Gather" and axes_of([attr_value(node, "axis", 0)]) & batch_axes and node.input[1] in constants:
             return _Refused(
                 site,
                 f"it picks fixed rows {constants[node.input[1]].tolist()} of the batch axis: the model reads specific "
                 "samples; export without indexing dim 0 (e.g. x[0])",
             )
         if op == "Squeeze":
-            axes = _attr(node, "axes", None) if opset < 13 else None
+            axes = attr_value(node, "axes", None) if opset < 13 else None
             if opset >= 13 and len(node.input) > 1 and node.input[1] in constants:
                 axes = constants[node.input[1]].tolist()
             if axes is None or axes_of(axes) & batch_axes:
@@ -291,13 +292,6 @@ def _where_batch_is_lost(model: onnx.ModelProto, types: dict, name: str) -> str:
                     f"; the batch is first lost at {node.op_type} {node.name or output} (dim 0 of its inputs: {shown})"
                 )
     return ""
-
-
-def _attr(node: onnx.NodeProto, name: str, default):
-    for attribute in node.attribute:
-        if attribute.name == name:
-            return onnx.helper.get_attribute_value(attribute)
-    return default
 
 
 class _Refused(Exception):

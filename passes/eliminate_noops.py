@@ -34,7 +34,6 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
-from graphkit_passes.convert_opset import LATEST_OPSET
 
 from graphkit.ir.graph import (
     ValueTypes,
@@ -49,6 +48,7 @@ from graphkit.ir.graph import (
     to_model,
 )
 from graphkit.ir.model_io import default_opset
+from graphkit.ir.opset import LATEST_OPSET
 from graphkit.transform.pass_base import Declined, Pass, PassResult, option
 from graphkit.transform.registry import register
 from graphkit.transform.rules import Rule, apply_rules

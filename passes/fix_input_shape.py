@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import onnx
 
 from graphkit.ir.model_io import clone
-from graphkit.ir.shapes import apply_inferred_shapes, dims_of, set_dims
+from graphkit.ir.shapes import apply_inferred_shapes, dims_of, format_dims, set_dims
 from graphkit.runtime.feeds import graph_inputs
 from graphkit.transform.pass_base import Pass, PassResult, option
 from graphkit.transform.registry import register
@@ -119,4 +119,4 @@ class FixInputShape(Pass):
 
 
 def _show(dims) -> str:
-    return "[" + ",".join("?" if d is None else str(d) for d in dims) + "]"
+    return format_dims(dims)

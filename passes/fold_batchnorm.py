@@ -29,9 +29,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import onnx_graphsurgeon as gs
-from graphkit_passes.convert_opset import LATEST_OPSET
 
 from graphkit.ir.graph import constant_value, fresh_name, is_default_domain, producer
+from graphkit.ir.opset import LATEST_OPSET
 from graphkit.transform.rules import Rule, rule_pass
 
 

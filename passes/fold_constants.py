@@ -6,10 +6,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import onnx
-from graphkit_passes.fold_shapes import NEVER_FOLD, constant_value, evaluate_node
 from onnx import numpy_helper
 
 from graphkit.ir.model_io import clone, remove_initializers, subgraph_reads
+from graphkit.ir.shape_eval import NEVER_FOLD, constant_value
+from graphkit.runtime.node_eval import evaluate_node
 from graphkit.transform.pass_base import Declined, Pass, PassResult, option
 from graphkit.transform.registry import register
 from graphkit.util.errors import one_line

@@ -1,4 +1,11 @@
-"""fold-shapes: constant-fold shape computation and constant subgraphs."""
+"""fold-shapes: constant-fold shape computation and constant subgraphs.
+
+The evaluation itself (constant nodes, shape vectors with symbolic dims) is
+:mod:`graphkit.ir.shape_eval`; this module plans and applies the rewrites. Longer than 500 lines
+because one folding round (``_FoldRound``) plans the Reshape/Expand/Resize/Concat-fill rewrites
+against one shared state (constant values, partial shape vectors, readers of each tensor), and
+splitting that state across modules would make each rewrite harder to follow.
+"""
 
 from __future__ import annotations
 
@@ -10,84 +17,31 @@ import onnx
 from onnx import numpy_helper
 
 from graphkit.ir.model_io import clone, default_opset, remove_initializers, subgraph_reads
+from graphkit.ir.shape_eval import (
+    NEVER_FOLD,
+    Partial,
+    Sym,
+    as_partial,
+    attr_value,
+    const_list,
+    constant_value,
+    dims_in,
+    evaluate_partial,
+)
 from graphkit.ir.shapes import (
-    RANDOM_OPS,
     ValueType,
     apply_inferred_shapes,
     fresh_name,
     infer_value_types,
     output_refinements,
 )
-from graphkit.runtime.ort import create_session
+from graphkit.runtime.node_eval import evaluate_node
 from graphkit.transform.pass_base import Declined, Pass, PassResult, option
 from graphkit.transform.registry import register
 from graphkit.util.errors import PassError, SpecError, one_line
 
 DEFAULT_DOMAINS = ("", "ai.onnx")
-# Ops whose outputs are not a function of their inputs, or not plain tensors: never folded.
-NEVER_FOLD = RANDOM_OPS | {
-    "If",
-    "Loop",
-    "Scan",
-    "Constant",
-    "Optional",
-    "OptionalGetElement",
-    "OptionalHasElement",
-}
-# Integer arithmetic tracked element by element on shape vectors (a symbolic operand gives an opaque value).
-ARITHMETIC = {"Add", "Sub", "Mul", "Div"}
-EXACT_INT_OPS = {"Add": lambda x, y: x + y, "Sub": lambda x, y: x - y, "Mul": lambda x, y: x * y}
 EXACT_SCALE_MODES = {"half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric", "tf_half_pixel_for_nn"}
-
-
-class Sym:
-    """A symbolic dim inside a partially known shape vector.
-
-    ``key`` is ``("param", name)`` for a named dim, ``("axis", tensor, axis)`` for an unnamed
-    dim read from a tensor (two unnamed dims are only equal when they are the same axis of the
-    same tensor), or ``("opaque", n)`` for a value nothing is known about.
-    """
-
-    __slots__ = ("key",)
-    _opaque = 0
-
-    def __init__(self, key: tuple):
-        self.key = key
-
-    @classmethod
-    def opaque(cls) -> Sym:
-        cls._opaque += 1
-        return cls(("opaque", cls._opaque))
-
-    def matches(self, tensor: str, axis: int, dim) -> bool:
-        """True when this symbol is provably axis ``axis`` (dim ``dim``) of ``tensor``."""
-        if self.key[0] == "param":
-            return isinstance(dim, str) and dim == self.key[1]
-        return self.key == ("axis", tensor, axis)
-
-    def __eq__(self, other):
-        return isinstance(other, Sym) and self.key == other.key and self.key[0] != "opaque"
-
-    def __hash__(self):
-        return hash(self.key)
-
-    def __repr__(self):
-        return f"Sym{self.key}"
-
-
-@dataclass
-class Partial:
-    """A 0-D or 1-D integer tensor whose elements are ints or :class:`Sym`."""
-
-    rank: int
-    elems: list
-    dtype: np.dtype
-
-    def known(self) -> np.ndarray | None:
-        if any(isinstance(e, Sym) for e in self.elems):
-            return None
-        array = np.array(self.elems, dtype=self.dtype)
-        return array.reshape(()) if self.rank == 0 else array
 
 
 @register("fold-shapes")
@@ -293,7 +247,7 @@ class _FoldRound:
         self.folded.add(index)
 
     def _track_partial(self, index: int, node: onnx.NodeProto, types: dict[str, ValueType]) -> None:
-        result = _partial_eval(node, self, types, self.opset)
+        result = evaluate_partial(node, self, types, self.opset)
         if result is None:
             return
         known = result.known()
@@ -324,8 +278,8 @@ class _FoldRound:
 
     def _rewrite_reshape(self, index: int, node: onnx.NodeProto, types) -> None:
         shape = self.partial[node.input[1]]
-        data_dims = _dims(types, node.input[0])
-        if _attr(node, "allowzero", 0) != 0:
+        data_dims = dims_in(types, node.input[0])
+        if attr_value(node, "allowzero", 0) != 0:
             self.declined.append(Declined(_site(node), "allowzero=1: a 0 cannot stand for 'copy this dim'"))
             return
         if data_dims is None:
@@ -359,7 +313,7 @@ class _FoldRound:
 
     def _rewrite_expand(self, index: int, node: onnx.NodeProto, types) -> None:
         shape = self.partial[node.input[1]]
-        data_dims = _dims(types, node.input[0])
+        data_dims = dims_in(types, node.input[0])
         if data_dims is None:
             self.declined.append(Declined(_site(node), "input rank unknown; cannot align symbolic dims"))
             return
@@ -385,19 +339,19 @@ class _FoldRound:
 
     def _rewrite_resize(self, index: int, node: onnx.NodeProto, types) -> None:
         sizes = self.partial[node.input[3]]
-        mode = _attr(node, "coordinate_transformation_mode", b"half_pixel")
+        mode = attr_value(node, "coordinate_transformation_mode", b"half_pixel")
         mode = mode.decode() if isinstance(mode, bytes) else mode
         if mode not in EXACT_SCALE_MODES:
             self.declined.append(Declined(_site(node), f"coordinate mode {mode} reads roi; sizes kept"))
             return
-        if _attr(node, "axes", None) is not None:
+        if attr_value(node, "axes", None) is not None:
             self.declined.append(Declined(_site(node), "Resize with 'axes' is not rewritten"))
             return
-        policy = _attr(node, "keep_aspect_ratio_policy", b"stretch")
+        policy = attr_value(node, "keep_aspect_ratio_policy", b"stretch")
         if (policy.decode() if isinstance(policy, bytes) else policy) != "stretch":
             self.declined.append(Declined(_site(node), "keep_aspect_ratio_policy is not 'stretch'"))
             return
-        dims = _dims(types, node.input[0])
+        dims = dims_in(types, node.input[0])
         if dims is None or len(dims) != len(sizes.elems):
             self.declined.append(Declined(_site(node), "input rank unknown or different from len(sizes)"))
             return
@@ -457,11 +411,11 @@ class _FoldRound:
             return "a ConstantOfShape fill input needs Pad with pads as an input (opset >= 11); kept"
         if not real:
             return "every input is a ConstantOfShape fill; nothing to pad"
-        dims = _dims(types, node.input[real[0]])
+        dims = dims_in(types, node.input[real[0]])
         if dims is None or not dims:
             return "rank of the non-fill input is unknown; fill kept"
         plan.rank = len(dims)
-        axis = _attr(node, "axis", 0)
+        axis = attr_value(node, "axis", 0)
         plan.axis = axis + plan.rank if axis < 0 else axis
         elem_type = types[node.input[real[0]]].elem_type
         type_name = f"tensor({onnx.TensorProto.DataType.Name(elem_type).lower()})"
@@ -473,8 +427,8 @@ class _FoldRound:
 
     def _absorb_fill(self, fill: onnx.NodeProto, target: str, types, pads: dict, before: bool, plan) -> str | None:
         """Add ``fill``'s extent to the pads of ``target``; the reason it cannot be, or None."""
-        shape = _as_partial(fill.input[0], self)
-        dims = _dims(types, target)
+        shape = as_partial(fill.input[0], self)
+        dims = dims_in(types, target)
         if shape is None or shape.rank != 1:
             return "its shape vector is not tracked"
         if dims is None or len(dims) != len(shape.elems) or len(dims) != plan.rank:
@@ -513,7 +467,7 @@ class _FoldRound:
         node = self.model.graph.node[producer]
         if node.op_type != "Shape" or node.domain not in DEFAULT_DOMAINS:
             return False
-        if _attr(node, "start", 0) != 0 or _attr(node, "end", None) is not None:
+        if attr_value(node, "start", 0) != 0 or attr_value(node, "end", None) is not None:
             return False
         return self._sliced_from(node.input[0], tensor, concat_axis)
 
@@ -526,7 +480,7 @@ class _FoldRound:
             node = self.model.graph.node[producer]
             if node.op_type != "Slice" or node.domain not in DEFAULT_DOMAINS:
                 return False
-            axes = self._slice_axes(node, len(_dims(self.types, source) or ()))
+            axes = self._slice_axes(node, len(dims_in(self.types, source) or ()))
             if axes is None or any(a != concat_axis for a in axes):
                 return False
             source = node.input[0]
@@ -536,10 +490,10 @@ class _FoldRound:
 
     def _slice_axes(self, node: onnx.NodeProto, rank: int) -> list[int] | None:
         if self.opset < 10:
-            starts, axes = _attr(node, "starts", None), _attr(node, "axes", None)
+            starts, axes = attr_value(node, "starts", None), attr_value(node, "axes", None)
         else:
-            starts = _const_list(node, 1, self)
-            axes = _const_list(node, 3, self) if len(node.input) > 3 and node.input[3] else None
+            starts = const_list(node, 1, self)
+            axes = const_list(node, 3, self) if len(node.input) > 3 and node.input[3] else None
         if starts is None or rank == 0:
             return None
         axes = list(range(len(starts))) if axes is None else list(axes)
@@ -754,18 +708,6 @@ def _site(node: onnx.NodeProto) -> str:
     return f"{node.op_type} {node.name or node.output[0]}"
 
 
-def _attr(node: onnx.NodeProto, name: str, default):
-    for attribute in node.attribute:
-        if attribute.name == name:
-            return onnx.helper.get_attribute_value(attribute)
-    return default
-
-
-def _dims(types: dict[str, ValueType], name: str):
-    vtype = types.get(name)
-    return None if vtype is None else vtype.dims
-
-
 def _has_subgraph(node: onnx.NodeProto) -> bool:
     return any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute)
 
@@ -780,7 +722,7 @@ def _all_names(graph: onnx.GraphProto) -> set[str]:
 
 def _fill_value(node: onnx.NodeProto) -> np.ndarray:
     """The 0-d value a ConstantOfShape writes (float32 0 when it has no ``value``)."""
-    value = _attr(node, "value", None)
+    value = attr_value(node, "value", None)
     return np.zeros((), np.float32) if value is None else numpy_helper.to_array(value).reshape(())
 
 
@@ -788,159 +730,3 @@ def _dim_text(elem) -> str:
     if not isinstance(elem, Sym):
         return str(elem)
     return elem.key[1] if elem.key[0] == "param" else "symbolic"
-
-
-def constant_value(node: onnx.NodeProto) -> np.ndarray | None:
-    for attribute in node.attribute:
-        if attribute.name == "value":
-            return numpy_helper.to_array(attribute.t)
-        if attribute.name == "value_float":
-            return np.array(attribute.f, dtype=np.float32)
-        if attribute.name == "value_floats":
-            return np.array(list(attribute.floats), dtype=np.float32)
-        if attribute.name == "value_int":
-            return np.array(attribute.i, dtype=np.int64)
-        if attribute.name == "value_ints":
-            return np.array(list(attribute.ints), dtype=np.int64)
-    return None  # sparse or string constants are left alone
-
-
-def evaluate_node(node: onnx.NodeProto, arrays: dict[str, np.ndarray], like: onnx.ModelProto) -> dict[str, np.ndarray]:
-    """Run one node on constant inputs with onnxruntime (optimizations off)."""
-    inputs = [
-        onnx.helper.make_tensor_value_info(name, onnx.helper.np_dtype_to_tensor_dtype(array.dtype), array.shape)
-        for name, array in arrays.items()
-    ]
-    outputs = [onnx.ValueInfoProto(name=o) for o in node.output if o]
-    graph = onnx.helper.make_graph([node], "fold", inputs, outputs)
-    model = onnx.helper.make_model(graph, opset_imports=list(like.opset_import))
-    model.ir_version = max(like.ir_version, 7)
-    session = create_session(model)
-    names = [o.name for o in outputs]
-    values = session.run(names, arrays)
-    result = {}
-    for name, value in zip(names, values):
-        if not isinstance(value, np.ndarray):
-            raise PassError(f"output {name} is not a tensor")
-        result[name] = value
-    return result
-
-
-def _as_partial(name: str, round_: _FoldRound) -> Partial | None:
-    if name in round_.partial:
-        return round_.partial[name]
-    array = round_.value(name) if round_.is_const(name) else None
-    if array is None or array.ndim > 1 or array.dtype.kind not in "iu":
-        return None
-    return Partial(array.ndim, [int(v) for v in array.reshape(-1)], array.dtype)
-
-
-def _partial_eval(node: onnx.NodeProto, round_: _FoldRound, types: dict[str, ValueType], opset: int) -> Partial | None:
-    """Element-wise evaluation of shape arithmetic on partially known vectors (None: unknown)."""
-    op = node.op_type
-    if op == "Shape":
-        dims = _dims(types, node.input[0])
-        if dims is None:
-            return None
-        elems = [
-            d if isinstance(d, int) else Sym(("param", d) if isinstance(d, str) else ("axis", node.input[0], axis))
-            for axis, d in enumerate(dims)
-        ]
-        start, end = _attr(node, "start", 0), _attr(node, "end", None)
-        rank = len(elems)
-        start = min(max(start + rank if start < 0 else start, 0), rank)
-        end = rank if end is None else min(max(end + rank if end < 0 else end, 0), rank)
-        return Partial(1, elems[start:end], np.dtype(np.int64))
-    if op == "Size":
-        dims = _dims(types, node.input[0])
-        if dims is None or not all(isinstance(d, int) for d in dims):
-            return None
-        return Partial(0, [int(np.prod(dims, dtype=np.int64))], np.dtype(np.int64))
-    if not any(i in round_.partial for i in node.input):
-        return None
-    if op == "Identity":
-        return round_.partial[node.input[0]]
-    if op == "Cast":
-        data = round_.partial.get(node.input[0])
-        to = onnx.helper.tensor_dtype_to_np_dtype(_attr(node, "to", 0))
-        if data is None or to.kind not in "iu":
-            return None
-        return Partial(data.rank, list(data.elems), np.dtype(to))
-    if op == "Gather":
-        data = round_.partial.get(node.input[0])
-        indices = round_.value(node.input[1]) if round_.is_const(node.input[1]) else None
-        if data is None or data.rank != 1 or indices is None or _attr(node, "axis", 0) not in (0, -1):
-            return None
-        n = len(data.elems)
-        flat = [int(i) + n if int(i) < 0 else int(i) for i in indices.reshape(-1)]
-        if any(not 0 <= i < n for i in flat):
-            return None
-        return Partial(indices.ndim, [data.elems[i] for i in flat], data.dtype) if indices.ndim <= 1 else None
-    if op == "Unsqueeze":
-        data = round_.partial.get(node.input[0])
-        axes = _attr(node, "axes", None) if opset < 13 else _const_list(node, 1, round_)
-        if data is None or data.rank != 0 or axes is None or list(axes) not in ([0], [-1]):
-            return None
-        return Partial(1, list(data.elems), data.dtype)
-    if op == "Squeeze":
-        data = round_.partial.get(node.input[0])
-        if data is None or data.rank != 1 or len(data.elems) != 1:
-            return None
-        return Partial(0, list(data.elems), data.dtype)
-    if op == "Concat":
-        if _attr(node, "axis", 0) not in (0, -1):
-            return None
-        parts = [_as_partial(i, round_) for i in node.input]
-        if any(p is None or p.rank != 1 for p in parts):
-            return None
-        return Partial(1, [e for p in parts for e in p.elems], parts[0].dtype)
-    if op == "Slice":
-        data = round_.partial.get(node.input[0])
-        if data is None or data.rank != 1:
-            return None
-        if opset < 10:
-            starts, ends, axes = _attr(node, "starts", None), _attr(node, "ends", None), _attr(node, "axes", [0])
-            steps = [1]
-        else:
-            starts, ends = _const_list(node, 1, round_), _const_list(node, 2, round_)
-            axes = _const_list(node, 3, round_) if len(node.input) > 3 and node.input[3] else [0]
-            steps = _const_list(node, 4, round_) if len(node.input) > 4 and node.input[4] else [1]
-        if None in (starts, ends, axes, steps) or len(starts) != 1 or list(axes) not in ([0], [-1]):
-            return None
-        picked = _onnx_slice(len(data.elems), int(starts[0]), int(ends[0]), int(steps[0]))
-        return None if picked is None else Partial(1, [data.elems[i] for i in picked], data.dtype)
-    if op in ARITHMETIC:
-        # batch*seq and the like: the result is an unknown (opaque) value unless both elements are known
-        parts = [_as_partial(i, round_) for i in node.input]
-        if any(p is None for p in parts) or len(parts) != 2:
-            return None
-        (a, b), n = parts, max(len(parts[0].elems), len(parts[1].elems))
-        if any(len(p.elems) not in (1, n) for p in parts):
-            return None
-        elems = []
-        for i in range(n):
-            x, y = a.elems[i if len(a.elems) > 1 else 0], b.elems[i if len(b.elems) > 1 else 0]
-            if isinstance(x, Sym) or isinstance(y, Sym) or op not in EXACT_INT_OPS:
-                elems.append(Sym.opaque())
-            else:
-                elems.append(EXACT_INT_OPS[op](int(x), int(y)))
-        return Partial(max(a.rank, b.rank), elems, a.dtype)
-    return None
-
-
-def _const_list(node: onnx.NodeProto, slot: int, round_: _FoldRound) -> list[int] | None:
-    if len(node.input) <= slot or not node.input[slot] or not round_.is_const(node.input[slot]):
-        return None
-    return [int(v) for v in round_.value(node.input[slot]).reshape(-1)]
-
-
-def _onnx_slice(n: int, start: int, end: int, step: int) -> list[int] | None:
-    if step == 0:
-        return None
-    start = start + n if start < 0 else start
-    end = end + n if end < 0 else end
-    if step > 0:
-        start, end = min(max(start, 0), n), min(max(end, 0), n)
-    else:
-        start, end = min(max(start, 0), n - 1), min(max(end, -1), n - 1)
-    return list(range(start, end, step))

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 
 import onnx
 
+from graphkit.check.compare import Tolerance
 from graphkit.ir.model_io import default_opset, model_size
-from graphkit.transform.pass_base import Pass, PassResult, Tolerance, io_signature, option
+from graphkit.transform.pass_base import Pass, PassResult, io_signature, option
 from graphkit.transform.registry import register
 from graphkit.util.errors import one_line
 

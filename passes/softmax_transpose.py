@@ -42,10 +42,10 @@ from dataclasses import dataclass
 
 import onnx
 import onnx_graphsurgeon as gs
-from graphkit_passes.convert_opset import LATEST_OPSET, ConversionRefused, convert_model
 
 from graphkit.ir.graph import is_default_domain, node_index, node_site, producer, remove_nodes, to_graph, to_model
 from graphkit.ir.model_io import default_opset
+from graphkit.ir.opset import LATEST_OPSET, ConversionRefused, convert_model
 from graphkit.transform.pass_base import Declined, Pass, PassResult, option
 from graphkit.transform.registry import register
 

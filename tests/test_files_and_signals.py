@@ -164,7 +164,7 @@ def test_writer_failure_leaves_nothing_and_the_old_file_intact(tmp_path):
 
 
 def test_text_is_written_as_utf8_whatever_the_locale(tmp_path):
-    from graphkit.wseg.eval.outputs import write_text
+    from graphkit.util.files import write_text_atomic as write_text
 
     path = write_text(tmp_path / "metrics.txt", "mIoU ± 0.1 — café")
     assert path.read_bytes() == "mIoU ± 0.1 — café".encode()

@@ -9,7 +9,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from graphkit.check.localize import feeds_for, golden_feeds, load_npz_feeds, localize
+from graphkit.check.localize import localize
+from graphkit.check.localize_feeds import feeds_for, golden_feeds, load_npz_feeds
 from graphkit.diff.model_diff import diff_models
 from graphkit.ir.model_io import clone, content_hash
 from graphkit.transform.testing import export_legacy, make_model, modelzoo_softmax_fix

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import onnx
 import pytest
 
@@ -249,3 +250,111 @@ def test_a_pass_that_raises_keeps_its_traceback_and_names_its_file_and_line():
     assert f'File "{__file__}", line {line}, in run' in record.traceback
     assert record.traceback.rstrip().endswith("KeyError: 'missing'")
     assert record.to_dict()["traceback"] == record.traceback and record.to_dict()["status"] == "failed"
+
+
+PACKAGE_INIT = '''"""A user pass written as a package: the pass here, its matching logic in a helper module."""
+from graphkit.ir.model_io import clone
+from graphkit.transform.pass_base import Pass, PassResult
+from graphkit.transform.registry import register
+
+from .matching import identity_nodes
+
+
+@register("drop-identities-pkg")
+class DropIdentities(Pass):
+    """Remove Identity nodes whose output is not a graph output."""
+
+    def run(self, model):
+        found = identity_nodes(model)
+        if not found:
+            return PassResult(model, False)
+        out = clone(model)
+        rename = {out.graph.node[i].output[0]: out.graph.node[i].input[0] for i in found}
+        kept = [n for i, n in enumerate(out.graph.node) if i not in found]
+        for node in kept:
+            node.input[:] = [rename.get(t, t) for t in node.input]
+        del out.graph.node[:]
+        out.graph.node.extend(kept)
+        return PassResult(out, True, counts={"identity": len(found)})
+'''
+
+PACKAGE_HELPER = """def identity_nodes(model):
+    outputs = {o.name for o in model.graph.output}
+    return {i for i, n in enumerate(model.graph.node) if n.op_type == "Identity" and n.output[0] not in outputs}
+"""
+
+
+def identity_chain_model() -> onnx.ModelProto:
+    from graphkit.transform.testing import make_model, value
+
+    nodes = [
+        onnx.helper.make_node("Identity", ["x"], ["a"]),
+        onnx.helper.make_node("Relu", ["a"], ["b"]),
+        onnx.helper.make_node("Identity", ["b"], ["c"]),
+        onnx.helper.make_node("Neg", ["c"], ["y"]),
+    ]
+    return make_model(nodes, [value("x", [2, 3])], [value("y", [2, 3])])
+
+
+def test_a_user_pass_may_be_a_package_with_helper_modules(tmp_path, cli):
+    from graphkit.ir.model_io import save_model
+    from graphkit.runtime.ort import run_ort
+    from graphkit.transform.testing import assert_op_types, load_user_pass, run_pass
+
+    package = tmp_path / "passes" / "identity_pkg"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text(PACKAGE_INIT)
+    (package / "matching.py").write_text(PACKAGE_HELPER)
+    (tmp_path / "passes" / "notes").mkdir()  # a folder without __init__.py is not a pass
+    (tmp_path / "passes" / "notes" / "broken.py").write_text("raise RuntimeError('never imported')\n")
+    pass_ = load_user_pass(tmp_path / "passes", "drop-identities-pkg")
+    model = identity_chain_model()
+    result = run_pass(pass_, model)
+    assert result.modified and result.counts == {"identity": 2}
+    assert_op_types(result.model, ["Relu", "Neg"])
+    x = np.linspace(-1, 1, 6, dtype=np.float32).reshape(2, 3)
+    np.testing.assert_array_equal(run_ort(result.model, {"x": x})["y"], -np.maximum(x, 0))
+
+    save_model(model, tmp_path / "m.onnx")
+    applied = cli(
+        "apply", tmp_path / "m.onnx", "-o", tmp_path / "run", "--passes", "drop-identities-pkg",
+        "--passes-dir", tmp_path / "passes",
+    )  # fmt: skip
+    assert applied.returncode == 0, applied.stderr
+    assert_op_types(onnx.load(tmp_path / "run" / "model.onnx"), ["Relu", "Neg"])
+
+
+def test_a_broken_pass_package_names_the_package(tmp_path):
+    package = tmp_path / "bad_pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("from .missing_helper import thing\n")
+    with pytest.raises(PassLoadError, match="bad_pkg: cannot import pass package: ModuleNotFoundError"):
+        load_pass_dir(tmp_path)
+    assert not [m for m in __import__("sys").modules if "bad_pkg" in m]
+
+
+def test_built_in_passes_do_not_import_each_other():
+    """Shared logic of built-in passes lives in graphkit/ir helpers, not in another pass module."""
+    import ast
+    from pathlib import Path
+
+    import graphkit_passes
+
+    folder = Path(graphkit_passes.__file__).parent
+    modules = {p.stem for p in folder.glob("*.py")} | {p.name for p in folder.iterdir() if (p / "__init__.py").exists()}
+    offenders = []
+    for path in sorted(folder.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""] if node.level == 0 else ["graphkit_passes." + (node.module or "")]
+                names += [f"{names[0]}.{alias.name}" for alias in node.names]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            for name in names:
+                parts = name.split(".")
+                if parts[0] == "graphkit_passes" and len(parts) > 1 and parts[1] in modules - {"__init__"}:
+                    offenders.append(f"{path.name}:{node.lineno} imports {name}")
+    assert modules - {"__init__"}, "no built-in pass modules found"
+    assert not offenders, offenders

@@ -32,7 +32,6 @@ from graphkit.runtime.feeds import load_npz, resolve_shape
 from graphkit.transform.instruments import Honesty
 from graphkit.transform.manager import PassManager
 from graphkit.transform.pass_base import Pass, PassResult
-from graphkit.transform.pass_base import Tolerance as PassTolerance
 from graphkit.util.errors import FieldValueError, GoldenError, InputError, PassError, PipelineSpecError, SpecError
 
 HOSTILE_PASSES = textwrap.dedent(
@@ -279,7 +278,17 @@ def test_tolerance_constructor_rejects_bad_values(value):
     with pytest.raises(FieldValueError, match="atol: must be a finite number >= 0"):
         Tolerance(atol=value)
     with pytest.raises(FieldValueError, match="rtol"):
-        PassTolerance(1e-3, value)
+        Tolerance(1e-3, value)  # positional (atol, rtol), as a pass's ``tolerance`` is written
+
+
+def test_passes_and_comparisons_share_one_tolerance_type():
+    from graphkit.transform import pass_base
+
+    assert pass_base.Tolerance is Tolerance
+    from graphkit.transform.registry import all_passes
+
+    loose = [cls.tolerance for cls in all_passes().values() if cls.tolerance is not None]
+    assert loose and all(isinstance(t, Tolerance) for t in loose)
 
 
 @pytest.mark.parametrize(

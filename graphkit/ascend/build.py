@@ -2,7 +2,7 @@
 
 Success means exit code 0 *and* ``ATC run success`` in the log (ATC has exited 0 after
 failures). The OM is ``<output>.om`` or ``<output>_<os>_<arch>.om`` (newer ATC builds add the
-suffix), written during this run. Known error codes (FACTS) are recognized in the log and get
+suffix), written during this run. Known error codes (sources in docs/ascend.md) are recognized in the log and get
 a hint each; others are listed without one.
 
 When ``atc`` is not on PATH, :func:`build_plan` raises :class:`~graphkit.util.errors.ToolNotFoundError`

@@ -7,7 +7,7 @@ command (``--dynamic_batch_size``), after checking the dynamic profile rules loc
 folder; ``ATC=/path/to/atc`` overrides the executable) and ``atc_manifest.json`` (inputs,
 outputs and their order, profiles, expected OM names) atomically.
 
-Command form (FACTS)::
+Command form (the Ascend ModelZoo READMEs; see docs/ascend.md)::
 
     atc --model=M.onnx --framework=5 --output=wseg_bs4 --input_format=NCHW
         --input_shape="image:4,3,1024,1024" --soc_version=Ascend310P3 --log=error

@@ -360,8 +360,8 @@ def parse_input_shape(
     return shapes
 
 
-# Default-domain ONNX opsets each CANN major version's ONNX parser accepts. Source: FACTS.md of this
-# project (from the CANN ONNX operator lists); not re-read for issue 14: unverified here.
+# Default-domain ONNX opsets each CANN major version's ONNX parser accepts. Source: the CANN ONNX
+# operator lists as read in an earlier session; not re-read for issue 14: unverified here.
 CANN_OPSETS = {6: (9, 13), 7: (9, 18)}
 
 

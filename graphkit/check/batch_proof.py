@@ -23,6 +23,7 @@ import onnx
 
 from graphkit.check.compare import Tolerances, compare_outputs
 from graphkit.check.golden import GoldenSet, make_inputs, ort_error_text
+from graphkit.ir.shapes import dims_of
 from graphkit.runtime.feeds import graph_inputs
 from graphkit.runtime.ort import create_session, run_session
 from graphkit.transform.instruments import Instrument
@@ -33,10 +34,8 @@ COPIES = 3
 
 
 def _dim0(value: onnx.ValueInfoProto) -> int | str | None:
-    dims = value.type.tensor_type.shape.dim
-    if not dims:
-        return None
-    return dims[0].dim_value if dims[0].HasField("dim_value") else (dims[0].dim_param or "?")
+    dims = dims_of(value)
+    return dims[0] if dims else None
 
 
 def made_dynamic(before: onnx.ModelProto, after: onnx.ModelProto) -> list[str]:

@@ -39,6 +39,7 @@ from graphkit.ir.model_io import content_hash
 from graphkit.runtime.feeds import (
     check_allocatable,
     graph_inputs,
+    input_dims,
     load_npz,
     np_dtype,
     resolve_shape,
@@ -106,10 +107,7 @@ def input_specs(model: onnx.ModelProto) -> dict[str, InputSpec]:
     """The declared input spec of a model (dims as ints or symbolic names)."""
     specs = {}
     for value in graph_inputs(model):
-        dims = [
-            d.dim_value if d.HasField("dim_value") else (d.dim_param or f"{value.name}:{axis}")
-            for axis, d in enumerate(value.type.tensor_type.shape.dim)
-        ]
+        dims = [f"{value.name}:{axis}" if d is None else d for axis, d in enumerate(input_dims(value))]
         specs[value.name] = InputSpec(shape=dims, dtype=np_dtype(value).name)
     return specs
 
@@ -186,14 +184,9 @@ def golden_defaults(
     notes: list[str] = []
     dynamic = True
     if batch_sizes is None:
-        static = {
-            v.type.tensor_type.shape.dim[0].dim_value
-            for v in inputs
-            if v.type.tensor_type.shape.dim and v.type.tensor_type.shape.dim[0].HasField("dim_value")
-        }
-        has_symbolic = any(
-            v.type.tensor_type.shape.dim and not v.type.tensor_type.shape.dim[0].HasField("dim_value") for v in inputs
-        )
+        first_dims = [input_dims(v)[:1] for v in inputs]
+        static = {d[0] for d in first_dims if d and isinstance(d[0], int)}
+        has_symbolic = any(d and not isinstance(d[0], int) for d in first_dims)
         if static and not has_symbolic:
             batch_sizes = [min(static)]
             dynamic = False
@@ -212,10 +205,10 @@ def golden_defaults(
     filled = dict(given)
     for value in inputs:
         integer = np_dtype(value).kind in "iu"
-        for axis, dim in enumerate(value.type.tensor_type.shape.dim):
-            if axis == 0 or dim.HasField("dim_value"):
+        for axis, dim in enumerate(input_dims(value)):
+            if axis == 0 or isinstance(dim, int):
                 continue
-            name = dim.dim_param or f"{value.name}:{axis}"
+            name = dim or f"{value.name}:{axis}"
             if name in filled or f"{value.name}:{axis}" in filled:
                 continue
             if (integer and axis == 1) or _SEQUENCE_NAMES.search(name):
@@ -343,9 +336,9 @@ def check_request(model: onnx.ModelProto, batch_sizes, seed, dims) -> None:
     known = symbolic_dim_names(model)
     batch_axis = {"batch"}
     for value in graph_inputs(model):
-        first = value.type.tensor_type.shape.dim[:1]
-        if first and not first[0].HasField("dim_value"):
-            batch_axis |= {f"{value.name}:0", first[0].dim_param} - {""}
+        first = input_dims(value)[:1]
+        if first and not isinstance(first[0], int):
+            batch_axis |= {f"{value.name}:0", first[0]} - {None}
     for name, size in (dims or {}).items():
         if name in batch_axis:
             raise GoldenError(
@@ -468,10 +461,10 @@ def _declared_ranks(model: onnx.ModelProto) -> dict[str, int]:
 
 def _check_batch_fits(model: onnx.ModelProto, batch: int) -> None:
     for value in graph_inputs(model):
-        dims = value.type.tensor_type.shape.dim
-        if dims and dims[0].HasField("dim_value") and dims[0].dim_value != batch:
+        dims = input_dims(value)
+        if dims and isinstance(dims[0], int) and dims[0] != batch:
             raise GoldenError(
-                f"input '{value.name}' has static batch {dims[0].dim_value}; cannot make a golden case with batch {batch}"
+                f"input '{value.name}' has static batch {dims[0]}; cannot make a golden case with batch {batch}"
             )
 
 

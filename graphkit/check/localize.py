@@ -16,6 +16,9 @@ matches NaN), or when its shapes differ. Extra outputs need an element type: it 
 shape inference, else from the paired tensor in the other model; tensors without one are
 skipped and counted.
 
+The result types are :mod:`graphkit.check.localize_result`; the inputs (golden, .npz, seeded
+random) :mod:`graphkit.check.localize_feeds`.
+
 The models are not modified: each segment is a new sub-model (the segment's nodes, the
 initializers they read, the live tensors as inputs). Values that are not numeric tensors
 (sequences, maps, strings) cannot be carried across a segment boundary and raise InputError.
@@ -24,162 +27,24 @@ initializers they read, the live tensors as inputs). Values that are not numeric
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 import onnx
 
+from graphkit.check.localize_result import LocalizeResult, SkippedTensor, TensorComparison
 from graphkit.diff.model_diff import ModelDiff, diff_models
-from graphkit.ir.model_io import infer_shapes
+from graphkit.ir.shapes import known_value_types
 from graphkit.runtime.ort import cannot_load_message, create_session, run_session
-from graphkit.transform.provenance import Provenance, provenance_of
-from graphkit.util.console import format_table, progress
-from graphkit.util.errors import GoldenError, InputError, PassError, RuntimeLoadError, printable
+from graphkit.transform.provenance import provenance_of
+from graphkit.util.console import progress
+from graphkit.util.errors import InputError, RuntimeLoadError
 
-SCHEMA_VERSION = 1
 DEFAULT_ATOL = 1e-5
 DEFAULT_RTOL = 1e-4
 DEFAULT_CHUNK_SIZE = 32
 DEFAULT_CHUNK_BYTES = 1 << 28  # estimated bytes of compared tensors per segment (per model)
-MAX_RANDOM_INPUT_BYTES = 4 << 30  # seeded random inputs larger than this are refused before allocating
-
-
-@dataclass
-class TensorComparison:
-    """One compared tensor pair; ``tensor`` is B's name, ``node``/``op_type`` B's producer."""
-
-    tensor: str
-    tensor_a: str
-    node: str
-    op_type: str
-    position: int
-    shape_a: tuple[int, ...]
-    shape_b: tuple[int, ...]
-    max_abs: float | None
-    max_rel: float | None
-    mismatch_fraction: float | None
-    passed: bool
-    note: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "tensor": self.tensor,
-            "tensor_a": self.tensor_a,
-            "node": self.node,
-            "op_type": self.op_type,
-            "position": self.position,
-            "shape_a": list(self.shape_a),
-            "shape_b": list(self.shape_b),
-            "max_abs": self.max_abs,
-            "max_rel": self.max_rel,
-            "mismatch_fraction": self.mismatch_fraction,
-            "passed": self.passed,
-            "note": self.note,
-        }
-
-
-@dataclass
-class SkippedTensor:
-    """A B tensor that could not be compared, and why."""
-
-    tensor: str
-    reason: str
-
-    def to_dict(self) -> dict[str, str]:
-        return {"tensor": self.tensor, "reason": self.reason}
-
-
-@dataclass
-class LocalizeResult:
-    """Outcome of :func:`localize`. ``first_divergent`` is None when every compared tensor matched."""
-
-    first_divergent: TensorComparison | None
-    compared: list[TensorComparison]
-    skipped: list[SkippedTensor]
-    unpaired: int
-    candidates: int
-    runs: int
-    atol: float
-    rtol: float
-    inputs: dict[str, list[int]] = field(default_factory=dict)
-    nodes_run: dict[str, int] = field(default_factory=lambda: {"a": 0, "b": 0})
-    peak_live_tensors: int = 0
-    made_by: Provenance | None = None  # the pass that made the first divergent node, when B records it
-
-    @property
-    def diverged(self) -> bool:
-        return self.first_divergent is not None
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict; its layout is versioned by ``schema_version``. ``made_by`` ({pass, step})
-        is present only when B records which pass made the first divergent node."""
-        return {
-            "schema_version": SCHEMA_VERSION,
-            "diverged": self.diverged,
-            "first_divergent": self.first_divergent.to_dict() if self.first_divergent else None,
-            "atol": self.atol,
-            "rtol": self.rtol,
-            "inputs": self.inputs,
-            "candidates": self.candidates,
-            "unpaired": self.unpaired,
-            "runs": self.runs,
-            "nodes_run": self.nodes_run,
-            "peak_live_tensors": self.peak_live_tensors,
-            "compared": [c.to_dict() for c in self.compared],
-            "skipped": [s.to_dict() for s in self.skipped],
-            **({"made_by": self.made_by.to_dict()} if self.made_by else {}),
-        }
-
-    def summary_line(self) -> str:
-        """One line naming the first divergent tensor and its node, or saying none diverged."""
-        first = self.first_divergent
-        if first is None:
-            return f"no divergence: {len(self.compared)} tensors within atol={self.atol:g} rtol={self.rtol:g}"
-        made_by = f" made by {self.made_by.label}" if self.made_by else ""
-        return f"first divergent tensor '{first.tensor}' from node '{first.node}' ({first.op_type}){made_by}: {_figures(first)}"
-
-    def to_text(self) -> str:
-        """A human-readable report."""
-        lines = [self.summary_line()]
-        first = self.first_divergent
-        if first is not None:
-            if first.tensor_a != first.tensor:
-                lines.append(f"  compared with A's tensor '{first.tensor_a}'")
-            lines.append(f"  node #{first.position} of B; atol={self.atol:g} rtol={self.rtol:g}")
-        lines.append(
-            f"compared {len(self.compared)} of {self.candidates} paired tensors in {self.runs} segment(s) per model "
-            f"(nodes run once each: A {self.nodes_run['a']}, B {self.nodes_run['b']}); "
-            f"{len(self.skipped)} skipped (no element type); {self.unpaired} B tensors have no counterpart in A"
-        )
-        shown = self.compared[-10:]
-        if shown:
-            rows = [
-                (
-                    c.position,
-                    c.tensor,
-                    c.op_type,
-                    c.max_abs,
-                    c.max_rel,
-                    c.mismatch_fraction,
-                    "ok" if c.passed else "DIVERGES",
-                )
-                for c in shown
-            ]
-            title = "last compared tensors:" if len(shown) < len(self.compared) else "compared tensors:"
-            lines += [title, format_table(("#", "tensor", "op", "max abs", "max rel", "mismatch", "result"), rows)]
-        return "\n".join(printable(line) for line in "\n".join(lines).split("\n"))  # names escaped
-
-
-def _figures(c: TensorComparison) -> str:
-    if c.note:
-        return c.note
-    if c.max_abs is None:
-        return f"mismatch {100 * c.mismatch_fraction:.3g}% (compared for equality)"
-    return f"max abs {c.max_abs:.3g}, max rel {c.max_rel:.3g}, mismatch {100 * c.mismatch_fraction:.3g}%"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -342,52 +207,18 @@ def _finite_max(values: np.ndarray) -> float:
     return float(values.max())
 
 
-_KEEP_BYTES = 1 << 16  # initializers up to this size keep their values (shape inputs, axes...)
-
-
-def _without_weights(model: onnx.ModelProto) -> onnx.ModelProto:
-    """A copy for shape inference: large initializers keep name, dtype and dims but not their bytes."""
-    light = onnx.ModelProto()
-    light.ir_version = model.ir_version
-    light.opset_import.extend(model.opset_import)
-    light.functions.extend(model.functions)
-    graph = light.graph
-    graph.name = model.graph.name
-    for field_name in ("node", "input", "output", "value_info"):
-        getattr(graph, field_name).extend(getattr(model.graph, field_name))
-    for tensor in model.graph.initializer:
-        if tensor.HasField("raw_data") and len(tensor.raw_data) > _KEEP_BYTES:
-            graph.initializer.add(name=tensor.name, data_type=tensor.data_type, dims=tensor.dims)
-        else:
-            graph.initializer.append(tensor)
-    return light
-
-
 def _inferred_types(model: onnx.ModelProto) -> tuple[dict[str, int], dict[str, list]]:
-    """Element type and dims (None where unknown) of every tensor with a declared or inferred type.
+    """Element type and dims (None where not static) of every tensor with a declared or inferred type.
 
-    Shape inference runs non-strict on a light copy of the model (large initializers without their
-    bytes); when it fails, declared types are used alone.
+    From :func:`graphkit.ir.shapes.known_value_types` (shape inference without the large weights;
+    the declared types when it fails).
     """
-    try:
-        inferred = infer_shapes(_without_weights(model), what="localize", strict=False)
-        values = list(inferred.graph.value_info) + list(inferred.graph.output)
-        del inferred
-    except PassError:
-        values = []
-    values += [*model.graph.value_info, *model.graph.output, *model.graph.input]
     elems, shapes = {}, {}
-    for value in values:
-        if not value.type.HasField("tensor_type"):
-            continue
-        tensor_type = value.type.tensor_type
-        if tensor_type.elem_type:
-            elems.setdefault(value.name, tensor_type.elem_type)
-        if tensor_type.HasField("shape"):
-            dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor_type.shape.dim]
-            shapes.setdefault(value.name, dims)
-    for tensor in model.graph.initializer:
-        elems.setdefault(tensor.name, tensor.data_type)
+    for name, vtype in known_value_types(model).items():
+        if vtype.elem_type:
+            elems[name] = vtype.elem_type
+        if vtype.dims is not None:
+            shapes[name] = [d if isinstance(d, int) else None for d in vtype.dims]
     return elems, shapes
 
 
@@ -560,53 +391,3 @@ class _Stepper:
         for name in [n for n in self.live if self.last_use.get(n, -1) < end]:
             del self.live[name]
         return {t: values[t] for t in outputs if t in expose}
-
-
-# ---------------------------------------------------------------------------------------------
-# Inputs
-
-
-def load_npz_feeds(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Arrays of an .npz file keyed by input name; unreadable files raise InputError."""
-    from graphkit.runtime.feeds import load_npz
-
-    return load_npz(path, "inputs file")
-
-
-def golden_feeds(directory: str | os.PathLike) -> tuple[dict[str, np.ndarray], Path]:
-    """Inputs from a golden set folder and the file they came from.
-
-    Takes the first, in name order, of ``inputs*.npz`` and ``*.inputs.npz`` (graphkit.check.golden
-    writes ``b1.inputs.npz``, ``b2.inputs.npz``...): one case is enough to localize.
-    """
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise GoldenError(f"{directory}: golden set folder not found")
-    files = sorted({*directory.glob("inputs*.npz"), *directory.glob("*.inputs.npz")})
-    if not files:
-        raise GoldenError(f"{directory}: no inputs*.npz or *.inputs.npz in the golden set folder")
-    return load_npz_feeds(files[0]), files[0]
-
-
-def feeds_for(
-    a: onnx.ModelProto, b: onnx.ModelProto, seed: int | None = None, dims: Mapping[str, int] | None = None
-) -> dict[str, np.ndarray]:
-    """Seeded random inputs (seed 0 by default) that fit both models: from B's input spec, else A's."""
-    seed = 0 if seed is None else seed
-    try:
-        return _random_feeds(b, seed, dims or {})
-    except InputError:
-        return _random_feeds(a, seed, dims or {})
-
-
-def _random_feeds(model: onnx.ModelProto, seed: int, dims: Mapping[str, int]) -> dict[str, np.ndarray]:
-    """random_feeds, refused before allocating when larger than MAX_RANDOM_INPUT_BYTES."""
-    from graphkit.runtime.feeds import graph_inputs, np_dtype, random_feeds, resolve_shape
-
-    total = sum(math.prod(resolve_shape(v, dims)) * np_dtype(v).itemsize for v in graph_inputs(model))
-    if total > MAX_RANDOM_INPUT_BYTES:
-        raise InputError(
-            f"random inputs would take {total / 2**30:.1f} GiB (limit {MAX_RANDOM_INPUT_BYTES / 2**30:.0f} GiB); "
-            "give smaller --dims or --inputs F.npz"
-        )
-    return random_feeds(model, seed=seed, dims=dims)

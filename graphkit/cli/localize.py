@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from graphkit.check.localize import feeds_for, golden_feeds, load_npz_feeds, localize
+from graphkit.check.localize import localize
+from graphkit.check.localize_feeds import feeds_for, golden_feeds, load_npz_feeds
 from graphkit.ir.model_io import load_user_model
 from graphkit.util.console import print_json
 from graphkit.util.errors import InputError

@@ -46,7 +46,7 @@ def describe(cls) -> dict:
         "name": cls.name,
         "summary": cls.summary(),
         "exact": cls.exact,
-        "tolerance": dataclasses.asdict(cls.tolerance) if cls.tolerance else None,
+        "tolerance": {"atol": cls.tolerance.atol, "rtol": cls.tolerance.rtol} if cls.tolerance else None,
         "opset_range": list(cls.opset_range),
         "changes_io": cls.changes_io,
         "changes_opset": cls.changes_opset,

@@ -39,6 +39,7 @@ import xxhash
 from onnx import numpy_helper
 
 from graphkit.ir.model_io import op_counts
+from graphkit.ir.shapes import dims_of, format_dims
 from graphkit.transform.provenance import Provenance, provenance_by_index
 from graphkit.util.errors import printable
 
@@ -403,8 +404,7 @@ def value_info(value: onnx.ValueInfoProto) -> ValueInfo:
     dtype = _dtype_name(tensor_type.elem_type) if value.type.HasField("tensor_type") else "non-tensor"
     if not tensor_type.HasField("shape"):
         return ValueInfo(value.name, dtype, None)
-    dims = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tensor_type.shape.dim)
-    return ValueInfo(value.name, dtype, dims)
+    return ValueInfo(value.name, dtype, dims_of(value))
 
 
 def _io_diff(before: list[onnx.ValueInfoProto], after: list[onnx.ValueInfoProto]) -> IODiff:
@@ -932,9 +932,7 @@ def _short(text: str, limit: int = 80) -> str:
 
 
 def _shape_text(shape) -> str:
-    if shape is None:
-        return "[?]"
-    return "[" + ",".join("?" if d is None else str(d) for d in shape) + "]"
+    return format_dims(shape)
 
 
 def _or_dash(value) -> str:

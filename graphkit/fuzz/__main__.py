@@ -24,6 +24,7 @@ from pathlib import Path
 from graphkit.fuzz.attempts import COMMANDS, make_attempt, signal_attempt
 from graphkit.fuzz.campaign import print_result, reproducer, run_attempt, run_campaign, save_finding
 from graphkit.fuzz.runner import DEFAULT_MEMORY, ForkRunner
+from graphkit.util.files import write_text_atomic
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -116,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     if args.summary:
         args.summary.parent.mkdir(parents=True, exist_ok=True)
-        args.summary.write_text(text + "\n")
+        write_text_atomic(args.summary, text + "\n")
     return 0 if summary["mishandled"] == 0 else 1
 
 

@@ -22,6 +22,7 @@ import numpy as np
 from graphkit.fuzz import datasets, goldens, models, pipelines, userpasses
 from graphkit.fuzz.choices import Choices
 from graphkit.fuzz.sandbox import CACHE, DIRECTORY, FIFO, HOME, INPUTS, OUT, ROOT_MARK, WORK, Content
+from graphkit.ir.shapes import dims_of
 
 HOSTILE_OUTPUTS = ["inputs/a-file/under-it", "/proc/graphkit-fuzz/out", "inputs/fifo", "@@ROOT@@/absolute-out"]
 BAD_INTS = ["0", "-1", ",", "abc", "1,,2", "99999999999", "1.5", ""]
@@ -122,8 +123,7 @@ def _maybe(choices: Choices, attempt: Attempt, probability: float, flag: str, va
 
 def _golden_files(choices: Choices, model) -> goldens.GoldenCase:
     """A golden set recorded from ``model`` (batch 1 and 2, or 1 for a static batch), then corrupted."""
-    dim = model.graph.input[0].type.tensor_type.shape.dim[0]
-    batches = (1,) if dim.HasField("dim_value") else (1, 2)
+    batches = (1,) if isinstance((dims_of(model.graph.input[0]) or (None,))[0], int) else (1, 2)
     recorded = goldens.record(model, seed=choices.integer(0, 3), batch_sizes=batches)
     return goldens.corrupt(choices, recorded)
 
@@ -425,8 +425,8 @@ def build_infer(choices: Choices, attempt: Attempt) -> None:
     case = _model(choices, attempt)
     shape = (1, 3, 16, 16)
     if case.proto is not None and case.proto.graph.input:
-        dims = case.proto.graph.input[0].type.tensor_type.shape.dim
-        shape = tuple(d.dim_value if d.dim_value > 0 else 1 for d in dims) or (1,)
+        dims = dims_of(case.proto.graph.input[0]) or ()
+        shape = tuple(d if isinstance(d, int) and d > 0 else 1 for d in dims) or (1,)
         if math.prod(shape) > 10**6:
             shape = (1, 3, 4, 4)
     data = datasets.infer_inputs(choices, shape)

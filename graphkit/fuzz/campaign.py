@@ -28,6 +28,7 @@ from graphkit.fuzz.invariants import Violation, check
 from graphkit.fuzz.runner import ForkRunner, Outcome, SubprocessRunner, kill_all
 from graphkit.fuzz.sandbox import WORK, compare, environment, make_writable, materialize, resolve, snapshot
 from graphkit.util.console import progress
+from graphkit.util.files import write_text_atomic
 
 CRASH_KINDS = {"traceback", "killed", "memory"}
 
@@ -98,19 +99,20 @@ def save_finding(result: Result, findings: Path) -> Path:
             {"kind": v.kind, "detail": v.detail, "signature": signature(attempt, v)} for v in result.violations
         ],
     }
-    (folder / "attempt.json").write_text(json.dumps(record, indent=2))
-    (folder / "stdout.txt").write_text(result.outcome.stdout)
-    (folder / "stderr.txt").write_text(result.outcome.stderr)
+    write_text_atomic(folder / "attempt.json", json.dumps(record, indent=2))
+    write_text_atomic(folder / "stdout.txt", result.outcome.stdout)
+    write_text_atomic(folder / "stderr.txt", result.outcome.stderr)
     env = " ".join(f"{k}={shlex.quote(v)}" for k, v in environment(sandbox.resolve()).items())
     argv = " ".join(shlex.quote(resolve(a, sandbox.resolve())) for a in attempt.argv)
-    (folder / "repro.sh").write_text(
+    write_text_atomic(
+        folder / "repro.sh",
         "#!/bin/sh\n"
         f"# graphkit-fuzz attempt {attempt.key} ({attempt.command}): "
         + "; ".join(v.kind for v in result.violations)
         + f"\n# on any checkout: {reproducer(attempt)}\n"
-        f'cd "{(sandbox / WORK).resolve()}" && env {env} graphkit {argv}\n'
+        f'cd "{(sandbox / WORK).resolve()}" && env {env} graphkit {argv}\n',
+        mode=0o755,
     )
-    (folder / "repro.sh").chmod(0o755)
     return folder
 
 

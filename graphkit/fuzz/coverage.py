@@ -29,6 +29,7 @@ from graphkit.fuzz.choices import DataChoices
 from graphkit.fuzz.invariants import check
 from graphkit.fuzz.runner import Outcome
 from graphkit.fuzz.sandbox import WORK, compare, environment, make_writable, materialize, resolve, snapshot
+from graphkit.util.files import write_bytes_atomic, write_text_atomic
 
 
 def run_in_process(argv: list[str], cwd: Path, env: dict[str, str]) -> Outcome:
@@ -122,13 +123,13 @@ def run_coverage(args) -> int:
         if fresh:  # keep the first attempt of each root-cause signature
             seen.update(fresh)
             folder = save_finding(result, findings)
-            (folder / "input.bin").write_bytes(data)
+            write_bytes_atomic(folder / "input.bin", data)
             print(f"MISHANDLED cov:{index} {attempt.command}: {result.violations[0].kind} -> {folder}", file=sys.stderr)
         make_writable(root)
         shutil.rmtree(root, ignore_errors=True)
         if len(results) % 50 == 0:
             summary = Summary(-1, results, time.perf_counter() - started, str(findings)).to_dict()
-            (findings / "summary.json").write_text(json.dumps(summary, indent=2))
+            write_text_atomic(findings / "summary.json", json.dumps(summary, indent=2))
 
     budget = int(args.time_budget or 600)
     libfuzzer = [
@@ -145,7 +146,7 @@ def run_coverage(args) -> int:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
         summary = Summary(-1, results, time.perf_counter() - started, str(findings)).to_dict()
-        (findings / "summary.json").write_text(json.dumps(summary, indent=2))
+        write_text_atomic(findings / "summary.json", json.dumps(summary, indent=2))
         print(json.dumps(summary, indent=2))
     return 0
 

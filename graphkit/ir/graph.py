@@ -30,7 +30,7 @@ import onnx_graphsurgeon as gs
 from onnx import numpy_helper
 from onnx_graphsurgeon.ir.tensor import LazyValues
 
-from graphkit.ir.shapes import Dim, ValueType, infer_value_types, value_types
+from graphkit.ir.shapes import Dim, ValueType, known_value_types
 from graphkit.util.errors import PassError
 
 DEFAULT_DOMAINS = (None, "", "ai.onnx")
@@ -421,10 +421,7 @@ class ValueTypes:
     """
 
     def __init__(self, model: onnx.ModelProto):
-        try:
-            self._types = infer_value_types(model, strict=False, keep_value_info=True)
-        except PassError:
-            self._types = value_types(model.graph)
+        self._types = known_value_types(model)
         for node in model.graph.node:  # Constant outputs, in case inference could not run
             if node.op_type == "Constant" and node.output[0] not in self._types:
                 for attr in node.attribute:

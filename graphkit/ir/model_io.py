@@ -27,7 +27,7 @@ import xxhash
 from google.protobuf.message import DecodeError
 
 from graphkit.ir.protostream import read_model, write_model
-from graphkit.ir.shapes import skeleton
+from graphkit.ir.shapes import dims_of, skeleton
 from graphkit.util.errors import ModelLoadError, ModelSaveError, PassError, one_line, printable
 from graphkit.util.files import atomic_paths
 
@@ -450,10 +450,10 @@ def _input_problem(model: onnx.ModelProto) -> str | None:
         if elem not in onnx.TensorProto.DataType.values() or elem in _UNFEEDABLE_TYPES:
             what = _UNFEEDABLE_TYPES.get(elem, f"unknown element type {elem}")
             return f"graph input '{value.name}' has {what}; graphkit feeds tensors of real numbers or bools"
-        for axis, dim in enumerate(value.type.tensor_type.shape.dim):
-            if dim.WhichOneof("value") == "dim_value" and dim.dim_value <= 0:
+        for axis, dim in enumerate(dims_of(value) or ()):
+            if isinstance(dim, int) and dim <= 0:
                 return (
-                    f"graph input '{value.name}' axis {axis} has size {dim.dim_value}; declared sizes must be "
+                    f"graph input '{value.name}' axis {axis} has size {dim}; declared sizes must be "
                     "positive (or symbolic, a name)"
                 )
     return None

@@ -1,6 +1,7 @@
 """Shape inference that stays cheap on large models, and helpers to read and refine dims.
 
-:func:`infer_value_types` runs ONNX shape inference on a *skeleton* of the model: initializers
+:func:`infer_value_types` is the one path for shape inference on a model: it runs ONNX shape
+inference on a *skeleton* of the model (:func:`skeleton`): initializers
 larger than :data:`SKELETON_MAX_ELEMENTS` are replaced by graph inputs of the same type and
 shape, so a 500 MB model is inferred without copying its weights (small integer tensors, which
 shape inference reads for Reshape targets and the like, are kept). :func:`with_inferred_shapes`
@@ -12,6 +13,7 @@ Dims are represented as ``int`` (static), ``str`` (a named symbolic dim) or ``No
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import onnx
@@ -50,6 +52,18 @@ def dims_of(value: onnx.ValueInfoProto) -> tuple[Dim, ...] | None:
     )
 
 
+def format_dims(dims: tuple[Dim, ...] | list[Dim] | None) -> str:
+    """Dims for display: ``[2,batch,?]`` (``?`` an unknown dim), ``[?]`` when the rank is unknown."""
+    if dims is None:
+        return "[?]"
+    return "[" + ",".join("?" if d is None else str(d) for d in dims) + "]"
+
+
+def io_signature(value: onnx.ValueInfoProto) -> tuple:
+    """(name, element type, dims or None) of a graph input or output (dims as :func:`dims_of`)."""
+    return (value.name, value.type.tensor_type.elem_type, dims_of(value))
+
+
 def set_dims(value: onnx.ValueInfoProto, dims: tuple[Dim, ...]) -> None:
     """Overwrite the dims of a tensor value info in place."""
     shape = value.type.tensor_type.shape
@@ -63,9 +77,16 @@ def set_dims(value: onnx.ValueInfoProto, dims: tuple[Dim, ...]) -> None:
 
 
 def skeleton(
-    model: onnx.ModelProto, max_elements: int = SKELETON_MAX_ELEMENTS, keep_value_info: bool = True
+    model: onnx.ModelProto,
+    max_elements: int = SKELETON_MAX_ELEMENTS,
+    keep_value_info: bool = True,
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
 ) -> onnx.ModelProto:
-    """A copy of ``model`` without its large initializers (they become typed graph inputs)."""
+    """A copy of ``model`` without its large initializers (they become typed graph inputs).
+
+    Nodes, small initializers and value infos are shared by value, never the weights' bytes.
+    ``input_shapes`` (name -> dims) fixes the dims of those graph inputs in the copy.
+    """
     skel = onnx.ModelProto()
     skel.ir_version = max(model.ir_version, 4)
     skel.opset_import.extend(model.opset_import)
@@ -86,18 +107,27 @@ def skeleton(
             graph.initializer.append(tensor)
         else:
             graph.input.append(onnx.helper.make_tensor_value_info(tensor.name, tensor.data_type, list(tensor.dims)))
+    if input_shapes:
+        for value in graph.input:
+            if value.name in input_shapes:
+                set_dims(value, tuple(int(d) for d in input_shapes[value.name]))
     return skel
 
 
 def infer_value_types(
-    model: onnx.ModelProto, strict: bool = False, keep_value_info: bool = False
+    model: onnx.ModelProto,
+    strict: bool = False,
+    keep_value_info: bool = False,
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
 ) -> dict[str, ValueType]:
     """Element types and dims of every tensor that shape inference can type, by name.
 
-    Stored ``value_info`` is ignored unless ``keep_value_info`` (it may be stale). Raises
-    PassError when inference fails (``strict`` also fails on inconsistent shapes).
+    This is graphkit's one path for "infer on the graph without its large weights": ONNX shape
+    inference (``data_prop`` on) runs on :func:`skeleton` of ``model``. Stored ``value_info`` is
+    ignored unless ``keep_value_info`` (it may be stale); ``input_shapes`` fixes graph input dims.
+    Raises PassError when inference fails (``strict`` also fails on inconsistent shapes).
     """
-    skel = skeleton(model, keep_value_info=keep_value_info)
+    skel = skeleton(model, keep_value_info=keep_value_info, input_shapes=input_shapes)
     for _ in range(4):
         try:
             inferred = onnx.shape_inference.infer_shapes(skel, check_type=False, strict_mode=strict, data_prop=True)
@@ -108,6 +138,39 @@ def infer_value_types(
             break
         skel.graph.value_info.extend(seeds)
     return value_types(inferred.graph)
+
+
+def known_value_types(model: onnx.ModelProto) -> dict[str, ValueType]:
+    """:func:`infer_value_types` (non-strict, stored value_info as a hint), or the declared types
+    of ``model`` when inference fails: for readers that must go on without inference."""
+    try:
+        return infer_value_types(model, strict=False, keep_value_info=True)
+    except PassError:
+        return value_types(model.graph)
+
+
+def symbolic_value_types(
+    model: onnx.ModelProto, input_shapes: Mapping[str, Sequence[int]] | None = None
+) -> dict[str, ValueType]:
+    """Types of the produced values from onnxruntime's symbolic shape inference, on :func:`skeleton`.
+
+    A second opinion, better than ONNX's through shape chains feeding Resize/Reshape; empty when
+    it fails (it is best-effort: any failure leaves the shapes unknown).
+    """
+    from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+
+    skel = skeleton(model, keep_value_info=False, input_shapes=input_shapes)
+    try:
+        inferred = SymbolicShapeInference.infer_shapes(skel, auto_merge=True)
+    except Exception:  # noqa: BLE001 - best effort, see the docstring
+        return {}
+    if inferred is None:
+        return {}
+    return {
+        v.name: ValueType(v.type.tensor_type.elem_type, dims_of(v))
+        for v in inferred.graph.value_info
+        if v.type.HasField("tensor_type")
+    }
 
 
 def value_types(graph: onnx.GraphProto) -> dict[str, ValueType]:

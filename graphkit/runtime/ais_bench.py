@@ -1,7 +1,7 @@
 """The ais_bench backend: Ascend OM models through ``ais_bench.infer.interface.InferSession``.
 
 Registered in :data:`graphkit.runtime.backend.BACKENDS` only when that module imports (CANN and
-the ais_bench/aclruntime wheels installed); graphkit ships no stand-in. API used (FACTS):
+the ais_bench/aclruntime wheels installed); graphkit ships no stand-in. API used (from the ais_bench source; docs/ascend.md lists it):
 ``InferSession(device_id, model_path)``, ``get_inputs()``/``get_outputs()`` (``.name``,
 ``.shape``, ``.datatype``), ``infer(feeds, mode)`` -> list of arrays, ``summary()``
 (``exec_time_list``: device compute time per call, ms).

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from graphkit.ir.shapes import dims_of
 from graphkit.util.errors import InputError, one_line
 
 # numpy's deflate ratio ceiling: a member cannot honestly expand more than this
@@ -29,8 +30,8 @@ def graph_inputs(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
 
 
 def input_dims(value: onnx.ValueInfoProto) -> list[int | str | None]:
-    """Dims of a value: ints for static, the dim_param for named, None for unknown."""
-    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in value.type.tensor_type.shape.dim]
+    """Dims of a value as a list (:func:`graphkit.ir.shapes.dims_of`; [] when it declares no shape)."""
+    return list(dims_of(value) or ())
 
 
 def np_dtype(value: onnx.ValueInfoProto) -> np.dtype:

@@ -34,7 +34,9 @@ from typing import Any, ClassVar
 
 import onnx
 
+from graphkit.check.compare import Tolerance  # the one tolerance type; re-exported for passes
 from graphkit.ir.model_io import default_opset
+from graphkit.ir.shapes import io_signature  # re-exported for passes
 from graphkit.util.errors import PassError, one_line, printable
 from graphkit.util.signals import signals_seen
 from graphkit.util.typed_config import from_mapping, to_mapping
@@ -72,20 +74,6 @@ def option(default: Any = dataclasses.MISSING, doc: str = "", default_factory: A
     else:
         kwargs["default"] = default
     return field(**kwargs)
-
-
-@dataclass(frozen=True)
-class Tolerance:
-    """Element-wise tolerance |actual - expected| <= atol + rtol * |expected|; both finite, >= 0."""
-
-    atol: float
-    rtol: float
-
-    def __post_init__(self) -> None:
-        from graphkit.check.compare import check_tolerance_value
-
-        object.__setattr__(self, "atol", check_tolerance_value("atol", self.atol))
-        object.__setattr__(self, "rtol", check_tolerance_value("rtol", self.rtol))
 
 
 class Pass:
@@ -202,12 +190,3 @@ def raised_at(exc: BaseException, pass_class: type) -> str:
     mine = [f for f in frames if own and os.path.realpath(f.filename) == own]
     frame = (mine or frames)[-1]
     return f" at {printable(frame.filename)}:{frame.lineno} (in {printable(frame.name)})"
-
-
-def io_signature(value: onnx.ValueInfoProto) -> tuple:
-    """(name, element type, dims or None) of a graph input or output."""
-    tensor = value.type.tensor_type
-    dims = tuple(
-        d.dim_param or d.dim_value if (d.dim_param or d.HasField("dim_value")) else "?" for d in tensor.shape.dim
-    )
-    return (value.name, tensor.elem_type, dims if tensor.HasField("shape") else None)

@@ -1,8 +1,8 @@
 """Explicit registration of passes by kebab-case name.
 
 Built-in passes live in the repo's ``passes/`` folder, installed as the ``graphkit_passes``
-package; user passes are ``.py`` files in any folder given with ``--passes-dir`` or a
-pipeline's ``pass_dirs:``, imported by path. Duplicate names fail at import; unknown names fail
+package; user passes are ``.py`` files or packages (folders with ``__init__.py``) in any folder
+given with ``--passes-dir`` or a pipeline's ``pass_dirs:``, imported by path. Duplicate names fail at import; unknown names fail
 with the closest registered names.
 """
 
@@ -62,38 +62,57 @@ def load_builtin_passes() -> None:
 
 
 def load_pass_dir(directory: str | Path) -> list[str]:
-    """Import every ``*.py`` in ``directory`` (not starting with '_'); returns new pass names."""
+    """Import every pass module of ``directory``; returns the names of the passes it registered.
+
+    A pass module is a ``*.py`` file or a package (a folder with ``__init__.py``, whose own
+    modules it may import relatively: ``from .helpers import x``); names starting with '_' or
+    '.' are skipped, and so are folders without ``__init__.py``.
+    """
     directory = Path(directory)
     if not directory.is_dir():
         raise PassLoadError(f"{directory}: pass directory does not exist")
     before = set(_passes)
-    for path in sorted(directory.glob("*.py")):
-        if path.name.startswith("_"):
-            continue
-        if not path.is_file():  # a FIFO would block the import forever
-            raise PassLoadError(f"{path}: not a regular file")
-        resolved = path.resolve()
-        if resolved in _loaded_files:
-            continue
-        module_name = "graphkit_user_passes." + re.sub(r"\W", "_", str(resolved.with_suffix("")))
-        spec = importlib.util.spec_from_file_location(module_name, resolved)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        try:
-            with signals_seen() as seen:
-                try:
-                    spec.loader.exec_module(module)
-                except (Exception, SystemExit, KeyboardInterrupt) as exc:
-                    if seen or (seen is None and isinstance(exc, KeyboardInterrupt)) or isinstance(exc, PassLoadError):
-                        raise  # a real Ctrl-C/SIGTERM, or our own error
-                    raise PassLoadError(
-                        f"{path}: cannot import pass file: {exc.__class__.__name__}: {one_line(exc)}"
-                    ) from exc
-        except BaseException:
-            del sys.modules[module_name]
-            raise
-        _loaded_files.add(resolved)
+    entries = [p for p in directory.iterdir() if not p.name.startswith(("_", "."))]
+    for path in sorted(entries, key=lambda p: p.name):
+        if path.suffix == ".py":
+            if not path.is_file():  # a FIFO would block the import forever
+                raise PassLoadError(f"{path}: not a regular file")
+            _load_pass_module(path, path.resolve())
+        elif path.is_dir() and (path / "__init__.py").exists():
+            if not (path / "__init__.py").is_file():
+                raise PassLoadError(f"{path / '__init__.py'}: not a regular file")
+            _load_pass_module(path, path.resolve())
     return sorted(set(_passes) - before)
+
+
+def _load_pass_module(path: Path, resolved: Path) -> None:
+    """Import one user pass file or package (once per resolved path)."""
+    if resolved in _loaded_files:
+        return
+    stem = resolved if resolved.is_dir() else resolved.with_suffix("")
+    module_name = "graphkit_user_passes." + re.sub(r"\W", "_", str(stem))
+    if resolved.is_dir():
+        spec = importlib.util.spec_from_file_location(
+            module_name, resolved / "__init__.py", submodule_search_locations=[str(resolved)]
+        )
+    else:
+        spec = importlib.util.spec_from_file_location(module_name, resolved)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    kind = "pass package" if resolved.is_dir() else "pass file"
+    try:
+        with signals_seen() as seen:
+            try:
+                spec.loader.exec_module(module)
+            except (Exception, SystemExit, KeyboardInterrupt) as exc:
+                if seen or (seen is None and isinstance(exc, KeyboardInterrupt)) or isinstance(exc, PassLoadError):
+                    raise  # a real Ctrl-C/SIGTERM, or our own error
+                raise PassLoadError(f"{path}: cannot import {kind}: {exc.__class__.__name__}: {one_line(exc)}") from exc
+    except BaseException:
+        for name in [m for m in sys.modules if m == module_name or m.startswith(module_name + ".")]:
+            del sys.modules[name]
+        raise
+    _loaded_files.add(resolved)
 
 
 def get_pass(name: str, where: str = "pass") -> type[Pass]:

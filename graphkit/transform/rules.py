@@ -48,6 +48,7 @@ import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
 
+from graphkit.check.compare import Tolerance
 from graphkit.ir.graph import (
     ValueTypes,
     constant_value,
@@ -65,7 +66,7 @@ from graphkit.ir.graph import (
     to_model,
 )
 from graphkit.ir.model_io import default_opset
-from graphkit.transform.pass_base import Declined, NoOptions, Pass, PassResult, Tolerance
+from graphkit.transform.pass_base import Declined, NoOptions, Pass, PassResult
 from graphkit.transform.registry import register
 from graphkit.util.errors import PassError
 

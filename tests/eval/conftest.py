@@ -151,6 +151,17 @@ def smooth_image(width: int, height: int) -> Image.Image:
     return Image.fromarray(np.round(rgb).astype(np.uint8))
 
 
+def confusion_matrix_loop(gt: np.ndarray, pred: np.ndarray, num_classes: int = 21) -> np.ndarray:
+    """The naive per-pixel loop of the reference's ``eval_seg.py``: the slow reference the vectorized
+    ``graphkit.wseg.eval.metrics.confusion_matrix`` is checked against (here and in benchmarks)."""
+    conf = np.zeros((num_classes, num_classes))
+    gt_flat, pred_flat = np.asarray(gt).reshape(-1), np.asarray(pred).reshape(-1)
+    for i in range(len(gt_flat)):
+        if gt_flat[i] < num_classes:
+            conf[gt_flat[i], pred_flat[i]] += 1.0
+    return conf
+
+
 @pytest.fixture(scope="session")
 def helpers():
     """The builders of this file, for tests that need parameters (test modules do not import conftest)."""
@@ -163,4 +174,5 @@ def helpers():
         smooth_image=smooth_image,
         draw_sample=draw_sample,
         save_palette_png=save_palette_png,
+        confusion_matrix_loop=confusion_matrix_loop,
     )

@@ -7,8 +7,19 @@ import onnxruntime as ort
 import pytest
 from PIL import Image
 
-from graphkit.wseg.eval.merge import class_presence, finish_merge, merge_views, resize_bilinear, sigmoid
+from graphkit.wseg.eval.merge import ViewAccumulator, class_presence, finish_merge, resize_bilinear, sigmoid
 from graphkit.wseg.eval.views import MEAN, STD, make_views, normalize, scaled_size, view_plan
+
+
+def merge_views(
+    cls_logits: np.ndarray, masks: np.ndarray, pads: np.ndarray, flips, image_hw, fp_cut_score: float, bg_pow: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """All views at once, through the accumulator the runner uses one view at a time: ``(merged [C, h, w], present [C-1])``."""
+    acc = ViewAccumulator(masks.shape[1], image_hw, len(masks))
+    for i in range(len(masks)):
+        acc.add(cls_logits[i], masks[i], pads[i], bool(flips[i]))
+    present = class_presence(np.stack(acc.cls), fp_cut_score)
+    return finish_merge(acc.sum, present, len(masks), bg_pow), present
 
 
 def test_view_plan_order_and_reference_rounding():

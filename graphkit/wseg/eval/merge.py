@@ -93,14 +93,3 @@ def finish_merge(view_sum: np.ndarray, present: np.ndarray, num_views: int, bg_p
     merged /= np.float32(num_views)
     merged[0] = np.power(merged[0], np.float32(bg_pow))
     return merged
-
-
-def merge_views(
-    cls_logits: np.ndarray, masks: np.ndarray, pads: np.ndarray, flips, image_hw, fp_cut_score: float, bg_pow: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """All views at once (for tests and one-off use): ``(merged [C, h, w], present [C-1])``."""
-    acc = ViewAccumulator(masks.shape[1], image_hw, len(masks))
-    for i in range(len(masks)):
-        acc.add(cls_logits[i], masks[i], pads[i], bool(flips[i]))
-    present = class_presence(np.stack(acc.cls), fp_cut_score)
-    return finish_merge(acc.sum, present, len(masks), bg_pow), present

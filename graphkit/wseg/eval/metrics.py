@@ -36,16 +36,6 @@ def confusion_matrix(gt: np.ndarray, pred: np.ndarray, num_classes: int = 21) ->
     return counts.reshape(num_classes, num_classes)
 
 
-def confusion_matrix_loop(gt: np.ndarray, pred: np.ndarray, num_classes: int = 21) -> np.ndarray:
-    """The naive per-pixel loop of the reference's ``eval_seg.py`` (for tests and benchmarks)."""
-    conf = np.zeros((num_classes, num_classes))
-    gt_flat, pred_flat = np.asarray(gt).reshape(-1), np.asarray(pred).reshape(-1)
-    for i in range(len(gt_flat)):
-        if gt_flat[i] < num_classes:
-            conf[gt_flat[i], pred_flat[i]] += 1.0
-    return conf
-
-
 def _ratio(num: np.ndarray, den: np.ndarray) -> list[float | None]:
     return [float(n / d) if d > 0 else None for n, d in zip(num, den)]
 

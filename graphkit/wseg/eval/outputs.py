@@ -1,7 +1,7 @@
 """Files an accuracy run writes: palette mask PNGs, overlays, the IoU bar chart, metrics JSON/table.
 
-Every file is written to a temporary name in its folder and renamed into place, so an
-interrupted run never leaves a half-written file under the final name.
+Every file goes through :mod:`graphkit.util.files` (``atomic_path`` / ``write_text_atomic``, utf-8
+text), so an interrupted run never leaves a half-written file under the final name.
 """
 
 from __future__ import annotations
@@ -40,7 +40,9 @@ def save_index_png(path: str | os.PathLike, labels: np.ndarray) -> Path:
     """Class indices [H, W] as a palette PNG (pixel values are the class indices)."""
     image = Image.fromarray(np.asarray(labels, dtype=np.uint8), mode="P")
     image.putpalette(_PALETTE.reshape(-1).tolist())
-    return atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))
+    with atomic_path(path) as tmp:
+        image.save(tmp, format="PNG")
+    return Path(path)
 
 
 def colorize(labels: np.ndarray) -> np.ndarray:
@@ -66,7 +68,9 @@ def save_overlay(path: str | os.PathLike, image: np.ndarray, masks) -> Path:
 def save_panel(path: str | os.PathLike, panel: np.ndarray) -> Path:
     """An RGB array [H, W, 3] uint8 as a PNG."""
     picture = Image.fromarray(panel)
-    return atomic_write(path, lambda tmp: picture.save(tmp, format="PNG"))
+    with atomic_path(path) as tmp:
+        picture.save(tmp, format="PNG")
+    return Path(path)
 
 
 def save_iou_chart(path: str | os.PathLike, class_names, series: dict[str, list[float | None]], title: str) -> Path:
@@ -89,7 +93,9 @@ def save_iou_chart(path: str | os.PathLike, class_names, series: dict[str, list[
     axes.set_title(title, fontsize=10)
     axes.legend(fontsize=8)
     figure.tight_layout()
-    return atomic_write(path, lambda tmp: figure.savefig(tmp, format="png"))
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png")
+    return Path(path)
 
 
 def _pct(value: float | None) -> str:

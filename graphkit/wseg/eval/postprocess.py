@@ -12,10 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
+from graphkit.util.files import atomic_path
 from graphkit.wseg.eval.crf import CrfParams, crf_labels
 from graphkit.wseg.eval.merge import class_presence, finish_merge
 from graphkit.wseg.eval.metrics import confusion_matrix
-from graphkit.wseg.eval.outputs import atomic_write, overlay_panel, save_index_png, save_panel
+from graphkit.wseg.eval.outputs import overlay_panel, save_index_png, save_panel
 
 STATE_DIR = "state"
 MASK_DIR = "masks"
@@ -113,11 +114,8 @@ def write_state(out_dir: Path, record: ImageRecord, image_hw) -> None:
     if record.conf_crf is not None:
         arrays["conf_crf"] = record.conf_crf
 
-    def write(tmp):
-        with open(tmp, "wb") as handle:
-            np.savez(handle, **arrays)
-
-    atomic_write(state_path(out_dir, record.name), write)
+    with atomic_path(state_path(out_dir, record.name)) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, **arrays)
 
 
 class StateError(Exception):

@@ -34,11 +34,11 @@ import xxhash
 
 from graphkit.util.console import progress as progress_bar
 from graphkit.util.errors import GraphkitError, ModelLoadError, one_line
-from graphkit.util.files import make_folder
+from graphkit.util.files import make_folder, write_bytes_atomic, write_text_atomic
 from graphkit.wseg.eval.crf import CrfParams, require_pydensecrf
 from graphkit.wseg.eval.image_task import LoadedImage, check_backend, image_job, load_views, run_views
 from graphkit.wseg.eval.metrics import image_scores, summarize
-from graphkit.wseg.eval.outputs import atomic_write, metrics_table, save_iou_chart, write_json, write_text
+from graphkit.wseg.eval.outputs import metrics_table, save_iou_chart, write_json
 from graphkit.wseg.eval.postprocess import (
     STATE_DIR,
     ImageRecord,
@@ -334,7 +334,7 @@ def dump_bins(samples: list[Sample], spec: EvalSpec, out_dir: str | os.PathLike)
         image = load_image(sample.image_path)
         views, pads = make_views(image, plan, spec.pad_size, name=str(sample.image_path))
         for v in range(len(plan)):
-            atomic_write(folder / f"{sample.name}_{v}.bin", lambda tmp, view=views[v : v + 1]: view.tofile(tmp))
+            write_bytes_atomic(folder / f"{sample.name}_{v}.bin", views[v : v + 1].tobytes())
         manifest["images"][sample.name] = {"hw": [image.height, image.width], "pads": pads.tolist()}
     write_json(folder / "views.json", manifest)
     return folder
@@ -380,7 +380,7 @@ def _write_reports(out: Path, summary: dict, records: list[ImageRecord]) -> None
         if record.conf_crf is not None:
             entry["crf"] = image_scores(record.conf_crf)
         lines.append(json.dumps(entry))
-    write_text(out / "scores.jsonl", "\n".join(lines) + "\n")
+    write_text_atomic(out / "scores.jsonl", "\n".join(lines) + "\n")
     series = {"without CRF": [v["iou"] for v in summary["metrics"]["plain"]["per_class"].values()]}
     if summary["metrics"]["crf"]:
         series["with CRF"] = [v["iou"] for v in summary["metrics"]["crf"]["per_class"].values()]
@@ -388,5 +388,5 @@ def _write_reports(out: Path, summary: dict, records: list[ImageRecord]) -> None
     if summary["note"]:
         title += f" ({summary['note']})"
     save_iou_chart(out / "iou_per_class.png", list(summary["metrics"]["plain"]["per_class"]), series, title)
-    write_text(out / "metrics.txt", metrics_table(summary))
+    write_text_atomic(out / "metrics.txt", metrics_table(summary))
     write_json(out / "metrics.json", summary)
