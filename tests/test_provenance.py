@@ -10,7 +10,8 @@ import onnx
 import pytest
 
 from graphkit.ascend.precheck import precheck
-from graphkit.check.localize import feeds_for, localize
+from graphkit.check.localize import localize
+from graphkit.check.localize_feeds import feeds_for
 from graphkit.diff.html_view import render_html
 from graphkit.diff.model_diff import diff_models
 from graphkit.ir.graph import to_graph, to_model
