@@ -15,6 +15,7 @@ A run folder holds one run: a rerun removes the earlier run's files first (see
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import hashlib
 import json
@@ -23,11 +24,10 @@ import resource
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import onnx
 from tqdm import tqdm
 
 from graphkit import __version__
@@ -44,6 +44,16 @@ from graphkit.check.golden import (
 from graphkit.check.golden import level_note as golden_level_note
 from graphkit.check.validation_cache import ValidationCache, cached_golden_validation, golden_hash
 from graphkit.ir.model_io import content_hash, default_opset, load_model, load_user_model, save_model
+from graphkit.pipeline.plugins import (
+    HANDOFF,
+    SOURCES,
+    STAGES,
+    Source,
+    SourceKind,
+    StageContext,
+    handoff_names,
+    ordered_stages,
+)
 from graphkit.pipeline.run_folder import check_run_folder
 from graphkit.pipeline.spec import PipelineSpec, build_passes, spec_to_yaml
 from graphkit.runtime.ort import (
@@ -71,7 +81,7 @@ from graphkit.transform.pass_base import Pass
 from graphkit.util.console import json_default, progress
 from graphkit.util.errors import GoldenError, GraphkitError, PipelineSpecError, SpecError, one_line
 from graphkit.util.files import make_folder, write_text_atomic
-from graphkit.util.typed_config import from_mapping, to_mapping
+from graphkit.util.typed_config import to_mapping
 from graphkit.util.user_cache import cache_dir
 
 Log = Callable[[str], None]
@@ -80,18 +90,6 @@ Log = Callable[[str], None]
 def _stderr(message: str) -> None:
     """A progress line on stderr that does not break an active progress bar."""
     tqdm.write(message, file=sys.stderr)
-
-
-@dataclass
-class Source:
-    """The loaded source model and how it was obtained."""
-
-    model: onnx.ModelProto
-    kind: str
-    description: str
-    weights: str = "n/a"
-    reference: Callable | None = None
-    details: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -107,7 +105,11 @@ class ApplyResult:
 
 
 def load_source(spec: PipelineSpec, origin: str, input_path: str | None, weights: str | None, log: Log) -> Source:
-    """Load, build or export the source model named by the pipeline (or ``input_path``)."""
+    """Load, build or export the source model named by the pipeline (or ``input_path``).
+
+    ``onnx`` and ``builtin`` are the core's own kinds; any other ``source.<kind>`` is loaded by
+    the plugin registered for it (:data:`graphkit.pipeline.plugins.SOURCES`).
+    """
     if input_path:
         return Source(load_user_model(input_path), "onnx", str(input_path))
     if spec.source.onnx:
@@ -116,18 +118,37 @@ def load_source(spec: PipelineSpec, origin: str, input_path: str | None, weights
         from graphkit.pipeline.demo_model import demo_model
 
         return Source(demo_model(), "builtin", "demo model", weights="random (seed 0)")
-    from graphkit.wseg.export import ExportSpec, export_from_spec
-
-    options = dict(spec.source.export or {})
-    if weights:
-        options["weights"] = weights
+    name, options = plugin_source(spec)
+    kind = source_kind(name)
     try:
-        export_spec = from_mapping(ExportSpec, options, "source.export")
+        typed = kind.parse(options, f"source.{name}", weights)
     except SpecError as exc:
         raise PipelineSpecError(f"{origin}: {exc}") from exc
-    log(f"exporting {export_spec.model} ({export_spec.exporter} exporter, opset {export_spec.opset}) ...")
-    model, reference, weights_description = export_from_spec(export_spec)
-    return Source(model, "export", f"export of {export_spec.model}", weights_description, reference, vars(export_spec))
+    return kind.load(typed, log)
+
+
+def plugin_source(spec: PipelineSpec) -> tuple[str, dict | None]:
+    """The ``source.<kind>`` a plugin loads, and its options: the one key besides onnx/builtin."""
+    for item in dataclasses.fields(spec.source):
+        if item.name not in ("onnx", "builtin") and getattr(spec.source, item.name) is not None:
+            return item.name, getattr(spec.source, item.name)
+    raise PipelineSpecError("source: no source kind is set")
+
+
+def source_kind(name: str) -> SourceKind:
+    """The registered plugin for ``source.<name>``; a GraphkitError when none is installed."""
+    if name not in SOURCES:
+        raise PipelineSpecError(
+            f"source.{name}: no plugin provides this source kind (entry point group graphkit.sources; "
+            "is graphkit installed with 'pip install -e .'?)"
+        )
+    return SOURCES[name]
+
+
+def _takes_weights(spec: PipelineSpec) -> bool:
+    if spec.source.onnx or spec.source.builtin:
+        return False
+    return source_kind(plugin_source(spec)[0]).takes_weights
 
 
 def golden_dir(spec: PipelineSpec, source_hash: str, defaults: GoldenDefaults | None = None) -> Path:
@@ -201,10 +222,11 @@ def _apply_pipeline(
     started = time.perf_counter()
     passes = build_passes(spec, origin, extra_pass_dirs)  # fail on bad specs before heavy work
     sections = type_sections(spec, origin)
-    if weights and spec.source.export is None and not input_path:
+    if weights and not input_path and not _takes_weights(spec):
+        kinds = ", ".join(f"source.{name}" for name in SOURCES if SOURCES[name].takes_weights)
         raise PipelineSpecError(
             f"--weights: the source of {origin} is {'an ONNX file' if spec.source.onnx else 'the built-in demo'}, "
-            "not an export; weights only apply to source.export"
+            f"not an export; weights only apply to {kinds}"
         )
     if weights and input_path:
         raise PipelineSpecError("--weights: with --input the source is an ONNX file, not an export")
@@ -324,8 +346,7 @@ def _apply_pipeline(
     model_path = save_model(run.model, run_dir / spec.output.model, external_data=spec.output.external_data)
     stages["save"] = time.perf_counter() - clock
     report["final"]["path"] = str(model_path)
-    report["handoff"] = _handoff(sections.get("atc"), model_path, run_dir, stages, log)
-    report["eval"] = _eval(sections.get("eval"), source, model_path, run_dir, stages, log)
+    _run_stages(sections, StageContext(model_path, run_dir, source, log), report, stages)
     return _finish(run_dir, report, stages, started, model_path, error=None, log=log)
 
 
@@ -534,52 +555,50 @@ def _source_error(first_failure: str) -> GraphkitError:
 
 
 def type_sections(spec: PipelineSpec, origin: str) -> dict[str, Any]:
-    """Type the optional ``handoff.atc`` and ``eval`` sections up front (errors name the key)."""
+    """Type every stage's section up front (errors name the key), by section path.
+
+    The ``handoff`` mapping holds one key per registered ``handoff.<name>`` stage; ``eval`` and
+    ``perf`` are stage sections themselves (:mod:`graphkit.pipeline.plugins`).
+    """
     sections: dict[str, Any] = {}
     try:
         if spec.handoff:
-            unknown = sorted(set(spec.handoff) - {"atc"})
+            known = handoff_names()
+            unknown = sorted(set(spec.handoff) - set(known))
             if unknown:
-                raise SpecError(f"handoff: unknown key '{unknown[0]}'; known keys: atc")
-            from graphkit.ascend.spec import AtcSpec
-
-            sections["atc"] = from_mapping(AtcSpec, spec.handoff.get("atc") or {}, "handoff.atc")
-            sections["atc"].validate("handoff.atc")  # every option checked before any pass runs
-        if spec.eval:
-            from graphkit.wseg.eval.spec import eval_spec_from_mapping
-
-            sections["eval"] = eval_spec_from_mapping(spec.eval, "eval")
+                raise SpecError(f"handoff: unknown key '{unknown[0]}'; known keys: {', '.join(known)}")
+        for name, stage in ordered_stages():
+            raw = _section(spec, name)
+            if raw is not None:
+                sections[name] = stage.parse(raw, name)
+        if spec.eval and "eval" not in STAGES:  # (perf: accepted, run only by a plugin that registers it)
+            raise SpecError("eval: no installed plugin runs this section (entry point group graphkit.stages)")
     except SpecError as exc:
         raise PipelineSpecError(f"{origin}: {exc}") from exc
     return sections
 
 
-def _handoff(atc_spec, model_path: Path, run_dir: Path, stages: dict, log: Log) -> dict | None:
-    if atc_spec is None:
-        return None
-    from graphkit.ascend.spec import run_handoff
-
-    clock = time.perf_counter()
-    log("writing the ATC hand-off ...")
-    result = run_handoff(atc_spec, model_path, run_dir / "atc")
-    stages["handoff"] = time.perf_counter() - clock
-    return result
+def _section(spec: PipelineSpec, name: str) -> Any:
+    """The raw value of section ``name`` (``eval``, ``handoff.atc``), None when absent."""
+    if name.startswith(HANDOFF):
+        if not spec.handoff or name[len(HANDOFF) :] not in spec.handoff:
+            return None
+        return spec.handoff[name[len(HANDOFF) :]] or {}
+    value = getattr(spec, name, None) if name in ("eval", "perf") else None
+    return value or None
 
 
-def _eval(eval_spec, source: Source, model_path: Path, run_dir: Path, stages: dict, log: Log) -> dict | None:
-    if eval_spec is None:
-        return None
-    import dataclasses
-
-    from graphkit.wseg.eval.runner import run_eval
-
-    if not eval_spec.weights_description:
-        eval_spec = dataclasses.replace(eval_spec, weights_description=source.weights)
-    clock = time.perf_counter()
-    log("evaluating accuracy on VOC ...")
-    result = run_eval(eval_spec, model_path, run_dir / "eval")
-    stages["eval"] = time.perf_counter() - clock
-    return result
+def _run_stages(sections: dict[str, Any], context: StageContext, report: dict, stages: dict) -> None:
+    """Run the typed stages in their declared order; each fills its report key (None if unused)."""
+    for name, stage in ordered_stages():
+        report[stage.report_key] = None
+        if name not in sections:
+            continue
+        clock = time.perf_counter()
+        if stage.message:
+            context.log(stage.message)
+        report[stage.report_key] = stage.run(sections[name], context)
+        stages[stage.report_key] = time.perf_counter() - clock
 
 
 def peak_rss_mb() -> float:
