@@ -64,12 +64,26 @@ def _with_parents(name: str) -> list[str]:
     return [".".join(parts[:i]) for i in range(len(parts), 0, -1) if ".".join(parts[:i]) in MODULES]
 
 
-def imported_modules(module: str) -> set[str]:
-    """Every graphkit module that ``module`` imports, at any level (functions, TYPE_CHECKING)."""
+def _type_checking_blocks(tree: ast.AST) -> set[int]:
+    """ids of the nodes inside ``if TYPE_CHECKING:`` blocks (imports for type names only)."""
+    inside: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            inside.update(id(child) for statement in node.body for child in ast.walk(statement))
+    return inside
+
+
+def imported_modules(module: str, type_only: bool = True) -> set[str]:
+    """Every graphkit module that ``module`` imports, at any level (module, function, class);
+    with ``type_only`` false, not those under ``if TYPE_CHECKING:`` (they never run)."""
     path, is_package = MODULES[module]
     package = module if is_package else module.rpartition(".")[0]
     targets: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    skipped = set() if type_only else _type_checking_blocks(tree)
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
         names: list[str] = []
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
@@ -93,8 +107,8 @@ def imported_modules(module: str) -> set[str]:
     return targets
 
 
-def import_graph() -> dict[str, set[str]]:
-    return {module: imported_modules(module) for module in MODULES}
+def import_graph(type_only: bool = True) -> dict[str, set[str]]:
+    return {module: imported_modules(module, type_only) for module in MODULES}
 
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -124,12 +138,15 @@ def test_the_import_graph_sees_function_level_and_relative_imports():
     assert "graphkit.runtime.backend" in graph["graphkit.runtime.ort"]
     # function-level: the pipeline imports the demo model inside load_source
     assert "graphkit.pipeline.demo_model" in graph["graphkit.pipeline.run"]
+    # type names only: seen by the layering check, not by the cycle check
+    assert "graphkit.diff.records" in graph["graphkit.diff.text_view"]
+    assert "graphkit.diff.records" not in import_graph(type_only=False)["graphkit.diff.text_view"]
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
 
 
 def test_no_import_cycle_inside_graphkit():
-    cycle = find_cycle(import_graph())
+    cycle = find_cycle(import_graph(type_only=False))
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
 
 
