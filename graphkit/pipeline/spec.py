@@ -49,7 +49,7 @@ class GoldenSpec:
     source model's hash (under :func:`graphkit.util.user_cache.cache_root`). ``batch_sizes: null`` takes
     them from the model (a static batch: that one; a dynamic batch: 1 and 2); symbolic dims not
     in ``dims`` and integer inputs not in ``input_ranges`` (``[low, high]``, both included) get
-    defaults from the model too (:func:`graphkit.check.golden.golden_defaults`).
+    defaults from the model too (:func:`graphkit.check.golden_defaults.golden_defaults`).
     """
 
     dir: str | None = None
