@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from graphkit.util.errors import GraphkitError
-from graphkit.util.plugins import Registry
+from graphkit.util.plugin_registry import Registry
 
 PLUGIN = """
 import json

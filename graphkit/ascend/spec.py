@@ -13,7 +13,7 @@ A YAML mapping becomes an :class:`AtcSpec` through :func:`graphkit.util.typed_co
         build: false
 
 Only the checks that need no model live here (:meth:`AtcSpec.validate`); the checks against
-the graph are in :mod:`graphkit.ascend.commands`.
+the graph are in :mod:`graphkit.ascend.command_lines`.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The pipeline core (:mod:`graphkit.pipeline.run`) knows two sources itself (``source.onnx`` and
 ``source.builtin``) and no stage. Everything else plugs in through two registries
-(:class:`graphkit.util.plugins.Registry`), filled from Python entry points, so a user package
+(:class:`graphkit.util.plugin_registry.Registry`), filled from Python entry points, so a user package
 adds one exactly as graphkit's own ``wseg`` and ``ascend`` do (see ``pyproject.toml``)::
 
     [project.entry-points."graphkit.sources"]
@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import onnx
 
-from graphkit.util.plugins import Registry
+from graphkit.util.plugin_registry import Registry
 
 Log = Callable[[str], None]
 Reference = Callable[[Mapping[str, np.ndarray]], dict[str, np.ndarray]]

@@ -5,7 +5,7 @@ A backend is opened on a model and runs batches of named numpy arrays::
     with open_backend("ort", "model.onnx", threads=2) as backend:
         outputs = backend.run({"image": batch})   # {"cls": ..., "mask": ...}
 
-Backends are looked up by name in ``BACKENDS`` (a :class:`~graphkit.util.plugins.Registry`):
+Backends are looked up by name in ``BACKENDS`` (a :class:`~graphkit.util.plugin_registry.Registry`):
 ort (:mod:`graphkit.runtime.ort`), torch (:mod:`graphkit.runtime.torch_backend`), ais_bench
 (:mod:`graphkit.runtime.ais_bench`, registered only when its runtime imports) and any entry point
 of the group ``graphkit.backends``. This module defines the interface and imports no backend.
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from graphkit.util.errors import GraphkitError, InputError
-from graphkit.util.plugins import Registry
+from graphkit.util.plugin_registry import Registry
 from graphkit.util.typed_config import close_names
 
 
