@@ -208,7 +208,10 @@ def test_the_allow_list_holds_only_modules_still_too_long():
 def test_the_applications_plug_in_through_entry_points():
     from graphkit.pipeline.plugins import SOURCES, STAGES, ordered_stages
 
-    assert "export" in SOURCES and SOURCES["export"].takes_weights
+    # entry points exist only once the package metadata is current: after a change to
+    # pyproject.toml, run `pip install -e .` (make does it when pyproject.toml is newer)
+    assert "export" in SOURCES, "no graphkit.sources entry points: reinstall graphkit (pip install -e .)"
+    assert SOURCES["export"].takes_weights
     assert [(name, stage.report_key) for name, stage in ordered_stages()][:2] == [
         ("handoff.atc", "handoff"),
         ("eval", "eval"),
