@@ -24,7 +24,9 @@ import json
 from pathlib import Path
 
 import numpy as np
-from graphkit.pipeline.plugins import Stage
+from onnx import TensorProto, helper
+
+from graphkit.pipeline.plugins import Source, SourceKind, Stage
 from graphkit.runtime.backend import Backend, TensorInfo
 from graphkit.util.errors import SpecError
 
@@ -43,6 +45,28 @@ def run_note(text, context):
 NOTE = Stage(parse_note, run_note, report_key="note", order=50, message="writing the note ...")
 
 
+def parse_scaled(raw, where, weights):
+    scale = (raw or {}).get("scale", 2.0)
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)):
+        raise SpecError(f"{where}.scale: expected a number")
+    return float(scale)
+
+
+def load_scaled(scale, log):
+    log("building the scaled model ...")
+    node = helper.make_node("Mul", ["x", "k"], ["y"])
+    k = helper.make_tensor("k", TensorProto.FLOAT, [], [scale])
+    graph = helper.make_graph(
+        [node], "scaled", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3])], [k],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return Source(model, "scaled", f"scaled by {scale}", details={"scale": scale})
+
+
+SCALED = SourceKind(parse_scaled, load_scaled)
+
+
 class Doubler(Backend):
     name = "doubler"
 
@@ -57,6 +81,9 @@ class Doubler(Backend):
 ENTRY_POINTS = """
 [graphkit.stages]
 handoff.note = user_plugin:NOTE
+
+[graphkit.sources]
+scaled = user_plugin:SCALED
 
 [graphkit.backends]
 doubler = user_plugin:Doubler
@@ -139,6 +166,50 @@ def test_a_user_backend_is_found_by_name_and_a_broken_one_is_one_line(plugin_pat
     assert lines[1].startswith("error: backend 'broken' (user_plugin_missing:Nothing")
     assert "ModuleNotFoundError" in lines[1]
     assert {"ort", "torch", "doubler", "broken"} <= set(eval(lines[2]))  # noqa: S307 - our own print
+
+
+def test_a_user_source_kind_loads_the_model(plugin_path, tmp_path):
+    pipeline = tmp_path / "p.yaml"
+    pipeline.write_text("name: s\nsource: {scaled: {scale: 3}}\ngolden: {batch_sizes: [2]}\npasses: [dead-code]\n")
+    done = _run(["apply", str(pipeline), "-o", str(tmp_path / "run")], plugin_path, tmp_path)
+    assert done.returncode == 0, done.stderr
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["source"]["kind"] == "scaled" and report["source"]["export"] == {"scale": 3.0}
+    assert "building the scaled model ..." in done.stderr
+    # the resolved pipeline keeps the kind under source: it reads back to the same run
+    written = (tmp_path / "run" / "pipeline.yaml").read_text()
+    assert "scaled:" in written and "plugin" not in written
+    again = _run(
+        ["apply", str(tmp_path / "run" / "pipeline.yaml"), "-o", str(tmp_path / "run2")], plugin_path, tmp_path
+    )
+    assert again.returncode == 0, again.stderr
+    import numpy as np
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(tmp_path / "run2" / "model.onnx"), providers=["CPUExecutionProvider"])
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    assert np.array_equal(session.run(None, {"x": x})[0], x * 3)
+
+    # typed by the plug-in, errors name the key; --weights is refused for a kind that takes none
+    pipeline.write_text("name: s\nsource: {scaled: {scale: big}}\n")
+    bad = _run(["apply", str(pipeline), "-o", str(tmp_path / "run3")], plugin_path, tmp_path)
+    assert bad.returncode == 2 and "source.scaled.scale: expected a number" in bad.stderr
+    pipeline.write_text("name: s\nsource: {scaled: {}, builtin: demo}\n")
+    two = _run(["apply", str(pipeline), "-o", str(tmp_path / "run4")], plugin_path, tmp_path)
+    assert two.returncode == 2 and "give exactly one of onnx, export, builtin" in two.stderr
+    pipeline.write_text("name: s\nsource: {scaled: {}}\n")
+    weights = _run(["apply", str(pipeline), "-o", str(tmp_path / "run5"), "--weights", "w.pth"], plugin_path, tmp_path)
+    assert weights.returncode == 2
+    assert "is source.scaled, not an export; weights only apply to source.export" in weights.stderr
+    # without the plug-in installed, the key is unknown (one line, exit 2)
+    plain = subprocess.run(
+        [sys.executable, "-m", "graphkit", "apply", str(pipeline), "-o", str(tmp_path / "run6")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert plain.returncode == 2 and "source: unknown key 'scaled'" in plain.stderr
 
 
 def test_registry_imports_a_reference_only_when_looked_up(tmp_path, monkeypatch):

@@ -1,7 +1,8 @@
 """What a pipeline can be extended with: source kinds and stages (the plugin contract).
 
 The pipeline core (:mod:`graphkit.pipeline.run`) knows two sources itself (``source.onnx`` and
-``source.builtin``) and no stage. Everything else plugs in through two registries
+``source.builtin``) and no stage; any other key under ``source`` names a registered kind
+(:class:`graphkit.pipeline.spec.SourceSpec` keeps its options). Everything else plugs in through two registries
 (:class:`graphkit.util.plugin_registry.Registry`), filled from Python entry points, so a user package
 adds one exactly as graphkit's own ``wseg`` and ``ascend`` do (see ``pyproject.toml``)::
 

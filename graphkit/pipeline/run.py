@@ -15,7 +15,6 @@ A run folder holds one run: a rerun removes the earlier run's files first (see
 
 from __future__ import annotations
 
-import dataclasses
 import gc
 import hashlib
 import json
@@ -129,9 +128,10 @@ def load_source(spec: PipelineSpec, origin: str, input_path: str | None, weights
 
 def plugin_source(spec: PipelineSpec) -> tuple[str, dict | None]:
     """The ``source.<kind>`` a plugin loads, and its options: the one key besides onnx/builtin."""
-    for item in dataclasses.fields(spec.source):
-        if item.name not in ("onnx", "builtin") and getattr(spec.source, item.name) is not None:
-            return item.name, getattr(spec.source, item.name)
+    if spec.source.export is not None:
+        return "export", spec.source.export
+    for name, options in spec.source.plugin.items():
+        return name, options
     raise PipelineSpecError("source: no source kind is set")
 
 
@@ -143,6 +143,14 @@ def source_kind(name: str) -> SourceKind:
             "is graphkit installed with 'pip install -e .'?)"
         )
     return SOURCES[name]
+
+
+def _source_words(spec: PipelineSpec) -> str:
+    if spec.source.onnx:
+        return "an ONNX file"
+    if spec.source.builtin:
+        return "the built-in demo"
+    return f"source.{plugin_source(spec)[0]}"
 
 
 def _takes_weights(spec: PipelineSpec) -> bool:
@@ -225,8 +233,7 @@ def _apply_pipeline(
     if weights and not input_path and not _takes_weights(spec):
         kinds = ", ".join(f"source.{name}" for name in SOURCES if SOURCES[name].takes_weights)
         raise PipelineSpecError(
-            f"--weights: the source of {origin} is {'an ONNX file' if spec.source.onnx else 'the built-in demo'}, "
-            f"not an export; weights only apply to {kinds}"
+            f"--weights: the source of {origin} is {_source_words(spec)}, not an export; weights only apply to {kinds}"
         )
     if weights and input_path:
         raise PipelineSpecError("--weights: with --input the source is an ONNX file, not an export")
