@@ -12,7 +12,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from graphkit.check.golden import gather_table_size, golden_defaults, load_golden
+from graphkit.check.golden import load_golden
+from graphkit.check.golden_defaults import gather_table_size, golden_defaults
 from graphkit.cli.main import main
 from graphkit.runtime.feeds import load_npz
 from graphkit.runtime.ort import create_session, run_session

@@ -16,7 +16,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from graphkit.ascend.precheck import precheck
 from graphkit.cli.main import main
-from graphkit.ir.model_io import invalid_reason, load_user_model
+from graphkit.ir.model_check import invalid_reason
+from graphkit.ir.model_io import load_user_model
 from graphkit.pipeline.demo_model import demo_model
 from graphkit.util.errors import ModelLoadError, one_line
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from graphkit.fuzz.attempts import make_attempt, signal_attempt
+from graphkit.fuzz.attempt_builders import make_attempt, signal_attempt
 from graphkit.fuzz.campaign import run_campaign
 
 SEED, ATTEMPTS, SIGNALS = 0, 120, 4

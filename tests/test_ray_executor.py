@@ -17,7 +17,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from graphkit.ir.model_io import save_model
 from graphkit.runtime.file_inference import infer_files
-from graphkit.runtime.ray_executor import RaySettings, model_files, ort_providers, probe_address
+from graphkit.runtime.ray_executor import RaySettings, probe_address
+from graphkit.runtime.ray_worker import model_files, ort_providers
 from graphkit.runtime.sharded_inference import infer_files_ray, shard_ranges
 from graphkit.transform.testing import make_model
 from graphkit.util.errors import GraphkitError, ModelLoadError, SpecError

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from graphkit.ascend.commands import AtcCommand, AtcPlan
+from graphkit.ascend.command_lines import AtcCommand, AtcPlan
 from graphkit.util.errors import ToolNotFoundError
 from graphkit.util.files import check_target
 

@@ -18,8 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from graphkit.ascend.build import build_plan
-from graphkit.ascend.commands import _write_atomic as write_text
-from graphkit.ascend.commands import plan_commands, write_plan
+from graphkit.ascend.command_lines import _write_atomic as write_text
+from graphkit.ascend.command_lines import plan_commands, write_plan
 from graphkit.ascend.precheck import precheck
 from graphkit.ascend.spec import AtcSpec
 from graphkit.ir.model_io import load_model

@@ -13,7 +13,7 @@ A YAML mapping becomes an :class:`AtcSpec` through :func:`graphkit.util.typed_co
         build: false
 
 Only the checks that need no model live here (:meth:`AtcSpec.validate`); the checks against
-the graph are in :mod:`graphkit.ascend.commands`.
+the graph are in :mod:`graphkit.ascend.command_lines`.
 """
 
 from __future__ import annotations
@@ -381,10 +381,3 @@ def cann_opset_range(cann: str, where: str = "cann") -> tuple[int, int]:
     if major > max(CANN_OPSETS):
         return CANN_OPSETS[max(CANN_OPSETS)]
     raise SpecError(f"{where}: CANN {cann} is older than graphkit knows (6.0 and later)")
-
-
-def run_handoff(spec: AtcSpec, model_path, out_dir, on_line=None) -> dict:
-    """Forwarder to :func:`graphkit.ascend.handoff.run_handoff` (kept importable from here)."""
-    from graphkit.ascend.handoff import run_handoff as run
-
-    return run(spec, model_path, out_dir, on_line=on_line)

@@ -17,6 +17,10 @@ written into a staging folder and moved into place, so a failed write (a full di
 unwritable folder) leaves no half-written set. Validation never skips a case: a case that
 cannot run on the candidate model (onnxruntime error, input names, dtypes or static dims that
 do not fit, a missing output) is a failed case whose error is in the result.
+
+This module holds the set itself (making, writing, loading); defaults chosen from the model are
+in :mod:`graphkit.check.golden_defaults`, validation against a set in
+:mod:`graphkit.check.golden_validation` (both re-exported here).
 """
 
 from __future__ import annotations
@@ -34,7 +38,15 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from graphkit.check.compare import Comparison, OutputComparison, Tolerances, compare_outputs
+from graphkit.check.compare import Tolerances
+from graphkit.check.golden_defaults import SEQUENCE_DIM, GoldenDefaults, gather_table_size, golden_defaults
+from graphkit.check.golden_validation import (
+    CaseResult,
+    GoldenValidation,
+    level_note,
+    ort_error_text,
+    validate_against_golden,
+)
 from graphkit.ir.model_io import content_hash
 from graphkit.runtime.feeds import (
     check_allocatable,
@@ -50,12 +62,34 @@ from graphkit.runtime.ort import (
     ValidationRuntime,
     create_session,
     forward_purpose,
-    ort_reason,
     run_session,
 )
-from graphkit.util.errors import GoldenError, GraphkitError, InputError, RuntimeLoadError, one_line
+from graphkit.util.errors import GoldenError, GraphkitError, InputError, one_line
 from graphkit.util.files import current_umask
 from graphkit.util.typed_config import from_mapping, to_mapping
+
+__all__ = [  # besides the golden set itself, the names of its two sibling modules (one import for callers)
+    "FORMAT",
+    "SEQUENCE_DIM",
+    "CaseResult",
+    "GoldenCase",
+    "GoldenDefaults",
+    "GoldenSet",
+    "GoldenValidation",
+    "InputSpec",
+    "case_shapes",
+    "check_request",
+    "gather_table_size",
+    "golden_defaults",
+    "input_specs",
+    "level_note",
+    "load_golden",
+    "make_inputs",
+    "make_or_load_golden",
+    "onnxruntime_producer",
+    "ort_error_text",
+    "validate_against_golden",
+]
 
 FORMAT = "graphkit-golden/1"
 Producer = Callable[[Mapping[str, np.ndarray]], Mapping[str, np.ndarray]]
@@ -147,141 +181,6 @@ def make_inputs(
     return feeds
 
 
-@dataclass
-class GoldenDefaults:
-    """Batch sizes, dims and integer input ranges for a model's golden set, with the notes
-    that say which of them were chosen for the user (see :func:`golden_defaults`)."""
-
-    batch_sizes: list[int]
-    dims: dict[str, int]
-    input_ranges: dict[str, list[int]]
-    notes: list[str] = field(default_factory=list)
-    dynamic_batch: bool = True
-
-
-SEQUENCE_DIM = 16  # default size of a symbolic sequence-like dim
-_SEQUENCE_NAMES = re.compile(r"(^|[_\W])(seq|sequence|length|len|tokens?|time|steps?)([_\W]|$)", re.IGNORECASE)
-
-
-def golden_defaults(
-    model: onnx.ModelProto,
-    batch_sizes: list[int] | None = None,
-    dims: Mapping[str, int] | None = None,
-    input_ranges: Mapping[str, Sequence[int]] | None = None,
-) -> GoldenDefaults:
-    """Fill what the user did not give from the model itself.
-
-    - batch sizes (``None``): a model whose inputs all have a static dim 0 gets one case at that
-      batch (dynamic batch cannot be proven on it, and a note says so); otherwise 1 and 2.
-    - symbolic dims other than the batch: a sequence-like one (an integer input's axis 1, or a
-      name like ``seq``/``sequence_length``) gets ``SEQUENCE_DIM`` with a note; any other one is a
-      GoldenError naming the flag to add (``--dim NAME=N``; ``golden.dims`` in a pipeline).
-    - integer inputs: a given range, else ``[0, table size - 1]`` of the Gather whose indices
-      they are (token ids), else ``[0, 1]`` for a name with ``mask`` in it, else ``[0, 3]``.
-    """
-    inputs = graph_inputs(model)
-    given = dict(dims or {})
-    notes: list[str] = []
-    dynamic = True
-    if batch_sizes is None:
-        first_dims = [input_dims(v)[:1] for v in inputs]
-        static = {d[0] for d in first_dims if d and isinstance(d[0], int)}
-        has_symbolic = any(d and not isinstance(d[0], int) for d in first_dims)
-        if static and not has_symbolic:
-            batch_sizes = [min(static)]
-            dynamic = False
-            notes.append(
-                f"the model has a static batch ({min(static)}): one golden case at batch {min(static)}; "
-                "dynamic batch was not proven (the model has none)"
-            )
-        elif static:
-            batch_sizes = [min(static)]
-            notes.append(f"an input has a static dim 0 ({min(static)}): one golden case at batch {min(static)}")
-        elif has_symbolic:
-            batch_sizes = [1, 2]
-        else:  # no input has a dim 0 (scalars, or no inputs): one case
-            batch_sizes = [1]
-            dynamic = False
-    filled = dict(given)
-    for value in inputs:
-        integer = np_dtype(value).kind in "iu"
-        for axis, dim in enumerate(input_dims(value)):
-            if axis == 0 or isinstance(dim, int):
-                continue
-            name = dim or f"{value.name}:{axis}"
-            if name in filled or f"{value.name}:{axis}" in filled:
-                continue
-            if (integer and axis == 1) or _SEQUENCE_NAMES.search(name):
-                filled[name] = SEQUENCE_DIM
-                notes.append(
-                    f"symbolic dim '{name}' (input '{value.name}' axis {axis}) set to {SEQUENCE_DIM}; "
-                    f"give --dim {name}=N for another size"
-                )
-                continue
-            raise GoldenError(
-                f"input '{value.name}' axis {axis} is symbolic ('{name}'); give its size with --dim {name}=N "
-                "(in a pipeline file: golden.dims)"
-            )
-    ranges = {name: [int(lo), int(hi)] for name, (lo, hi) in (input_ranges or {}).items()}
-    known = {v.name: v for v in inputs}
-    for name, (low, high) in ranges.items():
-        if name not in known:
-            raise GoldenError(f"--input-range {name}: the model has no input '{name}' (inputs: {', '.join(known)})")
-        if np_dtype(known[name]).kind not in "iu":
-            raise GoldenError(f"--input-range {name}: input '{name}' is {np_dtype(known[name])}, not an integer input")
-        if low > high:
-            raise GoldenError(f"--input-range {name}={low}:{high}: LOW must be <= HIGH")
-    for value in inputs:
-        if np_dtype(value).kind not in "iu" or value.name in ranges:
-            continue
-        table = gather_table_size(model, value.name)
-        if table is not None:
-            ranges[value.name] = [0, table - 1]
-            notes.append(f"integer input '{value.name}' indexes a table of {table} rows: values in [0, {table - 1}]")
-        elif "mask" in value.name.lower():
-            ranges[value.name] = [0, 1]
-            notes.append(f"integer input '{value.name}' looks like a mask: values 0/1")
-    for name, (low, high) in ranges.items():
-        limits = np.iinfo(np_dtype(known[name]))
-        if low < limits.min or high > limits.max:
-            raise GoldenError(
-                f"--input-range {name}={low}:{high}: outside the values of input '{name}' "
-                f"({np_dtype(known[name])}: {limits.min}..{limits.max})"
-            )
-    return GoldenDefaults(list(batch_sizes), filled, ranges, notes, dynamic)
-
-
-_PASS_THROUGH = {"Cast", "Unsqueeze", "Squeeze", "Reshape", "Identity", "Flatten"}
-
-
-def gather_table_size(model: onnx.ModelProto, name: str) -> int | None:
-    """Rows of the constant table a Gather reads with ``name`` as its indices (through Casts and
-    reshapes), the smallest when several; None when ``name`` indexes no constant table."""
-    tables = {t.name: list(t.dims) for t in model.graph.initializer}
-    for node in model.graph.node:
-        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
-            tables[node.output[0]] = list(node.attribute[0].t.dims)
-    consumers: dict[str, list[onnx.NodeProto]] = {}
-    for node in model.graph.node:
-        for index, tensor in enumerate(node.input):
-            consumers.setdefault(tensor, []).append((node, index))
-    sizes, frontier, seen = [], [name], set()
-    while frontier:
-        tensor = frontier.pop()
-        if tensor in seen:
-            continue
-        seen.add(tensor)
-        for node, index in consumers.get(tensor, []):
-            if node.op_type == "Gather" and index == 1 and node.input[0] in tables:
-                axis = next((a.i for a in node.attribute if a.name == "axis"), 0)
-                shape = tables[node.input[0]]
-                if -len(shape) <= axis < len(shape) and shape[axis] > 0:
-                    sizes.append(shape[axis])
-            elif node.op_type in _PASS_THROUGH and index == 0:
-                frontier.extend(node.output)
-    return min(sizes) if sizes else None
-
-
 def onnxruntime_producer(model: onnx.ModelProto, runtime: ValidationRuntime | None = None) -> Producer:
     """A producer that runs ``model`` with onnxruntime (CPU, at ``runtime``'s optimization level)."""
     runtime = runtime or ValidationRuntime()
@@ -304,22 +203,6 @@ def _case_label(feeds: Mapping[str, np.ndarray]) -> str:
     first = next(iter(feeds.values()), None)
     shape = np.shape(first) if first is not None else ()
     return f"b{shape[0]}" if shape else "b1"
-
-
-def level_note(golden: GoldenSet, runtime: ValidationRuntime) -> str:
-    """A note when ``golden`` was recorded by onnxruntime at another optimization level, else ''.
-
-    Sets made before levels were recorded were made with optimizations off (``none``).
-    """
-    if "onnxruntime" not in str(golden.manifest.get("producer", "")):
-        return ""
-    made = golden.manifest.get("optimization") or "none"
-    if made == runtime.optimization:
-        return ""
-    return (
-        f"golden outputs were recorded at optimization '{made}', validated at '{runtime.optimization}' "
-        "(float rounding may differ within the tolerances)"
-    )
 
 
 def check_request(model: onnx.ModelProto, batch_sizes, seed, dims) -> None:
@@ -616,189 +499,3 @@ def _read_manifest(path: Path) -> dict:
             if isinstance(size, bool) or not isinstance(size, int) or size < 1:
                 raise GoldenError(f"{path}: manifest {key}.dims.{name} must be an integer >= 1, got {size!r}")
     return manifest
-
-
-@dataclass
-class CaseResult:
-    """Validation of one golden case: its comparison, or the error that kept it from running.
-
-    A case with an error failed; there are no skipped cases.
-    """
-
-    label: str
-    comparison: Comparison | None = None
-    error: str = ""
-
-    @property
-    def passed(self) -> bool:
-        return not self.error and self.comparison is not None and self.comparison.passed
-
-
-@dataclass
-class GoldenValidation:
-    """The result of validating a model against a golden set; it passes only when every case
-    ran and matched (and there was at least one case)."""
-
-    cases: list[CaseResult]
-    note: str = ""
-
-    @property
-    def passed(self) -> bool:
-        return bool(self.cases) and all(c.passed for c in self.cases)
-
-    def max_abs(self) -> dict[str, float]:
-        """Worst max abs error per output over all compared cases."""
-        worst: dict[str, float] = {}
-        for case in self.cases:
-            for out in case.comparison.outputs if case.comparison else []:
-                worst[out.name] = max(worst.get(out.name, 0.0), out.max_abs)
-        return worst
-
-    def first_failure(self) -> str:
-        """'case b2, output mask: MISMATCH max_abs=...' for the first failing case, or ''."""
-        if not self.cases:
-            return "no golden case was checked"
-        if all(c.error for c in self.cases) and len(self.cases) > 1:
-            if len({c.error for c in self.cases}) == 1:
-                return f"no golden case runs on the model (cases {', '.join(c.label for c in self.cases)}): {self.cases[0].error}"
-            return "no golden case runs on the model: " + "; ".join(f"case {c.label}: {c.error}" for c in self.cases)
-        for case in self.cases:
-            if case.error:
-                return f"case {case.label}: {case.error}"
-            if case.comparison is not None and not case.comparison.passed:
-                failures = case.comparison.failures()
-                return f"case {case.label}, {failures[0].describe()}" if failures else f"case {case.label}: no outputs"
-        return ""
-
-    @classmethod
-    def from_dict(cls, data: dict) -> GoldenValidation:
-        """The validation :meth:`to_dict` wrote (a cached result)."""
-        cases = []
-        for case in data["cases"]:
-            outputs = case.get("outputs")
-            comparison = None
-            if outputs is not None:
-                comparison = Comparison([OutputComparison(**{**o, "shape": tuple(o["shape"])}) for o in outputs])
-            cases.append(CaseResult(case["label"], comparison, case.get("error") or ""))
-        return cls(cases, data.get("note", ""))
-
-    def to_dict(self) -> dict:
-        return {
-            "passed": self.passed,
-            **({"note": self.note} if self.note else {}),
-            "cases": [
-                {
-                    "label": c.label,
-                    "passed": c.passed,
-                    "error": c.error or None,
-                    "outputs": to_mapping(c.comparison.outputs) if c.comparison else None,
-                }
-                for c in self.cases
-            ],
-        }
-
-
-_ORT_TYPES = {
-    "tensor(float)": "float32",
-    "tensor(double)": "float64",
-    "tensor(float16)": "float16",
-    "tensor(int8)": "int8",
-    "tensor(int16)": "int16",
-    "tensor(int32)": "int32",
-    "tensor(int64)": "int64",
-    "tensor(uint8)": "uint8",
-    "tensor(uint16)": "uint16",
-    "tensor(uint32)": "uint32",
-    "tensor(uint64)": "uint64",
-    "tensor(bool)": "bool",
-}
-
-
-def validate_against_golden(
-    model: onnx.ModelProto | str | os.PathLike,
-    golden: GoldenSet,
-    tolerances: Tolerances | None = None,
-    labels: list[str] | None = None,
-    runtime: ValidationRuntime | None = None,
-    purpose: str = "validate",
-    model_hash: str = "",
-) -> GoldenValidation:
-    """Run ``model`` on each golden case (ORT at ``runtime``'s level) and compare outputs.
-
-    Each forward is recorded in the active ForwardLog under ``purpose`` and ``model_hash``;
-    ``note`` says when the golden set was recorded at another optimization level.
-
-    Every case runs; ``labels`` restricts the cases (an unknown label is a GoldenError). A case
-    that cannot run (the model does not load in onnxruntime, input names, dtypes or static dims
-    do not fit, onnxruntime fails) is a failed case with its error; a tolerance naming an output
-    the golden set lacks is a SpecError.
-    """
-    tolerances = tolerances or golden.tolerances
-    tolerances.check_outputs(golden.output_ranks())
-    known = [case.label for case in golden.cases]
-    if labels is not None:
-        unknown = [label for label in labels if label not in known]
-        if unknown:
-            raise GoldenError(f"{golden.directory}: no golden case {', '.join(unknown)} (cases: {', '.join(known)})")
-    cases = [case for case in golden.cases if labels is None or case.label in labels]
-    runtime = runtime or ValidationRuntime()
-    note = level_note(golden, runtime)
-    try:
-        session = create_session(model, threads=runtime.threads, optimization=runtime.optimization)
-    except Exception as exc:  # onnxruntime raises its own exception types
-        error = (
-            ort_error_text(exc)
-            if isinstance(exc, RuntimeLoadError)
-            else f"onnxruntime cannot load the model: {ort_error_text(exc)}"
-        )
-        return GoldenValidation([CaseResult(case.label, error=error) for case in cases], note)
-    model_inputs = {i.name: i for i in session.get_inputs()}
-    results = []
-    for case in cases:
-        misfit = _misfit(model_inputs, case.inputs)
-        if misfit:
-            results.append(CaseResult(case.label, error=f"does not fit the model: {misfit}"))
-            continue
-        try:
-            with forward_purpose(purpose, model_hash):
-                actual = run_session(session, case.inputs, case=case.label)
-        except Exception as exc:  # InputError, or any onnxruntime failure while running
-            results.append(CaseResult(case.label, error=f"the model failed to run: {ort_error_text(exc)}"))
-            continue
-        results.append(CaseResult(case.label, compare_outputs(actual, case.outputs, tolerances)))
-        del actual
-    del session
-    return GoldenValidation(results, note)
-
-
-def ort_error_text(error: BaseException, limit: int = 2000) -> str:
-    """An onnxruntime error on one line without its noise (see ``runtime.ort.ort_reason``), also
-    without graphkit's own wrapping ("Input shape:{2,8,16,16}, requested shape:{1,2048}" stays)."""
-    if isinstance(error, RuntimeLoadError):
-        text = str(error)  # already cleaned, with the custom-domain note
-    else:
-        source = error.__cause__ if isinstance(error, GraphkitError) and error.__cause__ else error  # untruncated
-        text = ort_reason(source, limit=10 * limit)
-    text = re.sub(r"\[ONNXRuntimeError\] : \d+ : \w+ : ", "", text)
-    return text[:limit] or error.__class__.__name__
-
-
-def _misfit(model_inputs: dict, feeds: Mapping[str, np.ndarray]) -> str:
-    """Why the golden inputs cannot feed the model (names, dtype, rank, static dims), or ''."""
-    if set(feeds) != set(model_inputs):
-        return f"golden inputs {sorted(feeds)} are not the model's inputs {sorted(model_inputs)}"
-    for name, arg in model_inputs.items():
-        array = feeds[name]
-        want_dtype = _ORT_TYPES.get(arg.type)
-        if want_dtype is not None and array.dtype != np.dtype(want_dtype):
-            return f"input '{name}' is {want_dtype} in the model, {array.dtype} in the golden case"
-        declared = arg.shape
-        if declared is None:
-            continue
-        if len(declared) != array.ndim:
-            return f"input '{name}' has rank {len(declared)}, the golden case has rank {array.ndim} {list(array.shape)}"
-        for axis, (want, got) in enumerate(zip(declared, array.shape)):
-            if isinstance(want, int) and want > 0 and want != got:
-                hint = " (record the golden set with batch sizes the model accepts)" if axis == 0 else ""
-                return f"input '{name}' axis {axis} is static {want} in the model, {got} in the golden case{hint}"
-    return ""

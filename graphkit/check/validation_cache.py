@@ -30,7 +30,8 @@ import xxhash
 
 from graphkit import __version__
 from graphkit.check.compare import Tolerances
-from graphkit.check.golden import GoldenSet, GoldenValidation, validate_against_golden
+from graphkit.check.golden import GoldenSet
+from graphkit.check.golden_validation import GoldenValidation, validate_against_golden
 from graphkit.runtime.ort import ValidationRuntime
 from graphkit.util.errors import GraphkitError
 from graphkit.util.files import write_text_atomic

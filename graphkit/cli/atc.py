@@ -7,7 +7,7 @@ import json
 import logging
 
 from graphkit.ascend.build import build_plan
-from graphkit.ascend.commands import check_input_names, plan_commands, write_plan
+from graphkit.ascend.command_lines import check_input_names, plan_commands, write_plan
 from graphkit.ascend.precheck import precheck
 from graphkit.ascend.spec import IMPL_MODES, ONNX_INPUT_FORMATS, PRECISION_MODES, PRECISION_MODES_V2, AtcSpec
 from graphkit.cli.infer import one_line_errors

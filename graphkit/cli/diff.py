@@ -5,7 +5,8 @@ from __future__ import annotations
 import sys
 
 from graphkit.diff.html_view import write_html
-from graphkit.diff.model_diff import diff_models, use_color
+from graphkit.diff.model_diff import diff_models
+from graphkit.diff.text_view import use_color
 from graphkit.ir.model_io import load_user_model
 from graphkit.util.console import print_json
 

@@ -6,7 +6,8 @@ import argparse
 import logging
 
 from graphkit.check.compare import Tolerance, Tolerances
-from graphkit.check.golden import golden_defaults, load_golden, make_or_load_golden
+from graphkit.check.golden import load_golden, make_or_load_golden
+from graphkit.check.golden_defaults import golden_defaults
 from graphkit.cli.validate import add_runtime_arguments, runtime_from_args
 from graphkit.ir.model_io import load_user_model
 from graphkit.util.console import print_json

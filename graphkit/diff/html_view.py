@@ -16,7 +16,8 @@ from pathlib import Path
 
 import onnx
 
-from graphkit.diff.model_diff import ModelDiff, NodeInfo, node_info
+from graphkit.diff.matching import node_info
+from graphkit.diff.records import ModelDiff, NodeInfo
 from graphkit.util.errors import GraphkitError
 from graphkit.util.files import write_text_atomic
 

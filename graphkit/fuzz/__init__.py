@@ -12,6 +12,7 @@ Modules, one concept each:
 - :mod:`~graphkit.fuzz.models`, :mod:`~graphkit.fuzz.goldens`, :mod:`~graphkit.fuzz.pipelines`,
   :mod:`~graphkit.fuzz.userpasses`, :mod:`~graphkit.fuzz.datasets`: input generators;
 - :mod:`~graphkit.fuzz.attempts`: one attempt = a command line plus the files it reads;
+- :mod:`~graphkit.fuzz.attempt_builders`: one builder per command, and the seeded draw of attempts;
 - :mod:`~graphkit.fuzz.sandbox`: the private folder tree an attempt runs in, and its snapshots;
 - :mod:`~graphkit.fuzz.runner`: running a command (forked in-process or as a subprocess);
 - :mod:`~graphkit.fuzz.invariants`: what must hold after each run;

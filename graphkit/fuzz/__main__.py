@@ -21,7 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from graphkit.fuzz.attempts import COMMANDS, make_attempt, signal_attempt
+from graphkit.fuzz.attempt_builders import COMMANDS, make_attempt, signal_attempt
 from graphkit.fuzz.campaign import print_result, reproducer, run_attempt, run_campaign, save_finding
 from graphkit.fuzz.runner import DEFAULT_MEMORY, ForkRunner
 from graphkit.util.files import write_text_atomic

@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from graphkit.fuzz.attempts import build_attempt
+from graphkit.fuzz.attempt_builders import build_attempt
 from graphkit.fuzz.campaign import Result, Summary, save_finding, signature
 from graphkit.fuzz.choices import DataChoices
 from graphkit.fuzz.invariants import check

@@ -110,8 +110,7 @@ class RunReport:
     source_validation: dict | None = None
     passes: list[PassRecord] | None = None
     final: FinalModel | None = None
-    handoff: dict | None = None
-    eval: dict | None = None
+    stage_results: dict[str, Any] = field(default_factory=dict)  # by report key: handoff, eval, a plugin's
     stages: dict[str, float] = field(default_factory=dict)
     peak_rss_mb: float = 0.0
     forwards: list[dict] | None = None
@@ -142,8 +141,7 @@ class RunReport:
         if self.final is not None:
             data["final"] = self.final.to_dict()
             if self.final.path is not None:  # the stages after the save ran
-                data["handoff"] = self.handoff
-                data["eval"] = self.eval
+                data.update(self.stage_results)
         data["stages"] = self.stages
         data["peak_rss_mb"] = self.peak_rss_mb
         if self.forwards is not None:

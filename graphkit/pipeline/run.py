@@ -41,11 +41,12 @@ from graphkit.pipeline.checks import (
     make_golden,
     source_error,
 )
+from graphkit.pipeline.plugins import StageContext
 from graphkit.pipeline.report import FinalModel, GoldenInfo, RunReport, RunStatus, SourceInfo
 from graphkit.pipeline.reproducer import ReproducerWriter
 from graphkit.pipeline.run_folder import check_run_folder
 from graphkit.pipeline.spec import PipelineSpec, build_passes, spec_to_yaml
-from graphkit.pipeline.stages import _eval, _handoff, load_source, type_sections
+from graphkit.pipeline.stages import check_weights_flag, load_source, run_stages, type_sections
 from graphkit.runtime.ort import ForwardLog, active_forward_log, recording_forwards
 from graphkit.transform.instruments import Honesty, Instrument, OpCounts, Timing, Verify
 from graphkit.transform.manager import PassManager
@@ -123,13 +124,7 @@ def _apply_pipeline(
     started = time.perf_counter()
     passes = build_passes(spec, origin, extra_pass_dirs)  # fail on bad specs before heavy work
     sections = type_sections(spec, origin)
-    if weights and spec.source.export is None and not input_path:
-        raise PipelineSpecError(
-            f"--weights: the source of {origin} is {'an ONNX file' if spec.source.onnx else 'the built-in demo'}, "
-            "not an export; weights only apply to source.export"
-        )
-    if weights and input_path:
-        raise PipelineSpecError("--weights: with --input the source is an ONNX file, not an export")
+    check_weights_flag(spec, origin, weights, input_path)
     if output_dir is not None and not str(output_dir).strip():
         raise PipelineSpecError("--output: must not be empty (give a folder)")
     run_dir = Path(output_dir) if output_dir is not None else spec.run_dir()
@@ -242,8 +237,7 @@ def _apply_pipeline(
     model_path = save_model(run.model, run_dir / spec.output.model, external_data=spec.output.external_data)
     stages["save"] = time.perf_counter() - clock
     report.final.path = str(model_path)
-    report.handoff = _handoff(sections.get("atc"), model_path, run_dir, stages)
-    report.eval = _eval(sections.get("eval"), source, model_path, run_dir, stages)
+    report.stage_results = run_stages(sections, StageContext(model_path, run_dir, source, logger.info), stages)
     return _finish(report, cache, stages, started, model_path, None)
 
 

@@ -12,6 +12,7 @@ folder, the model file and the golden cache folder stay where they belong. :func
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 import re
 from dataclasses import dataclass, field
@@ -33,11 +34,15 @@ from graphkit.util.typed_config import from_mapping, to_mapping
 
 @dataclass
 class SourceSpec:
-    """Where the model comes from: exactly one of ``onnx``, ``export``, ``builtin``."""
+    """Where the model comes from: exactly one of ``onnx``, ``export``, ``builtin``, or a kind a
+    plug-in registers (:data:`graphkit.pipeline.plugins.SOURCES`; ``export`` is wseg's). The
+    options of a plug-in kind other than ``export`` are kept in ``plugin`` ({kind: options}) and
+    written back under ``source`` by :func:`spec_to_yaml`."""
 
     onnx: str | None = None
     export: dict[str, Any] | None = None
     builtin: Literal["demo"] | None = None
+    plugin: dict[str, dict[str, Any] | None] = field(default_factory=dict, init=False)
 
 
 @dataclass
@@ -49,7 +54,7 @@ class GoldenSpec:
     source model's hash (under :func:`graphkit.util.user_cache.cache_root`). ``batch_sizes: null`` takes
     them from the model (a static batch: that one; a dynamic batch: 1 and 2); symbolic dims not
     in ``dims`` and integer inputs not in ``input_ranges`` (``[low, high]``, both included) get
-    defaults from the model too (:func:`graphkit.check.golden.golden_defaults`).
+    defaults from the model too (:func:`graphkit.check.golden_defaults.golden_defaults`).
     """
 
     dir: str | None = None
@@ -241,7 +246,8 @@ def parse_pipeline(
     _normalize_passes(data, origin)  # again, for a whole list given with --set passes=[...]
     if "name" not in data:
         data["name"] = default_name(origin)
-    if data.get("source") is None:
+    plugin_sources = _pop_plugin_sources(data, origin)
+    if data.get("source") is None and not plugin_sources:
         if not input_path:
             raise PipelineSpecError(
                 f"{origin}: source: required key is missing; give it in the file "
@@ -252,6 +258,7 @@ def parse_pipeline(
         spec = from_mapping(PipelineSpec, data, "")
     except SpecError as exc:
         raise PipelineSpecError(f"{origin}: {exc}") from exc
+    spec.source.plugin = plugin_sources
     try:
         check_plain_name(spec.name, "name")
         check_plain_name(spec.output.model, "output.model")
@@ -262,11 +269,36 @@ def parse_pipeline(
     except SpecError as exc:
         raise PipelineSpecError(f"{origin}: {exc}") from exc
     sources = [k for k in ("onnx", "export", "builtin") if getattr(spec.source, k) is not None]
+    sources += list(spec.source.plugin)
     if len(sources) != 1:
         raise PipelineSpecError(
             f"{origin}: source: give exactly one of onnx, export, builtin (got {sources or 'none'})"
         )
     return spec
+
+
+def _pop_plugin_sources(data: dict, origin: str) -> dict[str, dict | None]:
+    """Take the ``source`` keys that name a plug-in source kind out of ``data`` (typed later by
+    the plug-in itself); unknown keys stay, for from_mapping to refuse with "did you mean"."""
+    source = data.get("source")
+    if not isinstance(source, dict):
+        return {}
+    known = {f.name for f in dataclasses.fields(SourceSpec) if f.init}
+    extra = [key for key in source if isinstance(key, str) and key not in known]
+    if not extra:
+        return {}
+    from graphkit.pipeline.plugins import SOURCES
+
+    found = {}
+    for key in extra:
+        if key in SOURCES:
+            options = source.pop(key)
+            if options is not None and not isinstance(options, dict):
+                raise PipelineSpecError(f"{origin}: source.{key}: expected a mapping of options, got {shown(options)}")
+            found[key] = options
+    if not source:
+        data["source"] = None if found else source
+    return found
 
 
 def _normalize_passes(data: dict, origin: str) -> None:
@@ -348,5 +380,6 @@ def build_passes(
 def spec_to_yaml(spec: PipelineSpec) -> str:
     """The spec as YAML text that :func:`parse_pipeline` reads back to an equal spec."""
     data = to_mapping(spec)
+    data["source"].update(data["source"].pop("plugin"))
     data["passes"] = [{p["name"]: p["options"]} for p in data["passes"]]
     return yaml.safe_dump(data, sort_keys=False)

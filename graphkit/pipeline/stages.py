@@ -1,47 +1,42 @@
-"""The pipeline's stages around the passes: loading the source, and the optional hand-off and
-eval stages after the model is saved (with the typing of their sections up front).
+"""The pipeline's stages around the passes: loading the source, and the stages that run after the
+model is saved (with the typing of their sections up front).
 
-Stage messages go to the ``graphkit.pipeline.stages`` logger (``log`` defaults to its
-``info``).
+``onnx`` and ``builtin`` sources are the core's own; every other ``source.<kind>`` and every
+stage (``handoff.atc``, ``eval``, a user's) comes from a plugin
+(:mod:`graphkit.pipeline.plugins`). Stage messages go to the ``graphkit.pipeline.stages`` logger.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import onnx
-
 from graphkit.ir.model_io import load_user_model
+from graphkit.pipeline.plugins import (
+    HANDOFF,
+    SOURCES,
+    STAGES,
+    Source,
+    SourceKind,
+    StageContext,
+    handoff_names,
+    ordered_stages,
+)
 from graphkit.pipeline.spec import PipelineSpec
 from graphkit.util.errors import PipelineSpecError, SpecError
-from graphkit.util.typed_config import from_mapping
 
 logger = logging.getLogger(__name__)
 
-Log = Callable[[str], None]
+__all__ = ["Source", "load_source", "type_sections", "run_stages", "check_weights_flag"]
 
 
-@dataclass
-class Source:
-    """The loaded source model and how it was obtained."""
+def load_source(spec: PipelineSpec, origin: str, input_path: str | None, weights: str | None) -> Source:
+    """Load, build or export the source model named by the pipeline (or ``input_path``).
 
-    model: onnx.ModelProto
-    kind: str
-    description: str
-    weights: str = "n/a"
-    reference: Callable | None = None
-    details: dict[str, Any] = field(default_factory=dict)
-
-
-def load_source(
-    spec: PipelineSpec, origin: str, input_path: str | None, weights: str | None, log: Log = logger.info
-) -> Source:
-    """Load, build or export the source model named by the pipeline (or ``input_path``)."""
+    ``onnx`` and ``builtin`` are the core's own kinds; any other ``source.<kind>`` is loaded by
+    the plugin registered for it (:data:`graphkit.pipeline.plugins.SOURCES`).
+    """
     if input_path:
         return Source(load_user_model(input_path), "onnx", str(input_path))
     if spec.source.onnx:
@@ -50,66 +45,104 @@ def load_source(
         from graphkit.pipeline.demo_model import demo_model
 
         return Source(demo_model(), "builtin", "demo model", weights="random (seed 0)")
-    from graphkit.wseg.export import ExportSpec, export_from_spec
-
-    options = dict(spec.source.export or {})
-    if weights:
-        options["weights"] = weights
+    name, options = plugin_source(spec)
+    kind = source_kind(name)
     try:
-        export_spec = from_mapping(ExportSpec, options, "source.export")
+        typed = kind.parse(options, f"source.{name}", weights)
     except SpecError as exc:
         raise PipelineSpecError(f"{origin}: {exc}") from exc
-    log(f"exporting {export_spec.model} ({export_spec.exporter} exporter, opset {export_spec.opset}) ...")
-    model, reference, weights_description = export_from_spec(export_spec)
-    return Source(model, "export", f"export of {export_spec.model}", weights_description, reference, vars(export_spec))
+    return kind.load(typed, logger.info)
+
+
+def plugin_source(spec: PipelineSpec) -> tuple[str, dict | None]:
+    """The ``source.<kind>`` a plugin loads, and its options: the one key besides onnx/builtin."""
+    if spec.source.export is not None:
+        return "export", spec.source.export
+    for name, options in spec.source.plugin.items():
+        return name, options
+    raise PipelineSpecError("source: no source kind is set")
+
+
+def source_kind(name: str) -> SourceKind:
+    """The registered plugin for ``source.<name>``; a GraphkitError when none is installed."""
+    if name not in SOURCES:
+        raise PipelineSpecError(
+            f"source.{name}: no plugin provides this source kind (entry point group graphkit.sources; "
+            "is graphkit installed with 'pip install -e .'?)"
+        )
+    return SOURCES[name]
+
+
+def check_weights_flag(spec: PipelineSpec, origin: str, weights: str | None, input_path: str | None) -> None:
+    """``--weights`` only with a source kind that takes weights (an export), never with ``--input``."""
+    if weights and not input_path and not _takes_weights(spec):
+        kinds = ", ".join(f"source.{name}" for name in SOURCES if SOURCES[name].takes_weights)
+        raise PipelineSpecError(
+            f"--weights: the source of {origin} is {_source_words(spec)}, not an export; weights only apply to {kinds}"
+        )
+    if weights and input_path:
+        raise PipelineSpecError("--weights: with --input the source is an ONNX file, not an export")
+
+
+def _source_words(spec: PipelineSpec) -> str:
+    if spec.source.onnx:
+        return "an ONNX file"
+    if spec.source.builtin:
+        return "the built-in demo"
+    return f"source.{plugin_source(spec)[0]}"
+
+
+def _takes_weights(spec: PipelineSpec) -> bool:
+    if spec.source.onnx or spec.source.builtin:
+        return False
+    return source_kind(plugin_source(spec)[0]).takes_weights
 
 
 def type_sections(spec: PipelineSpec, origin: str) -> dict[str, Any]:
-    """Type the optional ``handoff.atc`` and ``eval`` sections up front (errors name the key)."""
+    """Type every stage's section up front (errors name the key), by section path.
+
+    The ``handoff`` mapping holds one key per registered ``handoff.<name>`` stage; ``eval`` and
+    ``perf`` are stage sections themselves (:mod:`graphkit.pipeline.plugins`).
+    """
     sections: dict[str, Any] = {}
     try:
         if spec.handoff:
-            unknown = sorted(set(spec.handoff) - {"atc"})
+            known = handoff_names()
+            unknown = sorted(set(spec.handoff) - set(known))
             if unknown:
-                raise SpecError(f"handoff: unknown key '{unknown[0]}'; known keys: atc")
-            from graphkit.ascend.spec import AtcSpec
-
-            sections["atc"] = from_mapping(AtcSpec, spec.handoff.get("atc") or {}, "handoff.atc")
-            sections["atc"].validate("handoff.atc")  # every option checked before any pass runs
-        if spec.eval:
-            from graphkit.wseg.eval.spec import eval_spec_from_mapping
-
-            sections["eval"] = eval_spec_from_mapping(spec.eval, "eval")
+                raise SpecError(f"handoff: unknown key '{unknown[0]}'; known keys: {', '.join(known)}")
+        for name, stage in ordered_stages():
+            raw = _section(spec, name)
+            if raw is not None:
+                sections[name] = stage.parse(raw, name)
+        if spec.eval and "eval" not in STAGES:  # (perf: accepted, run only by a plugin that registers it)
+            raise SpecError("eval: no installed plugin runs this section (entry point group graphkit.stages)")
     except SpecError as exc:
         raise PipelineSpecError(f"{origin}: {exc}") from exc
     return sections
 
 
-def _handoff(atc_spec, model_path: Path, run_dir: Path, stages: dict, log: Log = logger.info) -> dict | None:
-    if atc_spec is None:
-        return None
-    from graphkit.ascend.spec import run_handoff
-
-    clock = time.perf_counter()
-    log("writing the ATC hand-off ...")
-    result = run_handoff(atc_spec, model_path, run_dir / "atc")
-    stages["handoff"] = time.perf_counter() - clock
-    return result
+def _section(spec: PipelineSpec, name: str) -> Any:
+    """The raw value of section ``name`` (``eval``, ``handoff.atc``), None when absent."""
+    if name.startswith(HANDOFF):
+        if not spec.handoff or name[len(HANDOFF) :] not in spec.handoff:
+            return None
+        return spec.handoff[name[len(HANDOFF) :]] or {}
+    value = getattr(spec, name, None) if name in ("eval", "perf") else None
+    return value or None
 
 
-def _eval(
-    eval_spec, source: Source, model_path: Path, run_dir: Path, stages: dict, log: Log = logger.info
-) -> dict | None:
-    if eval_spec is None:
-        return None
-    import dataclasses
-
-    from graphkit.wseg.eval.runner import run_eval
-
-    if not eval_spec.weights_description:
-        eval_spec = dataclasses.replace(eval_spec, weights_description=source.weights)
-    clock = time.perf_counter()
-    log("evaluating accuracy on VOC ...")
-    result = run_eval(eval_spec, model_path, run_dir / "eval")
-    stages["eval"] = time.perf_counter() - clock
-    return result
+def run_stages(sections: dict[str, Any], context: StageContext, stages: dict[str, float]) -> dict[str, Any]:
+    """Run the typed stages in their declared order; returns each stage's report entry by its
+    report key (None for a registered stage the pipeline does not use) and times it in ``stages``."""
+    results: dict[str, Any] = {}
+    for name, stage in ordered_stages():
+        results[stage.report_key] = None
+        if name not in sections:
+            continue
+        clock = time.perf_counter()
+        if stage.message:
+            logger.info(stage.message)
+        results[stage.report_key] = stage.run(sections[name], context)
+        stages[stage.report_key] = time.perf_counter() - clock
+    return results

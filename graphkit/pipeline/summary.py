@@ -97,7 +97,7 @@ def render_summary(report: RunReport) -> str:
             f"final:   {final.nodes} nodes, opset {final.opset}; validated on {', '.join(cases)}: "
             f"max abs {_errors(final.max_abs)}",
         ]
-    handoff = report.handoff
+    handoff = report.stage_results.get("handoff")
     if handoff:
         counts = handoff.get("precheck", {}).get("counts", {})
         built = handoff.get("build")
@@ -106,7 +106,7 @@ def render_summary(report: RunReport) -> str:
             f"{counts.get('perf', 0)} perf findings; {len(handoff.get('commands', []))} commands in "
             f"{handoff.get('script')}" + (f"; built {len(built)} OM(s)" if built else "; not built (atc not run)")
         )
-    evaluation = report.eval
+    evaluation = report.stage_results.get("eval")
     if evaluation:
         lines.append(
             f"eval:    mIoU (21 classes) {evaluation.get('miou_21_with_background')}, with CRF "

@@ -5,8 +5,10 @@ A backend is opened on a model and runs batches of named numpy arrays::
     with open_backend("ort", "model.onnx", threads=2) as backend:
         outputs = backend.run({"image": batch})   # {"cls": ..., "mask": ...}
 
-Backends are looked up by name in ``BACKENDS``; optional ones (ais_bench) register only when
-their runtime imports.
+Backends are looked up by name in ``BACKENDS`` (a :class:`~graphkit.util.plugin_registry.Registry`):
+ort (:mod:`graphkit.runtime.ort`), torch (:mod:`graphkit.runtime.torch_backend`), ais_bench
+(:mod:`graphkit.runtime.ais_bench`, registered only when its runtime imports) and any entry point
+of the group ``graphkit.backends``. This module defines the interface and imports no backend.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from graphkit.util.errors import GraphkitError, InputError
+from graphkit.util.plugin_registry import Registry
 from graphkit.util.typed_config import close_names
 
 
@@ -58,76 +61,12 @@ class Backend:
         self.close()
 
 
-class OrtBackend(Backend):
-    """onnxruntime; CPU by default, full graph optimizations unless ``optimize=False``.
-
-    Validation uses :mod:`graphkit.runtime.ort` (at ``validate.runtime``'s level); this backend is for
-    speed and accuracy runs, where ORT's optimizations are what a user would deploy.
-    """
-
-    name = "ort"
-
-    def __init__(
-        self,
-        model_path: str | os.PathLike,
-        threads: int | None = None,
-        providers: tuple[str, ...] = ("CPUExecutionProvider",),
-        optimize: bool = True,
-        io_binding: bool = False,
-    ):
-        from graphkit.runtime.ort import create_session
-
-        self.session = create_session(
-            model_path, threads=threads, optimization="all" if optimize else "none", providers=providers
-        )
-        self.inputs = [_info(v) for v in self.session.get_inputs()]
-        self.outputs = [_info(v) for v in self.session.get_outputs()]
-        # io-binding lets ORT place outputs where the provider wants them (it helps with device
-        # providers; on CPU it only skips a copy of the feeds).
-        self.io_binding = io_binding
-
-    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from graphkit.runtime.ort import run_session
-
-        if not self.io_binding:
-            return run_session(self.session, feeds)
-        return self._run_bound(feeds)
-
-    def _run_bound(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from graphkit.util.errors import InputError
-
-        expected = {i.name for i in self.inputs}
-        if set(feeds) != expected:
-            raise InputError(f"inputs {sorted(feeds)} do not match the model's inputs {sorted(expected)}")
-        binding = self.session.io_binding()
-        for name, value in feeds.items():
-            binding.bind_cpu_input(name, np.ascontiguousarray(value))
-        for info in self.outputs:
-            binding.bind_output(info.name)
-        self.session.run_with_iobinding(binding)
-        return dict(zip([o.name for o in self.outputs], binding.copy_outputs_to_cpu()))
-
-
-def _info(arg) -> TensorInfo:
-    dtype_map = {
-        "tensor(float)": np.float32,
-        "tensor(float16)": np.float16,
-        "tensor(double)": np.float64,
-        "tensor(int64)": np.int64,
-        "tensor(int32)": np.int32,
-        "tensor(uint8)": np.uint8,
-        "tensor(bool)": np.bool_,
-    }
-    return TensorInfo(arg.name, tuple(arg.shape), np.dtype(dtype_map.get(arg.type, np.float32)))
-
-
-def _open_torch(model, **options) -> Backend:
-    from graphkit.runtime.torch_backend import TorchBackend
-
-    return TorchBackend(model, **options)
-
-
-BACKENDS: dict[str, Callable[..., Backend]] = {"ort": OrtBackend, "torch": _open_torch}
+BACKENDS: Registry[Callable[..., Backend]] = Registry("graphkit.backends", "backend")
+"""Backend name -> class or factory ``(model_path, **options) -> Backend``. Built-in entries are
+``"module:attr"`` references imported on first use (this module imports no backend); other
+packages add theirs as entry points of the group ``graphkit.backends``."""
+BACKENDS.register("ort", "graphkit.runtime.ort:OrtBackend")
+BACKENDS.register("torch", "graphkit.runtime.torch_backend:TorchBackend")
 
 
 def _register_ais_bench() -> None:
@@ -140,9 +79,7 @@ def _register_ais_bench() -> None:
         import ais_bench.infer.interface  # noqa: F401
     except Exception:  # noqa: BLE001 - a broken CANN install must not break graphkit
         return
-    from graphkit.runtime.ais_bench import AisBenchBackend
-
-    BACKENDS["ais_bench"] = AisBenchBackend
+    BACKENDS.register("ais_bench", "graphkit.runtime.ais_bench:AisBenchBackend")
 
 
 _register_ais_bench()

@@ -27,7 +27,7 @@
   ``OUT/D/sumary.json``, the older ais_infer name and place (Ascend/tools
   ``ais-bench_workload/tool/ais_infer/frontend/summary.py``) that some ModelZoo scripts read.
 
-The core, :func:`run_batches`, takes planned batches (lists of files) and writes outputs, so
+Reading and writing the tensor files: :mod:`graphkit.runtime.tensor_files`. The core, :func:`run_batches`, takes planned batches (lists of files) and writes outputs, so
 a caller can shard the batches over workers. Outputs are staged in a hidden folder and moved
 into place at the end: a failed run leaves the output folder as it was.
 """
@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import sys
 import tempfile
@@ -50,114 +49,18 @@ import numpy as np
 
 from graphkit.runtime.backend import Backend, TensorInfo, open_backend
 from graphkit.runtime.perf import timing_summary
+from graphkit.runtime.tensor_files import (
+    OUTFMTS,
+    PURE_INFER_NAME,
+    file_bytes,
+    input_file_lists,
+    load_npy,
+    output_stem,
+    read_input,
+    save_output,
+)
 from graphkit.util.errors import InputError
 from graphkit.util.files import write_text_atomic
-
-INPUT_EXTENSIONS = (".bin", ".npy")
-PURE_INFER_NAME = "pure_infer_data"  # ais_bench's name for pure-inference outputs
-OUTFMTS = ("BIN", "NPY", "TXT")
-
-
-def natural_key(name: str) -> list:
-    """Sort key that orders embedded numbers numerically (ais_bench's natural sort)."""
-    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
-
-
-def output_stem(file: str | os.PathLike) -> str:
-    """The output file name stem for an input file: its name before the first dot (ais_bench)."""
-    return Path(file).name.split(".")[0]
-
-
-def list_input_files(path: str | os.PathLike) -> list[Path]:
-    """The input files of one model input: a folder's .bin/.npy files naturally sorted, or one file."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"input {path}: no such folder or file")
-    if path.is_file():
-        files = [path]
-    else:
-        files = sorted(
-            (p for p in path.iterdir() if p.is_file() and p.suffix.lower() in INPUT_EXTENSIONS),
-            key=lambda p: natural_key(str(p)),
-        )
-        if not files:
-            raise InputError(f"input {path}: no .bin or .npy files in the folder")
-    for file in files:
-        if file.suffix.lower() not in INPUT_EXTENSIONS:
-            raise InputError(f"input {file}: unsupported file type (expected .bin or .npy)")
-    return files
-
-
-def input_file_lists(inputs: Sequence[str | os.PathLike], input_count: int) -> list[list[Path]]:
-    """ais_bench's ``--input``: one folder per model input, or files split evenly over the inputs."""
-    paths = [Path(p) for p in inputs]
-    if not paths:
-        raise InputError("--input: no input given")
-    if not paths[0].exists():
-        raise InputError(f"input {paths[0]}: no such folder or file")
-    if paths[0].is_file():
-        for path in paths:
-            if not path.is_file():
-                raise InputError(f"input {path}: not a file (the first --input entry is a file, so all must be)")
-        if len(paths) % input_count:
-            raise InputError(
-                f"--input: {len(paths)} file(s) cannot be split evenly over the model's {input_count} inputs"
-            )
-        chunk = len(paths) // input_count
-        return [[*map(Path, paths[i * chunk : (i + 1) * chunk])] for i in range(input_count)]
-    if len(paths) != input_count:
-        raise InputError(f"{len(paths)} input folder(s) given, the model has {input_count} inputs")
-    for path in paths:
-        if not path.is_dir():
-            raise InputError(f"input {path}: not a folder (the first --input entry is a folder, so all must be)")
-    lists = [list_input_files(p) for p in paths]
-    counts = [len(files) for files in lists]
-    if len(set(counts)) != 1:
-        raise InputError(f"input folders hold different numbers of files: {counts}")
-    return lists
-
-
-def load_npy(file: Path, mmap_mode: str | None = None) -> np.ndarray:
-    """An input .npy file (never unpickled); InputError naming the file when it is not a whole one."""
-    try:
-        return np.load(file, mmap_mode=mmap_mode, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:  # truncated, not .npy, pickled objects
-        raise InputError(f"input {file}: not a readable .npy file ({exc.__class__.__name__})") from exc
-
-
-def _file_bytes(file: Path, dtype: np.dtype) -> int:
-    if file.suffix.lower() == ".npy":
-        array = load_npy(file, mmap_mode="r")
-        if array.dtype != dtype:
-            raise InputError(f"input {file}: dtype {array.dtype} does not match the model input's {dtype}")
-        return int(array.nbytes)
-    return file.stat().st_size
-
-
-def read_input(file: Path, dtype: np.dtype) -> np.ndarray:
-    """A file's values as a flat array of ``dtype`` (.bin: raw bytes; .npy: same dtype required)."""
-    if file.suffix.lower() == ".npy":
-        array = load_npy(file)
-        if array.dtype != dtype:
-            raise InputError(f"input {file}: dtype {array.dtype} does not match the model input's {dtype}")
-        return array.reshape(-1)
-    size = file.stat().st_size
-    if size % dtype.itemsize:
-        raise InputError(f"input {file}: {size} bytes is not a whole number of {dtype} values")
-    return np.fromfile(file, dtype=dtype)
-
-
-def save_output(path: Path, data: np.ndarray, outfmt: str) -> None:
-    """Write one output part as ais_bench does (BIN raw, NPY numpy, TXT rows of the last dim)."""
-    if outfmt == "NPY":
-        np.save(path, data)
-    elif outfmt == "TXT":
-        rows = data.reshape(-1, data.shape[-1]) if data.ndim else data.reshape(1, 1)
-        fmt = "%f" if data.dtype.kind == "f" else "%d"
-        with open(path, "wb") as handle:
-            np.savetxt(handle, rows, fmt=fmt, delimiter=" ", newline=" \n")
-    else:
-        data.tofile(path)
 
 
 @dataclass
@@ -270,7 +173,7 @@ def plan_batches(
         return InferPlan(list(shapes), 1, [Batch(0, [[None] for _ in inputs], 0)], pure=True)
     tensor_bytes = [int(np.prod(shape)) * info.dtype.itemsize for info, shape in zip(inputs, shapes)]
     first = file_lists[0][0]
-    first_bytes = _file_bytes(first, inputs[0].dtype)
+    first_bytes = file_bytes(first, inputs[0].dtype)
     if first_bytes == 0 or tensor_bytes[0] % first_bytes:
         raise InputError(
             f"input {first}: {first_bytes} bytes do not divide input '{inputs[0].name}' {list(shapes[0])} "
@@ -280,7 +183,7 @@ def plan_batches(
     for info, shape, files, size in zip(inputs, shapes, file_lists, tensor_bytes):
         expected = size // per_batch
         for file in files:
-            got = _file_bytes(file, info.dtype)
+            got = file_bytes(file, info.dtype)
             if got != expected or size % per_batch:
                 raise InputError(
                     f"input {file}: {got} bytes do not fit input '{info.name}' {list(shape)}: "
@@ -492,7 +395,7 @@ def _auto_shape_plan(inputs: Sequence[TensorInfo], file_lists: list[list[Path]] 
         for file in files:
             if file.suffix.lower() != ".npy":
                 raise InputError(f"input {file}: the auto shape modes need .npy files (a .bin file has no shape)")
-            _file_bytes(file, info.dtype)
+            file_bytes(file, info.dtype)
     batches = [Batch(i, [[files[i]] for files in file_lists], i) for i in range(len(file_lists[0]))]
     return InferPlan([()] * len(inputs), 1, batches, auto_shapes=True)
 

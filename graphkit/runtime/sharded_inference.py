@@ -134,7 +134,7 @@ def infer_files_ray(
     """:func:`~graphkit.runtime.file_inference.infer_files` on Ray workers; same output files, same summary
     keys, plus ``executor`` (per-worker shards/s, start-up, retries). ``on_batch(done, total)``
     reports finished shards; ``ray`` says where the workers run."""
-    from graphkit.runtime.file_inference import list_input_files
+    from graphkit.runtime.tensor_files import list_input_files
 
     outfmt = outfmt.upper()
     if outfmt not in ("BIN", "NPY"):

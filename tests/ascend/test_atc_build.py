@@ -15,7 +15,7 @@ import pytest
 
 from graphkit.ascend import AtcSpec, HandoffError, run_handoff
 from graphkit.ascend.build import KNOWN_ERRORS, build_plan, find_om
-from graphkit.ascend.commands import plan_commands, write_plan
+from graphkit.ascend.command_lines import plan_commands, write_plan
 from graphkit.ir.model_io import load_model
 from graphkit.util.errors import ToolNotFoundError
 

@@ -17,7 +17,7 @@ import sys
 
 import pytest
 
-from graphkit.ascend.commands import plan_commands, write_plan
+from graphkit.ascend.command_lines import plan_commands, write_plan
 from graphkit.ascend.spec import AtcSpec
 from graphkit.ir.model_io import load_model
 from graphkit.util.errors import SpecError

@@ -7,7 +7,7 @@ import json
 import onnx
 
 from graphkit.fuzz import goldens, models, pipelines, userpasses
-from graphkit.fuzz.attempts import COMMANDS, make_attempt, signal_attempt
+from graphkit.fuzz.attempt_builders import COMMANDS, make_attempt, signal_attempt
 from graphkit.fuzz.campaign import Result, Summary, reproducer, save_finding
 from graphkit.fuzz.choices import Choices
 from graphkit.fuzz.invariants import Violation

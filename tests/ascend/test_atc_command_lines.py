@@ -1,4 +1,4 @@
-"""graphkit.ascend.commands: command lines, profile rules, script and manifest."""
+"""graphkit.ascend.command_lines: command lines, profile rules, script and manifest."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 import pytest
 from onnx import TensorProto, helper
 
-from graphkit.ascend.commands import check_command, check_dynamic_profiles, plan_commands, write_plan
+from graphkit.ascend.command_lines import check_command, check_dynamic_profiles, plan_commands, write_plan
 from graphkit.ascend.spec import AtcSpec
 from graphkit.ir.model_io import load_model, save_model
 from graphkit.transform.testing import make_model
