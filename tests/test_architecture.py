@@ -132,7 +132,7 @@ def test_the_import_graph_sees_function_level_and_relative_imports():
     graph = import_graph()
     assert "graphkit.runtime.backend" in graph["graphkit.runtime.ort"]
     # function-level: the pipeline imports the demo model inside load_source
-    assert "graphkit.pipeline.demo_model" in graph["graphkit.pipeline.run"]
+    assert "graphkit.pipeline.demo_model" in graph["graphkit.pipeline.stages"]
     # type names only: seen by the layering check, not by the cycle check
     assert "graphkit.diff.records" in graph["graphkit.diff.text_view"]
     assert "graphkit.diff.records" not in import_graph(type_only=False)["graphkit.diff.text_view"]

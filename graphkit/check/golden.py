@@ -246,7 +246,6 @@ def make_or_load_golden(
     tolerances: Tolerances | None = None,
     regenerate: bool = False,
     model_hash: str | None = None,
-    on_case: Callable[[str], None] | None = None,
     input_ranges: Mapping[str, Sequence[int]] | None = None,
     runtime: ValidationRuntime | None = None,
 ) -> tuple[GoldenSet, bool]:
@@ -297,8 +296,6 @@ def make_or_load_golden(
     for batch in request["batch_sizes"]:
         label = f"b{batch}"
         logger.info("golden: recording case %s with %s ...", label, producer_name)
-        if on_case:
-            on_case(label)
         case_dims = {**request["dims"], "batch": batch}
         _check_batch_fits(model, batch)
         feeds = make_inputs(
