@@ -1,5 +1,5 @@
 """Remove nodes that compute their input unchanged (Identity, inference Dropout, no-op Cast/Reshape/Transpose,
-one-input Concat, zero Pad, shape-keeping Expand).
+one-input Concat, one-piece Split, zero Pad, shape-keeping Expand).
 
 Rewrite: a no-op node ``b = Op(a, ...)`` is removed and every consumer of ``b`` reads ``a``.
 When ``b`` is a graph output, the output name is kept: the node producing ``a`` writes ``b``
@@ -18,7 +18,8 @@ Math: each removed node is the identity map on its input under ONNX semantics:
   or a constant whose entries are each the same static dim, ``0`` (copy, ``allowzero=0``) or a
   single ``-1`` while all other entries match, or both shapes are fully static and equal;
 - ``Transpose`` with the identity permutation;
-- ``Concat`` of a single input;
+- ``Concat`` of a single input, ``Split`` into a single output (ONNX requires the piece to be
+  the whole axis);
 - ``Pad`` whose amounts (attribute before opset 11, constant input from 11) are all 0, any mode;
 - ``Expand`` to a constant shape that broadcasting leaves equal to the input's shape (at most the
   input's rank, each dim 1 or the input's static dim there).
@@ -92,6 +93,10 @@ def _pad_check(ctx, x, pads=None, value=None, axes=None):
     return bool(np.all(np.asarray(amounts) == 0)) or False
 
 
+def _split_check(ctx, x, split=None):
+    return len(ctx.node.outputs) == 1  # one piece: ONNX requires it to be the whole axis
+
+
 def _expand_check(ctx, x, shape):
     target = ctx.constant(shape)
     if target is None:
@@ -117,6 +122,10 @@ NOOP_RULES = {
         Rule(lambda op, x, pads, value, axes: op.Pad(x, pads, value, axes), _keep_input, _pad_check, name="pad"),
     ],
     "expand": [Rule(lambda op, x, shape: op.Expand(x, shape), _keep_input, _expand_check, name="expand")],
+    "split": [
+        Rule(lambda op, x: op.Split(x), _keep_input, _split_check, name="split"),
+        Rule(lambda op, x, split: op.Split(x, split), _keep_input, _split_check, name="split"),
+    ],
 }
 
 
@@ -130,6 +139,7 @@ class EliminateNoopsOptions:
     concat: bool = option(True, doc="remove Concat of a single input")
     pad: bool = option(True, doc="remove Pad whose amounts are all 0 (a constant)")
     expand: bool = option(True, doc="remove Expand to a constant shape that keeps the input's shape")
+    split: bool = option(True, doc="remove Split into a single piece (the whole axis)")
     reshape: bool = option(True, doc="remove Reshape whose result shape provably equals its input shape")
     transpose: bool = option(True, doc="remove identity-permutation Transposes and consecutive Transposes that cancel")
     compose_transposes: bool = option(
@@ -140,7 +150,7 @@ class EliminateNoopsOptions:
 @register("eliminate-noops")
 class EliminateNoops(Pass):
     """Remove nodes that compute their input unchanged (Identity, inference Dropout, no-op Cast/Reshape/Transpose,
-    one-input Concat, zero Pad, shape-keeping Expand).
+    one-input Concat, one-piece Split, zero Pad, shape-keeping Expand).
 
         See the module docstring for the rewrite, the math and when it declines.
     """

@@ -295,6 +295,25 @@ def test_expand_that_may_broadcast_up_is_declined(shape, inputs, reason):
     assert_declines(EliminateNoops(), m, reason_contains=reason)
 
 
+@pytest.mark.parametrize(
+    ("body", "opset"),
+    [
+        ("a = Relu(x) s = Split<axis=0>(a) y = Neg(s)", 13),
+        ("k = Constant<value=int64[1] {3}>() a = Relu(x) s = Split<axis=1>(a, k) y = Neg(s)", 13),
+        ("a = Relu(x) s = Split<axis=2, split=[4]>(a) y = Neg(s)", 11),
+        ("a = Relu(x) s = Split<axis=2, num_outputs=1>(a) y = Neg(s)", 18),
+    ],
+)
+def test_one_piece_split_is_removed(body, opset):
+    result = rewrite(model(body, opset=opset), ["Relu", "Neg"])
+    assert result.counts == {"split": 1}
+
+
+def test_two_piece_split_is_kept():
+    m = model("a, b = Split<axis=0>(x) y = Concat<axis=0>(b, a)")
+    assert not run_pass(EliminateNoops(), m).modified
+
+
 def test_new_kinds_have_options():
     m = model("a = Relu(x) c = Concat<axis=0>(a) y = Neg(c)")
     assert not run_pass(EliminateNoops(concat=False), m).modified
@@ -302,16 +321,23 @@ def test_new_kinds_have_options():
 
 @st.composite
 def shape_noop_graphs(draw):
-    """Relu(x) -> one of Concat/Pad/Expand (a no-op or a near miss) -> Neg."""
+    """Relu(x) -> one of Concat/Split/Pad/Expand (a no-op or a near miss) -> Neg."""
     from onnx import helper, numpy_helper
 
     x_shape = [draw(st.integers(1, 3)) for _ in range(draw(st.integers(1, 3)))]
-    op = draw(st.sampled_from(["Concat", "Pad", "Expand"]))
+    op = draw(st.sampled_from(["Concat", "Pad", "Expand", "Split"]))
     opset = draw(st.sampled_from([13, 18]))
     inits, inputs, attrs = [], ["r"], {}
+    outputs = ["t"]
     if op == "Concat":
         inputs += ["r"] if draw(st.integers(0, 3)) == 0 else []  # two inputs: a real concat
         attrs["axis"] = 0
+    elif op == "Split":
+        attrs["axis"] = 0
+        if x_shape[0] > 1 and draw(st.integers(0, 3)) == 0:  # two pieces, the first one used: a real split
+            outputs = ["t", "rest"]
+            inits.append(numpy_helper.from_array(np.array([1, x_shape[0] - 1], np.int64), "sizes"))
+            inputs.append("sizes")
     elif op == "Pad":
         pads = [draw(st.sampled_from([0, 0, 0, 1])) for _ in range(2 * len(x_shape))]
         inits.append(numpy_helper.from_array(np.array(pads, np.int64), "pads"))
@@ -325,7 +351,7 @@ def shape_noop_graphs(draw):
         inputs.append("shape")
     nodes = [
         helper.make_node("Relu", ["x"], ["r"]),
-        helper.make_node(op, inputs, ["t"], **attrs),
+        helper.make_node(op, inputs, outputs, **attrs),
         helper.make_node("Neg", ["t"], ["y"]),
     ]
     m = make_model(nodes, [value("x", x_shape)], [value("y", None)], inits, opset=opset)
