@@ -52,6 +52,9 @@ def test_detector_exported_at_batch_1_is_not_made_dynamic(tmp_path):
     probe = steps.step_probe(str(path), str(tmp_path))
     assert probe["status"] == "declined"
     assert "cuts the batch axis into 1 fixed pieces" in probe["reason"] and "export without" in probe["reason"]
+    # the generic preset alone reaches onnxsim here: the one-piece Split goes (eliminate-noops)
+    gk, sim = run_both(tmp_path, path, "static")
+    assert_target({"arch": "detector-nms", "opset": 13, "batch": "static", "graphkit": gk, "onnxsim": sim})
 
 
 def test_swin_static_fold_shapes_is_applied_not_rolled_back(tmp_path):
