@@ -19,18 +19,11 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-# the generic pass set: safe on any model (dynamic-batch only on a dynamic source, where it must keep the batch)
-GENERIC_PASSES = [
-    "eliminate-noops",
-    "fold-shapes",
-    "fold-constants",
-    "cse",
-    "eliminate-noops",
-    "fold-batchnorm",
-    "dead-code",
-]
-# then onnx-simplifier as a validated graphkit pass (it declines where it would bake a symbolic dim)
-WITH_ONNXSIM = ["onnxsim", "cse", "dead-code"]
+from graphkit.transform.presets import preset_passes
+
+# graphkit's own passes: the generic preset, safe on any model (the one place it is defined);
+# dynamic-batch runs last, only on a dynamic source, where it must keep the batch
+GENERIC_PASSES = preset_passes("generic")
 TOLERANCE = {"atol": 1.0e-4, "rtol": 1.0e-3}
 
 
@@ -101,7 +94,8 @@ def step_export(arch: str, opset: int, batch: str, out: str) -> dict:
 
 
 def step_graphkit(path: str, batch: str, work: str) -> dict:
-    """The generic pass set with full validation through graphkit's library API (a pipeline file)."""
+    """The generic preset (plus dynamic-batch on a dynamic source) with full validation through
+    graphkit's library API (a pipeline file); no onnxsim pass: the counts are graphkit's own."""
     import yaml
 
     from graphkit.ir.model_io import load_model
@@ -110,7 +104,7 @@ def step_graphkit(path: str, batch: str, work: str) -> dict:
     from graphkit.runtime.feeds import symbolic_dim_names
     from graphkit.util.errors import GraphkitError, one_line
 
-    passes = list(GENERIC_PASSES) + list(WITH_ONNXSIM) + (["dynamic-batch"] if batch == "dynamic" else [])
+    passes = list(GENERIC_PASSES) + (["dynamic-batch"] if batch == "dynamic" else [])
     work_dir = Path(work)
     work_dir.mkdir(parents=True, exist_ok=True)
     spec = {
@@ -146,12 +140,6 @@ def step_graphkit(path: str, batch: str, work: str) -> dict:
         if record.get("status") not in ("applied", "unchanged"):
             item["reason"] = record.get("error") or "; ".join(d.get("reason", "") for d in record.get("declined", []))
         result["passes"].append(item)
-    nodes = (report.get("source") or {}).get("nodes")
-    for position, record in enumerate(report.get("passes", [])):
-        if position == len(GENERIC_PASSES) and nodes is not None:
-            result["nodes_own_passes"] = nodes  # before the onnxsim pass: graphkit's own passes only
-        if record.get("status") == "applied" and nodes is not None:
-            nodes += sum(after - before for before, after in (record.get("op_delta") or {}).values())
     failed = [p for p in result["passes"] if p["status"] in ("failed", "rolled-back")]
     if failed:
         result["failing_pass"] = failed[0]["name"]
@@ -160,6 +148,7 @@ def step_graphkit(path: str, batch: str, work: str) -> dict:
     if model_path:
         model = load_model(model_path)
         result.update(model_stats(model))
+        result["nodes_own_passes"] = result["nodes"]  # graphkit's own passes only (no onnxsim pass in the chain)
         result["validated"] = bool(report["final"]["validation"].get("passed", False))
         result["model_path"] = model_path
     return result

@@ -47,10 +47,10 @@ def _fmt(value) -> str:
 
 def full_table(records: list[dict]) -> str:
     head = (
-        "| model | opset | batch | nodes | graphkit own passes | graphkit + onnxsim pass: nodes / Shape | "
+        "| model | opset | batch | nodes | graphkit (own passes) nodes / Shape | "
         "onnxsim nodes / Shape | graphkit s / MB | onnxsim s / MB | max abs vs source (gk, sim) | graphkit status | "
         "dynamic-batch on static | target |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     rows = []
     for r in records:
@@ -66,7 +66,7 @@ def full_table(records: list[dict]) -> str:
             status += f": {_short(r['graphkit']['reason'], 70)}"
         rows.append(
             f"| {r['arch']} | {r['opset']} | {r['batch']} | {_cell(r, 'export', 'nodes')} | "
-            f"{_cell(r, 'graphkit', 'nodes_own_passes')} | {_cell(r, 'graphkit', 'nodes')} / {_cell(r, 'graphkit', 'shape_ops')} | "
+            f"{_cell(r, 'graphkit', 'nodes')} / {_cell(r, 'graphkit', 'shape_ops')} | "
             f"{_cell(r, 'onnxsim', 'nodes')} / {_cell(r, 'onnxsim', 'shape_ops')} | "
             f"{_cell(r, 'graphkit', 'seconds')} / {_cell(r, 'graphkit', 'peak_rss_mb')} | "
             f"{_cell(r, 'onnxsim', 'seconds')} / {_cell(r, 'onnxsim', 'peak_rss_mb')} | "
@@ -76,13 +76,13 @@ def full_table(records: list[dict]) -> str:
 
 
 def summary_table(records: list[dict]) -> str:
-    """One row per architecture: nodes left by graphkit vs onnxsim, summed over its runs."""
+    """One row per architecture: nodes left by graphkit's own passes vs onnxsim, summed over its runs."""
     by_arch: dict[str, list[dict]] = {}
     for r in records:
         by_arch.setdefault(r["arch"], []).append(r)
     head = (
-        "| model | runs | validated | targets met | nodes (runs both tools finished): source → graphkit own passes "
-        "/ + onnxsim pass / onnxsim | "
+        "| model | runs | validated | targets met | nodes (runs both tools finished): source → graphkit "
+        "(own passes) / onnxsim | "
         "Shape ops left (graphkit / onnxsim) |\n|---|---|---|---|---|---|\n"
     )
     rows = []
@@ -93,11 +93,10 @@ def summary_table(records: list[dict]) -> str:
         runs = [r for r in runs if "nodes" in (r.get("graphkit") or {}) and "nodes" in (r.get("onnxsim") or {})]
         src = sum(int(_cell(r, "export", "nodes") or 0) for r in runs)
         gk = sum(int(_cell(r, "graphkit", "nodes") or 0) for r in runs)
-        own = sum(int(_cell(r, "graphkit", "nodes_own_passes") or 0) for r in runs)
         sim = sum(int(_cell(r, "onnxsim", "nodes") or 0) for r in runs)
         gks = sum(int(_cell(r, "graphkit", "shape_ops") or 0) for r in runs)
         sims = sum(int(_cell(r, "onnxsim", "shape_ops") or 0) for r in runs)
-        rows.append(f"| {arch} | {total} | {ok} | {met} | {src} → {own} / {gk} / {sim} | {gks} / {sims} |")
+        rows.append(f"| {arch} | {total} | {ok} | {met} | {src} → {gk} / {sim} | {gks} / {sims} |")
     return head + "\n".join(rows) + "\n"
 
 

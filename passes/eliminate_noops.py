@@ -1,4 +1,5 @@
-"""Remove nodes that compute their input unchanged (Identity, inference Dropout, no-op Cast/Reshape/Transpose).
+"""Remove nodes that compute their input unchanged (Identity, inference Dropout, no-op Cast/Reshape/Transpose,
+one-input Concat, one-piece Split, zero Pad, shape-keeping Expand).
 
 Rewrite: a no-op node ``b = Op(a, ...)`` is removed and every consumer of ``b`` reads ``a``.
 When ``b`` is a graph output, the output name is kept: the node producing ``a`` writes ``b``
@@ -16,13 +17,20 @@ Math: each removed node is the identity map on its input under ONNX semantics:
 - ``Reshape`` whose result shape provably equals its input shape: the target is ``Shape(a)``,
   or a constant whose entries are each the same static dim, ``0`` (copy, ``allowzero=0``) or a
   single ``-1`` while all other entries match, or both shapes are fully static and equal;
-- ``Transpose`` with the identity permutation.
+- ``Transpose`` with the identity permutation;
+- ``Concat`` of a single input, ``Split`` into a single output (ONNX requires the piece to be
+  the whole axis);
+- ``Pad`` whose amounts (attribute before opset 11, constant input from 11) are all 0, any mode;
+- ``Expand`` to a constant shape that broadcasting leaves equal to the input's shape (at most the
+  input's rank, each dim 1 or the input's static dim there).
 No arithmetic changes, so the pass is bit-exact.
 
 Declines (node kept, reason given): the output is a graph output fed directly by a graph
 input, initializer or another graph output (removing it would rename an output); Dropout in
 training mode, with a non-constant ``training_mode`` or a used mask; Cast whose input type is
-unknown; a same-rank Reshape that cannot be proven a no-op (symbolic dims). Only the main
+unknown; a same-rank Reshape that cannot be proven a no-op (symbolic dims); a Pad whose amounts
+or an Expand whose shape is not a constant; an Expand whose shape may broadcast the input up
+(a symbolic or unknown input dim against a dim > 1). Only the main
 graph is rewritten (subgraph uses of its tensors are rewired); custom-domain nodes are never
 touched.
 """
@@ -35,6 +43,7 @@ import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
 
+from graphkit.ir.broadcast import broadcast_keeps_shape
 from graphkit.ir.graph import (
     ValueTypes,
     bypass_node,
@@ -77,6 +86,25 @@ def _cast_check(ctx, x, to):
     return f"Cast input '{x.name}' has an unknown element type" if elem is None else elem == to
 
 
+def _pad_check(ctx, x, pads=None, value=None, axes=None):
+    amounts = ctx.node.attrs.get("pads") if pads is None else ctx.constant(pads)
+    if amounts is None:
+        return f"Pad amounts '{pads.name}' are not a constant (folding them first would show whether all are 0)"
+    return bool(np.all(np.asarray(amounts) == 0)) or False
+
+
+def _split_check(ctx, x, split=None):
+    return len(ctx.node.outputs) == 1  # one piece: ONNX requires it to be the whole axis
+
+
+def _expand_check(ctx, x, shape):
+    target = ctx.constant(shape)
+    if target is None:
+        return f"Expand shape '{shape.name}' is not a constant (folding it first would make the node removable)"
+    reason = broadcast_keeps_shape(ctx.shape(x), target.reshape(-1), f"Expand shape {target.reshape(-1).tolist()}")
+    return None if reason is None else f"'{x.name}': {reason}"
+
+
 # Identity, inference Dropout and same-type Cast as rules (graphkit.transform.rules); counts are by kind.
 NOOP_RULES = {
     "identity": [Rule(lambda op, x: op.Identity(x), _keep_input, name="identity")],
@@ -86,6 +114,18 @@ NOOP_RULES = {
         Rule(lambda op, x, ratio, mode: op.Dropout(x, ratio, mode), _keep_input, _dropout_check, name="dropout"),
     ],
     "cast": [Rule(lambda op, x, to: op.Cast(x, to=to), _keep_input, _cast_check, name="cast")],
+    "concat": [Rule(lambda op, x: op.Concat(x), _keep_input, name="concat")],
+    "pad": [
+        Rule(lambda op, x: op.Pad(x), _keep_input, _pad_check, name="pad", opsets=(1, 10)),
+        Rule(lambda op, x, pads: op.Pad(x, pads), _keep_input, _pad_check, name="pad"),
+        Rule(lambda op, x, pads, value: op.Pad(x, pads, value), _keep_input, _pad_check, name="pad"),
+        Rule(lambda op, x, pads, value, axes: op.Pad(x, pads, value, axes), _keep_input, _pad_check, name="pad"),
+    ],
+    "expand": [Rule(lambda op, x, shape: op.Expand(x, shape), _keep_input, _expand_check, name="expand")],
+    "split": [
+        Rule(lambda op, x: op.Split(x), _keep_input, _split_check, name="split"),
+        Rule(lambda op, x, split: op.Split(x, split), _keep_input, _split_check, name="split"),
+    ],
 }
 
 
@@ -96,6 +136,10 @@ class EliminateNoopsOptions:
     identity: bool = option(True, doc="remove Identity nodes")
     dropout: bool = option(True, doc="remove Dropout in inference mode whose mask output is unused")
     cast: bool = option(True, doc="remove Cast to the element type the input already has")
+    concat: bool = option(True, doc="remove Concat of a single input")
+    pad: bool = option(True, doc="remove Pad whose amounts are all 0 (a constant)")
+    expand: bool = option(True, doc="remove Expand to a constant shape that keeps the input's shape")
+    split: bool = option(True, doc="remove Split into a single piece (the whole axis)")
     reshape: bool = option(True, doc="remove Reshape whose result shape provably equals its input shape")
     transpose: bool = option(True, doc="remove identity-permutation Transposes and consecutive Transposes that cancel")
     compose_transposes: bool = option(
@@ -105,9 +149,10 @@ class EliminateNoopsOptions:
 
 @register("eliminate-noops")
 class EliminateNoops(Pass):
-    """Remove nodes that compute their input unchanged (Identity, inference Dropout, no-op Cast/Reshape/Transpose).
+    """Remove nodes that compute their input unchanged (Identity, inference Dropout, no-op Cast/Reshape/Transpose,
+    one-input Concat, one-piece Split, zero Pad, shape-keeping Expand).
 
-    See the module docstring for the rewrite, the math and when it declines.
+        See the module docstring for the rewrite, the math and when it declines.
     """
 
     Options = EliminateNoopsOptions

@@ -52,6 +52,9 @@ def test_detector_exported_at_batch_1_is_not_made_dynamic(tmp_path):
     probe = steps.step_probe(str(path), str(tmp_path))
     assert probe["status"] == "declined"
     assert "cuts the batch axis into 1 fixed pieces" in probe["reason"] and "export without" in probe["reason"]
+    # the generic preset alone reaches onnxsim here: the one-piece Split goes (eliminate-noops)
+    gk, sim = run_both(tmp_path, path, "static")
+    assert_target({"arch": "detector-nms", "opset": 13, "batch": "static", "graphkit": gk, "onnxsim": sim})
 
 
 def test_swin_static_fold_shapes_is_applied_not_rolled_back(tmp_path):
@@ -64,6 +67,9 @@ def test_swin_static_fold_shapes_is_applied_not_rolled_back(tmp_path):
     assert statuses["fold-shapes"] == "applied", gk["passes"]
     assert gk["status"] == "ok" and gk["validated"] and gk["shape_ops"] == 0
     assert gk["nodes"] < len(model.graph.node) // 2
+    # the generic preset alone (no onnxsim pass in the chain) leaves no more nodes than onnxsim
+    assert_target({"arch": "swin", "opset": 13, "batch": "static", "graphkit": gk, "onnxsim": sim})
+    assert statuses["fuse-reshapes"] == "applied" and statuses["eliminate-neutral"] == "applied", gk["passes"]
 
 
 def test_bert_dynamic_batch_and_seq_stay_symbolic(tmp_path):
@@ -101,9 +107,8 @@ def test_tables_show_targets_and_reasons():
     record["graphkit"]["input_dim0"] = 1
     assert targets_met(record) == "no: batch"
     table = full_table([record])
-    assert "| m | 13 | dynamic | 10 |  | 4 / 1 | 4 / 2 |" in table
-    record["graphkit"]["nodes_own_passes"] = 6
-    assert "| m | 1 | 1 | 0 | 10 → 6 / 4 / 4 | 1 / 2 |" in summary_table([record])
+    assert "| m | 13 | dynamic | 10 | 4 / 1 | 4 / 2 |" in table
+    assert "| m | 1 | 1 | 0 | 10 → 4 / 4 | 1 / 2 |" in summary_table([record])
 
 
 def test_unknown_architecture_is_one_line_error():

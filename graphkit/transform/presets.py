@@ -11,13 +11,16 @@ from __future__ import annotations
 from graphkit.util.errors import PipelineSpecError
 
 PRESETS: dict[str, list[str | dict]] = {
-    # the chain the real-model corpus runs (docs/corpus.md); onnxsim is left out: it is approximate
+    # the chain the real-model corpus runs as "graphkit's own passes" (docs/corpus.md); onnxsim is left out
     "generic": [
         "eliminate-noops",
         "fold-shapes",
         "fold-constants",
+        "eliminate-neutral",
         "cse",
+        "fuse-reshapes",
         "eliminate-noops",
+        "fuse-pad-conv",
         "fold-batchnorm",
         "dead-code",
         {"softmax-transpose": {"allow_opset_upgrade": False}},

@@ -1,0 +1,115 @@
+"""Fuse consecutive shape-only ops: a Reshape after a reshape, and Squeeze/Unsqueeze pairs that cancel.
+
+Rewrites:
+- ``Reshape(R(x, ...), b)``, where ``R`` is a ``Reshape``, ``Flatten``, ``Squeeze`` or
+  ``Unsqueeze`` whose output nothing else reads, becomes ``Reshape(x, b)`` (the outer Reshape
+  keeps its name, attributes and output) — counted as ``reshape_chain``;
+- ``Unsqueeze(Squeeze(x, a), a)`` and ``Squeeze(Unsqueeze(x, a), a)`` (the same axes) are
+  removed and their readers read ``x`` — counted as ``squeeze_pair``. Axes are read from the
+  attribute before opset 13 and from the constant input from 13; negative axes are normalized
+  with the rank from shape inference.
+
+Math: a reshape-like op changes only the shape, never the order or the values of the elements
+(row-major), so a chain of them is the last one's shape applied to the first input, provided
+the last target does not refer to the intermediate shape: ``b`` must be a constant without 0
+entries (``0`` copies the intermediate's dim unless ``allowzero=1``); ``-1`` is fine, since the
+element count is the same. ``Squeeze(a)`` removes exactly the size-1 axes that ``Unsqueeze(a)``
+inserts (and ``Squeeze`` fails unless they are 1), so each pair is the identity. Bit-exact.
+
+Declines (nodes kept, reason given): the outer target is not a constant, or holds a 0 without
+``allowzero=1`` (a target of static dims or -1 would make it fusable); the pair's axes differ or
+are negative with an unknown rank; the intermediate value is read elsewhere or is a graph output
+(the engine says so); removing would rename a graph output. Only the main graph is rewritten;
+custom-domain nodes are never touched.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+
+from graphkit.ir.graph import producer
+from graphkit.transform.rules import Rule, rule_pass
+
+LATEST_OPSET = onnx.defs.onnx_opset_version()
+
+
+def _chain_check(ctx, x, b, **_):
+    target = ctx.constant(b)
+    if target is None:
+        return f"Reshape target '{b.name}' is not a constant (folding it first would make the chain fusable)"
+    if not ctx.node.attrs.get("allowzero", 0) and bool(np.any(target == 0)):
+        return (
+            f"Reshape target {target.reshape(-1).tolist()} holds 0 (copy the previous op's dim); "
+            "a target of static dims or -1 would make the chain fusable"
+        )
+
+
+def _chain_rewrite(op, x, b, **_):
+    outer = op.ctx.node
+    return op.Reshape(x, b, _name=outer.name, **outer.attrs)
+
+
+# the inner reshape-like op, with each arity it has (Squeeze/Unsqueeze axes as attribute or input)
+_CHAINS = [
+    lambda op, x, s, b: op.Reshape(op.Reshape(x, s), b),
+    lambda op, x, b: op.Reshape(op.Flatten(x), b),
+    lambda op, x, b: op.Reshape(op.Squeeze(x), b),
+    lambda op, x, a, b: op.Reshape(op.Squeeze(x, a), b),
+    lambda op, x, b: op.Reshape(op.Unsqueeze(x), b),
+    lambda op, x, a, b: op.Reshape(op.Unsqueeze(x, a), b),
+]
+
+
+def _raw_axes(ctx, node) -> list[int] | str:
+    """The node's axes as written, or the reason they are not known."""
+    if len(node.inputs) > 1 and node.inputs[1].name:
+        value = ctx.constant(node.inputs[1])
+        if value is None:
+            return f"{node.op} axes '{node.inputs[1].name}' are not a constant"
+        return [int(a) for a in value.reshape(-1)]
+    if "axes" in node.attrs:
+        return [int(a) for a in node.attrs["axes"]]
+    return f"{node.op} without axes (all size-1 axes) is not paired"
+
+
+def _pair_check(ctx, x, **_):
+    outer, inner = ctx.node, producer(ctx.node.inputs[0])
+    first, second = _raw_axes(ctx, inner), _raw_axes(ctx, outer)
+    for axes in (first, second):
+        if isinstance(axes, str):
+            return axes
+    # both ops' axes index the tensor of the larger rank: Squeeze's input, Unsqueeze's output
+    dims = ctx.shape(x)
+    rank = None if dims is None else len(dims) + (len(first) if inner.op == "Unsqueeze" else 0)
+    if any(a < 0 for a in first + second):
+        if rank is None:
+            return (
+                f"{inner.op} axes {first} / {outer.op} axes {second} are negative and the rank of '{x.name}' is unknown"
+            )
+        first, second = [a % rank for a in first], [a % rank for a in second]
+    if sorted(first) != sorted(second):
+        return f"{inner.op} axes {first} and {outer.op} axes {second} differ; only a pair with the same axes cancels"
+
+
+def _keep_input(op, x, **_):
+    return x
+
+
+_PAIRS = [
+    lambda op, x: op.Unsqueeze(op.Squeeze(x)),
+    lambda op, x, a, c: op.Unsqueeze(op.Squeeze(x, a), c),
+    lambda op, x: op.Squeeze(op.Unsqueeze(x)),
+    lambda op, x, a, c: op.Squeeze(op.Unsqueeze(x, a), c),
+]
+
+
+@rule_pass("fuse-reshapes", opset_range=(1, LATEST_OPSET), doc=__doc__)
+def fuse_reshapes():
+    """Reshape chains (``reshape_chain``) and cancelling Squeeze/Unsqueeze pairs (``squeeze_pair``)."""
+    return [Rule(p, _chain_rewrite, _chain_check, name="reshape_chain") for p in _CHAINS] + [
+        Rule(p, _keep_input, _pair_check, name="squeeze_pair") for p in _PAIRS
+    ]
+
+
+FuseReshapes = fuse_reshapes
