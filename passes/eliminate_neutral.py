@@ -24,12 +24,9 @@ rewritten; custom-domain nodes are never touched.
 
 from __future__ import annotations
 
-import onnx
-
 from graphkit.ir.broadcast import broadcast_keeps_shape
+from graphkit.ir.opset import LATEST_OPSET
 from graphkit.transform.rules import Rule, rule_pass
-
-LATEST_OPSET = onnx.defs.onnx_opset_version()
 
 
 def _keep_input(op, x, c=None):

@@ -26,12 +26,10 @@ custom-domain nodes are never touched.
 from __future__ import annotations
 
 import numpy as np
-import onnx
 
 from graphkit.ir.graph import producer
+from graphkit.ir.opset import LATEST_OPSET
 from graphkit.transform.rules import Rule, rule_pass
-
-LATEST_OPSET = onnx.defs.onnx_opset_version()
 
 
 def _chain_check(ctx, x, b, **_):
