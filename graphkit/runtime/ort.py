@@ -173,10 +173,80 @@ def create_session(
                 with tempfile.TemporaryDirectory() as tmp:
                     path = save_model(model, Path(tmp) / "model.onnx", external_data=True)
                     return ort.InferenceSession(str(path), options, providers=list(providers))
-            return ort.InferenceSession(model.SerializeToString(), options, providers=list(providers))
+            light, names, values = weights_apart(model)
+            if names:
+                options.add_external_initializers(names, values)  # copied in: they need not outlive the call
+            return ort.InferenceSession(light.SerializeToString(), options, providers=list(providers))
         return ort.InferenceSession(str(model), options, providers=list(providers))
     except ORT_ERRORS as exc:
         raise RuntimeLoadError(cannot_load_message(model, exc)) from exc
+
+
+# Element types handed to ORT as in-memory external initializers (those numpy and ORT share as is).
+_EXTERNAL_DTYPES = {
+    onnx.TensorProto.FLOAT: np.float32,
+    onnx.TensorProto.DOUBLE: np.float64,
+    onnx.TensorProto.FLOAT16: np.float16,
+    onnx.TensorProto.INT8: np.int8,
+    onnx.TensorProto.INT16: np.int16,
+    onnx.TensorProto.INT32: np.int32,
+    onnx.TensorProto.INT64: np.int64,
+    onnx.TensorProto.UINT8: np.uint8,
+    onnx.TensorProto.UINT16: np.uint16,
+    onnx.TensorProto.UINT32: np.uint32,
+    onnx.TensorProto.UINT64: np.uint64,
+    onnx.TensorProto.BOOL: np.bool_,
+}
+EXTERNAL_MIN_BYTES = 4096  # smaller weights stay in the proto: ORT's shape inference reads small constants
+
+
+def weights_apart(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[str], list[ort.OrtValue]]:
+    """``model`` with its large main-graph weights as in-memory external data, and those weights.
+
+    Handing a session the weights as OrtValues (``SessionOptions.add_external_initializers``,
+    which copies them in before any optimization) skips serializing them into one protobuf
+    string and parsing them back: the same bytes reach ORT, at a fraction of the cost on a
+    model of hundreds of MB. ``model`` is not modified; weights that are not raw little-endian
+    data of a plain numeric type, or are small, stay in the returned proto.
+    """
+    light = onnx.ModelProto()
+    _copy_fields(model, light, skip="graph")
+    _copy_fields(model.graph, light.graph, skip="initializer")
+    names: list[str] = []
+    values: list[ort.OrtValue] = []
+    for tensor in model.graph.initializer:
+        dtype = _EXTERNAL_DTYPES.get(tensor.data_type)
+        if (
+            dtype is None
+            or tensor.data_location == onnx.TensorProto.EXTERNAL
+            or not tensor.HasField("raw_data")
+            or len(tensor.raw_data) < EXTERNAL_MIN_BYTES
+            or len(tensor.raw_data) != np.dtype(dtype).itemsize * int(np.prod(tensor.dims, dtype=np.int64))
+        ):
+            light.graph.initializer.append(tensor)
+            continue
+        stub = light.graph.initializer.add()
+        stub.name, stub.data_type = tensor.name, tensor.data_type
+        stub.dims.extend(tensor.dims)
+        stub.data_location = onnx.TensorProto.EXTERNAL
+        stub.external_data.add(key="location", value="graphkit-in-memory")
+        array = np.frombuffer(tensor.raw_data, dtype=np.dtype(dtype).newbyteorder("<")).reshape(tuple(tensor.dims))
+        names.append(tensor.name)
+        values.append(ort.OrtValue.ortvalue_from_numpy(array.astype(dtype, copy=False)))
+    return light, names, values
+
+
+def _copy_fields(source, target, skip: str) -> None:
+    """Copy every set field of protobuf message ``source`` into ``target`` except ``skip``."""
+    for descriptor, value in source.ListFields():
+        if descriptor.name == skip:
+            continue
+        if descriptor.is_repeated:
+            getattr(target, descriptor.name).extend(value)
+        elif descriptor.type == descriptor.TYPE_MESSAGE:
+            getattr(target, descriptor.name).CopyFrom(value)
+        else:
+            setattr(target, descriptor.name, value)
 
 
 def cannot_load_message(model: onnx.ModelProto | str | os.PathLike, exc: BaseException, what: str = "") -> str:
