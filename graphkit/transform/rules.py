@@ -450,6 +450,10 @@ class RulePass(Pass):
     rules: Sequence[Rule] = ()
 
     def run(self, model: onnx.ModelProto) -> PassResult:
+        opset = default_opset(model)
+        roots = {rule.root.node.op for rule in self.rules if rule.opsets[0] <= opset <= rule.opsets[1]}
+        if not any(node.op_type in roots for node in model.graph.node):
+            return PassResult(model, False)  # no node any rule could start at: skip the graph import
         graph = to_graph(model)
         outcome = apply_rules(graph, self.rules, model)
         if not outcome.counts:
