@@ -216,12 +216,9 @@ def weights_apart(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[str], l
     values: list[ort.OrtValue] = []
     for tensor in model.graph.initializer:
         dtype = _EXTERNAL_DTYPES.get(tensor.data_type)
-        if (
-            dtype is None
-            or tensor.data_location == onnx.TensorProto.EXTERNAL
-            or not tensor.HasField("raw_data")
-            or len(tensor.raw_data) < EXTERNAL_MIN_BYTES
-            or len(tensor.raw_data) != np.dtype(dtype).itemsize * int(np.prod(tensor.dims, dtype=np.int64))
+        raw = tensor.raw_data if dtype is not None and tensor.data_location != onnx.TensorProto.EXTERNAL else b""
+        if len(raw) < EXTERNAL_MIN_BYTES or len(raw) != np.dtype(dtype).itemsize * int(
+            np.prod(tensor.dims, dtype=np.int64)
         ):
             light.graph.initializer.append(tensor)
             continue
@@ -230,7 +227,7 @@ def weights_apart(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[str], l
         stub.dims.extend(tensor.dims)
         stub.data_location = onnx.TensorProto.EXTERNAL
         stub.external_data.add(key="location", value="graphkit-in-memory")
-        array = np.frombuffer(tensor.raw_data, dtype=np.dtype(dtype).newbyteorder("<")).reshape(tuple(tensor.dims))
+        array = np.frombuffer(raw, dtype=np.dtype(dtype).newbyteorder("<")).reshape(tuple(tensor.dims))
         names.append(tensor.name)
         values.append(ort.OrtValue.ortvalue_from_numpy(array.astype(dtype, copy=False)))
     return light, names, values
