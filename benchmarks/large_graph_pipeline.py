@@ -97,6 +97,9 @@ def _apply(model: Path, work: Path, source: Path | None = None) -> dict:
         **times,
         "stages_s": report.get("stages"),
         "validated_passes": validated,
+        "pass_times_s": {
+            p["name"]: {k: round(v, 3) for k, v in (p.get("times") or {}).items()} for p in report["passes"]
+        },
         "forwards": len(report.get("forwards") or []),
         "peak_rss_mb": report.get("peak_rss_mb"),
         **_counts(work / "run" / "model.onnx"),
@@ -165,6 +168,13 @@ def main() -> None:
                 "wall_s": _median([r["wall_s"] for r in runs]),
                 "cpu_s": _median([r["cpu_s"] for r in runs]),
                 "passes_stage_s": _median([r["stages_s"]["passes"] for r in runs]),
+                "per_pass_s": {
+                    name: {
+                        what: _median([r["pass_times_s"][name].get(what, 0.0) for r in runs])
+                        for what in runs[0]["pass_times_s"][name]
+                    }
+                    for name in runs[0]["pass_times_s"]
+                },
             }
 
     def ratios(key: str, other: str, field: str, other_field: str = "") -> list[float]:
@@ -189,6 +199,13 @@ def main() -> None:
         summary["ratio_baseline_cpu_vs_onnxsim_process"] = ratios("baseline", "onnxsim", "cpu_s")
         summary["speedup_cpu_vs_baseline"] = ratios("baseline", "graphkit", "cpu_s")
     points = sorted((v["nodes"], v["cpu_s"], v["passes_stage_s"]) for v in scaling.values())
+    per_pass_slopes = {}
+    if len(scaling) > 1:
+        small, large = scaling[min(scaling)], scaling[max(scaling)]
+        for name, parts in large["per_pass_s"].items():
+            for what in parts:
+                pair = [(small["nodes"], small["per_pass_s"][name].get(what, 0.0)), (large["nodes"], parts[what])]
+                per_pass_slopes[f"{name}:{what}"] = _slope(pair)
     report = {
         "model": "ViT (transformers ViTForImageClassification, hidden 192, 3 heads, MLP 768, 224x224, opset 17)",
         "pipeline": PASSES,
@@ -200,6 +217,7 @@ def main() -> None:
         "scaling": {str(k): v for k, v in scaling.items()},
         "slope_cpu": _slope([(n, c) for n, c, _ in points]) if len(points) > 1 else None,
         "slope_passes_stage": _slope([(n, p) for n, _, p in points]) if len(points) > 1 else None,
+        "slope_per_pass": per_pass_slopes,
         "loadavg_after": [round(v, 2) for v in os.getloadavg()],
     }
     print(json.dumps(report, indent=2))
