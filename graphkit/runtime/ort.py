@@ -6,7 +6,8 @@ changes the function still changes the outputs; only float rounding moves, which
 tolerances allow. ``none`` is the strict mode for debugging a pass (what ORT runs is the graph
 as written). Every forward of a full model run through :func:`run_session` while a
 :class:`ForwardLog` is active is recorded there (purpose, model hash, case, batch, time).
-Models over the 2 GB protobuf limit are handed to ORT through a temporary file.
+Models over the 2 GB protobuf limit are handed to ORT through a temporary file; others as the
+serialized graph with their large weights handed over in memory (:func:`weights_apart`).
 """
 
 from __future__ import annotations
