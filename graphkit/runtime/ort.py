@@ -17,6 +17,7 @@ import contextvars
 import os
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -176,7 +177,11 @@ def create_session(
                     return ort.InferenceSession(str(path), options, providers=list(providers))
             light, names, values = weights_apart(model)
             if names:
-                options.add_external_initializers(names, values)  # copied in: they need not outlive the call
+                try:
+                    options.add_external_initializers(names, values)  # copied in: they need not outlive the call
+                except RuntimeError:  # not expected (weights_apart hands over only what ORT takes): the plain way
+                    options = session_options(threads, optimization)
+                    light = model
             return ort.InferenceSession(light.SerializeToString(), options, providers=list(providers))
         return ort.InferenceSession(str(model), options, providers=list(providers))
     except ORT_ERRORS as exc:
@@ -208,15 +213,17 @@ def weights_apart(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[str], l
     which copies them in before any optimization) skips serializing them into one protobuf
     string and parsing them back: the same bytes reach ORT, at a fraction of the cost on a
     model of hundreds of MB. ``model`` is not modified; weights that are not raw little-endian
-    data of a plain numeric type, or are small, stay in the returned proto.
+    data of a plain numeric type, are small, or share their name with another initializer (ORT
+    reads the first; its external-initializer API refuses the name) stay in the returned proto.
     """
     light = onnx.ModelProto()
     _copy_fields(model, light, skip="graph")
     _copy_fields(model.graph, light.graph, skip="initializer")
     names: list[str] = []
     values: list[ort.OrtValue] = []
+    repeated = {name for name, count in Counter(t.name for t in model.graph.initializer).items() if count > 1}
     for tensor in model.graph.initializer:
-        dtype = _EXTERNAL_DTYPES.get(tensor.data_type)
+        dtype = _EXTERNAL_DTYPES.get(tensor.data_type) if tensor.name not in repeated else None
         raw = tensor.raw_data if dtype is not None and tensor.data_location != onnx.TensorProto.EXTERNAL else b""
         if len(raw) < EXTERNAL_MIN_BYTES or len(raw) != np.dtype(dtype).itemsize * int(
             np.prod(tensor.dims, dtype=np.int64)

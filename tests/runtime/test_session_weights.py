@@ -105,3 +105,24 @@ def test_a_broken_model_still_fails_to_load_with_one_line():
     model.graph.node[0].op_type = "NoSuchOp"
     with pytest.raises(RuntimeLoadError, match="onnxruntime cannot load the model"):
         create_session(model)
+
+
+def test_initializers_sharing_a_name_stay_in_the_proto_and_load_as_before():
+    """ORT takes the first of two initializers with one name; its external-initializer API
+    would refuse the name, so both stay in the proto and the session is the plain one."""
+    first = numpy_helper.from_array(np.ones((64, 64), np.float32), "W")
+    second = numpy_helper.from_array(np.zeros((64, 64), np.float32), "W")
+    other = numpy_helper.from_array(np.full((64, 64), 2.0, np.float32), "V")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "W"], ["m"]), helper.make_node("MatMul", ["m", "V"], ["y"])],
+        "dup",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 64])],
+        [first, second, other],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    light, names, _ = weights_apart(model)
+    assert names == ["V"] and [t.name for t in light.graph.initializer] == ["W", "W", "V"]
+    x = np.ones((1, 64), np.float32)
+    plain = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    np.testing.assert_array_equal(run_session(create_session(model), {"x": x})["y"], plain.run(None, {"x": x})[0])
