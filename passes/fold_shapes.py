@@ -122,19 +122,21 @@ class FoldShapes(Pass):
         work = model
         counts: Counter = Counter()
         declined: dict[tuple[str, str], Declined] = {}
+        types = None  # the value types of ``work`` when the last round inferred them and changed nothing
         for _ in range(max(1, self.options.max_rounds)):
             round_ = _FoldRound(work, self.options)
             edits = round_.plan()
             # declines of the last round only: earlier ones may have been resolved by later rounds
             declined = {(item.site, item.reason): item for item in round_.declined}
             if not edits:
+                types = getattr(round_, "types", None)
                 break
             if work is model:
                 work = clone(model)
             round_.apply(work)
             counts.update(round_.counts)
         try:
-            refinable = output_refinements(work, infer_value_types(work))
+            refinable = output_refinements(work, types if types is not None else infer_value_types(work))
         except PassError:
             refinable = 0
         for node in work.graph.node:

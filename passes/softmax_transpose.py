@@ -92,6 +92,8 @@ class SoftmaxTranspose(Pass):
 
     def run(self, model: onnx.ModelProto) -> PassResult:
         opset = default_opset(model)
+        if not _any_candidate(model.graph):
+            return PassResult(model=model, modified=False)  # what _fold_all finds then: skip the graph import
         graph = to_graph(model)
         folded, pending, declined = _fold_all(graph, opset)
         if not pending:
@@ -128,6 +130,19 @@ class SoftmaxTranspose(Pass):
             declined=declined,
             notes=[f"raised opset {opset} -> {SINGLE_AXIS_OPSET} with onnx.version_converter for single-axis folds"],
         )
+
+
+def _any_candidate(graph: onnx.GraphProto) -> bool:
+    """Whether some Softmax/LogSoftmax reads a Transpose or Flatten output or feeds a Transpose:
+    without one, :func:`_match` finds nothing to fold or to decline anywhere."""
+    producers = {name: node.op_type for node in graph.node for name in node.output if name}
+    softmax_outputs = set()
+    for node in graph.node:
+        if node.op_type in SOFTMAX_OPS:
+            if node.input and producers.get(node.input[0]) in ("Transpose", "Flatten"):
+                return True
+            softmax_outputs.update(node.output)
+    return any(node.op_type == "Transpose" and set(node.input) & softmax_outputs for node in graph.node)
 
 
 def _fold_all(graph: gs.Graph, opset: int) -> tuple[int, list[_Fold], list[Declined]]:

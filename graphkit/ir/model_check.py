@@ -106,18 +106,16 @@ def _text_problem(model: onnx.ModelProto) -> str | None:
 
 def _bad_text(message, where: str) -> str | None:
     # Only string and message fields are read: tensor payloads (bytes, numbers) are never touched.
-    for field in message.DESCRIPTOR.fields:
+    # ListFields: only the fields that are set (an unset string is "", an unset message empty).
+    for field, content in message.ListFields():
         is_repeated = field.is_repeated
         if field.type == field.TYPE_STRING:
-            values = getattr(message, field.name) if is_repeated else [getattr(message, field.name)]
+            values = content if is_repeated else [content]
             for value in values:
                 if not isinstance(value, str):
                     return f"{where}.{field.name} {bytes(value[:32])!r} is not UTF-8 text"
         elif field.type == field.TYPE_MESSAGE:
-            if is_repeated:
-                children = getattr(message, field.name)
-            else:
-                children = [getattr(message, field.name)] if message.HasField(field.name) else []
+            children = content if is_repeated else [content]
             for index, child in enumerate(children):
                 label = f"{where}.{field.name}[{index}]" if is_repeated else f"{where}.{field.name}"
                 problem = _bad_text(child, label)

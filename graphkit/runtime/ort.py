@@ -6,7 +6,8 @@ changes the function still changes the outputs; only float rounding moves, which
 tolerances allow. ``none`` is the strict mode for debugging a pass (what ORT runs is the graph
 as written). Every forward of a full model run through :func:`run_session` while a
 :class:`ForwardLog` is active is recorded there (purpose, model hash, case, batch, time).
-Models over the 2 GB protobuf limit are handed to ORT through a temporary file.
+Models over the 2 GB protobuf limit are handed to ORT through a temporary file; others as the
+serialized graph with their large weights handed over in memory (:func:`weights_apart`).
 :class:`OrtBackend` is the "ort" inference backend (:mod:`graphkit.runtime.backend`).
 """
 
@@ -18,6 +19,7 @@ import logging
 import os
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -177,10 +179,83 @@ def create_session(
                 with tempfile.TemporaryDirectory() as tmp:
                     path = save_model(model, Path(tmp) / "model.onnx", external_data=True)
                     return ort.InferenceSession(str(path), options, providers=list(providers))
-            return ort.InferenceSession(model.SerializeToString(), options, providers=list(providers))
+            light, names, values = weights_apart(model)
+            if names:
+                try:
+                    options.add_external_initializers(names, values)  # copied in: they need not outlive the call
+                except RuntimeError:  # not expected (weights_apart hands over only what ORT takes): the plain way
+                    options = session_options(threads, optimization)
+                    light = model
+            return ort.InferenceSession(light.SerializeToString(), options, providers=list(providers))
         return ort.InferenceSession(str(model), options, providers=list(providers))
     except ORT_ERRORS as exc:
         raise RuntimeLoadError(cannot_load_message(model, exc)) from exc
+
+
+# Element types handed to ORT as in-memory external initializers (those numpy and ORT share as is).
+_EXTERNAL_DTYPES = {
+    onnx.TensorProto.FLOAT: np.float32,
+    onnx.TensorProto.DOUBLE: np.float64,
+    onnx.TensorProto.FLOAT16: np.float16,
+    onnx.TensorProto.INT8: np.int8,
+    onnx.TensorProto.INT16: np.int16,
+    onnx.TensorProto.INT32: np.int32,
+    onnx.TensorProto.INT64: np.int64,
+    onnx.TensorProto.UINT8: np.uint8,
+    onnx.TensorProto.UINT16: np.uint16,
+    onnx.TensorProto.UINT32: np.uint32,
+    onnx.TensorProto.UINT64: np.uint64,
+    onnx.TensorProto.BOOL: np.bool_,
+}
+EXTERNAL_MIN_BYTES = 4096  # smaller weights stay in the proto: ORT's shape inference reads small constants
+
+
+def weights_apart(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[str], list[ort.OrtValue]]:
+    """``model`` with its large main-graph weights as in-memory external data, and those weights.
+
+    Handing a session the weights as OrtValues (``SessionOptions.add_external_initializers``,
+    which copies them in before any optimization) skips serializing them into one protobuf
+    string and parsing them back: the same bytes reach ORT, at a fraction of the cost on a
+    model of hundreds of MB. ``model`` is not modified; weights that are not raw little-endian
+    data of a plain numeric type, are small, or share their name with another initializer (ORT
+    reads the first; its external-initializer API refuses the name) stay in the returned proto.
+    """
+    light = onnx.ModelProto()
+    _copy_fields(model, light, skip="graph")
+    _copy_fields(model.graph, light.graph, skip="initializer")
+    names: list[str] = []
+    values: list[ort.OrtValue] = []
+    repeated = {name for name, count in Counter(t.name for t in model.graph.initializer).items() if count > 1}
+    for tensor in model.graph.initializer:
+        dtype = _EXTERNAL_DTYPES.get(tensor.data_type) if tensor.name not in repeated else None
+        raw = tensor.raw_data if dtype is not None and tensor.data_location != onnx.TensorProto.EXTERNAL else b""
+        if len(raw) < EXTERNAL_MIN_BYTES or len(raw) != np.dtype(dtype).itemsize * int(
+            np.prod(tensor.dims, dtype=np.int64)
+        ):
+            light.graph.initializer.append(tensor)
+            continue
+        stub = light.graph.initializer.add()
+        stub.name, stub.data_type = tensor.name, tensor.data_type
+        stub.dims.extend(tensor.dims)
+        stub.data_location = onnx.TensorProto.EXTERNAL
+        stub.external_data.add(key="location", value="graphkit-in-memory")
+        array = np.frombuffer(raw, dtype=np.dtype(dtype).newbyteorder("<")).reshape(tuple(tensor.dims))
+        names.append(tensor.name)
+        values.append(ort.OrtValue.ortvalue_from_numpy(array.astype(dtype, copy=False)))
+    return light, names, values
+
+
+def _copy_fields(source, target, skip: str) -> None:
+    """Copy every set field of protobuf message ``source`` into ``target`` except ``skip``."""
+    for descriptor, value in source.ListFields():
+        if descriptor.name == skip:
+            continue
+        if descriptor.is_repeated:
+            getattr(target, descriptor.name).extend(value)
+        elif descriptor.type == descriptor.TYPE_MESSAGE:
+            getattr(target, descriptor.name).CopyFrom(value)
+        else:
+            setattr(target, descriptor.name, value)
 
 
 def cannot_load_message(model: onnx.ModelProto | str | os.PathLike, exc: BaseException, what: str = "") -> str:

@@ -35,6 +35,9 @@ values the rules create have unknown types until the next pass.
 :func:`rule_pass` also accepts an onnxscript ``RewriteRule``/``RewriteRuleSet`` (the
 ``rules`` extra), run through onnxscript's own engine on an onnx-ir copy of the model; see
 :mod:`graphkit.transform.onnxscript_rules`.
+
+Longer than 500 lines because the matcher, the fixed-point engine and the pass wrapper are one
+concept that shares the match state; split, each part would reach into the others' internals.
 """
 
 from __future__ import annotations
@@ -451,6 +454,10 @@ class RulePass(Pass):
     rules: Sequence[Rule] = ()
 
     def run(self, model: onnx.ModelProto) -> PassResult:
+        opset = default_opset(model)
+        roots = {rule.root.node.op for rule in self.rules if rule.opsets[0] <= opset <= rule.opsets[1]}
+        if not any(node.op_type in roots for node in model.graph.node):
+            return PassResult(model, False)  # no node any rule could start at: skip the graph import
         graph = to_graph(model)
         outcome = apply_rules(graph, self.rules, model)
         if not outcome.counts:
