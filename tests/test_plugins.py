@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from onnx import TensorProto, helper
 
-from graphkit.pipeline.plugins import Source, SourceKind, Stage
+from graphkit.pipeline.plugins import Source, SourceKind, Stage, plugin_logger
 from graphkit.runtime.backend import Backend, TensorInfo
 from graphkit.util.errors import SpecError
 
@@ -52,8 +52,8 @@ def parse_scaled(raw, where, weights):
     return float(scale)
 
 
-def load_scaled(scale, log):
-    log("building the scaled model ...")
+def load_scaled(scale):
+    plugin_logger("scaled").info("building the scaled model ...")
     node = helper.make_node("Mul", ["x", "k"], ["y"])
     k = helper.make_tensor("k", TensorProto.FLOAT, [], [scale])
     graph = helper.make_graph(

@@ -28,6 +28,7 @@ uses it (the stage objects themselves are loaded when a pipeline's sections are 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +39,6 @@ import onnx
 
 from graphkit.util.plugin_registry import Registry
 
-Log = Callable[[str], None]
 Reference = Callable[[Mapping[str, np.ndarray]], dict[str, np.ndarray]]
 
 
@@ -61,22 +61,22 @@ class SourceKind:
     ``parse(options, where, weights)`` types the raw mapping under the key (None when empty),
     raising :class:`~graphkit.util.errors.SpecError` that names ``where`` and the key; ``weights``
     is the ``--weights`` override (given only to kinds that declare ``takes_weights``; the others
-    refuse ``--weights`` up front). ``load(typed, log)`` returns the :class:`Source`.
+    refuse ``--weights`` up front). ``load(typed)`` returns the :class:`Source`. Plug-ins log
+    through :mod:`logging` with :func:`plugin_logger`, like the rest of graphkit.
     """
 
     parse: Callable[[dict | None, str, str | None], Any]
-    load: Callable[[Any, Log], Source]
+    load: Callable[[Any], Source]
     takes_weights: bool = False
 
 
 @dataclass(frozen=True)
 class StageContext:
-    """What a stage gets to run on: the written model, the run folder, the source, a log."""
+    """What a stage gets to run on: the written model, the run folder, the source."""
 
     model_path: Path
     run_dir: Path
     source: Source
-    log: Log
 
 
 @dataclass(frozen=True)
@@ -101,6 +101,12 @@ STAGES: Registry[Stage] = Registry("graphkit.stages", "stage")
 """Stages by their section path (``eval``, ``handoff.atc``)."""
 
 HANDOFF = "handoff."
+
+
+def plugin_logger(name: str) -> logging.Logger:
+    """The logger a plug-in outside graphkit writes to: ``graphkit.plugins.<name>``, so that the
+    CLI's ``-v``/``-q`` apply to its messages as to graphkit's own."""
+    return logging.getLogger(f"graphkit.plugins.{name}")
 
 
 def ordered_stages() -> list[tuple[str, Stage]]:

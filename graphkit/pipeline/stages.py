@@ -51,7 +51,7 @@ def load_source(spec: PipelineSpec, origin: str, input_path: str | None, weights
         typed = kind.parse(options, f"source.{name}", weights)
     except SpecError as exc:
         raise PipelineSpecError(f"{origin}: {exc}") from exc
-    return kind.load(typed, logger.info)
+    return kind.load(typed)
 
 
 def plugin_source(spec: PipelineSpec) -> tuple[str, dict | None]:

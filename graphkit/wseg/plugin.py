@@ -6,9 +6,12 @@ and ``graphkit.stages``). torch and the eval modules are imported only when a pi
 from __future__ import annotations
 
 import dataclasses
+import logging
 
-from graphkit.pipeline.plugins import Log, Source, SourceKind, Stage, StageContext
+from graphkit.pipeline.plugins import Source, SourceKind, Stage, StageContext
 from graphkit.util.typed_config import from_mapping
+
+logger = logging.getLogger(__name__)
 
 
 def parse_export(options: dict | None, where: str, weights: str | None):
@@ -21,11 +24,11 @@ def parse_export(options: dict | None, where: str, weights: str | None):
     return from_mapping(ExportSpec, options, where)
 
 
-def load_export(export_spec, log: Log) -> Source:
+def load_export(export_spec) -> Source:
     """Build and export the model; its torch forward is the reference."""
     from graphkit.wseg.export import export_from_spec
 
-    log(f"exporting {export_spec.model} ({export_spec.exporter} exporter, opset {export_spec.opset}) ...")
+    logger.info(f"exporting {export_spec.model} ({export_spec.exporter} exporter, opset {export_spec.opset}) ...")
     model, reference, weights_description = export_from_spec(export_spec)
     return Source(model, "export", f"export of {export_spec.model}", weights_description, reference, vars(export_spec))
 
