@@ -193,6 +193,17 @@ def test_provenance_of_reads_odd_entries_without_failing():
     assert found.step is None and found.pass_name.startswith("p\x1b")
     assert len(found.label) < 140  # a hostile name is cut for display
     assert Provenance("cse", 4).label == "pass 'cse' (step 4)"
+    for odd_step in (
+        "\u00b2",
+        "\u0663",
+        "9" * 5000,
+        "-1",
+        "",
+    ):  # a superscript and an Arabic-Indic digit pass isdigit()
+        node = onnx.helper.make_node("Relu", ["x"], ["y"])
+        node.metadata_props.add(key=PASS_KEY, value="cse")
+        node.metadata_props.add(key=STEP_KEY, value=odd_step)
+        assert provenance_of(node) == Provenance("cse", None)
 
 
 # --- diff and localize ---------------------------------------------------------------------------

@@ -134,7 +134,8 @@ def provenance_of(node: onnx.NodeProto) -> Provenance | None:
     if not name:
         return None
     step = entries.get(STEP_KEY, "")
-    return Provenance(name, int(step) if step.isdigit() else None)
+    # hostile metadata: "²" is a digit to isdigit() but not to int(); 5,000 digits exceed int()'s limit
+    return Provenance(name, int(step) if step.isascii() and step.isdigit() and len(step) <= 9 else None)
 
 
 def provenance_by_index(model: onnx.ModelProto) -> dict[int, Provenance]:
