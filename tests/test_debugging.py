@@ -188,3 +188,34 @@ def test_verbose_and_quiet_together_is_one_line_and_every_help_documents_them(cl
     for command in (["--help"], ["apply", "--help"], ["golden", "make", "--help"], ["diff", "--help"]):
         shown = cli(*command)
         assert shown.returncode == 0 and "-v, --verbose" in shown.stdout and "-q, --quiet" in shown.stdout
+
+
+def test_the_reproducer_script_runs_any_interpreter_path_without_shell_expansion(tmp_path, monkeypatch):
+    """The interpreter path is quoted for sh: spaces and ``$(...)`` in it are never expanded."""
+    import os
+    import shlex
+    import subprocess
+    import sys
+
+    from graphkit.pipeline import reproducer
+
+    odd = tmp_path / "a b $(touch pwned) `touch pwned2`"
+    odd.mkdir()
+    (odd / "python").write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} "$@"\n')  # the venv's python
+    (odd / "python").chmod(0o755)
+    monkeypatch.setattr(reproducer.sys, "executable", str(odd / "python"))
+    folder = tmp_path / "repro"
+    folder.mkdir()
+    (folder / "reproduce.sh").write_text(reproducer._script("drop-identity", 0))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHON"}
+    result = subprocess.run(
+        ["sh", str(folder / "reproduce.sh"), "--help"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "usage: graphkit apply" in result.stdout
+    assert not list(tmp_path.rglob("pwned*"))

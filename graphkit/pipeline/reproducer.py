@@ -130,7 +130,8 @@ def _script(name: str, index: int) -> str:
         "# model it got, with the run's golden request and validation settings. Works from any\n"
         "# directory; extra arguments go to 'graphkit apply' (e.g. -v for the traceback).\n"
         'cd "$(dirname "$0")" || exit 2\n'
-        f'exec "${{PYTHON:-{python}}}" -m graphkit apply pipeline.yaml "$@"\n'
+        f'[ -n "${{PYTHON:-}}" ] || PYTHON={python}\n'  # quoted outside "${{...}}": any interpreter path
+        'exec "$PYTHON" -m graphkit apply pipeline.yaml "$@"\n'
     )
 
 
