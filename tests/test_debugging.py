@@ -219,3 +219,17 @@ def test_the_reproducer_script_runs_any_interpreter_path_without_shell_expansion
     assert result.returncode == 0, result.stderr
     assert "usage: graphkit apply" in result.stdout
     assert not list(tmp_path.rglob("pwned*"))
+
+
+def test_a_pass_package_with_a_link_loop_and_a_link_to_root_is_copied_as_links(tmp_path, crash_pipeline, cli):
+    """The reproducer copies a user pass package with its links as links: never the file system."""
+    package = tmp_path / "my passes" / "helpers"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "loop").symlink_to(package, target_is_directory=True)
+    (package / "root").symlink_to("/", target_is_directory=True)
+    assert cli("apply", crash_pipeline).returncode == 1
+    copied = next((tmp_path / "run").glob("repro-*-crashes")) / "passes" / "1" / "helpers"
+    assert (copied / "__init__.py").is_file()
+    assert (copied / "loop").is_symlink() and (copied / "root").is_symlink()
+    assert str((copied / "root").readlink()) == "/"

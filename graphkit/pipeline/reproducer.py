@@ -111,7 +111,9 @@ class ReproducerWriter(Instrument):
                 if path.is_file() and path.suffix == ".py":
                     shutil.copyfile(path, destination / path.name)
                 elif path.is_dir() and (path / "__init__.py").is_file() and not _inside(self.run_dir, path):
-                    shutil.copytree(path, destination / path.name, ignore=shutil.ignore_patterns("__pycache__"))
+                    shutil.copytree(  # links stay links: a link to / or a loop is never followed
+                        path, destination / path.name, symlinks=True, ignore=shutil.ignore_patterns("__pycache__")
+                    )
             copied.append(f"passes/{number}")
         return copied
 
