@@ -35,7 +35,8 @@ def main() -> int:
 
     import torch
 
-    from graphkit.check.golden import make_or_load_golden, validate_against_golden
+    from graphkit.check.golden import make_or_load_golden
+    from graphkit.check.golden_validation import validate_against_golden
     from graphkit.runtime.ort import ValidationRuntime, create_session, run_session
     from graphkit.transform.testing import export_legacy
     from graphkit.wseg.network import WsegModel

@@ -9,7 +9,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from graphkit.diff.model_diff import SCHEMA_VERSION, diff_models, max_abs_change
+from graphkit.diff.model_diff import diff_models, max_abs_change
+from graphkit.diff.records import SCHEMA_VERSION
 from graphkit.ir.model_io import clone, content_hash
 from graphkit.transform.testing import make_model, parse_model
 

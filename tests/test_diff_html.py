@@ -13,7 +13,8 @@ from html.parser import HTMLParser
 import pytest
 
 from graphkit.diff.html_view import changed_regions, render_html, write_html
-from graphkit.diff.model_diff import diff_models, node_info
+from graphkit.diff.matching import node_info
+from graphkit.diff.model_diff import diff_models
 from graphkit.transform.testing import parse_model
 
 A = """<ir_version: 7, opset_import: ["" : 11]>

@@ -7,7 +7,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from graphkit.ir.model_io import invalid_reason
+from graphkit.ir.model_check import invalid_reason
 
 
 def _model() -> onnx.ModelProto:

@@ -15,7 +15,8 @@ import pytest
 from onnx import numpy_helper
 
 from graphkit.check.compare import Tolerance, Tolerances
-from graphkit.check.golden import load_golden, make_or_load_golden, validate_against_golden
+from graphkit.check.golden import load_golden, make_or_load_golden
+from graphkit.check.golden_validation import validate_against_golden
 from graphkit.check.instruments import EndToEndCheck, RegionCheck
 from graphkit.ir.model_io import clone
 from graphkit.pipeline.spec import parse_pipeline

@@ -10,7 +10,7 @@ the node, a message and a fix hint that names a graphkit pass where one exists.
 Rules (ids):
 
 - ``invalid-graph``: the graph is not valid ONNX for graphkit (a cycle, an undefined or duplicate
-  name, an unknown op...: :func:`graphkit.ir.model_io.invalid_reason`); the only finding, since the
+  name, an unknown op...: :func:`graphkit.ir.model_check.invalid_reason`); the only finding, since the
   other rules read a valid graph.
 - ``opset-range``: default-domain opset outside the CANN version's range (6.0: 9..13, 7.0: 9..18).
 - ``custom-domain``: a node outside the default ONNX domain (ATC has no parser: E19010).
@@ -37,7 +37,8 @@ import onnx
 from graphkit.ascend.precheck_node_rules import NODE_RULES
 from graphkit.ascend.precheck_report import Finding, PrecheckReport
 from graphkit.ascend.spec import cann_opset_range, parse_input_shape
-from graphkit.ir.model_io import default_opset, invalid_reason
+from graphkit.ir.model_check import invalid_reason
+from graphkit.ir.model_io import default_opset
 from graphkit.ir.shapes import known_value_types
 from graphkit.runtime.feeds import graph_inputs, input_dims
 

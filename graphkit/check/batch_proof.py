@@ -22,7 +22,8 @@ import numpy as np
 import onnx
 
 from graphkit.check.compare import Tolerances, compare_outputs
-from graphkit.check.golden import GoldenSet, make_inputs, ort_error_text
+from graphkit.check.golden import GoldenSet, make_inputs
+from graphkit.check.golden_validation import ort_error_text
 from graphkit.ir.shapes import dims_of
 from graphkit.runtime.feeds import graph_inputs
 from graphkit.runtime.ort import create_session, run_session

@@ -20,7 +20,7 @@ do not fit, a missing output) is a failed case whose error is in the result.
 
 This module holds the set itself (making, writing, loading); defaults chosen from the model are
 in :mod:`graphkit.check.golden_defaults`, validation against a set in
-:mod:`graphkit.check.golden_validation` (both re-exported here).
+:mod:`graphkit.check.golden_validation`.
 """
 
 from __future__ import annotations
@@ -39,13 +39,8 @@ import numpy as np
 import onnx
 
 from graphkit.check.compare import Tolerances
-from graphkit.check.golden_defaults import SEQUENCE_DIM, GoldenDefaults, gather_table_size, golden_defaults
 from graphkit.check.golden_validation import (
-    CaseResult,
-    GoldenValidation,
-    level_note,
     ort_error_text,
-    validate_against_golden,
 )
 from graphkit.ir.model_io import content_hash
 from graphkit.runtime.feeds import (
@@ -67,29 +62,6 @@ from graphkit.runtime.ort import (
 from graphkit.util.errors import GoldenError, GraphkitError, InputError, one_line
 from graphkit.util.files import current_umask
 from graphkit.util.typed_config import from_mapping, to_mapping
-
-__all__ = [  # besides the golden set itself, the names of its two sibling modules (one import for callers)
-    "FORMAT",
-    "SEQUENCE_DIM",
-    "CaseResult",
-    "GoldenCase",
-    "GoldenDefaults",
-    "GoldenSet",
-    "GoldenValidation",
-    "InputSpec",
-    "case_shapes",
-    "check_request",
-    "gather_table_size",
-    "golden_defaults",
-    "input_specs",
-    "level_note",
-    "load_golden",
-    "make_inputs",
-    "make_or_load_golden",
-    "onnxruntime_producer",
-    "ort_error_text",
-    "validate_against_golden",
-]
 
 FORMAT = "graphkit-golden/1"
 Producer = Callable[[Mapping[str, np.ndarray]], Mapping[str, np.ndarray]]

@@ -18,7 +18,8 @@ from pathlib import Path
 import onnx
 
 from graphkit.check.compare import Tolerances
-from graphkit.check.golden import GoldenSet, GoldenValidation
+from graphkit.check.golden import GoldenSet
+from graphkit.check.golden_validation import GoldenValidation
 from graphkit.check.validation_cache import ValidationCache, cached_golden_validation, golden_hash
 from graphkit.ir.model_io import content_hash
 from graphkit.runtime.ort import ValidationRuntime

@@ -34,7 +34,8 @@ import numpy as np
 import onnx
 
 from graphkit.check.localize_result import LocalizeResult, SkippedTensor, TensorComparison
-from graphkit.diff.model_diff import ModelDiff, diff_models
+from graphkit.diff.model_diff import diff_models
+from graphkit.diff.records import ModelDiff
 from graphkit.ir.shapes import known_value_types
 from graphkit.runtime.ort import cannot_load_message, create_session, run_session
 from graphkit.transform.provenance import provenance_of

@@ -49,7 +49,8 @@ from graphkit.check.region_find import (
     region_types,
     schema_changed_regions,
 )
-from graphkit.diff.model_diff import ModelDiff, diff_models
+from graphkit.diff.model_diff import diff_models
+from graphkit.diff.records import ModelDiff
 from graphkit.ir.shapes import symbolic_value_types
 from graphkit.runtime.ort import ValidationRuntime
 

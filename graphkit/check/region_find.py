@@ -24,7 +24,9 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 
-from graphkit.diff.model_diff import ModelDiff, diff_models, tensor_hash
+from graphkit.diff.matching import tensor_hash
+from graphkit.diff.model_diff import diff_models
+from graphkit.diff.records import ModelDiff
 from graphkit.ir.shapes import RANDOM_OPS, ValueType, infer_value_types
 from graphkit.util.errors import PassError
 

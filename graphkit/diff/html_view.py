@@ -1,4 +1,4 @@
-"""One self-contained HTML page for a :class:`~graphkit.diff.model_diff.ModelDiff` (no external resources).
+"""One self-contained HTML page for a :class:`~graphkit.diff.records.ModelDiff` (no external resources).
 
 The page shows the summary, model-level changes, graph I/O changes, the changed regions of the
 graph side by side (A on the left, B on the right), initializer changes and the op-count table.

@@ -6,8 +6,8 @@ for tensors that kept their name, shape and dtype but changed content, in bounde
 ``np.frombuffer`` views.
 
 Nodes are paired by :mod:`graphkit.diff.matching` (name, structure, consumers, position).
-The records are in :mod:`graphkit.diff.records`, the text view in :mod:`graphkit.diff.text_view`
-(this module re-exports the public names). Matched nodes map their outputs onto each other,
+The records are in :mod:`graphkit.diff.records`, the text view in :mod:`graphkit.diff.text_view`.
+Matched nodes map their outputs onto each other,
 which yields the tensor correspondence (:attr:`ModelDiff.tensor_map`) that :mod:`graphkit.check.localize` uses for renamed tensors. A pure
 renaming of a tensor is reported once under ``tensors_renamed``, not as a change of every node
 that reads it.
@@ -23,40 +23,18 @@ from onnx import numpy_helper
 
 from graphkit.diff.matching import NodeMatcher, dtype_name, node_info, tensor_hash
 from graphkit.diff.records import (
-    SCHEMA_VERSION,
     Change,
     InitializerChange,
     InitializerInfo,
     IODiff,
     ModelDiff,
     NodeChange,
-    NodeInfo,
     ValueChange,
     ValueInfo,
 )
-from graphkit.diff.text_view import use_color
 from graphkit.ir.model_io import op_counts
 from graphkit.ir.shapes import dims_of
 from graphkit.transform.provenance import provenance_by_index
-
-__all__ = [
-    "SCHEMA_VERSION",
-    "Change",
-    "IODiff",
-    "InitializerChange",
-    "InitializerInfo",
-    "ModelDiff",
-    "NodeChange",
-    "NodeInfo",
-    "ValueChange",
-    "ValueInfo",
-    "diff_models",
-    "max_abs_change",
-    "node_info",
-    "tensor_hash",
-    "use_color",
-    "value_info",
-]
 
 _SLICE = 1 << 20  # elements per slice when computing the max abs change of a large tensor
 

@@ -26,31 +26,10 @@ import onnx
 import xxhash
 from google.protobuf.message import DecodeError
 
-from graphkit.ir.model_check import check_tensor_sizes, invalid_reason
+from graphkit.ir.model_check import invalid_reason
 from graphkit.ir.protostream import read_model, write_model
 from graphkit.util.errors import ModelLoadError, ModelSaveError, PassError, one_line
 from graphkit.util.files import atomic_paths
-
-__all__ = [  # check_tensor_sizes and invalid_reason live in graphkit.ir.model_check
-    "EXTERNAL_THRESHOLD",
-    "PROTOBUF_LIMIT",
-    "SINGLE_FILE_LIMIT",
-    "check_model",
-    "check_tensor_sizes",
-    "clone",
-    "content_hash",
-    "default_opset",
-    "infer_shapes",
-    "invalid_reason",
-    "load_model",
-    "load_user_model",
-    "model_size",
-    "op_counts",
-    "remove_initializers",
-    "save_model",
-    "subgraph_reads",
-    "too_big_for_one_file",
-]
 
 PROTOBUF_LIMIT = 2**31 - 1  # bytes; a serialized ModelProto cannot exceed this
 SINGLE_FILE_LIMIT = PROTOBUF_LIMIT - 64 * 2**20  # above this, weights go to an external data file

@@ -10,7 +10,8 @@ from __future__ import annotations
 import onnx
 import onnx.version_converter
 
-from graphkit.ir.model_io import check_model, check_tensor_sizes, default_opset, infer_shapes
+from graphkit.ir.model_check import check_tensor_sizes
+from graphkit.ir.model_io import check_model, default_opset, infer_shapes
 from graphkit.ir.shapes import io_signature, skeleton
 from graphkit.util.errors import PassError, one_line
 

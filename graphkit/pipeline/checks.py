@@ -16,19 +16,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from graphkit.check.compare import compare_outputs
-from graphkit.check.golden import (
-    CaseResult,
-    GoldenDefaults,
-    GoldenSet,
-    GoldenValidation,
-    golden_defaults,
-    make_or_load_golden,
-)
+from graphkit.check.golden import GoldenSet, make_or_load_golden
+from graphkit.check.golden_defaults import GoldenDefaults, golden_defaults
+from graphkit.check.golden_validation import CaseResult, GoldenValidation
 from graphkit.check.instruments import EndToEndCheck, RegionCheck
 from graphkit.check.validation_cache import ValidationCache, cached_golden_validation
 from graphkit.ir.model_io import content_hash, load_model
+from graphkit.pipeline.plugins import Source
 from graphkit.pipeline.spec import PipelineSpec
-from graphkit.pipeline.stages import Source
 from graphkit.runtime.ort import ValidationRuntime, forward_purpose, record_forward
 from graphkit.transform.record import PassRecord
 from graphkit.util.errors import GoldenError, GraphkitError, PipelineSpecError, one_line

@@ -29,7 +29,7 @@ from pathlib import Path
 from graphkit import __version__
 from graphkit.check.batch_proof import BatchStacking
 from graphkit.check.golden import GoldenSet
-from graphkit.check.golden import level_note as golden_level_note
+from graphkit.check.golden_validation import level_note as golden_level_note
 from graphkit.check.instruments import EndToEndCheck, PassDiffWriter, RegionCheck
 from graphkit.check.validation_cache import ValidationCache, golden_hash
 from graphkit.ir.model_io import content_hash, default_opset, save_model

@@ -19,7 +19,8 @@ import time
 
 import onnx
 
-from graphkit.ir.model_io import check_model, check_tensor_sizes, content_hash, infer_shapes, op_counts
+from graphkit.ir.model_check import check_tensor_sizes
+from graphkit.ir.model_io import check_model, content_hash, infer_shapes, op_counts
 from graphkit.ir.shapes import skeleton
 from graphkit.transform.pass_base import Pass, PassResult
 from graphkit.transform.record import Observation
