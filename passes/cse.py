@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import onnx
 
-from graphkit.ir.model_io import clone, remove_initializers
+from graphkit.ir.model_io import clone, remove_initializers, remove_nodes_at
 from graphkit.ir.shapes import RANDOM_OPS
 from graphkit.transform.pass_base import Pass, PassResult, option
 from graphkit.transform.registry import register
@@ -71,11 +71,9 @@ class CommonSubexpressions(Pass):
             return PassResult(model, False)
         work = clone(model)
         graph = work.graph
-        keep = [node for index, node in enumerate(graph.node) if index not in dropped]
-        for node in keep:
+        remove_nodes_at(graph, dropped)
+        for node in graph.node:
             _rename_inputs(node, rename)
-        del graph.node[:]
-        graph.node.extend(keep)
         merged_inits = {name for name in rename if name in {t.name for t in graph.initializer}}
         remove_initializers(graph, merged_inits)
         if work.ir_version < 4:

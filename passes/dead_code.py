@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import onnx
 
-from graphkit.ir.model_io import clone, remove_initializers, subgraph_reads
+from graphkit.ir.model_io import clone, remove_initializers, remove_nodes_at, subgraph_reads
 from graphkit.transform.pass_base import Declined, NoOptions, Pass, PassResult
 from graphkit.transform.registry import register
 
@@ -51,9 +51,7 @@ class DeadCode(Pass):
             return PassResult(model, False, {}, declined)
         work = clone(model)
         graph = work.graph
-        keep = [node for index, node in enumerate(graph.node) if index not in dead]
-        del graph.node[:]
-        graph.node.extend(keep)
+        remove_nodes_at(graph, dead)
         remove_initializers(graph, unread)
         if work.ir_version < 4:
             kept = [v for v in graph.input if v.name not in unread]

@@ -8,7 +8,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from graphkit.ir.model_io import clone, remove_initializers, subgraph_reads
+from graphkit.ir.model_io import clone, remove_initializers, remove_nodes_at, subgraph_reads
 from graphkit.ir.shape_eval import NEVER_FOLD, constant_value
 from graphkit.runtime.node_eval import evaluate_node
 from graphkit.transform.pass_base import Declined, Pass, PassResult, option
@@ -114,13 +114,11 @@ class FoldConstants(Pass):
             return PassResult(model, False, {}, declined)
         work = clone(model)
         graph = work.graph
-        keep = [node for index, node in enumerate(graph.node) if index not in removed]
-        del graph.node[:]
-        graph.node.extend(keep)
+        remove_nodes_at(graph, removed)
         read = (
-            {i for node in keep for i in node.input}
+            {i for node in graph.node for i in node.input}
             | outputs
-            | {name for node in keep for name in subgraph_reads(node)}
+            | {name for node in graph.node for name in subgraph_reads(node)}
         )
         new_inits = [
             numpy_helper.from_array(np.array(a, order="C", copy=True), n) for n, a in new_values.items() if n in read

@@ -128,3 +128,18 @@ def test_models_over_the_single_file_limit_go_through_external_data(tmp_path, mo
     for name, value in run_ort(path, feeds).items():
         np.testing.assert_array_equal(via_temp_file[name], value)
     assert content_hash(load_model(path)) == content_hash(model)
+
+
+def test_remove_nodes_at_deletes_in_place_in_runs_and_keeps_order():
+    from onnx import helper
+
+    from graphkit.ir.model_io import remove_nodes_at
+
+    graph = helper.make_graph(
+        [helper.make_node("Relu", [f"t{i}"], [f"t{i + 1}"], name=f"n{i}") for i in range(8)], "g", [], []
+    )
+    kept = graph.node[7]
+    assert remove_nodes_at(graph, {0, 1, 4, 6, 99, -1}) == 4  # out-of-range indices are ignored
+    assert [n.name for n in graph.node] == ["n2", "n3", "n5", "n7"]
+    assert graph.node[3] is kept  # not a copy
+    assert remove_nodes_at(graph, set()) == 0 and len(graph.node) == 4

@@ -241,6 +241,24 @@ def remove_initializers(graph: onnx.GraphProto, names: set[str]) -> int:
     return removed
 
 
+def remove_nodes_at(graph: onnx.GraphProto, indices: set[int]) -> int:
+    """Delete the nodes at ``indices`` in place, keeping the others' order; returns how many went.
+
+    Like :func:`remove_initializers`, this avoids rebuilding the list, which copies every kept
+    node (and each ``Constant`` node's tensor). Runs of consecutive indices go in one slice.
+    """
+    ordered = sorted(i for i in indices if 0 <= i < len(graph.node))
+    runs: list[list[int]] = []
+    for index in ordered:
+        if runs and runs[-1][1] == index:
+            runs[-1][1] = index + 1
+        else:
+            runs.append([index, index + 1])
+    for start, end in reversed(runs):
+        del graph.node[start:end]
+    return len(ordered)
+
+
 def default_opset(model: onnx.ModelProto) -> int:
     """The opset version of the default ONNX domain (0 when absent)."""
     for entry in model.opset_import:
