@@ -6,12 +6,10 @@ from dataclasses import dataclass
 
 import onnx
 
-from graphkit.ir.model_io import clone, remove_initializers, remove_nodes_at
+from graphkit.ir.model_io import ONNX_DOMAINS, clone, remove_initializers, remove_nodes_at
 from graphkit.ir.shapes import RANDOM_OPS
 from graphkit.transform.pass_base import Pass, PassResult, option
 from graphkit.transform.registry import register
-
-DEFAULT_DOMAINS = ("", "ai.onnx")
 
 
 @register("cse")
@@ -87,7 +85,7 @@ class CommonSubexpressions(Pass):
         return PassResult(work, True, {k: v for k, v in counts.items() if v})
 
     def _key(self, node: onnx.NodeProto, rename: dict[str, str]) -> tuple | None:
-        if node.domain not in DEFAULT_DOMAINS or node.op_type in RANDOM_OPS:
+        if node.domain not in ONNX_DOMAINS or node.op_type in RANDOM_OPS:
             return None
         if node.op_type == "Dropout" and len(node.input) > 2 and node.input[2]:
             return None  # training_mode given: may draw a random mask

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import onnx
 
-from graphkit.ir.model_io import clone, remove_initializers, remove_nodes_at, subgraph_reads
+from graphkit.ir.model_io import ONNX_DOMAINS, clone, remove_initializers, remove_nodes_at, subgraph_reads
 from graphkit.transform.pass_base import Declined, NoOptions, Pass, PassResult
 from graphkit.transform.registry import register
-
-DEFAULT_DOMAINS = ("", "ai.onnx")
 
 
 @register("dead-code")
@@ -36,7 +34,7 @@ class DeadCode(Pass):
             node = graph.node[index]
             outputs = [o for o in node.output if o]
             if not any(o in used for o in outputs):
-                if node.domain in DEFAULT_DOMAINS:
+                if node.domain in ONNX_DOMAINS:
                     dead.add(index)
                     continue
                 site = f"{node.domain}::{node.op_type} {node.name or (outputs[0] if outputs else '?')}"

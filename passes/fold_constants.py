@@ -8,14 +8,12 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from graphkit.ir.model_io import clone, remove_initializers, remove_nodes_at, subgraph_reads
+from graphkit.ir.model_io import ONNX_DOMAINS, clone, remove_initializers, remove_nodes_at, subgraph_reads
 from graphkit.ir.shape_eval import NEVER_FOLD, constant_value
 from graphkit.runtime.node_eval import evaluate_node
 from graphkit.transform.pass_base import Declined, Pass, PassResult, option
 from graphkit.transform.registry import register
 from graphkit.util.errors import one_line
-
-DEFAULT_DOMAINS = ("", "ai.onnx")
 
 
 @register("fold-constants")
@@ -71,7 +69,7 @@ class FoldConstants(Pass):
             return name in new_values or name in initial
 
         for index, node in enumerate(graph.node):
-            if node.domain not in DEFAULT_DOMAINS or any(o in outputs for o in node.output):
+            if node.domain not in ONNX_DOMAINS or any(o in outputs for o in node.output):
                 continue
             if node.op_type == "Constant":
                 array = constant_value(node)

@@ -16,7 +16,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from graphkit.ir.model_io import clone, default_opset, remove_initializers, subgraph_reads
+from graphkit.ir.model_io import ONNX_DOMAINS, clone, default_opset, remove_initializers, subgraph_reads
 from graphkit.ir.shape_eval import (
     NEVER_FOLD,
     Partial,
@@ -40,7 +40,6 @@ from graphkit.transform.pass_base import Declined, Pass, PassResult, option
 from graphkit.transform.registry import register
 from graphkit.util.errors import PassError, SpecError, one_line
 
-DEFAULT_DOMAINS = ("", "ai.onnx")
 EXACT_SCALE_MODES = {"half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric", "tf_half_pixel_for_nn"}
 
 
@@ -140,7 +139,7 @@ class FoldShapes(Pass):
         except PassError:
             refinable = 0
         for node in work.graph.node:
-            if node.op_type == "Shape" and node.domain in DEFAULT_DOMAINS:
+            if node.op_type == "Shape" and node.domain in ONNX_DOMAINS:
                 reason = (
                     "its value still depends on a symbolic dim that no consumer rewrite can keep dynamic; it "
                     "folds when that dim is made static (fix-input-shape) or when the value only feeds a Reshape, "
@@ -208,7 +207,7 @@ class _FoldRound:
         nodes = self.model.graph.node
         self.producers = {name: index for index, node in enumerate(nodes) for name in node.output if name}
         for index, node in enumerate(nodes):
-            if node.domain not in DEFAULT_DOMAINS:
+            if node.domain not in ONNX_DOMAINS:
                 continue
             if node.op_type == "Constant":
                 array = constant_value(node)
@@ -261,7 +260,7 @@ class _FoldRound:
 
     def _plan_consumer_rewrites(self, nodes, types: dict[str, ValueType]) -> None:
         for index, node in enumerate(nodes):
-            if index in self.folded or node.domain not in DEFAULT_DOMAINS:
+            if index in self.folded or node.domain not in ONNX_DOMAINS:
                 continue
             if node.op_type == "Reshape" and len(node.input) > 1 and node.input[1] in self.partial:
                 self._rewrite_reshape(index, node, types)
@@ -384,7 +383,7 @@ class _FoldRound:
             for slot, name in enumerate(node.input)
             if name in self.producers
             and nodes[self.producers[name]].op_type == "ConstantOfShape"
-            and nodes[self.producers[name]].domain in DEFAULT_DOMAINS
+            and nodes[self.producers[name]].domain in ONNX_DOMAINS
         ]
         if not fills:
             return
@@ -467,7 +466,7 @@ class _FoldRound:
         if producer is None:
             return False
         node = self.model.graph.node[producer]
-        if node.op_type != "Shape" or node.domain not in DEFAULT_DOMAINS:
+        if node.op_type != "Shape" or node.domain not in ONNX_DOMAINS:
             return False
         if attr_value(node, "start", 0) != 0 or attr_value(node, "end", None) is not None:
             return False
@@ -480,7 +479,7 @@ class _FoldRound:
             if producer is None:
                 return False
             node = self.model.graph.node[producer]
-            if node.op_type != "Slice" or node.domain not in DEFAULT_DOMAINS:
+            if node.op_type != "Slice" or node.domain not in ONNX_DOMAINS:
                 return False
             axes = self._slice_axes(node, len(dims_in(self.types, source) or ()))
             if axes is None or any(a != concat_axis for a in axes):
@@ -554,7 +553,7 @@ class _FoldRound:
             if index in self.folded:
                 continue
             outputs = [o for o in node.output if o]
-            if node.domain in DEFAULT_DOMAINS and outputs and not any(o in used for o in outputs):
+            if node.domain in ONNX_DOMAINS and outputs and not any(o in used for o in outputs):
                 self.dead.add(index)
                 continue
             for slot, name in enumerate(node.input):

@@ -27,6 +27,7 @@ import onnx
 from graphkit.diff.matching import tensor_hash
 from graphkit.diff.model_diff import diff_models
 from graphkit.diff.records import ModelDiff
+from graphkit.ir.model_io import default_opset
 from graphkit.ir.shapes import RANDOM_OPS, ValueType, infer_value_types
 from graphkit.util.errors import PassError
 
@@ -289,7 +290,7 @@ def schema_changed_regions(a, b, diff: ModelDiff, per_case, known: Mapping[str, 
     attributes, inputs' types and ranks, not on the sizes). Integer inputs made by other nodes
     pull their producers in (as in a region slice); the boundary is float tensors only, each an
     unchanged node's output, a graph input or a rewritten region's output (``known``: B -> A)."""
-    version_a, version_b = _default_opset(a), _default_opset(b)
+    version_a, version_b = default_opset(a) or 1, default_opset(b) or 1
     nodes_a, nodes_b = list(a.graph.node), list(b.graph.node)
     unchanged = _unchanged_pairs(a, b, diff)
     prod_a, prod_b = _producers(nodes_a), _producers(nodes_b)
@@ -364,10 +365,6 @@ def _counterpart(tb, prod_b, nodes_a, unchanged, inputs_a, inputs_b) -> str | No
     ib, k = prod_b[tb]
     ia = unchanged.get(ib)
     return nodes_a[ia].output[k] if ia is not None and k < len(nodes_a[ia].output) else None
-
-
-def _default_opset(model: onnx.ModelProto) -> int:
-    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
 
 
 def _since_version(op_type: str, opset: int) -> int:

@@ -259,10 +259,14 @@ def remove_nodes_at(graph: onnx.GraphProto, indices: set[int]) -> int:
     return len(ordered)
 
 
+ONNX_DOMAINS = ("", "ai.onnx")
+"""The two spellings of the default ONNX domain in ``NodeProto.domain`` and ``opset_import``."""
+
+
 def default_opset(model: onnx.ModelProto) -> int:
     """The opset version of the default ONNX domain (0 when absent)."""
     for entry in model.opset_import:
-        if entry.domain in ("", "ai.onnx"):
+        if entry.domain in ONNX_DOMAINS:
             return entry.version
     return 0
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 
-from graphkit.ir.model_io import default_opset
+from graphkit.ir.model_io import ONNX_DOMAINS, default_opset
 from graphkit.runtime.ort import create_session
 from graphkit.util.errors import PassError
 
@@ -14,7 +14,7 @@ from graphkit.util.errors import PassError
 def evaluate_node(node: onnx.NodeProto, arrays: dict[str, np.ndarray], like: onnx.ModelProto) -> dict[str, np.ndarray]:
     """Run one node on constant inputs with onnxruntime (optimizations off). An Unsqueeze (a
     reshape, no arithmetic) is computed here instead: a session per node is folding's main cost."""
-    if node.op_type == "Unsqueeze" and node.domain in ("", "ai.onnx"):
+    if node.op_type == "Unsqueeze" and node.domain in ONNX_DOMAINS:
         unsqueezed = _unsqueeze(node, arrays, default_opset(like))
         if unsqueezed is not None:
             return {node.output[0]: unsqueezed}
