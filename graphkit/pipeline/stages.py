@@ -28,7 +28,7 @@ from graphkit.util.errors import PipelineSpecError, SpecError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Source", "load_source", "type_sections", "run_stages", "check_weights_flag"]
+__all__ = ["load_source", "type_sections", "run_stages", "check_weights_flag"]
 
 
 def load_source(spec: PipelineSpec, origin: str, input_path: str | None, weights: str | None) -> Source:
