@@ -36,14 +36,8 @@ from pathlib import Path
 
 PASSES = ["eliminate-noops", "fold-shapes", "softmax-transpose", "fold-batchnorm", "dynamic-batch"]
 
-BUILD = r"""
-import sys, torch, onnx
-from transformers import SwinConfig, SwinForImageClassification
-from graphkit.transform.testing import export_legacy
-k, path = int(sys.argv[1]), sys.argv[2]
-torch.manual_seed(0)
-config = SwinConfig(image_size=224, embed_dim=48, depths=[2 * k, 2 * k, 6 * k, 2 * k], num_heads=[3, 6, 12, 24])
-model = SwinForImageClassification(config).eval()
+# The tail of both build scripts: export the classifier's logits (legacy exporter, opset 17) to ``path``.
+EXPORT_LOGITS = r"""
 class Logits(torch.nn.Module):
     def __init__(self, inner):
         super().__init__()
@@ -52,6 +46,19 @@ class Logits(torch.nn.Module):
         return self.inner(pixel_values=x).logits
 onnx.save(export_legacy(Logits(model), (torch.randn(1, 3, 224, 224),), ["pixel_values"], ["logits"], opset=17), path)
 """
+
+BUILD = (
+    r"""
+import sys, torch, onnx
+from transformers import SwinConfig, SwinForImageClassification
+from graphkit.transform.testing import export_legacy
+k, path = int(sys.argv[1]), sys.argv[2]
+torch.manual_seed(0)
+config = SwinConfig(image_size=224, embed_dim=48, depths=[2 * k, 2 * k, 6 * k, 2 * k], num_heads=[3, 6, 12, 24])
+model = SwinForImageClassification(config).eval()
+"""
+    + EXPORT_LOGITS
+)
 
 PASS_TIMES = r"""
 import json, sys, time
@@ -81,7 +88,8 @@ for name in sys.argv[2].split(","):
 print(json.dumps(report))
 """
 
-BUILD_VIT = r"""
+BUILD_VIT = (
+    r"""
 import sys, torch, onnx
 from transformers import ViTConfig, ViTForImageClassification
 from graphkit.transform.testing import export_legacy
@@ -89,14 +97,9 @@ layers, path = int(sys.argv[1]), sys.argv[2]
 torch.manual_seed(0)
 config = ViTConfig(hidden_size=192, num_hidden_layers=layers, num_attention_heads=3, intermediate_size=768)
 model = ViTForImageClassification(config).eval()
-class Logits(torch.nn.Module):
-    def __init__(self, inner):
-        super().__init__()
-        self.inner = inner
-    def forward(self, x):
-        return self.inner(pixel_values=x).logits
-onnx.save(export_legacy(Logits(model), (torch.randn(1, 3, 224, 224),), ["pixel_values"], ["logits"], opset=17), path)
 """
+    + EXPORT_LOGITS
+)
 
 ONNXSIM = r"""
 import json, sys, time, onnxsim
