@@ -52,9 +52,10 @@ def write_bins(folder, count, shape=(1, 2, 3), seed=0, names=None):
     return arrays
 
 
-@pytest.mark.parametrize("damage", ["truncated", "pickled", "not-npy"])
+@pytest.mark.parametrize("damage", ["truncated", "pickled", "not-npy", "header-unbalanced"])
 def test_a_damaged_npy_input_is_one_line(tmp_path, damage):
-    """Found by the fuzz harness (seed 2): a truncated .npy raised EOFError from numpy."""
+    """Found by the fuzz harness (seed 2): a truncated .npy raised EOFError from numpy; (seed 9) a
+    header with an unclosed bracket raised tokenize.TokenError from numpy's header parser."""
     model = two_output_model(tmp_path / "m.onnx")
     folder = tmp_path / "npys"
     folder.mkdir()
@@ -64,6 +65,11 @@ def test_a_damaged_npy_input_is_one_line(tmp_path, damage):
         bad.write_bytes((folder / "a.npy").read_bytes()[:70])
     elif damage == "pickled":
         np.save(bad, np.array([{"x": 1}], dtype=object), allow_pickle=True)
+    elif damage == "header-unbalanced":
+        data = bytearray((folder / "a.npy").read_bytes())
+        end = data.index(b"\n")
+        data[end - 1 : end] = b"("  # the header's last padding space: an unclosed bracket, same length
+        bad.write_bytes(bytes(data))
     else:
         bad.write_bytes(b"not a numpy file at all")
     for auto in (False, True):
@@ -341,3 +347,18 @@ def test_cli_flags_it_cannot_honour_are_one_line_exit_2(tmp_path, flags, message
     assert result.returncode == 2, result.stdout
     assert result.stderr.startswith("graphkit: error:") and result.stderr.strip().count("\n") == 0
     assert message in result.stderr
+
+
+def test_pure_inference_that_cannot_fit_in_memory_is_one_line(tmp_path):
+    """Found by the fuzz harness (seed 9): pure inference on a model with a huge static dim tried
+    to allocate its zeros (96 GiB) and died with numpy's MemoryError."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 2**31 - 1])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 4, 2**31 - 1])
+    model = save_model(make_model([helper.make_node("Relu", ["x"], ["y"])], [x], [y]), tmp_path / "huge.onnx")
+    result = _cli(str(model), "--output", str(tmp_path / "out"))
+    assert result.returncode == 2, result.stderr
+    assert (
+        result.stderr.strip().splitlines() == [result.stderr.strip()]
+        and "the pure-inference inputs need 96.0 GiB" in result.stderr
+    )
+    assert "Traceback" not in result.stderr and not (tmp_path / "out").exists()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import tokenize
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -86,7 +87,8 @@ def load_npy(file: Path, mmap_mode: str | None = None) -> np.ndarray:
     """An input .npy file (never unpickled); InputError naming the file when it is not a whole one."""
     try:
         return np.load(file, mmap_mode=mmap_mode, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:  # truncated, not .npy, pickled objects
+    except (ValueError, OSError, EOFError, SyntaxError, tokenize.TokenError) as exc:  # truncated, not .npy,
+        # pickled objects, or a header numpy's parser chokes on (it tokenizes the header text)
         raise InputError(f"input {file}: not a readable .npy file ({exc.__class__.__name__})") from exc
 
 
