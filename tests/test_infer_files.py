@@ -360,3 +360,17 @@ def test_pure_inference_that_cannot_fit_in_memory_is_one_line(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "the pure-inference inputs need 96.0 GiB" in lines[0]
     assert "Traceback" not in result.stderr and not (tmp_path / "out").exists()
+
+
+def test_a_batch_that_cannot_fit_in_memory_is_one_line(tmp_path):
+    """Found by the fuzz harness (seed 11): a huge last dim made each small file one of 2**31 per
+    batch, and padding the batch's file list died with MemoryError."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 16, 2**31 - 1])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 16, 2**31 - 1])
+    model = save_model(make_model([helper.make_node("Relu", ["x"], ["y"])], [x], [y]), tmp_path / "huge.onnx")
+    write_bins(tmp_path / "bins", 2, shape=(3, 16))
+    result = _cli(str(model), "--input", str(tmp_path / "bins"), "--output", str(tmp_path / "out"))
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "one batch of inputs need 384.0 GiB" in lines[0]
+    assert not (tmp_path / "out").exists()

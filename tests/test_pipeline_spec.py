@@ -59,6 +59,9 @@ def test_round_trip_yaml_gives_equal_spec(tmp_path, user_pass_dir):
         ("name: t\nsource: {builtin: demo}\npasses: [[1]]\n", "passes[0]: expected a pass name"),
         ("- just\n- a list\n", "a pipeline must be a mapping"),
         ("name: t\nsource: {builtin: demo\n", "invalid YAML at line"),
+        # found by the fuzz harness (seed 10): a NUL in a path reached os.path.realpath (ValueError)
+        ('name: t\nsource: {builtin: demo}\ngolden: {dir: "model\\0.onnx"}\n', "golden.dir: holds a NUL character"),
+        ('name: t\nsource: {builtin: demo}\noutput: {dir: "o\\0ut"}\n', "output.dir: holds a NUL character"),
     ],
 )
 def test_bad_pipelines_name_file_and_key(tmp_path, text, expected):

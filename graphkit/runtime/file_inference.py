@@ -170,12 +170,12 @@ def plan_batches(
     inputs: Sequence[TensorInfo], shapes: Sequence[tuple[int, ...]], file_lists: list[list[Path]] | None
 ) -> InferPlan:
     """Split the files into batches the ais_bench way (see the module doc); checks every file size."""
-    if file_lists is None:  # pure inference: the arrays are made from the shapes alone, so check they fit
-        check_allocatable(
-            {info.name: shape for info, shape in zip(inputs, shapes)},
-            {info.name: info.dtype for info in inputs},
-            "the pure-inference inputs",
-        )
+    check_allocatable(  # every batch tensor has these shapes (padding included): check they fit first
+        {info.name: shape for info, shape in zip(inputs, shapes)},
+        {info.name: info.dtype for info in inputs},
+        "the pure-inference inputs" if file_lists is None else "one batch of inputs",
+    )
+    if file_lists is None:
         return InferPlan(list(shapes), 1, [Batch(0, [[None] for _ in inputs], 0)], pure=True)
     tensor_bytes = [int(np.prod(shape)) * info.dtype.itemsize for info, shape in zip(inputs, shapes)]
     first = file_lists[0][0]
