@@ -4,7 +4,7 @@ Each attempt runs in its own sandbox under a work folder (removed afterwards unl
 failing attempt is saved under ``<findings>/<seed>-<index>/``: ``attempt.json`` (command line,
 labels, violations), ``stdout.txt``/``stderr.txt``, the inputs in ``sandbox/`` and ``repro.sh``
 (the graphkit command in that sandbox); its one-line reproducer is
-``python -m graphkit.fuzz --seed S --replay I`` (``--signals`` for signal mode).
+``python -m graphkit.fuzz --seed S --replay I`` (``--signals 1`` for signal mode).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ class Result:
 
 def reproducer(attempt: Attempt) -> str:
     """The one-line command that replays ``attempt`` on any checkout."""
-    mode = " --signals" if attempt.signal else ""
+    mode = " --signals 1" if attempt.signal else ""  # --signals takes a count; any count selects signal mode
     return f"python -m graphkit.fuzz --seed {attempt.seed} --replay {attempt.index}{mode}"
 
 

@@ -142,3 +142,15 @@ def test_hostile_absolute_paths_stay_in_the_sandbox():
         for text in texts:
             for path in re.findall(r"(?:^|[\s'\"\[:])(/[\w.-]+)", text):
                 assert path.startswith(allowed), (attempt.key, path)
+
+
+def test_the_reproducer_of_a_signal_attempt_is_a_command_the_parser_accepts():
+    """A signal attempt's reproducer used to end in a bare ``--signals``, which the parser refuses."""
+    import shlex
+
+    from graphkit.fuzz.__main__ import build_parser
+    from graphkit.fuzz.attempt_builders import signal_attempt
+
+    command = reproducer(signal_attempt(11, 25))
+    args = build_parser().parse_args(shlex.split(command)[3:])
+    assert (args.seed, args.replay) == (11, 25) and args.signals >= 1
