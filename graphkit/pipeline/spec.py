@@ -266,6 +266,11 @@ def parse_pipeline(
             raise SpecError(f"output.model: '{spec.output.model}' is a file or folder of the run itself")
         if not spec.output.dir.strip():
             raise SpecError("output.dir: must not be empty (give a folder, e.g. runs/{name})")
+        paths = {"source.onnx": spec.source.onnx, "golden.dir": spec.golden.dir, "output.dir": spec.output.dir}
+        paths.update({f"pass_dirs[{i}]": d for i, d in enumerate(spec.pass_dirs)})
+        for where, path in paths.items():
+            if path is not None and "\x00" in path:  # YAML's "\0": the OS refuses it in any path
+                raise SpecError(f"{where}: holds a NUL character")
     except SpecError as exc:
         raise PipelineSpecError(f"{origin}: {exc}") from exc
     sources = [k for k in ("onnx", "export", "builtin") if getattr(spec.source, k) is not None]

@@ -103,8 +103,6 @@ def coerce(hint: Any, value: Any, where: str) -> Any:
                 pass
     elif hint is str:
         if isinstance(value, str):
-            if "\x00" in value:  # YAML's "\0": no path, name or option can hold it (the OS refuses it in paths)
-                raise SpecError(f"{where}: holds a NUL character")
             return value
     else:
         raise TypeError(f"unsupported field type {hint!r} at {where}")
