@@ -282,13 +282,14 @@ def test_cli_localize_json_with_npz_inputs_and_golden(cli, chain_files, tmp_path
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (["--dims", "batch"], "--dims"),
-        ([], "symbolic"),
+        (["--dims", "batch"], "--dim"),
+        (["--dim", "batch=0"], "--dim"),
         (["--inputs", "missing.npz"], "missing.npz"),
         (["--golden", "nowhere"], "nowhere"),
     ],
 )
 def test_cli_localize_bad_input_is_one_line_exit_2(cli, chain_files, tmp_path, extra, message):
+    """(Without --dim the batch is 1, as in apply: see test_cli_localize_batch_defaults_to_one.)"""
     done = cli("localize", *chain_files, *extra, cwd=tmp_path)
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
@@ -454,3 +455,10 @@ def test_nan_matches_only_nan():
     b.graph.initializer[4].CopyFrom(numpy_helper.from_array(np.array([4, np.nan, 4, 4], np.float32), "c4"))
     first = localize(a, b, {"x": np.zeros((1, 4), np.float32)}, atol=ATOL, rtol=RTOL).first_divergent
     assert (first.node, first.mismatch_fraction) == ("add4", 0.25) and np.isnan(first.max_abs)
+
+
+def test_cli_localize_batch_defaults_to_one(cli, chain_files, tmp_path):
+    """The same batch default as apply: a dynamic-batch model runs without --dim (issue 25)."""
+    done = cli("localize", *chain_files, "--json", cwd=tmp_path)
+    assert done.returncode in (0, 1), done.stderr
+    assert json.loads(done.stdout)["inputs"]["x"][0] == 1

@@ -152,7 +152,7 @@ def test_without_ray_the_ray_executor_is_one_line_and_local_runs_never_import_it
     refused = run(*common, "--output-dirname", "r", "--executor", "ray")
     assert refused.returncode == 2, refused.stderr
     assert refused.stderr.strip().count("\n") == 0
-    assert "the Ray executor needs the ray package: pip install 'graphkit[ray]'" in refused.stderr
+    assert "the Ray executor needs the ray package: pip install 'graphkit-onnx[ray]'" in refused.stderr
     assert not (tmp_path / "out" / "r").exists()
     ignored = run(*common, "--output-dirname", "i", "--ray-address", "10.0.0.1:6379")
     assert ignored.returncode == 2 and "--ray-address needs --executor ray" in ignored.stderr

@@ -56,6 +56,6 @@ def _random_feeds(model: onnx.ModelProto, seed: int, dims: Mapping[str, int]) ->
     if total > MAX_RANDOM_INPUT_BYTES:
         raise InputError(
             f"random inputs would take {total / 2**30:.1f} GiB (limit {MAX_RANDOM_INPUT_BYTES / 2**30:.0f} GiB); "
-            "give smaller --dims or --inputs F.npz"
+            "give smaller --dim sizes or --inputs F.npz"
         )
     return random_feeds(model, seed=seed, dims=dims)

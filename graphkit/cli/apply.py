@@ -13,7 +13,12 @@ from graphkit.util.console import print_json
 from graphkit.util.errors import GraphkitError
 
 NAME = "apply"
-HELP = "run a pipeline: source, golden, passes validated one by one, output model, report"
+EXAMPLES = """\
+graphkit apply model.onnx model.opt.onnx                      # onnxsim/onnxslim form, generic preset
+graphkit apply bert.onnx -o out/ --passes fold-shapes,cse --dim seq=32
+graphkit apply pipelines/wseg_310p.yaml --set golden.batch_sizes=[1]
+"""
+EXIT_CODES = "1 a pass or the final model failed validation (no model written)"
 DESCRIPTION = """Run a YAML pipeline, or run passes on a model in one command:
 
   graphkit apply MODEL.onnx -o OUT [--preset generic | --passes a,b,c] [--dim seq=32]
@@ -31,9 +36,7 @@ validated against the golden set with onnxruntime (CPU, validate.runtime's level
 fails is rolled back. The run folder gets model.onnx (only if everything passed), report.json,
 summary.txt, pipeline.yaml and per-pass diffs. A rerun of the same pipeline replaces its
 earlier run folder (its files are removed first, so a failed rerun leaves no stale model); a
-non-empty folder holding anything else is refused unless --overwrite.
-
-Exit codes: 0 ok, 1 a pass or the final model failed validation, 2 bad input."""
+non-empty folder holding anything else is refused unless --overwrite."""
 
 
 def add_arguments(parser):

@@ -18,7 +18,11 @@ from graphkit.util.typed_config import from_mapping
 logger = logging.getLogger(__name__)
 
 NAME = "atc"
-HELP = "ATC pre-check, ATC command lines per batch size / dynamic batch, run ATC if on PATH"
+EXAMPLES = """\
+graphkit atc precheck model.onnx --cann 6.0
+graphkit atc commands model.onnx --output atc/ --batch-sizes 1,4,8,16
+"""
+EXIT_CODES = "1 precheck found errors or ATC failed"
 DESCRIPTION = """\
 Hand an ONNX model to Huawei's ATC compiler.
 

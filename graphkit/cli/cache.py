@@ -7,7 +7,11 @@ from graphkit.util.errors import printable
 from graphkit.util.user_cache import cache_root, list_entries, remove_entries
 
 NAME = "cache"
-HELP = "list or clear graphkit's cache (golden sets) in the user's cache folder"
+EXAMPLES = """\
+graphkit cache ls --json
+graphkit cache clear
+"""
+EXIT_CODES = ""  # never 1
 DESCRIPTION = """The cache folder is $GRAPHKIT_CACHE when set, else $XDG_CACHE_HOME/graphkit, else
 ~/.cache/graphkit. 'ls' lists its entries with their sizes; 'clear' removes every entry, or only
 the paths given (each must be an entry inside the cache folder), and prints what it removed."""

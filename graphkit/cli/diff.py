@@ -11,18 +11,17 @@ from graphkit.ir.model_io import load_user_model
 from graphkit.util.console import print_json
 
 NAME = "diff"
-HELP = "show what changed between two ONNX models (nodes, initializers, I/O, opsets, op counts)"
+EXAMPLES = """\
+graphkit diff export.onnx runs/wseg/model.onnx
+graphkit diff A.onnx B.onnx --json > diff.json
+graphkit diff A.onnx B.onnx --html diff.html
+"""
+EXIT_CODES = "1 with --exit-code when the models differ"
 DESCRIPTION = """Show what changed from model A to model B.
 
 Nodes are matched by name where names are stable, else by structure (op type and producers).
 Text output is colored on a terminal (set NO_COLOR to disable); --json prints the versioned
-JSON schema; --html writes one self-contained page with the changed regions side by side.
-
-examples:
-  graphkit diff export.onnx runs/wseg/model.onnx
-  graphkit diff A.onnx B.onnx --json > diff.json
-  graphkit diff A.onnx B.onnx --html diff.html
-"""
+JSON schema; --html writes one self-contained page with the changed regions side by side."""
 
 
 def add_arguments(parser) -> None:

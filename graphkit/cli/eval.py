@@ -14,7 +14,11 @@ from graphkit.wseg.eval.runner import run_eval
 from graphkit.wseg.eval.spec import eval_spec_from_mapping
 
 NAME = "eval"
-HELP = "VOC segmentation accuracy (mIoU with and without dense CRF) of an ONNX model"
+EXAMPLES = """\
+graphkit eval model.onnx --data-root /data/VOCdevkit --out runs/eval --limit 20
+graphkit eval model.onnx --data-root /data/VOCdevkit --out runs/eval --executor ray
+"""
+EXIT_CODES = ""  # never 1
 DESCRIPTION = """Evaluate a segmentation model on PASCAL VOC the way 1-stage-wseg's test scripts do:
 8 views per image (scales 1, 0.5, 1.5, 2 and their flips), centre pad, merge, background power,
 dense CRF, confusion matrix, per-class IoU/precision/recall and two mIoU figures (21 classes
@@ -24,9 +28,7 @@ The output folder gets masks/, masks_crf/, overlays/, metrics.json, metrics.txt,
 and iou_per_class.png. Rerunning on the same folder resumes (finished images are not redone).
 
 --executor ray spreads the images over Ray worker actors (each holds one session and does all
-of an image's work); without --ray-address Ray starts locally. Same numbers as the local run.
-
-Exit codes: 0 ok, 2 bad input (missing file, bad option, model/settings mismatch)."""
+of an image's work); without --ray-address Ray starts locally. Same numbers as the local run."""
 
 
 def add_arguments(parser):

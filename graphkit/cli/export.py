@@ -12,19 +12,18 @@ from graphkit.util.typed_config import from_mapping
 from graphkit.wseg.export import ExportSpec, export_from_spec
 
 NAME = "export"
-HELP = "export the 1-stage-wseg model (checkpoint or seeded random weights) to ONNX"
+EXAMPLES = """\
+graphkit export -o wseg.onnx                                  # seeded weights, 1024x1024
+graphkit export --weights model_enc_e020Xs0.928.pth -o wseg.onnx
+graphkit export --opset 13 -o wseg_op13.onnx                  # single Softmax(axis=1)
+graphkit export --width 0.03125 --input-size 64 64 -o tiny.onnx --json
+"""
+EXIT_CODES = "1 the export does not match the torch model"
 DESCRIPTION = """Export the 1-stage-wseg WideResNet38 test-time model to ONNX.
 
 Without --weights the model has seeded random weights (reported as "random (seed N)").
 The default form is the Ascend ModelZoo one: legacy exporter, opset 11, input 'image',
-outputs 'cls' and 'mask', dynamic batch named 'batch'. The file is written atomically.
-
-examples:
-  graphkit export -o wseg.onnx                                  # seeded weights, 1024x1024
-  graphkit export --weights model_enc_e020Xs0.928.pth -o wseg.onnx
-  graphkit export --opset 13 -o wseg_op13.onnx                  # single Softmax(axis=1)
-  graphkit export --width 0.03125 --input-size 64 64 -o tiny.onnx --json
-"""
+outputs 'cls' and 'mask', dynamic batch named 'batch'. The file is written atomically."""
 
 
 def add_arguments(parser) -> None:

@@ -16,7 +16,11 @@ from graphkit.util.errors import FieldValueError, GraphkitError
 logger = logging.getLogger(__name__)
 
 NAME = "golden"
-HELP = "record golden inputs/outputs for a model (make) or describe a golden set (show)"
+EXAMPLES = """\
+graphkit golden make model.onnx -o golden/ --batch-sizes 1,2 --dim seq=32
+graphkit golden show golden/
+"""
+EXIT_CODES = ""  # never 1
 
 
 def parse_ints(text: str) -> list[int]:

@@ -14,7 +14,11 @@ from graphkit.util.console import print_json, progress
 from graphkit.util.errors import InputError
 
 NAME = "infer"
-HELP = "file-based inference with ais_bench's flags (--model M --input DIR[,DIR] --output OUT ...)"
+EXAMPLES = """\
+graphkit infer --model=wseg.onnx --batchsize=4 --input prep_data --output result --output_dirname result_bs4 --outfmt BIN
+graphkit infer --model=model.onnx --loop=50 --batchsize=4          # pure inference (zeros)
+"""
+EXIT_CODES = ""  # never 1
 DESCRIPTION = """\
 Run a model over .bin/.npy input files the way `python3 -m ais_bench` does, so ModelZoo command
 lines run unchanged with an ONNX file in place of the OM:

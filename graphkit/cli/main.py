@@ -1,6 +1,6 @@
 """Command-line shell around the library.
 
-Each subcommand lives in ``graphkit/cli/<name>.py`` and exposes ``NAME``, ``HELP``,
+Each subcommand lives in ``graphkit/cli/<name>.py`` and exposes ``NAME``, ``EXAMPLES``, ``EXIT_CODES``,
 ``add_arguments(parser)`` and ``run(args) -> int``. The CLI owns no defaults: every flag maps
 onto one library argument, and ``None`` means "the library's default".
 
@@ -33,21 +33,30 @@ from graphkit.util.signals import (
 
 # Everything else is imported once the signal handlers are in place (see main).
 
-COMMAND_MODULES = (
-    "passes",
-    "apply",
-    "golden",
-    "validate",
-    "diff",
-    "localize",
-    "atc",
-    "perf",
-    "infer",
-    "eval",
-    "export",
-    "new_pass",
-    "cache",
-)
+# Every command, with its one-line help: the top-level --help, --version and completion read
+# this table, so they import no command module (start-up under 0.5 s, benchmarks/startup.py).
+# The command ``NAME`` lives in ``graphkit/cli/<NAME with - as _>.py``.
+COMMANDS = {
+    "passes": "list registered passes, or show one pass's documentation and options",
+    "apply": "run a pipeline or passes on a model: golden, passes validated one by one, output model, report",
+    "inspect": "describe a model: opset, inputs/outputs with symbolic dims, op counts, parameters, MACs",
+    "golden": "record golden inputs/outputs for a model (make) or describe a golden set (show)",
+    "validate": "run MODEL on a golden set's inputs (onnxruntime, optimized by default) and compare outputs",
+    "diff": "show what changed between two ONNX models (nodes, initializers, I/O, opsets, op counts)",
+    "localize": "find the first tensor (in topological order) where model B diverges from model A",
+    "atc": "ATC pre-check, ATC command lines per batch size / dynamic batch, run ATC if on PATH",
+    "perf": "pure-inference throughput and latency per batch size (table, JSON, PNG plot)",
+    "infer": "file-based inference with ais_bench's flags (--model M --input DIR[,DIR] --output OUT ...)",
+    "eval": "VOC segmentation accuracy (mIoU with and without dense CRF) of an ONNX model",
+    "export": "export the 1-stage-wseg model (checkpoint or seeded random weights) to ONNX",
+    "new-pass": "write a new rule-based pass file and its unit test (both pass as written)",
+    "cache": "list or clear graphkit's cache (golden sets) in the user's cache folder",
+    "completion": "print a shell completion script for bash, zsh or fish",
+}
+COMMAND_MODULES = tuple(name.replace("-", "_") for name in COMMANDS)
+
+# The exit codes every command shares; a command's EXIT_CODES adds its own meaning of 1.
+COMMON_EXIT_CODES = "2 bad input (one 'graphkit: error:' line), 130/143 interrupted by SIGINT/SIGTERM"
 
 
 def add_verbosity_flags(parser: argparse.ArgumentParser) -> None:
@@ -88,34 +97,54 @@ def verbosity(args: argparse.Namespace) -> int:
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    """The argument parser: every command module, or only the module of command ``only``.
+    """The argument parser: every command with its full flags when ``only`` is None and
+    ``load_all``, else only command ``only``'s module (the others as bare names with their help).
 
-    Importing one command module keeps start-up fast (``graphkit diff`` never imports torch).
+    Importing one command module keeps start-up fast (``graphkit diff`` never imports torch;
+    ``graphkit --version`` and ``--help`` import none).
     """
+    return _parser(loaded=[only] if only in COMMANDS else [])
+
+
+def build_full_parser() -> argparse.ArgumentParser:
+    """The parser with every command's flags (shell completion, documentation checks)."""
+    return _parser(loaded=list(COMMANDS))
+
+
+def _parser(loaded: list[str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="graphkit",
         description="Transform ONNX graphs with passes that are validated one by one.",
+        epilog="Example:\n  graphkit apply model.onnx model.opt.onnx --preset generic\n\n"
+        f"Exit codes: 0 ok, 1 a failed check, {COMMON_EXIT_CODES}.\n"
+        "Run 'graphkit COMMAND --help' for a command's flags.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_verbosity_flags(parser)
     parser.add_argument("--version", action="version", version=f"graphkit {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module_name in [only] if only in COMMAND_MODULES else COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"graphkit.cli.{module_name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"graphkit.cli.{module_name}":
-                continue  # command not built yet
-            raise
+    for name, help_text in COMMANDS.items():
+        if name not in loaded:
+            sub.add_parser(name, help=help_text, add_help=False)
+            continue
+        module = importlib.import_module(f"graphkit.cli.{name.replace('-', '_')}")
         command = sub.add_parser(
-            module.NAME,
-            help=module.HELP,
-            description=getattr(module, "DESCRIPTION", module.HELP),
+            name,
+            help=help_text,
+            description=getattr(module, "DESCRIPTION", help_text),
+            epilog=command_epilog(module),
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         module.add_arguments(command)
-        add_verbosity_flags(command)
         command.set_defaults(_run=module.run)
+    add_verbosity_flags(parser)
     return parser
+
+
+def command_epilog(module) -> str:
+    """The ``--help`` epilog of a command module: its ``EXAMPLES`` and its exit codes."""
+    examples = "\n".join(f"  {line}" for line in module.EXAMPLES.strip().splitlines())
+    codes = ", ".join(code for code in ("0 ok", module.EXIT_CODES, COMMON_EXIT_CODES) if code)
+    return f"Examples:\n{examples}\n\nExit codes: {codes}."
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -150,12 +179,12 @@ def _main(argv: list[str]) -> int:
     from graphkit.util.errors import GraphkitError, one_line
 
     command = next((a for a in argv if not a.startswith("-")), None)
-    parser = build_parser(command)  # imports the command's module (torch, onnx...): interruptible too
-    args = parser.parse_args(argv)
-    if not getattr(args, "_run", None):
-        parser.print_help()
-        return 2
     try:
+        parser = build_parser(command)  # imports the command's module (torch, onnx...): interruptible too
+        args = parser.parse_args(argv)
+        if not getattr(args, "_run", None):
+            parser.print_usage(sys.stderr)
+            raise GraphkitError(f"no command given (choose from {', '.join(COMMANDS)})")
         configure_logging(verbosity(args))
         return int(args._run(args) or 0)
     except GraphkitError as exc:

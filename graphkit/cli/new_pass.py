@@ -6,9 +6,13 @@ from graphkit.transform.scaffold import write_pass_template
 from graphkit.util.console import print_json
 
 NAME = "new-pass"
-HELP = "write a new rule-based pass file and its unit test (both pass as written)"
+EXAMPLES = """\
+graphkit new-pass drop-double-relu --dir my_passes
+pytest my_passes/tests
+"""
+EXIT_CODES = ""  # never 1
 DESCRIPTION = (
-    HELP + "\n\nWrites D/<name>.py and D/tests/test_<name>.py. Then: 'pytest D/tests', "
+    "Write a new rule-based pass file and its unit test (both pass as written).\n\nWrites D/<name>.py and D/tests/test_<name>.py. Then: 'pytest D/tests', "
     "'graphkit passes NAME --passes-dir D', and 'pass_dirs: [D]' in a pipeline."
 )
 

@@ -11,7 +11,12 @@ from graphkit.util.console import format_table, print_json
 from graphkit.util.typed_config import type_name
 
 NAME = "passes"
-HELP = "list registered passes, or show one pass's documentation and options"
+EXAMPLES = """\
+graphkit passes
+graphkit passes fold-shapes --json
+graphkit passes --presets
+"""
+EXIT_CODES = ""  # never 1
 
 
 def add_arguments(parser):

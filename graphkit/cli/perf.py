@@ -21,7 +21,11 @@ from graphkit.util.errors import InputError
 logger = logging.getLogger(__name__)
 
 NAME = "perf"
-HELP = "pure-inference throughput and latency per batch size (table, JSON, PNG plot)"
+EXAMPLES = """\
+graphkit perf model.onnx --batch-sizes 1,4,8,16 --loop 20
+graphkit perf --model=model.onnx --loop=50 --batchsize=4   # ais_bench's pure-inference line
+"""
+EXIT_CODES = ""  # never 1
 DESCRIPTION = """\
 Measure pure-inference throughput (FPS = 1000 * batch / mean ms) and latency (min, max, mean,
 median, p99) per batch size. Warm-up calls are excluded; session creation is reported apart.
@@ -112,6 +116,6 @@ def run(args: argparse.Namespace) -> int:
     worst = max(r["overhead"]["percent"] for r in report["results"])
     print(
         f"session creation {report['session_creation_s']:.3f} s; measurement overhead at most {worst:.4f} % "
-        f"of inference time\nwrote {paths['json']} and {paths['plot']}"
+        f"of inference time\nwrote {' and '.join(str(path) for path in paths.values() if path)}"
     )
     return 0

@@ -15,11 +15,15 @@ from graphkit.util.errors import FieldValueError, GraphkitError
 logger = logging.getLogger(__name__)
 
 NAME = "validate"
-HELP = "run MODEL on a golden set's inputs (onnxruntime, optimized by default) and compare outputs"
+EXAMPLES = """\
+graphkit validate model.onnx --golden golden/
+graphkit validate model.onnx --golden golden/ --output-tol mask:1e-4:1e-3 --json
+"""
+EXIT_CODES = "1 a mismatch or a case that cannot run"
 DESCRIPTION = (
-    HELP + "\n\nEvery golden case must run and match: a case the model cannot run (onnxruntime error,"
+    "Run MODEL on a golden set's inputs (onnxruntime, optimized by default) and compare outputs."
+    "\n\nEvery golden case must run and match: a case the model cannot run (onnxruntime error,"
     "\ninputs that do not fit, a missing output) fails. NaN must meet NaN and inf the same inf."
-    "\n\nExit codes: 0 all outputs within tolerance, 1 mismatch or a case that cannot run, 2 bad input."
 )
 
 

@@ -1,7 +1,7 @@
 """Coverage-guided mode: atheris (libFuzzer) mutates the bytes that drive the generators.
 
 ``python -m graphkit.fuzz --coverage --time-budget 600 --findings DIR`` (needs the optional
-extra ``fuzz``: ``pip install 'graphkit[fuzz]'``). Each input becomes an attempt through
+extra ``fuzz``: ``pip install 'graphkit-onnx[fuzz]'``). Each input becomes an attempt through
 :class:`~graphkit.fuzz.choices.DataChoices`; it runs **in this process** (coverage has to be
 seen by libFuzzer), in a fresh sandbox, with the same invariants as the seeded mode. Findings
 are saved like the seeded ones, the first of each signature (plus the driving bytes in
@@ -97,7 +97,7 @@ def run_coverage(args) -> int:
     try:
         import atheris
     except ImportError:
-        print("graphkit.fuzz: error: --coverage needs atheris: pip install 'graphkit[fuzz]'", file=sys.stderr)
+        print("graphkit.fuzz: error: --coverage needs atheris: pip install 'graphkit-onnx[fuzz]'", file=sys.stderr)
         return 2
     _import_instrumented(atheris)
 

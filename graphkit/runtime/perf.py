@@ -19,6 +19,7 @@ with a static batch runs only at that batch size; other sizes are listed under `
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import time
@@ -30,7 +31,8 @@ import numpy as np
 
 from graphkit.runtime.backend import Backend, TensorInfo, open_backend
 from graphkit.runtime.feeds import check_allocatable
-from graphkit.util.errors import InputError
+from graphkit.util.errors import GraphkitError, InputError
+from graphkit.util.extras import require
 from graphkit.util.files import atomic_path, make_folder, write_text_atomic
 
 STAT_KEYS = ("min", "max", "mean", "median", "percentile(99%)", "count")
@@ -45,6 +47,8 @@ MEASURES = {
     "device, so no NPU_compute_time and no H2D/D2H copies",
     "throughput": "1000 * batchsize / mean of the time key (samples per second; ais_bench's formula)",
 }
+
+logger = logging.getLogger(__name__)
 
 
 def time_key(result: dict) -> str:
@@ -289,14 +293,17 @@ def write_perf_report(report: dict, out_dir: str | os.PathLike) -> dict[str, Pat
     make_folder(out)
     json_path = write_text_atomic(out / "perf_summary.json", json.dumps(report, indent=2) + "\n")
     plot_path = out / "perf.png"
-    plot_perf(report, plot_path)
+    try:
+        plot_perf(report, plot_path)
+    except GraphkitError as exc:  # matplotlib is an extra: the figures are in the JSON and the table
+        logger.warning("perf.png not written: %s", exc)
+        return {"json": json_path, "plot": None}
     return {"json": json_path, "plot": plot_path}
 
 
 def plot_perf(report: dict, path: Path) -> Path:
     """A PNG with FPS vs batch size and latency (mean, p99, min-max band) vs batch size."""
-    import matplotlib
-
+    matplotlib = require("matplotlib", "plot", "the perf plot")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

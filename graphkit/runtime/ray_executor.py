@@ -19,7 +19,7 @@ ray`` (one item = a shard of input files). The contract:
 
 The worker side (what is shipped, the actor body) is :mod:`graphkit.runtime.ray_worker`.
 Ray is imported only when an executor is started: :func:`require_ray` raises one
-clear line when it is not installed (``pip install 'graphkit[ray]'``).
+clear line when it is not installed (``pip install 'graphkit-onnx[ray]'``).
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from typing import Any
 
 from graphkit.runtime.ray_worker import SessionWorker, model_files
 from graphkit.util.errors import GraphkitError, SpecError, one_line
+from graphkit.util.extras import require
 
 EXECUTORS = ("local", "ray")
 MAX_ATTEMPTS = 3
@@ -79,13 +80,7 @@ class RaySettings:
 
 def require_ray():
     """The ``ray`` module, or one GraphkitError line saying how to install it."""
-    try:
-        import ray
-    except ImportError as exc:
-        raise GraphkitError(
-            "the Ray executor needs the ray package: pip install 'graphkit[ray]' (or use --executor local)"
-        ) from exc
-    return ray
+    return require("ray", "ray", "the Ray executor", alternative="use --executor local")
 
 
 PROBE_TIMEOUT_S = 10.0

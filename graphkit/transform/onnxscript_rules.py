@@ -81,7 +81,9 @@ class OnnxscriptRulePass(Pass):
         try:
             import onnx_ir as ir
         except ImportError as exc:  # pragma: no cover - the extra is part of dev
-            raise PassError(f"pass '{self.name}' needs onnxscript: pip install 'graphkit[rules]'", self.name) from exc
+            raise PassError(
+                f"pass '{self.name}' needs onnxscript: pip install 'graphkit-onnx[rules]'", self.name
+            ) from exc
         rule_set = _rule_set(self.rule_set)
         ir_model = ir.serde.deserialize_model(model)
         _add_inferred_types(ir_model, model)

@@ -182,8 +182,10 @@ def test_eval_on_ray_without_ray_installed_is_one_line(tiny_voc, classifier_mode
         timeout=120,
     )
     assert result.returncode == 2, result.stderr
-    assert result.stderr == "graphkit: error: the Ray executor needs the ray package: pip install 'graphkit[ray]' " + (
-        "(or use --executor local)\n"
+    assert (
+        result.stderr
+        == "graphkit: error: the Ray executor needs the ray package: pip install 'graphkit-onnx[ray]' "
+        + ("(or use --executor local)\n")
     )
 
 

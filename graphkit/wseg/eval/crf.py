@@ -3,7 +3,7 @@
 The merged map (not renormalized) is the "softmax" input: unary = -log(clip(p, 1e-5, 1)),
 then a Gaussian kernel (sxy 3, compat 3) and a bilateral kernel (sxy 80, srgb 13, compat 10)
 on the original uint8 RGB image, 10 mean-field iterations; the CRF mask is the argmax of Q.
-Needs the ``pydensecrf`` module (``pip install graphkit[crf]`` installs pydensecrf2).
+Needs the ``pydensecrf`` module (``pip install graphkit-onnx[crf]`` installs pydensecrf2).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def require_pydensecrf():
         import pydensecrf.densecrf as dcrf
     except ImportError as exc:
         raise ToolNotFoundError(
-            "dense CRF needs the pydensecrf module: pip install 'graphkit[crf]' (pydensecrf2), or set eval.crf false"
+            "dense CRF needs the pydensecrf module: pip install 'graphkit-onnx[crf]' (pydensecrf2), or set eval.crf false"
         ) from exc
     return dcrf
 
