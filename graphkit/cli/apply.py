@@ -3,7 +3,9 @@ preset / a list of passes on a model) and write its run folder."""
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 
 from graphkit.cli.golden import parse_dims
 from graphkit.pipeline.run import apply_pipeline
@@ -11,6 +13,7 @@ from graphkit.pipeline.spec import CommandLine, file_kind, load_pipeline, model_
 from graphkit.transform.presets import DEFAULT_PRESET, PRESETS, preset_passes
 from graphkit.util.console import print_json
 from graphkit.util.errors import GraphkitError
+from graphkit.util.files import check_plain_name, check_target, place_files
 
 NAME = "apply"
 EXAMPLES = """\
@@ -21,7 +24,12 @@ graphkit apply pipelines/wseg_310p.yaml --set golden.batch_sizes=[1]
 EXIT_CODES = "1 a pass or the final model failed validation (no model written)"
 DESCRIPTION = """Run a YAML pipeline, or run passes on a model in one command:
 
-  graphkit apply MODEL.onnx -o OUT [--preset generic | --passes a,b,c] [--dim seq=32]
+  graphkit apply MODEL.onnx OUT.onnx [--preset generic | --passes a,b,c] [--dim seq=32]
+  graphkit apply MODEL.onnx -o RUN_DIR [...]
+
+With OUT.onnx (or -o OUT.onnx) the validated model is written at OUT.onnx, as onnxsim and onnxslim
+do, and the run folder (report.json, summary.txt, diffs) beside it as OUT.graphkit/; a failed run
+writes no model there.
 
 The model form runs the preset (default: generic) or the passes given, rolls back a pass that
 fails validation and goes on with the next, and takes the golden batch sizes, symbolic dims and
@@ -42,10 +50,21 @@ non-empty folder holding anything else is refused unless --overwrite."""
 def add_arguments(parser):
     parser.add_argument("pipeline", metavar="PIPELINE_OR_MODEL", help="a pipeline YAML file, or an ONNX model")
     parser.add_argument(
+        "target",
+        nargs="?",
+        metavar="OUT.onnx",
+        help="write the validated model here (the onnxsim/onnxslim form); the run folder (report, summary, "
+        "diffs) goes beside it as OUT.graphkit/ unless -o names a folder",
+    )
+    parser.add_argument(
         "--input", metavar="MODEL", help="use this ONNX file as the source (a pipeline file may then omit source:)"
     )
     parser.add_argument(
-        "-o", "--output", metavar="DIR", help="run folder (default: the pipeline's output.dir; for a model runs/STEM)"
+        "-o",
+        "--output",
+        metavar="DIR|FILE.onnx",
+        help="run folder (default: the pipeline's output.dir; for a model runs/STEM); a name ending in .onnx "
+        "that is not a folder means the model file, as OUT.onnx does",
     )
     chosen = parser.add_mutually_exclusive_group()
     chosen.add_argument(
@@ -141,6 +160,9 @@ def run(args) -> int:
             raise GraphkitError("--passes: give at least one pass name (see 'graphkit passes')")
     sets = [*args.set, "output.provenance=false"] if args.strip_provenance else args.set
     command_line = CommandLine(args.input, passes, parse_dims(args.dim), parse_ranges(args.input_range))
+    target, output_dir = model_target(args.target, args.output)
+    if target is not None:
+        sets = [*sets, f"output.model={target.name}"]
     if file_kind(args.pipeline) == "onnx":
         if args.input:
             raise GraphkitError(
@@ -157,7 +179,7 @@ def run(args) -> int:
         spec,
         origin,
         input_path=args.input,
-        output_dir=args.output,
+        output_dir=output_dir,
         weights=args.weights,
         localize=args.localize,
         extra_pass_dirs=args.passes_dir,
@@ -172,4 +194,32 @@ def run(args) -> int:
     if not result.ok:
         print(f"graphkit: failed: {result.error}", file=sys.stderr)
         return 1
+    if target is not None:
+        place_model(result.model_path, target)
+        print(f"wrote {target} (run folder {result.run_dir})")
     return 0
+
+
+def model_target(target: str | None, output: str | None) -> tuple[Path | None, str | None]:
+    """(model file, run folder) from ``OUT.onnx`` and ``-o``: a target model file puts the run
+    folder beside it as ``<stem>.graphkit/`` unless ``-o`` names the folder; ``-o X.onnx`` that is
+    not an existing folder is the target itself."""
+    if target is None and output is not None and output.endswith(".onnx") and not Path(output).is_dir():
+        target, output = output, None
+    if target is None:
+        return None, output
+    path = Path(target)
+    if target.endswith(("/", os.sep)) or path.is_dir():
+        raise GraphkitError(f"{target}: is a folder; give the model file to write (OUT.onnx), or -o for a run folder")
+    check_plain_name(path.name, f"{target} (the output model's file name)")
+    check_target(path)
+    return path, output if output is not None else str(path.with_name(f"{path.stem}.graphkit"))
+
+
+def place_model(model_path: Path, target: Path) -> None:
+    """Link (or copy) the run folder's model, and its external data file if any, to ``target``."""
+    pairs = [(model_path, target)]
+    data = model_path.with_name(model_path.name + ".data")
+    if data.exists():
+        pairs.append((data, target.with_name(target.name + ".data")))
+    place_files(pairs)

@@ -152,6 +152,19 @@ def atomic_path(path: str | os.PathLike, mode: int | None = None) -> Iterator[Pa
         yield tmp
 
 
+def place_files(pairs: list[tuple[Path, Path]]) -> list[Path]:
+    """Put each ``source`` at its ``target`` (all targets in one folder) as a hard link, or a copy
+    where links cannot be made, atomically: all targets appear together or none does."""
+    targets = [Path(target) for _, target in pairs]
+    with atomic_paths(*targets) as temps:
+        for (source, _), tmp in zip(pairs, temps):
+            try:
+                os.link(source, tmp)
+            except OSError:
+                shutil.copyfile(source, tmp)
+    return targets
+
+
 def write_text_atomic(path: str | os.PathLike, text: str, mode: int | None = None) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically; returns the path."""
     with atomic_path(path, mode=mode) as tmp:
