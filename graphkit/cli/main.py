@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str]) -> int:
-    from graphkit.util.console import configure_logging
+    from graphkit.util.console import allow_progress, configure_logging
     from graphkit.util.errors import GraphkitError, one_line
 
     command = next((a for a in argv if not a.startswith("-")), None)
@@ -186,6 +186,8 @@ def _main(argv: list[str]) -> int:
             parser.print_usage(sys.stderr)
             raise GraphkitError(f"no command given (choose from {', '.join(COMMANDS)})")
         configure_logging(verbosity(args))
+        if getattr(args, "json", False):  # stdout is for the JSON; stderr carries no bar either
+            allow_progress(False)
         return int(args._run(args) or 0)
     except GraphkitError as exc:
         print(f"graphkit: error: {one_line(exc, 2000)}", file=sys.stderr)  # ANSI and control characters stripped

@@ -84,8 +84,13 @@ class ModelSummary:
         }
 
 
-def summarize(model: onnx.ModelProto, dims: Mapping[str, int] | None = None) -> ModelSummary:
-    """The :class:`ModelSummary` of ``model``; MACs at ``dims`` (name -> size; ``batch`` defaults to 1)."""
+def summarize(model: onnx.ModelProto, dims: Mapping[str, int] | None = None, thorough: bool = True) -> ModelSummary:
+    """The :class:`ModelSummary` of ``model``; MACs at ``dims`` (name -> size; ``batch`` defaults to 1).
+
+    Where ONNX shape inference leaves a MAC node's shapes unknown, ``thorough`` asks onnxruntime's
+    symbolic shape inference as well (seconds on some graphs); without it such nodes are counted
+    in ``macs_unknown``.
+    """
     graph = model.graph
     init_names = {t.name for t in graph.initializer}
     parameters = parameter_bytes = 0
@@ -114,11 +119,11 @@ def summarize(model: onnx.ModelProto, dims: Mapping[str, int] | None = None) -> 
         initializers=len(graph.initializer),
         external_data=dict(external),
     )
-    _count_macs(model, summary, {"batch": 1, **dict(dims or {})})
+    _count_macs(model, summary, {"batch": 1, **dict(dims or {})}, thorough)
     return summary
 
 
-def _count_macs(model: onnx.ModelProto, summary: ModelSummary, dims: dict[str, int]) -> None:
+def _count_macs(model: onnx.ModelProto, summary: ModelSummary, dims: dict[str, int], thorough: bool) -> None:
     graph = model.graph
     mac_nodes = [node for node in graph.node if node.op_type in MAC_OPS and node.domain in ("", "ai.onnx")]
     shapes, unresolved = {}, []
@@ -142,7 +147,9 @@ def _count_macs(model: onnx.ModelProto, summary: ModelSummary, dims: dict[str, i
     second_opinion = None
     for node in mac_nodes:
         macs = _node_macs(node, types)
-        if macs is None:  # ONNX inference gave up (a computed Resize size...): onnxruntime's symbolic inference
+        if (
+            macs is None and thorough
+        ):  # ONNX inference gave up (a computed Resize size...): onnxruntime's symbolic inference
             if second_opinion is None:
                 second_opinion = {**types, **symbolic_value_types(model, input_shapes=shapes)}
             macs = _node_macs(node, second_opinion)
@@ -293,21 +300,3 @@ def _wrap(prefix: str, items: list[str], width: int = 100) -> list[str]:
     if current.strip():
         lines.append(current)
     return lines
-
-
-def comparison_rows(before: ModelSummary, after: ModelSummary) -> list[tuple[str, str, str, str]]:
-    """Rows (figure, before, after, change) for apply's before/after table."""
-
-    def row(label: str, a: int, b: int, fmt=human_count) -> tuple[str, str, str, str]:
-        change = "=" if a == b else (f"{(b - a) / a:+.1%}" if a else f"+{fmt(b)}")
-        return label, fmt(a), fmt(b), change
-
-    rows = [
-        row("nodes", before.nodes, after.nodes, str),
-        row("op types", len(before.op_counts), len(after.op_counts), str),
-        row("Shape ops", before.op_counts.get("Shape", 0), after.op_counts.get("Shape", 0), str),
-        row("parameters", before.parameters, after.parameters),
-        row("weight bytes", before.parameter_bytes, after.parameter_bytes, human_bytes),
-        row("MACs", before.total_macs, after.total_macs),
-    ]
-    return rows

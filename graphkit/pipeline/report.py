@@ -111,6 +111,7 @@ class RunReport:
     passes: list[PassRecord] | None = None
     final: FinalModel | None = None
     stage_results: dict[str, Any] = field(default_factory=dict)  # by report key: handoff, eval, a plugin's
+    figures: dict[str, dict] | None = None  # "source"/"final": graphkit.ir.model_summary.ModelSummary.to_dict()
     stages: dict[str, float] = field(default_factory=dict)
     peak_rss_mb: float = 0.0
     forwards: list[dict] | None = None
@@ -138,6 +139,8 @@ class RunReport:
             data["source_validation"] = self.source_validation
         if self.passes is not None:
             data["passes"] = [record.to_dict() for record in self.passes]
+        if self.figures is not None:
+            data["figures"] = self.figures
         if self.final is not None:
             data["final"] = self.final.to_dict()
             if self.final.path is not None:  # the stages after the save ran

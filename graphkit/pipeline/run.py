@@ -26,6 +26,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import onnx
+
 from graphkit import __version__
 from graphkit.check.batch_proof import BatchStacking
 from graphkit.check.golden import GoldenSet
@@ -33,6 +35,7 @@ from graphkit.check.golden_validation import level_note as golden_level_note
 from graphkit.check.instruments import EndToEndCheck, PassDiffWriter, RegionCheck
 from graphkit.check.validation_cache import ValidationCache, golden_hash
 from graphkit.ir.model_io import content_hash, default_opset, save_model
+from graphkit.ir.model_summary import summarize
 from graphkit.pipeline.checks import (
     check_export_against_reference,
     check_final_model,
@@ -194,7 +197,7 @@ def _apply_pipeline(
 
         def on_pass_start(index, pass_) -> None:
             bar.update(index - bar.n)
-            bar.set_postfix_str(pass_.name)
+            bar.set_label(pass_.name)
             logger.info("[%d/%d] %s ...", index + 1, len(passes), pass_.name)
 
         manager.on_pass_start = on_pass_start
@@ -202,6 +205,9 @@ def _apply_pipeline(
         bar.update(len(passes) - bar.n)
     stages["passes"] = time.perf_counter() - clock
     report.passes = run.records
+    for record in run.records:  # the summary groups them by reason; -v lists every site
+        for entry in record.declined:
+            logger.debug("%s declined %s: %s", record.name, entry.get("site"), entry.get("reason"))
     if not run.ok:
         if (spec.validate.localize if localize is None else localize) and run.failed is not None:
             localize_failure(run.failed, golden, spec.golden.tolerances())
@@ -232,6 +238,7 @@ def _apply_pipeline(
     if not final_check.passed:
         error = GraphkitError(f"final model failed validation: {final_check.first_failure()}")
         return _finish(report, cache, stages, started, None, error)
+    report.figures = model_figures(source.model, run.model, golden.manifest.get("dims") or {})
 
     clock = time.perf_counter()
     model_path = save_model(run.model, run_dir / spec.output.model, external_data=spec.output.external_data)
@@ -239,6 +246,14 @@ def _apply_pipeline(
     report.final.path = str(model_path)
     report.stage_results = run_stages(sections, StageContext(model_path, run_dir, source), stages)
     return _finish(report, cache, stages, started, model_path, None)
+
+
+def model_figures(source: onnx.ModelProto, final: onnx.ModelProto, dims: dict) -> dict[str, dict]:
+    """The ``graphkit inspect`` figures of the source and the final model, MACs at batch 1 and the golden dims."""
+    at = {"batch": 1, **{name: size for name, size in dims.items() if isinstance(size, int)}}
+    return {
+        name: summarize(model, at, thorough=False).to_dict() for name, model in (("source", source), ("final", final))
+    }
 
 
 def _instruments(

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import re
+import textwrap
+from collections import Counter
+
+from graphkit.ir.model_summary import human_bytes, human_count
 from graphkit.pipeline.report import PassRecord, PassStatus, RunReport
 from graphkit.util.console import format_table
 
@@ -15,28 +20,95 @@ def _errors(max_abs: dict) -> str:
     return ", ".join(f"{name} {value:.2g}" for name, value in max_abs.items()) or "-"
 
 
+WIDTH = 100  # the summary fits this many columns; report.json keeps every text whole
+
+
 def _changes(record: PassRecord) -> str:
     if record.status in _DROPPED:
         return record.error
-    if record.status == PassStatus.UNCHANGED and record.declined:
-        first = record.declined[0]
-        more = f" (+{len(record.declined) - 1} more)" if len(record.declined) > 1 else ""
-        return f"declined {first.get('site')}: {first.get('reason')}{more}"
     if record.diff_summary:
         return record.diff_summary
     parts = [f"{after - before:+d} {op}" for op, (before, after) in record.op_delta.items()]
     counts = ", ".join(f"{k}={v}" for k, v in record.counts.items() if v)
-    return "; ".join(p for p in (", ".join(parts), counts) if p) or "-"
+    return "; ".join(p for p in (", ".join(parts), counts) if p)
 
 
-def _clip(text: str, width: int = 72) -> str:
-    """Shortened for the table only (the report keeps the whole text), at a word, with an ellipsis."""
+def declines_line(declined: list[dict]) -> str:
+    """``declined 7 sites: 5 "target element 0 is symbolic", 2 "..."`` (most frequent reason first)."""
+    reasons = Counter(re.sub(r"'[^']*'", "'…'", str(entry.get("reason"))) for entry in declined)  # names apart
+    shown = ", ".join(f'{count} "{reason}"' for reason, count in reasons.most_common())
+    sites = "site" if len(declined) == 1 else "sites"
+    return f"declined {len(declined)} {sites}: {shown}"
+
+
+def _clip(text: str, width: int = WIDTH) -> str:
+    """Shortened for the terminal only (the report keeps the whole text), at a word, with an ellipsis."""
+    text = " ".join(text.split())
     if len(text) <= width:
         return text
     cut = text[: width - 1]
     if " " in cut[width // 2 :]:
         cut = cut[: cut.rindex(" ")]
     return cut.rstrip(" ,;:") + "…"
+
+
+def _pass_table(records: list[PassRecord]) -> list[str]:
+    """One row per pass, then indented lines for what it changed and where it declined (each fits WIDTH)."""
+    rows, details = [], []
+    for record in records:
+        checks = sum(v for k, v in record.times.items() if k != "pass")
+        if not record.nodes_before:
+            nodes = "-"
+        elif record.status in _DROPPED:
+            nodes = f"{record.nodes_before} kept"
+        else:
+            nodes = f"{record.nodes_before}->{record.nodes_after}"
+        rows.append(
+            [
+                record.index + 1,
+                _clip(record.name, 24),
+                record.status.value,
+                nodes,
+                f"{record.times.get('pass', 0):.2f}+{checks:.2f}s",
+                _clip(_errors(record.max_abs), 34),
+            ]
+        )
+        lines = [text for text in (_changes(record),) if text]
+        if record.declined:
+            lines.append(declines_line(record.declined))
+        details.append(["    " + _clip(line, WIDTH - 4) for line in lines])
+    table = format_table(["#", "pass", "status", "nodes", "pass+checks", "max abs err"], rows).splitlines()
+    out = table[:2]
+    for row_line, extra in zip(table[2:], details):
+        out += [row_line, *extra]
+    return out
+
+
+def figures_table(figures: dict[str, dict]) -> list[str]:
+    """The ``graphkit inspect`` figures of the source and the final model, side by side."""
+    before, after = figures["source"], figures["final"]
+    rows = []
+    for label, key, fmt in (
+        ("nodes", lambda f: f["nodes"], str),
+        ("op types", lambda f: len(f["op_counts"]), str),
+        ("Shape ops", lambda f: f["op_counts"].get("Shape", 0), str),
+        ("parameters", lambda f: f["parameters"], human_count),
+        ("weight bytes", lambda f: f["parameter_bytes"], human_bytes),
+        ("MACs", lambda f: f["macs"]["total"], human_count),
+    ):
+        a, b = key(before), key(after)
+        change = "=" if a == b else (f"{(b - a) / a:+.1%}" if a else f"+{fmt(b)}")
+        cells = [fmt(a), fmt(b)]
+        if label == "MACs":  # nodes whose shapes stayed unknown are not guessed
+            unknown = [f["macs"]["unknown_nodes"] for f in (before, after)]
+            cells = [cell + (f" (+{n} nodes unknown)" if n else "") for cell, n in zip(cells, unknown)]
+            change = change if not any(unknown) else "?"
+        rows.append([label, *cells, change])
+    at = ", ".join(f"{name}={size}" for name, size in after.get("mac_dims", {}).items())
+    return [
+        f"model:   figures (graphkit inspect; MACs at {at or 'declared shapes'})",
+        *format_table(["", "source", "final", "change"], rows).splitlines(),
+    ]
 
 
 def render_summary(report: RunReport) -> str:
@@ -59,35 +131,14 @@ def render_summary(report: RunReport) -> str:
                 worst[out["name"]] = max(worst.get(out["name"], 0.0), float(out["max_abs"]))
         lines.append(f"export vs reference: max abs {_errors(worst)}")
     records = report.passes or []
-    rows = []
-    for record in records:
-        checks = sum(v for k, v in record.times.items() if k != "pass")
-        if not record.nodes_before:
-            nodes = "-"
-        elif record.status in _DROPPED:
-            nodes = f"{record.nodes_before} kept"
-        else:
-            nodes = f"{record.nodes_before}->{record.nodes_after}"
-        rows.append(
-            [
-                record.index + 1,
-                record.name,
-                record.status.value,
-                nodes,
-                f"{record.times.get('pass', 0):.2f}s",
-                f"{checks:.2f}s",
-                _errors(record.max_abs),
-                _clip(_changes(record)),
-            ]
-        )
     stacking = [
         f"note:    pass '{record.name}': {note}"
         for record in records
         for note in record.notes
         if note.startswith("batch stacking")
     ]
-    if rows:
-        lines += ["", format_table(["#", "pass", "status", "nodes", "time", "checks", "max abs err", "changes"], rows)]
+    if records:
+        lines += ["", *_pass_table(records)]
     lines += stacking
     final = report.final
     if final:
@@ -97,6 +148,8 @@ def render_summary(report: RunReport) -> str:
             f"final:   {final.nodes} nodes, opset {final.opset}; validated on {', '.join(cases)}: "
             f"max abs {_errors(final.max_abs)}",
         ]
+    if report.figures:
+        lines += ["", *figures_table(report.figures), ""]
     handoff = report.stage_results.get("handoff")
     if handoff:
         counts = handoff.get("precheck", {}).get("counts", {})
@@ -134,4 +187,11 @@ def render_summary(report: RunReport) -> str:
     lines.append(f"files:   {', '.join(files)}")
     if report.error:
         lines.append(f"error:   {report.error}")
-    return "\n".join(lines)
+    return "\n".join(wrapped for line in lines for wrapped in _wrap(line))
+
+
+def _wrap(line: str) -> list[str]:
+    """``line`` folded at WIDTH under its 9-column label (a table line or a long path stays whole)."""
+    if len(line) <= WIDTH or "  " in line[9:].strip():
+        return [line]
+    return textwrap.wrap(line, WIDTH, subsequent_indent=" " * 9, break_long_words=False, break_on_hyphens=False)

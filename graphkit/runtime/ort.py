@@ -32,6 +32,7 @@ import onnxruntime.capi.onnxruntime_pybind11_state as ort_state
 
 from graphkit.ir.model_io import save_model, too_big_for_one_file
 from graphkit.runtime.backend import Backend, TensorInfo, check_threads
+from graphkit.util.console import progress_note
 from graphkit.util.errors import FieldValueError, InputError, RuntimeLoadError, one_line
 
 logger = logging.getLogger(__name__)
@@ -303,6 +304,8 @@ def run_session(
     expected = {i.name for i in session.get_inputs()}
     if set(feeds) != expected:
         raise InputError(f"inputs {sorted(feeds)} do not match the model's inputs {sorted(expected)}")
+    if case is not None:
+        progress_note(f"forward {case}")
     start = time.perf_counter()
     try:
         values = session.run(names, dict(feeds))

@@ -19,24 +19,70 @@ from typing import Any
 
 from tqdm import tqdm
 
+_progress_allowed = True  # False under -q and --json (configure_logging, allow_progress)
+_active_bars: list[_Bar] = []
+
+
+def allow_progress(allowed: bool) -> None:
+    """Allow or forbid progress bars for the rest of the command (``-q`` and ``--json`` forbid them)."""
+    global _progress_allowed
+    _progress_allowed = allowed
+
 
 def progress_enabled() -> bool:
-    """Whether progress bars should be drawn."""
-    return sys.stderr.isatty() and not os.environ.get("GRAPHKIT_NO_PROGRESS")
+    """Whether progress bars should be drawn: stderr is a terminal, not ``-q``/``--json``, and
+    ``GRAPHKIT_NO_PROGRESS`` is not set. Without a bar the command logs plain lines instead."""
+    return _progress_allowed and sys.stderr.isatty() and not os.environ.get("GRAPHKIT_NO_PROGRESS")
+
+
+class _Bar(tqdm):
+    """A tqdm bar that knows its label (the item in progress) and is the target of :func:`progress_note`."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.label = ""
+        _active_bars.append(self)
+
+    def set_label(self, label: str) -> None:
+        """Name the item in progress (a pass), shown after the bar."""
+        self.label = label
+        self.set_postfix_str(label)
+
+    def close(self) -> None:
+        if self in _active_bars:
+            _active_bars.remove(self)
+        super().close()
 
 
 def progress(iterable: Iterable | None = None, *, total: int | None = None, desc: str = "", unit: str = "it"):
-    """A tqdm progress bar on stderr (disabled when not interactive)."""
-    return tqdm(
+    """A tqdm progress bar on stderr (disabled when not interactive); see :func:`progress_note`."""
+    enabled = progress_enabled()
+    sized = enabled and _terminal_columns() > 0  # a terminal that reports no width gets 80 columns
+    return _Bar(
         iterable,
         total=total,
         desc=desc,
         unit=unit,
         file=sys.stderr,
-        disable=not progress_enabled(),
+        disable=not enabled,
         leave=False,
-        dynamic_ncols=True,
+        dynamic_ncols=sized,
+        ncols=None if sized or not enabled else 80,
     )
+
+
+def _terminal_columns() -> int:
+    try:
+        return os.get_terminal_size(sys.stderr.fileno()).columns
+    except (OSError, ValueError):
+        return 0
+
+
+def progress_note(text: str) -> None:
+    """Show ``text`` (e.g. ``forward b2``) after the innermost active bar's label; nothing without a bar."""
+    if _active_bars:
+        bar = _active_bars[-1]
+        bar.set_postfix_str(f"{bar.label}: {text}" if bar.label else text)
 
 
 class _ProgressAwareHandler(logging.StreamHandler):
@@ -74,6 +120,7 @@ def configure_logging(verbosity: int = 0) -> None:
     handler.setFormatter(_Formatter())
     root.addHandler(handler)
     root.setLevel(logging.WARNING if verbosity < 0 else logging.DEBUG if verbosity > 0 else logging.INFO)
+    allow_progress(verbosity >= 0)
     root.propagate = False
 
 
