@@ -68,6 +68,7 @@ def progress(iterable: Iterable | None = None, *, total: int | None = None, desc
         leave=False,
         dynamic_ncols=sized,
         ncols=None if sized or not enabled else 80,
+        nrows=None if sized or not enabled else 24,
     )
 
 
