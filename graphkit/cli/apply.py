@@ -99,6 +99,14 @@ def add_arguments(parser):
         metavar="KEY=VALUE",
         help="override a pipeline field, e.g. --set golden.batch_sizes=[1,4] (value parsed as YAML; repeatable)",
     )
+    for name in ("atol", "rtol"):  # Polygraphy's spelling of golden.tolerance
+        parser.add_argument(
+            f"--{name}",
+            type=float,
+            metavar="X",
+            help=f"default {name} of every output's comparison (golden.tolerance.{name}; per output: --set "
+            f"golden.outputs.NAME.{name}=X)",
+        )
     parser.add_argument("--weights", metavar="PATH", help="checkpoint for an export source (source.export.weights)")
     parser.add_argument(
         "--passes-dir", action="append", default=[], metavar="DIR", help="also load passes from DIR (repeatable)"
@@ -158,7 +166,12 @@ def run(args) -> int:
         passes = [name.strip() for name in args.passes.split(",") if name.strip()]
         if not passes:
             raise GraphkitError("--passes: give at least one pass name (see 'graphkit passes')")
-    sets = [*args.set, "output.provenance=false"] if args.strip_provenance else args.set
+    sets = [*args.set, "output.provenance=false"] if args.strip_provenance else list(args.set)
+    sets += [
+        f"golden.tolerance.{name}={getattr(args, name)!r}"
+        for name in ("atol", "rtol")
+        if getattr(args, name) is not None
+    ]
     command_line = CommandLine(args.input, passes, parse_dims(args.dim), parse_ranges(args.input_range))
     target, output_dir = model_target(args.target, args.output)
     if target is not None:

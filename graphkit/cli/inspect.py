@@ -9,7 +9,7 @@ DESCRIPTION = """Describe an ONNX model without running it: IR version, opsets a
 outputs with their element types and dims (symbolic dims by name); the node count and op-type
 counts; parameters (elements and bytes of the initializers) and external data files; and the
 multiply-accumulates (MACs) of Conv, ConvTranspose, Gemm and MatMul at the dim sizes given with
---dim (batch 1 by default). Weights are never read: a 5 GB model is described in a second."""
+--dim (batch 1 by default). External data files are never read."""
 EXAMPLES = """\
 graphkit inspect model.onnx
 graphkit inspect bert.onnx --dim seq=128 --json

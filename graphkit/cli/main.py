@@ -175,7 +175,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str]) -> int:
-    from graphkit.util.console import allow_progress, configure_logging
     from graphkit.util.errors import GraphkitError, one_line
 
     command = next((a for a in argv if not a.startswith("-")), None)
@@ -185,6 +184,8 @@ def _main(argv: list[str]) -> int:
         if not getattr(args, "_run", None):
             parser.print_usage(sys.stderr)
             raise GraphkitError(f"no command given (choose from {', '.join(COMMANDS)})")
+        from graphkit.util.console import allow_progress, configure_logging  # tqdm: not for --version/--help
+
         configure_logging(verbosity(args))
         if getattr(args, "json", False):  # stdout is for the JSON; stderr carries no bar either
             allow_progress(False)

@@ -95,3 +95,13 @@ def test_place_model_carries_the_external_data_file(tmp_path):
     place_model(run / "x.onnx", tmp_path / "x.onnx")
     assert (tmp_path / "x.onnx.data").read_bytes() == b"weights"
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_atol_rtol_are_polygraphys_spelling_of_the_golden_tolerance(tmp_path, cli):
+    source = relu_model(tmp_path / "m.onnx")
+    result = cli("apply", source, tmp_path / "o.onnx", "--passes", "eliminate-noops", "--atol", "0.001", "--rtol", "0")
+    assert result.returncode == 0, result.stderr
+    pipeline = (tmp_path / "o.graphkit" / "pipeline.yaml").read_text()
+    assert "atol: 0.001" in pipeline and "rtol: 0.0" in pipeline
+    refused = cli("apply", source, tmp_path / "p.onnx", "--atol", "nan")
+    assert refused.returncode == 2 and "golden.tolerance.atol: must be a finite number >= 0" in refused.stderr

@@ -32,7 +32,7 @@ def test_top_level_help_and_version_import_no_command_module():
         "for argv in (['--version'], ['--help']):\n"
         "    with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
         "        main(argv)\n"
-        "heavy = sorted(m for m in ('onnx', 'numpy', 'onnxruntime', 'torch', 'graphkit.cli.apply') if m in sys.modules)\n"
+        "heavy = sorted(m for m in ('onnx', 'numpy', 'onnxruntime', 'torch', 'tqdm', 'graphkit.cli.apply') if m in sys.modules)\n"
         "print(','.join(heavy))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
