@@ -406,8 +406,11 @@ def test_rollback_reason_is_whole_in_the_report_and_cut_at_a_word_in_the_summary
         "(declined: keep the static batch, or export the model with a dynamic batch) "
         "(pass #1; passes applied before it: none)"
     )
-    row = next(line for line in stdout.splitlines() if "rolled-back" in line)
-    assert row.endswith("…") and "1 kept" in row
+    lines = stdout.splitlines()
+    index = next(i for i, line in enumerate(lines) if "rolled-back" in line)
+    assert "1 kept" in lines[index]
+    reason = lines[index + 1]  # the reason goes on the line under its row, cut at a word to fit 100 columns
+    assert reason.startswith("    ") and reason.endswith("…") and len(reason) <= 100
     assert (out / "summary.txt").read_text() == stdout.rstrip("\n")
 
 
