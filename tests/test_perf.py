@@ -70,7 +70,7 @@ def test_static_batch_runs_only_its_size(tmp_path):
 
 
 def test_symbolic_dims_need_input_size(tmp_path):
-    with pytest.raises(InputError, match="--input-size"):
+    with pytest.raises(InputError, match="give its size with --dim H=N"):
         measure_perf(conv_model(tmp_path / "conv.onnx"), loop=1)
 
 
@@ -210,3 +210,34 @@ def test_inputs_too_large_for_memory_are_refused_before_allocating(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert lines[-1].startswith("graphkit: error: the inputs at batch 4 need ") and "GiB" in lines[-1]
     assert resource.getrlimit(resource.RLIMIT_AS)  # the limit lived in the child only
+
+
+def test_symbolic_dims_by_name_with_dim(tmp_path):
+    """--dim NAME=N, the spelling every command shares (issue 25), sizes symbolic dims by name."""
+    path = conv_model(tmp_path / "m.onnx")
+    report = measure_perf(path, batch_sizes=[2], loop=1, warmup=0, dims={"H": 12, "W": 10})
+    assert report["results"][0]["input_shapes"]["image"] == [2, 3, 12, 10]
+    with pytest.raises(InputError, match="--dim W=N"):
+        measure_perf(path, batch_sizes=[1], loop=1, warmup=0, dims={"H": 12})
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "graphkit",
+            "perf",
+            str(path),
+            "--dim",
+            "H=8",
+            "--dim",
+            "W=8",
+            "--loop",
+            "1",
+            "--output",
+            str(tmp_path / "out"),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["results"][0]["input_shapes"]["image"] == [1, 3, 8, 8]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from graphkit.cli.dim_options import add_dim_argument, parse_dim_items
 from graphkit.cli.infer import add_model_arguments, check_device, model_from_args, one_line_errors
 from graphkit.ir.model_io import load_user_model
 from graphkit.runtime.perf import (
@@ -32,7 +33,7 @@ median, p99) per batch size. Warm-up calls are excluded; session creation is rep
 Writes perf_summary.json and perf.png into --output (default: runs/perf/<model name>).
 
   graphkit perf model.onnx --batch-sizes 1,4,8,16 --loop 20 --warmup 2 --threads 2
-  graphkit perf model.onnx --input-size 256 256        # H W for symbolic spatial dims
+  graphkit perf model.onnx --dim H=256 --dim W=256     # symbolic dims by name
   graphkit perf model.om --backend ais_bench           # on an Ascend machine with ais_bench
   graphkit perf --model=model.onnx --loop=50 --batchsize=4   # ais_bench's pure-inference line
 
@@ -65,8 +66,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, help="intra-op threads (ort, torch)")
     parser.add_argument("--device", "--device-id", dest="device", type=int, help="Ascend device id (ais_bench)")
     parser.add_argument("--io-binding", action="store_true", default=None, help="use onnxruntime io-binding (ort)")
+    add_dim_argument(parser, "size of a symbolic input dim by name, e.g. --dim seq=128 (repeatable)")
     parser.add_argument(
-        "--input-size", type=int, nargs="+", metavar="N", help="H W, or one value per input dim (dim 0 is the batch)"
+        "--input-size",
+        type=int,
+        nargs="+",
+        metavar="N",
+        help="positional form: H W, or one value per input dim (dim 0 is the batch); prefer --dim NAME=N",
     )
     parser.add_argument("--output", "-o", help="folder for perf_summary.json and perf.png")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
@@ -91,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
             ("warmup", args.warmup),
             ("backend", args.backend),
             ("input_size", args.input_size),
+            ("dims", parse_dim_items(args.dim) or None),
             ("ais_batchsize", args.batchsize),
         )
         if value is not None

@@ -23,7 +23,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -99,13 +99,21 @@ def latency_stats(values_ms: Sequence[float]) -> dict[str, float]:
     }
 
 
-def input_shape_for(info: TensorInfo, batch: int, input_size: Sequence[int] | None) -> tuple[int, ...]:
+def input_shape_for(
+    info: TensorInfo, batch: int, input_size: Sequence[int] | None, named: Mapping[str, int] | None = None
+) -> tuple[int, ...]:
     """Concrete shape of ``info`` at ``batch``.
 
+    ``named`` (``--dim NAME=N``) sizes a symbolic dim by its name or ``<input>:<axis>``.
     ``input_size``: None (use the model's dims), two values (the last two dims, H W), or one
     value per dim (dim 0 ignored: the batch). Dims still symbolic are an InputError.
     """
     dims = list(info.shape)
+    for axis, dim in enumerate(dims):
+        for key in (f"{info.name}:{axis}", dim):
+            if named and isinstance(key, str) and key in named:
+                dims[axis] = named[key]
+                break
     if input_size is not None:
         size = list(input_size)
         if dims and len(size) == len(dims):
@@ -123,7 +131,9 @@ def input_shape_for(info: TensorInfo, batch: int, input_size: Sequence[int] | No
     dims[0] = batch
     for axis, dim in enumerate(dims):
         if not isinstance(dim, int) or dim <= 0:
-            raise InputError(f"input '{info.name}' axis {axis} is symbolic ({dim}); give its size with --input-size")
+            raise InputError(
+                f"input '{info.name}' axis {axis} is symbolic ({dim}); give its size with --dim {dim or 'NAME'}=N"
+            )
     return tuple(dims)
 
 
@@ -185,6 +195,7 @@ def measure_perf(
     backend: str = "ort",
     backend_options: dict[str, Any] | None = None,
     input_size: Sequence[int] | None = None,
+    dims: Mapping[str, int] | None = None,
     seed: int = 0,
     on_batch: Callable[[dict], None] | None = None,
     ais_batchsize: int | None = None,
@@ -229,7 +240,7 @@ def measure_perf(
                     {"batchsize": batch, "reason": f"the model has a static batch of {fixed}; only {fixed} runs"}
                 )
                 continue
-            shapes = {info.name: tuple(input_shape_for(info, batch, input_size)) for info in session.inputs}
+            shapes = {info.name: tuple(input_shape_for(info, batch, input_size, dims)) for info in session.inputs}
             check_allocatable(
                 shapes, {info.name: info.dtype for info in session.inputs}, f"the inputs at batch {batch}"
             )
