@@ -41,6 +41,7 @@ def _chain_check(ctx, x, b, **_):
             f"Reshape target {target.reshape(-1).tolist()} holds 0 (copy the previous op's dim); "
             "a target of static dims or -1 would make the chain fusable"
         )
+    return True
 
 
 def _chain_rewrite(op, x, b, **_):
@@ -88,6 +89,7 @@ def _pair_check(ctx, x, **_):
         first, second = [a % rank for a in first], [a % rank for a in second]
     if sorted(first) != sorted(second):
         return f"{inner.op} axes {first} and {outer.op} axes {second} differ; only a pair with the same axes cancels"
+    return True
 
 
 def _keep_input(op, x, **_):
