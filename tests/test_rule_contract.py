@@ -50,7 +50,9 @@ def test_a_check_that_returns_none_does_not_rewrite_and_says_why():
     m = model("a = Relu(x) y = Neg(a)")
     result = run_pass(make_pass(Rule(lambda op, x: op.Relu(x), lambda op, x: x, forgot_to_return, name="drop")), m)
     assert not result.modified
-    assert [d.reason for d in result.declined] == ["drop: the check returned None (a check accepts only by returning True)"]
+    assert [d.reason for d in result.declined] == [
+        "drop: the check returned None (a check accepts only by returning True)"
+    ]
     accepted = Rule(lambda op, x: op.Relu(x), lambda op, x: x, lambda ctx, x: True, name="drop")
     assert_op_types(assert_matches(make_pass(accepted), m, rule="drop").model, ["Neg"])
     silent = Rule(lambda op, x: op.Relu(x), lambda op, x: x, lambda ctx, x: False, name="drop")

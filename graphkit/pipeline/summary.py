@@ -71,7 +71,7 @@ def render_summary(report: RunReport) -> str:
         rows.append(
             [
                 record.index + 1,
-                record.name,
+                record.name if record.group is None else f"{record.name} [g{record.group} i{record.iteration}]",
                 record.status.value,
                 nodes,
                 f"{record.times.get('pass', 0):.2f}s",

@@ -15,6 +15,7 @@ import re
 import sys
 from pathlib import Path
 
+from graphkit.transform.group import GROUP_KEY
 from graphkit.transform.pass_base import Pass
 from graphkit.util.errors import PassLoadError, UnknownPassError, one_line
 from graphkit.util.signals import signals_seen
@@ -35,6 +36,8 @@ def register(name: str):
         origin = getattr(sys.modules.get(cls.__module__), "__file__", None) or cls.__module__
         if not KEBAB.match(name):
             raise PassLoadError(f"{origin}: pass name '{name}' is not kebab-case (like 'fold-shapes')")
+        if name == GROUP_KEY:
+            raise PassLoadError(f"{origin}: pass name '{name}' is reserved for groups of passes in a pipeline")
         if not (isinstance(cls, type) and issubclass(cls, Pass)):
             raise PassLoadError(f"{origin}: '{name}' is not a graphkit.transform.pass_base.Pass subclass")
         if name in _passes and _origins[name] != origin:
