@@ -236,18 +236,7 @@ def make_or_load_golden(
         raise GoldenError(f"{directory}: the golden folder is a file, not a folder")
     check_request(model, batch_sizes, seed, dims)
     tolerances = tolerances or Tolerances()
-    model_hash = model_hash or content_hash(model)
-    request = {
-        "format": FORMAT,
-        "model_hash": model_hash,
-        "producer": producer_name,
-        "seed": int(seed),
-        "inputs": to_mapping(input_specs(model)),
-        "batch_sizes": [int(b) for b in batch_sizes],
-        "dims": {k: int(v) for k, v in (dims or {}).items()},
-    }
-    if input_ranges:  # only when given: golden sets made before ranges existed stay reusable
-        request["input_ranges"] = {k: [int(lo), int(hi)] for k, (lo, hi) in sorted(input_ranges.items())}
+    request = _request(model, model_hash or content_hash(model), producer_name, seed, batch_sizes, dims, input_ranges)
     manifest_path = directory / "manifest.json"
     if manifest_path.exists() and not regenerate:
         existing = load_golden(directory)
@@ -260,6 +249,60 @@ def make_or_load_golden(
             f"{directory}: golden set was made for a different request ({', '.join(mismatched)} differ); "
             "use another golden dir or regenerate it explicitly"
         )
+    manifest, cases = _record(model, request, producer, producer_name, tolerances, input_ranges, runtime)
+    _write_golden(directory, manifest, cases)
+    return GoldenSet(directory, manifest, cases), False
+
+
+IN_MEMORY = Path("<in memory>")  # the ``directory`` of a golden set that lives only in memory
+
+
+def record_golden(
+    model: onnx.ModelProto,
+    *,
+    batch_sizes: list[int],
+    seed: int = 0,
+    dims: Mapping[str, int] | None = None,
+    tolerances: Tolerances | None = None,
+    input_ranges: Mapping[str, Sequence[int]] | None = None,
+    runtime: ValidationRuntime | None = None,
+) -> GoldenSet:
+    """A golden set recorded with onnxruntime on ``model`` and kept in memory only (nothing is
+    read from or written to disk; its ``directory`` is :data:`IN_MEMORY`). Same request checks
+    and the same seeded inputs as :func:`make_or_load_golden`."""
+    runtime = runtime or ValidationRuntime()
+    check_request(model, batch_sizes, seed, dims)
+    request = _request(model, content_hash(model), "onnxruntime", seed, batch_sizes, dims, input_ranges)
+    manifest, cases = _record(model, request, None, "onnxruntime", tolerances or Tolerances(), input_ranges, runtime)
+    return GoldenSet(IN_MEMORY, manifest, cases)
+
+
+def _request(model, model_hash: str, producer_name: str, seed, batch_sizes, dims, input_ranges) -> dict:
+    """What a golden set is made for: the manifest keys a reused set must match."""
+    request = {
+        "format": FORMAT,
+        "model_hash": model_hash,
+        "producer": producer_name,
+        "seed": int(seed),
+        "inputs": to_mapping(input_specs(model)),
+        "batch_sizes": [int(b) for b in batch_sizes],
+        "dims": {k: int(v) for k, v in (dims or {}).items()},
+    }
+    if input_ranges:  # only when given: golden sets made before ranges existed stay reusable
+        request["input_ranges"] = {k: [int(lo), int(hi)] for k, (lo, hi) in sorted(input_ranges.items())}
+    return request
+
+
+def _record(
+    model: onnx.ModelProto,
+    request: dict,
+    producer: Producer | None,
+    producer_name: str,
+    tolerances: Tolerances,
+    input_ranges: Mapping[str, Sequence[int]] | None,
+    runtime: ValidationRuntime,
+) -> tuple[dict, list[GoldenCase]]:
+    """Run the producer (onnxruntime on ``model`` when None) on each requested case: the manifest and the cases."""
     tolerances.check_outputs(_declared_ranks(model))  # before any heavy work
     made_by_ort = producer is None
     if producer is None:
@@ -274,7 +317,7 @@ def make_or_load_golden(
             model, case_dims, request["seed"] + batch, f"the inputs of golden case {label}", input_ranges
         )
         try:
-            with forward_purpose(f"golden {label}", model_hash):
+            with forward_purpose(f"golden {label}", request["model_hash"]):
                 produced = producer(feeds)
         except GraphkitError as exc:
             raise GoldenError(f"golden case {label}: the producer failed: {one_line(exc, 2000)}") from exc
@@ -297,8 +340,7 @@ def make_or_load_golden(
         "tolerances": to_mapping(tolerances),
         "cases": [{"label": c.label, "dims": c.dims} for c in cases],
     }
-    _write_golden(directory, manifest, cases)
-    return GoldenSet(directory, manifest, cases), False
+    return manifest, cases
 
 
 def _declared_ranks(model: onnx.ModelProto) -> dict[str, int]:

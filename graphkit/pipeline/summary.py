@@ -130,8 +130,9 @@ def render_summary(report: RunReport) -> str:
     if golden.note:
         lines.append(f"note:    {golden.note}")
     files = [final.path] if final and final.path else []
-    files.append(f"{report.run_dir}/report.json")
-    lines.append(f"files:   {', '.join(files)}")
+    if report.run_dir:  # a run of graphkit.api.apply has no run folder: nothing was written
+        files.append(f"{report.run_dir}/report.json")
+    lines.append(f"files:   {', '.join(files) or 'none (in memory)'}")
     if report.error:
         lines.append(f"error:   {report.error}")
     return "\n".join(lines)
