@@ -399,8 +399,7 @@ def _tolerances(tolerance: Tolerance | Tolerances | None) -> Tolerances:
 
 def _golden(source, golden, tolerances, batch_sizes, dims, input_ranges, seed, optimization) -> tuple[Any, bool, list]:
     """The golden set to validate against: (set, reused, notes)."""
-    from graphkit.check.golden import GoldenSet, load_golden
-    from graphkit.check.golden import record_golden as record
+    from graphkit.check.golden import GoldenSet, load_golden, make_or_load_golden
     from graphkit.check.golden_defaults import golden_defaults
     from graphkit.runtime.ort import ValidationRuntime
 
@@ -414,8 +413,9 @@ def _golden(source, golden, tolerances, batch_sizes, dims, input_ranges, seed, o
             raise GoldenError(f"{golden}: the golden set was made for another model (its model_hash differs)")
         return loaded, True, []
     defaults = golden_defaults(source, batch_sizes, dims, input_ranges)
-    made = record(
+    made, _ = make_or_load_golden(
         source,
+        None,  # in memory: nothing read or written
         batch_sizes=defaults.batch_sizes,
         seed=seed,
         dims=defaults.dims,

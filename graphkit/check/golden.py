@@ -208,7 +208,7 @@ def check_request(model: onnx.ModelProto, batch_sizes, seed, dims) -> None:
 
 def make_or_load_golden(
     model: onnx.ModelProto,
-    directory: str | os.PathLike,
+    directory: str | os.PathLike | None,
     *,
     batch_sizes: list[int],
     seed: int = 0,
@@ -229,56 +229,16 @@ def make_or_load_golden(
     defaults to onnxruntime on ``model`` at ``runtime``'s optimization level, which the manifest
     records as ``optimization`` (a reused set keeps the level it was made with; validating at
     another level is allowed and noted). ``tolerances`` must name only outputs the model has.
+    ``directory=None`` makes the set in memory only: nothing is read or written, and its
+    ``directory`` is :data:`IN_MEMORY`.
     """
     runtime = runtime or ValidationRuntime()
-    directory = Path(directory)
-    if directory.exists() and not directory.is_dir():
+    directory = None if directory is None else Path(directory)
+    if directory is not None and directory.exists() and not directory.is_dir():
         raise GoldenError(f"{directory}: the golden folder is a file, not a folder")
     check_request(model, batch_sizes, seed, dims)
     tolerances = tolerances or Tolerances()
-    request = _request(model, model_hash or content_hash(model), producer_name, seed, batch_sizes, dims, input_ranges)
-    manifest_path = directory / "manifest.json"
-    if manifest_path.exists() and not regenerate:
-        existing = load_golden(directory)
-        keys = [*request, *({"input_ranges"} & set(existing.manifest) - set(request))]
-        mismatched = [k for k in keys if existing.manifest.get(k) != request.get(k)]
-        if not mismatched:
-            tolerances.check_outputs(existing.output_ranks())
-            return existing, True
-        raise GoldenError(
-            f"{directory}: golden set was made for a different request ({', '.join(mismatched)} differ); "
-            "use another golden dir or regenerate it explicitly"
-        )
-    manifest, cases = _record(model, request, producer, producer_name, tolerances, input_ranges, runtime)
-    _write_golden(directory, manifest, cases)
-    return GoldenSet(directory, manifest, cases), False
-
-
-IN_MEMORY = Path("<in memory>")  # the ``directory`` of a golden set that lives only in memory
-
-
-def record_golden(
-    model: onnx.ModelProto,
-    *,
-    batch_sizes: list[int],
-    seed: int = 0,
-    dims: Mapping[str, int] | None = None,
-    tolerances: Tolerances | None = None,
-    input_ranges: Mapping[str, Sequence[int]] | None = None,
-    runtime: ValidationRuntime | None = None,
-) -> GoldenSet:
-    """A golden set recorded with onnxruntime on ``model`` and kept in memory only (nothing is
-    read from or written to disk; its ``directory`` is :data:`IN_MEMORY`). Same request checks
-    and the same seeded inputs as :func:`make_or_load_golden`."""
-    runtime = runtime or ValidationRuntime()
-    check_request(model, batch_sizes, seed, dims)
-    request = _request(model, content_hash(model), "onnxruntime", seed, batch_sizes, dims, input_ranges)
-    manifest, cases = _record(model, request, None, "onnxruntime", tolerances or Tolerances(), input_ranges, runtime)
-    return GoldenSet(IN_MEMORY, manifest, cases)
-
-
-def _request(model, model_hash: str, producer_name: str, seed, batch_sizes, dims, input_ranges) -> dict:
-    """What a golden set is made for: the manifest keys a reused set must match."""
+    model_hash = model_hash or content_hash(model)
     request = {
         "format": FORMAT,
         "model_hash": model_hash,
@@ -290,7 +250,25 @@ def _request(model, model_hash: str, producer_name: str, seed, batch_sizes, dims
     }
     if input_ranges:  # only when given: golden sets made before ranges existed stay reusable
         request["input_ranges"] = {k: [int(lo), int(hi)] for k, (lo, hi) in sorted(input_ranges.items())}
-    return request
+    if directory is not None and (directory / "manifest.json").exists() and not regenerate:
+        existing = load_golden(directory)
+        keys = [*request, *({"input_ranges"} & set(existing.manifest) - set(request))]
+        mismatched = [k for k in keys if existing.manifest.get(k) != request.get(k)]
+        if not mismatched:
+            tolerances.check_outputs(existing.output_ranks())
+            return existing, True
+        raise GoldenError(
+            f"{directory}: golden set was made for a different request ({', '.join(mismatched)} differ); "
+            "use another golden dir or regenerate it explicitly"
+        )
+    manifest, cases = _record(model, request, producer, producer_name, tolerances, input_ranges, runtime)
+    if directory is None:
+        return GoldenSet(IN_MEMORY, manifest, cases), False
+    _write_golden(directory, manifest, cases)
+    return GoldenSet(directory, manifest, cases), False
+
+
+IN_MEMORY = Path("<in memory>")  # the ``directory`` of a golden set made with directory=None
 
 
 def _record(
