@@ -142,6 +142,9 @@ def test_a_failing_pass_inside_a_group_is_rolled_back_or_stops_the_run():
         ({"group": {"passes": ["no-such-pass"]}}, "passes[0].group.passes[0]: unknown pass 'no-such-pass'"),
         ({"group": {"passes": [{"group": {"passes": [3]}}]}}, "passes[0].group.passes[0].group.passes[0]: expected"),
         ({"group": "cse"}, "passes[0].options: expected a mapping"),
+        ({"group": {"passes": ["cse"], "max_iterations": True}}, "max_iterations"),
+        ({"group": {"passes": ["cse"], "until_fixed_point": "yes"}}, "until_fixed_point"),
+        ({"group": {"passes": "cse"}}, "passes"),
         ({"group": {"passes": [{"cse": {"bogus": 1}}]}}, "bogus"),
     ],
 )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import inspect
 from dataclasses import dataclass
 
+import numpy as np
 import pytest
 
 from graphkit.transform.pass_base import option
@@ -22,7 +23,7 @@ from graphkit.transform.testing import (
     parse_model,
     run_pass,
 )
-from graphkit.util.errors import PassLoadError
+from graphkit.util.errors import PassError, PassLoadError
 
 HEADER = '<ir_version: 8, opset_import: ["" : 13]>'
 
@@ -57,6 +58,15 @@ def test_a_check_that_returns_none_does_not_rewrite_and_says_why():
     assert_op_types(assert_matches(make_pass(accepted), m, rule="drop").model, ["Neg"])
     silent = Rule(lambda op, x: op.Relu(x), lambda op, x: x, lambda ctx, x: False, name="drop")
     assert not run_pass(make_pass(silent), m).declined  # False: not a site, nothing to report
+    numpy_yes = Rule(lambda op, x: op.Relu(x), lambda op, x: x, lambda ctx, x: np.all(np.ones(2) > 0), name="drop")
+    assert run_pass(make_pass(numpy_yes), m).modified  # np.bool_ True accepts like True
+    for truthy in (1, "", [True]):  # only True accepts; "" is an (empty) reason, others are errors
+        odd = Rule(lambda op, x: op.Relu(x), lambda op, x: x, lambda ctx, x, v=truthy: v, name="drop")
+        if truthy == "":
+            assert not run_pass(make_pass(odd), m).modified
+        else:
+            with pytest.raises(PassError, match="check returned"):
+                run_pass(make_pass(odd), m)
 
 
 def test_a_bound_literal_constant_reaches_the_check_and_the_rewrite():

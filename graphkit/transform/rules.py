@@ -523,6 +523,8 @@ def _try_match(rule: Rule, node: gs.Node, graph: gs.Graph, ctx: RuleContext, fou
     ctx.node, ctx.nodes, ctx.memo = node, found.nodes, {}
     if rule.check is not None:
         verdict = rule.check(ctx, **bindings)
+        if isinstance(verdict, np.bool_):  # np.all(...) and friends
+            verdict = bool(verdict)
         if verdict is False:
             return None
         if verdict is None:  # a forgotten return: never a rewrite
