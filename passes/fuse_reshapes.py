@@ -49,14 +49,12 @@ def _chain_rewrite(op, x, b, **_):
     return op.Reshape(x, b, _name=outer.name, **outer.attrs)
 
 
-# the inner reshape-like op, with each arity it has (Squeeze/Unsqueeze axes as attribute or input)
+# the inner reshape-like op (Squeeze/Unsqueeze axes as attribute or optional trailing input)
 _CHAINS = [
     lambda op, x, s, b: op.Reshape(op.Reshape(x, s), b),
     lambda op, x, b: op.Reshape(op.Flatten(x), b),
-    lambda op, x, b: op.Reshape(op.Squeeze(x), b),
-    lambda op, x, a, b: op.Reshape(op.Squeeze(x, a), b),
-    lambda op, x, b: op.Reshape(op.Unsqueeze(x), b),
-    lambda op, x, a, b: op.Reshape(op.Unsqueeze(x, a), b),
+    lambda op, x, b, a=None: op.Reshape(op.Squeeze(x, a), b),
+    lambda op, x, b, a=None: op.Reshape(op.Unsqueeze(x, a), b),
 ]
 
 
