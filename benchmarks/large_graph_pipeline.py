@@ -97,13 +97,21 @@ def _apply(model: Path, work: Path, source: Path | None = None) -> dict:
         **times,
         "stages_s": report.get("stages"),
         "validated_passes": validated,
-        "pass_times_s": {
-            p["name"]: {k: round(v, 3) for k, v in (p.get("times") or {}).items()} for p in report["passes"]
-        },
+        "pass_times_s": _times_by_pass(report["passes"]),
         "forwards": len(report.get("forwards") or []),
         "peak_rss_mb": report.get("peak_rss_mb"),
         **_counts(work / "run" / "model.onnx"),
     }
+
+
+def _times_by_pass(records: list[dict]) -> dict:
+    """Seconds per pass name and timer, summed over the runs of a pass (a fixed-point group repeats it)."""
+    totals: dict[str, dict[str, float]] = {}
+    for record in records:
+        mine = totals.setdefault(record["name"], {})
+        for key, seconds in (record.get("times") or {}).items():
+            mine[key] = round(mine.get(key, 0.0) + seconds, 3)
+    return totals
 
 
 def _onnxsim(model: Path, work: Path) -> dict:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from graphkit.ir.broadcast import broadcast_keeps_shape
 from graphkit.ir.opset import LATEST_OPSET
-from graphkit.transform.rules import Rule, rule_pass
+from graphkit.transform.rules import Constant, Rule, rule_pass
 
 
 def _keep_input(op, x, c=None):
@@ -34,22 +34,18 @@ def _keep_input(op, x, c=None):
 
 
 def _same_shape_check(ctx, x, c):
-    """None when ``x op c`` has ``x``'s shape, else the reason it may not."""
+    """True when ``x op c`` has ``x``'s shape, else the reason it may not."""
     value = ctx.constant(c)
     reason = broadcast_keeps_shape(ctx.shape(x), () if value is None else value.shape, f"constant '{c.name}'")
-    return None if reason is None else f"'{x.name}': {reason}"
+    return True if reason is None else f"'{x.name}': {reason}"
 
 
 def _rule(op_type: str, neutral: float, commute: bool) -> Rule:
     def pattern(op, x):
-        return op[op_type](x, neutral)
-
-    def check(ctx, x):
-        c = ctx.node.inputs[1] if ctx.node.inputs[0] is x else ctx.node.inputs[0]
-        return _same_shape_check(ctx, x, c)
+        return op[op_type](x, Constant(neutral, name="c"))  # the constant binds as 'c'
 
     pattern.__name__ = f"{op_type.lower()}_{'zero' if neutral == 0 else 'one'}"
-    return Rule(pattern, _keep_input, check, name=pattern.__name__, commute=commute)
+    return Rule(pattern, _keep_input, _same_shape_check, name=pattern.__name__, commute=commute)
 
 
 NEUTRAL_RULES = [

@@ -79,6 +79,7 @@ def _dropout_check(ctx, x, ratio=None, mode=None):
     for mask in ctx.node.outputs[1:]:
         if mask.name and (mask.outputs or ctx.is_graph_output(mask)):
             return f"Dropout mask output '{mask.name}' is used"
+    return True
 
 
 def _cast_check(ctx, x, to):
@@ -88,6 +89,8 @@ def _cast_check(ctx, x, to):
 
 def _pad_check(ctx, x, pads=None, value=None, axes=None):
     amounts = ctx.node.attrs.get("pads") if pads is None else ctx.constant(pads)
+    if amounts is None and pads is None:
+        return False  # no amounts at all (an invalid Pad from opset 11): not a site
     if amounts is None:
         return f"Pad amounts '{pads.name}' are not a constant (folding them first would show whether all are 0)"
     return bool(np.all(np.asarray(amounts) == 0)) or False
@@ -102,30 +105,29 @@ def _expand_check(ctx, x, shape):
     if target is None:
         return f"Expand shape '{shape.name}' is not a constant (folding it first would make the node removable)"
     reason = broadcast_keeps_shape(ctx.shape(x), target.reshape(-1), f"Expand shape {target.reshape(-1).tolist()}")
-    return None if reason is None else f"'{x.name}': {reason}"
+    return True if reason is None else f"'{x.name}': {reason}"
 
 
 # Identity, inference Dropout and same-type Cast as rules (graphkit.transform.rules); counts are by kind.
 NOOP_RULES = {
     "identity": [Rule(lambda op, x: op.Identity(x), _keep_input, name="identity")],
-    "dropout": [
-        Rule(lambda op, x: op.Dropout(x), _keep_input, _dropout_check, name="dropout"),
-        Rule(lambda op, x, ratio: op.Dropout(x, ratio), _keep_input, _dropout_check, name="dropout"),
-        Rule(lambda op, x, ratio, mode: op.Dropout(x, ratio, mode), _keep_input, _dropout_check, name="dropout"),
+    "dropout": [  # ratio and training_mode are optional trailing inputs: one rule for every arity
+        Rule(
+            lambda op, x, ratio=None, mode=None: op.Dropout(x, ratio, mode), _keep_input, _dropout_check, name="dropout"
+        ),
     ],
     "cast": [Rule(lambda op, x, to: op.Cast(x, to=to), _keep_input, _cast_check, name="cast")],
     "concat": [Rule(lambda op, x: op.Concat(x), _keep_input, name="concat")],
-    "pad": [
-        Rule(lambda op, x: op.Pad(x), _keep_input, _pad_check, name="pad", opsets=(1, 10)),
-        Rule(lambda op, x, pads: op.Pad(x, pads), _keep_input, _pad_check, name="pad"),
-        Rule(lambda op, x, pads, value: op.Pad(x, pads, value), _keep_input, _pad_check, name="pad"),
-        Rule(lambda op, x, pads, value, axes: op.Pad(x, pads, value, axes), _keep_input, _pad_check, name="pad"),
+    "pad": [  # pads (an attribute before opset 11), value and axes are optional trailing inputs
+        Rule(
+            lambda op, x, pads=None, value=None, axes=None: op.Pad(x, pads, value, axes),
+            _keep_input,
+            _pad_check,
+            name="pad",
+        ),
     ],
     "expand": [Rule(lambda op, x, shape: op.Expand(x, shape), _keep_input, _expand_check, name="expand")],
-    "split": [
-        Rule(lambda op, x: op.Split(x), _keep_input, _split_check, name="split"),
-        Rule(lambda op, x, split: op.Split(x, split), _keep_input, _split_check, name="split"),
-    ],
+    "split": [Rule(lambda op, x, split=None: op.Split(x, split), _keep_input, _split_check, name="split")],
 }
 
 

@@ -94,6 +94,7 @@ def _check(ctx, x, w, **_):
     begins = [old[i] + pads[2 + i] for i in range(spatial)]
     ends = [old[spatial + i] + pads[rank + 2 + i] for i in range(spatial)]
     ctx.memo["pads"] = begins + ends
+    return True
 
 
 def _rewrite(op, x, w, b=None, **_):
@@ -104,23 +105,15 @@ def _rewrite(op, x, w, b=None, **_):
     return op.Conv(*inputs, _name=conv.name, **attrs)
 
 
-# one pattern per arity: Pad with 1 (before opset 11), 2, 3 or 4 inputs; Conv with or without bias
-_PATTERNS = [
-    lambda op, x, w: op.Conv(op.Pad(x), w),
-    lambda op, x, w, b: op.Conv(op.Pad(x), w, b),
-    lambda op, x, pads, w: op.Conv(op.Pad(x, pads), w),
-    lambda op, x, pads, w, b: op.Conv(op.Pad(x, pads), w, b),
-    lambda op, x, pads, value, w: op.Conv(op.Pad(x, pads, value), w),
-    lambda op, x, pads, value, w, b: op.Conv(op.Pad(x, pads, value), w, b),
-    lambda op, x, pads, value, axes, w: op.Conv(op.Pad(x, pads, value, axes), w),
-    lambda op, x, pads, value, axes, w, b: op.Conv(op.Pad(x, pads, value, axes), w, b),
-]
+def _pattern(op, x, w, pads=None, value=None, axes=None, b=None):
+    """Pad with 1 (before opset 11) to 4 inputs, Conv with or without bias: optional trailing inputs."""
+    return op.Conv(op.Pad(x, pads, value, axes), w, b)
 
 
 @rule_pass("fuse-pad-conv", opset_range=(1, LATEST_OPSET), doc=__doc__)
 def fuse_pad_conv():
-    """One rule per Pad/Conv arity, all counted as ``fused``."""
-    return [Rule(pattern, _rewrite, _check, name="fused") for pattern in _PATTERNS]
+    """One rule for every Pad/Conv arity, counted as ``fused``."""
+    return Rule(_pattern, _rewrite, _check, name="fused")
 
 
 FusePadConv = fuse_pad_conv

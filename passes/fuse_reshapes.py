@@ -41,6 +41,7 @@ def _chain_check(ctx, x, b, **_):
             f"Reshape target {target.reshape(-1).tolist()} holds 0 (copy the previous op's dim); "
             "a target of static dims or -1 would make the chain fusable"
         )
+    return True
 
 
 def _chain_rewrite(op, x, b, **_):
@@ -48,14 +49,12 @@ def _chain_rewrite(op, x, b, **_):
     return op.Reshape(x, b, _name=outer.name, **outer.attrs)
 
 
-# the inner reshape-like op, with each arity it has (Squeeze/Unsqueeze axes as attribute or input)
+# the inner reshape-like op (Squeeze/Unsqueeze axes as attribute or optional trailing input)
 _CHAINS = [
     lambda op, x, s, b: op.Reshape(op.Reshape(x, s), b),
     lambda op, x, b: op.Reshape(op.Flatten(x), b),
-    lambda op, x, b: op.Reshape(op.Squeeze(x), b),
-    lambda op, x, a, b: op.Reshape(op.Squeeze(x, a), b),
-    lambda op, x, b: op.Reshape(op.Unsqueeze(x), b),
-    lambda op, x, a, b: op.Reshape(op.Unsqueeze(x, a), b),
+    lambda op, x, b, a=None: op.Reshape(op.Squeeze(x, a), b),
+    lambda op, x, b, a=None: op.Reshape(op.Unsqueeze(x, a), b),
 ]
 
 
@@ -88,6 +87,7 @@ def _pair_check(ctx, x, **_):
         first, second = [a % rank for a in first], [a % rank for a in second]
     if sorted(first) != sorted(second):
         return f"{inner.op} axes {first} and {outer.op} axes {second} differ; only a pair with the same axes cancels"
+    return True
 
 
 def _keep_input(op, x, **_):

@@ -63,7 +63,10 @@ def test_swin_static_fold_shapes_is_applied_not_rolled_back(tmp_path):
     model = export("swin", 13, dynamic=False, path=str(path))
     assert path.stat().st_size < 5 * 2**20 and sum(n.op_type == "Shape" for n in model.graph.node) > 0
     gk, sim = run_both(tmp_path, path, "static")
-    statuses = {p["name"]: p["status"] for p in gk["passes"]}
+    statuses: dict[str, str] = {}  # a pass of the fixed-point group runs more than once: applied if any run was
+    for record in gk["passes"]:
+        if statuses.get(record["name"]) != "applied":
+            statuses[record["name"]] = record["status"]
     assert statuses["fold-shapes"] == "applied", gk["passes"]
     assert gk["status"] == "ok" and gk["validated"] and gk["shape_ops"] == 0
     assert gk["nodes"] < len(model.graph.node) // 2

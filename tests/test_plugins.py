@@ -88,6 +88,20 @@ scaled = user_plugin:SCALED
 [graphkit.backends]
 doubler = user_plugin:Doubler
 broken = user_plugin_missing:Nothing
+
+[graphkit.passes]
+drop-relu-pairs = user_passes:drop_relu_pairs
+not-a-pass = user_plugin:NOTE
+"""
+
+PASSES = """
+from graphkit.transform.rules import Rule, rule_pass
+
+
+@rule_pass("drop-relu-pairs")
+def drop_relu_pairs():
+    \"\"\"Relu(Relu(x)) -> Relu(x) (exact): a plug-in pass.\"\"\"
+    return Rule(lambda op, x: op.Relu(op.Relu(x)), lambda op, x: op.Relu(x), name="pair")
 """
 
 
@@ -96,6 +110,7 @@ def plugin_path(tmp_path) -> Path:
     site = tmp_path / "site"
     (site / "user_plugin-0.1.dist-info").mkdir(parents=True)
     (site / "user_plugin.py").write_text(PLUGIN)
+    (site / "user_passes.py").write_text(PASSES)
     (site / "user_plugin-0.1.dist-info" / "METADATA").write_text(
         "Metadata-Version: 2.1\nName: user-plugin\nVersion: 0.1\n"
     )
@@ -226,3 +241,31 @@ def test_registry_imports_a_reference_only_when_looked_up(tmp_path, monkeypatch)
         registry["nothing"]
     del registry["answer"]
     assert list(registry) == ["missing"]
+
+
+def test_a_pass_installed_through_the_entry_point_runs_in_a_pipeline(plugin_path, tmp_path):
+    model = tmp_path / "relus.onnx"
+    code = (
+        "import onnx; from graphkit.transform.testing import parse_model; onnx.save(parse_model("
+        '\'<ir_version: 8, opset_import: ["" : 17]> g (float[1,3] x) => (float[1,3] y) '
+        "{ a = Relu(x) b = Relu(a) y = Neg(b) }'), 'relus.onnx')"
+    )
+    assert _run([], plugin_path, tmp_path, code=code).returncode == 0
+    done = _run(
+        ["apply", str(model), "-o", str(tmp_path / "run"), "--passes", "drop-relu-pairs"], plugin_path, tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    [record] = report["passes"]
+    assert (record["name"], record["status"], record["counts"]) == ("drop-relu-pairs", "applied", {"pair": 1})
+    assert report["final"]["nodes"] == 2 and report["final"]["validation"]["passed"]
+    listed = _run(["passes"], plugin_path, tmp_path)
+    assert (
+        listed.returncode == 2 and "'not-a-pass'" in listed.stderr and "not a graphkit Pass subclass" in listed.stderr
+    )
+    shown = _run(["passes", "drop-relu-pairs"], plugin_path, tmp_path)
+    assert shown.returncode == 0 and "a plug-in pass" in shown.stdout and "user_passes.py" in shown.stdout
+    typo = _run(["apply", str(model), "-o", str(tmp_path / "r2"), "--passes", "drop-relu-pair"], plugin_path, tmp_path)
+    assert typo.returncode == 2 and "did you mean" in typo.stderr and "drop-relu-pairs" in typo.stderr, typo.stderr
+    bad = _run(["apply", str(model), "-o", str(tmp_path / "r3"), "--passes", "not-a-pass"], plugin_path, tmp_path)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr

@@ -18,8 +18,9 @@ from graphkit.ir.graph import to_graph, to_model
 from graphkit.ir.model_io import clone, content_hash, load_model
 from graphkit.pipeline.demo_model import demo_model
 from graphkit.pipeline.run import apply_pipeline
-from graphkit.pipeline.spec import load_pipeline
+from graphkit.pipeline.spec import build_pass_items, load_pipeline
 from graphkit.runtime.ort import run_ort
+from graphkit.transform.group import PassGroup
 from graphkit.transform.instruments import Honesty, OpCounts
 from graphkit.transform.manager import PassManager
 from graphkit.transform.pass_base import Pass, PassResult
@@ -151,12 +152,8 @@ def test_dishonest_pass_is_still_caught_with_provenance(user_pass_dir):
     assert not result.ok and "said it changed nothing" in str(result.error)
 
 
-def generic_preset() -> list[Pass]:
-    passes = []
-    for item in preset_passes("generic"):
-        name, options = (item, {}) if isinstance(item, str) else next(iter(item.items()))
-        passes.append(builtin(name, **options))
-    return passes
+def generic_preset() -> list[Pass | PassGroup]:
+    return build_pass_items(preset_passes("generic"))
 
 
 def test_idempotent_rerun_leaves_model_and_provenance_unchanged():

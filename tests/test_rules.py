@@ -92,7 +92,7 @@ def test_attribute_variables_bind_and_literal_attributes_must_equal():
 
     def check(ctx, x, perm):
         seen.append(perm)
-        return None if perm == [1, 0] else f"perm {perm} is not a swap"
+        return True if perm == [1, 0] else f"perm {perm} is not a swap"
 
     rule = Rule(lambda op, x, perm: op.Transpose(op.Transpose(x, perm=perm), perm=[1, 0]), keep_x, check)
     m = model("a = Transpose <perm = [1, 0]> (x) b = Transpose <perm = [1, 0]> (a) y = Relu(b)")

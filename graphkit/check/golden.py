@@ -208,7 +208,7 @@ def check_request(model: onnx.ModelProto, batch_sizes, seed, dims) -> None:
 
 def make_or_load_golden(
     model: onnx.ModelProto,
-    directory: str | os.PathLike,
+    directory: str | os.PathLike | None,
     *,
     batch_sizes: list[int],
     seed: int = 0,
@@ -229,10 +229,12 @@ def make_or_load_golden(
     defaults to onnxruntime on ``model`` at ``runtime``'s optimization level, which the manifest
     records as ``optimization`` (a reused set keeps the level it was made with; validating at
     another level is allowed and noted). ``tolerances`` must name only outputs the model has.
+    ``directory=None`` makes the set in memory only: nothing is read or written, and its
+    ``directory`` is :data:`IN_MEMORY`.
     """
     runtime = runtime or ValidationRuntime()
-    directory = Path(directory)
-    if directory.exists() and not directory.is_dir():
+    directory = None if directory is None else Path(directory)
+    if directory is not None and directory.exists() and not directory.is_dir():
         raise GoldenError(f"{directory}: the golden folder is a file, not a folder")
     check_request(model, batch_sizes, seed, dims)
     tolerances = tolerances or Tolerances()
@@ -248,8 +250,7 @@ def make_or_load_golden(
     }
     if input_ranges:  # only when given: golden sets made before ranges existed stay reusable
         request["input_ranges"] = {k: [int(lo), int(hi)] for k, (lo, hi) in sorted(input_ranges.items())}
-    manifest_path = directory / "manifest.json"
-    if manifest_path.exists() and not regenerate:
+    if directory is not None and (directory / "manifest.json").exists() and not regenerate:
         existing = load_golden(directory)
         keys = [*request, *({"input_ranges"} & set(existing.manifest) - set(request))]
         mismatched = [k for k in keys if existing.manifest.get(k) != request.get(k)]
@@ -260,6 +261,26 @@ def make_or_load_golden(
             f"{directory}: golden set was made for a different request ({', '.join(mismatched)} differ); "
             "use another golden dir or regenerate it explicitly"
         )
+    manifest, cases = _record(model, request, producer, producer_name, tolerances, input_ranges, runtime)
+    if directory is None:
+        return GoldenSet(IN_MEMORY, manifest, cases), False
+    _write_golden(directory, manifest, cases)
+    return GoldenSet(directory, manifest, cases), False
+
+
+IN_MEMORY = Path("<in memory>")  # the ``directory`` of a golden set made with directory=None
+
+
+def _record(
+    model: onnx.ModelProto,
+    request: dict,
+    producer: Producer | None,
+    producer_name: str,
+    tolerances: Tolerances,
+    input_ranges: Mapping[str, Sequence[int]] | None,
+    runtime: ValidationRuntime,
+) -> tuple[dict, list[GoldenCase]]:
+    """Run the producer (onnxruntime on ``model`` when None) on each requested case: the manifest and the cases."""
     tolerances.check_outputs(_declared_ranks(model))  # before any heavy work
     made_by_ort = producer is None
     if producer is None:
@@ -274,7 +295,7 @@ def make_or_load_golden(
             model, case_dims, request["seed"] + batch, f"the inputs of golden case {label}", input_ranges
         )
         try:
-            with forward_purpose(f"golden {label}", model_hash):
+            with forward_purpose(f"golden {label}", request["model_hash"]):
                 produced = producer(feeds)
         except GraphkitError as exc:
             raise GoldenError(f"golden case {label}: the producer failed: {one_line(exc, 2000)}") from exc
@@ -297,8 +318,7 @@ def make_or_load_golden(
         "tolerances": to_mapping(tolerances),
         "cases": [{"label": c.label, "dims": c.dims} for c in cases],
     }
-    _write_golden(directory, manifest, cases)
-    return GoldenSet(directory, manifest, cases), False
+    return manifest, cases
 
 
 def _declared_ranks(model: onnx.ModelProto) -> dict[str, int]:

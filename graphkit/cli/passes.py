@@ -61,6 +61,25 @@ def describe(cls) -> dict:
     }
 
 
+def _shown_items(items: list) -> str:
+    """Preset items on one line: ``name``, ``name {options}``, ``(a; b) until a fixed point``."""
+    shown = []
+    for item in items:
+        if isinstance(item, str):
+            shown.append(item)
+        elif "group" in item:
+            group = item["group"]
+            repeat = (
+                f" until a fixed point (at most {group.get('max_iterations', 10)}x)"
+                if group.get("until_fixed_point")
+                else ""
+            )
+            shown.append(f"({_shown_items(group['passes'])}){repeat}")
+        else:
+            shown.append(", ".join(f"{k} {v}" for k, v in item.items()))
+    return "; ".join(shown)
+
+
 def run_presets(args) -> int:
     """Print each preset with its passes (options shown inline)."""
     from graphkit.transform.presets import PRESETS
@@ -68,10 +87,7 @@ def run_presets(args) -> int:
     if args.json:
         print_json(PRESETS)
         return 0
-    rows = []
-    for name, items in PRESETS.items():
-        shown = [item if isinstance(item, str) else ", ".join(f"{k} {v}" for k, v in item.items()) for item in items]
-        rows.append([name, "; ".join(shown)])
+    rows = [[name, _shown_items(items)] for name, items in PRESETS.items()]
     print(format_table(["preset", "passes (in order)"], rows))
     return 0
 

@@ -51,6 +51,7 @@ from graphkit.pipeline.run_folder import check_run_folder
 from graphkit.pipeline.spec import PipelineSpec, build_passes, spec_to_yaml
 from graphkit.pipeline.stages import check_weights_flag, load_source, run_stages, type_sections
 from graphkit.runtime.ort import ForwardLog, active_forward_log, recording_forwards
+from graphkit.transform.group import flat_passes
 from graphkit.transform.instruments import Honesty, Instrument, OpCounts, Timing, Verify
 from graphkit.transform.manager import PassManager
 from graphkit.transform.provenance import strip_provenance
@@ -193,16 +194,18 @@ def _apply_pipeline(
     clock = time.perf_counter()
     instruments = _instruments(spec, golden, run_dir, cache, pass_dirs)
     manager = PassManager(passes, instruments, on_failure=spec.on_failure)
-    with progress(total=len(passes), desc="passes", unit="pass") as bar:
+    planned = len(flat_passes(passes))  # a fixed-point group may run its passes more than once
+    with progress(total=planned, desc="passes", unit="pass") as bar:
 
         def on_pass_start(index, pass_) -> None:
+            bar.total = max(bar.total, index + 1)
             bar.update(index - bar.n)
             bar.set_label(pass_.name)
-            logger.info("[%d/%d] %s ...", index + 1, len(passes), pass_.name)
+            logger.info("[%d/%d] %s ...", index + 1, max(planned, index + 1), pass_.name)
 
         manager.on_pass_start = on_pass_start
         run = manager.run(source.model)
-        bar.update(len(passes) - bar.n)
+        bar.update(bar.total - bar.n)
     stages["passes"] = time.perf_counter() - clock
     report.passes = run.records
     for record in run.records:  # the summary groups them by reason; -v lists every site

@@ -24,6 +24,7 @@ import yaml
 from graphkit.check.compare import Tolerance, Tolerances
 from graphkit.pipeline.run_folder import ARTIFACTS as RUN_FILES
 from graphkit.runtime.ort import ValidationRuntime
+from graphkit.transform.group import GROUP_KEY, GroupOptions, PassGroup
 from graphkit.transform.pass_base import Pass
 from graphkit.transform.registry import get_pass, load_pass_dir
 from graphkit.util.errors import PipelineSpecError, SpecError, one_line, shown
@@ -311,8 +312,8 @@ def _normalize_passes(data: dict, origin: str) -> None:
         data["passes"] = [_normalize_pass_item(item, i, origin) for i, item in enumerate(data["passes"])]
 
 
-def _normalize_pass_item(item: Any, index: int, origin: str) -> dict:
-    where = f"{origin}: passes[{index}]"
+def _normalize_pass_item(item: Any, index: int, origin: str, path: str = "passes") -> dict:
+    where = f"{origin}: {path}[{index}]"
     if isinstance(item, str):
         return {"name": item, "options": {}}
     if isinstance(item, dict) and "name" in item:
@@ -366,20 +367,50 @@ def _index(part: str, node: list, path: str) -> int:
 
 def build_passes(
     spec: PipelineSpec, origin: str = "<pipeline>", extra_pass_dirs: list[str] | None = None
-) -> list[Pass]:
-    """Load user pass folders, then instantiate every pass with typed options."""
+) -> list[Pass | PassGroup]:
+    """Load user pass folders, then instantiate every pass with typed options (groups nested)."""
     for directory in [*spec.pass_dirs, *(extra_pass_dirs or [])]:
         load_pass_dir(directory)
-    passes = []
-    for index, item in enumerate(spec.passes):
-        where = f"{origin}: passes[{index}] ({item.name})"
+    return _build_items(spec.passes, origin, "passes")
+
+
+def build_pass_items(items: list[str | dict], origin: str = "passes") -> list[Pass | PassGroup]:
+    """Passes and groups from pipeline-style items (``name``, ``{name: options}``, ``{group: {...}}``)
+    without a pipeline around them; PipelineSpecError names ``origin`` and the item."""
+    if not isinstance(items, list):
+        raise PipelineSpecError(f"{origin}: expected a list of passes, got {shown(items)}")
+    normalized = [_normalize_pass_item(item, k, origin) for k, item in enumerate(items)]
+    return _build_items(
+        [from_mapping(PassSpec, item, f"{origin}: passes[{k}]") for k, item in enumerate(normalized)], origin, "passes"
+    )
+
+
+def _build_items(items: list[PassSpec], origin: str, path: str) -> list[Pass | PassGroup]:
+    passes: list[Pass | PassGroup] = []
+    for index, item in enumerate(items):
+        if item.name == GROUP_KEY:
+            passes.append(_build_group(item.options, origin, f"{path}[{index}].group"))
+            continue
+        where = f"{origin}: {path}[{index}] ({item.name})"
         try:
-            cls = get_pass(item.name, where=f"{origin}: passes[{index}]")
+            cls = get_pass(item.name, where=f"{origin}: {path}[{index}]")
             passes.append(cls.from_spec(item.options, f"{where}.options"))
         except (SpecError, ValueError) as exc:  # ValueError: an Options check that did not use SpecError
             message = one_line(exc, 500)
             raise PipelineSpecError(message if message.startswith(origin) else f"{where}.options: {message}") from exc
     return passes
+
+
+def _build_group(options: dict, origin: str, path: str) -> PassGroup:
+    """A ``group:`` item: its options typed, its passes normalized and built (errors name the path)."""
+    try:
+        typed = from_mapping(GroupOptions, options, f"{origin}: {path}")
+    except (SpecError, ValueError) as exc:
+        message = one_line(exc, 500)
+        raise PipelineSpecError(message if message.startswith(origin) else f"{origin}: {path}: {message}") from exc
+    inner = [_normalize_pass_item(item, k, origin, f"{path}.passes") for k, item in enumerate(typed.passes)]
+    specs = [from_mapping(PassSpec, item, f"{origin}: {path}.passes[{k}]") for k, item in enumerate(inner)]
+    return PassGroup(_build_items(specs, origin, f"{path}.passes"), typed.until_fixed_point, typed.max_iterations)
 
 
 def spec_to_yaml(spec: PipelineSpec) -> str:

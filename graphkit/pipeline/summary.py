@@ -66,7 +66,9 @@ def _pass_table(records: list[PassRecord]) -> list[str]:
         rows.append(
             [
                 record.index + 1,
-                _clip(record.name, 24),
+                _clip(
+                    record.name if record.group is None else f"{record.name} [g{record.group} i{record.iteration}]", 30
+                ),
                 record.status.value,
                 nodes,
                 f"{record.times.get('pass', 0):.2f}+{checks:.2f}s",
@@ -183,8 +185,9 @@ def render_summary(report: RunReport) -> str:
     if golden.note:
         lines.append(f"note:    {golden.note}")
     files = [final.path] if final and final.path else []
-    files.append(f"{report.run_dir}/report.json")
-    lines.append(f"files:   {', '.join(files)}")
+    if report.run_dir:  # a run of graphkit.api.apply has no run folder: nothing was written
+        files.append(f"{report.run_dir}/report.json")
+    lines.append(f"files:   {', '.join(files) or 'none (in memory)'}")
     if report.error:
         lines.append(f"error:   {report.error}")
     return "\n".join(wrapped for line in lines for wrapped in _wrap(line))

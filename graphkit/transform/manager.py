@@ -10,7 +10,9 @@ before the pass), instruments hear ``pass_failed``, and the run either stops
 mutated its input in place cannot be rolled back: the run stops whatever ``on_failure`` says.
 
 When the pass itself raised, the record keeps the formatted traceback of the original
-exception (``traceback``).
+exception (``traceback``). A :class:`~graphkit.transform.group.PassGroup` among the passes runs
+its passes (and nested groups) in place, repeated until a fixed point when it says so; each inner
+pass is handled as above and its record names the group and the iteration.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Literal
 
 import onnx
 
+from graphkit.transform.group import PassGroup
 from graphkit.transform.instruments import InputMutatedError, Instrument
 from graphkit.transform.pass_base import Pass, PassResult
 from graphkit.transform.provenance import record_provenance
@@ -47,11 +50,13 @@ class RunResult:
 
 
 class PassManager:
-    """Runs ``passes`` in order; see the module docstring."""
+    """Runs ``passes`` (passes and groups: :class:`~graphkit.transform.group.PassGroup`) in order; see the
+    module docstring. ``on_pass_start(index, pass_)`` hears every pass run, inner ones included,
+    with its running index (the record's)."""
 
     def __init__(
         self,
-        passes: Sequence[Pass],
+        passes: Sequence[Pass | PassGroup],
         instruments: Sequence[Instrument] = (),
         on_failure: Literal["stop", "skip"] = "stop",
         on_pass_start: Callable[[int, Pass], None] | None = None,
@@ -65,50 +70,92 @@ class PassManager:
 
     def run(self, model: onnx.ModelProto) -> RunResult:
         """Apply every pass; returns the final model (never one that failed) and the records."""
-        records: list[PassRecord] = []
-        done: list[str] = []
-        for index, pass_ in enumerate(self.passes):
-            if self.on_pass_start:
-                self.on_pass_start(index, pass_)
-            record = PassRecord(index=index, name=pass_.name, options=pass_.options_dict(), exact=pass_.exact)
-            records.append(record)
-            result: PassResult | None = None
+        run = _Run(model, [], [])
+        self._run_items(self.passes, run, group="", iteration=None)
+        return RunResult(run.model, run.records, failed=run.failed, error=run.error)
+
+    def _run_items(self, items: Sequence[Pass | PassGroup], run: _Run, group: str, iteration: int | None) -> bool:
+        """Run ``items`` once; True when any pass was applied. Stops early once the run failed."""
+        changed = False
+        for position, item in enumerate(items, 1):
+            if run.failed is not None:
+                break
+            if isinstance(item, PassGroup):
+                changed |= self._run_group(item, run, f"{group}.{position}" if group else str(position))
+            else:
+                changed |= self._run_pass(item, run, group, iteration)
+        return changed
+
+    def _run_group(self, group: PassGroup, run: _Run, label: str) -> bool:
+        """Run ``group`` until an iteration changes nothing (or once); True when anything changed."""
+        changed = False
+        for iteration in range(1, group.iterations + 1):
+            if not self._run_items(group.passes, run, label, iteration) or run.failed is not None:
+                return changed
+            changed = True
+        if group.until_fixed_point:
+            note = f"group {label}: still changing after {group.max_iterations} iterations (max_iterations)"
+            run.records[-1].notes.append(note)
+            logger.info(note)
+        return changed
+
+    def _run_pass(self, pass_: Pass, run: _Run, group: str, iteration: int | None) -> bool:
+        """Run one pass inside the instruments; True when it was applied (kept and modified)."""
+        index, model = len(run.records), run.model
+        if self.on_pass_start:
+            self.on_pass_start(index, pass_)
+        record = PassRecord(index=index, name=pass_.name, options=pass_.options_dict(), exact=pass_.exact)
+        if group:
+            record.group, record.iteration = group, iteration
+        run.records.append(record)
+        result: PassResult | None = None
+        try:
+            for instrument in self.instruments:
+                record.observe(instrument.before_pass(index, pass_, model))
             try:
-                for instrument in self.instruments:
-                    record.observe(instrument.before_pass(index, pass_, model))
-                try:
-                    result = pass_(model)
-                except GraphkitError as exc:
-                    record.traceback = _traceback_of(exc)
-                    raise
-                record_provenance(model, result.model, pass_.name, index + 1)  # before instruments hash it
-                for instrument in self.instruments:
-                    observation = instrument.after_pass(index, pass_, model, result)
-                    record.observe(observation)
-                    if observation is not None and observation.rejection is not None:
-                        raise observation.rejection
+                result = pass_(model)
             except GraphkitError as exc:
-                error = _with_context(exc, pass_, index, done)
-                stop = self.on_failure == "stop" or isinstance(exc, InputMutatedError)
-                record.status = PassStatus.FAILED if stop else PassStatus.ROLLED_BACK
-                record.error = str(error)
-                if not stop:
-                    logger.info("pass '%s' rolled back: %s", pass_.name, error)
-                if record.traceback:
-                    logger.debug("traceback of pass '%s':\n%s", pass_.name, record.traceback.rstrip())
-                for instrument in self.instruments:
-                    record.observe(instrument.pass_failed(index, pass_, model, error, result.model if result else None))
-                if stop:
-                    return RunResult(model, records, failed=record, error=error)
-                continue
-            record.status = PassStatus.APPLIED if result.modified else PassStatus.UNCHANGED
-            record.modified = result.modified
-            record.counts.update(result.counts)
-            record.declined = [{"site": d.site, "reason": d.reason} for d in result.declined]
-            record.notes = [*record.notes, *result.notes]  # instruments' notes first
-            model = result.model
-            done.append(pass_.name)
-        return RunResult(model, records)
+                record.traceback = _traceback_of(exc)
+                raise
+            record_provenance(model, result.model, pass_.name, index + 1)  # before instruments hash it
+            for instrument in self.instruments:
+                observation = instrument.after_pass(index, pass_, model, result)
+                record.observe(observation)
+                if observation is not None and observation.rejection is not None:
+                    raise observation.rejection
+        except GraphkitError as exc:
+            error = _with_context(exc, pass_, index, run.done)
+            stop = self.on_failure == "stop" or isinstance(exc, InputMutatedError)
+            record.status = PassStatus.FAILED if stop else PassStatus.ROLLED_BACK
+            record.error = str(error)
+            if not stop:
+                logger.info("pass '%s' rolled back: %s", pass_.name, error)
+            if record.traceback:
+                logger.debug("traceback of pass '%s':\n%s", pass_.name, record.traceback.rstrip())
+            for instrument in self.instruments:
+                record.observe(instrument.pass_failed(index, pass_, model, error, result.model if result else None))
+            if stop:
+                run.failed, run.error = record, error
+            return False
+        record.status = PassStatus.APPLIED if result.modified else PassStatus.UNCHANGED
+        record.modified = result.modified
+        record.counts.update(result.counts)
+        record.declined = [{"site": d.site, "reason": d.reason} for d in result.declined]
+        record.notes = [*record.notes, *result.notes]  # instruments' notes first
+        run.model = result.model
+        run.done.append(pass_.name)
+        return result.modified
+
+
+@dataclass
+class _Run:
+    """The state of one :meth:`PassManager.run`: the current model, the records, the passes applied."""
+
+    model: onnx.ModelProto
+    records: list[PassRecord]
+    done: list[str]
+    failed: PassRecord | None = None
+    error: GraphkitError | None = None
 
 
 def _traceback_of(error: BaseException) -> str:

@@ -8,18 +8,30 @@ in :data:`PRESETS` (the one place presets are defined).
 
 from __future__ import annotations
 
+import copy
+
+from graphkit.transform.group import GROUP_KEY
 from graphkit.util.errors import PipelineSpecError
 
 PRESETS: dict[str, list[str | dict]] = {
-    # the chain the real-model corpus runs as "graphkit's own passes" (docs/corpus.md); onnxsim is left out
+    # the chain the real-model corpus runs as "graphkit's own passes" (docs/corpus.md); onnxsim is left out.
+    # The cleanups run as a fixed-point group: a later one (fuse-reshapes) can open sites for an
+    # earlier one (cse, eliminate-noops), so the group repeats them until an iteration changes nothing.
     "generic": [
-        "eliminate-noops",
-        "fold-shapes",
-        "fold-constants",
-        "eliminate-neutral",
-        "cse",
-        "fuse-reshapes",
-        "eliminate-noops",
+        {
+            "group": {
+                "passes": [
+                    "eliminate-noops",
+                    "fold-shapes",
+                    "fold-constants",
+                    "eliminate-neutral",
+                    "cse",
+                    "fuse-reshapes",
+                ],
+                "until_fixed_point": True,
+                "max_iterations": 8,
+            }
+        },
         "fuse-pad-conv",
         "fold-batchnorm",
         "dead-code",
@@ -30,12 +42,23 @@ DEFAULT_PRESET = "generic"
 
 
 def preset_passes(name: str) -> list[str | dict]:
-    """The pass items of preset ``name`` (a copy); PipelineSpecError lists the presets."""
+    """The pass items of preset ``name`` (a deep copy); PipelineSpecError lists the presets."""
     if name not in PRESETS:
         raise PipelineSpecError(f"--preset {name!r:.60}: no such preset; presets: {', '.join(PRESETS)}")
-    return [item if isinstance(item, str) else {k: dict(v) for k, v in item.items()} for item in PRESETS[name]]
+    return copy.deepcopy(PRESETS[name])
 
 
 def item_name(item: str | dict) -> str:
-    """The pass name of a preset item (``name`` or ``{name: options}``)."""
+    """The pass name of a preset item (``name`` or ``{name: options}``; ``group`` for a group)."""
     return item if isinstance(item, str) else next(iter(item))
+
+
+def pass_names(items: list[str | dict]) -> list[str]:
+    """The pass names of ``items``, groups opened, once each (one iteration of every group)."""
+    names: list[str] = []
+    for item in items:
+        if item_name(item) == GROUP_KEY:
+            names += pass_names(item[GROUP_KEY]["passes"])
+        else:
+            names.append(item_name(item))
+    return names

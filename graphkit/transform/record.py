@@ -72,6 +72,8 @@ class PassRecord:
     error: str = ""
     traceback: str = ""  # the formatted traceback, when the pass itself raised
     artifacts: dict[str, Any] = field(default_factory=dict)
+    group: str | None = None  # the group the pass ran in ("2", "2.1": positions), None at top level
+    iteration: int | None = None  # the iteration of that group (1-based)
 
     def observe(self, observation: Observation | None) -> None:
         """Merge one instrument's observation (called by the manager only)."""

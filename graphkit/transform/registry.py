@@ -2,7 +2,10 @@
 
 Built-in passes live in the repo's ``passes/`` folder, installed as the ``graphkit_passes``
 package; user passes are ``.py`` files or packages (folders with ``__init__.py``) in any folder
-given with ``--passes-dir`` or a pipeline's ``pass_dirs:``, imported by path. Duplicate names fail at import; unknown names fail
+given with ``--passes-dir`` or a pipeline's ``pass_dirs:``, imported by path, or installed
+packages that name a Pass subclass under the ``graphkit.passes`` entry-point group (the entry
+name is the pass name; its module is imported only when that name is asked for, or when every
+pass is listed). Duplicate names fail at import; unknown names fail
 with the closest registered names.
 """
 
@@ -15,8 +18,10 @@ import re
 import sys
 from pathlib import Path
 
+from graphkit.transform.group import GROUP_KEY
 from graphkit.transform.pass_base import Pass
-from graphkit.util.errors import PassLoadError, UnknownPassError, one_line
+from graphkit.util.errors import GraphkitError, PassLoadError, UnknownPassError, one_line, printable
+from graphkit.util.plugin_registry import Registry
 from graphkit.util.signals import signals_seen
 from graphkit.util.typed_config import close_names
 
@@ -26,6 +31,7 @@ _passes: dict[str, type[Pass]] = {}
 _origins: dict[str, str] = {}
 _loaded_files: set[Path] = set()
 _builtins_loaded = False
+PLUGIN_PASSES: Registry[type[Pass]] = Registry("graphkit.passes", "pass")  # installed plug-in passes
 
 
 def register(name: str):
@@ -35,6 +41,8 @@ def register(name: str):
         origin = getattr(sys.modules.get(cls.__module__), "__file__", None) or cls.__module__
         if not KEBAB.match(name):
             raise PassLoadError(f"{origin}: pass name '{name}' is not kebab-case (like 'fold-shapes')")
+        if name == GROUP_KEY:
+            raise PassLoadError(f"{origin}: pass name '{name}' is reserved for groups of passes in a pipeline")
         if not (isinstance(cls, type) and issubclass(cls, Pass)):
             raise PassLoadError(f"{origin}: '{name}' is not a graphkit.transform.pass_base.Pass subclass")
         if name in _passes and _origins[name] != origin:
@@ -116,17 +124,42 @@ def _load_pass_module(path: Path, resolved: Path) -> None:
 
 
 def get_pass(name: str, where: str = "pass") -> type[Pass]:
-    """The pass class registered as ``name``; UnknownPassError lists close names."""
+    """The pass class registered as ``name`` (a built-in, a loaded pass folder, or an installed
+    plug-in); UnknownPassError lists close names."""
     load_builtin_passes()
+    if name not in _passes and name in PLUGIN_PASSES:
+        _load_plugin_pass(name)
     if name not in _passes:
-        raise UnknownPassError(f"{where}: unknown pass '{name}'{close_names(name, _passes)}; see 'graphkit passes'")
+        known = {*_passes, *PLUGIN_PASSES}
+        raise UnknownPassError(f"{where}: unknown pass '{name}'{close_names(name, known)}; see 'graphkit passes'")
     return _passes[name]
 
 
 def all_passes() -> dict[str, type[Pass]]:
-    """All registered passes by name, built-ins loaded."""
+    """All registered passes by name: built-ins, loaded pass folders and every installed plug-in."""
     load_builtin_passes()
+    for name in PLUGIN_PASSES:
+        _load_plugin_pass(name)
     return dict(sorted(_passes.items()))
+
+
+def _load_plugin_pass(name: str) -> None:
+    """Import the plug-in pass ``name`` and register it under its entry name (once);
+    PassLoadError when it does not load, is not a Pass subclass, or clashes with another pass."""
+    try:
+        cls = PLUGIN_PASSES[name]
+    except GraphkitError as exc:
+        raise PassLoadError(str(exc)) from exc
+    entry = f"pass '{name}' (entry point group {PLUGIN_PASSES.group})"
+    if not (isinstance(cls, type) and issubclass(cls, Pass)):
+        raise PassLoadError(f"{entry}: names {printable(repr(cls))[:200]}, not a graphkit Pass subclass")
+    if _passes.get(name) is cls:
+        return
+    if name in _passes:
+        raise PassLoadError(f"{entry}: the name is already taken by {_origins[name]}")
+    if cls.name and _passes.get(cls.name) is cls and cls.name != name:
+        raise PassLoadError(f"{entry}: the class is registered as '{cls.name}'; the entry name must be the same")
+    register(name)(cls)
 
 
 def origin_of(name: str) -> str:

@@ -5,9 +5,10 @@ A rule is three small functions over graphsurgeon tensors::
     def pattern(op, x, c):           # what to find: op.<OpType>(inputs..., attr=value)
         return op.Mul(x, c)
 
-    def check(ctx, x, c):            # optional: None/True = rewrite, "reason" = decline, False = no match
+    def check(ctx, x, c):            # optional: True = rewrite, "reason" = decline, False = no match
         if ctx.shape(x) is None:
             return f"shape of '{x.name}' is unknown"
+        return True                  # only True accepts: a forgotten return (None) declines
 
     def rewrite(op, x, c):           # what to put there: an existing value (bypass) or new ops
         return x
@@ -16,8 +17,13 @@ A rule is three small functions over graphsurgeon tensors::
 
 Pattern functions follow the onnxscript rewriter's: parameters after ``op`` are pattern
 variables that bind graph values (or, used as an attribute value, the attribute's value, None
-when absent); a Python number as an input matches a constant whose every element equals it;
-attributes given as literals must be equal, others are not looked at. ``commute=True`` also
+when absent); a parameter with the default ``None`` is an optional trailing input (it binds None
+when the node has no such input), so one rule covers every arity of an op; a Python number as an
+input matches a constant whose every element equals it, and ``Constant(value, rel_tol=, abs_tol=,
+name=)`` matches one within tolerances and, with a ``name``, binds it as a variable; attributes
+given as literals must be equal, others are not looked at. The check and the rewrite take the
+pattern's variables by name: a parameter that is not one fails when the Rule is built, naming the
+function's file and line. ``commute=True`` also
 tries the swapped inputs of commutative two-input ops (Add, Mul, ...); ``opsets=(lo, hi)`` limits a
 rule to the model opsets where its op means what the rule assumes (after onnxslim's per-opset
 pattern registry). A pattern has one output.
@@ -42,6 +48,7 @@ concept that shares the match state; split, each part would reach into the other
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -71,7 +78,7 @@ from graphkit.ir.graph import (
 from graphkit.ir.model_io import default_opset
 from graphkit.transform.pass_base import Declined, NoOptions, Pass, PassResult
 from graphkit.transform.registry import register
-from graphkit.util.errors import PassError
+from graphkit.util.errors import PassError, PassLoadError, printable
 
 COMMUTATIVE = frozenset({"Add", "Mul", "Max", "Min", "Sum", "Mean", "And", "Or", "Xor", "Equal", "BitwiseAnd"})
 MAX_ROUNDS = 1000
@@ -85,6 +92,46 @@ class Var:
     """A pattern variable: binds a graph value (or an attribute value)."""
 
     name: str
+    optional: bool = field(default=False, repr=False)  # a trailing input the node may leave out: binds None then
+
+
+@dataclass(eq=False)
+class Constant:
+    """A pattern input matching a constant (initializer or ``Constant`` output) whose every element
+    is ``value`` within ``abs_tol`` or ``rel_tol`` (relative to the larger magnitude, as
+    ``math.isclose``); a non-scalar ``value`` also needs the same shape. With ``name`` the matched
+    value is bound as a pattern variable of that name (the check and the rewrite receive it)."""
+
+    value: Any
+    rel_tol: float = 0.0
+    abs_tol: float = 0.0
+    name: str | None = None
+
+    def __post_init__(self):
+        want = np.asarray(self.value)
+        if want.dtype.kind not in "biuf" or want.size == 0 or not np.all(np.isfinite(want)):
+            raise TypeError(f"Constant({self.value!r}): the value must be finite numbers (a number or an array)")
+        for tol in (self.rel_tol, self.abs_tol):
+            if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not (0 <= tol < float("inf")):
+                raise TypeError(
+                    f"Constant({self.value!r}): rel_tol and abs_tol must be finite numbers >= 0, got {tol!r}"
+                )
+        if self.name is not None and not (isinstance(self.name, str) and self.name.isidentifier()):
+            raise TypeError(f"Constant({self.value!r}): name must be a Python identifier, got {self.name!r}")
+
+    def matches(self, value: np.ndarray | None) -> bool:
+        """Whether the constant ``value`` (None: not a constant) is this one within the tolerances."""
+        want = np.asarray(self.value)
+        if value is None or value.size == 0 or value.dtype.kind not in "biuf":
+            return False
+        if want.ndim and value.shape != want.shape:
+            return False
+        if value.dtype.kind != "f" and want.dtype.kind != "f":
+            return bool(np.all(value == want))
+        have, want = value.astype(np.float64), want.astype(np.float64)
+        with np.errstate(invalid="ignore", over="ignore"):
+            allowed = np.maximum(self.abs_tol, self.rel_tol * np.maximum(np.abs(have), np.abs(want)))
+            return bool(np.all(np.abs(have - want) <= allowed))
 
 
 @dataclass(eq=False)
@@ -120,12 +167,73 @@ class _PatternBuilder:
 
 
 def _compile(pattern: Callable) -> tuple[PatternValue, list[str]]:
+    """The pattern's root and its variable names: parameters without a default, parameters whose
+    default is None (optional trailing inputs) and named ``Constant``s."""
     params = list(inspect.signature(pattern).parameters.values())[1:]
-    names = [p.name for p in params if p.default is inspect.Parameter.empty]  # defaults are not variables
-    result = pattern(_PatternBuilder(), *[Var(n) for n in names])
+    variables = {p.name: Var(p.name, p.default is None) for p in params if p.default in (inspect.Parameter.empty, None)}
+    result = pattern(_PatternBuilder(), **variables)
     if not isinstance(result, PatternValue):
         raise TypeError(f"pattern {pattern.__name__} must return one op output (op.Xxx(...)), got {result!r}")
+    names = list(variables)
+    for pnode in _pattern_nodes(result.node):
+        for k, item in enumerate(pnode.inputs):
+            if isinstance(item, Var) and item.optional and not all(_is_optional(i) for i in pnode.inputs[k:]):
+                raise TypeError(
+                    f"pattern {pattern.__name__}: optional input '{item.name}' of {pnode.op} is followed by a "
+                    "required one; only trailing inputs may be optional"
+                )
+            if isinstance(item, Constant) and item.name is not None:
+                if item.name in names:
+                    raise TypeError(f"pattern {pattern.__name__}: the name '{item.name}' is bound twice")
+                names.append(item.name)
     return result, names
+
+
+def _pattern_nodes(root: PatternNode) -> Iterator[PatternNode]:
+    yield root
+    for item in root.inputs:
+        if isinstance(item, PatternValue):
+            yield from _pattern_nodes(item.node)
+
+
+def _is_optional(item: Any) -> bool:
+    return item is None or (isinstance(item, Var) and item.optional)
+
+
+def _check_signature(function: Callable, variables: list[str], role: str, rule: str) -> None:
+    """PassLoadError naming ``function``'s file and line when it cannot take the pattern's
+    variables by name (a parameter that is no variable, or a variable it does not take)."""
+    try:
+        params = list(inspect.signature(function).parameters.values())[1:]
+    except (TypeError, ValueError):
+        return  # a builtin or C callable: nothing to read
+    where = _source_line(function)
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        named = [p for p in params if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    else:
+        named = params
+        missing = [v for v in variables if v not in {p.name for p in params}]
+        if missing:
+            raise PassLoadError(
+                f"{where}: rule '{rule}': the {role} does not take the pattern variable(s) {', '.join(missing)} "
+                f"(variables: {', '.join(variables) or 'none'}; add them or **_)"
+            )
+    for p in named:
+        if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.VAR_POSITIONAL):
+            raise PassLoadError(f"{where}: rule '{rule}': the {role}'s parameter '{p.name}' cannot be passed by name")
+        if p.name not in variables and p.default is inspect.Parameter.empty:
+            raise PassLoadError(
+                f"{where}: rule '{rule}': the {role}'s parameter '{p.name}' is not a pattern variable "
+                f"(variables: {', '.join(variables) or 'none'})"
+            )
+
+
+def _source_line(function: Callable) -> str:
+    """``FILE:LINE`` of a function's definition, or its repr when it has no source."""
+    code = getattr(inspect.unwrap(function), "__code__", None)
+    if code is None:
+        return repr(function)
+    return f"{printable(code.co_filename)}:{code.co_firstlineno}"
 
 
 # --- rules ----------------------------------------------------------------------------------------
@@ -145,9 +253,12 @@ class Rule:
         opsets: tuple[int, int] = (1, 10**6),
     ):
         self.root, self.variables = _compile(pattern)
+        self.name = name or pattern.__name__
+        _check_signature(rewrite, self.variables, "rewrite", self.name)
+        if check is not None:
+            _check_signature(check, self.variables, "check", self.name)
         self.rewrite = rewrite
         self.check = check
-        self.name = name or pattern.__name__
         self.commute = commute
         self.opsets = opsets  # default-domain opsets the rule applies at (inclusive); others skip it
 
@@ -181,8 +292,12 @@ def _match_node(rule: Rule, pnode: PatternNode, node: gs.Node, state: Match) -> 
     inputs = list(node.inputs)
     while inputs and not inputs[-1].name:  # trailing optional inputs left out
         inputs.pop()
-    if len(inputs) != len(pnode.inputs):
+    required = len(pnode.inputs)
+    while required and isinstance(pnode.inputs[required - 1], Var) and pnode.inputs[required - 1].optional:
+        required -= 1
+    if not required <= len(inputs) <= len(pnode.inputs):
         return
+    inputs += [None] * (len(pnode.inputs) - len(inputs))  # absent optional inputs bind None
     state = Match(dict(state.bindings), [*state.nodes, node], {**state.by_pattern, id(pnode): node})
     for key, want in pnode.attrs.items():
         have = node.attrs.get(key)
@@ -207,19 +322,28 @@ def _match_inputs(rule: Rule, pairs: list, state: Match) -> Iterator[Match]:
         yield from _match_inputs(rule, rest, matched)
 
 
-def _match_value(rule: Rule, pvalue: Any, tensor: gs.Tensor, state: Match) -> Iterator[Match]:
+def _match_value(rule: Rule, pvalue: Any, tensor: gs.Tensor | None, state: Match) -> Iterator[Match]:
     if isinstance(pvalue, Var):
+        if tensor is not None and not tensor.name and pvalue.optional:
+            tensor = None  # an empty optional input binds None
         state = Match(dict(state.bindings), state.nodes, state.by_pattern)
         if _bind(state, pvalue.name, tensor):
             yield state
+    elif tensor is None:
+        return
     elif isinstance(pvalue, PatternValue):
         writer = producer(tensor)
         if writer is not None and pvalue.index < len(writer.outputs) and writer.outputs[pvalue.index] is tensor:
             yield from _match_node(rule, pvalue.node, writer, state)
-    elif isinstance(pvalue, (int, float, bool)):
-        value = constant_value(tensor)
-        if value is not None and value.size > 0 and bool(np.all(value == pvalue)):
-            yield state
+    elif isinstance(pvalue, (Constant, int, float, bool)):
+        want = pvalue if isinstance(pvalue, Constant) else Constant(pvalue)
+        if want.matches(constant_value(tensor)):
+            if want.name is None:
+                yield state
+            else:
+                state = Match(dict(state.bindings), state.nodes, state.by_pattern)
+                if _bind(state, want.name, tensor):
+                    yield state
     elif pvalue is None:
         if not tensor.name:
             yield state
@@ -399,12 +523,16 @@ def _try_match(rule: Rule, node: gs.Node, graph: gs.Graph, ctx: RuleContext, fou
     ctx.node, ctx.nodes, ctx.memo = node, found.nodes, {}
     if rule.check is not None:
         verdict = rule.check(ctx, **bindings)
+        if isinstance(verdict, np.bool_):  # np.all(...) and friends
+            verdict = bool(verdict)
         if verdict is False:
             return None
+        if verdict is None:  # a forgotten return: never a rewrite
+            return "the check returned None (a check accepts only by returning True)"
         if isinstance(verdict, str):
             return verdict
-        if verdict not in (None, True):
-            raise PassError(f"rule {rule.name}: check returned {verdict!r}; expected None, True, False or a reason")
+        if verdict is not True:
+            raise PassError(f"rule {rule.name}: check returned {verdict!r}; expected True, False or a reason")
     for extra in node.outputs[1:]:
         if extra.name and (extra.outputs or extra.name in outputs):
             return f"output '{extra.name}' of {node.op} '{node_site(node)}' is used"
@@ -448,10 +576,17 @@ def _replace(
 
 
 class RulePass(Pass):
-    """A pass made of rules (see :func:`rule_pass`)."""
+    """A pass made of rules (see :func:`rule_pass`). ``make_rules(options)``, when set, builds the
+    rules of one pass instance from its options; else ``rules`` are the pass's rules."""
 
     Options = NoOptions
     rules: Sequence[Rule] = ()
+    make_rules: Callable[[Any], Sequence[Rule]] | None = None
+
+    def __init__(self, options: Any = None, **kwargs: Any):
+        super().__init__(options, **kwargs)
+        if type(self).make_rules is not None:
+            self.rules = _rule_list(type(self).make_rules(self.options), type(self).__name__, allow_empty=True)
 
     def run(self, model: onnx.ModelProto) -> PassResult:
         opset = default_opset(model)
@@ -472,21 +607,32 @@ def rule_pass(
     tolerance: Tolerance | None = None,
     opset_range: tuple[int, int] = (1, 10**6),
     doc: str | None = None,
+    options: type | None = None,
 ):
     """Decorator: a function returning a rule, a list of rules, or an onnxscript ``RewriteRule``/
-    ``RewriteRuleSet`` becomes the registered pass ``name``; its doc is ``doc`` or the function's docstring."""
+    ``RewriteRuleSet`` becomes the registered pass ``name``; its doc is ``doc`` or the function's docstring.
+
+    With ``options`` (a dataclass of :func:`~graphkit.transform.pass_base.option` fields) the function
+    takes the pass's options instance and returns the rules for them; it is called once with the
+    default options when decorated (so a broken rule fails at import) and once per pass instance.
+    """
 
     def decorate(function: Callable) -> type[Pass]:
-        rules = function()
-        if _is_onnxscript(rules):
-            from graphkit.transform.onnxscript_rules import OnnxscriptRulePass
-
-            base, attrs = OnnxscriptRulePass, {"rule_set": rules}
+        attrs: dict[str, Any] = {}
+        if options is not None:
+            if not dataclasses.is_dataclass(options):
+                raise PassLoadError(f"{_source_line(function)}: rule pass '{name}': options must be a dataclass")
+            _rule_list(function(options()), function.__name__, allow_empty=True)  # fail at import, not at a run
+            base = RulePass
+            attrs.update(Options=options, make_rules=staticmethod(function))
         else:
-            rules = [rules] if isinstance(rules, Rule) else list(rules)
-            if not rules or not all(isinstance(r, Rule) for r in rules):
-                raise TypeError(f"{function.__name__} must return a Rule, a list of Rules or onnxscript rules")
-            base, attrs = RulePass, {"rules": rules}
+            rules = function()
+            if _is_onnxscript(rules):
+                from graphkit.transform.onnxscript_rules import OnnxscriptRulePass
+
+                base, attrs = OnnxscriptRulePass, {"rule_set": rules}
+            else:
+                base, attrs = RulePass, {"rules": _rule_list(rules, function.__name__)}
         attrs.update(
             __doc__=doc or function.__doc__ or f"Rules {name}.",
             __module__=function.__module__,
@@ -498,6 +644,13 @@ def rule_pass(
         return register(name)(cls)
 
     return decorate
+
+
+def _rule_list(rules: Any, function: str, allow_empty: bool = False) -> list[Rule]:
+    rules = [rules] if isinstance(rules, Rule) else list(rules) if isinstance(rules, (list, tuple)) else [rules]
+    if not (rules or allow_empty) or not all(isinstance(r, Rule) for r in rules):
+        raise TypeError(f"{function} must return a Rule, a list of Rules or onnxscript rules")
+    return rules
 
 
 def _is_onnxscript(rules: Any) -> bool:

@@ -33,9 +33,10 @@ def pattern(op, x):
 
 
 def check(ctx, x):
-    # return None to rewrite, "a reason" to decline (reported), False for "not a match" (silent)
+    # return True to rewrite, "a reason" to decline (reported), False for "not a match" (silent)
     if ctx.dtype(x) is None:
         return f"element type of '{x.name}' is unknown"
+    return True
 
 
 def rewrite(op, x):
