@@ -96,7 +96,7 @@ def main() -> None:
     args = parser.parse_args()
     import onnx
 
-    from graphkit.transform.testing import modelzoo_softmax_fix
+    from graphkit.testing import modelzoo_softmax_fix
 
     with tempfile.TemporaryDirectory() as tmp:
         a_path, b_path = Path(tmp) / "wseg.onnx", Path(tmp) / "wseg_modelzoo_fix.onnx"

@@ -51,7 +51,7 @@ BUILD = (
     r"""
 import sys, torch, onnx
 from transformers import SwinConfig, SwinForImageClassification
-from graphkit.transform.testing import export_legacy
+from graphkit.testing import export_legacy
 k, path = int(sys.argv[1]), sys.argv[2]
 torch.manual_seed(0)
 config = SwinConfig(image_size=224, embed_dim=48, depths=[2 * k, 2 * k, 6 * k, 2 * k], num_heads=[3, 6, 12, 24])
@@ -92,7 +92,7 @@ BUILD_VIT = (
     r"""
 import sys, torch, onnx
 from transformers import ViTConfig, ViTForImageClassification
-from graphkit.transform.testing import export_legacy
+from graphkit.testing import export_legacy
 layers, path = int(sys.argv[1]), sys.argv[2]
 torch.manual_seed(0)
 config = ViTConfig(hidden_size=192, num_hidden_layers=layers, num_attention_heads=3, intermediate_size=768)

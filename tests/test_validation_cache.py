@@ -9,7 +9,6 @@ import onnxruntime
 import pytest
 from onnx import numpy_helper
 
-from graphkit.check.compare import Tolerance, Tolerances
 from graphkit.check.golden import make_or_load_golden
 from graphkit.check.instruments import RegionCheck
 from graphkit.check.validation_cache import ValidationCache, cached_golden_validation, golden_hash
@@ -18,6 +17,7 @@ from graphkit.pipeline.demo_model import demo_model
 from graphkit.runtime.ort import ForwardLog, ValidationRuntime, recording_forwards
 from graphkit.transform.pass_base import PassResult
 from graphkit.transform.registry import get_pass
+from graphkit.util.tolerance import Tolerance, Tolerances
 
 TOL = Tolerances(Tolerance(atol=1e-5, rtol=1e-4))
 

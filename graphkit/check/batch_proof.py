@@ -21,15 +21,15 @@ import time
 import numpy as np
 import onnx
 
-from graphkit.check.compare import Tolerances, compare_outputs
+from graphkit.check.compare import compare_outputs
 from graphkit.check.golden import GoldenSet, make_inputs
-from graphkit.check.golden_validation import ort_error_text
+from graphkit.ir.model_io import graph_inputs
 from graphkit.ir.shapes import dims_of
-from graphkit.runtime.feeds import graph_inputs
-from graphkit.runtime.ort import create_session, run_session
+from graphkit.runtime.ort import create_session, ort_error_text, run_session
 from graphkit.transform.instruments import Instrument
 from graphkit.transform.record import Observation
 from graphkit.util.errors import ValidationError
+from graphkit.util.tolerance import Tolerances
 
 COPIES = 3
 

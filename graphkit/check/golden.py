@@ -38,10 +38,6 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from graphkit.check.compare import Tolerances
-from graphkit.check.golden_validation import (
-    ort_error_text,
-)
 from graphkit.ir.model_io import content_hash
 from graphkit.runtime.feeds import (
     check_allocatable,
@@ -57,10 +53,12 @@ from graphkit.runtime.ort import (
     ValidationRuntime,
     create_session,
     forward_purpose,
+    ort_error_text,
     run_session,
 )
 from graphkit.util.errors import GoldenError, GraphkitError, InputError, one_line
 from graphkit.util.files import current_umask
+from graphkit.util.tolerance import Tolerances
 from graphkit.util.typed_config import from_mapping, to_mapping
 
 FORMAT = "graphkit-golden/1"

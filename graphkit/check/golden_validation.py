@@ -8,21 +8,18 @@ failed :class:`CaseResult` whose error is in the :class:`GoldenValidation`.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
 
-from graphkit.check.compare import Comparison, OutputComparison, Tolerances, compare_outputs
-from graphkit.runtime.ort import ValidationRuntime, create_session, forward_purpose, ort_reason, run_session
-from graphkit.util.errors import GoldenError, GraphkitError, RuntimeLoadError
+from graphkit.check.compare import Comparison, OutputComparison, compare_outputs
+from graphkit.check.golden import GoldenSet
+from graphkit.runtime.ort import ValidationRuntime, create_session, forward_purpose, ort_error_text, run_session
+from graphkit.util.errors import GoldenError, RuntimeLoadError
+from graphkit.util.tolerance import Tolerances
 from graphkit.util.typed_config import to_mapping
-
-if TYPE_CHECKING:  # the golden set module imports this one
-    from graphkit.check.golden import GoldenSet
 
 
 def level_note(golden: GoldenSet, runtime: ValidationRuntime) -> str:
@@ -192,18 +189,6 @@ def validate_against_golden(
         del actual
     del session
     return GoldenValidation(results, note)
-
-
-def ort_error_text(error: BaseException, limit: int = 2000) -> str:
-    """An onnxruntime error on one line without its noise (see ``runtime.ort.ort_reason``), also
-    without graphkit's own wrapping ("Input shape:{2,8,16,16}, requested shape:{1,2048}" stays)."""
-    if isinstance(error, RuntimeLoadError):
-        text = str(error)  # already cleaned, with the custom-domain note
-    else:
-        source = error.__cause__ if isinstance(error, GraphkitError) and error.__cause__ else error  # untruncated
-        text = ort_reason(source, limit=10 * limit)
-    text = re.sub(r"\[ONNXRuntimeError\] : \d+ : \w+ : ", "", text)
-    return text[:limit] or error.__class__.__name__
 
 
 def _misfit(model_inputs: dict, feeds: Mapping[str, np.ndarray]) -> str:

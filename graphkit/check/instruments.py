@@ -17,7 +17,6 @@ from pathlib import Path
 
 import onnx
 
-from graphkit.check.compare import Tolerances
 from graphkit.check.golden import GoldenSet
 from graphkit.check.golden_validation import GoldenValidation
 from graphkit.check.validation_cache import ValidationCache, cached_golden_validation, golden_hash
@@ -27,6 +26,7 @@ from graphkit.transform.instruments import Instrument
 from graphkit.transform.record import Observation
 from graphkit.util.errors import GoldenError, GraphkitError, ValidationError
 from graphkit.util.files import write_text_atomic
+from graphkit.util.tolerance import Tolerances
 from graphkit.util.typed_config import to_mapping
 
 

@@ -36,9 +36,10 @@ import onnx
 from graphkit.check.localize_result import LocalizeResult, SkippedTensor, TensorComparison
 from graphkit.diff.model_diff import diff_models
 from graphkit.diff.records import ModelDiff
+from graphkit.ir.model_io import graph_inputs
+from graphkit.ir.provenance import provenance_of
 from graphkit.ir.shapes import known_value_types
 from graphkit.runtime.ort import cannot_load_message, create_session, run_session
-from graphkit.transform.provenance import provenance_of
 from graphkit.util.console import progress
 from graphkit.util.errors import InputError, RuntimeLoadError
 
@@ -293,13 +294,8 @@ def _chunks(pairs: list[_Pair], size: int, max_bytes: int) -> Iterator[list[_Pai
         yield chunk
 
 
-def _real_inputs(model: onnx.ModelProto) -> list[str]:
-    initializers = {t.name for t in model.graph.initializer}
-    return [i.name for i in model.graph.input if i.name not in initializers]
-
-
 def _check_feeds(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray], label: str) -> None:
-    expected = set(_real_inputs(model))
+    expected = {v.name for v in graph_inputs(model)}
     if set(feeds) != expected:
         raise InputError(f"inputs {sorted(feeds)} do not match the model's inputs {sorted(expected)} (model {label})")
 
@@ -342,7 +338,9 @@ class _Stepper:
                 self.last_use[name] = index
         for output in model.graph.output:
             self.last_use[output.name] = len(self.nodes)
-        self.live: dict[str, np.ndarray] = {name: np.asarray(feeds[name]) for name in _real_inputs(model)}
+        self.live: dict[str, np.ndarray] = {
+            name: np.asarray(feeds[name]) for name in (v.name for v in graph_inputs(model))
+        }
         self.position = 0
 
     def advance(self, end: int, expose: set[str]) -> dict[str, np.ndarray]:

@@ -8,10 +8,9 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from graphkit.check.golden_validation import ort_error_text
 from graphkit.check.region_find import RegionUnavailable, Side
 from graphkit.ir.shapes import ValueType
-from graphkit.runtime.ort import ValidationRuntime, create_session, run_session
+from graphkit.runtime.ort import ValidationRuntime, create_session, ort_error_text, run_session
 from graphkit.util.errors import one_line
 
 

@@ -29,12 +29,12 @@ import onnxruntime
 import xxhash
 
 from graphkit import __version__
-from graphkit.check.compare import Tolerances
 from graphkit.check.golden import GoldenSet
 from graphkit.check.golden_validation import GoldenValidation, validate_against_golden
 from graphkit.runtime.ort import ValidationRuntime
 from graphkit.util.errors import GraphkitError
 from graphkit.util.files import write_text_atomic
+from graphkit.util.tolerance import Tolerances
 from graphkit.util.typed_config import to_mapping
 from graphkit.util.user_cache import cache_dir
 

@@ -33,6 +33,7 @@ from graphkit.check.golden_validation import level_note as golden_level_note
 from graphkit.check.instruments import EndToEndCheck, PassDiffWriter, RegionCheck
 from graphkit.check.validation_cache import ValidationCache, golden_hash
 from graphkit.ir.model_io import content_hash, default_opset, save_model
+from graphkit.ir.provenance import strip_provenance
 from graphkit.pipeline.checks import (
     check_export_against_reference,
     check_final_model,
@@ -50,7 +51,6 @@ from graphkit.pipeline.stages import check_weights_flag, load_source, run_stages
 from graphkit.runtime.ort import ForwardLog, active_forward_log, recording_forwards
 from graphkit.transform.instruments import Honesty, Instrument, OpCounts, Timing, Verify
 from graphkit.transform.manager import PassManager
-from graphkit.transform.provenance import strip_provenance
 from graphkit.util.console import json_default, progress
 from graphkit.util.errors import GraphkitError, PipelineSpecError
 from graphkit.util.files import make_folder, write_text_atomic

@@ -17,6 +17,7 @@ import contextlib
 import contextvars
 import logging
 import os
+import re
 import tempfile
 import time
 from collections import Counter
@@ -32,7 +33,7 @@ import onnxruntime.capi.onnxruntime_pybind11_state as ort_state
 
 from graphkit.ir.model_io import save_model, too_big_for_one_file
 from graphkit.runtime.backend import Backend, TensorInfo, check_threads
-from graphkit.util.errors import FieldValueError, InputError, RuntimeLoadError, one_line
+from graphkit.util.errors import FieldValueError, GraphkitError, InputError, RuntimeLoadError, one_line
 
 logger = logging.getLogger(__name__)
 
@@ -287,6 +288,18 @@ def ort_reason(exc: BaseException, limit: int = 2000) -> str:
                     break
         text = head + tail[end:].lstrip()
     return text[:limit]
+
+
+def ort_error_text(error: BaseException, limit: int = 2000) -> str:
+    """An onnxruntime error on one line without its noise (see :func:`ort_reason`), also
+    without graphkit's own wrapping ("Input shape:{2,8,16,16}, requested shape:{1,2048}" stays)."""
+    if isinstance(error, RuntimeLoadError):
+        text = str(error)  # already cleaned, with the custom-domain note
+    else:
+        source = error.__cause__ if isinstance(error, GraphkitError) and error.__cause__ else error  # untruncated
+        text = ort_reason(source, limit=10 * limit)
+    text = re.sub(r"\[ONNXRuntimeError\] : \d+ : \w+ : ", "", text)
+    return text[:limit] or error.__class__.__name__
 
 
 def run_session(

@@ -12,7 +12,7 @@ from onnx import TensorProto, helper
 from graphkit.ir.model_io import save_model
 from graphkit.runtime.backend import BACKENDS, open_backend
 from graphkit.runtime.torch_backend import TorchBackend
-from graphkit.transform.testing import make_model
+from graphkit.testing import make_model
 from graphkit.util.errors import GraphkitError, InputError
 
 
