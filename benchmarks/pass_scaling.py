@@ -1,6 +1,6 @@
 """Generic passes and the manager's instruments vs node count; the large-graph pipeline vs onnxsim.
 
-Usage: python benchmarks/pass_scaling.py [--factors 1 2 4] [--pipeline-model vit60] [--models-dir DIR]
+Usage: python -m benchmarks.pass_scaling [--factors 1 2 4] [--pipeline-model vit60] [--models-dir DIR]
                                         [--baseline-ref GIT_REF]
 
 The model is a public architecture, Swin Transformer (``transformers`` SwinForImageClassification,
@@ -33,6 +33,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchmarks.models import identity_chain
 
 PASSES = ["eliminate-noops", "fold-shapes", "softmax-transpose", "fold-batchnorm", "dynamic-batch"]
 
@@ -125,27 +127,6 @@ def _python(code: str, *args, timeout: int = 3600, source: Path | None = None) -
     if proc.returncode != 0:
         raise SystemExit(f"benchmark child failed:\n{proc.stderr[-3000:]}")
     return proc.stdout
-
-
-def _identity_chain(pairs: int, path: Path) -> Path:
-    """x -> (Relu -> Identity) x pairs -> y: ``pairs`` rewrites for eliminate-noops in a graph of 2 x pairs nodes."""
-    import onnx
-    from onnx import TensorProto, helper
-
-    nodes, previous = [], "x"
-    for i in range(pairs):
-        nodes.append(helper.make_node("Relu", [previous], [f"r{i}"], name=f"relu{i}"))
-        out = "y" if i == pairs - 1 else f"i{i}"
-        nodes.append(helper.make_node("Identity", [f"r{i}"], [out], name=f"identity{i}"))
-        previous = out
-    graph = helper.make_graph(
-        nodes,
-        "identity_chain",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 8])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 8])],
-    )
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
-    return path
 
 
 def _checkout(ref: str, into: Path) -> Path:
@@ -266,7 +247,7 @@ def main() -> None:
         # Rewrite-dense: one removal per two nodes, where per-rewrite O(n) work shows as O(n^2).
         dense, dense_baseline = {}, {}
         for pairs in (2000, 4000, 8000):
-            chain = _identity_chain(pairs, Path(tmp) / f"identity_chain_{pairs}.onnx")
+            chain = identity_chain(pairs, Path(tmp) / f"identity_chain_{pairs}.onnx")
             if base is not None:
                 dense_baseline[pairs] = json.loads(_python(PASS_TIMES, chain, "eliminate-noops", source=base))
             dense[pairs] = json.loads(_python(PASS_TIMES, chain, "eliminate-noops"))
