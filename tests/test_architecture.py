@@ -240,10 +240,18 @@ def test_every_listed_layer_exists_and_names_only_listed_layers():
     [
         # the upward imports this map was written to stop (issue 21)
         ("graphkit.transform.pass_base", "from graphkit.check.compare import compare_outputs\n", "transform -> check"),
-        ("graphkit.transform.planted", "def f():\n    from graphkit.runtime.ort import run_ort\n", "transform -> runtime"),
+        (
+            "graphkit.transform.planted",
+            "def f():\n    from graphkit.runtime.ort import run_ort\n",
+            "transform -> runtime",
+        ),
         ("graphkit.diff.model_diff", "from ..transform import manager\n", "diff -> transform"),
         ("graphkit_passes.planted", "from graphkit.check.golden import load_golden\n", "passes -> check"),
-        ("graphkit.ir.planted", "import graphkit.util.errors, graphkit.ir.shapes, graphkit.runtime.feeds\n", "ir -> runtime"),
+        (
+            "graphkit.ir.planted",
+            "import graphkit.util.errors, graphkit.ir.shapes, graphkit.runtime.feeds\n",
+            "ir -> runtime",
+        ),
         ("graphkit.ascend.planted", "from graphkit.wseg import plugin\n", "ascend -> wseg"),
         (
             "graphkit.check.planted",
@@ -333,3 +341,14 @@ def test_the_applications_plug_in_through_entry_points():
         ("eval", "eval"),
     ]
     assert STAGES["eval"].order > STAGES["handoff.atc"].order
+
+
+def test_a_pass_imports_no_other_pass():
+    graph = import_graph()
+    crossing = {
+        module: sorted(t for t in targets if t.startswith("graphkit_passes.") and t != module)
+        for module, targets in graph.items()
+        if module.startswith("graphkit_passes.")
+    }
+    crossing = {module: targets for module, targets in crossing.items() if targets}
+    assert not crossing, f"passes import other passes (one file per pass): {crossing}"

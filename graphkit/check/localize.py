@@ -39,7 +39,8 @@ from graphkit.diff.records import ModelDiff
 from graphkit.ir.model_io import graph_inputs
 from graphkit.ir.provenance import provenance_of
 from graphkit.ir.shapes import known_value_types
-from graphkit.runtime.ort import cannot_load_message, create_session, run_session
+from graphkit.runtime.backend import open_validation_backend
+from graphkit.runtime.ort import cannot_load_message
 from graphkit.util.console import progress
 from graphkit.util.errors import InputError, RuntimeLoadError
 
@@ -376,15 +377,15 @@ class _Stepper:
             graph.input.append(onnx.helper.make_tensor_value_info(name, elem, value.shape))
         graph.output.extend(onnx.ValueInfoProto(name=name) for name in outputs)
         try:
-            session = create_session(sub, threads=self.threads)
+            backend = open_validation_backend(sub, threads=self.threads)
         except RuntimeLoadError as exc:
             what = f"model {self.label} (nodes {start}-{end - 1})"
             raise RuntimeLoadError(cannot_load_message(sub, exc.__cause__ or exc, what)) from exc
         del sub, graph
         try:
-            values = run_session(session, {n: self.live[n] for n in inputs}, outputs)
+            values = backend.run({n: self.live[n] for n in inputs}, outputs)
         finally:
-            del session
+            backend.close()
         self.position = end
         self.live.update((t, values[t]) for t in outputs if self.last_use.get(t, -1) >= end)
         for name in [n for n in self.live if self.last_use.get(n, -1) < end]:

@@ -354,33 +354,43 @@ def run_ort(
 class OrtBackend(Backend):
     """The "ort" backend: CPU by default, full graph optimizations unless ``optimize=False``.
 
-    Validation uses the session helpers above (at ``validate.runtime``'s level); this backend is for
-    speed and accuracy runs, where ORT's optimizations are what a user would deploy.
+    ``model_path`` is an ONNX file or a model proto (large weights are handed to onnxruntime in
+    memory, see :func:`create_session`). ``optimization`` names the graph optimization level and
+    overrides ``optimize``: validation opens this backend through
+    :func:`graphkit.runtime.backend.open_validation_backend` at ``validate.runtime``'s level, and
+    ``run`` then takes the outputs to compute and the golden case a forward belongs to.
     """
 
     name = "ort"
 
     def __init__(
         self,
-        model_path: str | os.PathLike,
+        model_path: onnx.ModelProto | str | os.PathLike,
         threads: int | None = None,
         providers: tuple[str, ...] = ("CPUExecutionProvider",),
         optimize: bool = True,
         io_binding: bool = False,
+        optimization: str | None = None,
     ):
-        self.session = create_session(
-            model_path, threads=threads, optimization="all" if optimize else "none", providers=providers
-        )
+        level = optimization if optimization is not None else ("all" if optimize else "none")
+        self.session = create_session(model_path, threads=threads, optimization=level, providers=providers)
         self.inputs = [_info(v) for v in self.session.get_inputs()]
         self.outputs = [_info(v) for v in self.session.get_outputs()]
         # io-binding lets ORT place outputs where the provider wants them (it helps with device
         # providers; on CPU it only skips a copy of the feeds).
         self.io_binding = io_binding
 
-    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        if not self.io_binding:
-            return run_session(self.session, feeds)
+    def run(
+        self, feeds: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None, case: str | None = None
+    ) -> dict[str, np.ndarray]:
+        """Run one batch (see :func:`run_session`: ``outputs`` to compute, ``case`` for the ForwardLog)."""
+        if not self.io_binding or outputs or case is not None:
+            return run_session(self.session, feeds, outputs, case)
         return self._run_bound(feeds)
+
+    def close(self) -> None:
+        """Drop the session (its memory goes back once nothing else holds it)."""
+        self.session = None
 
     def _run_bound(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         expected = {i.name for i in self.inputs}
@@ -395,14 +405,22 @@ class OrtBackend(Backend):
         return dict(zip([o.name for o in self.outputs], binding.copy_outputs_to_cpu()))
 
 
+# onnxruntime's tensor type names -> numpy dtypes (other types, such as sequences, read as float32)
+ORT_DTYPES = {
+    "tensor(float)": np.float32,
+    "tensor(double)": np.float64,
+    "tensor(float16)": np.float16,
+    "tensor(int8)": np.int8,
+    "tensor(int16)": np.int16,
+    "tensor(int32)": np.int32,
+    "tensor(int64)": np.int64,
+    "tensor(uint8)": np.uint8,
+    "tensor(uint16)": np.uint16,
+    "tensor(uint32)": np.uint32,
+    "tensor(uint64)": np.uint64,
+    "tensor(bool)": np.bool_,
+}
+
+
 def _info(arg) -> TensorInfo:
-    dtype_map = {
-        "tensor(float)": np.float32,
-        "tensor(float16)": np.float16,
-        "tensor(double)": np.float64,
-        "tensor(int64)": np.int64,
-        "tensor(int32)": np.int32,
-        "tensor(uint8)": np.uint8,
-        "tensor(bool)": np.bool_,
-    }
-    return TensorInfo(arg.name, tuple(arg.shape), np.dtype(dtype_map.get(arg.type, np.float32)))
+    return TensorInfo(arg.name, tuple(arg.shape), np.dtype(ORT_DTYPES.get(arg.type, np.float32)))
