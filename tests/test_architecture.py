@@ -352,3 +352,21 @@ def test_a_pass_imports_no_other_pass():
     }
     crossing = {module: targets for module, targets in crossing.items() if targets}
     assert not crossing, f"passes import other passes (one file per pass): {crossing}"
+
+
+SESSION_OPENERS = {"InferenceSession", "create_session", "run_session", "run_ort"}
+
+
+def test_validation_opens_no_onnxruntime_session_of_its_own():
+    # check/ and pipeline/ run models through the Backend registry (runtime.backend.open_validation_backend)
+    found = []
+    for module, (path, _) in MODULES.items():
+        if layer_of(module) not in ("check", "pipeline"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            name = node.attr if isinstance(node, ast.Attribute) else getattr(node, "id", None)
+            if isinstance(node, ast.alias):
+                name = node.name.rpartition(".")[2]
+            if name in SESSION_OPENERS:
+                found.append(f"{module}: {name}")
+    assert not found, f"open a session through open_validation_backend instead: {sorted(set(found))}"
