@@ -6,6 +6,8 @@
 - the generic core (ir, transform, check, diff, runtime, pipeline, util) imports nothing from
   the applications (``graphkit.ascend``, ``graphkit.wseg``), at any level;
 - importing the pass manager stays light (no onnxruntime, diff or golden);
+- a built-in pass imports no other pass; check/ and pipeline/ open no onnxruntime session of
+  their own (validation runs through the Backend registry);
 - no module over 500 lines unless its docstring says why;
 - the plug-ins that graphkit's own applications declare are found through their entry points.
 """
