@@ -3,7 +3,8 @@
 The data set: JPEGs made of coloured rectangles (one colour per class) on a background colour,
 with GT palette PNGs that label the rectangles and draw a 255 ("ambiguous") outline around
 them, like VOC's boundaries. The "colour classifier" model maps each pixel to the class of the
-nearest class colour with a 1x1 convolution + softmax, so a correct pipeline recovers the GT.
+nearest class colour with a 1x1 convolution + softmax, so a correct pipeline recovers the GT
+(the models are built by :mod:`benchmarks.models`, which the eval benchmarks share).
 """
 
 from __future__ import annotations
