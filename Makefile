@@ -27,12 +27,14 @@ test: install lint
 test-slow: install
 	$(PY) -m pytest -q -m slow $(PYTEST_ARGS)
 
+# every benchmark script, run as a module from the repository root (benchmarks.models: the shared model builders)
 bench: install
-	@for script in benchmarks/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+	@for script in benchmarks/*.py; do name=$$(basename $$script .py); case $$name in __init__|models) continue;; esac; \
+		echo "== $$script"; $(PY) -m benchmarks.$$name || exit 1; done
 
 # the real-model corpus: export, graphkit vs onnxsim, results in docs/corpus-results.json and the tables
 corpus: install
-	$(PY) -m corpus
+	$(PY) -m benchmarks.corpus
 
 # The long fuzz run (see docs/fuzz.md): JSON summary on stdout, failing attempts in $(FUZZ_OUT).
 FUZZ_ATTEMPTS ?= 2000

@@ -22,9 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import onnx
-from onnx import TensorProto, helper, numpy_helper
+from benchmarks.models import matmul_chain
 
 BASELINE = """
 import onnx, sys, time
@@ -62,26 +60,6 @@ for line in open("/proc/self/status"):
 """
 
 
-def build_stand_in(path: Path, layers: int, width: int) -> None:
-    rng = np.random.default_rng(0)
-    nodes, inits = [], []
-    previous = "x"
-    for i in range(layers):
-        weight = rng.standard_normal((width, width), dtype=np.float32)
-        inits.append(numpy_helper.from_array(weight, f"w{i}"))
-        nodes.append(helper.make_node("MatMul", [previous, f"w{i}"], [f"h{i}"], name=f"matmul{i}"))
-        previous = f"h{i}"
-    graph = helper.make_graph(
-        nodes,
-        "stand_in",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", width])],
-        [helper.make_tensor_value_info(previous, TensorProto.FLOAT, ["batch", width])],
-        inits,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    onnx.save(model, str(path))
-
-
 def measure(script: str, source: Path, target: Path) -> dict:
     start = time.perf_counter()
     proc = subprocess.run(
@@ -112,7 +90,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         source = Path(tmp) / "big.onnx"
-        build_stand_in(source, args.layers, args.width)
+        matmul_chain(source, args.layers, args.width)
         size_mb = source.stat().st_size / 2**20
         runs = {"baseline": [], "graphkit": []}
         scripts = {"baseline": BASELINE, "graphkit": GRAPHKIT}

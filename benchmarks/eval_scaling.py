@@ -23,7 +23,7 @@ driver cost ``d`` (read + write per image):
     images/s(N nodes, k workers per node) = min(N * k / c, 1 / d)
     seconds(I images) = startup + I / images/s
 
-Usage: ``python benchmarks/eval_scaling.py [--images 6] [--factor 5] [--pad 384] [--repeats 2]`` (images up to
+Usage: ``python -m benchmarks.eval_scaling [--images 6] [--factor 5] [--pad 384] [--repeats 2]`` (images up to
 half the pad a side, so every view fits; about 1 s of work per image here, most of it the CRF)
 """
 
@@ -39,7 +39,6 @@ import tempfile
 import time
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent
 FULL_WSEG_SECONDS_PER_IMAGE = (
     8 * 34.8 + 1.2
 )  # measured: 8 views x 34.8 s per 1024 forward (2 cores, ORT level all) + 1.2 s CRF
@@ -106,8 +105,7 @@ def main() -> None:
         child(args)
         return
 
-    sys.path.insert(0, str(BENCH))
-    from eval_throughput import synthetic_voc, tiny_model
+    from benchmarks.eval_throughput import synthetic_voc, tiny_model
 
     configs = ["local", "ray_1", "ray_2"]
     with tempfile.TemporaryDirectory() as tmp:

@@ -10,7 +10,7 @@ Three measurements in one run:
 3. ``confusion_matrix``: the vectorized confusion matrix against the per-pixel Python loop of
    the reference's ``eval_seg.py`` on the same 500x375 masks (target: >= 100x faster).
 
-Usage: ``python benchmarks/eval_throughput.py [--images 6] [--pad 64] [--repeats 3]``
+Usage: ``python -m benchmarks.eval_throughput [--images 6] [--pad 64] [--repeats 3]``
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from graphkit.wseg.eval.runner import run_eval
 from graphkit.wseg.eval.spec import EvalSpec
 from graphkit.wseg.eval.voc import voc_palette
 
-TESTS_EVAL = Path(__file__).resolve().parents[1] / "tests" / "eval"  # the suite's model builders and references
+TESTS_EVAL = Path(__file__).resolve().parents[1] / "tests" / "eval"  # the suite's slow reference implementations
 
 
 def synthetic_voc(root: Path, count: int, max_side: int) -> Path:
@@ -70,9 +70,9 @@ def tiny_model(path: Path, pad: int) -> tuple[str, str]:
     if export_from_spec is not None:
         result = export_from_spec(ExportSpec(width=0.03125, input_size=[pad, pad], opset=13), path)
         return "wseg width 0.03125", result.weights
-    sys.path.insert(0, str(TESTS_EVAL))
     import onnx
-    from conftest import colour_classifier  # the test suite's 1x1-conv model
+
+    from benchmarks.models import colour_classifier  # the eval tests' 1x1-conv model
 
     onnx.save(colour_classifier(pad), path)
     return "1x1-conv colour classifier", "synthetic"

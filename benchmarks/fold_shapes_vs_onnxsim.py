@@ -1,6 +1,6 @@
 """fold-shapes vs onnxsim on the same model: time, peak RSS, nodes, Shape ops, symbolic output dims.
 
-Usage: python benchmarks/fold_shapes_vs_onnxsim.py [--model PATH] [--size 1024] [--width 1.0]
+Usage: python -m benchmarks.fold_shapes_vs_onnxsim [--model PATH] [--size 1024] [--width 1.0]
 
 Without --model, exports the wseg model (seeded random weights) with the legacy exporter at
 opset 11 and dynamic batch. Each tool runs in its own subprocess so that its peak RSS

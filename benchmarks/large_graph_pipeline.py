@@ -1,6 +1,6 @@
 """The validated generic pipeline vs onnxsim on large transformer graphs, repeated, with the ratio per round.
 
-Usage: python benchmarks/large_graph_pipeline.py [--layers 15 30 60] [--ratio-layers 60] [--repeats 3]
+Usage: python -m benchmarks.large_graph_pipeline [--layers 15 30 60] [--ratio-layers 60] [--repeats 3]
                                                  [--models-dir DIR] [--baseline-ref GIT_REF]
 
 Models: ViT (``transformers`` ViTForImageClassification, ViT-Tiny dims: hidden 192, 3 heads, MLP 768,
@@ -38,8 +38,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pass_scaling import BUILD_VIT, PASSES, _checkout, _counts, _python, _slope  # noqa: E402
+from benchmarks.pass_scaling import BUILD_VIT, PASSES, _checkout, _counts, _python, _slope
 
 BIN = Path(sys.executable).parent
 

@@ -1,6 +1,6 @@
 """Full-size localize: the wseg export vs the ModelZoo opset-11 softmax fix (526 MB, 1024x1024).
 
-Usage: python benchmarks/localize_full_size.py [--size 1024] [--width 1.0] [--threads N]
+Usage: python -m benchmarks.localize_full_size [--size 1024] [--width 1.0] [--threads N]
 
 Exports the wseg model (seeded random weights, legacy exporter, opset 11, dynamic batch), writes
 the ModelZoo-style fix next to it, then in separate subprocesses (each reports its own peak RSS,
@@ -96,7 +96,7 @@ def main() -> None:
     args = parser.parse_args()
     import onnx
 
-    from graphkit.transform.testing import modelzoo_softmax_fix
+    from graphkit.testing import modelzoo_softmax_fix
 
     with tempfile.TemporaryDirectory() as tmp:
         a_path, b_path = Path(tmp) / "wseg.onnx", Path(tmp) / "wseg_modelzoo_fix.onnx"

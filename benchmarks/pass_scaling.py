@@ -1,6 +1,6 @@
 """Generic passes and the manager's instruments vs node count; the large-graph pipeline vs onnxsim.
 
-Usage: python benchmarks/pass_scaling.py [--factors 1 2 4] [--pipeline-model vit60] [--models-dir DIR]
+Usage: python -m benchmarks.pass_scaling [--factors 1 2 4] [--pipeline-model vit60] [--models-dir DIR]
                                         [--baseline-ref GIT_REF]
 
 The model is a public architecture, Swin Transformer (``transformers`` SwinForImageClassification,
@@ -34,6 +34,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.models import identity_chain
+
 PASSES = ["eliminate-noops", "fold-shapes", "softmax-transpose", "fold-batchnorm", "dynamic-batch"]
 
 # The tail of both build scripts: export the classifier's logits (legacy exporter, opset 17) to ``path``.
@@ -51,7 +53,7 @@ BUILD = (
     r"""
 import sys, torch, onnx
 from transformers import SwinConfig, SwinForImageClassification
-from graphkit.transform.testing import export_legacy
+from graphkit.testing import export_legacy
 k, path = int(sys.argv[1]), sys.argv[2]
 torch.manual_seed(0)
 config = SwinConfig(image_size=224, embed_dim=48, depths=[2 * k, 2 * k, 6 * k, 2 * k], num_heads=[3, 6, 12, 24])
@@ -92,7 +94,7 @@ BUILD_VIT = (
     r"""
 import sys, torch, onnx
 from transformers import ViTConfig, ViTForImageClassification
-from graphkit.transform.testing import export_legacy
+from graphkit.testing import export_legacy
 layers, path = int(sys.argv[1]), sys.argv[2]
 torch.manual_seed(0)
 config = ViTConfig(hidden_size=192, num_hidden_layers=layers, num_attention_heads=3, intermediate_size=768)
@@ -125,27 +127,6 @@ def _python(code: str, *args, timeout: int = 3600, source: Path | None = None) -
     if proc.returncode != 0:
         raise SystemExit(f"benchmark child failed:\n{proc.stderr[-3000:]}")
     return proc.stdout
-
-
-def _identity_chain(pairs: int, path: Path) -> Path:
-    """x -> (Relu -> Identity) x pairs -> y: ``pairs`` rewrites for eliminate-noops in a graph of 2 x pairs nodes."""
-    import onnx
-    from onnx import TensorProto, helper
-
-    nodes, previous = [], "x"
-    for i in range(pairs):
-        nodes.append(helper.make_node("Relu", [previous], [f"r{i}"], name=f"relu{i}"))
-        out = "y" if i == pairs - 1 else f"i{i}"
-        nodes.append(helper.make_node("Identity", [f"r{i}"], [out], name=f"identity{i}"))
-        previous = out
-    graph = helper.make_graph(
-        nodes,
-        "identity_chain",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 8])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 8])],
-    )
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
-    return path
 
 
 def _checkout(ref: str, into: Path) -> Path:
@@ -266,7 +247,7 @@ def main() -> None:
         # Rewrite-dense: one removal per two nodes, where per-rewrite O(n) work shows as O(n^2).
         dense, dense_baseline = {}, {}
         for pairs in (2000, 4000, 8000):
-            chain = _identity_chain(pairs, Path(tmp) / f"identity_chain_{pairs}.onnx")
+            chain = identity_chain(pairs, Path(tmp) / f"identity_chain_{pairs}.onnx")
             if base is not None:
                 dense_baseline[pairs] = json.loads(_python(PASS_TIMES, chain, "eliminate-noops", source=base))
             dense[pairs] = json.loads(_python(PASS_TIMES, chain, "eliminate-noops"))

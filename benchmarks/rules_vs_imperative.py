@@ -1,6 +1,6 @@
 """One rule pass vs the same rewrite as an imperative pass, and onnxscript's engine, on the wseg export.
 
-Usage: python benchmarks/rules_vs_imperative.py [--model PATH] [--size 1024] [--width 1.0] [--sites N]
+Usage: python -m benchmarks.rules_vs_imperative [--model PATH] [--size 1024] [--width 1.0] [--sites N]
 
 The rewrite: remove Identity nodes and same-type Casts. Without --model, the wseg model (seeded
 random weights, legacy exporter, opset 11, 526 MB at full width) is exported with

@@ -38,7 +38,7 @@ def main() -> int:
     from graphkit.check.golden import make_or_load_golden
     from graphkit.check.golden_validation import validate_against_golden
     from graphkit.runtime.ort import ValidationRuntime, create_session, run_session
-    from graphkit.transform.testing import export_legacy
+    from graphkit.testing import export_legacy
     from graphkit.wseg.network import WsegModel
 
     torch.manual_seed(0)

@@ -8,10 +8,9 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from graphkit.ir.model_io import clone, default_opset, remove_initializers
+from graphkit.ir.model_io import clone, default_opset, graph_inputs, remove_initializers
 from graphkit.ir.shape_eval import attr_value
 from graphkit.ir.shapes import apply_inferred_shapes, dims_of, fresh_name, infer_value_types, set_dims
-from graphkit.runtime.feeds import graph_inputs
 from graphkit.transform.pass_base import Declined, Pass, PassResult, option
 from graphkit.transform.registry import register
 from graphkit.util.errors import PassError, SpecError

@@ -6,9 +6,8 @@ from dataclasses import dataclass
 
 import onnx
 
-from graphkit.ir.model_io import clone
+from graphkit.ir.model_io import clone, graph_inputs
 from graphkit.ir.shapes import apply_inferred_shapes, dims_of, format_dims, set_dims
-from graphkit.runtime.feeds import graph_inputs
 from graphkit.transform.pass_base import Pass, PassResult, option
 from graphkit.transform.registry import register
 from graphkit.util.errors import PassError, SpecError

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 
 import onnx
 
-from graphkit.check.compare import Tolerance
 from graphkit.ir.model_io import default_opset, model_size
 from graphkit.transform.pass_base import Pass, PassResult, io_signature, option
 from graphkit.transform.registry import register
 from graphkit.util.errors import one_line
+from graphkit.util.tolerance import Tolerance
 
 PROTOBUF_LIMIT = 2**31
 

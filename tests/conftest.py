@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from graphkit.transform.testing import run_cli
+from graphkit.testing import run_cli
 
 USER_PASSES = textwrap.dedent(
     '''

@@ -16,8 +16,8 @@ import pytest
 import graphkit
 from graphkit import api
 from graphkit.pipeline.demo_model import demo_model
+from graphkit.testing import parse_model
 from graphkit.transform.pass_base import Pass, PassResult
-from graphkit.transform.testing import parse_model
 from graphkit.util.errors import GoldenError, InputError, ModelLoadError, SpecError
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "api.md"

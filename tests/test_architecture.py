@@ -1,10 +1,13 @@
 """The package's architecture rules (docs/architecture.md), checked on the source tree.
 
-- no import cycle inside ``graphkit/`` (module-level and function-level imports, and the
-  package ``__init__`` every import of a submodule runs);
+- every layer imports only the layers ``LAYERS`` allows it (type-only imports included);
+- no import cycle inside ``graphkit/`` and the built-in passes (module-level, function-level and
+  type-only imports, and the package ``__init__`` every import of a submodule runs);
 - the generic core (ir, transform, check, diff, runtime, pipeline, util) imports nothing from
   the applications (``graphkit.ascend``, ``graphkit.wseg``), at any level;
 - importing the pass manager stays light (no onnxruntime, diff or golden);
+- a built-in pass imports no other pass; check/ and pipeline/ open no onnxruntime session of
+  their own (validation runs through the Backend registry);
 - no module over 500 lines unless its docstring says why;
 - the plug-ins that graphkit's own applications declare are found through their entry points.
 """
@@ -21,6 +24,35 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "graphkit"
+# Each top-level package whose imports are checked -> its source folder. The fuzz harness is
+# ``graphkit.fuzz`` today; were it moved out of the package (a top-level ``fuzz/`` folder), add
+# ``"fuzz": ROOT / "fuzz"`` here: ``layer_of`` names its modules' layer "fuzz" either way.
+PACKAGES = {"graphkit": PACKAGE, "graphkit_passes": ROOT / "passes"}
+ROOT_PACKAGE = "graphkit"  # its ``__init__`` runs on every import of graphkit: any layer may "import" it
+
+_BELOW_CHECK = {"util", "ir", "transform", "runtime", "diff"}
+_CORE = _BELOW_CHECK | {"check", "pipeline"}
+# The layer map (docs/architecture.md): layer -> the layers its modules may import. A layer is
+# a subpackage of graphkit (``graphkit.check.golden`` -> "check"), a top-level module of graphkit
+# (``graphkit.testing`` -> "testing"), the built-in passes ("passes": package ``graphkit_passes``)
+# or the fuzz harness ("fuzz"). A module may import its own layer; a layer missing here fails.
+LAYERS: dict[str, set[str]] = {
+    "util": set(),
+    "ir": {"util"},
+    "transform": {"util", "ir"},
+    "runtime": {"util", "ir"},
+    "diff": {"util", "ir"},
+    "check": _BELOW_CHECK,
+    "pipeline": _BELOW_CHECK | {"check"},
+    "ascend": _CORE,  # applications: the core, never each other
+    "wseg": _CORE,
+    "passes": {"util", "ir", "transform", "runtime"},  # runtime: evaluate a node (constant folding)
+    "testing": {"util", "ir", "transform", "runtime", "check"},  # the pass-author harness
+    "api": _CORE | {"testing"},  # the public API: the core's entry points and the pass author's names
+    "cli": _CORE | {"ascend", "wseg", "testing", "passes", "api"},
+    "__main__": {"cli"},
+    "fuzz": _CORE | {"ascend", "wseg", "testing", "passes", "cli"},  # test tooling, on top of everything
+}
 CORE = ("ir", "transform", "check", "diff", "runtime", "pipeline", "util")
 APPLICATIONS = ("graphkit.ascend", "graphkit.wseg")
 MAX_LINES = 500
@@ -32,14 +64,15 @@ LONG_MODULES_SPLIT_ELSEWHERE: dict[str, str] = {}  # module -> who splits it (em
 
 
 def _modules() -> dict[str, tuple[Path, bool]]:
-    """Dotted module name -> (file, is a package ``__init__``)."""
+    """Dotted module name -> (file, is a package ``__init__``), for every package in PACKAGES."""
     found = {}
-    for path in sorted(PACKAGE.rglob("*.py")):
-        parts = list(path.relative_to(ROOT).with_suffix("").parts)
-        is_package = parts[-1] == "__init__"
-        if is_package:
-            parts.pop()
-        found[".".join(parts)] = (path, is_package)
+    for name, folder in PACKAGES.items():
+        for path in sorted(folder.rglob("*.py")):
+            parts = [name, *path.relative_to(folder).with_suffix("").parts]
+            is_package = parts[-1] == "__init__"
+            if is_package:
+                parts.pop()
+            found[".".join(parts)] = (path, is_package)
     return found
 
 
@@ -69,12 +102,19 @@ def _type_checking_blocks(tree: ast.AST) -> set[int]:
 
 
 def imported_modules(module: str, type_only: bool = True) -> set[str]:
-    """Every graphkit module that ``module`` imports, at any level (module, function, class);
+    """Every checked module that ``module`` imports, at any level (module, function, class);
     with ``type_only`` false, not those under ``if TYPE_CHECKING:`` (they never run)."""
     path, is_package = MODULES[module]
+    return imports_in_source(module, path.read_text(encoding="utf-8"), is_package, type_only, str(path))
+
+
+def imports_in_source(
+    module: str, source: str, is_package: bool = False, type_only: bool = True, filename: str = "<planted>"
+) -> set[str]:
+    """:func:`imported_modules` of ``source`` read as the text of ``module``."""
     package = module if is_package else module.rpartition(".")[0]
     targets: set[str] = set()
-    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    tree = ast.parse(source, filename)
     skipped = set() if type_only else _type_checking_blocks(tree)
     for node in ast.walk(tree):
         if id(node) in skipped:
@@ -128,21 +168,114 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
-def test_the_import_graph_sees_function_level_and_relative_imports():
+def layer_of(module: str) -> str:
+    """The layer of a checked module (see LAYERS)."""
+    top, _, rest = module.partition(".")
+    if top == "graphkit_passes":
+        return "passes"
+    if top == ROOT_PACKAGE:
+        return rest.partition(".")[0] or ROOT_PACKAGE
+    return top
+
+
+def layer_violations(graph: dict[str, set[str]]) -> list[str]:
+    """'importer -> imported (layer -> layer)' for every import LAYERS does not allow, and
+    'module (layer): not in LAYERS' for a module of an unlisted layer."""
+    found = []
+    for module, targets in sorted(graph.items()):
+        layer = layer_of(module)
+        if module == ROOT_PACKAGE:
+            continue  # the root __init__: nothing below may depend on what it imports
+        if layer not in LAYERS:
+            found.append(f"{module} ({layer}): not in LAYERS")
+            continue
+        for target in sorted(targets):
+            other = layer_of(target)
+            if target != ROOT_PACKAGE and other != layer and other not in LAYERS[layer]:
+                found.append(f"{module} -> {target} ({layer} -> {other})")
+    return found
+
+
+def test_the_import_graph_sees_function_level_relative_and_type_only_imports():
     graph = import_graph()
     assert "graphkit.runtime.backend" in graph["graphkit.runtime.ort"]
     # function-level: the pipeline imports the demo model inside load_source
     assert "graphkit.pipeline.demo_model" in graph["graphkit.pipeline.stages"]
-    # type names only: seen by the layering check, not by the cycle check
-    assert "graphkit.diff.records" in graph["graphkit.diff.text_view"]
-    assert "graphkit.diff.records" not in import_graph(type_only=False)["graphkit.diff.text_view"]
+    # the built-in passes are checked too
+    assert "graphkit.transform.registry" in graph["graphkit_passes.cse"]
+    # relative, and type names only (seen by both checks unless type_only is false)
+    planted = "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .records import ModelDiff\n"
+    assert imports_in_source("graphkit.diff.formatting", planted) == {"graphkit.diff.records"}
+    assert imports_in_source("graphkit.diff.formatting", planted, type_only=False) == set()
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
 
 
-def test_no_import_cycle_inside_graphkit():
-    cycle = find_cycle(import_graph(type_only=False))
+def test_no_import_cycle_type_only_imports_included():
+    cycle = find_cycle(import_graph())
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_a_planted_type_only_import_back_is_a_cycle():
+    graph = import_graph()
+    # the records import the formatters; a formatter naming the records for its types closes a circle
+    assert "graphkit.diff.formatting" in graph["graphkit.diff.records"]
+    planted = "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from graphkit.diff.records import ModelDiff\n"
+    graph["graphkit.diff.formatting"] = imports_in_source("graphkit.diff.formatting", planted)
+    cycle = find_cycle(graph)
+    assert cycle is not None and {"graphkit.diff.formatting", "graphkit.diff.records"} <= set(cycle)
+
+
+def test_every_layer_imports_only_what_layers_allows():
+    violations = layer_violations(import_graph())
+    assert not violations, "imports against the layer map (LAYERS, docs/architecture.md):\n" + "\n".join(violations)
+
+
+def test_every_listed_layer_exists_and_names_only_listed_layers():
+    present = {layer_of(module) for module in MODULES} - {ROOT_PACKAGE}
+    assert present <= set(LAYERS), f"modules in layers LAYERS does not list: {sorted(present - set(LAYERS))}"
+    named = set().union(*LAYERS.values())
+    assert named <= set(LAYERS), f"LAYERS allows unknown layers: {sorted(named - set(LAYERS))}"
+
+
+@pytest.mark.parametrize(
+    ("module", "source", "expected"),
+    [
+        # the upward imports this map was written to stop (issue 21)
+        ("graphkit.transform.pass_base", "from graphkit.check.compare import compare_outputs\n", "transform -> check"),
+        (
+            "graphkit.transform.planted",
+            "def f():\n    from graphkit.runtime.ort import run_ort\n",
+            "transform -> runtime",
+        ),
+        ("graphkit.diff.model_diff", "from ..transform import manager\n", "diff -> transform"),
+        ("graphkit_passes.planted", "from graphkit.check.golden import load_golden\n", "passes -> check"),
+        (
+            "graphkit.ir.planted",
+            "import graphkit.util.errors, graphkit.ir.shapes, graphkit.runtime.feeds\n",
+            "ir -> runtime",
+        ),
+        ("graphkit.ascend.planted", "from graphkit.wseg import plugin\n", "ascend -> wseg"),
+        (
+            "graphkit.check.planted",
+            "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from graphkit.pipeline.report import RunReport\n",
+            "check -> pipeline",
+        ),
+    ],
+)
+def test_a_planted_upward_import_fails_the_layer_check(module, source, expected):
+    graph = import_graph()
+    assert not layer_violations(graph)
+    graph[module] = imports_in_source(module, source)
+    violations = layer_violations(graph)
+    assert violations and all(v.startswith(f"{module} -> ") for v in violations), violations
+    assert any(v.endswith(f"({expected})") for v in violations), violations
+
+
+def test_a_module_of_an_unlisted_layer_fails_the_layer_check():
+    graph = import_graph()
+    graph["graphkit.newlayer.thing"] = imports_in_source("graphkit.newlayer.thing", "import graphkit.util.errors\n")
+    assert layer_violations(graph) == ["graphkit.newlayer.thing (newlayer): not in LAYERS"]
 
 
 @pytest.mark.parametrize("package", CORE)
@@ -211,3 +344,32 @@ def test_the_applications_plug_in_through_entry_points():
         ("eval", "eval"),
     ]
     assert STAGES["eval"].order > STAGES["handoff.atc"].order
+
+
+def test_a_pass_imports_no_other_pass():
+    graph = import_graph()
+    crossing = {
+        module: sorted(t for t in targets if t.startswith("graphkit_passes.") and t != module)
+        for module, targets in graph.items()
+        if module.startswith("graphkit_passes.")
+    }
+    crossing = {module: targets for module, targets in crossing.items() if targets}
+    assert not crossing, f"passes import other passes (one file per pass): {crossing}"
+
+
+SESSION_OPENERS = {"InferenceSession", "create_session", "run_session", "run_ort"}
+
+
+def test_validation_opens_no_onnxruntime_session_of_its_own():
+    # check/ and pipeline/ run models through the Backend registry (runtime.backend.open_validation_backend)
+    found = []
+    for module, (path, _) in MODULES.items():
+        if layer_of(module) not in ("check", "pipeline"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            name = node.attr if isinstance(node, ast.Attribute) else getattr(node, "id", None)
+            if isinstance(node, ast.alias):
+                name = node.name.rpartition(".")[2]
+            if name in SESSION_OPENERS:
+                found.append(f"{module}: {name}")
+    assert not found, f"open a session through open_validation_backend instead: {sorted(set(found))}"

@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # the corpus tool lives at the top level (python -m corpus), not in the package
+from benchmarks.corpus import steps
+from benchmarks.corpus.table import full_table, summary_table, targets_met
+from benchmarks.models import ARCHS, detector_model, export
 
-from corpus import steps  # noqa: E402
-from corpus.models import ARCHS, detector_model, export  # noqa: E402
-from corpus.table import full_table, summary_table, targets_met  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent  # the corpus tool runs from here (python -m benchmarks.corpus)
 
 
 def run_both(tmp_path: Path, path: Path, batch: str) -> tuple[dict, dict]:
@@ -116,7 +115,7 @@ def test_tables_show_targets_and_reasons():
 
 def test_unknown_architecture_is_one_line_error():
     result = subprocess.run(
-        [sys.executable, "-m", "corpus", "--archs", "bert,nope"], cwd=ROOT, capture_output=True, text=True
+        [sys.executable, "-m", "benchmarks.corpus", "--archs", "bert,nope"], cwd=ROOT, capture_output=True, text=True
     )
     assert result.returncode == 2
     assert "unknown architecture(s) nope" in result.stderr and "Traceback" not in result.stderr
@@ -127,7 +126,7 @@ def test_whole_corpus_no_crash_all_validated(tmp_path):
     pytest.importorskip("transformers")
     out = tmp_path / "results.json"
     result = subprocess.run(
-        [sys.executable, "-m", "corpus", "--out", str(out), "--table", "", "--readme", ""],
+        [sys.executable, "-m", "benchmarks.corpus", "--out", str(out), "--table", "", "--readme", ""],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -11,8 +11,9 @@ from onnx import TensorProto, helper, numpy_helper
 
 from graphkit.diff.model_diff import diff_models, max_abs_change
 from graphkit.diff.records import SCHEMA_VERSION
+from graphkit.diff.text_view import render_text
 from graphkit.ir.model_io import clone, content_hash
-from graphkit.transform.testing import make_model, parse_model
+from graphkit.testing import make_model, parse_model
 
 BASE = """<ir_version: 8, opset_import: ["" : 13]>
 g (float[N,4] x) => (float[N,4] y) <float[4] w = {1., 2., 3., 4.}> {
@@ -230,8 +231,8 @@ def test_summary_line_of_a_softmax_rewrite():
 
 def test_text_output_colors_only_on_request():
     diff = diff_models(named_chain(), named_chain(ops=("Add", "Relu", "Neg")))
-    plain = diff.to_text(color=False)
-    colored = diff.to_text(color=True)
+    plain = render_text(diff, color=False)
+    colored = render_text(diff, color=True)
     assert "\033[" not in plain
     assert "\033[31m" in colored  # removed in red
     assert "- n2 (Neg)" in plain or "- n" in plain
@@ -391,6 +392,6 @@ def test_names_with_control_characters_never_reach_the_terminal_raw():
     b.graph.node[1].op_type = "Sigmoid"
     b.graph.node[1].name = "evil\x1b]0;pwned\x07\x1b[2J\nname"
     for color in (False, True):
-        text = diff_models(a, b).to_text(color=color)
+        text = render_text(diff_models(a, b), color=color)
         assert "\x07" not in text and "\x1b]" not in text and "\x1b[2J" not in text
         assert "evil\\x1b]0;pwned\\x07\\x1b[2J\\nname" in text

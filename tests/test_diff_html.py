@@ -15,7 +15,7 @@ import pytest
 from graphkit.diff.html_view import changed_regions, render_html, write_html
 from graphkit.diff.matching import node_info
 from graphkit.diff.model_diff import diff_models
-from graphkit.transform.testing import parse_model
+from graphkit.testing import parse_model
 
 A = """<ir_version: 7, opset_import: ["" : 11]>
 g (float[N,3,2,2] x) => (float[N,3,2,2] y, float[N,3,2,2] z) <float[1] k = {2.}> {

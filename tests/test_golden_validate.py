@@ -7,12 +7,13 @@ import json
 import numpy as np
 import pytest
 
-from graphkit.check.compare import Tolerance, Tolerances, compare_array
+from graphkit.check.compare import compare_array
 from graphkit.check.golden import load_golden, make_or_load_golden
 from graphkit.check.golden_validation import validate_against_golden
 from graphkit.ir.model_io import clone, save_model
 from graphkit.pipeline.demo_model import demo_model
 from graphkit.util.errors import GoldenError
+from graphkit.util.tolerance import Tolerance, Tolerances
 
 
 def test_compare_reports_figures_and_needed_tolerances():

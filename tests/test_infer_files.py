@@ -13,7 +13,7 @@ from onnx import TensorProto, helper
 from graphkit.ir.model_io import save_model
 from graphkit.runtime.file_inference import infer_files
 from graphkit.runtime.tensor_files import natural_key
-from graphkit.transform.testing import make_model
+from graphkit.testing import make_model
 from graphkit.util.errors import InputError
 
 

@@ -8,8 +8,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from graphkit.ir.graph import LIFT_MIN_BYTES, to_graph, to_model
 from graphkit.ir.model_io import content_hash
+from graphkit.testing import assert_pass_rewrites, run_pass
 from graphkit.transform.registry import get_pass
-from graphkit.transform.testing import assert_pass_rewrites, run_pass
 
 
 def big_conv_model(with_bn: bool) -> onnx.ModelProto:

@@ -13,7 +13,7 @@ from graphkit.check.localize import localize
 from graphkit.check.localize_feeds import feeds_for, golden_feeds, load_npz_feeds
 from graphkit.diff.model_diff import diff_models
 from graphkit.ir.model_io import clone, content_hash
-from graphkit.transform.testing import export_legacy, make_model, modelzoo_softmax_fix
+from graphkit.testing import export_legacy, make_model, modelzoo_softmax_fix
 from graphkit.util.errors import GoldenError, InputError, ModelLoadError
 
 ATOL, RTOL = 1e-6, 1e-6

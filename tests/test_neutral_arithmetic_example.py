@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from graphkit.transform import testing as gt
+from graphkit import testing as gt
 
 PASSES = Path(__file__).resolve().parents[1] / "docs" / "examples" / "passes"  # a user's folder of pass files
 ONE = "one = Constant <value = float {1.0}> ()"

@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from graphkit.transform.testing import run_cli
+from graphkit.testing import run_cli
 
 
 def test_generated_pass_and_test_pass_as_written(tmp_path):

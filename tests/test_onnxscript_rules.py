@@ -11,9 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from graphkit.transform.registry import get_pass
-from graphkit.transform.rules import rule_pass
-from graphkit.transform.testing import (
+from graphkit.testing import (
     assert_idempotent,
     assert_matches,
     assert_no_match,
@@ -22,6 +20,8 @@ from graphkit.transform.testing import (
     parse_model,
     run_cli,
 )
+from graphkit.transform.registry import get_pass
+from graphkit.transform.rules import rule_pass
 
 pytest.importorskip("onnxscript")
 from onnxscript.rewriter import MatchResult, RewriteRule  # noqa: E402

@@ -11,12 +11,12 @@ import pytest
 
 from graphkit.pipeline.run import apply_pipeline
 from graphkit.pipeline.spec import build_pass_items, build_passes, load_pipeline, parse_pipeline
+from graphkit.testing import assert_numerically_equal, parse_model
 from graphkit.transform.group import PassGroup
 from graphkit.transform.instruments import Honesty
 from graphkit.transform.manager import PassManager
 from graphkit.transform.pass_base import Pass, PassResult
 from graphkit.transform.presets import pass_names, preset_passes
-from graphkit.transform.testing import assert_numerically_equal, parse_model
 from graphkit.util.errors import PassError, PipelineSpecError
 
 # fuse-reshapes turns r1 into Reshape(x, s2), a copy of r2 that only a second cse can merge

@@ -12,7 +12,7 @@ from onnx import TensorProto, helper
 
 from graphkit.ir.model_io import save_model
 from graphkit.runtime.perf import STAT_KEYS, latency_stats, measure_perf, write_perf_report
-from graphkit.transform.testing import make_model
+from graphkit.testing import make_model
 from graphkit.util.errors import InputError
 
 

@@ -246,7 +246,7 @@ def test_registry_imports_a_reference_only_when_looked_up(tmp_path, monkeypatch)
 def test_a_pass_installed_through_the_entry_point_runs_in_a_pipeline(plugin_path, tmp_path):
     model = tmp_path / "relus.onnx"
     code = (
-        "import onnx; from graphkit.transform.testing import parse_model; onnx.save(parse_model("
+        "import onnx; from graphkit.testing import parse_model; onnx.save(parse_model("
         '\'<ir_version: 8, opset_import: ["" : 17]> g (float[1,3] x) => (float[1,3] y) '
         "{ a = Relu(x) b = Relu(a) y = Neg(b) }'), 'relus.onnx')"
     )

@@ -14,18 +14,10 @@ from graphkit.check.localize import localize
 from graphkit.check.localize_feeds import feeds_for
 from graphkit.diff.html_view import render_html
 from graphkit.diff.model_diff import diff_models
+from graphkit.diff.text_view import render_text
 from graphkit.ir.graph import to_graph, to_model
 from graphkit.ir.model_io import clone, content_hash, load_model
-from graphkit.pipeline.demo_model import demo_model
-from graphkit.pipeline.run import apply_pipeline
-from graphkit.pipeline.spec import build_pass_items, load_pipeline
-from graphkit.runtime.ort import run_ort
-from graphkit.transform.group import PassGroup
-from graphkit.transform.instruments import Honesty, OpCounts
-from graphkit.transform.manager import PassManager
-from graphkit.transform.pass_base import Pass, PassResult
-from graphkit.transform.presets import preset_passes
-from graphkit.transform.provenance import (
+from graphkit.ir.provenance import (
     PASS_KEY,
     STEP_KEY,
     Provenance,
@@ -34,8 +26,17 @@ from graphkit.transform.provenance import (
     record_provenance,
     strip_provenance,
 )
+from graphkit.pipeline.demo_model import demo_model
+from graphkit.pipeline.run import apply_pipeline
+from graphkit.pipeline.spec import build_pass_items, load_pipeline
+from graphkit.runtime.ort import run_ort
+from graphkit.testing import load_user_pass, make_model, value
+from graphkit.transform.group import PassGroup
+from graphkit.transform.instruments import Honesty, OpCounts
+from graphkit.transform.manager import PassManager
+from graphkit.transform.pass_base import Pass, PassResult
+from graphkit.transform.presets import preset_passes
 from graphkit.transform.registry import get_pass
-from graphkit.transform.testing import load_user_pass, make_model, value
 
 
 def stamps(model: onnx.ModelProto) -> dict[str, tuple[str, int | None]]:
@@ -210,7 +211,7 @@ def test_diff_text_json_and_html_name_the_pass_for_added_and_changed_nodes():
     source = demo_model()
     after = run([builtin("eliminate-noops"), AppendNeg()], source).model
     diff = diff_models(source, after)
-    text = diff.to_text()
+    text = render_text(diff)
     assert (
         "to_nhwc (Transpose) [matched by name]: inputs (relu_copy) -> (relu) [made by pass 'eliminate-noops' (step 1)]"
         in text
@@ -226,7 +227,7 @@ def test_diff_text_json_and_html_name_the_pass_for_added_and_changed_nodes():
     assert page.count("<th>made by</th>") >= 1 and "pass &#x27;append-neg-neg&#x27; (step 2)" in page
     # without provenance in B the views are as before: no made_by anywhere
     plain = diff_models(source, strip_copy(after))
-    assert "made by" not in plain.to_text() and "made_by" not in json.dumps(plain.to_dict())
+    assert "made by" not in render_text(plain) and "made_by" not in json.dumps(plain.to_dict())
     assert "made by" not in render_html(plain, source, strip_copy(after))
     # provenance alone is not a difference
     assert diff_models(after, strip_copy(after)).is_empty()

@@ -20,7 +20,7 @@ from graphkit.runtime.file_inference import infer_files
 from graphkit.runtime.ray_executor import RaySettings, probe_address
 from graphkit.runtime.ray_worker import model_files, ort_providers
 from graphkit.runtime.sharded_inference import infer_files_ray, shard_ranges
-from graphkit.transform.testing import make_model
+from graphkit.testing import make_model
 from graphkit.util.errors import GraphkitError, ModelLoadError, SpecError
 from graphkit.util.typed_config import from_mapping
 

@@ -8,7 +8,6 @@ import numpy as np
 import onnx
 import pytest
 
-from graphkit.check.compare import Tolerance, Tolerances
 from graphkit.check.golden import make_or_load_golden
 from graphkit.check.instruments import RegionCheck
 from graphkit.check.region import RegionUnavailable, check_region
@@ -18,11 +17,12 @@ from graphkit.ir.model_io import clone, load_model, op_counts
 from graphkit.pipeline.demo_model import demo_model
 from graphkit.pipeline.spec import parse_pipeline
 from graphkit.runtime.ort import ForwardLog, ValidationRuntime, recording_forwards
+from graphkit.testing import parse_model
 from graphkit.transform.manager import PassManager
 from graphkit.transform.pass_base import Pass, PassResult
 from graphkit.transform.registry import get_pass, load_pass_dir
-from graphkit.transform.testing import parse_model
 from graphkit.util.errors import PipelineSpecError, ValidationError
+from graphkit.util.tolerance import Tolerance, Tolerances
 
 TOLERANCES = Tolerances(Tolerance(atol=1e-6, rtol=1e-5))
 CASES = [("b1", {"x": (1, 3, 16, 16)}), ("b2", {"x": (2, 3, 16, 16)})]

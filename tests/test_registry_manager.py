@@ -216,9 +216,9 @@ def test_the_manager_builds_the_record_from_what_instruments_return():
 
 
 def test_a_region_check_that_falls_back_leaves_the_pass_result_alone(tmp_path):
-    from graphkit.check.compare import Tolerances
     from graphkit.check.golden import make_or_load_golden
     from graphkit.check.instruments import RegionCheck
+    from graphkit.util.tolerance import Tolerances
 
     golden, _ = make_or_load_golden(demo_model(), tmp_path / "g", batch_sizes=[1])
     before = demo_model()
@@ -285,7 +285,7 @@ PACKAGE_HELPER = """def identity_nodes(model):
 
 
 def identity_chain_model() -> onnx.ModelProto:
-    from graphkit.transform.testing import make_model, value
+    from graphkit.testing import make_model, value
 
     nodes = [
         onnx.helper.make_node("Identity", ["x"], ["a"]),
@@ -299,7 +299,7 @@ def identity_chain_model() -> onnx.ModelProto:
 def test_a_user_pass_may_be_a_package_with_helper_modules(tmp_path, cli):
     from graphkit.ir.model_io import save_model
     from graphkit.runtime.ort import run_ort
-    from graphkit.transform.testing import assert_op_types, load_user_pass, run_pass
+    from graphkit.testing import assert_op_types, load_user_pass, run_pass
 
     package = tmp_path / "passes" / "identity_pkg"
     package.mkdir(parents=True)

@@ -10,10 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from graphkit.transform.pass_base import option
-from graphkit.transform.registry import get_pass
-from graphkit.transform.rules import Constant, Rule, RulePass, rule_pass
-from graphkit.transform.testing import (
+from graphkit.testing import (
     assert_checker_valid,
     assert_idempotent,
     assert_matches,
@@ -23,6 +20,9 @@ from graphkit.transform.testing import (
     parse_model,
     run_pass,
 )
+from graphkit.transform.pass_base import option
+from graphkit.transform.registry import get_pass
+from graphkit.transform.rules import Constant, Rule, RulePass, rule_pass
 from graphkit.util.errors import PassError, PassLoadError
 
 HEADER = '<ir_version: 8, opset_import: ["" : 13]>'

@@ -9,9 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from graphkit.ir.graph import to_graph
-from graphkit.transform.registry import get_pass
-from graphkit.transform.rules import Rule, RulePass, apply_rules, match_rule, rule_pass
-from graphkit.transform.testing import (
+from graphkit.testing import (
     assert_applies_share,
     assert_golden_equal,
     assert_idempotent,
@@ -25,6 +23,8 @@ from graphkit.transform.testing import (
     parse_model,
     run_pass,
 )
+from graphkit.transform.registry import get_pass
+from graphkit.transform.rules import Rule, RulePass, apply_rules, match_rule, rule_pass
 from graphkit.util.errors import PassError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -177,7 +177,7 @@ def test_golden_equality_on_given_pairs_and_a_golden_folder(tmp_path):
     assert assert_golden_equal(result.model, [({"x": x}, {"y": np.maximum(x, 0)})], atol=0, rtol=0) == 1
     with pytest.raises(AssertionError, match="output 'y'"):
         assert_golden_equal(result.model, [({"x": x}, {"y": x})], atol=0, rtol=0)
-    from graphkit.transform.testing import run_cli
+    from graphkit.testing import run_cli
 
     path = tmp_path / "m.onnx"
     path.write_bytes(m.SerializeToString())
@@ -235,7 +235,7 @@ def test_rewrite_mistakes_are_pass_errors_naming_the_pass():
 
 
 def test_a_broken_rule_file_is_a_one_line_load_error(tmp_path):
-    from graphkit.transform.testing import run_cli
+    from graphkit.testing import run_cli
 
     (tmp_path / "bad.py").write_text(
         "from graphkit.transform.rules import Rule, rule_pass\n\n"

@@ -14,17 +14,17 @@ import numpy as np
 import pytest
 from onnx import numpy_helper
 
-from graphkit.check.compare import Tolerance, Tolerances
 from graphkit.check.golden import load_golden, make_or_load_golden
 from graphkit.check.golden_validation import validate_against_golden
 from graphkit.check.instruments import EndToEndCheck, RegionCheck
 from graphkit.ir.model_io import clone
 from graphkit.pipeline.spec import parse_pipeline
 from graphkit.runtime.ort import OPTIMIZATION_LEVELS, ForwardLog, ValidationRuntime, recording_forwards
+from graphkit.testing import export_legacy
 from graphkit.transform.manager import PassManager
 from graphkit.transform.pass_base import Pass, PassResult
-from graphkit.transform.testing import export_legacy
 from graphkit.util.errors import GoldenError
+from graphkit.util.tolerance import Tolerance, Tolerances
 
 LEVELS = list(OPTIMIZATION_LEVELS)
 TOLERANCES = Tolerances(Tolerance(atol=1e-5, rtol=1e-4))

@@ -17,7 +17,7 @@ from graphkit.ir.shapes import (
     skeleton,
     symbolic_value_types,
 )
-from graphkit.transform.testing import make_model, value
+from graphkit.testing import make_model, value
 from graphkit.util.errors import PassError
 
 BIG = 1 << 20  # elements of the large weight: 4 MiB of float32

@@ -9,7 +9,6 @@ import onnxruntime
 import pytest
 from onnx import numpy_helper
 
-from graphkit.check.compare import Tolerance, Tolerances
 from graphkit.check.golden import make_or_load_golden
 from graphkit.check.instruments import RegionCheck
 from graphkit.check.validation_cache import ValidationCache, cached_golden_validation, golden_hash
@@ -18,6 +17,7 @@ from graphkit.pipeline.demo_model import demo_model
 from graphkit.runtime.ort import ForwardLog, ValidationRuntime, recording_forwards
 from graphkit.transform.pass_base import PassResult
 from graphkit.transform.registry import get_pass
+from graphkit.util.tolerance import Tolerance, Tolerances
 
 TOL = Tolerances(Tolerance(atol=1e-5, rtol=1e-4))
 
@@ -168,38 +168,27 @@ def test_the_final_check_reuses_cases_of_a_model_with_the_same_content_hash(tmp_
     from graphkit.check.instruments import EndToEndCheck
     from graphkit.pipeline.checks import check_final_model
 
-    validator = EndToEndCheck(golden, TOL)
+    # a pass checked end to end on case b1 (the run's cache, its files off as with --no-cache)
+    cache = ValidationCache(enabled=False)
     earlier = demo_model()
-    validator.last = (
-        earlier,
-        cached_golden_validation(None, earlier, "", golden, "", TOL, ["b1"], ValidationRuntime(), "t")[0],
+    observation = EndToEndCheck(golden, TOL, labels=["b1"], cache=cache).after_pass(
+        0, get_pass("eliminate-noops")(), earlier, PassResult(earlier, True)
     )
+    assert observation.rejection is None
     final = clone(earlier)  # another object, same content
     log = ForwardLog()
     with recording_forwards(log):
-        validation, _ = check_final_model(
-            final,
-            content_hash(final),
-            golden,
-            "",
-            TOL,
-            validator,
-            ValidationRuntime(),
-            ValidationCache(enabled=False),
-        )
+        validation, _ = check_final_model(final, content_hash(final), golden, "", TOL, ValidationRuntime(), cache)
     assert validation.passed and [c.label for c in validation.cases] == ["b1", "b2"]
     assert [(f.purpose, f.case) for f in log.forwards] == [("final check", "b2")]  # b1 was not run again
+    assert cache.hits == [] and cache.stored == 0  # reuse within a run is no hit from an earlier run
     changed = clone(earlier)
     changed.metadata_props.add(key="note", value="another model")
     with recording_forwards(log := ForwardLog()):
-        check_final_model(
-            changed,
-            content_hash(changed),
-            golden,
-            "",
-            TOL,
-            validator,
-            ValidationRuntime(),
-            ValidationCache(enabled=False),
-        )
+        check_final_model(changed, content_hash(changed), golden, "", TOL, ValidationRuntime(), cache)
+    assert [f.case for f in log.forwards] == ["b1", "b2"]
+    # nor at other tolerances (an approximate pass's looser ones)
+    looser = Tolerances(Tolerance(atol=1e-3, rtol=1e-3))
+    with recording_forwards(log := ForwardLog()):
+        check_final_model(final, content_hash(final), golden, "", looser, ValidationRuntime(), cache)
     assert [f.case for f in log.forwards] == ["b1", "b2"]

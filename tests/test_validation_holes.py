@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from onnx import numpy_helper
 
-from graphkit.check.compare import Tolerance, Tolerances, compare_array
+from graphkit.check.compare import compare_array
 from graphkit.check.golden import load_golden, make_or_load_golden
 from graphkit.check.golden_validation import validate_against_golden
 from graphkit.check.region import check_region
@@ -34,6 +34,7 @@ from graphkit.transform.instruments import Honesty
 from graphkit.transform.manager import PassManager
 from graphkit.transform.pass_base import Pass, PassResult
 from graphkit.util.errors import FieldValueError, GoldenError, InputError, PassError, PipelineSpecError, SpecError
+from graphkit.util.tolerance import Tolerance, Tolerances
 
 HOSTILE_PASSES = textwrap.dedent(
     '''

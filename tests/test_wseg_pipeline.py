@@ -10,7 +10,7 @@ import onnx
 import pytest
 
 from graphkit.ir.model_io import load_model, op_counts
-from graphkit.transform.testing import run_cli
+from graphkit.testing import run_cli
 
 REPO = Path(__file__).resolve().parents[1]
 

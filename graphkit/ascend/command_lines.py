@@ -25,7 +25,8 @@ import onnx
 
 from graphkit import __version__
 from graphkit.ascend.spec import ATC_DEFAULT_PRECISION_MODE, AtcSpec, check_plain_text, parse_input_shape
-from graphkit.runtime.feeds import graph_inputs, input_dims, np_dtype
+from graphkit.ir.model_io import graph_inputs
+from graphkit.runtime.feeds import input_dims, np_dtype
 from graphkit.util.errors import SpecError
 from graphkit.util.files import make_folder, write_text_atomic
 

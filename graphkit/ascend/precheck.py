@@ -38,9 +38,9 @@ from graphkit.ascend.precheck_node_rules import NODE_RULES
 from graphkit.ascend.precheck_report import Finding, PrecheckReport
 from graphkit.ascend.spec import cann_opset_range, parse_input_shape
 from graphkit.ir.model_check import invalid_reason
-from graphkit.ir.model_io import default_opset
+from graphkit.ir.model_io import default_opset, graph_inputs
 from graphkit.ir.shapes import known_value_types
-from graphkit.runtime.feeds import graph_inputs, input_dims
+from graphkit.runtime.feeds import input_dims
 
 
 def precheck(

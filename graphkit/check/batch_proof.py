@@ -21,15 +21,16 @@ import time
 import numpy as np
 import onnx
 
-from graphkit.check.compare import Tolerances, compare_outputs
+from graphkit.check.compare import compare_outputs
 from graphkit.check.golden import GoldenSet, make_inputs
-from graphkit.check.golden_validation import ort_error_text
+from graphkit.ir.model_io import graph_inputs
 from graphkit.ir.shapes import dims_of
-from graphkit.runtime.feeds import graph_inputs
-from graphkit.runtime.ort import create_session, run_session
+from graphkit.runtime.backend import open_validation_backend
+from graphkit.runtime.ort import ort_error_text
 from graphkit.transform.instruments import Instrument
 from graphkit.transform.record import Observation
 from graphkit.util.errors import ValidationError
+from graphkit.util.tolerance import Tolerances
 
 COPIES = 3
 
@@ -46,7 +47,8 @@ def made_dynamic(before: onnx.ModelProto, after: onnx.ModelProto) -> list[str]:
 
 
 def _run(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    return run_session(create_session(model), feeds)
+    with open_validation_backend(model) as backend:
+        return backend.run(feeds)
 
 
 class BatchStacking(Instrument):

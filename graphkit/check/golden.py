@@ -38,14 +38,10 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from graphkit.check.compare import Tolerances
-from graphkit.check.golden_validation import (
-    ort_error_text,
-)
-from graphkit.ir.model_io import content_hash
+from graphkit.ir.model_io import content_hash, graph_inputs
+from graphkit.runtime.backend import open_validation_backend
 from graphkit.runtime.feeds import (
     check_allocatable,
-    graph_inputs,
     input_dims,
     load_npz,
     np_dtype,
@@ -55,12 +51,12 @@ from graphkit.runtime.feeds import (
 from graphkit.runtime.ort import (
     OPTIMIZATION_LEVELS,
     ValidationRuntime,
-    create_session,
     forward_purpose,
-    run_session,
+    ort_error_text,
 )
 from graphkit.util.errors import GoldenError, GraphkitError, InputError, one_line
 from graphkit.util.files import current_umask
+from graphkit.util.tolerance import Tolerances
 from graphkit.util.typed_config import from_mapping, to_mapping
 
 FORMAT = "graphkit-golden/1"
@@ -157,14 +153,14 @@ def onnxruntime_producer(model: onnx.ModelProto, runtime: ValidationRuntime | No
     """A producer that runs ``model`` with onnxruntime (CPU, at ``runtime``'s optimization level)."""
     runtime = runtime or ValidationRuntime()
     try:
-        session = create_session(model, threads=runtime.threads, optimization=runtime.optimization)
+        backend = open_validation_backend(model, runtime.optimization, runtime.threads)
     except Exception as exc:  # onnxruntime raises its own exception types
         reason = ort_error_text(exc).removeprefix("onnxruntime cannot load the model: ")
         raise GoldenError(f"onnxruntime cannot load the source model: {reason}") from exc
 
     def produce(feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         try:
-            return run_session(session, feeds, case=_case_label(feeds))
+            return backend.run(feeds, case=_case_label(feeds))
         except Exception as exc:  # InputError, or any onnxruntime failure while running
             raise GoldenError(f"the source model failed to run: {ort_error_text(exc)}") from exc
 

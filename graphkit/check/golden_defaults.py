@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnx
 
-from graphkit.runtime.feeds import graph_inputs, input_dims, np_dtype
+from graphkit.ir.model_io import graph_inputs
+from graphkit.runtime.feeds import input_dims, np_dtype
 from graphkit.util.errors import GoldenError
 
 

@@ -8,21 +8,19 @@ failed :class:`CaseResult` whose error is in the :class:`GoldenValidation`.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
 
-from graphkit.check.compare import Comparison, OutputComparison, Tolerances, compare_outputs
-from graphkit.runtime.ort import ValidationRuntime, create_session, forward_purpose, ort_reason, run_session
-from graphkit.util.errors import GoldenError, GraphkitError, RuntimeLoadError
+from graphkit.check.compare import Comparison, OutputComparison, compare_outputs
+from graphkit.check.golden import GoldenSet
+from graphkit.runtime.backend import TensorInfo, open_validation_backend
+from graphkit.runtime.ort import ValidationRuntime, forward_purpose, ort_error_text
+from graphkit.util.errors import GoldenError, RuntimeLoadError
+from graphkit.util.tolerance import Tolerances
 from graphkit.util.typed_config import to_mapping
-
-if TYPE_CHECKING:  # the golden set module imports this one
-    from graphkit.check.golden import GoldenSet
 
 
 def level_note(golden: GoldenSet, runtime: ValidationRuntime) -> str:
@@ -121,22 +119,6 @@ class GoldenValidation:
         }
 
 
-_ORT_TYPES = {
-    "tensor(float)": "float32",
-    "tensor(double)": "float64",
-    "tensor(float16)": "float16",
-    "tensor(int8)": "int8",
-    "tensor(int16)": "int16",
-    "tensor(int32)": "int32",
-    "tensor(int64)": "int64",
-    "tensor(uint8)": "uint8",
-    "tensor(uint16)": "uint16",
-    "tensor(uint32)": "uint32",
-    "tensor(uint64)": "uint64",
-    "tensor(bool)": "bool",
-}
-
-
 def validate_against_golden(
     model: onnx.ModelProto | str | os.PathLike,
     golden: GoldenSet,
@@ -167,7 +149,7 @@ def validate_against_golden(
     runtime = runtime or ValidationRuntime()
     note = level_note(golden, runtime)
     try:
-        session = create_session(model, threads=runtime.threads, optimization=runtime.optimization)
+        backend = open_validation_backend(model, runtime.optimization, runtime.threads)
     except Exception as exc:  # onnxruntime raises its own exception types
         error = (
             ort_error_text(exc)
@@ -175,7 +157,7 @@ def validate_against_golden(
             else f"onnxruntime cannot load the model: {ort_error_text(exc)}"
         )
         return GoldenValidation([CaseResult(case.label, error=error) for case in cases], note)
-    model_inputs = {i.name: i for i in session.get_inputs()}
+    model_inputs = {info.name: info for info in backend.inputs}
     results = []
     for case in cases:
         misfit = _misfit(model_inputs, case.inputs)
@@ -184,40 +166,25 @@ def validate_against_golden(
             continue
         try:
             with forward_purpose(purpose, model_hash):
-                actual = run_session(session, case.inputs, case=case.label)
+                actual = backend.run(case.inputs, case=case.label)
         except Exception as exc:  # InputError, or any onnxruntime failure while running
             results.append(CaseResult(case.label, error=f"the model failed to run: {ort_error_text(exc)}"))
             continue
         results.append(CaseResult(case.label, compare_outputs(actual, case.outputs, tolerances)))
         del actual
-    del session
+    backend.close()
     return GoldenValidation(results, note)
 
 
-def ort_error_text(error: BaseException, limit: int = 2000) -> str:
-    """An onnxruntime error on one line without its noise (see ``runtime.ort.ort_reason``), also
-    without graphkit's own wrapping ("Input shape:{2,8,16,16}, requested shape:{1,2048}" stays)."""
-    if isinstance(error, RuntimeLoadError):
-        text = str(error)  # already cleaned, with the custom-domain note
-    else:
-        source = error.__cause__ if isinstance(error, GraphkitError) and error.__cause__ else error  # untruncated
-        text = ort_reason(source, limit=10 * limit)
-    text = re.sub(r"\[ONNXRuntimeError\] : \d+ : \w+ : ", "", text)
-    return text[:limit] or error.__class__.__name__
-
-
-def _misfit(model_inputs: dict, feeds: Mapping[str, np.ndarray]) -> str:
+def _misfit(model_inputs: Mapping[str, TensorInfo], feeds: Mapping[str, np.ndarray]) -> str:
     """Why the golden inputs cannot feed the model (names, dtype, rank, static dims), or ''."""
     if set(feeds) != set(model_inputs):
         return f"golden inputs {sorted(feeds)} are not the model's inputs {sorted(model_inputs)}"
-    for name, arg in model_inputs.items():
+    for name, info in model_inputs.items():
         array = feeds[name]
-        want_dtype = _ORT_TYPES.get(arg.type)
-        if want_dtype is not None and array.dtype != np.dtype(want_dtype):
-            return f"input '{name}' is {want_dtype} in the model, {array.dtype} in the golden case"
-        declared = arg.shape
-        if declared is None:
-            continue
+        if array.dtype != info.dtype:
+            return f"input '{name}' is {info.dtype} in the model, {array.dtype} in the golden case"
+        declared = info.shape
         if len(declared) != array.ndim:
             return f"input '{name}' has rank {len(declared)}, the golden case has rank {array.ndim} {list(array.shape)}"
         for axis, (want, got) in enumerate(zip(declared, array.shape)):

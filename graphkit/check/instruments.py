@@ -15,11 +15,7 @@ import json
 import time
 from pathlib import Path
 
-import onnx
-
-from graphkit.check.compare import Tolerances
 from graphkit.check.golden import GoldenSet
-from graphkit.check.golden_validation import GoldenValidation
 from graphkit.check.validation_cache import ValidationCache, cached_golden_validation, golden_hash
 from graphkit.ir.model_io import content_hash
 from graphkit.runtime.ort import ValidationRuntime
@@ -27,6 +23,7 @@ from graphkit.transform.instruments import Instrument
 from graphkit.transform.record import Observation
 from graphkit.util.errors import GoldenError, GraphkitError, ValidationError
 from graphkit.util.files import write_text_atomic
+from graphkit.util.tolerance import Tolerances
 from graphkit.util.typed_config import to_mapping
 
 
@@ -34,9 +31,9 @@ class EndToEndCheck(Instrument):
     """Compares every changed model with the golden set (ORT at ``runtime``'s level).
 
     Exact passes use ``tolerances``; an approximate pass uses its declared tolerance when
-    that is looser. ``labels`` restricts the golden cases checked after each pass. The last
-    model it checked at the pipeline's own tolerances, with its results, is :attr:`last` (the
-    final check may reuse those cases for that very model).
+    that is looser. ``labels`` restricts the golden cases checked after each pass. Results go
+    through ``cache`` (:mod:`graphkit.check.validation_cache`), whose in-memory layer is where
+    the final check finds the cases already passed on the model it checks.
     """
 
     def __init__(
@@ -60,7 +57,6 @@ class EndToEndCheck(Instrument):
         self.runtime = runtime or ValidationRuntime()
         self.cache = cache
         self.golden_key = golden_hash(golden.directory) if cache is not None and cache.enabled else ""
-        self.last: tuple[onnx.ModelProto, GoldenValidation] | None = None
 
     def after_pass(self, index, pass_, before, result):
         if not result.modified:
@@ -83,8 +79,6 @@ class EndToEndCheck(Instrument):
         figures = validation.to_dict()
         if source:
             figures["cache"] = source
-        # the final check may reuse these cases only if they ran at the pipeline's own tolerances
-        self.last = (result.model, validation) if tolerances is self.tolerances else None
         rejection = None
         if not validation.passed:
             rejection = ValidationError(

@@ -36,9 +36,11 @@ import onnx
 from graphkit.check.localize_result import LocalizeResult, SkippedTensor, TensorComparison
 from graphkit.diff.model_diff import diff_models
 from graphkit.diff.records import ModelDiff
+from graphkit.ir.model_io import graph_inputs
+from graphkit.ir.provenance import provenance_of
 from graphkit.ir.shapes import known_value_types
-from graphkit.runtime.ort import cannot_load_message, create_session, run_session
-from graphkit.transform.provenance import provenance_of
+from graphkit.runtime.backend import open_validation_backend
+from graphkit.runtime.ort import cannot_load_message
 from graphkit.util.console import progress
 from graphkit.util.errors import InputError, RuntimeLoadError
 
@@ -293,13 +295,8 @@ def _chunks(pairs: list[_Pair], size: int, max_bytes: int) -> Iterator[list[_Pai
         yield chunk
 
 
-def _real_inputs(model: onnx.ModelProto) -> list[str]:
-    initializers = {t.name for t in model.graph.initializer}
-    return [i.name for i in model.graph.input if i.name not in initializers]
-
-
 def _check_feeds(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray], label: str) -> None:
-    expected = set(_real_inputs(model))
+    expected = {v.name for v in graph_inputs(model)}
     if set(feeds) != expected:
         raise InputError(f"inputs {sorted(feeds)} do not match the model's inputs {sorted(expected)} (model {label})")
 
@@ -342,7 +339,9 @@ class _Stepper:
                 self.last_use[name] = index
         for output in model.graph.output:
             self.last_use[output.name] = len(self.nodes)
-        self.live: dict[str, np.ndarray] = {name: np.asarray(feeds[name]) for name in _real_inputs(model)}
+        self.live: dict[str, np.ndarray] = {
+            name: np.asarray(feeds[name]) for name in (v.name for v in graph_inputs(model))
+        }
         self.position = 0
 
     def advance(self, end: int, expose: set[str]) -> dict[str, np.ndarray]:
@@ -378,15 +377,15 @@ class _Stepper:
             graph.input.append(onnx.helper.make_tensor_value_info(name, elem, value.shape))
         graph.output.extend(onnx.ValueInfoProto(name=name) for name in outputs)
         try:
-            session = create_session(sub, threads=self.threads)
+            backend = open_validation_backend(sub, threads=self.threads)
         except RuntimeLoadError as exc:
             what = f"model {self.label} (nodes {start}-{end - 1})"
             raise RuntimeLoadError(cannot_load_message(sub, exc.__cause__ or exc, what)) from exc
         del sub, graph
         try:
-            values = run_session(session, {n: self.live[n] for n in inputs}, outputs)
+            values = backend.run({n: self.live[n] for n in inputs}, outputs)
         finally:
-            del session
+            backend.close()
         self.position = end
         self.live.update((t, values[t]) for t in outputs if self.last_use.get(t, -1) >= end)
         for name in [n for n in self.live if self.last_use.get(n, -1) < end]:

@@ -50,7 +50,8 @@ def feeds_for(
 
 def _random_feeds(model: onnx.ModelProto, seed: int, dims: Mapping[str, int]) -> dict[str, np.ndarray]:
     """random_feeds, refused before allocating when larger than MAX_RANDOM_INPUT_BYTES."""
-    from graphkit.runtime.feeds import graph_inputs, np_dtype, random_feeds, resolve_shape
+    from graphkit.ir.model_io import graph_inputs
+    from graphkit.runtime.feeds import np_dtype, random_feeds, resolve_shape
 
     total = sum(math.prod(resolve_shape(v, dims)) * np_dtype(v).itemsize for v in graph_inputs(model))
     if total > MAX_RANDOM_INPUT_BYTES:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from graphkit.transform.provenance import Provenance
+from graphkit.ir.provenance import Provenance
 from graphkit.util.console import format_table
 from graphkit.util.errors import printable
 

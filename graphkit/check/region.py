@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnx
 
-from graphkit.check.compare import Comparison, Tolerance, compare_array, not_compared
+from graphkit.check.compare import Comparison, compare_array, not_compared
 from graphkit.check.region_extract import RegionRunFailed, SideRunner
 from graphkit.check.region_find import (
     DEFAULT_MAX_FRACTION,
@@ -53,6 +53,7 @@ from graphkit.diff.model_diff import diff_models
 from graphkit.diff.records import ModelDiff
 from graphkit.ir.shapes import symbolic_value_types
 from graphkit.runtime.ort import ValidationRuntime
+from graphkit.util.tolerance import Tolerance
 
 __all__ = ["RegionCheck", "RegionUnavailable", "check_region"]  # RegionUnavailable: what check_region raises
 

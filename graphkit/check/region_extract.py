@@ -8,10 +8,10 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from graphkit.check.golden_validation import ort_error_text
 from graphkit.check.region_find import RegionUnavailable, Side
 from graphkit.ir.shapes import ValueType
-from graphkit.runtime.ort import ValidationRuntime, create_session, run_session
+from graphkit.runtime.backend import open_validation_backend
+from graphkit.runtime.ort import ValidationRuntime, ort_error_text
 from graphkit.util.errors import one_line
 
 
@@ -65,20 +65,21 @@ class SideRunner:
         self.side = side
         model = extract_side(side, types)
         try:
-            options = {"threads": runtime.threads, "optimization": runtime.optimization}
-            self.session = create_session(model, **options) if model is not None else None
+            self.backend = (
+                open_validation_backend(model, runtime.optimization, runtime.threads) if model is not None else None
+            )
         except Exception as exc:  # onnxruntime raises its own exception types
             reason = one_line(exc, 200)
             raise RegionUnavailable(f"onnxruntime cannot load the extracted region: {reason}") from exc
-        self.inputs = [i.name for i in self.session.get_inputs()] if self.session else []
+        self.inputs = [info.name for info in self.backend.inputs] if self.backend else []
         wanted = set(side.outputs)
         self.initializers = {t.name: t for t in side.model.graph.initializer if t.name in wanted}
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         results = {}
-        if self.session is not None:
+        if self.backend is not None:
             try:
-                results = run_session(self.session, {name: feeds[name] for name in self.inputs})
+                results = self.backend.run({name: feeds[name] for name in self.inputs})
             except Exception as exc:  # InputError, or any onnxruntime failure while running
                 raise RegionRunFailed(ort_error_text(exc)) from exc
         for name in self.side.outputs:

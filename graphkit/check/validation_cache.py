@@ -15,6 +15,12 @@ The intra-op thread count is *not* in the key: it only changes the order of floa
 cache filled on one machine useless on another. Failed results are never stored (a failure is
 always run again and reported in full). A corrupt or foreign entry is ignored and rewritten.
 Each entry names the run that stored it (run folder and time), which the report repeats.
+
+Below the files sits an in-memory layer: the golden cases that passed in this run, per model,
+golden set, tolerances and optimization level, whatever subset of cases each check ran. The
+final check reads it (:meth:`ValidationCache.passed_cases`), so a case passed on the very model
+it checks is not run again; this is the one way a result is reused within a run, and it works
+with the files off (``--no-cache``) too. It is not a cache hit from an earlier run (``hits``).
 """
 
 from __future__ import annotations
@@ -29,12 +35,12 @@ import onnxruntime
 import xxhash
 
 from graphkit import __version__
-from graphkit.check.compare import Tolerances
 from graphkit.check.golden import GoldenSet
-from graphkit.check.golden_validation import GoldenValidation, validate_against_golden
+from graphkit.check.golden_validation import CaseResult, GoldenValidation, validate_against_golden
 from graphkit.runtime.ort import ValidationRuntime
 from graphkit.util.errors import GraphkitError
 from graphkit.util.files import write_text_atomic
+from graphkit.util.tolerance import Tolerances
 from graphkit.util.typed_config import to_mapping
 from graphkit.util.user_cache import cache_dir
 
@@ -54,8 +60,9 @@ def golden_hash(directory: Path) -> str:
 class ValidationCache:
     """Passed validation results keyed by what they depend on (see the module docstring).
 
-    ``enabled=False`` (``--no-cache``) neither reads nor writes. ``run`` names this run in the
-    entries it stores; ``hits`` and ``stored`` list what this run took from and put into it.
+    ``enabled=False`` (``--no-cache``) neither reads nor writes files; the in-memory layer of
+    this run's passed golden cases works either way. ``run`` names this run in the entries it
+    stores; ``hits`` and ``stored`` list what this run took from and put into the files.
     """
 
     def __init__(self, directory: Path | None = None, enabled: bool = True, run: str = ""):
@@ -64,6 +71,39 @@ class ValidationCache:
         self.run = run
         self.hits: list[dict[str, Any]] = []
         self.stored = 0
+        self._cases: dict[str, dict[str, CaseResult]] = {}  # the in-memory layer: case key -> label -> passed case
+
+    @staticmethod
+    def _case_key(
+        model_hash: str, golden: GoldenSet, golden_key: str, tolerances: Tolerances, runtime: ValidationRuntime
+    ) -> str:
+        fields = {
+            "model": model_hash,
+            "golden": golden_key or str(golden.directory),
+            "tolerances": to_mapping(tolerances),
+            "optimization": runtime.optimization,
+        }
+        return json.dumps(fields, sort_keys=True, default=str)
+
+    def remember_cases(
+        self,
+        validation: GoldenValidation,
+        model_hash: str,
+        golden: GoldenSet,
+        golden_key: str,
+        tolerances: Tolerances,
+        runtime: ValidationRuntime,
+    ) -> None:
+        """Keep the passed cases of ``validation`` (of the model ``model_hash``) for this run."""
+        cases = self._cases.setdefault(self._case_key(model_hash, golden, golden_key, tolerances, runtime), {})
+        cases.update((case.label, case) for case in validation.cases if case.passed)
+
+    def passed_cases(
+        self, model_hash: str, golden: GoldenSet, golden_key: str, tolerances: Tolerances, runtime: ValidationRuntime
+    ) -> dict[str, CaseResult]:
+        """The golden cases that passed in this run on the model ``model_hash``, by label, at
+        exactly these tolerances and optimization level (an approximate pass's looser ones differ)."""
+        return dict(self._cases.get(self._case_key(model_hash, golden, golden_key, tolerances, runtime), {}))
 
     @staticmethod
     def key(kind: str, **fields: Any) -> dict[str, Any]:
@@ -132,7 +172,9 @@ def cached_golden_validation(
     runtime: ValidationRuntime,
     purpose: str,
 ) -> tuple[GoldenValidation, dict[str, Any] | None]:
-    """:func:`validate_against_golden` through ``cache``: ``(validation, cache source or None)``."""
+    """:func:`validate_against_golden` through ``cache``: ``(validation, cache source or None)``.
+
+    Its passed cases, run now or read from a file, go into the cache's in-memory layer."""
     key = ValidationCache.key(
         "golden",
         model=model_hash,
@@ -144,10 +186,13 @@ def cached_golden_validation(
     if cache is not None:
         stored = cache.get(key, purpose, GoldenValidation.from_dict)
         if stored is not None:
+            cache.remember_cases(stored, model_hash, golden, golden_key, tolerances, runtime)
             return stored, cache.source_of(cache.hits[-1])
     validation = validate_against_golden(
         model, golden, tolerances, labels=labels, runtime=runtime, purpose=purpose, model_hash=model_hash
     )
-    if cache is not None and validation.passed:
-        cache.put(key, validation.to_dict())
+    if cache is not None:
+        cache.remember_cases(validation, model_hash, golden, golden_key, tolerances, runtime)
+        if validation.passed:
+            cache.put(key, validation.to_dict())
     return validation, None

@@ -6,7 +6,7 @@ import sys
 
 from graphkit.diff.html_view import write_html
 from graphkit.diff.model_diff import diff_models
-from graphkit.diff.text_view import use_color
+from graphkit.diff.text_view import render_text, use_color
 from graphkit.ir.model_io import load_user_model
 from graphkit.util.console import print_json
 
@@ -43,7 +43,7 @@ def run(args) -> int:
     if args.json:
         print_json(diff.to_dict())
     else:
-        print(diff.to_text(color=use_color(sys.stdout)))
+        print(render_text(diff, color=use_color(sys.stdout)))
         if args.html:
             print(f"wrote {args.html}")
     return 1 if args.exit_code and not diff.is_empty() else 0

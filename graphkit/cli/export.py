@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
-from graphkit.ir.model_io import content_hash, default_opset, model_size
-from graphkit.runtime.feeds import graph_inputs, input_dims
+from graphkit.ir.model_io import content_hash, default_opset, graph_inputs, model_size
+from graphkit.runtime.feeds import input_dims
 from graphkit.util.console import format_table, print_json
 from graphkit.util.files import check_target
 from graphkit.util.typed_config import from_mapping

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import logging
 
-from graphkit.check.compare import Tolerance, Tolerances
 from graphkit.check.golden import load_golden, make_or_load_golden
 from graphkit.check.golden_defaults import golden_defaults
 from graphkit.cli.validate import add_runtime_arguments, runtime_from_args
 from graphkit.ir.model_io import load_user_model
 from graphkit.util.console import print_json
 from graphkit.util.errors import FieldValueError, GraphkitError
+from graphkit.util.tolerance import Tolerance, Tolerances
 
 logger = logging.getLogger(__name__)
 

@@ -45,8 +45,8 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from graphkit.check.compare import check_tolerance_value
     from graphkit.util.errors import FieldValueError
+    from graphkit.util.tolerance import check_tolerance_value
 
     for flag, value in (("--atol", args.atol), ("--rtol", args.rtol)):
         try:

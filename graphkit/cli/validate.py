@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 
-from graphkit.check.compare import Tolerance, Tolerances
 from graphkit.check.golden import load_golden
 from graphkit.check.golden_validation import validate_against_golden
 from graphkit.ir.model_io import load_user_model
 from graphkit.runtime.ort import OPTIMIZATION_LEVELS, ValidationRuntime
 from graphkit.util.console import print_json
 from graphkit.util.errors import FieldValueError, GraphkitError
+from graphkit.util.tolerance import Tolerance, Tolerances
 
 logger = logging.getLogger(__name__)
 

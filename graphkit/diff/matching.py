@@ -28,8 +28,8 @@ from typing import Any
 import onnx
 import xxhash
 
+from graphkit.diff.formatting import shape_text
 from graphkit.diff.records import Change, NodeInfo
-from graphkit.diff.text_view import shape_text
 
 
 def tensor_hash(tensor: onnx.TensorProto) -> str:

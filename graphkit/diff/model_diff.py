@@ -32,9 +32,9 @@ from graphkit.diff.records import (
     ValueChange,
     ValueInfo,
 )
-from graphkit.ir.model_io import op_counts
+from graphkit.ir.model_io import graph_inputs, op_counts
+from graphkit.ir.provenance import provenance_by_index
 from graphkit.ir.shapes import dims_of
-from graphkit.transform.provenance import provenance_by_index
 
 _SLICE = 1 << 20  # elements per slice when computing the max abs change of a large tensor
 
@@ -45,7 +45,7 @@ def diff_models(a: onnx.ModelProto, b: onnx.ModelProto) -> ModelDiff:
     if a.ir_version != b.ir_version:
         diff.ir_version = Change(a.ir_version, b.ir_version)
     diff.opsets = _opset_changes(a, b)
-    diff.inputs = _io_diff(_real_inputs(a), _real_inputs(b))
+    diff.inputs = _io_diff(graph_inputs(a), graph_inputs(b))
     diff.outputs = _io_diff(list(a.graph.output), list(b.graph.output))
 
     inits_a = _initializer_infos(a)
@@ -89,11 +89,6 @@ def _opset_changes(a: onnx.ModelProto, b: onnx.ModelProto) -> dict[str, Change]:
 
     va, vb = versions(a), versions(b)
     return {d: Change(va.get(d), vb.get(d)) for d in sorted(set(va) | set(vb)) if va.get(d) != vb.get(d)}
-
-
-def _real_inputs(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
-    inits = {t.name for t in model.graph.initializer}
-    return [v for v in model.graph.input if v.name not in inits]
 
 
 def value_info(value: onnx.ValueInfoProto) -> ValueInfo:

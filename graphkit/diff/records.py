@@ -3,7 +3,7 @@
 :class:`ModelDiff` holds the changes from model A ("before") to model B ("after"): model
 fields, graph I/O, nodes (added, removed, changed, with how each pair was matched), tensor
 renames, initializers and op counts; ``to_dict`` is the versioned JSON layout
-(``SCHEMA_VERSION``), ``to_text`` the terminal view (:mod:`graphkit.diff.text_view`).
+(``SCHEMA_VERSION``); the terminal view is :func:`graphkit.diff.text_view.render_text`.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from graphkit.diff.text_view import TextReport, counted, or_dash, plain, shape_text
-from graphkit.transform.provenance import Provenance
+from graphkit.diff.formatting import counted, or_dash, plain, shape_text
+from graphkit.ir.provenance import Provenance
 
 SCHEMA_VERSION = 1
 
@@ -297,7 +297,3 @@ class ModelDiff:
                 for op, (before, after) in sorted(self.op_counts.items())
             ],
         }
-
-    def to_text(self, color: bool = False) -> str:
-        """A human-readable report; ANSI colors when ``color``."""
-        return TextReport(self, color).render()

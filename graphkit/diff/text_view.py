@@ -1,18 +1,18 @@
-"""The terminal view of a model diff (``graphkit diff`` without ``--json``), and the small
-formatters the diff records share (shapes, ``-`` for a missing value, counted phrases).
-"""
+"""The terminal view of a model diff (``graphkit diff`` without ``--json``): :func:`render_text`."""
 
 from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING, Any
 
-from graphkit.ir.shapes import format_dims
+from graphkit.diff.formatting import or_dash, short
+from graphkit.diff.records import ModelDiff, NodeChange, NodeInfo
 from graphkit.util.errors import printable
 
-if TYPE_CHECKING:  # type names only: the records import this module
-    from graphkit.diff.records import ModelDiff, NodeChange, NodeInfo
+
+def render_text(diff: ModelDiff, color: bool = False) -> str:
+    """``diff`` as a human-readable report; ANSI colors when ``color``."""
+    return TextReport(diff, color).render()
 
 
 def use_color(stream=None) -> bool:
@@ -121,26 +121,3 @@ def _changes_text(c: NodeChange) -> str:
         else:
             parts.append(f"{key} {value.before or '<unnamed>'} -> {value.after or '<unnamed>'}")
     return "; ".join(parts)
-
-
-def short(text: str, limit: int = 80) -> str:
-    text = str(text)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def shape_text(shape) -> str:
-    return format_dims(shape)
-
-
-def or_dash(value) -> str:
-    return "-" if value is None else str(value)
-
-
-def counted(n: int, singular: str, plural: str) -> list[str]:
-    return [f"{n} {singular if n == 1 else plural}"] if n else []
-
-
-def plain(value: Any) -> Any:
-    if isinstance(value, tuple):
-        return list(value)
-    return value

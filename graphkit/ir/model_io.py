@@ -271,6 +271,12 @@ def default_opset(model: onnx.ModelProto) -> int:
     return 0
 
 
+def graph_inputs(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
+    """The real inputs of the graph (initializers listed as inputs excluded)."""
+    inits = {t.name for t in model.graph.initializer}
+    return [v for v in model.graph.input if v.name not in inits]
+
+
 def op_counts(model: onnx.ModelProto) -> Counter:
     """Number of nodes per op type (custom domains prefixed with ``domain::``)."""
     return Counter(

@@ -19,9 +19,8 @@ from graphkit.check.compare import compare_outputs
 from graphkit.check.golden import GoldenSet, make_or_load_golden
 from graphkit.check.golden_defaults import GoldenDefaults, golden_defaults
 from graphkit.check.golden_validation import CaseResult, GoldenValidation
-from graphkit.check.instruments import EndToEndCheck, RegionCheck
 from graphkit.check.validation_cache import ValidationCache, cached_golden_validation
-from graphkit.ir.model_io import content_hash, load_model
+from graphkit.ir.model_io import load_model
 from graphkit.pipeline.plugins import Source
 from graphkit.pipeline.spec import PipelineSpec
 from graphkit.runtime.ort import ValidationRuntime, forward_purpose, record_forward
@@ -86,43 +85,26 @@ def make_golden(
 _SOURCE_FAILED = re.compile(r"onnxruntime cannot load the source model|the source model failed to run")
 
 
-def end_to_end_check(instruments: list) -> EndToEndCheck | None:
-    """The instrument whose end-to-end results the final check may reuse.
-
-    In region mode that is the end-to-end check RegionCheck falls back to: its ``last`` is set only
-    by a pass it validated end to end, and is reused only when that very model is the final one.
-    Region checks themselves are never reused (random data, not the golden inputs).
-    """
-    for instrument in instruments:
-        if isinstance(instrument, EndToEndCheck):
-            return instrument
-        if isinstance(instrument, RegionCheck):
-            return instrument.full
-    return None
-
-
 def check_final_model(
     model,
     model_hash: str,
     golden: GoldenSet,
     golden_key: str,
     tolerances,
-    validator: EndToEndCheck | None,
     runtime: ValidationRuntime,
     cache: ValidationCache,
+    checked_hash: str | None = None,
 ) -> tuple[GoldenValidation, dict | None]:
-    """Validate the final model on every golden case, reusing the cases already checked on it.
+    """Validate the final model on every golden case, reusing the cases already passed on it.
 
-    A case passed by an end-to-end check of a model with the same content hash (the last model
-    a pass validated end to end, at the pipeline's own tolerances) stands; only the remaining
-    cases run, through the validation cache (returns the validation and, for a cached result,
-    where it came from). Region checks are never reused (random data, not the golden inputs).
+    A case passed in this run by an end-to-end check of a model with the same content hash, at
+    the pipeline's own tolerances, stands (the validation cache's in-memory layer); only the
+    remaining cases run, through the validation cache (returns the validation and, for a cached
+    result, where it came from). Region checks are never reused (random data, not the golden inputs).
+    ``checked_hash`` is the hash the passes' checks knew the model by, when it differs from
+    ``model_hash`` only by what never changes numerics (node provenance stripped after the passes).
     """
-    done: dict[str, CaseResult] = {}
-    if validator is not None and validator.last is not None:
-        last_model, last_validation = validator.last
-        if last_model is model or content_hash(last_model) == model_hash:
-            done = {c.label: c for c in last_validation.cases if c.comparison is not None}
+    done = cache.passed_cases(checked_hash or model_hash, golden, golden_key, tolerances, runtime)
     todo = [c.label for c in golden.cases if c.label not in done]
     fresh: dict[str, CaseResult] = {}
     note, source = "", None

@@ -36,10 +36,10 @@ from graphkit.check.instruments import EndToEndCheck, PassDiffWriter, RegionChec
 from graphkit.check.validation_cache import ValidationCache, golden_hash
 from graphkit.ir.model_io import content_hash, default_opset, save_model
 from graphkit.ir.model_summary import summarize
+from graphkit.ir.provenance import strip_provenance
 from graphkit.pipeline.checks import (
     check_export_against_reference,
     check_final_model,
-    end_to_end_check,
     localize_failure,
     make_golden,
     source_error,
@@ -54,7 +54,6 @@ from graphkit.runtime.ort import ForwardLog, active_forward_log, recording_forwa
 from graphkit.transform.group import flat_passes
 from graphkit.transform.instruments import Honesty, Instrument, OpCounts, Timing, Verify
 from graphkit.transform.manager import PassManager
-from graphkit.transform.provenance import strip_provenance
 from graphkit.util.console import json_default, progress
 from graphkit.util.errors import GraphkitError, PipelineSpecError
 from graphkit.util.files import make_folder, write_text_atomic
@@ -217,18 +216,19 @@ def _apply_pipeline(
         return _finish(report, cache, stages, started, None, run.error)
 
     clock = time.perf_counter()
-    if not spec.output.provenance:  # in place: the final check may still reuse the last pass's cases
+    final_hash = checked_hash = content_hash(run.model)  # checked_hash: what the passes' checks knew it by
+    if not spec.output.provenance:  # provenance never changes numerics: the cases passed before still stand
         strip_provenance(run.model)
-    final_hash = content_hash(run.model)
+        final_hash = content_hash(run.model)
     final_check, final_cache = check_final_model(
         run.model,
         final_hash,
         golden,
         golden_key,
         spec.golden.tolerances(),
-        end_to_end_check(instruments),
         spec.validate.runtime,
         cache,
+        checked_hash=checked_hash,
     )
     stages["final_validation"] = time.perf_counter() - clock
     report.final = FinalModel(

@@ -21,7 +21,6 @@ from typing import Any, Literal
 
 import yaml
 
-from graphkit.check.compare import Tolerance, Tolerances
 from graphkit.pipeline.run_folder import ARTIFACTS as RUN_FILES
 from graphkit.runtime.ort import ValidationRuntime
 from graphkit.transform.group import GROUP_KEY, GroupOptions, PassGroup
@@ -30,6 +29,7 @@ from graphkit.transform.registry import get_pass, load_pass_dir
 from graphkit.util.errors import PipelineSpecError, SpecError, one_line, shown
 from graphkit.util.files import check_plain_name
 from graphkit.util.safe_yaml import MAX_DEPTH, load_yaml, load_yaml_file
+from graphkit.util.tolerance import Tolerance, Tolerances
 from graphkit.util.typed_config import from_mapping, to_mapping
 
 
@@ -99,7 +99,7 @@ class OutputSpec:
     """Where the run folder goes and what the model file is called.
 
     ``provenance: false`` writes the model without the ``graphkit.pass``/``graphkit.step`` node
-    metadata that names the pass that made each node (:mod:`graphkit.transform.provenance`).
+    metadata that names the pass that made each node (:mod:`graphkit.ir.provenance`).
     """
 
     dir: str = "runs/{name}"

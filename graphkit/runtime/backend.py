@@ -85,10 +85,27 @@ def _register_ais_bench() -> None:
 _register_ais_bench()
 
 
+VALIDATION_BACKEND = "ort"
+"""The backend every validation runs on (golden outputs, golden checks, regions, batch proofs,
+localize): onnxruntime on CPU, whose graph optimizations both sides of a comparison share."""
+
+
+def open_validation_backend(model, optimization: str = "none", threads: int | None = None) -> Backend:
+    """The validation backend (``BACKENDS[VALIDATION_BACKEND]``) opened on a model proto or path.
+
+    ``optimization`` is onnxruntime's graph optimization level (``none``: the strict mode) and
+    ``threads`` its intra-op threads; the session is a validation session (no CPU memory arena,
+    large weights handed over in memory). Its ``run(feeds, outputs=None, case=None)`` computes
+    ``outputs`` (default: all) and records a whole-model forward of golden case ``case``. A model
+    it cannot load raises RuntimeLoadError.
+    """
+    return open_backend(VALIDATION_BACKEND, model, optimization=optimization, threads=threads)
+
+
 def open_backend(name: str, model_path: str | os.PathLike, **options) -> Backend:
     """Open backend ``name`` on ``model_path``; unknown or unavailable names are user errors.
 
-    ``model_path`` is an ONNX file for "ort", an OM file for "ais_bench", and for "torch" an
+    ``model_path`` is an ONNX file or model proto for "ort", an OM file for "ais_bench", and for "torch" an
     ``nn.Module``, a zero-argument factory, or a ``"module:factory"`` string.
     """
     if name == "ais_bench" and name not in BACKENDS:

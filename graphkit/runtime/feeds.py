@@ -16,17 +16,12 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from graphkit.ir.model_io import graph_inputs
 from graphkit.ir.shapes import dims_of
 from graphkit.util.errors import InputError, one_line
 
 # numpy's deflate ratio ceiling: a member cannot honestly expand more than this
 _MAX_DEFLATE_RATIO = 1100
-
-
-def graph_inputs(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
-    """The real inputs of the graph (initializers listed as inputs excluded)."""
-    inits = {t.name for t in model.graph.initializer}
-    return [v for v in model.graph.input if v.name not in inits]
 
 
 def input_dims(value: onnx.ValueInfoProto) -> list[int | str | None]:

@@ -17,6 +17,7 @@ import contextlib
 import contextvars
 import logging
 import os
+import re
 import tempfile
 import time
 from collections import Counter
@@ -33,7 +34,7 @@ import onnxruntime.capi.onnxruntime_pybind11_state as ort_state
 from graphkit.ir.model_io import save_model, too_big_for_one_file
 from graphkit.runtime.backend import Backend, TensorInfo, check_threads
 from graphkit.util.console import progress_note
-from graphkit.util.errors import FieldValueError, InputError, RuntimeLoadError, one_line
+from graphkit.util.errors import FieldValueError, GraphkitError, InputError, RuntimeLoadError, one_line
 
 logger = logging.getLogger(__name__)
 
@@ -290,6 +291,18 @@ def ort_reason(exc: BaseException, limit: int = 2000) -> str:
     return text[:limit]
 
 
+def ort_error_text(error: BaseException, limit: int = 2000) -> str:
+    """An onnxruntime error on one line without its noise (see :func:`ort_reason`), also
+    without graphkit's own wrapping ("Input shape:{2,8,16,16}, requested shape:{1,2048}" stays)."""
+    if isinstance(error, RuntimeLoadError):
+        text = str(error)  # already cleaned, with the custom-domain note
+    else:
+        source = error.__cause__ if isinstance(error, GraphkitError) and error.__cause__ else error  # untruncated
+        text = ort_reason(source, limit=10 * limit)
+    text = re.sub(r"\[ONNXRuntimeError\] : \d+ : \w+ : ", "", text)
+    return text[:limit] or error.__class__.__name__
+
+
 def run_session(
     session: ort.InferenceSession,
     feeds: Mapping[str, np.ndarray],
@@ -344,33 +357,43 @@ def run_ort(
 class OrtBackend(Backend):
     """The "ort" backend: CPU by default, full graph optimizations unless ``optimize=False``.
 
-    Validation uses the session helpers above (at ``validate.runtime``'s level); this backend is for
-    speed and accuracy runs, where ORT's optimizations are what a user would deploy.
+    ``model_path`` is an ONNX file or a model proto (large weights are handed to onnxruntime in
+    memory, see :func:`create_session`). ``optimization`` names the graph optimization level and
+    overrides ``optimize``: validation opens this backend through
+    :func:`graphkit.runtime.backend.open_validation_backend` at ``validate.runtime``'s level, and
+    ``run`` then takes the outputs to compute and the golden case a forward belongs to.
     """
 
     name = "ort"
 
     def __init__(
         self,
-        model_path: str | os.PathLike,
+        model_path: onnx.ModelProto | str | os.PathLike,
         threads: int | None = None,
         providers: tuple[str, ...] = ("CPUExecutionProvider",),
         optimize: bool = True,
         io_binding: bool = False,
+        optimization: str | None = None,
     ):
-        self.session = create_session(
-            model_path, threads=threads, optimization="all" if optimize else "none", providers=providers
-        )
+        level = optimization if optimization is not None else ("all" if optimize else "none")
+        self.session = create_session(model_path, threads=threads, optimization=level, providers=providers)
         self.inputs = [_info(v) for v in self.session.get_inputs()]
         self.outputs = [_info(v) for v in self.session.get_outputs()]
         # io-binding lets ORT place outputs where the provider wants them (it helps with device
         # providers; on CPU it only skips a copy of the feeds).
         self.io_binding = io_binding
 
-    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        if not self.io_binding:
-            return run_session(self.session, feeds)
+    def run(
+        self, feeds: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None, case: str | None = None
+    ) -> dict[str, np.ndarray]:
+        """Run one batch (see :func:`run_session`: ``outputs`` to compute, ``case`` for the ForwardLog)."""
+        if not self.io_binding or outputs or case is not None:
+            return run_session(self.session, feeds, outputs, case)
         return self._run_bound(feeds)
+
+    def close(self) -> None:
+        """Drop the session (its memory goes back once nothing else holds it)."""
+        self.session = None
 
     def _run_bound(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         expected = {i.name for i in self.inputs}
@@ -385,14 +408,22 @@ class OrtBackend(Backend):
         return dict(zip([o.name for o in self.outputs], binding.copy_outputs_to_cpu()))
 
 
+# onnxruntime's tensor type names -> numpy dtypes (other types, such as sequences, read as float32)
+ORT_DTYPES = {
+    "tensor(float)": np.float32,
+    "tensor(double)": np.float64,
+    "tensor(float16)": np.float16,
+    "tensor(int8)": np.int8,
+    "tensor(int16)": np.int16,
+    "tensor(int32)": np.int32,
+    "tensor(int64)": np.int64,
+    "tensor(uint8)": np.uint8,
+    "tensor(uint16)": np.uint16,
+    "tensor(uint32)": np.uint32,
+    "tensor(uint64)": np.uint64,
+    "tensor(bool)": np.bool_,
+}
+
+
 def _info(arg) -> TensorInfo:
-    dtype_map = {
-        "tensor(float)": np.float32,
-        "tensor(float16)": np.float16,
-        "tensor(double)": np.float64,
-        "tensor(int64)": np.int64,
-        "tensor(int32)": np.int32,
-        "tensor(uint8)": np.uint8,
-        "tensor(bool)": np.bool_,
-    }
-    return TensorInfo(arg.name, tuple(arg.shape), np.dtype(dtype_map.get(arg.type, np.float32)))
+    return TensorInfo(arg.name, tuple(arg.shape), np.dtype(ORT_DTYPES.get(arg.type, np.float32)))

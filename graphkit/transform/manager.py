@@ -25,10 +25,10 @@ from typing import Literal
 
 import onnx
 
+from graphkit.ir.provenance import record_provenance
 from graphkit.transform.group import PassGroup
 from graphkit.transform.instruments import InputMutatedError, Instrument
 from graphkit.transform.pass_base import Pass, PassResult
-from graphkit.transform.provenance import record_provenance
 from graphkit.transform.record import PassRecord, PassStatus
 from graphkit.util.errors import GraphkitError, PassError
 

@@ -34,11 +34,11 @@ from typing import Any, ClassVar
 
 import onnx
 
-from graphkit.check.compare import Tolerance  # the one tolerance type; re-exported for passes
 from graphkit.ir.model_io import default_opset
 from graphkit.ir.shapes import io_signature  # re-exported for passes
 from graphkit.util.errors import PassError, one_line, printable
 from graphkit.util.signals import signals_seen
+from graphkit.util.tolerance import Tolerance
 from graphkit.util.typed_config import from_mapping, to_mapping
 
 

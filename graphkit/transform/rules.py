@@ -58,7 +58,6 @@ import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
 
-from graphkit.check.compare import Tolerance
 from graphkit.ir.graph import (
     ValueTypes,
     constant_value,
@@ -79,6 +78,7 @@ from graphkit.ir.model_io import default_opset
 from graphkit.transform.pass_base import Declined, NoOptions, Pass, PassResult
 from graphkit.transform.registry import register
 from graphkit.util.errors import PassError, PassLoadError, printable
+from graphkit.util.tolerance import Tolerance
 
 COMMUTATIVE = frozenset({"Add", "Mul", "Max", "Min", "Sum", "Mean", "And", "Or", "Xor", "Equal", "BitwiseAnd"})
 MAX_ROUNDS = 1000

@@ -53,7 +53,7 @@ TEST_TEMPLATE = Template('''"""Tests of the $name pass (written by ``graphkit ne
 
 from pathlib import Path
 
-from graphkit.transform import testing as gt
+from graphkit import testing as gt
 
 PASSES = Path(__file__).resolve().parents[1]  # the folder that holds $snake.py
 HEADER = '<ir_version: 8, opset_import: ["" : 13]>'

@@ -49,8 +49,9 @@ class _Bar(tqdm):
         self.set_postfix_str(label)
 
     def close(self) -> None:
-        if self in _active_bars:
-            _active_bars.remove(self)
+        bars = _active_bars  # None while the interpreter shuts down (tqdm closes bars in __del__)
+        if bars is not None and self in bars:
+            bars.remove(self)
         super().close()
 
 

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from graphkit.ir.model_io import load_model, save_model
-from graphkit.transform.testing import export_legacy
+from graphkit.testing import export_legacy
 
 
 class HeadLike(nn.Module):

@@ -13,7 +13,7 @@ from onnx import TensorProto, helper
 from graphkit.ascend.command_lines import check_command, check_dynamic_profiles, plan_commands, write_plan
 from graphkit.ascend.spec import AtcSpec
 from graphkit.ir.model_io import load_model, save_model
-from graphkit.transform.testing import make_model
+from graphkit.testing import make_model
 from graphkit.util.errors import SpecError
 from graphkit.util.typed_config import from_mapping
 

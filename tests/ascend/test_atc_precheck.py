@@ -12,7 +12,7 @@ from onnx import TensorProto, helper
 
 from graphkit.ascend.precheck import precheck
 from graphkit.ir.model_io import load_model
-from graphkit.transform.testing import make_model
+from graphkit.testing import make_model
 from graphkit.util.errors import SpecError
 
 

@@ -174,7 +174,7 @@ def test_dynamic_dims_command_and_matching_ais_bench_dymdims(tmp_path, fake_atc)
     from onnx import TensorProto, helper
 
     from graphkit.ir.model_io import save_model
-    from graphkit.transform.testing import make_model
+    from graphkit.testing import make_model
 
     a = helper.make_tensor_value_info("ids", TensorProto.FLOAT, [1, "T"])
     b = helper.make_tensor_value_info("mask", TensorProto.FLOAT, [1, "T"])

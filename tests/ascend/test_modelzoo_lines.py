@@ -32,7 +32,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from graphkit.ir.model_io import save_model
-from graphkit.transform.testing import make_model
+from graphkit.testing import make_model
 
 wseg = pytest.importorskip("graphkit.wseg.network")
 export = pytest.importorskip("graphkit.wseg.export")

@@ -75,7 +75,7 @@ def test_unknown_symbolic_dim_is_named_not_guessed():
 
 def test_torch_exported_model_against_torch_layer_arithmetic(tmp_path):
     torch = pytest.importorskip("torch")
-    from graphkit.transform.testing import export_legacy
+    from graphkit.testing import export_legacy
 
     net = torch.nn.Sequential(
         torch.nn.Conv2d(3, 6, 5, stride=2, groups=3),

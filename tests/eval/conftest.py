@@ -3,7 +3,8 @@
 The data set: JPEGs made of coloured rectangles (one colour per class) on a background colour,
 with GT palette PNGs that label the rectangles and draw a 255 ("ambiguous") outline around
 them, like VOC's boundaries. The "colour classifier" model maps each pixel to the class of the
-nearest class colour with a 1x1 convolution + softmax, so a correct pipeline recovers the GT.
+nearest class colour with a 1x1 convolution + softmax, so a correct pipeline recovers the GT
+(the models are built by :mod:`benchmarks.models`, which the eval benchmarks share).
 """
 
 from __future__ import annotations
@@ -13,15 +14,10 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 
-from graphkit.wseg.eval.views import MEAN, STD
+from benchmarks.models import CLASS_COLOURS, colour_classifier, linear_model
 from graphkit.wseg.eval.voc import voc_palette
-
-# class -> RGB colour of its pixels in the synthetic images (well separated)
-CLASS_COLOURS = {0: (20, 20, 20), 1: (230, 40, 40), 7: (40, 220, 60), 15: (50, 60, 235), 12: (240, 230, 60)}
-PRESENT_LOGIT, ABSENT_LOGIT = 5.0, -5.0
 
 
 def draw_sample(width: int, height: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -58,77 +54,6 @@ def make_voc(root: Path, sizes, names=None) -> Path:
         save_palette_png(voc / "SegmentationClass" / f"{name}.png", gt)
     (voc / "ImageSets" / "Segmentation" / "val.txt").write_text("\n".join(names) + "\n")
     return root
-
-
-def _normalized(rgb) -> np.ndarray:
-    return (np.asarray(rgb, dtype=np.float64) / 255.0 - MEAN) / STD
-
-
-def _cls_constant(n_classes_fg: int, present) -> np.ndarray:
-    logits = np.full((1, n_classes_fg), ABSENT_LOGIT, dtype=np.float32)
-    for c in present:
-        logits[0, c - 1] = PRESENT_LOGIT
-    return logits
-
-
-def build_model(
-    weight: np.ndarray, bias: np.ndarray, cls_logits: np.ndarray, pad: int, softmax: bool
-) -> onnx.ModelProto:
-    """image [N,3,pad,pad] -> mask = (softmax of) 1x1 conv [N,C,pad,pad]; cls = constant [N,C-1]."""
-    n_out = weight.shape[0]
-    nodes = [
-        helper.make_node("Conv", ["image", "W", "B"], ["logits"] if softmax else ["mask"], kernel_shape=[1, 1]),
-        helper.make_node("ReduceMean", ["image"], ["m"], axes=[1, 2, 3], keepdims=0),
-        helper.make_node("Mul", ["m", "zero"], ["m0"]),
-        helper.make_node("Unsqueeze", ["m0", "ax1"], ["col"]),
-        helper.make_node("Add", ["col", "cls_const"], ["cls"]),
-    ]
-    if softmax:
-        nodes.append(helper.make_node("Softmax", ["logits"], ["mask"], axis=1))
-    inits = [
-        numpy_helper.from_array(weight.reshape(n_out, 3, 1, 1).astype(np.float32), "W"),
-        numpy_helper.from_array(bias.astype(np.float32), "B"),
-        numpy_helper.from_array(np.zeros(1, np.float32), "zero"),
-        numpy_helper.from_array(np.array([1], np.int64), "ax1"),
-        numpy_helper.from_array(cls_logits.astype(np.float32), "cls_const"),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "tiny_seg",
-        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, pad, pad])],
-        [
-            helper.make_tensor_value_info("cls", TensorProto.FLOAT, ["N", cls_logits.shape[1]]),
-            helper.make_tensor_value_info("mask", TensorProto.FLOAT, ["N", n_out, pad, pad]),
-        ],
-        inits,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    return model
-
-
-def colour_classifier(pad: int, num_classes: int = 21, beta: float = 4.0) -> onnx.ModelProto:
-    """Softmax over classes of -beta * ||x - colour_k||^2 (written linearly); unused classes ~ 0."""
-    weight = np.zeros((num_classes, 3))
-    bias = np.full(num_classes, -1e3)
-    for cls, rgb in CLASS_COLOURS.items():
-        centre = _normalized(rgb)
-        weight[cls] = 2 * beta * centre
-        bias[cls] = -beta * float(centre @ centre)
-    present = [c for c in CLASS_COLOURS if c]
-    return build_model(weight, bias, _cls_constant(num_classes - 1, present), pad, softmax=True)
-
-
-def linear_model(
-    pad: int, seed: int = 0, num_classes: int = 21, present=(1, 3, 7)
-) -> tuple[onnx.ModelProto, np.ndarray, np.ndarray, np.ndarray]:
-    """mask_c = w_c . x + b_c per pixel (no softmax): linear, so the merge is predictable."""
-    rng = np.random.default_rng(seed)
-    weight = rng.normal(size=(num_classes, 3)).astype(np.float32)
-    bias = rng.normal(size=num_classes).astype(np.float32)
-    cls = _cls_constant(num_classes - 1, present)
-    return build_model(weight, bias, cls, pad, softmax=False), weight, bias, cls
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from graphkit.transform.testing import run_cli
+from graphkit.testing import run_cli
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -10,8 +10,8 @@ import numpy as np
 import onnx
 import pytest
 
-from graphkit.ir.model_io import content_hash, default_opset, load_model, op_counts
-from graphkit.runtime.feeds import graph_inputs, input_dims
+from graphkit.ir.model_io import content_hash, default_opset, graph_inputs, load_model, op_counts
+from graphkit.runtime.feeds import input_dims
 from graphkit.runtime.ort import run_ort
 from graphkit.util.errors import InputError, SpecError
 from graphkit.util.typed_config import from_mapping

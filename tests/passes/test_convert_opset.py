@@ -6,8 +6,7 @@ import pytest
 from graphkit_passes.convert_opset import ConvertOpset
 
 from graphkit.ir.model_io import default_opset
-from graphkit.transform.registry import get_pass
-from graphkit.transform.testing import (
+from graphkit.testing import (
     assert_declines,
     assert_idempotent,
     assert_op_types,
@@ -15,6 +14,7 @@ from graphkit.transform.testing import (
     parse_model,
     run_pass,
 )
+from graphkit.transform.registry import get_pass
 from graphkit.util.errors import SpecError
 
 
@@ -82,8 +82,8 @@ def test_declines_a_conversion_that_would_change_graph_inputs():
 
     from onnx.backend.test.case.node import collect_testcases
 
+    from graphkit.testing import assert_declines
     from graphkit.transform.registry import get_pass
-    from graphkit.transform.testing import assert_declines
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
 from graphkit.ir.model_io import op_counts
-from graphkit.transform.testing import (
+from graphkit.testing import (
     assert_declines,
     assert_idempotent,
     assert_numerically_equal,

@@ -10,8 +10,7 @@ from onnx import helper
 from graphkit.ir.shapes import dims_of
 from graphkit.runtime.feeds import random_feeds
 from graphkit.runtime.ort import run_ort
-from graphkit.transform.registry import get_pass
-from graphkit.transform.testing import (
+from graphkit.testing import (
     assert_declines,
     assert_idempotent,
     assert_numerically_equal,
@@ -19,6 +18,7 @@ from graphkit.transform.testing import (
     make_model,
     run_pass,
 )
+from graphkit.transform.registry import get_pass
 from graphkit.util.errors import PassError
 
 torch = pytest.importorskip("torch")

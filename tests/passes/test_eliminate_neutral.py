@@ -8,8 +8,7 @@ from graphkit_passes.eliminate_neutral import EliminateNeutral
 from hypothesis import given
 
 from graphkit.runtime.ort import run_ort
-from graphkit.transform.registry import get_pass
-from graphkit.transform.testing import (
+from graphkit.testing import (
     assert_applies_share,
     assert_declines,
     assert_idempotent,
@@ -21,6 +20,7 @@ from graphkit.transform.testing import (
     property_settings,
     run_pass,
 )
+from graphkit.transform.registry import get_pass
 
 ATOL = RTOL = 0.0  # bit-exact up to the sign of a zero, which compares equal
 

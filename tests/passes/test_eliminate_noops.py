@@ -9,8 +9,7 @@ from graphkit_passes.eliminate_noops import EliminateNoops
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from graphkit.transform.registry import get_pass
-from graphkit.transform.testing import (
+from graphkit.testing import (
     assert_applies_share,
     assert_declines,
     assert_idempotent,
@@ -23,6 +22,7 @@ from graphkit.transform.testing import (
     run_pass,
     value,
 )
+from graphkit.transform.registry import get_pass
 from graphkit.util.errors import SpecError
 
 
@@ -147,7 +147,7 @@ def test_subgraph_consumers_are_rewired():
     result = run_pass(EliminateNoops(), m)
     assert result.modified
     feeds = {"x": np.ones((2, 3, 4), np.float32), "c": np.array(True)}
-    from graphkit.transform.testing import assert_numerically_equal
+    from graphkit.testing import assert_numerically_equal
 
     assert_numerically_equal(m, result.model, atol=0, rtol=0, feeds=feeds)
 

@@ -8,8 +8,8 @@ import pytest
 from onnx import helper
 
 from graphkit.ir.shapes import dims_of
+from graphkit.testing import assert_idempotent, assert_numerically_equal, make_model, run_pass
 from graphkit.transform.registry import get_pass
-from graphkit.transform.testing import assert_idempotent, assert_numerically_equal, make_model, run_pass
 from graphkit.util.errors import GraphkitError, PassError
 
 FixInputShape = get_pass("fix-input-shape")

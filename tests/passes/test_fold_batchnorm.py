@@ -7,14 +7,14 @@ import pytest
 from graphkit_passes.fold_batchnorm import FoldBatchNorm
 from onnx import TensorProto, helper, numpy_helper
 
-from graphkit.transform.registry import get_pass
-from graphkit.transform.testing import (
+from graphkit.testing import (
     assert_declines,
     assert_idempotent,
     assert_op_types,
     assert_pass_rewrites,
     make_model,
 )
+from graphkit.transform.registry import get_pass
 
 ATOL = RTOL = 1e-5
 

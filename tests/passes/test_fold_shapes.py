@@ -9,8 +9,7 @@ from onnx import helper
 
 from graphkit.ir.model_io import op_counts
 from graphkit.ir.shapes import dims_of
-from graphkit.transform.registry import get_pass
-from graphkit.transform.testing import (
+from graphkit.testing import (
     assert_declines,
     assert_idempotent,
     assert_numerically_equal,
@@ -19,6 +18,7 @@ from graphkit.transform.testing import (
     make_model,
     run_pass,
 )
+from graphkit.transform.registry import get_pass
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
@@ -60,7 +60,7 @@ def test_wseg_pattern_folds_all_shape_ops_and_types_mask(opset):
     assert op_counts(model)["Shape"] > 0
     result = assert_pass_rewrites(FoldShapes(), model, atol=1e-6, rtol=1e-6, dims={"batch": 1})
     for batch in (2, 3):
-        from graphkit.transform.testing import assert_numerically_equal
+        from graphkit.testing import assert_numerically_equal
 
         assert_numerically_equal(model, result.model, atol=1e-6, rtol=1e-6, dims={"batch": batch})
     counts = op_counts(result.model)
@@ -122,7 +122,7 @@ def test_size_limit_keeps_a_broadcast_that_would_grow_the_model():
     assert op_counts(result.model)["Expand"] == 1
     assert op_counts(result.model)["Shape"] == 0
     assert any("limit" in d.reason for d in result.declined)
-    from graphkit.transform.testing import assert_numerically_equal
+    from graphkit.testing import assert_numerically_equal
 
     assert_numerically_equal(model, result.model, atol=0, rtol=0)
     big = run_pass(FoldShapes(size_limit_bytes=4096), model)
@@ -383,7 +383,7 @@ def tiny_wseg():
 
 
 def test_tiny_wseg_pipeline_leaves_no_shape_op(tiny_wseg):
-    from graphkit.transform.testing import assert_numerically_equal
+    from graphkit.testing import assert_numerically_equal
 
     model = tiny_wseg
     assert op_counts(model)["Shape"] > 0
@@ -405,7 +405,7 @@ def test_tiny_wseg_pipeline_leaves_no_shape_op(tiny_wseg):
 
 
 def test_tiny_wseg_export_folds_alone_too(tiny_wseg):
-    from graphkit.transform.testing import assert_numerically_equal
+    from graphkit.testing import assert_numerically_equal
 
     result = run_pass(FoldShapes(), tiny_wseg)
     assert op_counts(result.model)["Shape"] == 0

@@ -9,8 +9,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from onnx import helper, numpy_helper
 
-from graphkit.transform.registry import get_pass
-from graphkit.transform.testing import (
+from graphkit.testing import (
     assert_applies_share,
     assert_declines,
     assert_idempotent,
@@ -23,6 +22,7 @@ from graphkit.transform.testing import (
     run_pass,
     value,
 )
+from graphkit.transform.registry import get_pass
 
 ATOL = RTOL = 0.0  # shape-only ops: bit-exact
 

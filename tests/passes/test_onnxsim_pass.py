@@ -11,8 +11,7 @@ from onnx import helper, numpy_helper
 
 from graphkit.ir.model_io import op_counts
 from graphkit.ir.shapes import dims_of
-from graphkit.transform.registry import get_pass
-from graphkit.transform.testing import (
+from graphkit.testing import (
     assert_declines,
     assert_idempotent,
     assert_numerically_equal,
@@ -21,6 +20,7 @@ from graphkit.transform.testing import (
     run_pass,
     value,
 )
+from graphkit.transform.registry import get_pass
 
 pytest.importorskip("onnxsim")
 OnnxSim = get_pass("onnxsim")

@@ -11,9 +11,9 @@ from graphkit_passes import softmax_transpose
 from onnx import TensorProto, helper, numpy_helper
 
 from graphkit.ir.model_io import content_hash
+from graphkit.testing import make_model
 from graphkit.transform import rules
 from graphkit.transform.registry import get_pass
-from graphkit.transform.testing import make_model
 
 X = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 4, 5])
 Y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
-from graphkit.transform.testing import assert_applies_share, assert_numerically_equal, make_model, run_pass
+from graphkit.testing import assert_applies_share, assert_numerically_equal, make_model, run_pass
 
 PROPERTY = settings(
     derandomize=True,

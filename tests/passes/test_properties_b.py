@@ -15,8 +15,8 @@ from onnx import helper
 
 from graphkit.runtime.feeds import random_feeds
 from graphkit.runtime.ort import run_ort
+from graphkit.testing import assert_applies_share, make_model, run_pass
 from graphkit.transform.registry import get_pass
-from graphkit.transform.testing import assert_applies_share, make_model, run_pass
 
 SETTINGS = settings(max_examples=25, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 FLOAT = onnx.TensorProto.FLOAT

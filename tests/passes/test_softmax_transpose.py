@@ -11,8 +11,7 @@ from onnx import TensorProto, helper
 
 from graphkit.ir.model_io import default_opset
 from graphkit.runtime.ort import run_ort
-from graphkit.transform.registry import get_pass
-from graphkit.transform.testing import (
+from graphkit.testing import (
     assert_declines,
     assert_idempotent,
     assert_numerically_equal,
@@ -21,6 +20,7 @@ from graphkit.transform.testing import (
     export_legacy,
     make_model,
 )
+from graphkit.transform.registry import get_pass
 from graphkit.util.errors import SpecError
 
 torch = pytest.importorskip("torch")

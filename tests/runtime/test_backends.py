@@ -12,7 +12,7 @@ from onnx import TensorProto, helper
 from graphkit.ir.model_io import save_model
 from graphkit.runtime.backend import BACKENDS, open_backend
 from graphkit.runtime.torch_backend import TorchBackend
-from graphkit.transform.testing import make_model
+from graphkit.testing import make_model
 from graphkit.util.errors import GraphkitError, InputError
 
 
@@ -93,3 +93,41 @@ def test_ais_bench_registered_only_when_it_imports(scale_onnx):
     if not installed:
         with pytest.raises(GraphkitError, match="ais_bench.infer.interface does not import"):
             open_backend("ais_bench", scale_onnx)
+
+
+def test_validation_opens_the_registered_ort_backend_with_validation_session_options():
+    import onnxruntime as ort
+
+    from graphkit.runtime.backend import open_validation_backend
+    from graphkit.runtime.ort import ForwardLog, recording_forwards
+    from graphkit.util.errors import RuntimeLoadError
+
+    weight = np.random.default_rng(0).standard_normal((64, 64)).astype(np.float32)  # 16 KB: handed over in memory
+    model = make_model(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 64])],
+        [helper.make_tensor("w", TensorProto.FLOAT, [64, 64], weight.ravel())],
+    )
+    with open_validation_backend(model, "none", threads=1) as backend:
+        assert isinstance(backend, BACKENDS["ort"])  # the registry's "ort" entry, not a session of its own
+        options = backend.session.get_session_options()
+        assert options.graph_optimization_level == ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        assert options.enable_cpu_mem_arena is False and options.intra_op_num_threads == 1
+        assert [(i.name, i.shape, i.dtype) for i in backend.inputs] == [("x", ("N", 64), np.dtype(np.float32))]
+        x = np.random.default_rng(1).standard_normal((2, 64)).astype(np.float32)
+        with recording_forwards(log := ForwardLog()):
+            y = backend.run({"x": x}, case="b2")["y"]
+        # float32 MatMul: the summation order may differ from numpy's, a few ulps at most
+        np.testing.assert_allclose(y, x @ weight, rtol=1e-5, atol=1e-5)
+        assert [(f.case, f.batch, f.optimization) for f in log.forwards] == [("b2", 2, "none")]
+    with open_validation_backend(model, "all") as backend:
+        level = backend.session.get_session_options().graph_optimization_level
+        assert level == ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    broken = make_model(
+        [helper.make_node("NoSuchOp", ["x"], ["y"])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
+    )
+    with pytest.raises(RuntimeLoadError, match="onnxruntime cannot load the model"):
+        open_validation_backend(broken)

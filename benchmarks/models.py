@@ -1,6 +1,12 @@
-"""The corpus architectures: tiny seeded random configs built in code, exported with torch's legacy exporter.
+"""The model builders that the corpus, the benchmarks and the tests share (one module, one place).
 
-Each entry builds a ``torch.nn.Module`` from a ``transformers`` Config class (never
+- The corpus architectures (``python -m benchmarks.corpus``): tiny seeded random configs built
+  in code, exported with torch's legacy exporter.
+- The segmentation stand-ins of the eval tests and benchmarks (:func:`colour_classifier`,
+  :func:`linear_model`): a 1x1 convolution in the wseg model's I/O layout.
+- The synthetic graphs of the scaling benchmarks (:func:`identity_chain`, :func:`matmul_chain`).
+
+Each corpus entry builds a ``torch.nn.Module`` from a ``transformers`` Config class (never
 ``from_pretrained``: nothing is downloaded) or from graphkit's own code, plus example inputs.
 ``export(name, opset, dynamic, path)`` writes one ONNX file; the batch dim is named ``batch``
 when ``dynamic`` (and the sequence dim ``seq`` on text models, with its golden value in
@@ -14,6 +20,7 @@ import io
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -371,3 +378,125 @@ def detector_model(opset: int, dynamic: bool, batch: int = 1) -> onnx.ModelProto
     model.ir_version = 7
     onnx.checker.check_model(model, full_check=True)
     return model
+
+
+# --- segmentation stand-ins (the eval tests and benchmarks) ----------------------------------------
+
+# class -> RGB colour of its pixels in the synthetic images (well separated)
+CLASS_COLOURS = {0: (20, 20, 20), 1: (230, 40, 40), 7: (40, 220, 60), 15: (50, 60, 235), 12: (240, 230, 60)}
+PRESENT_LOGIT, ABSENT_LOGIT = 5.0, -5.0
+
+
+def _normalized(rgb) -> np.ndarray:
+    from graphkit.wseg.eval.views import MEAN, STD
+
+    return (np.asarray(rgb, dtype=np.float64) / 255.0 - MEAN) / STD
+
+
+def _cls_constant(n_classes_fg: int, present) -> np.ndarray:
+    logits = np.full((1, n_classes_fg), ABSENT_LOGIT, dtype=np.float32)
+    for c in present:
+        logits[0, c - 1] = PRESENT_LOGIT
+    return logits
+
+
+def build_model(
+    weight: np.ndarray, bias: np.ndarray, cls_logits: np.ndarray, pad: int, softmax: bool
+) -> onnx.ModelProto:
+    """image [N,3,pad,pad] -> mask = (softmax of) 1x1 conv [N,C,pad,pad]; cls = constant [N,C-1]."""
+    n_out = weight.shape[0]
+    nodes = [
+        helper.make_node("Conv", ["image", "W", "B"], ["logits"] if softmax else ["mask"], kernel_shape=[1, 1]),
+        helper.make_node("ReduceMean", ["image"], ["m"], axes=[1, 2, 3], keepdims=0),
+        helper.make_node("Mul", ["m", "zero"], ["m0"]),
+        helper.make_node("Unsqueeze", ["m0", "ax1"], ["col"]),
+        helper.make_node("Add", ["col", "cls_const"], ["cls"]),
+    ]
+    if softmax:
+        nodes.append(helper.make_node("Softmax", ["logits"], ["mask"], axis=1))
+    inits = [
+        numpy_helper.from_array(weight.reshape(n_out, 3, 1, 1).astype(np.float32), "W"),
+        numpy_helper.from_array(bias.astype(np.float32), "B"),
+        numpy_helper.from_array(np.zeros(1, np.float32), "zero"),
+        numpy_helper.from_array(np.array([1], np.int64), "ax1"),
+        numpy_helper.from_array(cls_logits.astype(np.float32), "cls_const"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "tiny_seg",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, pad, pad])],
+        [
+            helper.make_tensor_value_info("cls", TensorProto.FLOAT, ["N", cls_logits.shape[1]]),
+            helper.make_tensor_value_info("mask", TensorProto.FLOAT, ["N", n_out, pad, pad]),
+        ],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+def colour_classifier(pad: int, num_classes: int = 21, beta: float = 4.0) -> onnx.ModelProto:
+    """Softmax over classes of -beta * ||x - colour_k||^2 (written linearly); unused classes ~ 0."""
+    weight = np.zeros((num_classes, 3))
+    bias = np.full(num_classes, -1e3)
+    for cls, rgb in CLASS_COLOURS.items():
+        centre = _normalized(rgb)
+        weight[cls] = 2 * beta * centre
+        bias[cls] = -beta * float(centre @ centre)
+    present = [c for c in CLASS_COLOURS if c]
+    return build_model(weight, bias, _cls_constant(num_classes - 1, present), pad, softmax=True)
+
+
+def linear_model(
+    pad: int, seed: int = 0, num_classes: int = 21, present=(1, 3, 7)
+) -> tuple[onnx.ModelProto, np.ndarray, np.ndarray, np.ndarray]:
+    """mask_c = w_c . x + b_c per pixel (no softmax): linear, so the merge is predictable."""
+    rng = np.random.default_rng(seed)
+    weight = rng.normal(size=(num_classes, 3)).astype(np.float32)
+    bias = rng.normal(size=num_classes).astype(np.float32)
+    cls = _cls_constant(num_classes - 1, present)
+    return build_model(weight, bias, cls, pad, softmax=False), weight, bias, cls
+
+
+# --- synthetic graphs of the scaling benchmarks ----------------------------------------------------
+
+
+def identity_chain(pairs: int, path: Path) -> Path:
+    """x -> (Relu -> Identity) x pairs -> y: ``pairs`` rewrites for eliminate-noops in a graph of 2 x pairs nodes."""
+    nodes, previous = [], "x"
+    for i in range(pairs):
+        nodes.append(helper.make_node("Relu", [previous], [f"r{i}"], name=f"relu{i}"))
+        out = "y" if i == pairs - 1 else f"i{i}"
+        nodes.append(helper.make_node("Identity", [f"r{i}"], [out], name=f"identity{i}"))
+        previous = out
+    graph = helper.make_graph(
+        nodes,
+        "identity_chain",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 8])],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+def matmul_chain(path: Path, layers: int, width: int) -> None:
+    """x [batch, width] -> ``layers`` MatMuls with seeded [width, width] weights, saved to ``path``."""
+    rng = np.random.default_rng(0)
+    nodes, inits = [], []
+    previous = "x"
+    for i in range(layers):
+        weight = rng.standard_normal((width, width), dtype=np.float32)
+        inits.append(numpy_helper.from_array(weight, f"w{i}"))
+        nodes.append(helper.make_node("MatMul", [previous, f"w{i}"], [f"h{i}"], name=f"matmul{i}"))
+        previous = f"h{i}"
+    graph = helper.make_graph(
+        nodes,
+        "stand_in",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", width])],
+        [helper.make_tensor_value_info(previous, TensorProto.FLOAT, ["batch", width])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    onnx.save(model, str(path))

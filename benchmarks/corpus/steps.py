@@ -49,7 +49,7 @@ def model_stats(model: onnx.ModelProto) -> dict:
 
 
 def dims_for(model: onnx.ModelProto, batch: int) -> dict:
-    from corpus.models import SEQ_LEN
+    from benchmarks.models import SEQ_LEN
 
     return {"batch": batch, "seq": SEQ_LEN}
 
@@ -80,7 +80,7 @@ def max_abs(a: dict, b: dict) -> float | None:
 
 
 def step_export(arch: str, opset: int, batch: str, out: str) -> dict:
-    from corpus.models import export
+    from benchmarks.models import export
 
     start = time.perf_counter()
     model = export(arch, opset, batch == "dynamic", out)

@@ -1,4 +1,4 @@
-"""``python -m corpus``: export the corpus and run graphkit and onnxsim on each model (see docs/corpus.md)."""
+"""``python -m benchmarks.corpus``: export the corpus and run graphkit and onnxsim on each model (see docs/corpus.md)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from corpus.models import ARCHS
-from corpus.table import write_tables
+from benchmarks.corpus.table import write_tables
+from benchmarks.models import ARCHS
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 STEP_TIMEOUT = 900
 
 
@@ -22,7 +22,7 @@ def run_step(*args: str) -> dict:
     """Run one step in its own Python process; a non-zero exit or no JSON is recorded as a crash."""
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "corpus.steps", *args],
+            [sys.executable, "-m", "benchmarks.corpus.steps", *args],
             capture_output=True,
             text=True,
             cwd=ROOT,
@@ -73,7 +73,7 @@ def _order(record: dict) -> tuple:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m corpus", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.corpus", description=__doc__)
     parser.add_argument("--archs", default=",".join(ARCHS), help="comma-separated architectures (default: all)")
     parser.add_argument("--opsets", default="11,13,17", help="comma-separated opsets (default: 11,13,17)")
     parser.add_argument("--batch", default="static,dynamic", help="static, dynamic or both (default: both)")
