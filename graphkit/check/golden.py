@@ -194,7 +194,7 @@ def check_request(model: onnx.ModelProto, batch_sizes, seed, dims) -> None:
         first = input_dims(value)[:1]
         if first and not isinstance(first[0], int):
             batch_axis |= {f"{value.name}:0", first[0]} - {None}
-    for name, size in (dims or {}).items():
+    for name, sizes in (dims or {}).items():
         if name in batch_axis:
             raise GoldenError(
                 f"golden dims: '{name}' is the batch axis, set per case by the batch sizes; do not give it in dims"
@@ -202,8 +202,45 @@ def check_request(model: onnx.ModelProto, batch_sizes, seed, dims) -> None:
         if name not in known:
             names = ", ".join(sorted(known - batch_axis)) or "none besides the batch axis"
             raise GoldenError(f"golden dims: the model has no symbolic dim '{name}'; its symbolic dims: {names}")
-        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
-            raise GoldenError(f"golden dims: '{name}' must be an integer >= 1, got {size!r}")
+        listed = sizes if isinstance(sizes, (list, tuple)) else [sizes]
+        if not 1 <= len(listed) <= 2 or any(
+            isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1 for size in listed
+        ):
+            raise GoldenError(f"golden dims: '{name}' must be an integer >= 1 (or two of them), got {sizes!r}")
+
+
+@dataclass
+class PlannedCase:
+    """One golden case to record: its label, batch, dim sizes and input seed; ``second`` when its
+    dims are at their second sizes (the source may fail there: see :func:`make_or_load_golden`)."""
+
+    label: str
+    dims: dict[str, int]
+    seed: int
+    second: bool = False
+
+
+def plan_cases(batch_sizes: Sequence[int], dims: Mapping[str, int | Sequence[int]], seed: int) -> list[PlannedCase]:
+    """The cases of a golden set: one per batch size, alternating the first and the second size of
+    every symbolic dim (b1 at the first sizes, b2 at the second, b4 at the first...), so that each
+    dim is seen at two sizes at no extra cost; a single batch size gets one more case at the
+    second sizes (``b<N>-d2``). A dim with one size is the same in every case."""
+    sizes = {name: list(v) if isinstance(v, (list, tuple)) else [v] for name, v in dims.items()}
+    two = any(len(v) > 1 for v in sizes.values())
+
+    def at(variant: int) -> dict[str, int]:
+        return {name: int(v[min(variant, len(v) - 1)]) for name, v in sizes.items()}
+
+    cases = [
+        PlannedCase(
+            f"b{batch}", {**at(index % 2 if two else 0), "batch": int(batch)}, seed + int(batch), two and index % 2 == 1
+        )
+        for index, batch in enumerate(batch_sizes)
+    ]
+    if two and len(cases) == 1:
+        batch = int(batch_sizes[0])
+        cases.append(PlannedCase(f"b{batch}-d2", {**at(1), "batch": batch}, seed + batch + 1, True))
+    return cases
 
 
 def make_or_load_golden(
@@ -212,7 +249,7 @@ def make_or_load_golden(
     *,
     batch_sizes: list[int],
     seed: int = 0,
-    dims: Mapping[str, int] | None = None,
+    dims: Mapping[str, int | Sequence[int]] | None = None,
     producer: Producer | None = None,
     producer_name: str = "onnxruntime",
     tolerances: Tolerances | None = None,
@@ -225,7 +262,11 @@ def make_or_load_golden(
 
     Returns ``(golden, reused)``. Raises GoldenError when a different golden set is already
     there and ``regenerate`` is false, and for requests that cannot make a valid set (no batch
-    size, sizes < 1, a negative seed, unknown dims, inputs too large to allocate). ``producer``
+    size, sizes < 1, a negative seed, unknown dims, inputs too large to allocate). ``dims`` maps
+    each symbolic dim to one size or two (the cases alternate them: :func:`plan_cases`); when the
+    source fails at a case's second sizes, that case is recorded at the first sizes instead (or
+    dropped when it would repeat another) and the manifest names those dims under
+    ``unexercised_dims`` with the reason. ``producer``
     defaults to onnxruntime on ``model`` at ``runtime``'s optimization level, which the manifest
     records as ``optimization`` (a reused set keeps the level it was made with; validating at
     another level is allowed and noted). ``tolerances`` must name only outputs the model has.
@@ -244,7 +285,7 @@ def make_or_load_golden(
         "seed": int(seed),
         "inputs": to_mapping(input_specs(model)),
         "batch_sizes": [int(b) for b in batch_sizes],
-        "dims": {k: int(v) for k, v in (dims or {}).items()},
+        "dims": {k: [int(x) for x in v] if isinstance(v, (list, tuple)) else int(v) for k, v in (dims or {}).items()},
     }
     if input_ranges:  # only when given: golden sets made before ranges existed stay reusable
         request["input_ranges"] = {k: [int(lo), int(hi)] for k, (lo, hi) in sorted(input_ranges.items())}
@@ -264,30 +305,25 @@ def make_or_load_golden(
     made_by_ort = producer is None
     if producer is None:
         producer = onnxruntime_producer(model, runtime)
-    cases = []
-    for batch in request["batch_sizes"]:
-        label = f"b{batch}"
-        logger.info("golden: recording case %s with %s ...", label, producer_name)
-        case_dims = {**request["dims"], "batch": batch}
-        _check_batch_fits(model, batch)
-        feeds = make_inputs(
-            model, case_dims, request["seed"] + batch, f"the inputs of golden case {label}", input_ranges
-        )
+    cases: list[GoldenCase] = []
+    unexercised: dict[str, str] = {}
+    for planned in plan_cases(request["batch_sizes"], request["dims"], request["seed"]):
+        _check_batch_fits(model, planned.dims["batch"])
         try:
-            with forward_purpose(f"golden {label}", model_hash):
-                produced = producer(feeds)
-        except GraphkitError as exc:
-            raise GoldenError(f"golden case {label}: the producer failed: {one_line(exc, 2000)}") from exc
-        outputs = {str(k): np.asarray(v) for k, v in produced.items()}
-        if not outputs:
-            raise GoldenError(f"golden case {label}: the producer returned no outputs (nothing to validate against)")
-        for name, array in outputs.items():
-            if array.dtype.kind not in "fiub":
-                raise GoldenError(
-                    f"golden case {label}: output '{name}' is {array.dtype} data (a sequence, map or text?); "
-                    "only numeric and boolean tensors can be recorded and compared"
-                )
-        cases.append(GoldenCase(label, case_dims, feeds, outputs))
+            feeds, outputs = _record_case(model, planned, producer, producer_name, model_hash, input_ranges)
+        except GoldenError as exc:
+            if not planned.second:
+                raise
+            first = next(c for c in plan_cases(request["batch_sizes"], request["dims"], request["seed"]))
+            differing = {k: v for k, v in planned.dims.items() if k != "batch" and first.dims.get(k) != v}
+            reason = f"the source fails at {', '.join(f'{k}={v}' for k, v in differing.items())}: {one_line(exc, 300)}"
+            logger.warning("golden: %s; case %s falls back to the first sizes", reason, planned.label)
+            unexercised.update({name: reason for name in differing})
+            planned = PlannedCase(planned.label, {**first.dims, "batch": planned.dims["batch"]}, planned.seed)
+            if any(c.dims == planned.dims for c in cases):
+                continue  # the same sizes as a case already recorded: nothing new to record
+            feeds, outputs = _record_case(model, planned, producer, producer_name, model_hash, input_ranges)
+        cases.append(GoldenCase(planned.label, planned.dims, feeds, outputs))
     golden_outputs = {name: np.ndim(array) for name, array in cases[0].outputs.items()}
     tolerances.check_outputs(golden_outputs)
     manifest = {
@@ -297,8 +333,59 @@ def make_or_load_golden(
         "tolerances": to_mapping(tolerances),
         "cases": [{"label": c.label, "dims": c.dims} for c in cases],
     }
+    if unexercised:
+        manifest["unexercised_dims"] = unexercised
     _write_golden(directory, manifest, cases)
     return GoldenSet(directory, manifest, cases), False
+
+
+def unexercised_dims(golden: GoldenSet) -> dict[str, str]:
+    """The symbolic input dims that the set's cases show at one size only, each with the reason:
+    the source failed at the second size (manifest ``unexercised_dims``), one size was asked for,
+    or a symbolic batch has one batch size."""
+    manifest = golden.manifest
+    found = dict(manifest.get("unexercised_dims") or {})
+    for name, sizes in (manifest.get("dims") or {}).items():
+        listed = sizes if isinstance(sizes, list) else [sizes]
+        if name not in found and len(set(listed)) < 2:
+            found[name] = f"one size asked for ({listed[0]})"
+    symbolic_batch = any(
+        isinstance(spec, dict) and spec.get("shape") and isinstance(spec["shape"][0], str)
+        for spec in (manifest.get("inputs") or {}).values()
+    )
+    batches = {case.dims.get("batch") for case in golden.cases}
+    if symbolic_batch and len(batches) < 2:
+        found["batch"] = f"one batch size ({', '.join(map(str, batches))})"
+    return found
+
+
+def _record_case(
+    model: onnx.ModelProto,
+    planned: PlannedCase,
+    producer: Producer,
+    producer_name: str,
+    model_hash: str,
+    input_ranges: Mapping[str, Sequence[int]] | None,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The inputs and the recorded outputs of one planned case."""
+    label = planned.label
+    logger.info("golden: recording case %s with %s ...", label, producer_name)
+    feeds = make_inputs(model, planned.dims, planned.seed, f"the inputs of golden case {label}", input_ranges)
+    try:
+        with forward_purpose(f"golden {label}", model_hash):
+            produced = producer(feeds)
+    except GraphkitError as exc:
+        raise GoldenError(f"golden case {label}: the producer failed: {one_line(exc, 2000)}") from exc
+    outputs = {str(k): np.asarray(v) for k, v in produced.items()}
+    if not outputs:
+        raise GoldenError(f"golden case {label}: the producer returned no outputs (nothing to validate against)")
+    for name, array in outputs.items():
+        if array.dtype.kind not in "fiub":
+            raise GoldenError(
+                f"golden case {label}: output '{name}' is {array.dtype} data (a sequence, map or text?); "
+                "only numeric and boolean tensors can be recorded and compared"
+            )
+    return feeds, outputs
 
 
 def _declared_ranks(model: onnx.ModelProto) -> dict[str, int]:

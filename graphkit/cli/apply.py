@@ -33,7 +33,12 @@ summary.txt, pipeline.yaml and per-pass diffs. A rerun of the same pipeline repl
 earlier run folder (its files are removed first, so a failed rerun leaves no stale model); a
 non-empty folder holding anything else is refused unless --overwrite.
 
-Exit codes: 0 ok, 1 a pass or the final model failed validation, 2 bad input."""
+The summary's "shown:" line says what the final check measured: equal within atol/rtol to the
+source on N cases (each case's batch and dim sizes), where the inputs came from, and the symbolic
+dims seen at one size only. Every symbolic dim is checked at two sizes (--dim NAME=N[,M]).
+
+Exit codes: 0 ok (passes rolled back in the model form are named in the headline), 1 a pass or
+the final model failed validation (or, with --strict, a pass was rolled back), 2 bad input."""
 
 
 def add_arguments(parser):
@@ -59,8 +64,9 @@ def add_arguments(parser):
         "--dim",
         action="append",
         default=[],
-        metavar="NAME=N",
-        help="size (>= 1) of a symbolic input dim other than the batch, e.g. --dim seq=32 (golden.dims; repeatable)",
+        metavar="NAME=N[,M]",
+        help="sizes of a symbolic input dim other than the batch, e.g. --dim seq=32 (a second size is chosen, "
+        "not a multiple of 32) or --dim seq=32,45 (golden.dims; repeatable)",
     )
     parser.add_argument(
         "--input-range",
@@ -106,6 +112,12 @@ def add_arguments(parser):
         action="store_true",
         help="write the model without the node metadata naming the pass that made each node "
         "(output.provenance=false; kept by default)",
+    )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 1 and write no model when any pass was rolled back (the model form goes on after a "
+        "failed pass by default)",
     )
     parser.add_argument("--json", action="store_true", help="print report.json to stdout instead of the summary")
 
@@ -161,6 +173,7 @@ def run(args) -> int:
         regenerate_golden=args.regenerate_golden,
         use_cache=not args.no_cache,
         overwrite=args.overwrite,
+        strict=args.strict,
     )
     if args.json:
         print_json(result.report.to_dict())

@@ -27,18 +27,20 @@ def parse_ints(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from exc
 
 
-def parse_dims(items: list[str]) -> dict[str, int]:
-    """['N=2', 'H=64'] -> {'N': 2, 'H': 64}; a malformed item is a GraphkitError naming it."""
-    dims = {}
+def parse_dims(items: list[str]) -> dict[str, int | list[int]]:
+    """['seq=32', 'H=64,48'] -> {'seq': 32, 'H': [64, 48]}: one size (the second is chosen by
+    :func:`graphkit.check.golden_defaults.second_size`) or two; a malformed item is a
+    GraphkitError naming it."""
+    dims: dict[str, int | list[int]] = {}
     for item in items:
         key, sep, value = item.partition("=")
         try:
-            size = int(value)
+            sizes = [int(v) for v in value.split(",")]
         except ValueError:
-            size = None
-        if not sep or not key.strip() or size is None:
-            raise GraphkitError(f"--dim {item}: expected NAME=SIZE with an integer SIZE")
-        dims[key.strip()] = size
+            sizes = []
+        if not sep or not key.strip() or not 1 <= len(sizes) <= 2:
+            raise GraphkitError(f"--dim {item}: expected NAME=SIZE or NAME=SIZE,SIZE2 with integer sizes")
+        dims[key.strip()] = sizes[0] if len(sizes) == 1 else sizes
     return dims
 
 
@@ -55,8 +57,9 @@ def add_arguments(parser):
         "--dim",
         action="append",
         default=[],
-        metavar="NAME=N",
-        help="size (>= 1) of a symbolic input dim other than the batch",
+        metavar="NAME=N[,M]",
+        help="sizes (>= 1) of a symbolic input dim other than the batch: N, or N,M (default second size: "
+        "about 3/4 of N, not a multiple of it; N,N keeps one size)",
     )
     make.add_argument(
         "--atol", type=float, default=None, help="default absolute tolerance stored in the manifest (>= 0)"

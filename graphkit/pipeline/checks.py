@@ -152,7 +152,8 @@ def _recorded(reference: Callable | None, model_hash: str) -> Callable | None:
 
 
 def localize_failure(record: PassRecord, golden: GoldenSet, tolerances) -> None:
-    """Find the first tensor where the rejected model diverges from the pass's input."""
+    """Find the first tensor where the rejected model diverges from the pass's input, on the first
+    golden case the pass failed (the first case when no case failed: a failed check of another kind)."""
     from graphkit.check.localize import localize
 
     rejected = record.artifacts.get("rejected_model")
@@ -160,7 +161,8 @@ def localize_failure(record: PassRecord, golden: GoldenSet, tolerances) -> None:
         record.notes.append("localize: no rejected model to compare")
         return
     logger.info(f"localizing the divergence of pass '{record.name}' ...")
-    case = golden.cases[0]
+    failed = [c.get("label") for c in (record.validation or {}).get("cases", []) if not c.get("passed", True)]
+    case = next((c for c in golden.cases if c.label in failed), golden.cases[0])  # the first case that failed
     tol = tolerances.default
     result = localize(
         load_model(record.artifacts["input_model"]), load_model(rejected), case.inputs, atol=tol.atol, rtol=tol.rtol

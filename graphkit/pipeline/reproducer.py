@@ -89,7 +89,7 @@ class ReproducerWriter(Instrument):
         manifest = self.golden.manifest
         request = {
             "dir": "golden",
-            "batch_sizes": [int(case.dims["batch"]) for case in self.golden.cases],
+            "batch_sizes": list(dict.fromkeys(int(case.dims["batch"]) for case in self.golden.cases)),
             "seed": int(manifest.get("seed", 0)),
             "dims": dict(manifest.get("dims") or {}),
             "input_ranges": dict(manifest.get("input_ranges") or {}),

@@ -54,13 +54,15 @@ class GoldenSpec:
     source model's hash (under :func:`graphkit.util.user_cache.cache_root`). ``batch_sizes: null`` takes
     them from the model (a static batch: that one; a dynamic batch: 1 and 2); symbolic dims not
     in ``dims`` and integer inputs not in ``input_ranges`` (``[low, high]``, both included) get
-    defaults from the model too (:func:`graphkit.check.golden_defaults.golden_defaults`).
+    defaults from the model too (:func:`graphkit.check.golden_defaults.golden_defaults`). A dim in
+    ``dims`` is one size (``seq: 32``: a second size is chosen, not a multiple of it) or two
+    (``seq: [32, 45]``); the golden cases alternate them (docs/validation.md).
     """
 
     dir: str | None = None
     batch_sizes: list[int] | None = None
     seed: int = 0
-    dims: dict[str, int] = field(default_factory=dict)
+    dims: dict[str, int | list[int]] = field(default_factory=dict)
     input_ranges: dict[str, list[int]] = field(default_factory=dict)
     producer: Literal["onnxruntime", "reference"] = "onnxruntime"
     tolerance: Tolerance = field(default_factory=Tolerance)
@@ -143,7 +145,7 @@ class CommandLine:
 
     input_path: str | None = None
     passes: list[str | dict] | None = None
-    dims: dict[str, int] = field(default_factory=dict)
+    dims: dict[str, int | list[int]] = field(default_factory=dict)
     input_ranges: dict[str, list[int]] = field(default_factory=dict)
 
 

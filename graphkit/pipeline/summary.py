@@ -40,8 +40,13 @@ def _clip(text: str, width: int = 72) -> str:
 
 
 def render_summary(report: RunReport) -> str:
-    """Passes applied, nodes before and after, max error per output per pass, stage times, files."""
+    """Passes applied, nodes before and after, max error per output per pass, what the final check
+    showed (the claim: cases, dims, tolerances, input source; the dims seen at one size only),
+    stage times, files. The headline names the passes that were rolled back."""
+    dropped = [r.name for r in report.passes or [] if r.status in _DROPPED]
     status = "OK" if report.ok else "FAILED"
+    if report.ok and dropped:
+        status += f" with {len(dropped)} pass{'es' if len(dropped) > 1 else ''} rolled back ({', '.join(dropped)})"
     source = report.source
     lines = [
         f"graphkit apply: {report.pipeline} - {status}",
@@ -84,7 +89,7 @@ def render_summary(report: RunReport) -> str:
         f"note:    pass '{record.name}': {note}"
         for record in records
         for note in record.notes
-        if note.startswith("batch stacking")
+        if note.startswith(("batch stacking", "localize"))
     ]
     if rows:
         lines += ["", format_table(["#", "pass", "status", "nodes", "time", "checks", "max abs err", "changes"], rows)]
@@ -94,9 +99,13 @@ def render_summary(report: RunReport) -> str:
         cases = [c["label"] for c in final.validation["cases"] if not c.get("skipped")]
         lines += [
             "",
-            f"final:   {final.nodes} nodes, opset {final.opset}; validated on {', '.join(cases)}: "
+            f"final:   {final.nodes} nodes, opset {final.opset}; checked on {', '.join(cases)}: "
             f"max abs {_errors(final.max_abs)}",
         ]
+    if report.claim:
+        lines.append(f"shown:   {report.claim}")
+    elif golden.unexercised_dims:
+        lines.append(f"note:    not exercised at a second size: {', '.join(golden.unexercised_dims)}")
     handoff = report.stage_results.get("handoff")
     if handoff:
         counts = handoff.get("precheck", {}).get("counts", {})
