@@ -14,7 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
-from graphkit.check.golden import load_golden, make_or_load_golden, plan_cases
+from graphkit.check.golden import load_golden, make_or_load_golden
+from graphkit.check.golden_cases import plan_cases
 from graphkit.check.golden_defaults import dim_sizes, golden_defaults, second_size
 from graphkit.check.golden_validation import validate_against_golden
 from graphkit.cli.main import main
@@ -218,7 +219,12 @@ def test_cases_alternate_the_sizes_at_no_extra_batch_cost():
         ("b2", {"seq": 12, "H": 6, "batch": 2}, True),
     ]
     # one batch size: one more case at the second sizes; no symbolic dim: the plan of before
-    assert [c.label for c in plan_cases([4], {"seq": [16, 12]}, 0)] == ["b4", "b4-d2"]
+    assert [c.label for c in plan_cases([4], {"seq": [16, 12]}, 0)] == ["b4", "b4-d2"]  # a static batch 4
+    symbolic = plan_cases([4], {"seq": [16, 12]}, 0, symbolic_batch=True)  # batch 1 costs least
+    assert [(c.label, c.dims) for c in symbolic] == [
+        ("b4", {"seq": 16, "batch": 4}),
+        ("b1-d2", {"seq": 12, "batch": 1}),
+    ]
     assert [(c.label, c.dims, c.seed) for c in plan_cases([1, 2], {}, 5)] == [
         ("b1", {"batch": 1}, 6),
         ("b2", {"batch": 2}, 7),
@@ -297,7 +303,7 @@ def test_a_correct_pass_on_the_same_models_still_passes(gk, files):
     assert report["golden"]["dims"] == {"H": [8, 6], "W": [8, 5], "batch": [1, 2]}
     assert report["claim"] == (
         "equal within atol 1e-05 / rtol 0.0001 to the source model (onnxruntime) on 2 case(s) "
-        "(b1: batch 1, H 8, W 8; b2: batch 2, H 6, W 5); inputs: seeded noise"
+        "(b1: batch 1, H 8, W 8; b2: batch 2, H 6, W 5); inputs: seeded noise (b1, b2)"
     )
 
 
@@ -397,3 +403,62 @@ def test_property_baking_either_symbolic_dim_is_rejected(tmp_path_factory, ops, 
     baked = _two_dim_graph(ops, usage, axis, first)
     validation = validate_against_golden(baked, golden, runtime=strict)
     assert validation.cases[0].passed and not validation.passed
+
+
+# A user pass that is wrong on purpose: the model's first output is multiplied by +inf.
+POISON = '''
+import numpy as np
+from onnx import helper, numpy_helper
+from graphkit.ir.model_io import clone
+from graphkit.transform.pass_base import Pass, PassResult
+from graphkit.transform.registry import register
+
+
+@register("poison-output")
+class PoisonOutput(Pass):
+    """Multiply the first output by +inf (wrong on purpose)."""
+
+    def run(self, model):
+        out = clone(model)
+        name = out.graph.output[0].name
+        out.graph.initializer.append(numpy_helper.from_array(np.array(np.inf, np.float32), "poison_inf"))
+        for node in out.graph.node:
+            node.output[:] = [name + "_raw" if o == name else o for o in node.output]
+        out.graph.node.append(helper.make_node("Mul", [name + "_raw", "poison_inf"], [name]))
+        return PassResult(out, True)
+'''
+
+
+def _strict_json(text: str) -> dict:
+    def refuse(constant):
+        raise ValueError(f"non-standard JSON constant {constant}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_the_report_of_a_failing_run_is_strict_json_with_a_schema_version(gk, files):
+    (files / "more").mkdir()
+    (files / "more" / "poison.py").write_text(POISON)
+    pipeline = files / "p.yaml"
+    pipeline.write_text(
+        f"source: {{onnx: {files / 'bert.onnx'}}}\npass_dirs: [{files / 'more'}]\npasses: [poison-output]\n"
+    )
+    code, _, err = gk("apply", pipeline, "-o", files / "run")
+    assert code == 1, err
+    text = (files / "run" / "report.json").read_text()
+    report = _strict_json(text)  # a NaN/Infinity literal would raise
+    assert report["schema_version"] == 2 and report["status"] == "failed" and report["claim"] is None
+    record = report["passes"][0]
+    assert record["status"] == "failed" and record["max_abs"] == {"hidden_states": "inf"}
+    code, stdout, _ = gk("apply", pipeline, "-o", files / "run", "--json")
+    assert code == 1 and _strict_json(stdout)["passes"][0]["max_abs"] == {"hidden_states": "inf"}
+
+
+def test_localize_in_the_one_command_form_prints_its_answer(gk, files):
+    out = files / "o"
+    args = ("apply", files / "bert.onnx", "-o", out, "--passes", "bake-dim", "--passes-dir", files / "passes")
+    code, stdout, err = gk(*args, "--localize")
+    assert code == 0, err
+    line = next(line for line in stdout.splitlines() if "localize (case b2)" in line)
+    assert line.startswith("note:    pass 'bake-dim': localize (case b2): ")
+    assert _report(out)["passes"][0]["artifacts"]["localize"]

@@ -8,8 +8,11 @@ Layout of a golden directory::
     b2.inputs.npz ...
 
 A golden set is reused only when its manifest matches the request (model hash, producer,
-seed, input spec, batch sizes); a mismatch is an error, never a silent regeneration.
-Dynamic batch is covered by one case per batch size.
+seed, input spec, batch sizes, dim sizes, the user's cases by digest); a mismatch is an error,
+never a silent regeneration. Dynamic batch is covered by one case per batch size; every other
+symbolic dim by two sizes alternated over the cases (``b1``, ``b2``, and ``b<N>-d2`` for a
+single batch size: :mod:`graphkit.check.golden_cases`); the user's own data adds cases ``u1``,
+``u2``... (:mod:`graphkit.check.golden_inputs`). Each manifest case names its ``source``.
 
 A golden set has at least one case and every case at least one output, both when it is made
 and when it is loaded; case labels are plain names (no path can escape the folder). A set is
@@ -19,7 +22,8 @@ cannot run on the candidate model (onnxruntime error, input names, dtypes or sta
 do not fit, a missing output) is a failed case whose error is in the result.
 
 This module holds the set itself (making, writing, loading); defaults chosen from the model are
-in :mod:`graphkit.check.golden_defaults`, validation against a set in
+in :mod:`graphkit.check.golden_defaults`, the cases a request makes in
+:mod:`graphkit.check.golden_cases`, validation against a set in
 :mod:`graphkit.check.golden_validation`.
 """
 
@@ -39,6 +43,8 @@ import numpy as np
 import onnx
 
 from graphkit.check.compare import Tolerances
+from graphkit.check.golden_cases import PlannedCase, check_request, plan_cases
+from graphkit.check.golden_inputs import Distribution, UserCase, apply_distributions
 from graphkit.check.golden_validation import (
     ort_error_text,
 )
@@ -50,7 +56,6 @@ from graphkit.runtime.feeds import (
     load_npz,
     np_dtype,
     resolve_shape,
-    symbolic_dim_names,
 )
 from graphkit.runtime.ort import (
     OPTIMIZATION_LEVELS,
@@ -177,72 +182,6 @@ def _case_label(feeds: Mapping[str, np.ndarray]) -> str:
     return f"b{shape[0]}" if shape else "b1"
 
 
-def check_request(model: onnx.ModelProto, batch_sizes, seed, dims) -> None:
-    """GoldenError (exit 2) for batch sizes, a seed or dims that cannot make a golden set."""
-    if not isinstance(batch_sizes, (list, tuple)) or not batch_sizes:
-        raise GoldenError("golden batch sizes: give at least one batch size (a golden set with no case checks nothing)")
-    for batch in batch_sizes:
-        if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
-            raise GoldenError(f"golden batch sizes: each must be an integer >= 1, got {batch!r}")
-    if len(set(batch_sizes)) != len(batch_sizes):
-        raise GoldenError(f"golden batch sizes: {list(batch_sizes)} repeats a batch size")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise GoldenError(f"golden seed: must be an integer >= 0, got {seed!r}")
-    known = symbolic_dim_names(model)
-    batch_axis = {"batch"}
-    for value in graph_inputs(model):
-        first = input_dims(value)[:1]
-        if first and not isinstance(first[0], int):
-            batch_axis |= {f"{value.name}:0", first[0]} - {None}
-    for name, sizes in (dims or {}).items():
-        if name in batch_axis:
-            raise GoldenError(
-                f"golden dims: '{name}' is the batch axis, set per case by the batch sizes; do not give it in dims"
-            )
-        if name not in known:
-            names = ", ".join(sorted(known - batch_axis)) or "none besides the batch axis"
-            raise GoldenError(f"golden dims: the model has no symbolic dim '{name}'; its symbolic dims: {names}")
-        listed = sizes if isinstance(sizes, (list, tuple)) else [sizes]
-        if not 1 <= len(listed) <= 2 or any(
-            isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1 for size in listed
-        ):
-            raise GoldenError(f"golden dims: '{name}' must be an integer >= 1 (or two of them), got {sizes!r}")
-
-
-@dataclass
-class PlannedCase:
-    """One golden case to record: its label, batch, dim sizes and input seed; ``second`` when its
-    dims are at their second sizes (the source may fail there: see :func:`make_or_load_golden`)."""
-
-    label: str
-    dims: dict[str, int]
-    seed: int
-    second: bool = False
-
-
-def plan_cases(batch_sizes: Sequence[int], dims: Mapping[str, int | Sequence[int]], seed: int) -> list[PlannedCase]:
-    """The cases of a golden set: one per batch size, alternating the first and the second size of
-    every symbolic dim (b1 at the first sizes, b2 at the second, b4 at the first...), so that each
-    dim is seen at two sizes at no extra cost; a single batch size gets one more case at the
-    second sizes (``b<N>-d2``). A dim with one size is the same in every case."""
-    sizes = {name: list(v) if isinstance(v, (list, tuple)) else [v] for name, v in dims.items()}
-    two = any(len(v) > 1 for v in sizes.values())
-
-    def at(variant: int) -> dict[str, int]:
-        return {name: int(v[min(variant, len(v) - 1)]) for name, v in sizes.items()}
-
-    cases = [
-        PlannedCase(
-            f"b{batch}", {**at(index % 2 if two else 0), "batch": int(batch)}, seed + int(batch), two and index % 2 == 1
-        )
-        for index, batch in enumerate(batch_sizes)
-    ]
-    if two and len(cases) == 1:
-        batch = int(batch_sizes[0])
-        cases.append(PlannedCase(f"b{batch}-d2", {**at(1), "batch": batch}, seed + batch + 1, True))
-    return cases
-
-
 def make_or_load_golden(
     model: onnx.ModelProto,
     directory: str | os.PathLike,
@@ -257,6 +196,8 @@ def make_or_load_golden(
     model_hash: str | None = None,
     input_ranges: Mapping[str, Sequence[int]] | None = None,
     runtime: ValidationRuntime | None = None,
+    user_cases: Sequence[UserCase] | None = None,
+    distributions: Mapping[str, Distribution] | None = None,
 ) -> tuple[GoldenSet, bool]:
     """Load the golden set in ``directory`` if its manifest matches, else make it.
 
@@ -266,7 +207,10 @@ def make_or_load_golden(
     each symbolic dim to one size or two (the cases alternate them: :func:`plan_cases`); when the
     source fails at a case's second sizes, that case is recorded at the first sizes instead (or
     dropped when it would repeat another) and the manifest names those dims under
-    ``unexercised_dims`` with the reason. ``producer``
+    ``unexercised_dims`` with the reason. ``user_cases`` (the user's data,
+    :mod:`graphkit.check.golden_inputs`) are recorded after the seeded cases, labelled ``u1``...;
+    ``distributions`` redraw named inputs of the seeded cases; both enter the request (the user
+    cases by digest) and each manifest case names its ``source``. ``producer``
     defaults to onnxruntime on ``model`` at ``runtime``'s optimization level, which the manifest
     records as ``optimization`` (a reused set keeps the level it was made with; validating at
     another level is allowed and noted). ``tolerances`` must name only outputs the model has.
@@ -289,10 +233,15 @@ def make_or_load_golden(
     }
     if input_ranges:  # only when given: golden sets made before ranges existed stay reusable
         request["input_ranges"] = {k: [int(lo), int(hi)] for k, (lo, hi) in sorted(input_ranges.items())}
+    if user_cases:  # the same: only when given
+        request["user_inputs"] = [{"label": c.label, "source": c.source, "digest": c.digest} for c in user_cases]
+    if distributions:
+        request["distributions"] = to_mapping(dict(sorted(distributions.items())))
     manifest_path = directory / "manifest.json"
     if manifest_path.exists() and not regenerate:
         existing = load_golden(directory)
-        keys = [*request, *({"input_ranges"} & set(existing.manifest) - set(request))]
+        optional = {"input_ranges", "user_inputs", "distributions"}
+        keys = [*request, *(optional & set(existing.manifest) - set(request))]
         mismatched = [k for k in keys if existing.manifest.get(k) != request.get(k)]
         if not mismatched:
             tolerances.check_outputs(existing.output_ranks())
@@ -307,10 +256,27 @@ def make_or_load_golden(
         producer = onnxruntime_producer(model, runtime)
     cases: list[GoldenCase] = []
     unexercised: dict[str, str] = {}
-    for planned in plan_cases(request["batch_sizes"], request["dims"], request["seed"]):
+    sources: dict[str, str] = {}
+    user_cases = list(user_cases or [])
+
+    def seeded(planned: PlannedCase) -> dict[str, np.ndarray]:
+        what = f"the inputs of golden case {planned.label}"
+        feeds = make_inputs(model, planned.dims, planned.seed, what, input_ranges)
+        return apply_distributions(model, feeds, distributions or {}, planned.seed, user_cases)
+
+    def record(planned: PlannedCase) -> tuple[dict, dict]:
+        feeds = seeded(planned)
+        sources[planned.label] = f"seeded noise (seed {planned.seed})"
+        return feeds, _record_case(planned.label, feeds, producer, producer_name, model_hash)
+
+    first_dims = [input_dims(v)[:1] for v in graph_inputs(model)]
+    symbolic_batch = any(d and not isinstance(d[0], int) for d in first_dims) and not any(
+        d and isinstance(d[0], int) for d in first_dims
+    )
+    for planned in plan_cases(request["batch_sizes"], request["dims"], request["seed"], symbolic_batch):
         _check_batch_fits(model, planned.dims["batch"])
         try:
-            feeds, outputs = _record_case(model, planned, producer, producer_name, model_hash, input_ranges)
+            feeds, outputs = record(planned)
         except GoldenError as exc:
             if not planned.second:
                 raise
@@ -322,8 +288,18 @@ def make_or_load_golden(
             planned = PlannedCase(planned.label, {**first.dims, "batch": planned.dims["batch"]}, planned.seed)
             if any(c.dims == planned.dims for c in cases):
                 continue  # the same sizes as a case already recorded: nothing new to record
-            feeds, outputs = _record_case(model, planned, producer, producer_name, model_hash, input_ranges)
+            feeds, outputs = record(planned)
         cases.append(GoldenCase(planned.label, planned.dims, feeds, outputs))
+    first_sizes = plan_cases([1], request["dims"], 0)[0].dims
+    for index, user in enumerate(user_cases):
+        planned = PlannedCase(user.label, {**first_sizes, **user.dims}, request["seed"] + 1000 + index)
+        feeds = {**seeded(planned), **user.feeds} if set(user.feeds) != set(input_specs(model)) else dict(user.feeds)
+        sources[user.label] = user.source
+        cases.append(
+            GoldenCase(
+                user.label, planned.dims, feeds, _record_case(user.label, feeds, producer, producer_name, model_hash)
+            )
+        )
     golden_outputs = {name: np.ndim(array) for name, array in cases[0].outputs.items()}
     tolerances.check_outputs(golden_outputs)
     manifest = {
@@ -331,7 +307,7 @@ def make_or_load_golden(
         "output_names": list(cases[0].outputs),
         "optimization": runtime.optimization if made_by_ort else None,
         "tolerances": to_mapping(tolerances),
-        "cases": [{"label": c.label, "dims": c.dims} for c in cases],
+        "cases": [{"label": c.label, "dims": c.dims, "source": sources[c.label]} for c in cases],
     }
     if unexercised:
         manifest["unexercised_dims"] = unexercised
@@ -339,38 +315,11 @@ def make_or_load_golden(
     return GoldenSet(directory, manifest, cases), False
 
 
-def unexercised_dims(golden: GoldenSet) -> dict[str, str]:
-    """The symbolic input dims that the set's cases show at one size only, each with the reason:
-    the source failed at the second size (manifest ``unexercised_dims``), one size was asked for,
-    or a symbolic batch has one batch size."""
-    manifest = golden.manifest
-    found = dict(manifest.get("unexercised_dims") or {})
-    for name, sizes in (manifest.get("dims") or {}).items():
-        listed = sizes if isinstance(sizes, list) else [sizes]
-        if name not in found and len(set(listed)) < 2:
-            found[name] = f"one size asked for ({listed[0]})"
-    symbolic_batch = any(
-        isinstance(spec, dict) and spec.get("shape") and isinstance(spec["shape"][0], str)
-        for spec in (manifest.get("inputs") or {}).values()
-    )
-    batches = {case.dims.get("batch") for case in golden.cases}
-    if symbolic_batch and len(batches) < 2:
-        found["batch"] = f"one batch size ({', '.join(map(str, batches))})"
-    return found
-
-
 def _record_case(
-    model: onnx.ModelProto,
-    planned: PlannedCase,
-    producer: Producer,
-    producer_name: str,
-    model_hash: str,
-    input_ranges: Mapping[str, Sequence[int]] | None,
-) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """The inputs and the recorded outputs of one planned case."""
-    label = planned.label
+    label: str, feeds: dict[str, np.ndarray], producer: Producer, producer_name: str, model_hash: str
+) -> dict[str, np.ndarray]:
+    """The outputs the producer records for one case's inputs."""
     logger.info("golden: recording case %s with %s ...", label, producer_name)
-    feeds = make_inputs(model, planned.dims, planned.seed, f"the inputs of golden case {label}", input_ranges)
     try:
         with forward_purpose(f"golden {label}", model_hash):
             produced = producer(feeds)
@@ -385,7 +334,7 @@ def _record_case(
                 f"golden case {label}: output '{name}' is {array.dtype} data (a sequence, map or text?); "
                 "only numeric and boolean tensors can be recorded and compared"
             )
-    return feeds, outputs
+    return outputs
 
 
 def _declared_ranks(model: onnx.ModelProto) -> dict[str, int]:

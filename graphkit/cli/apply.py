@@ -77,6 +77,14 @@ def add_arguments(parser):
         "--input-range input_ids=0:30521 (golden.input_ranges; repeatable)",
     )
     parser.add_argument(
+        "--inputs",
+        action="append",
+        default=[],
+        metavar="FILE.npz",
+        help="golden cases from your data besides the seeded ones: one array per graph input (one case), or "
+        "keys NAME:0, NAME:1... (one case per index); golden.inputs.files; repeatable",
+    )
+    parser.add_argument(
         "--set",
         action="append",
         default=[],
@@ -149,7 +157,9 @@ def run(args) -> int:
         if not passes:
             raise GraphkitError("--passes: give at least one pass name (see 'graphkit passes')")
     sets = [*args.set, "output.provenance=false"] if args.strip_provenance else args.set
-    command_line = CommandLine(args.input, passes, parse_dims(args.dim), parse_ranges(args.input_range))
+    command_line = CommandLine(
+        args.input, passes, parse_dims(args.dim), parse_ranges(args.input_range), list(args.inputs)
+    )
     if file_kind(args.pipeline) == "onnx":
         if args.input:
             raise GraphkitError(

@@ -8,6 +8,7 @@ import logging
 from graphkit.check.compare import Tolerance, Tolerances
 from graphkit.check.golden import load_golden, make_or_load_golden
 from graphkit.check.golden_defaults import golden_defaults
+from graphkit.check.golden_inputs import UserInputs, load_user_cases
 from graphkit.cli.validate import add_runtime_arguments, runtime_from_args
 from graphkit.ir.model_io import load_user_model
 from graphkit.util.console import print_json
@@ -62,6 +63,13 @@ def add_arguments(parser):
         "about 3/4 of N, not a multiple of it; N,N keeps one size)",
     )
     make.add_argument(
+        "--inputs",
+        action="append",
+        default=[],
+        metavar="FILE.npz",
+        help="cases from your data besides the seeded ones (one array per input, or keys NAME:0, NAME:1...)",
+    )
+    make.add_argument(
         "--atol", type=float, default=None, help="default absolute tolerance stored in the manifest (>= 0)"
     )
     make.add_argument(
@@ -102,6 +110,7 @@ def run(args) -> int:
             tolerances=Tolerances(tolerance),
             regenerate=args.regenerate,
             runtime=runtime_from_args(args),
+            user_cases=load_user_cases(model, UserInputs(files=list(args.inputs))),
         )
         if not args.json:
             print(f"{'reused' if reused else 'wrote'} golden set {golden.directory}")

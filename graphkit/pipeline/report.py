@@ -188,6 +188,15 @@ def dims_exercised(cases: list[dict]) -> dict[str, list[int]]:
     return sizes
 
 
+def input_sources(cases: list[dict]) -> str:
+    """Where the cases' inputs came from, grouped: "seeded noise (b1, b2); data.npz (u1)"."""
+    groups: dict[str, list[str]] = {}
+    for case in cases:
+        source = case.get("source") or "seeded noise"
+        groups.setdefault(source.split(" (seed ")[0], []).append(case["label"])
+    return "; ".join(f"{source} ({', '.join(labels)})" for source, labels in groups.items())
+
+
 def _batch_first(item: tuple[str, int]) -> tuple[bool, str]:
     return item[0] != "batch", item[0]
 

@@ -27,7 +27,8 @@ from pathlib import Path
 
 from graphkit import __version__
 from graphkit.check.batch_proof import BatchStacking
-from graphkit.check.golden import GoldenSet, unexercised_dims
+from graphkit.check.golden import GoldenSet
+from graphkit.check.golden_cases import unexercised_dims
 from graphkit.check.golden_validation import level_note as golden_level_note
 from graphkit.check.instruments import EndToEndCheck, PassDiffWriter, RegionCheck
 from graphkit.check.validation_cache import ValidationCache, golden_hash
@@ -49,6 +50,7 @@ from graphkit.pipeline.report import (
     SourceInfo,
     claim_text,
     dims_exercised,
+    input_sources,
 )
 from graphkit.pipeline.reproducer import ReproducerWriter
 from graphkit.pipeline.run_folder import check_run_folder
@@ -184,7 +186,8 @@ def _apply_pipeline(
             golden.manifest.get("optimization"),
             golden_level_note(golden, spec.validate.runtime) or "",
             dims_exercised(golden.manifest["cases"]),
-            unexercised_dims(golden),
+            unexercised_dims(golden.manifest),
+            input_sources(golden.manifest["cases"]),
         ),
         validation_runtime=to_mapping(spec.validate.runtime),
         run_dir=str(run_dir),

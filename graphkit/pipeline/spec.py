@@ -22,6 +22,7 @@ from typing import Any, Literal
 import yaml
 
 from graphkit.check.compare import Tolerance, Tolerances
+from graphkit.check.golden_inputs import Distribution, UserInputs
 from graphkit.pipeline.run_folder import ARTIFACTS as RUN_FILES
 from graphkit.runtime.ort import ValidationRuntime
 from graphkit.transform.pass_base import Pass
@@ -56,7 +57,9 @@ class GoldenSpec:
     in ``dims`` and integer inputs not in ``input_ranges`` (``[low, high]``, both included) get
     defaults from the model too (:func:`graphkit.check.golden_defaults.golden_defaults`). A dim in
     ``dims`` is one size (``seq: 32``: a second size is chosen, not a multiple of it) or two
-    (``seq: [32, 45]``); the golden cases alternate them (docs/validation.md).
+    (``seq: [32, 45]``); the golden cases alternate them (docs/validation.md). ``inputs`` adds
+    cases from the user's data (npz files, an image folder, token files) and ``distributions``
+    says how named inputs of the seeded cases are drawn (:mod:`graphkit.check.golden_inputs`).
     """
 
     dir: str | None = None
@@ -65,6 +68,8 @@ class GoldenSpec:
     dims: dict[str, int | list[int]] = field(default_factory=dict)
     input_ranges: dict[str, list[int]] = field(default_factory=dict)
     producer: Literal["onnxruntime", "reference"] = "onnxruntime"
+    inputs: UserInputs = field(default_factory=UserInputs)
+    distributions: dict[str, Distribution] = field(default_factory=dict)
     tolerance: Tolerance = field(default_factory=Tolerance)
     outputs: dict[str, Tolerance] = field(default_factory=dict)
 
@@ -147,6 +152,7 @@ class CommandLine:
     passes: list[str | dict] | None = None
     dims: dict[str, int | list[int]] = field(default_factory=dict)
     input_ranges: dict[str, list[int]] = field(default_factory=dict)
+    inputs: list[str] = field(default_factory=list)  # --inputs FILE.npz: added to golden.inputs.files
 
 
 def load_pipeline(
@@ -233,10 +239,16 @@ def parse_pipeline(
         apply_override(data, override)
     if command_line.passes is not None:
         data["passes"] = list(command_line.passes)
-    if command_line.dims or command_line.input_ranges:
+    if command_line.dims or command_line.input_ranges or command_line.inputs:
         golden = data.get("golden")
         if golden is None:
             golden = data["golden"] = {}
+        if isinstance(golden, dict) and command_line.inputs:
+            inputs = golden.get("inputs")
+            if inputs is None:
+                inputs = golden["inputs"] = {}
+            if isinstance(inputs, dict) and isinstance(inputs.get("files"), (list, type(None))):
+                inputs["files"] = [*(inputs.get("files") or []), *command_line.inputs]
         if isinstance(golden, dict):
             for key, extra in (("dims", command_line.dims), ("input_ranges", command_line.input_ranges)):
                 if extra:
@@ -269,6 +281,10 @@ def parse_pipeline(
         if not spec.output.dir.strip():
             raise SpecError("output.dir: must not be empty (give a folder, e.g. runs/{name})")
         paths = {"source.onnx": spec.source.onnx, "golden.dir": spec.golden.dir, "output.dir": spec.output.dir}
+        user = spec.golden.inputs
+        paths.update({f"golden.inputs.files[{i}]": f for i, f in enumerate(user.files)})
+        paths.update({f"golden.inputs.tokens[{i}].file": t.file for i, t in enumerate(user.tokens)})
+        paths["golden.inputs.images.dir"] = user.images.dir if user.images else None
         paths.update({f"pass_dirs[{i}]": d for i, d in enumerate(spec.pass_dirs)})
         for where, path in paths.items():
             if path is not None and "\x00" in path:  # YAML's "\0": the OS refuses it in any path

@@ -56,6 +56,8 @@ def render_summary(report: RunReport) -> str:
     golden = report.golden
     reused = "reused" if golden.reused else "recorded"
     lines.append(f"golden:  {golden.dir} ({reused}; cases {', '.join(golden.cases)})")
+    if not golden.inputs.startswith("seeded noise") or ";" in golden.inputs:
+        lines.append(f"inputs:  {golden.inputs}")
     lines += [f"note:    {note}" for note in golden.notes]
     if report.source_validation is not None:
         worst = {}
