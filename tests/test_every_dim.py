@@ -258,6 +258,19 @@ def test_bert_seq_baking_is_rejected_by_the_pipeline(gk, files):
     assert cases == {"b1": True, "b2": False}  # seq 16 (the baked value) passes; seq 12 cannot
 
 
+def test_region_mode_rejects_the_seq_baking_too(gk, files):
+    """Region checks run the rewritten region at every golden case's shapes: both seq sizes."""
+    pipeline = files / "p.yaml"
+    pipeline.write_text(
+        f"source: {{onnx: {files / 'bert.onnx'}}}\npass_dirs: [{files / 'passes'}]\npasses: [bake-dim]\n"
+        "validate: {mode: region}\n"
+    )
+    code, _, err = gk("apply", pipeline, "-o", files / "run")
+    assert code == 1, err
+    assert not (files / "run" / "model.onnx").exists()
+    assert _report(files / "run")["passes"][0]["status"] == "failed"
+
+
 def test_bert_seq_baking_is_rolled_back_in_the_one_command_form(gk, files):
     args = ("apply", files / "bert.onnx", "--passes", "bake-dim", "--passes-dir", files / "passes")
     code, stdout, err = gk(*args, "-o", files / "a")

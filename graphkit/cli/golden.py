@@ -117,9 +117,12 @@ def run(args) -> int:
     if args.json:
         print_json(golden.manifest)
     else:
+        sources = {entry["label"]: entry.get("source") for entry in golden.manifest["cases"]}
         for case in golden.cases:
             shapes = ", ".join(f"{k}{list(v.shape)}" for k, v in case.outputs.items())
-            print(f"  case {case.label}: outputs {shapes}")
+            dims = ", ".join(f"{k} {v}" for k, v in case.dims.items())
+            source = f"; inputs: {sources[case.label]}" if sources.get(case.label) else ""
+            print(f"  case {case.label} ({dims}): outputs {shapes}{source}")
         made_by_ort = "onnxruntime" in golden.manifest["producer"]
         level = golden.manifest.get("optimization") or ("none" if made_by_ort else "n/a")
         print(
