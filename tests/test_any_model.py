@@ -14,7 +14,6 @@ from onnx import TensorProto, helper, numpy_helper
 
 from graphkit.check.golden import load_golden
 from graphkit.check.golden_defaults import gather_table_size, golden_defaults
-from graphkit.cli.main import main
 from graphkit.runtime.feeds import load_npz
 from graphkit.runtime.ort import create_session, run_session
 from graphkit.transform.presets import PRESETS, item_name
@@ -148,19 +147,6 @@ def detector_like() -> onnx.ModelProto:
         ],
         inits,
     )
-
-
-@pytest.fixture
-def gk(capsys, monkeypatch):
-    """Run the CLI in-process: (exit code, stdout, stderr)."""
-    monkeypatch.setenv("GRAPHKIT_NO_PROGRESS", "1")
-
-    def call(*args):
-        code = main([str(a) for a in args])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return call
 
 
 @pytest.fixture

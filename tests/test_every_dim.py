@@ -18,7 +18,6 @@ from graphkit.check.golden import load_golden, make_or_load_golden
 from graphkit.check.golden_cases import plan_cases
 from graphkit.check.golden_defaults import dim_sizes, golden_defaults, second_size
 from graphkit.check.golden_validation import validate_against_golden
-from graphkit.cli.main import main
 from graphkit.runtime.ort import ValidationRuntime, create_session, run_session
 from graphkit.util.errors import GoldenError
 
@@ -141,18 +140,6 @@ class BakeDim(Pass):
             changed += 1
         return PassResult(out, bool(changed), counts={"baked": changed})
 '''
-
-
-@pytest.fixture
-def gk(capsys, monkeypatch):
-    monkeypatch.setenv("GRAPHKIT_NO_PROGRESS", "1")
-
-    def call(*args):
-        code = main([str(a) for a in args])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return call
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,6 @@ from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 
 from graphkit.check.golden import load_golden
-from graphkit.cli.main import main
 
 
 def _model(nodes, inputs, outputs, inits):
@@ -57,18 +56,6 @@ def image_model() -> onnx.ModelProto:
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2, 8, 8])],
         {"w": w},
     )
-
-
-@pytest.fixture
-def gk(capsys, monkeypatch):
-    monkeypatch.setenv("GRAPHKIT_NO_PROGRESS", "1")
-
-    def call(*args):
-        code = main([str(a) for a in args])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return call
 
 
 @pytest.fixture
@@ -251,10 +238,10 @@ def test_golden_make_takes_inputs_too(gk, models):
     assert golden.manifest["user_inputs"][0]["source"] == str(models / "one.npz")
 
 
-def test_an_npz_is_read_without_pickles(models):
+def test_an_npz_is_read_without_pickles(gk, models):
     """A member holding Python objects is refused (never unpickled)."""
     path = models / "obj.npz"
     with zipfile.ZipFile(path, "w") as archive, archive.open("input_ids.npy", "w") as member:
         np.lib.format.write_array(member, np.array([{"a": 1}], dtype=object), allow_pickle=True)
-    code = main(["apply", str(models / "text.onnx"), "-o", str(models / "o"), "--inputs", str(path)])
-    assert code == 2
+    code, _, err = gk("apply", models / "text.onnx", "-o", models / "o", "--inputs", path)
+    assert code == 2 and "holds Python objects" in _error_line(err)
