@@ -51,10 +51,13 @@ def second_size(first: int) -> int:
 
 
 def dim_sizes(name: str, given: DimSizes) -> tuple[list[int], str | None]:
-    """``given`` (one size, or two) as ``[first, second]``, with a note when the second was chosen
-    here or the dim is kept at one size (two equal sizes). GoldenError for sizes < 1, more than two
-    sizes, or two different sizes of which one is a multiple of the other."""
-    sizes = [given] if isinstance(given, (int, np.integer)) and not isinstance(given, bool) else given
+    """``given`` as ``[first, second]``, with a note when the second was chosen here or the dim is
+    kept at one size: an integer N gets a second size (:func:`second_size`); a list ``[N, M]`` is
+    both; ``[N]`` or ``[N, N]`` keeps one size on purpose (what a manifest records for it).
+    GoldenError for sizes < 1, more than two sizes, or two different sizes of which one is a
+    multiple of the other."""
+    single = isinstance(given, (int, np.integer)) and not isinstance(given, bool)
+    sizes = [given] if single else given
     if (
         not isinstance(sizes, (list, tuple))
         or not 1 <= len(sizes) <= 2
@@ -62,10 +65,10 @@ def dim_sizes(name: str, given: DimSizes) -> tuple[list[int], str | None]:
     ):
         raise GoldenError(f"golden dims: '{name}' must be a size >= 1 or two sizes [N, M], got {given!r}")
     sizes = [int(v) for v in sizes]
-    if len(sizes) == 1:
+    if single:
         second = second_size(sizes[0])
         return [sizes[0], second], f"symbolic dim '{name}' checked at {sizes[0]} and {second} (second size chosen)"
-    first, second = sizes
+    first, second = sizes * 2 if len(sizes) == 1 else sizes
     if first == second:
         return [first], f"symbolic dim '{name}' kept at one size ({first}): not exercised at a second size"
     if first % second == 0 or second % first == 0:
