@@ -255,7 +255,7 @@ def image_case(model: onnx.ModelProto, spec: ImageFolder) -> tuple[str, dict[str
             with Image.open(path) as image:
                 rgb = image.convert("RGB").resize((size[1], size[0]), Image.Resampling.BILINEAR)
                 pixels = np.asarray(rgb, dtype=np.float32)
-        except (OSError, UnidentifiedImageError, ValueError) as exc:
+        except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
             raise GoldenError(f"{path}: not a readable image ({one_line(exc, 120)})") from exc
         pixels = (pixels * np.float32(spec.scale) - np.float32(spec.mean)) / np.float32(spec.std)
         batch.append(pixels.transpose(2, 0, 1) if spec.layout == "NCHW" else pixels)
