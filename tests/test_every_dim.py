@@ -295,11 +295,17 @@ def test_cnn_height_or_width_baking_is_rejected(gk, files, axis):
 def test_a_correct_pass_on_the_same_models_still_passes(gk, files):
     for model, dims in (("bert.onnx", []), ("cnn.onnx", ["--dim", "H=8", "--dim", "W=8,5"])):
         out = files / model.split(".")[0]
-        code, stdout, err = gk("apply", files / model, "-o", out, "--preset", "generic", "--strict", *dims)
+        code, stdout, err = gk(
+            "apply", files / model, "-o", out, "--preset", "generic", "--strict", "--regenerate-golden", *dims
+        )
         assert code == 0, err
         assert stdout.splitlines()[0].endswith(" - OK")  # nothing rolled back
         assert (out / "model.onnx").exists() and _report(out)["golden"]["unexercised_dims"] == {}
-    assert _report(files / "bert")["golden"]["dims"] == {"seq": [16, 12], "batch": [1, 2]}
+    bert = _report(files / "bert")
+    assert bert["golden"]["dims"] == {"seq": [16, 12], "batch": [1, 2]}
+    # the cost: the same two golden forwards as one size would take (b2 at 12 tokens is smaller)
+    golden = [(f["case"], f["batch"]) for f in bert["forwards"] if f["purpose"].startswith("golden")]
+    assert golden == [("b1", 1), ("b2", 2)]
     report = _report(files / "cnn")
     assert report["golden"]["dims"] == {"H": [8, 6], "W": [8, 5], "batch": [1, 2]}
     assert report["claim"] == (
