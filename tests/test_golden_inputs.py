@@ -235,7 +235,12 @@ def test_golden_make_takes_inputs_too(gk, models):
     assert code == 0, err
     golden = load_golden(models / "g")
     assert [c.label for c in golden.cases] == ["b1", "b1-d2", "u1"]
-    assert golden.manifest["user_inputs"][0]["source"] == str(models / "one.npz")
+    assert golden.manifest["cases"][2]["source"] == str(models / "one.npz")
+    assert golden.manifest["user_inputs"] == [{"label": "u1", "digest": golden.manifest["user_inputs"][0]["digest"]}]
+    moved = models / "moved.npz"  # the same data under another name reuses the set
+    moved.write_bytes((models / "one.npz").read_bytes())
+    code, stdout, err = gk("golden", "make", models / "text.onnx", "-o", models / "g", "--inputs", moved)
+    assert code == 0 and stdout.startswith("reused golden set"), err
 
 
 def test_an_npz_is_read_without_pickles(gk, models):

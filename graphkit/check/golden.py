@@ -234,7 +234,7 @@ def make_or_load_golden(
     if input_ranges:  # only when given: golden sets made before ranges existed stay reusable
         request["input_ranges"] = {k: [int(lo), int(hi)] for k, (lo, hi) in sorted(input_ranges.items())}
     if user_cases:  # the same: only when given
-        request["user_inputs"] = [{"label": c.label, "source": c.source, "digest": c.digest} for c in user_cases]
+        request["user_inputs"] = [{"label": c.label, "digest": c.digest} for c in user_cases]  # not the path
     if distributions:
         request["distributions"] = to_mapping(dict(sorted(distributions.items())))
     manifest_path = directory / "manifest.json"
