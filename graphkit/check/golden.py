@@ -43,7 +43,7 @@ import numpy as np
 import onnx
 
 from graphkit.check.compare import Tolerances
-from graphkit.check.golden_cases import PlannedCase, check_request, plan_cases
+from graphkit.check.golden_cases import PlannedCase, check_batch_fits, check_request, plan_cases, symbolic_batch
 from graphkit.check.golden_inputs import Distribution, UserCase, apply_distributions
 from graphkit.check.golden_validation import (
     ort_error_text,
@@ -269,12 +269,8 @@ def make_or_load_golden(
         sources[planned.label] = f"seeded noise (seed {planned.seed})"
         return feeds, _record_case(planned.label, feeds, producer, producer_name, model_hash)
 
-    first_dims = [input_dims(v)[:1] for v in graph_inputs(model)]
-    symbolic_batch = any(d and not isinstance(d[0], int) for d in first_dims) and not any(
-        d and isinstance(d[0], int) for d in first_dims
-    )
-    for planned in plan_cases(request["batch_sizes"], request["dims"], request["seed"], symbolic_batch):
-        _check_batch_fits(model, planned.dims["batch"])
+    for planned in plan_cases(request["batch_sizes"], request["dims"], request["seed"], symbolic_batch(model)):
+        check_batch_fits(model, planned.dims["batch"])
         try:
             feeds, outputs = record(planned)
         except GoldenError as exc:
@@ -345,15 +341,6 @@ def _declared_ranks(model: onnx.ModelProto) -> dict[str, int]:
         tensor = value.type.tensor_type
         ranks[value.name] = len(tensor.shape.dim) if tensor.HasField("shape") else 10**6
     return ranks
-
-
-def _check_batch_fits(model: onnx.ModelProto, batch: int) -> None:
-    for value in graph_inputs(model):
-        dims = input_dims(value)
-        if dims and isinstance(dims[0], int) and dims[0] != batch:
-            raise GoldenError(
-                f"input '{value.name}' has static batch {dims[0]}; cannot make a golden case with batch {batch}"
-            )
 
 
 def _write_golden(directory: Path, manifest: dict, cases: list[GoldenCase]) -> None:

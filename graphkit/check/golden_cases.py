@@ -94,11 +94,27 @@ def unexercised_dims(manifest: dict) -> dict[str, str]:
         listed = sizes if isinstance(sizes, list) else [sizes]
         if name not in found and len(set(listed)) < 2:
             found[name] = f"one size asked for ({listed[0]})"
-    symbolic_batch = any(
+    batch_is_symbolic = any(
         isinstance(spec, dict) and spec.get("shape") and isinstance(spec["shape"][0], str)
         for spec in (manifest.get("inputs") or {}).values()
     )
     batches = {case["dims"].get("batch") for case in manifest.get("cases") or []}
-    if symbolic_batch and len(batches) < 2:
+    if batch_is_symbolic and len(batches) < 2:
         found["batch"] = f"one batch size ({', '.join(map(str, batches))})"
     return found
+
+
+def check_batch_fits(model: onnx.ModelProto, batch: int) -> None:
+    """GoldenError when an input's static dim 0 is not ``batch``."""
+    for value in graph_inputs(model):
+        dims = input_dims(value)
+        if dims and isinstance(dims[0], int) and dims[0] != batch:
+            raise GoldenError(
+                f"input '{value.name}' has static batch {dims[0]}; cannot make a golden case with batch {batch}"
+            )
+
+
+def symbolic_batch(model: onnx.ModelProto) -> bool:
+    """Whether the model's batch is symbolic: some input has a symbolic dim 0 and none a static one."""
+    first = [input_dims(v)[:1] for v in graph_inputs(model)]
+    return any(d and not isinstance(d[0], int) for d in first) and not any(d and isinstance(d[0], int) for d in first)
