@@ -124,3 +124,18 @@ def user_pass_dir(tmp_path_factory) -> Path:
 def cli():
     """The run_cli helper as a fixture."""
     return run_cli
+
+
+@pytest.fixture
+def gk(capsys, monkeypatch):
+    """Run the CLI in-process: ``gk(*args) -> (exit code, stdout, stderr)``, progress bars off."""
+    from graphkit.cli.main import main
+
+    monkeypatch.setenv("GRAPHKIT_NO_PROGRESS", "1")
+
+    def call(*args):
+        code = main([str(a) for a in args])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return call

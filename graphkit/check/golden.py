@@ -8,8 +8,11 @@ Layout of a golden directory::
     b2.inputs.npz ...
 
 A golden set is reused only when its manifest matches the request (model hash, producer,
-seed, input spec, batch sizes); a mismatch is an error, never a silent regeneration.
-Dynamic batch is covered by one case per batch size.
+seed, input spec, batch sizes, dim sizes, the user's cases by digest); a mismatch is an error,
+never a silent regeneration. Dynamic batch is covered by one case per batch size; every other
+symbolic dim by two sizes alternated over the cases (``b1``, ``b2``, and ``b<N>-d2`` for a
+single batch size: :mod:`graphkit.check.golden_cases`); the user's own data adds cases ``u1``,
+``u2``... (:mod:`graphkit.check.golden_inputs`). Each manifest case names its ``source``.
 
 A golden set has at least one case and every case at least one output, both when it is made
 and when it is loaded; case labels are plain names (no path can escape the folder). A set is
@@ -19,7 +22,8 @@ cannot run on the candidate model (onnxruntime error, input names, dtypes or sta
 do not fit, a missing output) is a failed case whose error is in the result.
 
 This module holds the set itself (making, writing, loading); defaults chosen from the model are
-in :mod:`graphkit.check.golden_defaults`, validation against a set in
+in :mod:`graphkit.check.golden_defaults`, the cases a request makes in
+:mod:`graphkit.check.golden_cases`, validation against a set in
 :mod:`graphkit.check.golden_validation`.
 """
 
@@ -38,6 +42,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from graphkit.check.golden_cases import PlannedCase, check_batch_fits, check_request, plan_cases, symbolic_batch
+from graphkit.check.golden_inputs import Distribution, UserCase, apply_distributions
 from graphkit.ir.model_io import content_hash, graph_inputs
 from graphkit.runtime.backend import open_validation_backend
 from graphkit.runtime.feeds import (
@@ -46,7 +52,6 @@ from graphkit.runtime.feeds import (
     load_npz,
     np_dtype,
     resolve_shape,
-    symbolic_dim_names,
 )
 from graphkit.runtime.ort import (
     OPTIMIZATION_LEVELS,
@@ -173,42 +178,13 @@ def _case_label(feeds: Mapping[str, np.ndarray]) -> str:
     return f"b{shape[0]}" if shape else "b1"
 
 
-def check_request(model: onnx.ModelProto, batch_sizes, seed, dims) -> None:
-    """GoldenError (exit 2) for batch sizes, a seed or dims that cannot make a golden set."""
-    if not isinstance(batch_sizes, (list, tuple)) or not batch_sizes:
-        raise GoldenError("golden batch sizes: give at least one batch size (a golden set with no case checks nothing)")
-    for batch in batch_sizes:
-        if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
-            raise GoldenError(f"golden batch sizes: each must be an integer >= 1, got {batch!r}")
-    if len(set(batch_sizes)) != len(batch_sizes):
-        raise GoldenError(f"golden batch sizes: {list(batch_sizes)} repeats a batch size")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise GoldenError(f"golden seed: must be an integer >= 0, got {seed!r}")
-    known = symbolic_dim_names(model)
-    batch_axis = {"batch"}
-    for value in graph_inputs(model):
-        first = input_dims(value)[:1]
-        if first and not isinstance(first[0], int):
-            batch_axis |= {f"{value.name}:0", first[0]} - {None}
-    for name, size in (dims or {}).items():
-        if name in batch_axis:
-            raise GoldenError(
-                f"golden dims: '{name}' is the batch axis, set per case by the batch sizes; do not give it in dims"
-            )
-        if name not in known:
-            names = ", ".join(sorted(known - batch_axis)) or "none besides the batch axis"
-            raise GoldenError(f"golden dims: the model has no symbolic dim '{name}'; its symbolic dims: {names}")
-        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
-            raise GoldenError(f"golden dims: '{name}' must be an integer >= 1, got {size!r}")
-
-
 def make_or_load_golden(
     model: onnx.ModelProto,
     directory: str | os.PathLike | None,
     *,
     batch_sizes: list[int],
     seed: int = 0,
-    dims: Mapping[str, int] | None = None,
+    dims: Mapping[str, int | Sequence[int]] | None = None,
     producer: Producer | None = None,
     producer_name: str = "onnxruntime",
     tolerances: Tolerances | None = None,
@@ -216,12 +192,21 @@ def make_or_load_golden(
     model_hash: str | None = None,
     input_ranges: Mapping[str, Sequence[int]] | None = None,
     runtime: ValidationRuntime | None = None,
+    user_cases: Sequence[UserCase] | None = None,
+    distributions: Mapping[str, Distribution] | None = None,
 ) -> tuple[GoldenSet, bool]:
     """Load the golden set in ``directory`` if its manifest matches, else make it.
 
     Returns ``(golden, reused)``. Raises GoldenError when a different golden set is already
     there and ``regenerate`` is false, and for requests that cannot make a valid set (no batch
-    size, sizes < 1, a negative seed, unknown dims, inputs too large to allocate). ``producer``
+    size, sizes < 1, a negative seed, unknown dims, inputs too large to allocate). ``dims`` maps
+    each symbolic dim to one size or two (the cases alternate them: :func:`plan_cases`); when the
+    source fails at a case's second sizes, that case is recorded at the first sizes instead (or
+    dropped when it would repeat another) and the manifest names those dims under
+    ``unexercised_dims`` with the reason. ``user_cases`` (the user's data,
+    :mod:`graphkit.check.golden_inputs`) are recorded after the seeded cases, labelled ``u1``...;
+    ``distributions`` redraw named inputs of the seeded cases; both enter the request (the user
+    cases by digest) and each manifest case names its ``source``. ``producer``
     defaults to onnxruntime on ``model`` at ``runtime``'s optimization level, which the manifest
     records as ``optimization`` (a reused set keeps the level it was made with; validating at
     another level is allowed and noted). ``tolerances`` must name only outputs the model has.
@@ -242,13 +227,18 @@ def make_or_load_golden(
         "seed": int(seed),
         "inputs": to_mapping(input_specs(model)),
         "batch_sizes": [int(b) for b in batch_sizes],
-        "dims": {k: int(v) for k, v in (dims or {}).items()},
+        "dims": {k: [int(x) for x in v] if isinstance(v, (list, tuple)) else int(v) for k, v in (dims or {}).items()},
     }
     if input_ranges:  # only when given: golden sets made before ranges existed stay reusable
         request["input_ranges"] = {k: [int(lo), int(hi)] for k, (lo, hi) in sorted(input_ranges.items())}
+    if user_cases:  # the same: only when given
+        request["user_inputs"] = [{"label": c.label, "digest": c.digest} for c in user_cases]  # not the path
+    if distributions:
+        request["distributions"] = to_mapping(dict(sorted(distributions.items())))
     if directory is not None and (directory / "manifest.json").exists() and not regenerate:
         existing = load_golden(directory)
-        keys = [*request, *({"input_ranges"} & set(existing.manifest) - set(request))]
+        optional = {"input_ranges", "user_inputs", "distributions"}
+        keys = [*request, *(optional & set(existing.manifest) - set(request))]
         mismatched = [k for k in keys if existing.manifest.get(k) != request.get(k)]
         if not mismatched:
             tolerances.check_outputs(existing.output_ranks())
@@ -257,7 +247,9 @@ def make_or_load_golden(
             f"{directory}: golden set was made for a different request ({', '.join(mismatched)} differ); "
             "use another golden dir or regenerate it explicitly"
         )
-    manifest, cases = _record(model, request, producer, producer_name, tolerances, input_ranges, runtime)
+    manifest, cases = _record(
+        model, request, producer, producer_name, tolerances, input_ranges, runtime, user_cases, distributions
+    )
     if directory is None:
         return GoldenSet(IN_MEMORY, manifest, cases), False
     _write_golden(directory, manifest, cases)
@@ -275,36 +267,58 @@ def _record(
     tolerances: Tolerances,
     input_ranges: Mapping[str, Sequence[int]] | None,
     runtime: ValidationRuntime,
+    user_cases: Sequence[UserCase] | None,
+    distributions: Mapping[str, Distribution] | None,
 ) -> tuple[dict, list[GoldenCase]]:
-    """Run the producer (onnxruntime on ``model`` when None) on each requested case: the manifest and the cases."""
+    """Run the producer (onnxruntime on ``model`` when None) on each planned case, then the user's
+    cases: the manifest and the cases (see :func:`make_or_load_golden`)."""
+    model_hash = request["model_hash"]
     tolerances.check_outputs(_declared_ranks(model))  # before any heavy work
     made_by_ort = producer is None
     if producer is None:
         producer = onnxruntime_producer(model, runtime)
-    cases = []
-    for batch in request["batch_sizes"]:
-        label = f"b{batch}"
-        logger.info("golden: recording case %s with %s ...", label, producer_name)
-        case_dims = {**request["dims"], "batch": batch}
-        _check_batch_fits(model, batch)
-        feeds = make_inputs(
-            model, case_dims, request["seed"] + batch, f"the inputs of golden case {label}", input_ranges
-        )
+    cases: list[GoldenCase] = []
+    unexercised: dict[str, str] = {}
+    sources: dict[str, str] = {}
+    user_cases = list(user_cases or [])
+
+    def seeded(planned: PlannedCase) -> dict[str, np.ndarray]:
+        what = f"the inputs of golden case {planned.label}"
+        feeds = make_inputs(model, planned.dims, planned.seed, what, input_ranges)
+        return apply_distributions(model, feeds, distributions or {}, planned.seed, user_cases)
+
+    def record(planned: PlannedCase) -> tuple[dict, dict]:
+        feeds = seeded(planned)
+        sources[planned.label] = f"seeded noise (seed {planned.seed})"
+        return feeds, _record_case(planned.label, feeds, producer, producer_name, model_hash)
+
+    for planned in plan_cases(request["batch_sizes"], request["dims"], request["seed"], symbolic_batch(model)):
+        check_batch_fits(model, planned.dims["batch"])
         try:
-            with forward_purpose(f"golden {label}", request["model_hash"]):
-                produced = producer(feeds)
-        except GraphkitError as exc:
-            raise GoldenError(f"golden case {label}: the producer failed: {one_line(exc, 2000)}") from exc
-        outputs = {str(k): np.asarray(v) for k, v in produced.items()}
-        if not outputs:
-            raise GoldenError(f"golden case {label}: the producer returned no outputs (nothing to validate against)")
-        for name, array in outputs.items():
-            if array.dtype.kind not in "fiub":
-                raise GoldenError(
-                    f"golden case {label}: output '{name}' is {array.dtype} data (a sequence, map or text?); "
-                    "only numeric and boolean tensors can be recorded and compared"
-                )
-        cases.append(GoldenCase(label, case_dims, feeds, outputs))
+            feeds, outputs = record(planned)
+        except GoldenError as exc:
+            if not planned.second:
+                raise
+            first = next(c for c in plan_cases(request["batch_sizes"], request["dims"], request["seed"]))
+            differing = {k: v for k, v in planned.dims.items() if k != "batch" and first.dims.get(k) != v}
+            reason = f"the source fails at {', '.join(f'{k}={v}' for k, v in differing.items())}: {one_line(exc, 300)}"
+            logger.warning("golden: %s; case %s falls back to the first sizes", reason, planned.label)
+            unexercised.update({name: reason for name in differing})
+            planned = PlannedCase(planned.label, {**first.dims, "batch": planned.dims["batch"]}, planned.seed)
+            if any(c.dims == planned.dims for c in cases):
+                continue  # the same sizes as a case already recorded: nothing new to record
+            feeds, outputs = record(planned)
+        cases.append(GoldenCase(planned.label, planned.dims, feeds, outputs))
+    first_sizes = plan_cases([1], request["dims"], 0)[0].dims
+    for index, user in enumerate(user_cases):
+        planned = PlannedCase(user.label, {**first_sizes, **user.dims}, request["seed"] + 1000 + index)
+        feeds = {**seeded(planned), **user.feeds} if set(user.feeds) != set(input_specs(model)) else dict(user.feeds)
+        sources[user.label] = user.source
+        cases.append(
+            GoldenCase(
+                user.label, planned.dims, feeds, _record_case(user.label, feeds, producer, producer_name, model_hash)
+            )
+        )
     golden_outputs = {name: np.ndim(array) for name, array in cases[0].outputs.items()}
     tolerances.check_outputs(golden_outputs)
     manifest = {
@@ -312,9 +326,33 @@ def _record(
         "output_names": list(cases[0].outputs),
         "optimization": runtime.optimization if made_by_ort else None,
         "tolerances": to_mapping(tolerances),
-        "cases": [{"label": c.label, "dims": c.dims} for c in cases],
+        "cases": [{"label": c.label, "dims": c.dims, "source": sources[c.label]} for c in cases],
     }
+    if unexercised:
+        manifest["unexercised_dims"] = unexercised
     return manifest, cases
+
+
+def _record_case(
+    label: str, feeds: dict[str, np.ndarray], producer: Producer, producer_name: str, model_hash: str
+) -> dict[str, np.ndarray]:
+    """The outputs the producer records for one case's inputs."""
+    logger.info("golden: recording case %s with %s ...", label, producer_name)
+    try:
+        with forward_purpose(f"golden {label}", model_hash):
+            produced = producer(feeds)
+    except GraphkitError as exc:
+        raise GoldenError(f"golden case {label}: the producer failed: {one_line(exc, 2000)}") from exc
+    outputs = {str(k): np.asarray(v) for k, v in produced.items()}
+    if not outputs:
+        raise GoldenError(f"golden case {label}: the producer returned no outputs (nothing to validate against)")
+    for name, array in outputs.items():
+        if array.dtype.kind not in "fiub":
+            raise GoldenError(
+                f"golden case {label}: output '{name}' is {array.dtype} data (a sequence, map or text?); "
+                "only numeric and boolean tensors can be recorded and compared"
+            )
+    return outputs
 
 
 def _declared_ranks(model: onnx.ModelProto) -> dict[str, int]:
@@ -325,15 +363,6 @@ def _declared_ranks(model: onnx.ModelProto) -> dict[str, int]:
         tensor = value.type.tensor_type
         ranks[value.name] = len(tensor.shape.dim) if tensor.HasField("shape") else 10**6
     return ranks
-
-
-def _check_batch_fits(model: onnx.ModelProto, batch: int) -> None:
-    for value in graph_inputs(model):
-        dims = input_dims(value)
-        if dims and isinstance(dims[0], int) and dims[0] != batch:
-            raise GoldenError(
-                f"input '{value.name}' has static batch {dims[0]}; cannot make a golden case with batch {batch}"
-            )
 
 
 def _write_golden(directory: Path, manifest: dict, cases: list[GoldenCase]) -> None:

@@ -21,7 +21,7 @@ graphkit apply model.onnx model.opt.onnx                      # onnxsim/onnxslim
 graphkit apply bert.onnx -o out/ --passes fold-shapes,cse --dim seq=32
 graphkit apply pipelines/wseg_310p.yaml --set golden.batch_sizes=[1]
 """
-EXIT_CODES = "1 a pass or the final model failed validation (no model written)"
+EXIT_CODES = "1 a pass or the final model failed validation, or with --strict a pass was rolled back (no model written); 0 with passes rolled back in the model form names them in the headline"
 DESCRIPTION = """Run a YAML pipeline, or run passes on a model in one command:
 
   graphkit apply MODEL.onnx OUT.onnx [--preset generic | --passes a,b,c] [--dim seq=32]
@@ -44,7 +44,11 @@ validated against the golden set with onnxruntime (CPU, validate.runtime's level
 fails is rolled back. The run folder gets model.onnx (only if everything passed), report.json,
 summary.txt, pipeline.yaml and per-pass diffs. A rerun of the same pipeline replaces its
 earlier run folder (its files are removed first, so a failed rerun leaves no stale model); a
-non-empty folder holding anything else is refused unless --overwrite."""
+non-empty folder holding anything else is refused unless --overwrite.
+
+The summary's "shown:" line says what the final check measured: equal within atol/rtol to the
+source on N cases (each case's batch and dim sizes), where the inputs came from, and the symbolic
+dims seen at one size only. Every symbolic dim is checked at two sizes (--dim NAME=N[,M])."""
 
 
 def add_arguments(parser):
@@ -81,8 +85,9 @@ def add_arguments(parser):
         "--dim",
         action="append",
         default=[],
-        metavar="NAME=N",
-        help="size (>= 1) of a symbolic input dim other than the batch, e.g. --dim seq=32 (golden.dims; repeatable)",
+        metavar="NAME=N[,M]",
+        help="sizes of a symbolic input dim other than the batch, e.g. --dim seq=32 (a second size is chosen, "
+        "not a multiple of 32) or --dim seq=32,45 (golden.dims; repeatable)",
     )
     parser.add_argument(
         "--input-range",
@@ -91,6 +96,14 @@ def add_arguments(parser):
         metavar="NAME=LO:HI",
         help="integer input NAME gets golden values in LO..HI, both included, e.g. token ids "
         "--input-range input_ids=0:30521 (golden.input_ranges; repeatable)",
+    )
+    parser.add_argument(
+        "--inputs",
+        action="append",
+        default=[],
+        metavar="FILE.npz",
+        help="golden cases from your data besides the seeded ones: one array per graph input (one case), or "
+        "keys NAME:0, NAME:1... (one case per index); golden.inputs.files; repeatable",
     )
     parser.add_argument(
         "--set",
@@ -137,6 +150,12 @@ def add_arguments(parser):
         help="write the model without the node metadata naming the pass that made each node "
         "(output.provenance=false; kept by default)",
     )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 1 and write no model when any pass was rolled back (the model form goes on after a "
+        "failed pass by default)",
+    )
     parser.add_argument("--json", action="store_true", help="print report.json to stdout instead of the summary")
 
 
@@ -172,7 +191,9 @@ def run(args) -> int:
         for name in ("atol", "rtol")
         if getattr(args, name) is not None
     ]
-    command_line = CommandLine(args.input, passes, parse_dims(args.dim), parse_ranges(args.input_range))
+    command_line = CommandLine(
+        args.input, passes, parse_dims(args.dim), parse_ranges(args.input_range), list(args.inputs)
+    )
     target, output_dir = model_target(args.target, args.output)
     if target is not None:
         sets = [*sets, f"output.model={target.name}"]
@@ -199,6 +220,7 @@ def run(args) -> int:
         regenerate_golden=args.regenerate_golden,
         use_cache=not args.no_cache,
         overwrite=args.overwrite,
+        strict=args.strict,
     )
     if args.json:
         print_json(result.report.to_dict())

@@ -7,6 +7,7 @@ import logging
 
 from graphkit.check.golden import load_golden, make_or_load_golden
 from graphkit.check.golden_defaults import golden_defaults
+from graphkit.check.golden_inputs import UserInputs, load_user_cases
 from graphkit.cli.validate import add_runtime_arguments, runtime_from_args
 from graphkit.ir.model_io import load_user_model
 from graphkit.util.console import print_json
@@ -31,18 +32,20 @@ def parse_ints(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from exc
 
 
-def parse_dims(items: list[str]) -> dict[str, int]:
-    """['N=2', 'H=64'] -> {'N': 2, 'H': 64}; a malformed item is a GraphkitError naming it."""
-    dims = {}
+def parse_dims(items: list[str]) -> dict[str, int | list[int]]:
+    """['seq=32', 'H=64,48'] -> {'seq': 32, 'H': [64, 48]}: one size (the second is chosen by
+    :func:`graphkit.check.golden_defaults.second_size`) or two; a malformed item is a
+    GraphkitError naming it."""
+    dims: dict[str, int | list[int]] = {}
     for item in items:
         key, sep, value = item.partition("=")
         try:
-            size = int(value)
+            sizes = [int(v) for v in value.split(",")]
         except ValueError:
-            size = None
-        if not sep or not key.strip() or size is None:
-            raise GraphkitError(f"--dim {item}: expected NAME=SIZE with an integer SIZE")
-        dims[key.strip()] = size
+            sizes = []
+        if not sep or not key.strip() or not 1 <= len(sizes) <= 2:
+            raise GraphkitError(f"--dim {item}: expected NAME=SIZE or NAME=SIZE,SIZE2 with integer sizes")
+        dims[key.strip()] = sizes[0] if len(sizes) == 1 else sizes
     return dims
 
 
@@ -59,8 +62,16 @@ def add_arguments(parser):
         "--dim",
         action="append",
         default=[],
-        metavar="NAME=N",
-        help="size (>= 1) of a symbolic input dim other than the batch",
+        metavar="NAME=N[,M]",
+        help="sizes (>= 1) of a symbolic input dim other than the batch: N, or N,M (default second size: "
+        "about 3/4 of N, not a multiple of it; N,N keeps one size)",
+    )
+    make.add_argument(
+        "--inputs",
+        action="append",
+        default=[],
+        metavar="FILE.npz",
+        help="cases from your data besides the seeded ones (one array per input, or keys NAME:0, NAME:1...)",
     )
     make.add_argument(
         "--atol", type=float, default=None, help="default absolute tolerance stored in the manifest (>= 0)"
@@ -103,15 +114,19 @@ def run(args) -> int:
             tolerances=Tolerances(tolerance),
             regenerate=args.regenerate,
             runtime=runtime_from_args(args),
+            user_cases=load_user_cases(model, UserInputs(files=list(args.inputs))),
         )
         if not args.json:
             print(f"{'reused' if reused else 'wrote'} golden set {golden.directory}")
     if args.json:
         print_json(golden.manifest)
     else:
+        sources = {entry["label"]: entry.get("source") for entry in golden.manifest["cases"]}
         for case in golden.cases:
             shapes = ", ".join(f"{k}{list(v.shape)}" for k, v in case.outputs.items())
-            print(f"  case {case.label}: outputs {shapes}")
+            dims = ", ".join(f"{k} {v}" for k, v in case.dims.items())
+            source = f"; inputs: {sources[case.label]}" if sources.get(case.label) else ""
+            print(f"  case {case.label} ({dims}): outputs {shapes}{source}")
         made_by_ort = "onnxruntime" in golden.manifest["producer"]
         level = golden.manifest.get("optimization") or ("none" if made_by_ort else "n/a")
         print(

@@ -18,6 +18,7 @@ from pathlib import Path
 from graphkit.check.compare import compare_outputs
 from graphkit.check.golden import GoldenSet, make_or_load_golden
 from graphkit.check.golden_defaults import GoldenDefaults, golden_defaults
+from graphkit.check.golden_inputs import load_user_cases
 from graphkit.check.golden_validation import CaseResult, GoldenValidation
 from graphkit.check.validation_cache import ValidationCache, cached_golden_validation
 from graphkit.ir.model_io import load_model
@@ -32,17 +33,20 @@ from graphkit.util.user_cache import cache_dir
 logger = logging.getLogger(__name__)
 
 
-def golden_dir(spec: PipelineSpec, source_hash: str, defaults: GoldenDefaults | None = None) -> Path:
+def golden_dir(
+    spec: PipelineSpec, source_hash: str, defaults: GoldenDefaults | None = None, user_cases: list | None = None
+) -> Path:
     """The pipeline's golden folder, or a cache folder keyed by the source model's hash and by
-    the golden request (seed, batch sizes, dims, integer ranges): another ``--dim`` gets its own
-    folder instead of a mismatch."""
+    the golden request (seed, batch sizes, dims, integer ranges, the user's cases and the
+    distributions): another ``--dim`` or ``--inputs`` gets its own folder instead of a mismatch."""
     if spec.golden.dir:
         return Path(spec.golden.dir)
     name = f"{spec.name}-{source_hash[:16]}-{spec.golden.producer}"
     if defaults is not None:
-        request = json.dumps(
-            [spec.golden.seed, defaults.batch_sizes, defaults.dims, defaults.input_ranges], sort_keys=True
-        )
+        parts = [spec.golden.seed, defaults.batch_sizes, defaults.dims, defaults.input_ranges]
+        if user_cases or spec.golden.distributions:  # only then: earlier cache folders keep their names
+            parts += [[c.digest for c in user_cases or []], to_mapping(spec.golden.distributions)]
+        request = json.dumps(parts, sort_keys=True)
         name += "-" + hashlib.sha256(request.encode()).hexdigest()[:8]
     return cache_dir("golden") / name
 
@@ -53,7 +57,8 @@ def make_golden(
     if spec.golden.producer == "reference" and source.reference is None:
         raise PipelineSpecError("golden.producer: 'reference' needs an export source (a torch reference model)")
     defaults = golden_defaults(source.model, spec.golden.batch_sizes, spec.golden.dims, spec.golden.input_ranges)
-    directory = golden_dir(spec, source_hash, defaults)
+    user_cases = load_user_cases(source.model, spec.golden.inputs)
+    directory = golden_dir(spec, source_hash, defaults, user_cases)
     producer = _recorded(source.reference, source_hash) if spec.golden.producer == "reference" else None
     producer_name = f"reference: {source.description}, {source.weights}" if producer else "onnxruntime"
     for note in defaults.notes:
@@ -72,6 +77,8 @@ def make_golden(
             model_hash=source_hash,
             input_ranges=defaults.input_ranges,
             runtime=spec.validate.runtime,
+            user_cases=user_cases,
+            distributions=spec.golden.distributions,
         )
     except GoldenError as exc:
         if producer is None and _SOURCE_FAILED.search(str(exc)):  # the source itself does not run
@@ -134,7 +141,8 @@ def _recorded(reference: Callable | None, model_hash: str) -> Callable | None:
 
 
 def localize_failure(record: PassRecord, golden: GoldenSet, tolerances) -> None:
-    """Find the first tensor where the rejected model diverges from the pass's input."""
+    """Find the first tensor where the rejected model diverges from the pass's input, on the first
+    golden case the pass failed (the first case when no case failed: a failed check of another kind)."""
     from graphkit.check.localize import localize
 
     rejected = record.artifacts.get("rejected_model")
@@ -142,11 +150,18 @@ def localize_failure(record: PassRecord, golden: GoldenSet, tolerances) -> None:
         record.notes.append("localize: no rejected model to compare")
         return
     logger.info(f"localizing the divergence of pass '{record.name}' ...")
-    case = golden.cases[0]
+    failed = [c.get("label") for c in (record.validation or {}).get("cases", []) if not c.get("passed", True)]
+    case = next((c for c in golden.cases if c.label in failed), golden.cases[0])  # the first case that failed
     tol = tolerances.default
-    result = localize(
-        load_model(record.artifacts["input_model"]), load_model(rejected), case.inputs, atol=tol.atol, rtol=tol.rtol
-    )
+    try:
+        result = localize(
+            load_model(record.artifacts["input_model"]), load_model(rejected), case.inputs, atol=tol.atol, rtol=tol.rtol
+        )
+    except GraphkitError as exc:  # the rejected model does not run on this case: that is the answer
+        answer = f"the rejected model fails to run: {one_line(exc, 600)}"
+        record.artifacts["localize"] = {"case": case.label, "error": answer}
+        record.notes.append(f"localize (case {case.label}): {answer}")
+        return
     record.artifacts["localize"] = result.to_dict()
     record.notes.append(f"localize (case {case.label}): {result.summary_line()}")
 

@@ -2,6 +2,11 @@
 ``report.json`` / ``--json`` serialize (:meth:`RunReport.to_dict`, whose keys are the format of
 ``report.json``).
 
+``report.json`` is strict JSON (:func:`graphkit.util.console.dumps_json`): a float NaN or infinity
+is written as the string ``"nan"``, ``"inf"`` or ``"-inf"``, never as the non-standard
+``NaN``/``Infinity`` literals. ``schema_version`` (:data:`SCHEMA_VERSION`) changes when a key is
+renamed or removed or its meaning changes; added keys keep it.
+
 Sections that a run did not reach are absent from the JSON: ``source_validation`` (no export
 reference), ``passes`` (stopped before the passes), ``final`` (a pass failed), ``handoff`` and
 ``eval`` (the model was not saved; ``null`` when saved but the pipeline has no such section).
@@ -15,7 +20,18 @@ from typing import Any
 
 from graphkit.transform.record import PassRecord, PassStatus
 
-__all__ = ["FinalModel", "GoldenInfo", "PassRecord", "PassStatus", "RunReport", "RunStatus", "SourceInfo"]
+SCHEMA_VERSION = 2  # 1: before schema_version existed (non-finite floats as NaN/Infinity literals)
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "FinalModel",
+    "GoldenInfo",
+    "PassRecord",
+    "PassStatus",
+    "RunReport",
+    "RunStatus",
+    "SourceInfo",
+]
 
 
 class RunStatus(StrEnum):
@@ -55,6 +71,9 @@ class GoldenInfo:
     notes: list[str] = field(default_factory=list)
     optimization: str | None = None
     note: str = ""  # validated at another onnxruntime level than the set was made with
+    dims: dict[str, list[int]] = field(default_factory=dict)  # each dim's sizes over the cases ("batch" too)
+    unexercised_dims: dict[str, str] = field(default_factory=dict)  # symbolic dims seen at one size: why
+    inputs: str = "seeded noise"  # where the cases' inputs came from
 
     def to_dict(self) -> dict[str, Any]:
         data = {
@@ -64,6 +83,9 @@ class GoldenInfo:
             "reused": self.reused,
             "notes": list(self.notes),
             "optimization": self.optimization,
+            "dims": self.dims,
+            "unexercised_dims": self.unexercised_dims,
+            "inputs": self.inputs,
         }
         if self.note:
             data["note"] = self.note
@@ -118,6 +140,7 @@ class RunReport:
     forwards_summary: str | None = None
     status: RunStatus = RunStatus.FAILED
     error: str | None = None
+    claim: str | None = None  # what the final check showed, as measured (None: no final check passed)
 
     @property
     def ok(self) -> bool:
@@ -126,6 +149,7 @@ class RunReport:
     def to_dict(self) -> dict[str, Any]:
         """The ``report.json`` mapping (plain JSON types)."""
         data: dict[str, Any] = {
+            "schema_version": SCHEMA_VERSION,
             "graphkit_version": self.graphkit_version,
             "pipeline": self.pipeline,
             "pipeline_file": self.pipeline_file,
@@ -151,6 +175,51 @@ class RunReport:
             data["forwards"] = self.forwards
             data["forwards_summary"] = self.forwards_summary
         data["status"] = self.status.value
+        data["claim"] = self.claim
         data["error"] = self.error
         data["run_dir"] = self.run_dir
         return data
+
+
+def dims_exercised(cases: list[dict]) -> dict[str, list[int]]:
+    """Each dim's sizes over the golden cases (``[{"label", "dims"}]``), in case order, once each."""
+    sizes: dict[str, list[int]] = {}
+    for case in cases:
+        for name, size in case["dims"].items():
+            if size not in sizes.setdefault(name, []):
+                sizes[name].append(size)
+    return sizes
+
+
+def input_sources(cases: list[dict]) -> str:
+    """Where the cases' inputs came from, grouped: "seeded noise (b1, b2); data.npz (u1)"."""
+    groups: dict[str, list[str]] = {}
+    for case in cases:
+        source = case.get("source") or "seeded noise"
+        groups.setdefault(source.split(" (seed ")[0], []).append(case["label"])
+    return "; ".join(f"{source} ({', '.join(labels)})" for source, labels in groups.items())
+
+
+def _batch_first(item: tuple[str, int]) -> tuple[bool, str]:
+    return item[0] != "batch", item[0]
+
+
+def claim_text(cases: list[dict], tolerances, producer: str, inputs: str, unexercised: dict[str, str]) -> str:
+    """What a passed final check showed, as measured: "equal within atol/rtol to the source on N
+    cases (each case's batch and dim sizes), inputs from ...", the per-output tolerances, and the
+    symbolic dims that were seen at one size only."""
+    described = "; ".join(
+        f"{case['label']}: "
+        + ", ".join(f"{name} {size}" for name, size in sorted(case["dims"].items(), key=_batch_first))
+        for case in cases
+    )
+    default = tolerances.default
+    within = f"atol {default.atol:g} / rtol {default.rtol:g}"
+    overrides = [f"{name} atol {tol.atol:g} / rtol {tol.rtol:g}" for name, tol in tolerances.outputs.items()]
+    if overrides:
+        within += f" ({'; '.join(overrides)})"
+    versus = "the reference model" if producer.startswith("reference") else "the source model (onnxruntime)"
+    text = f"equal within {within} to {versus} on {len(cases)} case(s) ({described}); inputs: {inputs}"
+    if unexercised:
+        text += f"; not exercised at a second size: {', '.join(unexercised)}"
+    return text

@@ -89,11 +89,13 @@ class ReproducerWriter(Instrument):
         manifest = self.golden.manifest
         request = {
             "dir": "golden",
-            "batch_sizes": [int(case.dims["batch"]) for case in self.golden.cases],
+            "batch_sizes": list(dict.fromkeys(int(case.dims["batch"]) for case in self.golden.cases)),
             "seed": int(manifest.get("seed", 0)),
             "dims": dict(manifest.get("dims") or {}),
             "input_ranges": dict(manifest.get("input_ranges") or {}),
             "producer": "onnxruntime",
+            "inputs": _absolute_inputs(to_mapping(self.spec.golden.inputs)),
+            "distributions": to_mapping(self.spec.golden.distributions),
             "tolerance": to_mapping(self.spec.golden.tolerance),
             "outputs": to_mapping(self.spec.golden.outputs),
         }
@@ -147,3 +149,13 @@ def _readme(name: str, index: int, pipeline: str, error: Exception, golden: dict
         "input.onnx is the model the pass got; pipeline.yaml runs that pass alone on it, validated\n"
         f"against {where}; passes/ holds copies of the run's user pass folders.\n"
     )
+
+
+def _absolute_inputs(inputs: dict) -> dict:
+    """``golden.inputs`` with its paths made absolute (the reproducer runs from its own folder)."""
+    inputs["files"] = [str(Path(f).resolve()) for f in inputs["files"]]
+    for tokens in inputs["tokens"]:
+        tokens["file"] = str(Path(tokens["file"]).resolve())
+    if inputs["images"]:
+        inputs["images"]["dir"] = str(Path(inputs["images"]["dir"]).resolve())
+    return inputs

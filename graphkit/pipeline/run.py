@@ -19,7 +19,6 @@ are in :mod:`graphkit.pipeline.checks`, the source and the stages after the save
 from __future__ import annotations
 
 import gc
-import json
 import logging
 import resource
 import time
@@ -31,6 +30,7 @@ import onnx
 from graphkit import __version__
 from graphkit.check.batch_proof import BatchStacking
 from graphkit.check.golden import GoldenSet
+from graphkit.check.golden_cases import unexercised_dims
 from graphkit.check.golden_validation import level_note as golden_level_note
 from graphkit.check.instruments import EndToEndCheck, PassDiffWriter, RegionCheck
 from graphkit.check.validation_cache import ValidationCache, golden_hash
@@ -45,7 +45,16 @@ from graphkit.pipeline.checks import (
     source_error,
 )
 from graphkit.pipeline.plugins import StageContext
-from graphkit.pipeline.report import FinalModel, GoldenInfo, RunReport, RunStatus, SourceInfo
+from graphkit.pipeline.report import (
+    FinalModel,
+    GoldenInfo,
+    RunReport,
+    RunStatus,
+    SourceInfo,
+    claim_text,
+    dims_exercised,
+    input_sources,
+)
 from graphkit.pipeline.reproducer import ReproducerWriter
 from graphkit.pipeline.run_folder import check_run_folder
 from graphkit.pipeline.spec import PipelineSpec, build_passes, spec_to_yaml
@@ -54,7 +63,8 @@ from graphkit.runtime.ort import ForwardLog, active_forward_log, recording_forwa
 from graphkit.transform.group import flat_passes
 from graphkit.transform.instruments import Honesty, Instrument, OpCounts, Timing, Verify
 from graphkit.transform.manager import PassManager
-from graphkit.util.console import json_default, progress
+from graphkit.transform.record import PassStatus
+from graphkit.util.console import dumps_json, progress
 from graphkit.util.errors import GraphkitError, PipelineSpecError
 from graphkit.util.files import make_folder, write_text_atomic
 from graphkit.util.typed_config import to_mapping
@@ -86,6 +96,7 @@ def apply_pipeline(
     regenerate_golden: bool = False,
     overwrite: bool = False,
     use_cache: bool = True,
+    strict: bool = False,
 ) -> ApplyResult:
     """Run the pipeline; see the module docstring for what it writes.
 
@@ -93,7 +104,8 @@ def apply_pipeline(
     its earlier files, any other non-empty folder needs ``overwrite``. Every full-model forward
     is listed in the report (``forwards``: purpose, model hash, case, batch, time). Passed
     checks are taken from and stored in the validation cache (:mod:`graphkit.check.validation_cache`)
-    unless ``use_cache`` is false; the report lists what came from it (``cache``).
+    unless ``use_cache`` is false; the report lists what came from it (``cache``). With
+    ``strict``, a pass rolled back (``on_failure: skip``) fails the run: no model is written.
     """
     with recording_forwards(ForwardLog()):
         return _apply_pipeline(
@@ -107,6 +119,7 @@ def apply_pipeline(
             regenerate_golden=regenerate_golden,
             overwrite=overwrite,
             use_cache=use_cache,
+            strict=strict,
         )
 
 
@@ -122,6 +135,7 @@ def _apply_pipeline(
     regenerate_golden: bool,
     overwrite: bool,
     use_cache: bool,
+    strict: bool,
 ) -> ApplyResult:
     stages: dict[str, float] = {}
     started = time.perf_counter()
@@ -174,6 +188,9 @@ def _apply_pipeline(
             defaults.notes,
             golden.manifest.get("optimization"),
             golden_level_note(golden, spec.validate.runtime) or "",
+            dims_exercised(golden.manifest["cases"]),
+            unexercised_dims(golden.manifest),
+            input_sources(golden.manifest["cases"]),
         ),
         validation_runtime=to_mapping(spec.validate.runtime),
         run_dir=str(run_dir),
@@ -210,9 +227,11 @@ def _apply_pipeline(
     for record in run.records:  # the summary groups them by reason; -v lists every site
         for entry in record.declined:
             logger.debug("%s declined %s: %s", record.name, entry.get("site"), entry.get("reason"))
+    dropped = [r for r in run.records if r.status in (PassStatus.FAILED, PassStatus.ROLLED_BACK)]
+    if spec.validate.localize if localize is None else localize:
+        for record in dropped:  # the failed pass (on_failure: stop) or every rolled-back one (skip)
+            localize_failure(record, golden, spec.golden.tolerances())
     if not run.ok:
-        if (spec.validate.localize if localize is None else localize) and run.failed is not None:
-            localize_failure(run.failed, golden, spec.golden.tolerances())
         return _finish(report, cache, stages, started, None, run.error)
 
     clock = time.perf_counter()
@@ -242,6 +261,17 @@ def _apply_pipeline(
         error = GraphkitError(f"final model failed validation: {final_check.first_failure()}")
         return _finish(report, cache, stages, started, None, error)
     report.figures = model_figures(source.model, run.model, golden.manifest.get("dims") or {})
+    report.claim = claim_text(
+        golden.manifest["cases"],
+        spec.golden.tolerances(),
+        golden.manifest["producer"],
+        report.golden.inputs,
+        report.golden.unexercised_dims,
+    )
+    if strict and dropped:
+        names = ", ".join(r.name for r in dropped)
+        error = GraphkitError(f"strict: pass(es) rolled back: {names}; no model written")
+        return _finish(report, cache, stages, started, None, error)
 
     clock = time.perf_counter()
     model_path = save_model(run.model, run_dir / spec.output.model, external_data=spec.output.external_data)
@@ -266,7 +296,12 @@ def _instruments(
     if spec.validate.verify_each:
         instruments.append(Verify())
     if spec.validate.validate_each:
-        labels = [f"b{b}" for b in spec.validate.each_batch_sizes] if spec.validate.each_batch_sizes else None
+        each = spec.validate.each_batch_sizes or []
+        batches = {c.dims.get("batch") for c in golden.cases}  # a batch with no case: named by the check
+        labels = [c.label for c in golden.cases if c.dims.get("batch") in each] + [
+            f"b{b}" for b in each if b not in batches
+        ]
+        labels = labels if each else None
         check = RegionCheck if spec.validate.mode == "region" else EndToEndCheck
         instruments.append(check(golden, spec.golden.tolerances(), labels, runtime=spec.validate.runtime, cache=cache))
         instruments.append(BatchStacking(golden, spec.golden.tolerances()))  # a batch made dynamic
@@ -305,7 +340,7 @@ def _finish(
     report.status = RunStatus.OK if error is None else RunStatus.FAILED
     report.error = str(error) if error else None
     run_dir = Path(report.run_dir)
-    write_text_atomic(run_dir / "report.json", json.dumps(report.to_dict(), indent=2, default=json_default))
+    write_text_atomic(run_dir / "report.json", dumps_json(report.to_dict()))
     summary = render_summary(report)
     write_text_atomic(run_dir / "summary.txt", summary)
     return ApplyResult(error is None, run_dir, report, summary, model_path, error)

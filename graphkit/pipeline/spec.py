@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 import yaml
 
+from graphkit.check.golden_inputs import Distribution, UserInputs
 from graphkit.pipeline.run_folder import ARTIFACTS as RUN_FILES
 from graphkit.runtime.ort import ValidationRuntime
 from graphkit.transform.group import GROUP_KEY, GroupOptions, PassGroup
@@ -55,15 +56,21 @@ class GoldenSpec:
     source model's hash (under :func:`graphkit.util.user_cache.cache_root`). ``batch_sizes: null`` takes
     them from the model (a static batch: that one; a dynamic batch: 1 and 2); symbolic dims not
     in ``dims`` and integer inputs not in ``input_ranges`` (``[low, high]``, both included) get
-    defaults from the model too (:func:`graphkit.check.golden_defaults.golden_defaults`).
+    defaults from the model too (:func:`graphkit.check.golden_defaults.golden_defaults`). A dim in
+    ``dims`` is one size (``seq: 32``: a second size is chosen, not a multiple of it) or two
+    (``seq: [32, 45]``); the golden cases alternate them (docs/validation.md). ``inputs`` adds
+    cases from the user's data (npz files, an image folder, token files) and ``distributions``
+    says how named inputs of the seeded cases are drawn (:mod:`graphkit.check.golden_inputs`).
     """
 
     dir: str | None = None
     batch_sizes: list[int] | None = None
     seed: int = 0
-    dims: dict[str, int] = field(default_factory=dict)
+    dims: dict[str, int | list[int]] = field(default_factory=dict)
     input_ranges: dict[str, list[int]] = field(default_factory=dict)
     producer: Literal["onnxruntime", "reference"] = "onnxruntime"
+    inputs: UserInputs = field(default_factory=UserInputs)
+    distributions: dict[str, Distribution] = field(default_factory=dict)
     tolerance: Tolerance = field(default_factory=Tolerance)
     outputs: dict[str, Tolerance] = field(default_factory=dict)
 
@@ -144,8 +151,9 @@ class CommandLine:
 
     input_path: str | None = None
     passes: list[str | dict] | None = None
-    dims: dict[str, int] = field(default_factory=dict)
+    dims: dict[str, int | list[int]] = field(default_factory=dict)
     input_ranges: dict[str, list[int]] = field(default_factory=dict)
+    inputs: list[str] = field(default_factory=list)  # --inputs FILE.npz: added to golden.inputs.files
 
 
 def load_pipeline(
@@ -232,10 +240,16 @@ def parse_pipeline(
         apply_override(data, override)
     if command_line.passes is not None:
         data["passes"] = list(command_line.passes)
-    if command_line.dims or command_line.input_ranges:
+    if command_line.dims or command_line.input_ranges or command_line.inputs:
         golden = data.get("golden")
         if golden is None:
             golden = data["golden"] = {}
+        if isinstance(golden, dict) and command_line.inputs:
+            inputs = golden.get("inputs")
+            if inputs is None:
+                inputs = golden["inputs"] = {}
+            if isinstance(inputs, dict) and isinstance(inputs.get("files"), (list, type(None))):
+                inputs["files"] = [*(inputs.get("files") or []), *command_line.inputs]
         if isinstance(golden, dict):
             for key, extra in (("dims", command_line.dims), ("input_ranges", command_line.input_ranges)):
                 if extra:
@@ -268,6 +282,10 @@ def parse_pipeline(
         if not spec.output.dir.strip():
             raise SpecError("output.dir: must not be empty (give a folder, e.g. runs/{name})")
         paths = {"source.onnx": spec.source.onnx, "golden.dir": spec.golden.dir, "output.dir": spec.output.dir}
+        user = spec.golden.inputs
+        paths.update({f"golden.inputs.files[{i}]": f for i, f in enumerate(user.files)})
+        paths.update({f"golden.inputs.tokens[{i}].file": t.file for i, t in enumerate(user.tokens)})
+        paths["golden.inputs.images.dir"] = user.images.dir if user.images else None
         paths.update({f"pass_dirs[{i}]": d for i, d in enumerate(spec.pass_dirs)})
         for where, path in paths.items():
             if path is not None and "\x00" in path:  # YAML's "\0": the OS refuses it in any path

@@ -114,8 +114,13 @@ def figures_table(figures: dict[str, dict]) -> list[str]:
 
 
 def render_summary(report: RunReport) -> str:
-    """Passes applied, nodes before and after, max error per output per pass, stage times, files."""
+    """Passes applied, nodes before and after, max error per output per pass, what the final check
+    showed (the claim: cases, dims, tolerances, input source; the dims seen at one size only),
+    stage times, files. The headline names the passes that were rolled back."""
+    dropped = [r.name for r in report.passes or [] if r.status in _DROPPED]
     status = "OK" if report.ok else "FAILED"
+    if report.ok and dropped:
+        status += f" with {len(dropped)} pass{'es' if len(dropped) > 1 else ''} rolled back ({', '.join(dropped)})"
     source = report.source
     lines = [
         f"graphkit apply: {report.pipeline} - {status}",
@@ -125,6 +130,8 @@ def render_summary(report: RunReport) -> str:
     golden = report.golden
     reused = "reused" if golden.reused else "recorded"
     lines.append(f"golden:  {golden.dir} ({reused}; cases {', '.join(golden.cases)})")
+    if not golden.inputs.startswith("seeded noise") or ";" in golden.inputs:
+        lines.append(f"inputs:  {golden.inputs}")
     lines += [f"note:    {note}" for note in golden.notes]
     if report.source_validation is not None:
         worst = {}
@@ -137,7 +144,7 @@ def render_summary(report: RunReport) -> str:
         f"note:    pass '{record.name}': {note}"
         for record in records
         for note in record.notes
-        if note.startswith("batch stacking")
+        if note.startswith(("batch stacking", "localize"))
     ]
     if records:
         lines += ["", *_pass_table(records)]
@@ -147,9 +154,13 @@ def render_summary(report: RunReport) -> str:
         cases = [c["label"] for c in final.validation["cases"] if not c.get("skipped")]
         lines += [
             "",
-            f"final:   {final.nodes} nodes, opset {final.opset}; validated on {', '.join(cases)}: "
+            f"final:   {final.nodes} nodes, opset {final.opset}; checked on {', '.join(cases)}: "
             f"max abs {_errors(final.max_abs)}",
         ]
+    if report.claim:
+        lines.append(f"shown:   {report.claim}")
+    elif golden.unexercised_dims:
+        lines.append(f"note:    not exercised at a second size: {', '.join(golden.unexercised_dims)}")
     if report.figures:
         lines += ["", *figures_table(report.figures), ""]
     handoff = report.stage_results.get("handoff")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import sys
 from collections.abc import Iterable, Sequence
@@ -127,8 +128,31 @@ def configure_logging(verbosity: int = 0) -> None:
 
 
 def print_json(data: Any) -> None:
-    """Print ``data`` as indented JSON on stdout."""
-    print(json.dumps(data, indent=2, sort_keys=False, default=json_default))
+    """Print ``data`` as indented strict JSON on stdout (:func:`dumps_json`)."""
+    print(dumps_json(data))
+
+
+def dumps_json(data: Any, indent: int | None = 2) -> str:
+    """``data`` as strict JSON that every parser reads: a float NaN or infinity (which ``json``
+    would write as the non-standard ``NaN``/``Infinity``) becomes the string ``"nan"``, ``"inf"``
+    or ``"-inf"``; numpy scalars and arrays become numbers and lists (:func:`json_default`)."""
+    return json.dumps(_finite(data), indent=indent, sort_keys=False, allow_nan=False, default=json_default)
+
+
+def _finite(value: Any) -> Any:
+    import numpy as np
+
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    elif isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
 
 
 def json_default(value: Any):
