@@ -40,6 +40,7 @@ COMMAND_MODULES = (
     "validate",
     "diff",
     "localize",
+    "precision",
     "atc",
     "perf",
     "infer",

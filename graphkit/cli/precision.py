@@ -1,0 +1,112 @@
+"""``graphkit precision MODEL``: what ATC's fp16 does to the outputs, the responsible nodes, the fp32 keep-list."""
+
+from __future__ import annotations
+
+from graphkit.util.errors import InputError
+
+NAME = "precision"
+HELP = "emulate ATC's fp16 on the CPU: output errors, the nodes responsible, the fp32 keep-list that fixes them"
+DESCRIPTION = """Emulate the model as ATC's --precision_mode would run it (fp16 storage at every node output of
+the nodes the mode runs in fp16, arithmetic inside an op in fp32; docs/precision.md says what that
+can and cannot predict), compare every output with its fp32 values (max abs, max rel, share out of
+tolerance, argmax agreement where the golden set declares an argmax axis, top-1 agreement for
+[N, C] outputs), name the first node whose output turns NaN/inf and rank the nodes that add most
+error (one lockstep walk, not one run per node). When an output fails, search the smallest set of
+nodes to keep in fp32 (bisection over the ranking, then reduction; the forwards are counted),
+verify it with one more emulated forward, and write it with -o DIR as DIR/keep_dtype.cfg (ATC's
+--keep_dtype format: one node name a line) and, for the mixed modes, DIR/modify_mixlist.json.
+
+Inputs: --golden DIR (every case; fp32 outputs and argmax axes from the set), --inputs F.npz (fp32
+outputs from onnxruntime on MODEL), or seeded random inputs (--seed, --dims).
+Exit codes: 0 fp16 keeps every output within tolerance, 1 it does not (the keep-list, if found, is
+written), 2 bad input.
+
+examples:
+  graphkit precision model.onnx --dims batch=1 -o precision/
+  graphkit precision model.onnx --golden golden/ --keep-dtype mine.cfg --json
+"""
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("model", help="the ONNX model (fp32)")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--golden", metavar="DIR", help="golden set folder: its inputs and fp32 outputs (every case)")
+    source.add_argument("--inputs", metavar="F.npz", help="input arrays keyed by graph input name")
+    parser.add_argument("--seed", type=int, help="seed for random inputs (library default 0)")
+    parser.add_argument("--dims", action="append", metavar="NAME=SIZE", help="sizes of symbolic input dims, e.g. batch=1")
+    parser.add_argument("-o", "--output", metavar="DIR", help="write keep_dtype.cfg, modify_mixlist.json, precision.json here")
+    parser.add_argument(
+        "--precision-mode", help="ATC --precision_mode to emulate (library default force_fp16, ATC's default)"
+    )
+    parser.add_argument("--keep-dtype", metavar="FILE", help="an ATC --keep_dtype file: these nodes/op types stay fp32")
+    parser.add_argument(
+        "--modify-mixlist", metavar="FILE", help="an ATC --modify_mixlist JSON: its black-list to-add op types stay fp32"
+    )
+    parser.add_argument("--atol", type=float, help="absolute tolerance for fp16 (library default 1e-2)")
+    parser.add_argument("--rtol", type=float, help="relative tolerance for fp16 (library default 1e-2)")
+    parser.add_argument("--no-search", action="store_true", help="only report; do not search a keep-list")
+    parser.add_argument("--threads", type=int, help="onnxruntime intra-op threads (default: onnxruntime's)")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+
+
+def run(args) -> int:
+    from pathlib import Path
+
+    from graphkit.ascend.precision_modes import DEFAULT_MODE, parse_mixlist, read_keep_dtype
+    from graphkit.ascend.precision_preview import atc_precision_preview
+    from graphkit.check.compare import check_tolerance_value
+    from graphkit.check.golden import load_golden
+    from graphkit.check.localize_feeds import feeds_for, load_npz_feeds
+    from graphkit.check.precision import DEFAULT_FP16_ATOL, DEFAULT_FP16_RTOL, PrecisionCase, reference_cases
+    from graphkit.check.precision_analysis import fp16_tolerances
+    from graphkit.cli.localize import parse_dims
+    from graphkit.ir.model_io import load_user_model
+    from graphkit.util.console import print_json
+    from graphkit.util.errors import FieldValueError
+
+    try:
+        atol = DEFAULT_FP16_ATOL if args.atol is None else check_tolerance_value("--atol", args.atol)
+        rtol = DEFAULT_FP16_RTOL if args.rtol is None else check_tolerance_value("--rtol", args.rtol)
+    except FieldValueError as exc:
+        raise InputError(str(exc)) from exc
+    mode = args.precision_mode or DEFAULT_MODE
+    from graphkit.ascend.precision_modes import check_mode
+
+    check_mode(mode)
+    keep = read_keep_dtype(args.keep_dtype) if args.keep_dtype else None
+    black = []
+    if args.modify_mixlist:
+        try:
+            text = Path(args.modify_mixlist).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"{args.modify_mixlist}: cannot read the mixlist file ({exc.__class__.__name__})") from exc
+        black = parse_mixlist(text, args.modify_mixlist)
+    model = load_user_model(args.model)
+    base = None
+    if args.golden:
+        golden = load_golden(args.golden)
+        cases = [PrecisionCase(c.label, c.inputs, c.outputs) for c in golden.cases]
+        base = golden.tolerances
+    elif args.inputs:
+        cases = reference_cases(model, [load_npz_feeds(args.inputs)], args.threads)
+    else:
+        cases = reference_cases(model, [feeds_for(model, model, seed=args.seed, dims=parse_dims(args.dims))], args.threads)
+    result = atc_precision_preview(
+        model,
+        cases,
+        fp16_tolerances(base, atol, rtol),
+        mode,
+        keep=keep,
+        black_types=black,
+        out_dir=args.output,
+        search=not args.no_search,
+        threads=args.threads,
+        where=args.keep_dtype or "--keep-dtype",
+    )
+    if args.json:
+        print_json(result.to_dict())
+    else:
+        print(f"precision mode {mode}: {result.preview.to_text()}")
+        for kind, path in result.files.items():
+            print(f"wrote {kind}: {path}")
+    return 0 if result.preview.passed else 1
