@@ -36,7 +36,13 @@ import onnx
 from graphkit.util.errors import InputError
 from graphkit.util.typed_config import close_names
 
-MODES = ("force_fp16", "allow_fp32_to_fp16", "allow_mix_precision", "allow_mix_precision_fp16", "must_keep_origin_dtype")
+MODES = (
+    "force_fp16",
+    "allow_fp32_to_fp16",
+    "allow_mix_precision",
+    "allow_mix_precision_fp16",
+    "must_keep_origin_dtype",
+)
 MIXED_MODES = ("allow_mix_precision", "allow_mix_precision_fp16")
 DEFAULT_MODE = "force_fp16"
 MATRIX_OPS = frozenset({"Conv", "ConvTranspose", "MatMul", "Gemm", "MatMulInteger", "ConvInteger"})

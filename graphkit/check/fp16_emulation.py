@@ -90,7 +90,9 @@ def round_fp16(values: np.ndarray) -> np.ndarray:
         return np.asarray(values, dtype=np.float32).astype(np.float16).astype(np.float32)
 
 
-def emulate_fp16(model: onnx.ModelProto, fp16_nodes: Collection[int], floats: Collection[str] | None = None) -> onnx.ModelProto:
+def emulate_fp16(
+    model: onnx.ModelProto, fp16_nodes: Collection[int], floats: Collection[str] | None = None
+) -> onnx.ModelProto:
     """A copy of ``model`` where the nodes at indices ``fp16_nodes`` run in fp16 (module docstring).
 
     Every other node is kept in fp32. Raises InputError when the model has no fp32 tensor.

@@ -95,7 +95,11 @@ class PrecisionPreview:
             "keep_outputs": [o.to_dict() for o in self.keep_outputs],
             "search": None
             if self.search is None
-            else {"forwards": self.search.forwards, "seconds": round(self.search.seconds, 3), "steps": self.search.steps},
+            else {
+                "forwards": self.search.forwards,
+                "seconds": round(self.search.seconds, 3),
+                "steps": self.search.steps,
+            },
             "forwards": self.forwards,
             "lockstep_segments": self.lockstep.segments,
             "seconds": round(self.seconds, 3),
@@ -137,7 +141,9 @@ class EmulatedRunner:
 
     def outputs(self, fp16_nodes: Collection[int]) -> list[list[OutputError]]:
         """Per case, the output errors of the emulation with ``fp16_nodes`` in fp16."""
-        session = create_session(emulate_fp16(self.model, fp16_nodes, self.floats), threads=self.threads, optimization="all")
+        session = create_session(
+            emulate_fp16(self.model, fp16_nodes, self.floats), threads=self.threads, optimization="all"
+        )
         self.forwards += 1
         results = []
         for case in self.cases:
@@ -217,4 +223,3 @@ def check_finite_references(cases: Sequence[PrecisionCase]) -> None:
             if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
                 bad = int(np.count_nonzero(~np.isfinite(array)))
                 raise InputError(f"the fp32 output '{name}' of case {case.label} holds {bad} NaN/inf value(s)")
-

@@ -33,14 +33,20 @@ def add_arguments(parser) -> None:
     source.add_argument("--golden", metavar="DIR", help="golden set folder: its inputs and fp32 outputs (every case)")
     source.add_argument("--inputs", metavar="F.npz", help="input arrays keyed by graph input name")
     parser.add_argument("--seed", type=int, help="seed for random inputs (library default 0)")
-    parser.add_argument("--dims", action="append", metavar="NAME=SIZE", help="sizes of symbolic input dims, e.g. batch=1")
-    parser.add_argument("-o", "--output", metavar="DIR", help="write keep_dtype.cfg, modify_mixlist.json, precision.json here")
+    parser.add_argument(
+        "--dims", action="append", metavar="NAME=SIZE", help="sizes of symbolic input dims, e.g. batch=1"
+    )
+    parser.add_argument(
+        "-o", "--output", metavar="DIR", help="write keep_dtype.cfg, modify_mixlist.json, precision.json here"
+    )
     parser.add_argument(
         "--precision-mode", help="ATC --precision_mode to emulate (library default force_fp16, ATC's default)"
     )
     parser.add_argument("--keep-dtype", metavar="FILE", help="an ATC --keep_dtype file: these nodes/op types stay fp32")
     parser.add_argument(
-        "--modify-mixlist", metavar="FILE", help="an ATC --modify_mixlist JSON: its black-list to-add op types stay fp32"
+        "--modify-mixlist",
+        metavar="FILE",
+        help="an ATC --modify_mixlist JSON: its black-list to-add op types stay fp32",
     )
     parser.add_argument("--atol", type=float, help="absolute tolerance for fp16 (library default 1e-2)")
     parser.add_argument("--rtol", type=float, help="relative tolerance for fp16 (library default 1e-2)")
@@ -90,7 +96,9 @@ def run(args) -> int:
     elif args.inputs:
         cases = reference_cases(model, [load_npz_feeds(args.inputs)], args.threads)
     else:
-        cases = reference_cases(model, [feeds_for(model, model, seed=args.seed, dims=parse_dims(args.dims))], args.threads)
+        cases = reference_cases(
+            model, [feeds_for(model, model, seed=args.seed, dims=parse_dims(args.dims))], args.threads
+        )
     result = atc_precision_preview(
         model,
         cases,
