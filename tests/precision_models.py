@@ -110,3 +110,15 @@ BREAKING = {
     "softmax_large_logits": softmax_large_logits,
     "tiny_epsilon": tiny_epsilon,
 }
+
+
+def amplified_layernorm(seed: int = 0):
+    """layernorm_variance_overflow with its input scaled by 200 inside the graph (for N(0, 1) golden inputs)."""
+    model, _, responsible = layernorm_variance_overflow(seed)
+    graph = model.graph
+    graph.node[0].input[0] = graph.node[1].input[0] = "x_scaled"
+    graph.node.insert(0, helper.make_node("Mul", ["x", "gain"], ["x_scaled"], name="amplify"))
+    graph.initializer.append(numpy_helper.from_array(np.array(200.0, np.float32), "gain"))
+    onnx.checker.check_model(model)
+    rng = np.random.default_rng(seed)
+    return model, {"x": rng.standard_normal((4, 32)).astype(np.float32)}, responsible
