@@ -81,7 +81,9 @@ def test_cli_a_given_keep_dtype_is_applied_and_kept_in_the_answer(tmp_path, caps
 def test_cli_mixed_mode_writes_the_mixlist_with_the_kept_op_types(tmp_path, capsys):
     model, inputs, _ = _save(tmp_path, pm.softmax_large_logits)
     out = tmp_path / "out"
-    code = main(["precision", str(model), "--inputs", str(inputs), "--precision-mode", "allow_mix_precision", "-o", str(out)])
+    code = main(
+        ["precision", str(model), "--inputs", str(inputs), "--precision-mode", "allow_mix_precision", "-o", str(out)]
+    )
     assert code == 1
     assert json.loads((out / "modify_mixlist.json").read_text()) == {"black-list": {"to-add": ["Add", "Softmax"]}}
     capsys.readouterr()
@@ -109,7 +111,11 @@ def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, capsys, args, message):
     model, inputs, _ = _save(tmp_path, pm.overflow_before_div)
     (tmp_path / "keep.cfg").write_text("big_matmull\n")
     (tmp_path / "mix.json").write_text('{"black-list": {"to-add": "Softmax"}}')
-    names = {"KEEP": str(tmp_path / "keep.cfg"), "MISSING": str(tmp_path / "nope.cfg"), "MIX": str(tmp_path / "mix.json")}
+    names = {
+        "KEEP": str(tmp_path / "keep.cfg"),
+        "MISSING": str(tmp_path / "nope.cfg"),
+        "MIX": str(tmp_path / "mix.json"),
+    }
     args = [names.get(a, a) for a in args]
     out = tmp_path / "out"
     assert main(["precision", str(model), "--inputs", str(inputs), "-o", str(out), *args]) == 2

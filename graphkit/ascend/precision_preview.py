@@ -24,6 +24,7 @@ from graphkit.ascend.precision_modes import (
     check_mode,
     fp16_node_indices,
     mixlist_json,
+    read_keep_dtype,
 )
 from graphkit.check.compare import Tolerances
 from graphkit.check.fp16_emulation import float_tensors
@@ -99,3 +100,19 @@ def _remove_stale(folder: Path) -> None:
                 path.unlink()
             except OSError as exc:
                 raise OutputError(f"{path}: cannot remove the earlier file ({exc.strerror})") from exc
+
+
+def write_emulated_model(
+    model_path: str | Path, out_path: str | Path, mode: str = "force_fp16", keep_dtype: str | Path | None = None
+) -> Path:
+    """Save the fp16 emulation of the model at ``model_path`` (``mode``, nodes of ``keep_dtype`` kept fp32)
+    at ``out_path``; the same model gives the same bytes, so a resumed evaluation recognises it."""
+    from graphkit.check.fp16_emulation import emulate_fp16
+    from graphkit.ir.model_io import load_user_model, save_model
+
+    model = load_user_model(model_path)
+    keep = read_keep_dtype(keep_dtype) if keep_dtype else KeepDtype()
+    check_keep_dtype(keep, model, str(keep_dtype or "--keep-dtype"))
+    emulated = emulate_fp16(model, fp16_node_indices(model, mode, keep))
+    make_folder(Path(out_path).parent)
+    return save_model(emulated, out_path)

@@ -135,7 +135,9 @@ def atc_spec_with_precision(spec, earlier) -> tuple[object, list[str]]:
             changes["keep_dtype"] = files["keep_dtype"]
             notes.append(f"keep_dtype from the precision stage: {files['keep_dtype']}")
         else:
-            notes.append(f"keep_dtype: the atc section's {spec.keep_dtype} kept; the precision stage wrote {files['keep_dtype']}")
+            notes.append(
+                f"keep_dtype: the atc section's {spec.keep_dtype} kept; the precision stage wrote {files['keep_dtype']}"
+            )
     if files.get("modify_mixlist"):
         if hasattr(spec, "modify_mixlist"):
             if spec.modify_mixlist is None:
