@@ -43,6 +43,16 @@ def overflow_before_div(seed: int = 0):
     return model, feeds, {"big_matmul", "scale_div"}
 
 
+def overflow_through_relu(seed: int = 0):
+    """As overflow_before_div with a Relu between: the Relu must be kept too, or it reads the value rounded."""
+    model, feeds, _ = overflow_before_div(seed)
+    graph = model.graph
+    graph.node[1].input[0] = "big_relu"
+    graph.node.insert(1, helper.make_node("Relu", ["big"], ["big_relu"], name="relu"))
+    onnx.checker.check_model(model)
+    return model, feeds, {"big_matmul", "relu", "scale_div"}
+
+
 def _layer_norm(nodes_before, x, eps, name="ln"):
     return nodes_before + [
         helper.make_node("ReduceMean", [x], [f"{name}_mean"], name=f"{name}_mean", axes=[-1], keepdims=1),
@@ -106,6 +116,7 @@ def fine_in_fp16(seed: int = 0):
 
 BREAKING = {
     "overflow_before_div": overflow_before_div,
+    "overflow_through_relu": overflow_through_relu,
     "layernorm_variance_overflow": layernorm_variance_overflow,
     "softmax_large_logits": softmax_large_logits,
     "tiny_epsilon": tiny_epsilon,

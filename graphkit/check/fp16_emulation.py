@@ -34,7 +34,7 @@ from graphkit.util.errors import InputError
 FP16_MAX = float(np.finfo(np.float16).max)  # 65504
 
 # Ops whose float outputs are some of their float inputs' values (moved, selected or clamped at 0):
-# rounded inputs give rounded outputs, so they need no Cast pair and are no keep-list candidates.
+# rounded inputs give rounded outputs, so they need no Cast pair after them.
 VALUE_PRESERVING_OPS = frozenset(
     {
         "Identity",
@@ -75,13 +75,12 @@ def float_tensors(model: onnx.ModelProto) -> set[str]:
 
 
 def candidate_nodes(model: onnx.ModelProto, floats: Collection[str] | None = None) -> list[int]:
-    """Indices of the nodes whose precision can matter: a float output, not value-preserving."""
+    """Indices of the nodes whose precision can matter: those with a float output.
+
+    Value-preserving ops count too: kept in fp32, such a node reads an fp32 producer's value
+    unrounded (a Relu between an overflowing MatMul and the Div that scales it back down)."""
     floats = float_tensors(model) if floats is None else floats
-    return [
-        index
-        for index, node in enumerate(model.graph.node)
-        if node.op_type not in VALUE_PRESERVING_OPS and any(t in floats for t in node.output if t)
-    ]
+    return [index for index, node in enumerate(model.graph.node) if any(t in floats for t in node.output if t)]
 
 
 def round_fp16(values: np.ndarray) -> np.ndarray:

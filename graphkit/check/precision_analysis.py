@@ -42,6 +42,7 @@ class NodeError:
     added: float  # error minus the largest error it reads
     new_nonfinite: bool  # a NaN/inf where fp32 is finite, while what it reads is finite where fp32 is
     nonfinite: bool  # any NaN/inf where fp32 is finite
+    reads_nonfinite: bool = False  # reads a tensor holding NaN/inf where fp32 is finite
 
     def to_dict(self) -> dict:
         return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(self).items()}
@@ -81,10 +82,23 @@ class LockstepResult:
     segments: int = 0
 
     def ranked(self, candidates: Sequence[int]) -> list[NodeError]:
-        """The candidate nodes, new NaN/inf first, then by added error, then by error (largest first)."""
+        """The candidate nodes: those that turn finite values into NaN/inf first; then the nodes that
+        read NaN/inf, in topological order (keeping an overflow in fp32 needs its readers kept too);
+        then by added error and by error (largest first)."""
         allowed = set(candidates)
         chosen = [n for n in self.nodes if n.position in allowed]
-        return sorted(chosen, key=lambda n: (not n.new_nonfinite, -_key(n.added), -_key(n.error), n.position))
+
+        def key(n: NodeError):
+            downstream = n.reads_nonfinite and not n.new_nonfinite
+            return (
+                not n.new_nonfinite,
+                not downstream,
+                n.position if downstream else 0,
+                -_key(n.added),
+                -_key(n.error),
+            )
+
+        return sorted(chosen, key=lambda n: (*key(n), n.position))
 
 
 def _key(value: float) -> float:
@@ -183,7 +197,9 @@ def node_errors(
             read_bad = any(bad_of[t] for t in reads)
             error = max(errors)
             added = 0.0 if math.isinf(read_error) else (math.inf if math.isinf(error) else max(0.0, error - read_error))
-            entry = NodeError(index, node.name, node.op_type, error, added, any(bads) and not read_bad, any(bads))
+            entry = NodeError(
+                index, node.name, node.op_type, error, added, any(bads) and not read_bad, any(bads), read_bad
+            )
             result.nodes.append(entry)
             if entry.nonfinite and result.first_nonfinite is None:
                 result.first_nonfinite = entry
