@@ -225,3 +225,17 @@ def test_search_finds_a_one_minimal_set_when_the_ranking_is_wrong():
     result = search_keep_list(list(range(10)), lambda kept: needed <= kept)
     assert result.found and set(result.keep) == needed
     assert result.forwards < 2**10
+
+
+def test_names_taken_by_the_model_are_not_reused_and_unnamed_nodes_are_counted():
+    model, feeds, _ = pm.overflow_before_div()
+    graph = model.graph
+    graph.node[0].output[0] = graph.node[1].input[0] = "x__fp16"  # the name the emulation would pick for x
+    graph.node[1].name = ""  # an unnamed Div cannot go into a keep_dtype file
+    onnx.checker.check_model(model)
+    emulated = emulate_fp16(model, _all(model))
+    onnx.checker.check_model(emulated)
+    outputs = [t for n in emulated.graph.node for t in n.output]
+    assert len(outputs) == len(set(outputs))  # single assignment kept
+    preview = preview_precision(model, reference_cases(model, [feeds]), _all(model), TOL)
+    assert preview.unnamed_skipped == 1 and not preview.fixed  # the Div must be kept but has no name

@@ -105,6 +105,8 @@ def test_allow_fp32_to_fp16_rounds_only_matrix_ops():
         (["--keep-dtype", "MISSING"], "cannot read the keep-dtype file"),
         (["--modify-mixlist", "MIX"], "'black-list'.'to-add' must be a list of op type names"),
         (["--atol", "nan"], "--atol"),
+        (["--modify-mixlist", "MIXOK"], "--modify-mixlist: ATC reads it only with allow_mix_precision"),
+        (["--dims", "batch=0"], "--dims: expected NAME=SIZE"),
     ],
 )
 def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, capsys, args, message):
@@ -115,7 +117,9 @@ def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, capsys, args, message):
         "KEEP": str(tmp_path / "keep.cfg"),
         "MISSING": str(tmp_path / "nope.cfg"),
         "MIX": str(tmp_path / "mix.json"),
+        "MIXOK": str(tmp_path / "mixok.json"),
     }
+    (tmp_path / "mixok.json").write_text('{"black-list": {"to-add": ["Softmax"]}}')
     args = [names.get(a, a) for a in args]
     out = tmp_path / "out"
     assert main(["precision", str(model), "--inputs", str(inputs), "-o", str(out), *args]) == 2

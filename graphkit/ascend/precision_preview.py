@@ -68,6 +68,8 @@ def atc_precision_preview(
 ) -> AtcPrecisionResult:
     """Emulate ``mode`` (with ``keep`` and the black list kept fp32), search the keep-list, write the files."""
     check_mode(mode)
+    if black_types and mode not in MIXED_MODES:
+        raise InputError(f"--modify-mixlist: ATC reads it only with {' or '.join(MIXED_MODES)}, not {mode}")
     keep = keep or KeepDtype()
     check_keep_dtype(keep, model, where)
     if not float_tensors(model):

@@ -15,7 +15,7 @@ purpose. The emulation model (docs/precision.md):
 Nodes that only move or select values (Reshape, Transpose, Relu, MaxPool...) store their outputs
 without a Cast pair when every float input they read is already rounded: rounding is idempotent.
 Tensor names are kept: the original name holds the value as stored (after the Cast pair), the
-node's raw output is renamed ``<name>__fp32``. The Cast pairs survive onnxruntime's graph
+node's raw output is renamed ``<name>__fp32`` (a fresh name when that one is taken). The Cast pairs survive onnxruntime's graph
 optimizations at every level (checked in tests/check/test_fp16_emulation.py), so the emulated
 model runs at the speed of an ordinary forward plus the casts.
 """
@@ -28,7 +28,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from graphkit.ir.shapes import known_value_types
+from graphkit.ir.shapes import fresh_name, known_value_types
 from graphkit.util.errors import InputError
 
 FP16_MAX = float(np.finfo(np.float16).max)  # 65504
@@ -106,6 +106,8 @@ def emulate_fp16(
     for index, node in enumerate(nodes):
         for name in node.input:
             readers.setdefault(name, set()).add(index)
+    taken = {t for n in nodes for t in (*n.input, *n.output)} | {t.name for t in graph.initializer}
+    taken |= {v.name for v in (*graph.input, *graph.output)}
     out = onnx.ModelProto()
     out.CopyFrom(model)
     del out.graph.node[:]
@@ -123,18 +125,18 @@ def emulate_fp16(
             rounded[init.name] = init.name
         else:  # also read in fp32: both versions
             out.graph.initializer.append(init)
-            name = f"{init.name}__fp16"
+            name = fresh_name(f"{init.name}__fp16", taken)
             out.graph.initializer.append(numpy_helper.from_array(value, name))
             rounded[init.name] = name
 
     def cast_pair(source: str, target: str, label: str) -> None:
-        half = f"{target}__half"
+        half = fresh_name(f"{target}__half", taken)
         new_nodes.append(helper.make_node("Cast", [source], [half], name=f"{label}__to_fp16", to=TensorProto.FLOAT16))
         new_nodes.append(helper.make_node("Cast", [half], [target], name=f"{label}__to_fp32", to=TensorProto.FLOAT))
 
     def rounded_input(name: str) -> str:
         if name not in rounded:
-            target = f"{name}__fp16"
+            target = fresh_name(f"{name}__fp16", taken)
             cast_pair(name, target, f"{name}__round")
             rounded[name] = target
         return rounded[name]
@@ -153,12 +155,13 @@ def emulate_fp16(
             new_nodes.append(new)
             rounded.update((t, t) for t in float_outputs)
             continue
+        raw = {name: fresh_name(f"{name}__fp32", taken) for name in float_outputs}
         for slot, name in enumerate(node.output):
-            if name in float_outputs:
-                new.output[slot] = f"{name}__fp32"
+            if name in raw:
+                new.output[slot] = raw[name]
         new_nodes.append(new)
         for name in float_outputs:
-            cast_pair(f"{name}__fp32", name, node.name or name)
+            cast_pair(raw[name], name, node.name or name)
             rounded[name] = name
     out.graph.node.extend(new_nodes)
     del out.graph.value_info[:]  # stale after the renames; onnxruntime infers what it needs

@@ -58,7 +58,7 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from graphkit.ascend.precision_modes import DEFAULT_MODE, parse_mixlist, read_keep_dtype
+    from graphkit.ascend.precision_modes import DEFAULT_MODE, check_mode, parse_mixlist, read_keep_dtype
     from graphkit.ascend.precision_preview import atc_precision_preview
     from graphkit.check.compare import check_tolerance_value
     from graphkit.check.golden import load_golden
@@ -75,9 +75,8 @@ def run(args) -> int:
         rtol = DEFAULT_FP16_RTOL if args.rtol is None else check_tolerance_value("--rtol", args.rtol)
     except FieldValueError as exc:
         raise InputError(str(exc)) from exc
+    dims = parse_dims(args.dims)  # checked whatever the input source
     mode = args.precision_mode or DEFAULT_MODE
-    from graphkit.ascend.precision_modes import check_mode
-
     check_mode(mode)
     keep = read_keep_dtype(args.keep_dtype) if args.keep_dtype else None
     black = []
@@ -96,9 +95,7 @@ def run(args) -> int:
     elif args.inputs:
         cases = reference_cases(model, [load_npz_feeds(args.inputs)], args.threads)
     else:
-        cases = reference_cases(
-            model, [feeds_for(model, model, seed=args.seed, dims=parse_dims(args.dims))], args.threads
-        )
+        cases = reference_cases(model, [feeds_for(model, model, seed=args.seed, dims=dims)], args.threads)
     result = atc_precision_preview(
         model,
         cases,
