@@ -1,7 +1,7 @@
 """The keep-list search (lockstep ranking + bisection) against a one-run-per-node search, same model, same run.
 
 Builds a transformer in code (``--layers`` blocks of written-out LayerNorm, single-head attention
-and an MLP: about 40 nodes a block, 3,000+ nodes at the default 80 blocks), with one block whose
+and an MLP: 34 nodes a block, 1,360 nodes at the default 40 blocks, 2,720 at 80), with one block whose
 MLP activation passes 65,504 before a Div (the break fp16 must be fixed), then measures:
 
 - graphkit: ``preview_precision`` (one emulated forward, the lockstep walk, the search and the
