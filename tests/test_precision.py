@@ -239,3 +239,18 @@ def test_names_taken_by_the_model_are_not_reused_and_unnamed_nodes_are_counted()
     assert len(outputs) == len(set(outputs))  # single assignment kept
     preview = preview_precision(model, reference_cases(model, [feeds]), _all(model), TOL)
     assert preview.unnamed_skipped == 1 and not preview.fixed  # the Div must be kept but has no name
+
+
+def test_a_model_the_lockstep_walk_cannot_split_still_gets_output_errors_and_a_keep_list(monkeypatch):
+    import graphkit.check.precision as precision
+    from graphkit.util.errors import RuntimeLoadError
+
+    def refuse(*args, **kwargs):
+        raise RuntimeLoadError("onnxruntime cannot load model fp32 (nodes 0-2): planted")
+
+    monkeypatch.setattr(precision, "node_errors", refuse)
+    model, feeds, responsible = pm.overflow_before_div()
+    preview = preview_precision(model, reference_cases(model, [feeds]), _all(model), TOL)
+    assert preview.ranked == [] and "planted" in preview.to_dict()["lockstep_unavailable"]
+    assert set(preview.keep_nodes) == responsible and preview.fixed  # graph order, verified by running
+    assert "no per-node errors: " in preview.to_text()

@@ -12,6 +12,7 @@ lives with the application (graphkit.ascend.precision_modes); this module takes 
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,7 +31,9 @@ from graphkit.check.precision_analysis import (
 )
 from graphkit.check.precision_search import KeepListSearch, search_keep_list
 from graphkit.runtime.ort import create_session, run_session
-from graphkit.util.errors import InputError
+from graphkit.util.errors import InputError, RuntimeLoadError
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_FP16_ATOL = 1e-2
 DEFAULT_FP16_RTOL = 1e-2
@@ -102,6 +105,7 @@ class PrecisionPreview:
             },
             "forwards": self.forwards,
             "lockstep_segments": self.lockstep.segments,
+            "lockstep_unavailable": self.lockstep.unavailable or None,
             "seconds": round(self.seconds, 3),
         }
 
@@ -110,6 +114,8 @@ class PrecisionPreview:
         for output in self.outputs:
             lines.append("  " + output.comparison.describe() + _top1(output))
         first = self.lockstep.first_nonfinite
+        if self.lockstep.unavailable:
+            lines.append(f"no per-node errors: {self.lockstep.unavailable}")
         if first is not None:
             lines.append(f"first NaN/inf: node '{first.node}' ({first.op_type}, #{first.position})")
         if self.ranked and not self.passed:
@@ -172,7 +178,11 @@ def preview_precision(
     per_case = runner.outputs(fp16)
     failing = next((c for c in per_case if not all(o.comparison.passed for o in c)), per_case[0])
     emulated = emulate_fp16(model, fp16, runner.floats)
-    lockstep = node_errors(model, emulated, cases[0].feeds, runner.floats, threads)
+    try:
+        lockstep = node_errors(model, emulated, cases[0].feeds, runner.floats, threads)
+    except (RuntimeLoadError, InputError) as exc:  # a model the segment runner cannot split
+        lockstep = LockstepResult(unavailable=str(exc))
+        logger.warning("precision: no per-node errors (%s); the search takes the nodes in graph order", exc)
     names = [node.name for node in model.graph.node]
     candidates = [i for i in candidate_nodes(model, runner.floats) if i in fp16]
     named = [i for i in candidates if names[i]]

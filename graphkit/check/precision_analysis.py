@@ -80,6 +80,7 @@ class LockstepResult:
     nodes: list[NodeError] = field(default_factory=list)
     first_nonfinite: NodeError | None = None
     segments: int = 0
+    unavailable: str = ""  # why the walk could not run (the preview then ranks nothing)
 
     def ranked(self, candidates: Sequence[int]) -> list[NodeError]:
         """The candidate nodes: those that turn finite values into NaN/inf first; then the nodes that
