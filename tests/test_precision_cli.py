@@ -107,6 +107,9 @@ def test_allow_fp32_to_fp16_rounds_only_matrix_ops():
         (["--atol", "nan"], "--atol"),
         (["--modify-mixlist", "MIXOK"], "--modify-mixlist: ATC reads it only with allow_mix_precision"),
         (["--dims", "batch=0"], "--dims: expected NAME=SIZE"),
+        (["--argmax", "y:5"], "--argmax: outputs.y.argmax_axis 5 is out of range for output 'y' of rank 2"),
+        (["--argmax", "z:1"], "--argmax: per-output tolerance for 'z', but the model has no output of that name"),
+        (["--argmax", "y:1:2"], "--argmax: expected NAME:AXIS[:MIN]"),
     ],
 )
 def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, capsys, args, message):
@@ -213,3 +216,11 @@ def test_stage_section_errors_name_the_key(tmp_path, capsys):
     pipeline = _pipeline(tmp_path, model, {"keep_dtype": str(tmp_path / "none.cfg")})
     assert main(["apply", str(pipeline)]) == 2
     assert "precision.keep_dtype" in _one_error_line(capsys)
+
+
+def test_cli_argmax_agreement_is_reported_and_required(tmp_path, capsys):
+    model, inputs, _ = _save(tmp_path, pm.softmax_large_logits)
+    args = ["precision", str(model), "--inputs", str(inputs), "--no-search", "--json", "--argmax"]
+    assert main([*args, "y:1:0"]) == 1  # the probabilities fail atol/rtol whatever the argmax
+    output = json.loads(capsys.readouterr().out)["outputs"][0]
+    assert output["argmax_agreement"] == output["top1_agreement"] == 0.25  # 1 of 4 rows keeps its class

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from graphkit.util.errors import InputError
+from graphkit.util.errors import GraphkitError, InputError
 
 NAME = "precision"
 HELP = "emulate ATC's fp16 on the CPU: output errors, the nodes responsible, the fp32 keep-list that fixes them"
@@ -50,6 +50,12 @@ def add_arguments(parser) -> None:
     )
     parser.add_argument("--atol", type=float, help="absolute tolerance for fp16 (library default 1e-2)")
     parser.add_argument("--rtol", type=float, help="relative tolerance for fp16 (library default 1e-2)")
+    parser.add_argument(
+        "--argmax",
+        action="append",
+        metavar="NAME:AXIS[:MIN]",
+        help="also require output NAME's argmax over AXIS to agree on a share >= MIN of positions (default 1)",
+    )
     parser.add_argument("--no-search", action="store_true", help="only report; do not search a keep-list")
     parser.add_argument("--threads", type=int, help="onnxruntime intra-op threads (default: onnxruntime's)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
@@ -96,6 +102,7 @@ def run(args) -> int:
         cases = reference_cases(model, [load_npz_feeds(args.inputs)], args.threads)
     else:
         cases = reference_cases(model, [feeds_for(model, model, seed=args.seed, dims=dims)], args.threads)
+    base = _with_argmax(base, args.argmax, cases)
     result = atc_precision_preview(
         model,
         cases,
@@ -115,3 +122,30 @@ def run(args) -> int:
         for kind, path in result.files.items():
             print(f"wrote {kind}: {path}")
     return 0 if result.preview.passed else 1
+
+
+def _with_argmax(base, items, cases):
+    """``base`` tolerances with the --argmax checks added; bad items and unknown outputs raise one line."""
+    import numpy as np
+
+    from graphkit.check.compare import Tolerance, Tolerances
+    from graphkit.util.errors import FieldValueError
+
+    if not items:
+        return base
+    base = base or Tolerances()
+    for item in items:
+        parts = item.split(":")
+        try:
+            name, axis = parts[0], int(parts[1])
+            agreement = float(parts[2]) if len(parts) == 3 else 1.0
+            if len(parts) > 3 or not name:
+                raise ValueError
+            base.outputs[name] = Tolerance(argmax_axis=axis, min_argmax_agreement=agreement)
+        except (ValueError, IndexError, FieldValueError) as exc:
+            raise InputError(f"--argmax: expected NAME:AXIS[:MIN] (MIN in [0, 1]), got '{item}'") from exc
+    try:
+        base.check_outputs({name: np.ndim(value) for name, value in cases[0].outputs.items()}, "--argmax")
+    except GraphkitError as exc:
+        raise InputError(str(exc)) from exc
+    return base
