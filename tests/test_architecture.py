@@ -339,7 +339,8 @@ def test_the_applications_plug_in_through_entry_points():
     # pyproject.toml, run `pip install -e .` (make does it when pyproject.toml is newer)
     assert "export" in SOURCES, "no graphkit.sources entry points: reinstall graphkit (pip install -e .)"
     assert SOURCES["export"].takes_weights
-    assert [(name, stage.report_key) for name, stage in ordered_stages()][:2] == [
+    assert [(name, stage.report_key) for name, stage in ordered_stages()][:3] == [
+        ("precision", "precision"),  # before handoff.atc: its keep-list goes into the ATC commands
         ("handoff.atc", "handoff"),
         ("eval", "eval"),
     ]

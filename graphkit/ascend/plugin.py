@@ -24,8 +24,13 @@ def parse_atc(raw, where: str):
 def run_atc(spec, context: StageContext) -> dict:
     """Write the ATC hand-off for the run's model."""
     from graphkit.ascend.handoff import run_handoff
+    from graphkit.ascend.precision_stage import atc_spec_with_precision
 
-    return run_handoff(spec, context.model_path, context.run_dir / "atc")
+    spec, notes = atc_spec_with_precision(spec, context.earlier)  # the precision stage's keep-list, if any
+    summary = run_handoff(spec, context.model_path, context.run_dir / "atc")
+    if notes:
+        summary["precision"] = notes
+    return summary
 
 
 ATC_STAGE = Stage(parse_atc, run_atc, report_key="handoff", order=10, message="writing the ATC hand-off ...")

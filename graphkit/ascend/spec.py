@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, get_args
 
-from graphkit.util.errors import SpecError
+from graphkit.util.errors import GraphkitError, SpecError
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "null")
 # ATC options the command builder owns; giving them in extra_args would contradict the plan.
@@ -217,6 +217,8 @@ class AtcSpec:
                 setattr(self, name, check_plain_text(_existing_file(value, f"{where}.{name}"), f"{where}.{name}"))
         if self.fusion_switch_file is not None:
             read_fusion_switches(self.fusion_switch_file, f"{where}.fusion_switch_file")
+        if self.keep_dtype is not None:
+            read_keep_dtype_file(self.keep_dtype, f"{where}.keep_dtype")
 
     def _check_text(self, where: str) -> None:
         for item in dataclasses.fields(self):
@@ -279,6 +281,23 @@ def read_fusion_switches(path: str | os.PathLike, where: str = "fusion_switch_fi
     if not switches:
         raise SpecError(f"{where}: {path}: no fusion switches in the file")
     return switches
+
+
+def read_keep_dtype_file(path: str | os.PathLike, where: str = "keep_dtype"):
+    """The ``--keep_dtype`` file parsed back (:func:`graphkit.ascend.precision_modes.parse_keep_dtype`:
+    one node name a line, ``OpType::T`` for a type); SpecError naming ``where`` when it is unreadable,
+    malformed or lists nothing."""
+    from graphkit.ascend.precision_modes import parse_keep_dtype
+
+    try:
+        keep = parse_keep_dtype(Path(path).read_text(encoding="utf-8"), str(path))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{where}: {path}: cannot read the file ({exc.__class__.__name__})") from exc
+    except GraphkitError as exc:
+        raise SpecError(f"{where}: {exc}") from exc
+    if not keep.names and not keep.types:
+        raise SpecError(f"{where}: {path}: lists no operator (one node name or OpType::T a line)")
+    return keep
 
 
 def _existing_file(value: str, where: str) -> str:

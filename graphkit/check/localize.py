@@ -120,8 +120,8 @@ def localize(
         for pair in chunk:
             for name, _ in pair.candidates_a:
                 last_chunk_of_a[name] = index
-    stepper_a = _Stepper(a, feeds, threads, "A")
-    stepper_b = _Stepper(b, feeds, threads, "B")
+    stepper_a = Stepper(a, feeds, threads, "A")
+    stepper_b = Stepper(b, feeds, threads, "B")
     held_a: dict[str, np.ndarray] = {}  # A values produced already and still to be compared
     for index, chunk in enumerate(progress(chunks, desc="localize", unit="segment")):
         needed_a = {name for pair in chunk for name, _ in pair.candidates_a}
@@ -319,7 +319,7 @@ def _outer_names(graph: onnx.GraphProto) -> set[str]:
     return used
 
 
-class _Stepper:
+class Stepper:
     """Runs one model forward a segment at a time, holding only the tensors live at the boundary.
 
     ``advance(end, expose)`` runs nodes ``[position, end)`` (topological order) as a sub-model

@@ -112,6 +112,14 @@ def add_arguments(parser):
         metavar="TEXT",
         help="where the weights come from; 'random...' marks the mIoU meaningless",
     )
+    parser.add_argument(
+        "--precision",
+        choices=["fp32", "fp16"],
+        help="fp16: evaluate MODEL's fp16 emulation (ATC force_fp16, docs/precision.md), written to OUT/model_fp16.onnx",
+    )
+    parser.add_argument(
+        "--keep-dtype", metavar="FILE", help="with --precision fp16: ATC --keep_dtype file of nodes kept fp32"
+    )
     parser.add_argument("--json", action="store_true", help="print the summary (metrics.json) on stdout")
     add_executor_arguments(parser, "eval.")
 
@@ -175,9 +183,18 @@ def _spec_mapping(args) -> dict:
 
 def run(args) -> int:
     spec = eval_spec_from_mapping(_spec_mapping(args), where=f"{args.spec}: eval" if args.spec else "eval")
-    if spec.backend == "ort":
+    model_path = args.model
+    if args.keep_dtype and args.precision != "fp16":
+        raise SpecError("--keep-dtype: only with --precision fp16")
+    if args.precision == "fp16":
+        from graphkit.ascend.precision_preview import write_emulated_model
+
+        model_path = write_emulated_model(args.model, Path(args.out) / "model_fp16.onnx", keep_dtype=args.keep_dtype)
+    elif spec.backend == "ort":
         load_user_model(args.model)  # the same checks as every command; one line on a bad file
-    summary = run_eval(spec, args.model, args.out)
+    summary = run_eval(spec, model_path, args.out)
+    if args.precision == "fp16":
+        summary["precision"] = {"emulated": "fp16 (ATC force_fp16)", "source_model": str(args.model)}
     if args.json:
         print_json(summary)
     else:

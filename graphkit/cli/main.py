@@ -44,6 +44,7 @@ COMMANDS = {
     "validate": "run MODEL on a golden set's inputs (onnxruntime, optimized by default) and compare outputs",
     "diff": "show what changed between two ONNX models (nodes, initializers, I/O, opsets, op counts)",
     "localize": "find the first tensor (in topological order) where model B diverges from model A",
+    "precision": "emulate ATC's fp16 on the CPU: output errors, the nodes responsible, the fp32 keep-list",
     "atc": "ATC pre-check, ATC command lines per batch size / dynamic batch, run ATC if on PATH",
     "perf": "pure-inference throughput and latency per batch size (table, JSON, PNG plot)",
     "infer": "file-based inference with ais_bench's flags (--model M --input DIR[,DIR] --output OUT ...)",

@@ -72,11 +72,14 @@ class SourceKind:
 
 @dataclass(frozen=True)
 class StageContext:
-    """What a stage gets to run on: the written model, the run folder, the source."""
+    """What a stage gets to run on: the written model, the run folder, the source, the golden set's
+    folder, and the report entries of the stages that ran before it (by report key)."""
 
     model_path: Path
     run_dir: Path
     source: Source
+    golden_dir: Path | None = None
+    earlier: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

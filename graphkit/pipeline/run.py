@@ -277,7 +277,9 @@ def _apply_pipeline(
     model_path = save_model(run.model, run_dir / spec.output.model, external_data=spec.output.external_data)
     stages["save"] = time.perf_counter() - clock
     report.final.path = str(model_path)
-    report.stage_results = run_stages(sections, StageContext(model_path, run_dir, source), stages)
+    report.stage_results = run_stages(
+        sections, StageContext(model_path, run_dir, source, golden_dir=golden.directory), stages
+    )
     return _finish(report, cache, stages, started, model_path, None)
 
 

@@ -139,6 +139,7 @@ class PipelineSpec:
     handoff: dict[str, Any] | None = None
     eval: dict[str, Any] | None = None
     perf: dict[str, Any] | None = None
+    precision: dict[str, Any] | None = None
 
     def run_dir(self) -> Path:
         """``output.dir`` with ``{name}`` replaced by the pipeline's name (no other fields)."""

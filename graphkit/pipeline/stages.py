@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from typing import Any
 
 from graphkit.ir.model_io import load_user_model
@@ -27,6 +28,8 @@ from graphkit.pipeline.spec import PipelineSpec
 from graphkit.util.errors import PipelineSpecError, SpecError
 
 logger = logging.getLogger(__name__)
+
+TOP_LEVEL_SECTIONS = ("eval", "perf", "precision")  # stage sections that are top-level pipeline keys
 
 __all__ = ["load_source", "type_sections", "run_stages", "check_weights_flag"]
 
@@ -128,7 +131,7 @@ def _section(spec: PipelineSpec, name: str) -> Any:
         if not spec.handoff or name[len(HANDOFF) :] not in spec.handoff:
             return None
         return spec.handoff[name[len(HANDOFF) :]] or {}
-    value = getattr(spec, name, None) if name in ("eval", "perf") else None
+    value = getattr(spec, name, None) if name in TOP_LEVEL_SECTIONS else None
     return value or None
 
 
@@ -143,6 +146,6 @@ def run_stages(sections: dict[str, Any], context: StageContext, stages: dict[str
         clock = time.perf_counter()
         if stage.message:
             logger.info(stage.message)
-        results[stage.report_key] = stage.run(sections[name], context)
+        results[stage.report_key] = stage.run(sections[name], replace(context, earlier=dict(results)))
         stages[stage.report_key] = time.perf_counter() - clock
     return results

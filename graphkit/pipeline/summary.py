@@ -172,6 +172,12 @@ def render_summary(report: RunReport) -> str:
             f"{counts.get('perf', 0)} perf findings; {len(handoff.get('commands', []))} commands in "
             f"{handoff.get('script')}" + (f"; built {len(built)} OM(s)" if built else "; not built (atc not run)")
         )
+    precision = report.stage_results.get("precision")
+    if precision:
+        lines.append(
+            f"precision: {precision.get('precision_mode')}: {precision.get('verdict')}"
+            + (f"; keep-list {', '.join(precision['keep_list'])}" if precision.get("keep_list") else "")
+        )
     evaluation = report.stage_results.get("eval")
     if evaluation:
         lines.append(
