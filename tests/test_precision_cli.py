@@ -106,7 +106,7 @@ def test_allow_fp32_to_fp16_rounds_only_matrix_ops():
         (["--modify-mixlist", "MIX"], "'black-list'.'to-add' must be a list of op type names"),
         (["--atol", "nan"], "--atol"),
         (["--modify-mixlist", "MIXOK"], "--modify-mixlist: ATC reads it only with allow_mix_precision"),
-        (["--dims", "batch=0"], "--dims: expected NAME=SIZE"),
+        (["--dims", "batch=0"], "--dim: expected NAME=N"),
         (["--argmax", "y:5"], "--argmax: outputs.y.argmax_axis 5 is out of range for output 'y' of rank 2"),
         (["--argmax", "z:1"], "--argmax: per-output tolerance for 'z', but the model has no output of that name"),
         (["--argmax", "y:1:2"], "--argmax: expected NAME:AXIS[:MIN]"),
