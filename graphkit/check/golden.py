@@ -9,6 +9,13 @@ Layout of a golden directory::
 
 A golden set is reused only when its manifest matches the request (model hash, producer,
 seed, input spec, batch sizes); a mismatch is an error, never a silent regeneration.
+
+Integrity: the manifest records the SHA-256 of every array file (``files``) and a ``digest``
+of itself (every other field: model hash, producer, cases, tolerances, format, the file
+digests). Both are written by the code that records the set (:func:`_write_golden`) and
+checked on every load; a set that does not verify raises :class:`GoldenIntegrityError`. A set
+in graphkit's cache is then recorded again with a warning (``recompute_untrusted``); a folder
+the user named is an error (its reference outputs may not be reproducible here).
 Dynamic batch is covered by one case per batch size.
 
 A golden set has at least one case and every case at least one output, both when it is made
@@ -59,8 +66,9 @@ from graphkit.runtime.ort import (
     forward_purpose,
     run_session,
 )
-from graphkit.util.errors import GoldenError, GraphkitError, InputError, one_line
+from graphkit.util.errors import GoldenError, GraphkitError, InputError, SpecError, one_line
 from graphkit.util.files import current_umask
+from graphkit.util.integrity import file_digest, json_digest
 from graphkit.util.typed_config import from_mapping, to_mapping
 
 FORMAT = "graphkit-golden/1"
@@ -69,6 +77,10 @@ LABEL = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_MANIFEST_BYTES = 16 * 2**20
 
 logger = logging.getLogger(__name__)
+
+
+class GoldenIntegrityError(GoldenError):
+    """A golden set whose files or manifest do not match the digests it was recorded with."""
 
 
 @dataclass
@@ -220,6 +232,7 @@ def make_or_load_golden(
     model_hash: str | None = None,
     input_ranges: Mapping[str, Sequence[int]] | None = None,
     runtime: ValidationRuntime | None = None,
+    recompute_untrusted: bool = False,
 ) -> tuple[GoldenSet, bool]:
     """Load the golden set in ``directory`` if its manifest matches, else make it.
 
@@ -229,6 +242,8 @@ def make_or_load_golden(
     defaults to onnxruntime on ``model`` at ``runtime``'s optimization level, which the manifest
     records as ``optimization`` (a reused set keeps the level it was made with; validating at
     another level is allowed and noted). ``tolerances`` must name only outputs the model has.
+    ``recompute_untrusted`` (for sets in graphkit's cache): a set there that does not load or
+    verify is recorded again with a warning instead of raising.
     """
     runtime = runtime or ValidationRuntime()
     directory = Path(directory)
@@ -249,8 +264,15 @@ def make_or_load_golden(
     if input_ranges:  # only when given: golden sets made before ranges existed stay reusable
         request["input_ranges"] = {k: [int(lo), int(hi)] for k, (lo, hi) in sorted(input_ranges.items())}
     manifest_path = directory / "manifest.json"
+    existing = None
     if manifest_path.exists() and not regenerate:
-        existing = load_golden(directory)
+        try:
+            existing = load_golden(directory)
+        except (GoldenError, SpecError) as exc:
+            if not recompute_untrusted:
+                raise
+            logger.warning("golden: %s; not trusted, recording the set again", one_line(exc, 300))
+    if existing is not None:
         keys = [*request, *({"input_ranges"} & set(existing.manifest) - set(request))]
         mismatched = [k for k in keys if existing.manifest.get(k) != request.get(k)]
         if not mismatched:
@@ -297,7 +319,7 @@ def make_or_load_golden(
         "tolerances": to_mapping(tolerances),
         "cases": [{"label": c.label, "dims": c.dims} for c in cases],
     }
-    _write_golden(directory, manifest, cases)
+    manifest = _write_golden(directory, manifest, cases)
     return GoldenSet(directory, manifest, cases), False
 
 
@@ -320,8 +342,9 @@ def _check_batch_fits(model: onnx.ModelProto, batch: int) -> None:
             )
 
 
-def _write_golden(directory: Path, manifest: dict, cases: list[GoldenCase]) -> None:
-    """Write the set into a staging folder beside ``directory``, then move it into place.
+def _write_golden(directory: Path, manifest: dict, cases: list[GoldenCase]) -> dict:
+    """Write the set into a staging folder beside ``directory``, then move it into place; the
+    manifest as written (with its digests, :func:`with_digests`).
 
     A failure leaves no half-written set: a new folder appears only complete; an existing one
     loses its manifest first (an incomplete set is never reused) and gets the manifest last.
@@ -334,11 +357,12 @@ def _write_golden(directory: Path, manifest: dict, cases: list[GoldenCase]) -> N
             for kind in ("inputs", "outputs"):
                 with open(staging / f"{case.label}.{kind}.npz", "wb") as handle:
                     np.savez(handle, **getattr(case, kind))
+        manifest = with_digests(manifest, staging)
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
         if not directory.exists():
             os.chmod(staging, 0o777 & ~current_umask())
             os.rename(staging, directory)
-            return
+            return manifest
         (directory / "manifest.json").unlink(missing_ok=True)
         for old in directory.glob("*.npz"):
             if old.name.endswith((".inputs.npz", ".outputs.npz")) and LABEL.match(old.name.split(".")[0]):
@@ -347,6 +371,7 @@ def _write_golden(directory: Path, manifest: dict, cases: list[GoldenCase]) -> N
             if path.name != "manifest.json":
                 os.replace(path, directory / path.name)
         os.replace(staging / "manifest.json", directory / "manifest.json")
+        return manifest
     except OSError as exc:
         raise GoldenError(
             f"{directory}: cannot write the golden set ({exc.strerror or one_line(exc, 200)}); no set was written"
@@ -354,6 +379,45 @@ def _write_golden(directory: Path, manifest: dict, cases: list[GoldenCase]) -> N
     finally:
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def case_files(manifest: Mapping) -> list[str]:
+    """The array file names of a manifest's cases."""
+    return [f"{entry['label']}.{kind}.npz" for entry in manifest["cases"] for kind in ("inputs", "outputs")]
+
+
+def with_digests(manifest: Mapping, folder: Path) -> dict:
+    """``manifest`` with ``files`` (SHA-256 of each case file in ``folder``) and ``digest``
+    (of every other field): what :func:`verify_digests` checks. The one place digests are made."""
+    sealed = {k: v for k, v in manifest.items() if k not in ("files", "digest")}
+    sealed["files"] = {name: file_digest(folder / name) for name in case_files(manifest)}
+    sealed["digest"] = json_digest({k: v for k, v in sealed.items() if k != "digest"})
+    return sealed
+
+
+def verify_digests(manifest: Mapping, folder: Path) -> None:
+    """GoldenIntegrityError naming the manifest or the file that does not match its digest."""
+    where = folder / "manifest.json"
+    files, digest = manifest.get("files"), manifest.get("digest")
+    if not isinstance(files, dict) or not isinstance(digest, str):
+        raise GoldenIntegrityError(
+            f"{where}: no content digests (recorded by an older graphkit, or edited); "
+            "cannot verify the set: record it again (golden make --regenerate, apply --regenerate-golden)"
+        )
+    if json_digest({k: v for k, v in manifest.items() if k != "digest"}) != digest:
+        raise GoldenIntegrityError(f"{where}: the manifest does not match its digest (edited after recording)")
+    expected = case_files(manifest)
+    if sorted(files) != sorted(expected):
+        raise GoldenIntegrityError(f"{where}: the digests list other files than the cases ({', '.join(expected)})")
+    for name in expected:
+        try:
+            actual = file_digest(folder / name)
+        except OSError as exc:
+            raise GoldenIntegrityError(f"{folder / name}: unreadable ({exc.strerror or one_line(exc, 120)})") from exc
+        if actual != files[name]:
+            raise GoldenIntegrityError(
+                f"{folder / name}: does not match the digest in its manifest (changed after recording)"
+            )
 
 
 def load_golden(directory: str | os.PathLike) -> GoldenSet:
@@ -387,6 +451,7 @@ def load_golden(directory: str | os.PathLike) -> GoldenSet:
         cases.append(GoldenCase(entry["label"], entry["dims"], arrays["inputs"], arrays["outputs"]))
     golden = GoldenSet(directory, manifest, cases)
     golden.tolerances.check_outputs(golden.output_ranks(), f"{where}: tolerances")
+    verify_digests(manifest, directory)  # last: a malformed field is reported as itself first
     return golden
 
 
