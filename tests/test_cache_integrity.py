@@ -12,7 +12,8 @@ import onnx
 import pytest
 
 from graphkit.check.compare import Tolerance, Tolerances
-from graphkit.check.golden import GoldenIntegrityError, load_golden, make_or_load_golden
+from graphkit.check.golden import load_golden, make_or_load_golden
+from graphkit.check.golden_integrity import GoldenIntegrityError
 from graphkit.check.golden_validation import validate_against_golden
 from graphkit.check.validation_cache import ValidationCache, cached_golden_validation, golden_hash
 from graphkit.ir.model_io import content_hash

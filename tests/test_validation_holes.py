@@ -23,7 +23,8 @@ import pytest
 from onnx import numpy_helper
 
 from graphkit.check.compare import Tolerance, Tolerances, compare_array
-from graphkit.check.golden import load_golden, make_or_load_golden, with_digests
+from graphkit.check.golden import load_golden, make_or_load_golden
+from graphkit.check.golden_integrity import with_digests
 from graphkit.check.golden_validation import validate_against_golden
 from graphkit.check.region import check_region
 from graphkit.ir.model_io import clone, save_model

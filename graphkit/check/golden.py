@@ -13,7 +13,8 @@ seed, input spec, batch sizes); a mismatch is an error, never a silent regenerat
 Integrity: the manifest records the SHA-256 of every array file (``files``) and a ``digest``
 of itself (every other field: model hash, producer, cases, tolerances, format, the file
 digests). Both are written by the code that records the set (:func:`_write_golden`) and
-checked on every load; a set that does not verify raises :class:`GoldenIntegrityError`. A set
+checked on every load (:mod:`graphkit.check.golden_integrity`); a set that does not verify raises
+:class:`~graphkit.check.golden_integrity.GoldenIntegrityError`. A set
 in graphkit's cache is then recorded again with a warning (``recompute_untrusted``); a folder
 the user named is an error (its reference outputs may not be reproducible here).
 Dynamic batch is covered by one case per batch size.
@@ -46,6 +47,7 @@ import numpy as np
 import onnx
 
 from graphkit.check.compare import Tolerances
+from graphkit.check.golden_integrity import verify_digests, with_digests
 from graphkit.check.golden_validation import (
     ort_error_text,
 )
@@ -68,7 +70,6 @@ from graphkit.runtime.ort import (
 )
 from graphkit.util.errors import GoldenError, GraphkitError, InputError, SpecError, one_line
 from graphkit.util.files import current_umask
-from graphkit.util.integrity import file_digest, json_digest
 from graphkit.util.typed_config import from_mapping, to_mapping
 
 FORMAT = "graphkit-golden/1"
@@ -77,10 +78,6 @@ LABEL = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_MANIFEST_BYTES = 16 * 2**20
 
 logger = logging.getLogger(__name__)
-
-
-class GoldenIntegrityError(GoldenError):
-    """A golden set whose files or manifest do not match the digests it was recorded with."""
 
 
 @dataclass
@@ -379,45 +376,6 @@ def _write_golden(directory: Path, manifest: dict, cases: list[GoldenCase]) -> d
     finally:
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)
-
-
-def case_files(manifest: Mapping) -> list[str]:
-    """The array file names of a manifest's cases."""
-    return [f"{entry['label']}.{kind}.npz" for entry in manifest["cases"] for kind in ("inputs", "outputs")]
-
-
-def with_digests(manifest: Mapping, folder: Path) -> dict:
-    """``manifest`` with ``files`` (SHA-256 of each case file in ``folder``) and ``digest``
-    (of every other field): what :func:`verify_digests` checks. The one place digests are made."""
-    sealed = {k: v for k, v in manifest.items() if k not in ("files", "digest")}
-    sealed["files"] = {name: file_digest(folder / name) for name in case_files(manifest)}
-    sealed["digest"] = json_digest({k: v for k, v in sealed.items() if k != "digest"})
-    return sealed
-
-
-def verify_digests(manifest: Mapping, folder: Path) -> None:
-    """GoldenIntegrityError naming the manifest or the file that does not match its digest."""
-    where = folder / "manifest.json"
-    files, digest = manifest.get("files"), manifest.get("digest")
-    if not isinstance(files, dict) or not isinstance(digest, str):
-        raise GoldenIntegrityError(
-            f"{where}: no content digests (recorded by an older graphkit, or edited); "
-            "cannot verify the set: record it again (golden make --regenerate, apply --regenerate-golden)"
-        )
-    if json_digest({k: v for k, v in manifest.items() if k != "digest"}) != digest:
-        raise GoldenIntegrityError(f"{where}: the manifest does not match its digest (edited after recording)")
-    expected = case_files(manifest)
-    if sorted(files) != sorted(expected):
-        raise GoldenIntegrityError(f"{where}: the digests list other files than the cases ({', '.join(expected)})")
-    for name in expected:
-        try:
-            actual = file_digest(folder / name)
-        except OSError as exc:
-            raise GoldenIntegrityError(f"{folder / name}: unreadable ({exc.strerror or one_line(exc, 120)})") from exc
-        if actual != files[name]:
-            raise GoldenIntegrityError(
-                f"{folder / name}: does not match the digest in its manifest (changed after recording)"
-            )
 
 
 def load_golden(directory: str | os.PathLike) -> GoldenSet:
