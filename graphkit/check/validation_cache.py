@@ -46,7 +46,7 @@ from graphkit.util.errors import GraphkitError
 from graphkit.util.files import write_text_atomic
 from graphkit.util.integrity import folder_key, seal, seal_matches
 from graphkit.util.typed_config import to_mapping
-from graphkit.util.user_cache import cache_dir
+from graphkit.util.user_cache import cache_dir, prepare_cache_dir
 
 logger = logging.getLogger(__name__)
 SEALED = ("key", "run", "at", "result")
@@ -74,6 +74,7 @@ class ValidationCache:
 
     def __init__(self, directory: Path | None = None, enabled: bool = True, run: str = ""):
         self.directory = Path(directory) if directory is not None else cache_dir("validation")
+        self._in_user_cache = directory is None
         self.enabled = enabled
         self.run = run
         self.hits: list[dict[str, Any]] = []
@@ -141,6 +142,8 @@ class ValidationCache:
             "result": result,
         }
         try:
+            if self._in_user_cache:
+                prepare_cache_dir("validation")  # the cache root gets graphkit's tag
             self.directory.mkdir(parents=True, exist_ok=True)
             secret = self._key_bytes()
             if secret is None:

@@ -28,7 +28,7 @@ from graphkit.runtime.ort import ValidationRuntime, forward_purpose, record_forw
 from graphkit.transform.record import PassRecord
 from graphkit.util.errors import GoldenError, GraphkitError, PipelineSpecError, one_line
 from graphkit.util.typed_config import to_mapping
-from graphkit.util.user_cache import cache_dir
+from graphkit.util.user_cache import prepare_cache_dir
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ def golden_dir(spec: PipelineSpec, source_hash: str, defaults: GoldenDefaults | 
             [spec.golden.seed, defaults.batch_sizes, defaults.dims, defaults.input_ranges], sort_keys=True
         )
         name += "-" + hashlib.sha256(request.encode()).hexdigest()[:8]
-    return cache_dir("golden") / name
+    return prepare_cache_dir("golden") / name
 
 
 def make_golden(
