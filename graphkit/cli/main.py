@@ -33,6 +33,12 @@ from graphkit.util.signals import (
 
 # Everything else is imported once the signal handlers are in place (see main).
 
+# onnxruntime (1.32) writes a telemetry device id under ~/.cache/Microsoft on its first session;
+# graphkit writes nothing outside the run folder and its own cache, so the CLI opts out (before
+# onnxruntime is imported; a user's explicit ORT_DISABLE_TELEMETRY=0 is kept). Ray's workers
+# inherit it.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+
 COMMAND_MODULES = (
     "passes",
     "apply",
