@@ -63,7 +63,7 @@ def test_clear_removes_graphkits_entries_and_leaves_everything_else(tmp_path, cl
     assert (root / MARKER).read_text().startswith("Signature: 8a477f597d28d172789f06886806bc55")
     listing = json.loads(cli("cache", "ls", "--json").stdout)
     assert sorted(e["kind"] for e in listing["entries"]) == ["golden", "validation"]
-    assert len(listing["not_graphkits"]) == 4
+    assert len(listing["left_alone"]) == 4
     for foreign in (root / "golden" / "notes.txt", root / "golden" / "mine", root / "golden" / "linked"):
         assert "not a cache entry graphkit wrote" in error_line(cli("cache", "clear", foreign))
     cleared = cli("cache", "clear")

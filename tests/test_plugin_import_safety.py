@@ -27,30 +27,19 @@ sleeper = sleeps_on_import:Backend
 
 
 @pytest.fixture
-def hostile_site(tmp_path) -> Path:
-    """An installed distribution whose plug-ins misbehave when imported."""
-    site = tmp_path / "site"
-    info = site / "hostile-0.1.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: hostile\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text(ENTRY_POINTS)
-    (site / "exits_on_import.py").write_text("import sys\nsys.exit(0)\n")
-    (site / "interrupts_on_import.py").write_text("raise KeyboardInterrupt\n")
-    (site / "sleeps_on_import.py").write_text("import time\nopen(__file__ + '.started', 'w').close()\ntime.sleep(60)\n")
-    return site
-
-
-def run(args, site: Path, cwd: Path, env_extra=None, **kwargs):
-    env = {**os.environ, "PYTHONPATH": str(site), "GRAPHKIT_NO_PROGRESS": "1", **(env_extra or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "graphkit", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=300,
-        **kwargs,
+def hostile_site(make_distribution, monkeypatch) -> Path:
+    """An installed distribution whose plug-ins misbehave when imported (on PYTHONPATH)."""
+    site = make_distribution(
+        "hostile",
+        ENTRY_POINTS,
+        {
+            "exits_on_import": "import sys\nsys.exit(0)\n",
+            "interrupts_on_import": "raise KeyboardInterrupt\n",
+            "sleeps_on_import": "import time\nopen(__file__ + '.started', 'w').close()\ntime.sleep(60)\n",
+        },
     )
+    monkeypatch.setenv("PYTHONPATH", str(site))
+    return site
 
 
 def assert_one_line_exit_2(result, *needles):
@@ -61,21 +50,21 @@ def assert_one_line_exit_2(result, *needles):
         assert needle in lines[-1], lines[-1]
 
 
-def test_a_stage_that_calls_sys_exit_0_on_import_does_not_end_apply_with_success(hostile_site, tmp_path):
+def test_a_stage_that_calls_sys_exit_0_on_import_does_not_end_apply_with_success(hostile_site, tmp_path, cli):
     pipeline = tmp_path / "p.yaml"
     pipeline.write_text(
         "name: p\nsource: {builtin: demo}\ngolden: {batch_sizes: [1]}\npasses: [eliminate-noops]\n"
         "handoff:\n  exiter: {}\n"
     )
-    result = run(["apply", pipeline, "-o", tmp_path / "run"], hostile_site, tmp_path)
+    result = cli("apply", pipeline, "-o", tmp_path / "run")
     assert_one_line_exit_2(result, "stage 'handoff.exiter'", "exits_on_import:STAGE", "SystemExit: 0")
     assert not (tmp_path / "run").exists()
 
 
-def test_a_backend_that_raises_keyboardinterrupt_on_import_is_an_error_not_a_ctrl_c(hostile_site, tmp_path):
+def test_a_backend_that_raises_keyboardinterrupt_on_import_is_an_error_not_a_ctrl_c(hostile_site, tmp_path, cli):
     model = tmp_path / "m.onnx"
     onnx.save(demo_model(), str(model))
-    result = run(["perf", model, "--backend", "interrupter", "--output", tmp_path / "perf"], hostile_site, tmp_path)
+    result = cli("perf", model, "--backend", "interrupter", "--output", tmp_path / "perf")
     assert_one_line_exit_2(result, "backend 'interrupter'", "KeyboardInterrupt (raised by the plug-in itself")
     assert "interrupted" not in result.stderr
 
@@ -83,7 +72,7 @@ def test_a_backend_that_raises_keyboardinterrupt_on_import_is_an_error_not_a_ctr
 def test_a_real_ctrl_c_during_a_plugin_import_still_interrupts(hostile_site, tmp_path):
     model = tmp_path / "m.onnx"
     onnx.save(demo_model(), str(model))
-    env = {**os.environ, "PYTHONPATH": str(hostile_site), "GRAPHKIT_NO_PROGRESS": "1"}
+    env = {**os.environ, "GRAPHKIT_NO_PROGRESS": "1"}
     process = subprocess.Popen(
         [sys.executable, "-m", "graphkit", "perf", str(model), "--backend", "sleeper", "--output", str(tmp_path / "p")],
         stdout=subprocess.PIPE,

@@ -67,14 +67,10 @@ def test_a_ray_run_writes_nothing_to_home_or_tmpdir(sandbox, tmp_path):
     assert everything_under(tmp) == []  # no ray/ session folder, no graphkit-ray-* left
 
 
-def test_ctrl_c_while_a_worker_holds_the_model_copy_leaves_nothing_behind(sandbox, tmp_path):
+def test_ctrl_c_while_a_worker_holds_the_model_copy_leaves_nothing_behind(sandbox, tmp_path, make_distribution):
     home, tmp = sandbox
-    site = tmp_path / "site"
-    info = site / "slow-0.1.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: slow\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[graphkit.backends]\nslow = slow_backend:SlowBackend\n")
-    (site / "slow_backend.py").write_text(SLOW_BACKEND)
+    entry_points = "[graphkit.backends]\nslow = slow_backend:SlowBackend\n"
+    site = make_distribution("slow", entry_points, {"slow_backend": SLOW_BACKEND})
     marker = tmp_path / "worker-started"
     model = affine_model(tmp_path / "m.onnx")
     inputs = write_inputs(tmp_path / "in", 4)

@@ -45,7 +45,7 @@ def run(args) -> int:
         listing = list_entries()
         entries = listing.entries
         if args.json:
-            print_json({"root": str(root), "entries": [vars(e) for e in entries], "not_graphkits": listing.foreign})
+            print_json({"root": str(root), "entries": [vars(e) for e in entries], "left_alone": listing.foreign})
             return 0
         print(f"cache: {printable(str(root))}")
         _print_foreign(listing.foreign)
