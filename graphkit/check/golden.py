@@ -9,6 +9,7 @@ Layout of a golden directory::
 
 A golden set is reused only when its manifest matches the request (model hash, producer,
 seed, input spec, batch sizes); a mismatch is an error, never a silent regeneration.
+Dynamic batch is covered by one case per batch size.
 
 Integrity: the manifest records the SHA-256 of every array file (``files``) and a ``digest``
 of itself (every other field: model hash, producer, cases, tolerances, format, the file
@@ -17,7 +18,6 @@ checked on every load (:mod:`graphkit.check.golden_integrity`); a set that does 
 :class:`~graphkit.check.golden_integrity.GoldenIntegrityError`. A set
 in graphkit's cache is then recorded again with a warning (``recompute_untrusted``); a folder
 the user named is an error (its reference outputs may not be reproducible here).
-Dynamic batch is covered by one case per batch size.
 
 A golden set has at least one case and every case at least one output, both when it is made
 and when it is loaded; case labels are plain names (no path can escape the folder). A set is

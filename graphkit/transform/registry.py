@@ -102,7 +102,8 @@ def _load_pass_module(path: Path, resolved: Path) -> None:
     kind = "pass package" if resolved.is_dir() else "pass file"
     try:
         with no_bytecode():  # nothing is written into the user's pass folder
-            import_guarded(lambda: spec.loader.exec_module(module), f"{path}: cannot import {kind}", PassLoadError)
+            load = spec.loader.exec_module
+            import_guarded(lambda: load(module), f"{path}: cannot import {kind}", PassLoadError, keep=(PassLoadError,))
     except BaseException:
         for name in [m for m in sys.modules if m == module_name or m.startswith(module_name + ".")]:
             del sys.modules[name]

@@ -62,16 +62,17 @@ def _raised(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {one_line(exc, 300)}"
 
 
-def import_guarded(load: Callable[[], T], what: str, error: type[GraphkitError] = GraphkitError) -> T:
+def import_guarded(load: Callable[[], T], what: str, error: type[GraphkitError] = GraphkitError, keep: tuple = ()) -> T:
     """``load()`` (an import of a plug-in); anything it raises, ``SystemExit`` and a
     ``KeyboardInterrupt`` of its own included, becomes ``error("{what}: {exception}")``.
 
-    GraphkitErrors pass through as they are; so does a real SIGINT/SIGTERM delivered meanwhile.
+    Exceptions of the types in ``keep`` pass through as they are (errors that already name the
+    plug-in); so does a real SIGINT/SIGTERM delivered meanwhile.
     """
     with signals_seen() as seen:
         try:
             return load()
-        except GraphkitError:
+        except keep:
             raise
         except (Exception, SystemExit, KeyboardInterrupt) as exc:  # noqa: BLE001 - a plug-in may raise anything
             if seen or (seen is None and isinstance(exc, KeyboardInterrupt)):
