@@ -70,6 +70,7 @@ def test_clear_removes_graphkits_entries_and_leaves_everything_else(tmp_path, cl
     assert cleared.returncode == 0, cleared.stderr
     assert "removed 2 entries" in cleared.stdout and "left alone: 4 item(s) graphkit did not write" in cleared.stdout
     assert not golden_folder.exists() and not list((root / "validation").glob("*.json"))
+    assert (root / "validation" / "graphkit.key").exists()  # the cache's key is not an entry: it stays
     assert (root / "golden" / "notes.txt").exists() and (root / "golden" / "mine" / "a.md").exists()
     assert (root / "validation" / "readme.md").exists() and (root.parent / "outside" / "manifest.json").exists()
 

@@ -17,7 +17,7 @@ always run again and reported in full). Each entry names the run that stored it 
 and time), which the report repeats.
 
 Integrity: every entry is sealed (HMAC-SHA-256, :mod:`graphkit.util.integrity`) over its key,
-its result and its run, under a key kept in the cache folder (``.graphkit-key``, mode 0600).
+its result and its run, under a key kept in the cache folder (``graphkit.key``, mode 0600).
 An entry that is corrupt, forged (``{"passed": true}`` written by hand under a rejected
 model's key), moved to another key's file, or whose cases are not the ones asked for is
 ignored with a warning and the check runs again; it is never trusted. Someone who can write

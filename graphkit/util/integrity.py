@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-KEY_FILE = ".graphkit-key"
+KEY_FILE = "graphkit.key"
 KEY_BYTES = 32
 
 
@@ -64,7 +64,7 @@ def arrays_digest(arrays: Mapping[str, np.ndarray], bound_to: Any) -> str:
 
 
 def folder_key(directory: str | os.PathLike) -> bytes | None:
-    """The secret key of a cache folder (``<directory>/.graphkit-key``), made on first use.
+    """The secret key of a cache folder (``<directory>/graphkit.key``), made on first use.
 
     Created with ``O_EXCL`` and mode 0600; a key file that is not a regular file of the right
     size owned by this user, or is readable by others, is replaced (the entries it sealed stop

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from graphkit.util.errors import GraphkitError, one_line
+from graphkit.util.integrity import KEY_FILE
 
 
 def cache_root() -> Path:
@@ -168,7 +169,7 @@ def list_entries() -> CacheListing:
         if not folder.is_dir() or folder.is_symlink():
             continue
         for item in sorted(folder.iterdir()):
-            if item.name.startswith("."):  # a staging folder of a write in progress, the cache key
+            if item.name.startswith(".") or item.name == KEY_FILE:  # a write in progress; the cache's key
                 continue
             if is_entry(item):
                 listing.entries.append(CacheEntry(kind, item.name, str(item), _flat_size(item)))
