@@ -121,6 +121,25 @@ def user_pass_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
+def make_distribution(tmp_path):
+    """``make(name, entry_points, modules)``: an installed distribution under ``tmp_path/site``
+    (its modules plus a ``*.dist-info`` whose ``entry_points.txt`` is given), as pip would leave
+    it; put the returned folder on PYTHONPATH."""
+
+    def make(name: str, entry_points: str, modules: dict[str, str]) -> Path:
+        site = tmp_path / "site"
+        info = site / f"{name}-0.1.dist-info"
+        info.mkdir(parents=True)
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+        (info / "entry_points.txt").write_text(entry_points)
+        for module, text in modules.items():
+            (site / f"{module}.py").write_text(text)
+        return site
+
+    return make
+
+
+@pytest.fixture
 def cli():
     """The run_cli helper as a fixture."""
     return run_cli

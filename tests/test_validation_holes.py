@@ -24,6 +24,7 @@ from onnx import numpy_helper
 
 from graphkit.check.compare import compare_array
 from graphkit.check.golden import load_golden, make_or_load_golden
+from graphkit.check.golden_integrity import with_digests
 from graphkit.check.golden_validation import validate_against_golden
 from graphkit.check.region import check_region
 from graphkit.ir.model_io import clone, save_model
@@ -173,12 +174,21 @@ def test_region_check_fails_when_only_the_rewritten_region_cannot_run():
     assert "failed to run where the original runs" in check.first_failure()
 
 
+def reseal_golden(folder: Path) -> None:
+    """Record fresh digests for a golden folder edited on purpose (a set recorded that way)."""
+    manifest = json.loads((folder / "manifest.json").read_text())
+    (folder / "manifest.json").write_text(json.dumps(with_digests(manifest, folder)))
+
+
 def test_validate_with_a_wrong_dtype_golden_input_fails(tmp_path, cli):
     model_path = save_model(demo_model(), tmp_path / "m.onnx")
     make_or_load_golden(demo_model(), tmp_path / "g", batch_sizes=[1, 2])
     with np.load(tmp_path / "g" / "b1.inputs.npz") as data:
         inputs = {k: data[k].astype(np.float64) for k in data.files}
     np.savez(tmp_path / "g" / "b1.inputs.npz", **inputs)
+    tampered = cli("validate", model_path, "--golden", tmp_path / "g")  # edited after recording: not trusted
+    assert tampered.returncode == 2 and "b1.inputs.npz: does not match the digest in its manifest" in tampered.stderr
+    reseal_golden(tmp_path / "g")  # as if it had been recorded with float64 inputs
     result = cli("validate", model_path, "--golden", tmp_path / "g")
     assert result.returncode == 1, result.stdout
     assert "PASSED" not in result.stdout
@@ -645,6 +655,7 @@ def test_golden_values_with_nan_and_inf_compare_by_position(tmp_path):
     outputs = golden.cases[0].outputs
     outputs["prob"][0, 0, 0, 0] = np.nan
     np.savez(tmp_path / "g" / "b1.outputs.npz", **outputs)
+    reseal_golden(tmp_path / "g")
     result = validate_against_golden(demo_model(), load_golden(tmp_path / "g"))
     assert not result.passed and "1 NaN/inf mismatch" in result.first_failure()
 

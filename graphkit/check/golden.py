@@ -14,6 +14,14 @@ symbolic dim by two sizes alternated over the cases (``b1``, ``b2``, and ``b<N>-
 single batch size: :mod:`graphkit.check.golden_cases`); the user's own data adds cases ``u1``,
 ``u2``... (:mod:`graphkit.check.golden_inputs`). Each manifest case names its ``source``.
 
+Integrity: the manifest records the SHA-256 of every array file (``files``) and a ``digest``
+of itself (every other field: model hash, producer, cases, tolerances, format, the file
+digests). Both are written by the code that records the set (:func:`_write_golden`) and
+checked on every load (:mod:`graphkit.check.golden_integrity`); a set that does not verify raises
+:class:`~graphkit.check.golden_integrity.GoldenIntegrityError`. A set
+in graphkit's cache is then recorded again with a warning (``recompute_untrusted``); a folder
+the user named is an error (its reference outputs may not be reproducible here).
+
 A golden set has at least one case and every case at least one output, both when it is made
 and when it is loaded; case labels are plain names (no path can escape the folder). A set is
 written into a staging folder and moved into place, so a failed write (a full disk, an
@@ -44,6 +52,7 @@ import onnx
 
 from graphkit.check.golden_cases import PlannedCase, check_batch_fits, check_request, plan_cases, symbolic_batch
 from graphkit.check.golden_inputs import Distribution, UserCase, apply_distributions
+from graphkit.check.golden_integrity import verify_digests, with_digests
 from graphkit.ir.model_io import content_hash, graph_inputs
 from graphkit.runtime.backend import open_validation_backend
 from graphkit.runtime.feeds import (
@@ -59,7 +68,7 @@ from graphkit.runtime.ort import (
     forward_purpose,
     ort_error_text,
 )
-from graphkit.util.errors import GoldenError, GraphkitError, InputError, one_line
+from graphkit.util.errors import GoldenError, GraphkitError, InputError, SpecError, one_line
 from graphkit.util.files import current_umask
 from graphkit.util.tolerance import Tolerances
 from graphkit.util.typed_config import from_mapping, to_mapping
@@ -194,6 +203,7 @@ def make_or_load_golden(
     runtime: ValidationRuntime | None = None,
     user_cases: Sequence[UserCase] | None = None,
     distributions: Mapping[str, Distribution] | None = None,
+    recompute_untrusted: bool = False,
 ) -> tuple[GoldenSet, bool]:
     """Load the golden set in ``directory`` if its manifest matches, else make it.
 
@@ -211,7 +221,8 @@ def make_or_load_golden(
     records as ``optimization`` (a reused set keeps the level it was made with; validating at
     another level is allowed and noted). ``tolerances`` must name only outputs the model has.
     ``directory=None`` makes the set in memory only: nothing is read or written, and its
-    ``directory`` is :data:`IN_MEMORY`.
+    ``directory`` is :data:`IN_MEMORY`. ``recompute_untrusted`` (for sets in graphkit's cache): a
+    set there that does not load or verify is recorded again with a warning instead of raising.
     """
     runtime = runtime or ValidationRuntime()
     directory = None if directory is None else Path(directory)
@@ -235,8 +246,15 @@ def make_or_load_golden(
         request["user_inputs"] = [{"label": c.label, "digest": c.digest} for c in user_cases]  # not the path
     if distributions:
         request["distributions"] = to_mapping(dict(sorted(distributions.items())))
+    existing = None
     if directory is not None and (directory / "manifest.json").exists() and not regenerate:
-        existing = load_golden(directory)
+        try:
+            existing = load_golden(directory)
+        except (GoldenError, SpecError) as exc:
+            if not recompute_untrusted:
+                raise
+            logger.warning("golden: %s; not trusted, recording the set again", one_line(exc, 300))
+    if existing is not None:
         optional = {"input_ranges", "user_inputs", "distributions"}
         keys = [*request, *(optional & set(existing.manifest) - set(request))]
         mismatched = [k for k in keys if existing.manifest.get(k) != request.get(k)]
@@ -252,7 +270,7 @@ def make_or_load_golden(
     )
     if directory is None:
         return GoldenSet(IN_MEMORY, manifest, cases), False
-    _write_golden(directory, manifest, cases)
+    manifest = _write_golden(directory, manifest, cases)
     return GoldenSet(directory, manifest, cases), False
 
 
@@ -365,8 +383,9 @@ def _declared_ranks(model: onnx.ModelProto) -> dict[str, int]:
     return ranks
 
 
-def _write_golden(directory: Path, manifest: dict, cases: list[GoldenCase]) -> None:
-    """Write the set into a staging folder beside ``directory``, then move it into place.
+def _write_golden(directory: Path, manifest: dict, cases: list[GoldenCase]) -> dict:
+    """Write the set into a staging folder beside ``directory``, then move it into place; the
+    manifest as written (with its digests, :func:`with_digests`).
 
     A failure leaves no half-written set: a new folder appears only complete; an existing one
     loses its manifest first (an incomplete set is never reused) and gets the manifest last.
@@ -379,11 +398,12 @@ def _write_golden(directory: Path, manifest: dict, cases: list[GoldenCase]) -> N
             for kind in ("inputs", "outputs"):
                 with open(staging / f"{case.label}.{kind}.npz", "wb") as handle:
                     np.savez(handle, **getattr(case, kind))
+        manifest = with_digests(manifest, staging)
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
         if not directory.exists():
             os.chmod(staging, 0o777 & ~current_umask())
             os.rename(staging, directory)
-            return
+            return manifest
         (directory / "manifest.json").unlink(missing_ok=True)
         for old in directory.glob("*.npz"):
             if old.name.endswith((".inputs.npz", ".outputs.npz")) and LABEL.match(old.name.split(".")[0]):
@@ -392,6 +412,7 @@ def _write_golden(directory: Path, manifest: dict, cases: list[GoldenCase]) -> N
             if path.name != "manifest.json":
                 os.replace(path, directory / path.name)
         os.replace(staging / "manifest.json", directory / "manifest.json")
+        return manifest
     except OSError as exc:
         raise GoldenError(
             f"{directory}: cannot write the golden set ({exc.strerror or one_line(exc, 200)}); no set was written"
@@ -432,6 +453,7 @@ def load_golden(directory: str | os.PathLike) -> GoldenSet:
         cases.append(GoldenCase(entry["label"], entry["dims"], arrays["inputs"], arrays["outputs"]))
     golden = GoldenSet(directory, manifest, cases)
     golden.tolerances.check_outputs(golden.output_ranks(), f"{where}: tolerances")
+    verify_digests(manifest, directory)  # last: a malformed field is reported as itself first
     return golden
 
 

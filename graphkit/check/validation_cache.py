@@ -13,8 +13,16 @@ result depends on:
 The intra-op thread count is *not* in the key: it only changes the order of float reductions
 (differences of a few ulps, far inside any tolerance), and a key per thread count would make a
 cache filled on one machine useless on another. Failed results are never stored (a failure is
-always run again and reported in full). A corrupt or foreign entry is ignored and rewritten.
-Each entry names the run that stored it (run folder and time), which the report repeats.
+always run again and reported in full). Each entry names the run that stored it (run folder
+and time), which the report repeats.
+
+Integrity: every entry is sealed (HMAC-SHA-256, :mod:`graphkit.util.integrity`) over its key,
+its result and its run, under a key kept in the cache folder (``graphkit.key``, mode 0600).
+An entry that is corrupt, forged (``{"passed": true}`` written by hand under a rejected
+model's key), moved to another key's file, or whose cases are not the ones asked for is
+ignored with a warning and the check runs again; it is never trusted. Someone who can write
+the cache as the same user can also read the key: the seal guards against edited and
+hand-made entries, not against that user (docs/validation.md, "Cache integrity").
 
 Below the files sits an in-memory layer: the golden cases that passed in this run, per model,
 golden set, tolerances and optimization level, whatever subset of cases each check ran. The
@@ -26,6 +34,7 @@ with the files off (``--no-cache``) too. It is not a cache hit from an earlier r
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -40,9 +49,14 @@ from graphkit.check.golden_validation import CaseResult, GoldenValidation, valid
 from graphkit.runtime.ort import ValidationRuntime
 from graphkit.util.errors import GraphkitError
 from graphkit.util.files import write_text_atomic
+from graphkit.util.integrity import folder_key, seal, seal_matches
 from graphkit.util.tolerance import Tolerances
 from graphkit.util.typed_config import to_mapping
-from graphkit.util.user_cache import cache_dir
+from graphkit.util.user_cache import cache_dir, prepare_cache_dir
+
+logger = logging.getLogger(__name__)
+SEALED = ("key", "run", "at", "result")
+"""The fields of an entry its seal covers."""
 
 
 def golden_hash(directory: Path) -> str:
@@ -67,11 +81,18 @@ class ValidationCache:
 
     def __init__(self, directory: Path | None = None, enabled: bool = True, run: str = ""):
         self.directory = Path(directory) if directory is not None else cache_dir("validation")
+        self._in_user_cache = directory is None
         self.enabled = enabled
         self.run = run
         self.hits: list[dict[str, Any]] = []
         self.stored = 0
         self._cases: dict[str, dict[str, CaseResult]] = {}  # the in-memory layer: case key -> label -> passed case
+        self._secret: bytes | None = None
+
+    def _key_bytes(self) -> bytes | None:
+        if self._secret is None:
+            self._secret = folder_key(self.directory)
+        return self._secret
 
     @staticmethod
     def _case_key(
@@ -121,17 +142,31 @@ class ValidationCache:
             return None
         path = self._path(key)
         try:
-            entry = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError, RecursionError):
-            return None
-        if not isinstance(entry, dict) or entry.get("key") != json.loads(json.dumps(key, default=str)):
-            return None
+            text = path.read_text(encoding="utf-8")
+        except (OSError, ValueError):
+            return None  # no entry (or an unreadable one): a miss
+        secret = self._key_bytes()
         try:
-            result = parse(entry["result"])
-        except (KeyError, TypeError, ValueError, AttributeError, IndexError, RecursionError):
-            return None
+            entry = json.loads(text)
+        except (ValueError, RecursionError):
+            entry = None
+        expected = json.loads(json.dumps(key, default=str))
+        trusted = (
+            secret is not None
+            and isinstance(entry, dict)
+            and entry.get("key") == expected
+            and seal_matches(secret, {k: entry.get(k) for k in SEALED}, entry.get("seal"))
+        )
+        result = None
+        if trusted:
+            try:
+                result = parse(entry["result"])
+            except (KeyError, TypeError, ValueError, AttributeError, IndexError, RecursionError):
+                result = None
         passed = result.passed if hasattr(result, "passed") else isinstance(result, dict)
-        if not passed:  # only passed results are stored; anything else is not trusted
+        if not passed:  # only sealed passed results are stored; anything else is not trusted
+            if secret is not None:
+                logger.warning("validation cache: %s does not verify; ignored, checking again", path)
             return None
         self.hits.append({"purpose": purpose, "kind": key["kind"], "run": str(entry.get("run")), "at": entry.get("at")})
         return result
@@ -147,7 +182,14 @@ class ValidationCache:
             "result": result,
         }
         try:
+            if self._in_user_cache:
+                prepare_cache_dir("validation")  # the cache root gets graphkit's tag
             self.directory.mkdir(parents=True, exist_ok=True)
+            secret = self._key_bytes()
+            if secret is None:
+                return  # a folder that cannot hold the key cannot hold trusted entries
+            entry = json.loads(json.dumps(entry, default=str))  # the seal covers what is read back
+            entry["seal"] = seal(secret, {k: entry[k] for k in SEALED})
             write_text_atomic(self._path(key), json.dumps(entry, default=str))
             self.stored += 1
         except (OSError, GraphkitError):
@@ -183,8 +225,16 @@ def cached_golden_validation(
         labels=labels,
         optimization=runtime.optimization,
     )
+    asked = labels if labels is not None else [case.label for case in golden.cases]
+
+    def parse(result: dict) -> GoldenValidation:
+        validation = GoldenValidation.from_dict(result)
+        if [case.label for case in validation.cases] != list(asked):
+            raise ValueError("the entry's cases are not the ones asked for")
+        return validation
+
     if cache is not None:
-        stored = cache.get(key, purpose, GoldenValidation.from_dict)
+        stored = cache.get(key, purpose, parse)
         if stored is not None:
             cache.remember_cases(stored, model_hash, golden, golden_key, tolerances, runtime)
             return stored, cache.source_of(cache.hits[-1])

@@ -14,7 +14,9 @@ graphkit cache clear
 EXIT_CODES = ""  # never 1
 DESCRIPTION = """The cache folder is $GRAPHKIT_CACHE when set, else $XDG_CACHE_HOME/graphkit, else
 ~/.cache/graphkit. 'ls' lists its entries with their sizes; 'clear' removes every entry, or only
-the paths given (each must be an entry inside the cache folder), and prints what it removed."""
+the paths given (each must be an entry inside the cache folder), and prints what it removed.
+Only what graphkit wrote is listed or removed: a folder without graphkit's CACHEDIR.TAG that holds
+other things is refused, and items graphkit did not write are left alone (and counted)."""
 
 
 def _human(size: int) -> str:
@@ -24,6 +26,12 @@ def _human(size: int) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{size} B"  # pragma: no cover
+
+
+def _print_foreign(foreign: list[str]) -> None:
+    if foreign:
+        shown = ", ".join(printable(p) for p in foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        print(f"left alone: {len(foreign)} item(s) graphkit did not write ({shown})")
 
 
 def add_arguments(parser):
@@ -38,11 +46,13 @@ def add_arguments(parser):
 def run(args) -> int:
     root = cache_root()
     if args.cache_command == "ls":
-        entries = list_entries()
+        listing = list_entries()
+        entries = listing.entries
         if args.json:
-            print_json({"root": str(root), "entries": [vars(e) for e in entries]})
+            print_json({"root": str(root), "entries": [vars(e) for e in entries], "left_alone": listing.foreign})
             return 0
         print(f"cache: {printable(str(root))}")
+        _print_foreign(listing.foreign)
         if not entries:
             print("(empty)")
             return 0
@@ -50,10 +60,11 @@ def run(args) -> int:
         print(format_table(["kind", "entry", "size", "path"], rows))
         print(f"total {_human(sum(e.bytes for e in entries))} in {len(entries)} entries")
         return 0
-    removed = remove_entries(args.paths or None)
+    removed, foreign = remove_entries(args.paths or None)
     if args.json:
-        print_json({"root": str(root), "removed": [vars(e) for e in removed]})
+        print_json({"root": str(root), "removed": [vars(e) for e in removed], "left_alone": foreign})
         return 0
+    _print_foreign(foreign)
     for entry in removed:
         print(f"removed {printable(entry.path)} ({_human(entry.bytes)})")
     print(f"removed {len(removed)} entries, {_human(sum(e.bytes for e in removed))} from {printable(str(root))}")

@@ -33,6 +33,12 @@ from graphkit.util.signals import (
 
 # Everything else is imported once the signal handlers are in place (see main).
 
+# onnxruntime (1.32) writes a telemetry device id under ~/.cache/Microsoft on its first session;
+# graphkit writes nothing outside the run folder and its own cache, so the CLI opts out (before
+# onnxruntime is imported; a user's explicit ORT_DISABLE_TELEMETRY=0 is kept). Ray's workers
+# inherit it.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+
 # Every command, with its one-line help: the top-level --help, --version and completion read
 # this table, so they import no command module (start-up under 0.5 s, benchmarks/startup.py).
 # The command ``NAME`` lives in ``graphkit/cli/<NAME with - as _>.py``.

@@ -28,7 +28,7 @@ from graphkit.runtime.ort import ValidationRuntime, forward_purpose, record_forw
 from graphkit.transform.record import PassRecord
 from graphkit.util.errors import GoldenError, GraphkitError, PipelineSpecError, one_line
 from graphkit.util.typed_config import to_mapping
-from graphkit.util.user_cache import cache_dir
+from graphkit.util.user_cache import prepare_cache_dir
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def golden_dir(
             parts += [[c.digest for c in user_cases or []], to_mapping(spec.golden.distributions)]
         request = json.dumps(parts, sort_keys=True)
         name += "-" + hashlib.sha256(request.encode()).hexdigest()[:8]
-    return cache_dir("golden") / name
+    return prepare_cache_dir("golden") / name
 
 
 def make_golden(
@@ -79,6 +79,7 @@ def make_golden(
             runtime=spec.validate.runtime,
             user_cases=user_cases,
             distributions=spec.golden.distributions,
+            recompute_untrusted=not spec.golden.dir,  # graphkit's cache: a set that does not verify is re-recorded
         )
     except GoldenError as exc:
         if producer is None and _SOURCE_FAILED.search(str(exc)):  # the source itself does not run

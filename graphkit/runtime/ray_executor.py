@@ -17,6 +17,16 @@ ray`` (one item = a shard of input files). The contract:
   that cannot be placed never holds work hostage). A task that raises a :class:`GraphkitError` is not retried:
   the error reaches the caller as that error (one line on the CLI).
 
+Files: a private local instance (no ``address``) keeps every file of its own under one
+temporary folder of this run, ``$TMPDIR/gk-ray-XXXXXXXX/``: Ray's session folder (logs,
+sockets) in ``r/`` (``ray.init(_temp_dir=...)``), and the workers' temporary files (the model
+copy, ``graphkit-ray-model-*``; infer's shards) in ``tmp/`` (their ``TMPDIR``). Ray's
+authentication token is a random one held in ``RAY_AUTH_TOKEN`` for the instance's processes,
+so nothing is written to ``~/.ray/auth_token`` (unless the user set ``RAY_AUTH_MODE``,
+``RAY_AUTH_TOKEN`` or ``RAY_AUTH_TOKEN_PATH``: then Ray's own rules apply). :meth:`RayExecutor.close`
+stops Ray and removes that folder on every exit path (an error, Ctrl-C, SIGTERM). A joined
+cluster (``address``) is the cluster's own: its nodes keep their files where they are set up to.
+
 The worker side (what is shipped, the actor body) is :mod:`graphkit.runtime.ray_worker`.
 Ray is imported only when an executor is started: :func:`require_ray` raises one
 clear line when it is not installed (``pip install 'graphkit-onnx[ray]'``).
@@ -27,6 +37,9 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import secrets
+import shutil
+import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -45,6 +58,31 @@ MAX_REPLACEMENTS = 8
 """How many dead workers one run replaces before it carries on with the survivors."""
 START_TIMEOUT_S = 600.0
 """How long the driver waits for the workers to be placed and to open their sessions."""
+RAY_AUTH_VARIABLES = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
+_PROCESS_TOKEN = secrets.token_hex(32)
+"""The token of the private instances this process starts (one per process: Ray's driver caches
+the first token it reads)."""
+
+
+@contextlib.contextmanager
+def private_instance_environment(scratch: Path):
+    """The environment a private local Ray instance is started in (its processes inherit it):
+    ``TMPDIR`` under ``scratch``, and a token in ``RAY_AUTH_TOKEN`` unless the user configured
+    Ray's authentication. The driver's own environment is restored afterwards."""
+    tempfile.gettempdir()  # the driver keeps its own temporary folder (cached before TMPDIR changes)
+    changes = {"TMPDIR": str(scratch / "tmp")}
+    if not any(os.environ.get(name) for name in RAY_AUTH_VARIABLES):
+        changes["RAY_AUTH_TOKEN"] = _PROCESS_TOKEN
+    previous = {name: os.environ.get(name) for name in changes}
+    os.environ.update(changes)
+    try:
+        yield
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @dataclass
@@ -147,6 +185,7 @@ class RayExecutor:
         self._worker_args: tuple = ()
         self._first_submit: float | None = None
         self._last_result: float | None = None
+        self.scratch: Path | None = None
 
     def __enter__(self) -> RayExecutor:
         return self
@@ -203,7 +242,10 @@ class RayExecutor:
             if self.settings.address:
                 ray.init(address=self.settings.address, **kwargs)
             else:
-                ray.init(**kwargs)
+                self.scratch = Path(tempfile.mkdtemp(prefix="gk-ray-"))  # short: Ray's socket paths must fit 107 bytes
+                (self.scratch / "tmp").mkdir()
+                with private_instance_environment(self.scratch):
+                    ray.init(_temp_dir=str(self.scratch / "r"), **kwargs)
         except Exception as exc:  # noqa: BLE001 - Ray raises ConnectionError, RuntimeError, ValueError...
             where = f"the cluster at {self.settings.address}" if self.settings.address else "a local Ray instance"
             raise GraphkitError(f"ray: cannot start or join {where} ({one_line(exc, 200)})") from exc
@@ -386,7 +428,15 @@ class RayExecutor:
         }
 
     def close(self) -> None:
-        """Stop the workers; stop Ray when this executor started it."""
+        """Stop the workers; stop Ray when this executor started it, and remove its files."""
+        try:
+            self._stop()
+        finally:
+            if self.scratch is not None:
+                shutil.rmtree(self.scratch, ignore_errors=True)
+                self.scratch = None
+
+    def _stop(self) -> None:
         try:
             ray = require_ray()
         except GraphkitError:

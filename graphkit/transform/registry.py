@@ -20,9 +20,8 @@ from pathlib import Path
 
 from graphkit.transform.group import GROUP_KEY
 from graphkit.transform.pass_base import Pass
-from graphkit.util.errors import GraphkitError, PassLoadError, UnknownPassError, one_line, printable
-from graphkit.util.plugin_registry import Registry
-from graphkit.util.signals import signals_seen
+from graphkit.util.errors import GraphkitError, PassLoadError, UnknownPassError, printable
+from graphkit.util.plugin_registry import Registry, import_guarded, no_bytecode
 from graphkit.util.typed_config import close_names
 
 KEBAB = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
@@ -109,13 +108,9 @@ def _load_pass_module(path: Path, resolved: Path) -> None:
     sys.modules[module_name] = module
     kind = "pass package" if resolved.is_dir() else "pass file"
     try:
-        with signals_seen() as seen:
-            try:
-                spec.loader.exec_module(module)
-            except (Exception, SystemExit, KeyboardInterrupt) as exc:
-                if seen or (seen is None and isinstance(exc, KeyboardInterrupt)) or isinstance(exc, PassLoadError):
-                    raise  # a real Ctrl-C/SIGTERM, or our own error
-                raise PassLoadError(f"{path}: cannot import {kind}: {exc.__class__.__name__}: {one_line(exc)}") from exc
+        with no_bytecode():  # nothing is written into the user's pass folder
+            load = spec.loader.exec_module
+            import_guarded(lambda: load(module), f"{path}: cannot import {kind}", PassLoadError, keep=(PassLoadError,))
     except BaseException:
         for name in [m for m in sys.modules if m == module_name or m.startswith(module_name + ".")]:
             del sys.modules[name]

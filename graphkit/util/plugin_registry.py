@@ -11,16 +11,25 @@ One mechanism for every extension point (pipeline sources and stages, inference 
 An entry that fails to import is a :class:`~graphkit.util.errors.GraphkitError` naming the
 group, the name and the reference, not a traceback. The registry imports nothing it is given
 until a name is looked up, so a base module never imports its plugins.
+
+Every import of someone else's code (entry points here, pass files and pass packages in
+:mod:`graphkit.transform.registry`) goes through :func:`import_guarded`: a plug-in that calls
+``sys.exit(0)`` or raises ``KeyboardInterrupt`` while it is imported cannot end the command
+(with success or otherwise); it becomes one error line naming it. Only a real SIGINT/SIGTERM
+(seen by :func:`graphkit.util.signals.signals_seen`) still ends the command.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
-from collections.abc import Iterator, MutableMapping
+import sys
+from collections.abc import Callable, Iterator, MutableMapping
 from importlib import metadata
 from typing import Any, Generic, TypeVar
 
 from graphkit.util.errors import GraphkitError, one_line
+from graphkit.util.signals import signals_seen
 
 T = TypeVar("T")
 
@@ -32,6 +41,43 @@ def resolve(reference: str) -> Any:
     for part in filter(None, attr.split(".")):
         obj = getattr(obj, part)
     return obj
+
+
+@contextlib.contextmanager
+def no_bytecode() -> Iterator[None]:
+    """Within the block, imports write no ``__pycache__`` (into a user's folders, say)."""
+    previous = sys.dont_write_bytecode
+    sys.dont_write_bytecode = True
+    try:
+        yield
+    finally:
+        sys.dont_write_bytecode = previous
+
+
+def _raised(exc: BaseException) -> str:
+    if isinstance(exc, SystemExit):
+        return f"SystemExit: {exc.code} (it called sys.exit while being imported)"
+    if isinstance(exc, KeyboardInterrupt):
+        return "KeyboardInterrupt (raised by the plug-in itself, not a Ctrl-C)"
+    return f"{type(exc).__name__}: {one_line(exc, 300)}"
+
+
+def import_guarded(load: Callable[[], T], what: str, error: type[GraphkitError] = GraphkitError, keep: tuple = ()) -> T:
+    """``load()`` (an import of a plug-in); anything it raises, ``SystemExit`` and a
+    ``KeyboardInterrupt`` of its own included, becomes ``error("{what}: {exception}")``.
+
+    Exceptions of the types in ``keep`` pass through as they are (errors that already name the
+    plug-in); so does a real SIGINT/SIGTERM delivered meanwhile.
+    """
+    with signals_seen() as seen:
+        try:
+            return load()
+        except keep:
+            raise
+        except (Exception, SystemExit, KeyboardInterrupt) as exc:  # noqa: BLE001 - a plug-in may raise anything
+            if seen or (seen is None and isinstance(exc, KeyboardInterrupt)):
+                raise  # a real Ctrl-C or SIGTERM
+            raise error(f"{what}: {_raised(exc)}") from exc
 
 
 class Registry(MutableMapping[str, T], Generic[T]):
@@ -68,13 +114,11 @@ class Registry(MutableMapping[str, T], Generic[T]):
         value = self._entries[name]
         if name not in self._loaded:
             reference = value if isinstance(value, str) else getattr(value, "value", repr(value))
-            try:
-                value = resolve(value) if isinstance(value, str) else value.load()
-            except Exception as exc:  # noqa: BLE001 - a broken plugin is one line, never a traceback
-                raise GraphkitError(
-                    f"{self.what} '{name}' ({reference}, entry point group {self.group}) "
-                    f"does not load: {type(exc).__name__}: {one_line(exc, 300)}"
-                ) from exc
+            entry = value
+            value = import_guarded(
+                lambda: resolve(entry) if isinstance(entry, str) else entry.load(),
+                f"{self.what} '{name}' ({reference}, entry point group {self.group}) does not load",
+            )
             self._entries[name] = value
             self._loaded.add(name)
         return value

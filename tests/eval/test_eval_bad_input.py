@@ -118,6 +118,28 @@ def test_damaged_state_files_are_recomputed_with_a_warning(tiny_voc, classifier_
     assert summary["metrics"] == clean["metrics"]
 
 
+def test_a_zeroed_or_copied_state_file_whose_counts_fit_is_recomputed(tiny_voc, classifier_model, tmp_path, capsys):
+    """The attack: np.savez a zeroed confusion matrix (counts that fit the image) over a finished
+    image, and copy another image's state over a third; a resumed run must not count either."""
+    names = [s.name for s in read_samples(tiny_voc)][:3]
+    clean = run_eval(spec_for(tiny_voc, limit=3), classifier_model, tmp_path / "clean", progress=False)
+    out = tmp_path / "run"
+    shutil.copytree(tmp_path / "clean", out)
+    state = out / "state"
+    with np.load(state / f"{names[0]}.npz") as data:
+        arrays = {key: data[key] for key in data.files}
+    arrays["conf"] = np.zeros_like(arrays["conf"])  # fits every check on counts and shapes
+    np.savez(state / f"{names[0]}.npz", **arrays)  # the digest is kept, but no longer matches
+    shutil.copyfile(state / f"{names[2]}.npz", state / f"{names[1]}.npz")  # another image's record
+    capsys.readouterr()
+    summary = run_eval(spec_for(tiny_voc, limit=3), classifier_model, out, progress=False)
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("graphkit: warning:")]
+    assert len(warnings) == 2 and all("does not match its digest" in w for w in warnings), warnings
+    assert sorted(summary["images"]["recomputed_untrusted_state"]) == sorted(names[:2])
+    assert summary["images"]["computed_this_run"] == 2 and summary["images"]["resumed"] == 1
+    assert summary["metrics"] == clean["metrics"]
+
+
 def test_other_damage_kinds_are_recomputed(tiny_voc, classifier_model, tmp_path, capsys):
     names = [s.name for s in read_samples(tiny_voc)][:3]
     clean = run_eval(spec_for(tiny_voc, limit=3), classifier_model, tmp_path / "clean", progress=False)

@@ -3,6 +3,12 @@
 A job is a plain picklable :class:`ImageJob`; :func:`postprocess_image` returns a small
 :class:`ImageRecord` and, last of all, writes the image's state file (``state/<name>.npz``).
 A state file therefore means "this image is fully done"; a resumed run skips exactly those.
+
+A state file carries a ``digest`` (SHA-256, :func:`graphkit.util.integrity.arrays_digest`) of
+its arrays bound to the image's name and to the run record ``run.json`` (model fingerprint and
+result settings): a state file edited after it was written (a zeroed confusion matrix), copied
+from another image or from a run with another model or settings does not verify, and a resumed
+run recomputes that image with a warning.
 """
 
 from __future__ import annotations
@@ -13,12 +19,14 @@ from pathlib import Path
 import numpy as np
 
 from graphkit.util.files import atomic_path
+from graphkit.util.integrity import arrays_digest, file_digest
 from graphkit.wseg.eval.crf import CrfParams, crf_labels
 from graphkit.wseg.eval.merge import class_presence, finish_merge
 from graphkit.wseg.eval.metrics import confusion_matrix
 from graphkit.wseg.eval.outputs import overlay_panel, save_index_png, save_panel
 
 STATE_DIR = "state"
+RUN_FILE = "run.json"
 MASK_DIR = "masks"
 CRF_MASK_DIR = "masks_crf"
 OVERLAY_DIR = "overlays"
@@ -109,10 +117,20 @@ def postprocess_image(job: ImageJob) -> ImageRecord:
     return result.record
 
 
+def _binding(out_dir: str | Path, name: str) -> dict:
+    """What a state file's digest is bound to: the image and the run record (model, settings)."""
+    try:
+        run = file_digest(Path(out_dir) / RUN_FILE)
+    except OSError:
+        run = None
+    return {"image": name, "run": run}
+
+
 def write_state(out_dir: Path, record: ImageRecord, image_hw) -> None:
     arrays = {"conf": record.conf, "present": record.present, "hw": np.asarray(image_hw, dtype=np.int64)}
     if record.conf_crf is not None:
         arrays["conf_crf"] = record.conf_crf
+    arrays["digest"] = np.asarray(arrays_digest(arrays, _binding(out_dir, record.name)))
 
     with atomic_path(state_path(out_dir, record.name)) as tmp, open(tmp, "wb") as handle:
         np.savez(handle, **arrays)
@@ -125,7 +143,8 @@ class StateError(Exception):
 def read_state(out_dir: str | Path, name: str, num_classes: int | None = None, crf: bool | None = None) -> ImageRecord:
     """The record of a finished image; :class:`StateError` when the file is not one we wrote.
 
-    Checked: a readable npz without pickles; ``conf`` (and ``conf_crf`` exactly when ``crf``)
+    Checked: a readable npz without pickles; its ``digest`` (the arrays, this image's name and
+    the run record ``run.json``); ``conf`` (and ``conf_crf`` exactly when ``crf``)
     [C, C] non-negative integers whose total fits ``hw``; ``present`` [C-1] of 0/1; ``hw`` two
     positive integers.
     """
@@ -135,6 +154,13 @@ def read_state(out_dir: str | Path, name: str, num_classes: int | None = None, c
             arrays = {key: data[key] for key in data.files}
     except Exception as exc:  # noqa: BLE001 - zip, zlib, npy header, OS errors: all mean "unreadable"
         raise StateError(f"{path}: unreadable ({exc.__class__.__name__}: {exc})") from exc
+    digest = arrays.pop("digest", None)
+    if digest is None or digest.shape != () or digest.dtype.kind != "U":
+        raise StateError(f"{path}: no digest (written by an older graphkit, or edited)")
+    if str(digest) != arrays_digest(arrays, _binding(out_dir, name)):
+        raise StateError(
+            f"{path}: does not match its digest (edited after it was written, or from another image or run)"
+        )
     return _checked_record(path, name, arrays, num_classes, crf)
 
 

@@ -40,6 +40,7 @@ from graphkit.wseg.eval.image_task import LoadedImage, check_backend, image_job,
 from graphkit.wseg.eval.metrics import image_scores, summarize
 from graphkit.wseg.eval.outputs import metrics_table, save_iou_chart, write_json
 from graphkit.wseg.eval.postprocess import (
+    RUN_FILE,
     STATE_DIR,
     ImageRecord,
     StateError,
@@ -52,7 +53,6 @@ from graphkit.wseg.eval.spec import EvalSpec
 from graphkit.wseg.eval.views import make_views, view_plan
 from graphkit.wseg.eval.voc import EvalDataError, Sample, class_names, load_image, missing_files, read_samples
 
-RUN_FILE = "run.json"
 RANDOM_WEIGHTS_NOTE = "seeded random weights: this mIoU is meaningless, it only shows the pipeline runs"
 
 
