@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 
-from graphkit.fuzz.attempt_builders import make_attempt, signal_attempt
-from graphkit.fuzz.campaign import run_campaign
+from fuzz.attempt_builders import make_attempt, signal_attempt
+from fuzz.campaign import run_campaign
 
 SEED, ATTEMPTS, SIGNALS = 0, 120, 4
 

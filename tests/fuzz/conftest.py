@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from graphkit.fuzz.runner import ForkRunner
+from fuzz.runner import ForkRunner
 
 FAKE_PROGRAM = textwrap.dedent(
     '''

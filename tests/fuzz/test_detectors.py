@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from graphkit.fuzz.attempts import Attempt
-from graphkit.fuzz.campaign import run_attempt
-from graphkit.fuzz.runner import SubprocessRunner
-from graphkit.fuzz.sandbox import INPUTS, OUT
+from fuzz.attempts import Attempt
+from fuzz.campaign import run_attempt
+from fuzz.runner import SubprocessRunner
+from fuzz.sandbox import INPUTS, OUT
 
 
 def _run(runner, tmp_path, fault, command="diff", **fields):
@@ -113,7 +113,7 @@ def test_a_status_the_forkserver_lost_is_read_from_the_childs_record(tmp_path):
     import sys
     import time
 
-    from graphkit.fuzz.runner import ForkRunner
+    from fuzz.runner import ForkRunner
 
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
 
@@ -140,7 +140,7 @@ def test_a_status_the_forkserver_lost_is_read_from_the_childs_record(tmp_path):
 def test_a_traceback_inside_a_json_report_is_data_not_a_crash():
     import json
 
-    from graphkit.fuzz.invariants import traceback_signature
+    from fuzz.invariants import traceback_signature
 
     printed = "Traceback (most recent call last):\n  File \"/x/graphkit/a.py\", line 3, in f\nKeyError: 'k'\n"
     report = json.dumps({"passes": [{"traceback": printed}]}, indent=2)

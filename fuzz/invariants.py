@@ -46,10 +46,10 @@ from pathlib import Path
 
 import numpy as np
 
-from graphkit.fuzz.attempts import Attempt
-from graphkit.fuzz.models import PWNED
-from graphkit.fuzz.runner import Outcome
-from graphkit.fuzz.sandbox import HOME, INPUTS, MPL, THIRD_PARTY, TMP, Changes, inside
+from fuzz.attempts import Attempt
+from fuzz.models import PWNED
+from fuzz.runner import Outcome
+from fuzz.sandbox import HOME, INPUTS, MPL, THIRD_PARTY, TMP, Changes, inside
 from graphkit.ir.shapes import dims_of
 
 EXPECTED_CODES = {0, 1, 2}

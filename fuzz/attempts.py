@@ -2,8 +2,8 @@
 
 :class:`Attempt` and the helpers the per-command builders share (models, golden folders, hostile
 output paths, the values that must be rejected). The builders, and :func:`make_attempt` /
-:func:`signal_attempt` that pick one, are in :mod:`graphkit.fuzz.attempt_builders`. Paths in an
-attempt are relative to the sandbox root (see :mod:`graphkit.fuzz.sandbox`); argv is relative
+:func:`signal_attempt` that pick one, are in :mod:`fuzz.attempt_builders`. Paths in an
+attempt are relative to the sandbox root (see :mod:`fuzz.sandbox`); argv is relative
 to the working folder ``a/b/work``.
 """
 
@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from graphkit.fuzz import goldens, models
-from graphkit.fuzz.choices import Choices
-from graphkit.fuzz.sandbox import DIRECTORY, FIFO, HOME, INPUTS, OUT, ROOT_MARK, WORK, Content
+from fuzz import goldens, models
+from fuzz.choices import Choices
+from fuzz.sandbox import DIRECTORY, FIFO, HOME, INPUTS, OUT, ROOT_MARK, WORK, Content
 from graphkit.ir.shapes import dims_of
 
 HOSTILE_OUTPUTS = ["inputs/a-file/under-it", "/proc/graphkit-fuzz/out", "inputs/fifo", "@@ROOT@@/absolute-out"]

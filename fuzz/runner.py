@@ -1,7 +1,7 @@
 """Running one command line: forked in-process (fast) or as a real subprocess.
 
 Both runners give the command a private working folder, HOME and TMPDIR (see
-:mod:`graphkit.fuzz.sandbox`), stdin from /dev/null, an address-space limit (``RLIMIT_AS``)
+:mod:`fuzz.sandbox`), stdin from /dev/null, an address-space limit (``RLIMIT_AS``)
 and a wall-clock timeout, and put it in its own process group so that a timeout kills
 everything it started.
 
@@ -115,7 +115,7 @@ class ForkRunner:
         self.entry = entry  # a Python file whose main(argv) replaces graphkit's (tests only)
         self.live: set[int] = set()  # process groups of running commands
         self._context = multiprocessing.get_context("forkserver")
-        self._context.set_forkserver_preload(["graphkit.fuzz.preload"])
+        self._context.set_forkserver_preload(["fuzz.preload"])
 
     def start(self, argv: list[str], cwd: Path, env: dict[str, str], logs: Path):
         """Start a command; returns a handle for :meth:`finish`."""
