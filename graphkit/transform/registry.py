@@ -9,6 +9,7 @@ with the closest registered names.
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
 import importlib.util
 import keyword
 import pkgutil
@@ -114,8 +115,9 @@ def _load_pass_module(path: Path, resolved: Path) -> None:
         spec = importlib.util.spec_from_file_location(
             module_name, resolved / "__init__.py", submodule_search_locations=[str(resolved)]
         )
-    else:
-        spec = importlib.util.spec_from_file_location(module_name, resolved)
+    else:  # an explicit loader: a 'x.py' symlink to a file without '.py' has no loader by suffix
+        loader = importlib.machinery.SourceFileLoader(module_name, str(resolved))
+        spec = importlib.util.spec_from_file_location(module_name, resolved, loader=loader)
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
     kind = "pass package" if resolved.is_dir() else "pass file"
