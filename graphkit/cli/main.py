@@ -152,8 +152,9 @@ def _main(argv: list[str]) -> int:
     command = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(command)  # imports the command's module (torch, onnx...): interruptible too
     args = parser.parse_args(argv)
-    if not getattr(args, "_run", None):
-        parser.print_help()
+    if not getattr(args, "_run", None):  # no command, or a command group without its subcommand
+        where = f"graphkit {args.command}" if getattr(args, "command", None) else "graphkit"
+        print(f"graphkit: error: no command given (see '{where} --help')", file=sys.stderr)
         return 2
     try:
         configure_logging(verbosity(args))
