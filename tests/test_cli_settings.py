@@ -82,10 +82,10 @@ def test_fix_input_shape_naming_an_unknown_input_is_bad_input_exit_2(tmp_path, c
     """The option contradicts the model: exit 2 with one error line (was exit 1, 'failed'); no model."""
     save_model(demo_model(), tmp_path / "m.onnx")
     (tmp_path / "p.yaml").write_text(
-        "source:\n  onnx: m.onnx\npasses:\n  - fix-input-shape:\n      shapes: {nope: [1, 3]}\noutput:\n  dir: out\n"
+        f"source:\n  onnx: {tmp_path / 'm.onnx'}\npasses:\n  - fix-input-shape:\n      shapes: {{nope: [1, 3]}}\n"
     )
-    result = cli("apply", tmp_path / "p.yaml")
+    result = cli("apply", tmp_path / "p.yaml", "-o", tmp_path / "run")
     assert result.returncode == 2, result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("graphkit: error:")]
     assert len(errors) == 1 and "input 'nope' that the model does not have" in errors[0]
-    assert not (tmp_path / "out" / "model.onnx").exists()
+    assert not (tmp_path / "run" / "model.onnx").exists()
