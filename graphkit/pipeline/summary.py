@@ -98,7 +98,7 @@ def render_summary(report: RunReport) -> str:
             f"max abs {_errors(final.max_abs)}",
         ]
     handoff = report.stage_results.get("handoff")
-    if handoff:
+    if handoff and "error" not in handoff:  # a failed stage is the run's error line
         counts = handoff.get("precheck", {}).get("counts", {})
         built = handoff.get("build")
         lines.append(
@@ -107,7 +107,7 @@ def render_summary(report: RunReport) -> str:
             f"{handoff.get('script')}" + (f"; built {len(built)} OM(s)" if built else "; not built (atc not run)")
         )
     evaluation = report.stage_results.get("eval")
-    if evaluation:
+    if evaluation and "error" not in evaluation:
         lines.append(
             f"eval:    mIoU (21 classes) {evaluation.get('miou_21_with_background')}, with CRF "
             f"{evaluation.get('miou_21_with_background_crf')}"

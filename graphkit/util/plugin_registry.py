@@ -16,8 +16,9 @@ until a name is looked up, so a base module never imports its plugins.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping
 from importlib import metadata
+from types import ModuleType
 from typing import Any, Generic, TypeVar
 
 from graphkit.util.errors import GraphkitError, one_line
@@ -41,9 +42,11 @@ class Registry(MutableMapping[str, T], Generic[T]):
     Assigning ``registry[name] = obj`` registers (or replaces) ``name``; ``del``/``pop`` removes it.
     """
 
-    def __init__(self, group: str | None, what: str):
+    def __init__(self, group: str | None, what: str, accepts: Callable[[Any], bool] | None = None, expected: str = ""):
         self.group = group
         self.what = what
+        self.accepts = accepts  # what a loaded entry must satisfy (e.g. be a Stage); ``expected`` says it in words
+        self.expected = expected
         self._entries: dict[str, Any] = {}  # name -> object, or "module:attr" not imported yet
         self._loaded: set[str] = set()
         self._scanned = group is None
@@ -75,9 +78,20 @@ class Registry(MutableMapping[str, T], Generic[T]):
                     f"{self.what} '{name}' ({reference}, entry point group {self.group}) "
                     f"does not load: {type(exc).__name__}: {one_line(exc, 300)}"
                 ) from exc
+            self._check(name, reference, value)
             self._entries[name] = value
             self._loaded.add(name)
         return value
+
+    def _check(self, name: str, reference: str, value: Any) -> None:
+        """A loaded entry that is not what this registry holds is one line, not a later traceback."""
+        if self.accepts is None or self.accepts(value):
+            return
+        hint = "; the reference names a module: write 'module:attribute'" if isinstance(value, ModuleType) else ""
+        raise GraphkitError(
+            f"{self.what} '{name}' ({reference}, entry point group {self.group}) is {type(value).__name__}, "
+            f"not {self.expected}{hint}"
+        )
 
     def __setitem__(self, name: str, obj: T) -> None:
         self.register(name, obj)
