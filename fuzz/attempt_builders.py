@@ -34,6 +34,7 @@ from fuzz.attempts import (
 )
 from fuzz.choices import Choices
 from fuzz.sandbox import CACHE, DIRECTORY, FIFO, INPUTS, OUT, WORK
+from fuzz.surfaces import SURFACE_WEIGHTS, SURFACES
 from graphkit.ir.shapes import dims_of
 
 
@@ -379,6 +380,7 @@ COMMANDS: dict[str, Callable[[Choices, Attempt], None]] = {
     "infer": build_infer,
     "eval": build_eval,
     "export": build_export,
+    **SURFACES,
 }
 # How often each command is drawn: the input-heavy commands more, the slow export less.
 WEIGHTS = {
@@ -396,6 +398,7 @@ WEIGHTS = {
     "infer": 2,
     "eval": 2,
     "export": 1,
+    **SURFACE_WEIGHTS,
 }
 
 

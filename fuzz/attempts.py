@@ -43,6 +43,7 @@ class Attempt:
     signal_delay: float = 0.0
     subprocess: bool = False
     timeout: float = 60.0
+    env: dict[str, str] = field(default_factory=dict)  # extra environment (may name @@ROOT@@)
 
     @property
     def key(self) -> str:
@@ -63,6 +64,7 @@ class Attempt:
             "signal": self.signal,
             "signal_delay": round(self.signal_delay, 3),
             "subprocess": self.subprocess,
+            "env": self.env,
             "files": sorted(self.files),
         }
 

@@ -68,7 +68,7 @@ def run_attempt(attempt: Attempt, runner, workdir: Path, keep: bool = False) -> 
     materialize(root, attempt.files, attempt.modes)
     before = snapshot(root)
     argv = [resolve(a, root) for a in attempt.argv]
-    env = environment(root)
+    env = {**environment(root), **{k: resolve(v, root) for k, v in attempt.env.items()}}
     if attempt.subprocess or isinstance(runner, SubprocessRunner):
         sub = runner if isinstance(runner, SubprocessRunner) else SubprocessRunner(runner.memory, entry=runner.entry)
         outcome = sub.run(argv, root / WORK, env, logs, attempt.timeout, attempt.signal, attempt.signal_delay)

@@ -51,7 +51,7 @@ def run_in_process(argv: list[str], cwd: Path, env: dict[str, str]) -> Outcome:
         for fd, handle in files.items():
             os.dup2(handle.fileno(), fd)
         os.environ.update(env)
-        sys.dont_write_bytecode = True  # no __pycache__ in user pass folders
+        sys.dont_write_bytecode = False  # as in real use (a user's Python writes __pycache__)
         tempfile_module.tempdir = None
         os.chdir(cwd)
         try:

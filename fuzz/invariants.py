@@ -28,7 +28,8 @@ Oracles (where the attempt knows the right answer):
   export source...);
 - ``contract_breach_accepted``: a user pass that mutated its input, exited or raised is
   reported applied/unchanged;
-- ``script_injection``: a generated shell script, run with a fake ``atc``, runs injected code.
+- ``script_injection``: a generated shell script, run with a fake ``atc``, runs injected code;
+- ``new_pass_broken``, ``foreign_deleted``, ``reproducer_escapes``: see :mod:`fuzz.surface_checks`.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from fuzz.attempts import Attempt
 from fuzz.models import PWNED
 from fuzz.runner import Outcome
 from fuzz.sandbox import HOME, INPUTS, MPL, THIRD_PARTY, TMP, Changes, inside
+from fuzz.surface_checks import check_surfaces
 from graphkit.ir.shapes import dims_of
 
 EXPECTED_CODES = {0, 1, 2}
@@ -181,8 +183,10 @@ def check_oracles(attempt: Attempt, outcome: Outcome, root: Path) -> list[Violat
         found += _check_scripts(root / attempt.outputs[0] if attempt.outputs else root, root)
     run_dir = attempt.checks.get("apply_out")
     crashed = bool(_TRACEBACK.search(outcome.stdout + "\n" + outcome.stderr))
-    if attempt.command == "apply" and run_dir and code in (0, 1) and not outcome.timed_out and not crashed:
+    applied = attempt.command in ("apply", "apply plug-in") and code in (0, 1) and not outcome.timed_out
+    if applied and run_dir and not crashed:
         found += _check_run_folder(attempt, root / run_dir, code, root)
+    found += check_surfaces(attempt, outcome, root, Violation)
     return found
 
 

@@ -78,7 +78,7 @@ def _child(
         os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644), fd)
     os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
     os.environ.update(env)
-    sys.dont_write_bytecode = True  # as PYTHONDONTWRITEBYTECODE does: no __pycache__ in user pass folders
+    sys.dont_write_bytecode = False  # as in real use: Python writes __pycache__ unless told not to
     tempfile.tempdir = None  # re-read TMPDIR
     os.chdir(cwd)
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -175,7 +175,7 @@ class SubprocessRunner:
             process = subprocess.Popen(
                 [self.python, *([self.entry] if self.entry else ["-m", "graphkit"]), *argv],
                 cwd=cwd,
-                env={**os.environ, **env},
+                env={**{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}, **env},
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=err,
