@@ -10,6 +10,7 @@ labels, violations), ``stdout.txt``/``stderr.txt``, the inputs in ``sandbox/`` a
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import shutil
@@ -69,6 +70,8 @@ def run_attempt(attempt: Attempt, runner, workdir: Path, keep: bool = False) -> 
     before = snapshot(root)
     argv = [resolve(a, root) for a in attempt.argv]
     env = {**environment(root), **{k: resolve(v, root) for k, v in attempt.env.items()}}
+    if "PYTHONPATH" in attempt.env and os.environ.get("PYTHONPATH"):  # the checkout under test stays first
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"] + os.pathsep + env["PYTHONPATH"]
     if attempt.subprocess or isinstance(runner, SubprocessRunner):
         sub = runner if isinstance(runner, SubprocessRunner) else SubprocessRunner(runner.memory, entry=runner.entry)
         outcome = sub.run(argv, root / WORK, env, logs, attempt.timeout, attempt.signal, attempt.signal_delay)
