@@ -91,16 +91,19 @@ broken = user_plugin_missing:Nothing
 """
 
 
+def _site(site: Path, module: str, text: str, entry_points: str) -> Path:
+    """An installed distribution in ``site``: module ``module`` and its entry points."""
+    info = site / f"{module}-0.1.dist-info"
+    info.mkdir(parents=True)
+    (site / f"{module}.py").write_text(text)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module.replace('_', '-')}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(entry_points)
+    return site
+
+
 @pytest.fixture
 def plugin_path(tmp_path) -> Path:
-    site = tmp_path / "site"
-    (site / "user_plugin-0.1.dist-info").mkdir(parents=True)
-    (site / "user_plugin.py").write_text(PLUGIN)
-    (site / "user_plugin-0.1.dist-info" / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: user-plugin\nVersion: 0.1\n"
-    )
-    (site / "user_plugin-0.1.dist-info" / "entry_points.txt").write_text(ENTRY_POINTS)
-    return site
+    return _site(tmp_path / "site", "user_plugin", PLUGIN, ENTRY_POINTS)
 
 
 def _run(args, plugin_path: Path, cwd: Path, code: str | None = None) -> subprocess.CompletedProcess:
@@ -263,14 +266,7 @@ BOOM = Stage(lambda raw, where: raw, run_boom, report_key="boom")
 
 
 def _liar_site(tmp_path: Path, entry_points: str) -> Path:
-    site = tmp_path / "liars"
-    (site / "user_liars-0.1.dist-info").mkdir(parents=True)
-    (site / "user_liars.py").write_text(LIARS)
-    (site / "user_liars-0.1.dist-info" / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: user-liars\nVersion: 0.1\n"
-    )
-    (site / "user_liars-0.1.dist-info" / "entry_points.txt").write_text(entry_points)
-    return site
+    return _site(tmp_path / "liars", "user_liars", LIARS, entry_points)
 
 
 def _one_error_line(done: subprocess.CompletedProcess) -> str:
