@@ -50,7 +50,7 @@ import numpy as np
 from fuzz.attempts import Attempt
 from fuzz.models import PWNED
 from fuzz.runner import Outcome
-from fuzz.sandbox import HOME, INPUTS, MPL, THIRD_PARTY, TMP, Changes, inside
+from fuzz.sandbox import CACHE, HOME, INPUTS, MPL, THIRD_PARTY, TMP, Changes, inside
 from fuzz.surface_checks import check_surfaces
 from graphkit.ir.shapes import dims_of
 
@@ -60,6 +60,8 @@ MODEL_READERS = {"apply", "golden make", "validate", "perf", "atc precheck"}
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 ERROR_LINE = re.compile(r"^graphkit( [\w-]+)*: error: ")  # ours, or argparse's "graphkit perf: error:"
 MAX_ERROR_CHARS = 1000
+# Hidden files graphkit keeps on purpose: the validation cache's 0600 HMAC key (not a temporary).
+KNOWN_HIDDEN = {f"{CACHE}/validation/.graphkit-key"}
 
 
 @dataclass
@@ -161,7 +163,7 @@ def check_files(attempt: Attempt, root: Path, changes: Changes) -> list[Violatio
         else []
     )
     hidden = [p for p in changes.created if Path(p).name.startswith(".") and not inside(p, [MPL, TMP, *THIRD_PARTY])]
-    hidden = [p for p in hidden if p != f"{HOME}/.cache"]
+    hidden = [p for p in hidden if p != f"{HOME}/.cache" and p not in KNOWN_HIDDEN]
     if left or hidden:
         found.append(Violation("leftover_temp", ", ".join(([f"{TMP}/{n}" for n in left] + hidden)[:5])))
     return found

@@ -147,7 +147,9 @@ def build_plugin_apply(choices: Choices, attempt: Attempt) -> None:
     attempt.env["PYTHONPATH"] = f"@@ROOT@@/{site}"
     attempt.subprocess = True  # entry points come from sys.path at start-up
     attempt.timeout = 120.0
-    attempt.outputs.append(CACHE)
+    # An installed package's folder gets __pycache__ like any site-packages (pip precompiles
+    # it): not a user's input folder; pass folders are (their __pycache__ is a finding).
+    attempt.outputs += [CACHE, f"{site}/__pycache__"]
     attempt.checks["apply_out"] = OUT
     attempt.labels.append(f"plugin:{line}" + (f":{at_import}" if "at_import" in line else ""))
 
