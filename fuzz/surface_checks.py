@@ -104,10 +104,12 @@ def reproducer_problem(folder: Path) -> str:
 
 
 def _listing(base: Path, skip: Path) -> set[str]:
-    """Every path under ``base`` except under ``skip``, with file contents' sizes."""
+    """Every path under ``base`` except under ``skip`` and onnxruntime's own telemetry folder
+    in HOME (third party, as in :data:`fuzz.sandbox.THIRD_PARTY`), with file sizes."""
     found = set()
+    telemetry = base / "-copied" / ".cache"
     for path in base.rglob("*"):
-        if path == skip or skip in path.parents:
+        if path in (skip, telemetry) or skip in path.parents or telemetry / "Microsoft" in [path, *path.parents]:
             continue
         found.add(f"{path.relative_to(base)}:{path.stat().st_size if path.is_file() else 'd'}")
     return found
