@@ -46,13 +46,13 @@ FUZZ_TIMEOUT ?= 30
 FUZZ_OUT ?= fuzz-findings
 
 fuzz: install
-	$(PY) -m graphkit.fuzz --attempts $(FUZZ_ATTEMPTS) --seed $(FUZZ_SEED) --jobs $(FUZZ_JOBS) \
+	$(PY) -m fuzz --attempts $(FUZZ_ATTEMPTS) --seed $(FUZZ_SEED) --jobs $(FUZZ_JOBS) \
 		--signals $(FUZZ_SIGNALS) --subprocess-every 50 --timeout $(FUZZ_TIMEOUT) --findings $(FUZZ_OUT) \
 		--summary $(FUZZ_OUT)/summary.json $(if $(FUZZ_TIME),--time-budget $(FUZZ_TIME),)
 
 fuzz-coverage: install
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[fuzz]'
-	$(PY) -m graphkit.fuzz --coverage --time-budget $(or $(FUZZ_TIME),600) --findings $(FUZZ_OUT)/coverage
+	$(PY) -m fuzz --coverage --time-budget $(or $(FUZZ_TIME),600) --findings $(FUZZ_OUT)/coverage
 
 lint: install
 	$(VENV)/bin/ruff check .

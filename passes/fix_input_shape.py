@@ -69,17 +69,17 @@ class FixInputShape(Pass):
         return PassResult(work, True, {k: v for k, v in counts.items() if v})
 
     def _targets(self, inputs: dict[str, onnx.ValueInfoProto]) -> dict[str, list[int]]:
+        """The dims each input gets; options that contradict the model are bad input (SpecError, exit 2)."""
         where = "fix-input-shape"
         for name in self.options.shapes:
             if name not in inputs:
-                raise PassError(
+                raise SpecError(
                     f"{where}: option shapes names input '{name}' that the model does not have "
                     f"(inputs: {', '.join(inputs) or 'none'})",
-                    self.name,
                 )
         batch = self.options.batch
         if batch is not None and batch <= 0:
-            raise PassError(f"{where}: option batch must be a positive integer, got {batch}", self.name)
+            raise SpecError(f"{where}: option batch must be a positive integer, got {batch}")
         targets: dict[str, list[int]] = {}
         for name, value in inputs.items():
             declared = dims_of(value)
@@ -87,9 +87,8 @@ class FixInputShape(Pass):
                 wanted = list(self.options.shapes[name])
             elif batch is not None and declared:
                 if isinstance(declared[0], int) and declared[0] != batch:
-                    raise PassError(
+                    raise SpecError(
                         f"{where}: shape mismatch: input '{name}' dim 0 is static {declared[0]}, option batch is {batch}",
-                        self.name,
                     )
                 wanted = [batch] + list(declared[1:])
             else:
@@ -101,19 +100,17 @@ class FixInputShape(Pass):
     def _check(self, name: str, declared, wanted: list) -> None:
         where = f"fix-input-shape: input '{name}'"
         if declared is not None and len(declared) != len(wanted):
-            raise PassError(
+            raise SpecError(
                 f"{where}: shape mismatch: the model declares rank {len(declared)} {_show(declared)}, "
                 f"got {len(wanted)} dims {wanted}",
-                self.name,
             )
         for axis, dim in enumerate(wanted):
             if isinstance(dim, int) and dim <= 0:
-                raise PassError(f"{where}: dim {axis} must be positive, got {dim}", self.name)
+                raise SpecError(f"{where}: dim {axis} must be positive, got {dim}")
             if declared is not None and isinstance(declared[axis], int) and declared[axis] != dim:
-                raise PassError(
+                raise SpecError(
                     f"{where}: shape mismatch at axis {axis}: the model declares {declared[axis]} "
                     f"{_show(declared)}, got {dim}",
-                    self.name,
                 )
 
 

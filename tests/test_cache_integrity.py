@@ -11,7 +11,6 @@ import numpy as np
 import onnx
 import pytest
 
-from graphkit.util.tolerance import Tolerance, Tolerances
 from graphkit.check.golden import load_golden, make_or_load_golden
 from graphkit.check.golden_integrity import GoldenIntegrityError
 from graphkit.check.golden_validation import validate_against_golden
@@ -21,6 +20,7 @@ from graphkit.pipeline.demo_model import demo_model
 from graphkit.runtime.ort import ValidationRuntime, create_session, run_session
 from graphkit.transform.registry import get_pass, load_pass_dir
 from graphkit.util.integrity import KEY_FILE
+from graphkit.util.tolerance import Tolerance, Tolerances
 from graphkit.util.typed_config import to_mapping
 
 TOL = Tolerances(Tolerance(atol=1e-5, rtol=1e-4))

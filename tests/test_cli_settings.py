@@ -70,3 +70,22 @@ def test_export_seed_out_of_range_is_exit_2(tmp_path, cli, seed):
     assert result.returncode == 2
     assert result.stderr.strip() == f"graphkit: error: export.seed: must be an integer in 0..2**32-1, got {seed}"
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_no_command_is_one_error_line_and_exit_2(cli):
+    result = cli()  # was the help text and exit 2 with no error line
+    assert result.returncode == 2
+    assert result.stderr.startswith("graphkit: error: no command given") and len(result.stderr.splitlines()) == 1
+
+
+def test_fix_input_shape_naming_an_unknown_input_is_bad_input_exit_2(tmp_path, cli):
+    """The option contradicts the model: exit 2 with one error line (was exit 1, 'failed'); no model."""
+    save_model(demo_model(), tmp_path / "m.onnx")
+    (tmp_path / "p.yaml").write_text(
+        f"source:\n  onnx: {tmp_path / 'm.onnx'}\npasses:\n  - fix-input-shape:\n      shapes: {{nope: [1, 3]}}\n"
+    )
+    result = cli("apply", tmp_path / "p.yaml", "-o", tmp_path / "run")
+    assert result.returncode == 2, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("graphkit: error:")]
+    assert len(errors) == 1 and "input 'nope' that the model does not have" in errors[0]
+    assert not (tmp_path / "run" / "model.onnx").exists()

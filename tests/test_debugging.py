@@ -135,7 +135,42 @@ def test_the_reproducer_of_the_first_pass_uses_the_runs_own_golden_set(tmp_path,
     again = subprocess.run([str(repro / "reproduce.sh")], cwd=tmp_path, capture_output=True, text=True)
     assert again.returncode == 1 and "failed validation" in again.stderr
     report = json.loads((repro / "run" / "report.json").read_text())
-    assert report["golden"] == {**report["golden"], "dir": str(golden), "reused": True}
+    assert report["golden"] == {**report["golden"], "dir": "golden", "reused": True}  # the copy in the folder
+    assert sorted(p.name for p in (repro / "golden").iterdir()) == sorted(p.name for p in golden.iterdir())
+
+
+def test_a_copied_reproducer_after_cache_clear_writes_only_inside_itself(tmp_path, user_pass_dir):
+    """The reproducer named the cache's golden set by absolute path: after 'cache clear' a copy of
+    it recorded the set back at the old path, outside its folder and the current cache."""
+    import os
+    import shutil
+    import sys
+
+    cache = tmp_path / "cache"
+    env = {**os.environ, "GRAPHKIT_CACHE": str(cache)}
+    path = tmp_path / "p.yaml"
+    path.write_text(
+        f"name: t\nsource: {{builtin: demo}}\npass_dirs: ['{user_pass_dir}']\ngolden: {{batch_sizes: [1]}}\n"
+        f"output: {{dir: '{tmp_path / 'run'}'}}\npasses: [break-relu]\n"
+    )
+    first = subprocess.run([sys.executable, "-m", "graphkit", "apply", str(path)], env=env, capture_output=True)
+    assert first.returncode == 1 and any(cache.iterdir())  # the run's golden set is in the cache
+    assert "golden:\n  dir: golden\n" in (tmp_path / "run" / "repro-01-break-relu" / "pipeline.yaml").read_text()
+    shutil.rmtree(cache)  # as 'graphkit cache clear' does
+    moved = tmp_path / "-moved"  # a folder name that reads like an option
+    shutil.copytree(tmp_path / "run" / "repro-01-break-relu", moved / "repro")
+    shutil.rmtree(tmp_path / "run")
+    (tmp_path / "links").mkdir()
+    (tmp_path / "links" / "reproduce.sh").symlink_to(moved / "repro" / "reproduce.sh")
+    (tmp_path / "links" / "pipeline.yaml").write_text("not: a pipeline graphkit should run\n")
+    for argv in (["sh", "--", "-moved/repro/reproduce.sh"], ["sh", "links/reproduce.sh"]):
+        again = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+        assert again.returncode == 1 and "failed validation" in again.stderr, again.stderr
+        report = json.loads((moved / "repro" / "run" / "report.json").read_text())
+        assert report["golden"]["dir"] == "golden" and report["golden"]["reused"] is True
+        assert (moved / "repro" / "golden" / "manifest.json").is_file()
+    assert not cache.exists()  # nothing written back into the cleared cache
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["-moved", "links", "p.yaml"]
 
 
 # --- log levels on every command -----------------------------------------------------------------

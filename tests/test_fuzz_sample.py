@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import json
 
-from graphkit.fuzz.attempt_builders import make_attempt, signal_attempt
-from graphkit.fuzz.campaign import run_campaign
+from fuzz.attempt_builders import COMMANDS, make_attempt, signal_attempt
+from fuzz.campaign import run_campaign
 
 SEED, ATTEMPTS, SIGNALS = 0, 120, 4
+SAMPLED = [name for name in COMMANDS if name != "infer ray"]  # a Ray start per attempt: make fuzz only
 
 
 def test_fuzz_sample_is_all_handled(tmp_path):
-    attempts = [make_attempt(SEED, i) for i in range(ATTEMPTS)]
+    attempts = [make_attempt(SEED, i, SAMPLED) for i in range(ATTEMPTS)]
     attempts += [signal_attempt(SEED, i) for i in range(SIGNALS)]
     for attempt in attempts:
-        attempt.timeout = 60.0 if attempt.command == "export" or attempt.signal else 15.0
+        attempt.timeout = 60.0 if attempt.command == "export" or attempt.signal or attempt.subprocess else 15.0
     summary = run_campaign(attempts, seed=SEED, jobs=2, findings=tmp_path / "findings").to_dict()
     assert summary["attempts"] == ATTEMPTS + SIGNALS
     problems = "\n".join(f"{g['count']:3d}  {g['signature']}  ->  {g['reproducer']}" for g in summary["signatures"])

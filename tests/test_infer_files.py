@@ -374,3 +374,55 @@ def test_a_batch_that_cannot_fit_in_memory_is_one_line(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "one batch of inputs need 384.0 GiB" in lines[0]
     assert not (tmp_path / "out").exists()
+
+
+def test_a_huge_batchsize_on_few_files_reads_each_file_once(tmp_path, monkeypatch):
+    """--batchsize 1e7 on 3 files took over 110 s: every padding slot was read from disk again and
+    cut out of the outputs one by one. Padding is now one repeat of the first file's array, and
+    only the real files' outputs are cut out; the model still runs the full padded batch (a
+    batch-mixing model sees the padding, as on ais_bench)."""
+    import graphkit.runtime.file_inference as file_inference
+    from graphkit.runtime.backend import open_backend
+    from graphkit.runtime.file_inference import plan_batches, resolve_shapes, run_batches
+
+    model = two_output_model(tmp_path / "m.onnx")
+    inputs = write_bins(tmp_path / "bins", 3)
+    reads = []
+    real_read = file_inference.read_input
+    monkeypatch.setattr(file_inference, "read_input", lambda f, dtype: reads.append(f.name) or real_read(f, dtype))
+    with open_backend("ort", model) as session:
+        shapes = resolve_shapes(session.inputs, 1_000_000, False, None, None, None)
+        plan = plan_batches(session.inputs, shapes, [sorted((tmp_path / "bins").iterdir())])
+        assert plan.files_per_batch == 1_000_000 and len(plan.batches) == 1
+        (tmp_path / "out").mkdir()
+        run_batches(session, plan, tmp_path / "out")
+    assert sorted(reads) == ["img0.bin", "img1.bin", "img2.bin"]  # the data, not the batch size
+    for name, array in inputs.items():
+        double = np.fromfile(tmp_path / "out" / f"{name}_0.bin", dtype=np.float32).reshape(1, 2, 3)
+        np.testing.assert_array_equal(double, array * 2)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
+        f"img{i}_{k}.bin" for i in range(3) for k in (0, 1)
+    )
+
+
+def test_a_static_batch_is_still_padded_with_the_first_file(tmp_path):
+    """A model whose batch is fixed (as an OM is) runs the padded batch; the padding is the first file."""
+    from graphkit.runtime.backend import open_backend
+    from graphkit.runtime.file_inference import plan_batches, resolve_shapes, run_batches
+
+    model = two_output_model(tmp_path / "m.onnx", batch=4)
+    inputs = write_bins(tmp_path / "bins", 3)
+    with open_backend("ort", model) as session:
+        plan = plan_batches(
+            session.inputs,
+            resolve_shapes(session.inputs, 4, False, None, None, None),
+            [sorted((tmp_path / "bins").iterdir())],
+        )
+        seen = []
+        run = session.run
+        session.run = lambda feeds: seen.append(feeds["image"].copy()) or run(feeds)
+        (tmp_path / "out").mkdir()
+        run_batches(session, plan, tmp_path / "out")
+    (fed,) = seen
+    np.testing.assert_array_equal(fed, np.concatenate([inputs["img0"], inputs["img1"], inputs["img2"], inputs["img0"]]))
+    assert len(list((tmp_path / "out").iterdir())) == 6

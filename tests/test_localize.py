@@ -332,7 +332,7 @@ def test_nothing_to_compare_is_an_error_not_a_pass():
 
 def test_random_inputs_too_large_are_refused_before_allocating():
     a = add_chain(GOOD)
-    with pytest.raises(InputError, match=r"random inputs would take 64\.0 GiB"):
+    with pytest.raises(InputError, match=r"the random inputs need 64\.0 GiB .*, over the 3\.0 GiB budget"):
         feeds_for(a, a, dims={"batch": 2**32})  # 2**32 x 4 float32
 
 
@@ -462,3 +462,40 @@ def test_cli_localize_batch_defaults_to_one(cli, chain_files, tmp_path):
     done = cli("localize", *chain_files, "--json", cwd=tmp_path)
     assert done.returncode in (0, 1), done.stderr
     assert json.loads(done.stdout)["inputs"]["x"][0] == 1
+
+
+def two_input_model():
+    """x [N,4] + z [N,4] -> y: the symbolic dim N is shared by both inputs."""
+    return make_model(
+        [helper.make_node("Add", ["x", "z"], ["y"], name="add")],
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4]),
+            helper.make_tensor_value_info("z", TensorProto.FLOAT, ["N", 4]),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])],
+    )
+
+
+@pytest.mark.parametrize(
+    "feeds, message",
+    [
+        ({"x": np.zeros((2, 5), np.float32), "z": np.zeros((2, 5), np.float32)}, "axis 1 is 4 in the model, 5"),
+        ({"x": np.zeros((2, 4, 1), np.float32), "z": np.zeros((2, 4), np.float32)}, "has rank 2 [N,4], the array"),
+        ({"x": np.zeros((2, 4), np.float64), "z": np.zeros((2, 4), np.float32)}, "float32 in the model, the array is"),
+        ({"x": np.zeros((2, 4), np.float32), "z": np.zeros((3, 4), np.float32)}, "dim 'N' (axis 0) is 3, but 2"),
+    ],
+)
+def test_inputs_that_contradict_the_declared_dims_are_refused(feeds, message):
+    """Arrays onnxruntime would broadcast or reject deep inside were accepted as the model's inputs."""
+    model = two_input_model()
+    with pytest.raises(InputError) as info:
+        localize(model, model, feeds, atol=ATOL, rtol=RTOL)
+    assert message in str(info.value) and "model A" in str(info.value)
+
+
+def test_cli_localize_inputs_of_the_wrong_shape_is_one_line_exit_2(cli, chain_files, tmp_path):
+    np.savez(tmp_path / "in.npz", x=np.zeros((3, 7), np.float32))
+    done = cli("localize", *chain_files, "--inputs", tmp_path / "in.npz")
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "input 'x' of model A: axis 1 is 4 in the model, 7 in the array" in lines[0]

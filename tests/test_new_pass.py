@@ -31,7 +31,10 @@ def test_generated_pass_and_test_pass_as_written(tmp_path):
     assert shown.returncode == 0, shown.stderr
     info = json.loads(shown.stdout)
     assert info["exact"] is True and info["file"] == paths["pass"]
-    assert info["summary"] == "Replace Relu(Relu(x)) by Relu(x) (exact)."
+    assert info["summary"] == "Drop double relu: replace Relu(Relu(x)) by Relu(x) (exact)."
+    text = (folder / "drop_double_relu.py").read_text()
+    assert "passes:\n      - drop-double-relu\n" in text  # the pipeline example names this pass
+    assert 'name="drop-double-relu"' in text and "def drop_double_relu():" in text
 
 
 def test_refusals_are_one_line_errors_and_write_nothing(tmp_path):
@@ -48,6 +51,10 @@ def test_refusals_are_one_line_errors_and_write_nothing(tmp_path):
         ("../evil", "not kebab-case"),
         ("Bad_Name", "not kebab-case"),
         ("eliminate-noops", "already registered"),
+        ("abc\n", "not kebab-case"),  # '$' in a regex matches before a trailing newline
+        ("boom\r", "not kebab-case"),
+        ("class", "Python keyword"),  # would write 'def class():'
+        ("not-a-keyword-but-" + "x" * 300, "longer than 64 characters"),
     ]:
         result = run_cli("new-pass", name, "--dir", tmp_path / "q")
         assert result.returncode == 2 and message in result.stderr, result.stderr
@@ -57,3 +64,22 @@ def test_refusals_are_one_line_errors_and_write_nothing(tmp_path):
     a_file.write_text("x")
     result = run_cli("new-pass", "ok-name", "--dir", a_file)
     assert result.returncode == 2 and "not a directory" in result.stderr
+
+
+def test_a_pass_registered_with_a_trailing_newline_is_refused_at_load(tmp_path):
+    """'boom\\n' passed a '$'-anchored check: the failure line broke and the reproducer folder was 'repro-01-boom\\n'."""
+    folder = tmp_path / "p"
+    folder.mkdir()
+    (folder / "boom.py").write_text(
+        "from graphkit.transform.pass_base import Pass, PassResult\n"
+        "from graphkit.transform.registry import register\n"
+        "@register('boom\\n')\n"
+        "class Boom(Pass):\n"
+        "    exact = True\n"
+        "    def run(self, model):\n"
+        "        return PassResult(model, changed=False)\n"
+    )
+    result = run_cli("passes", "--passes-dir", folder)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("graphkit: error: ") and len(result.stderr.splitlines()) == 1
+    assert "'boom\\n' is not kebab-case" in result.stderr

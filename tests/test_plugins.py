@@ -105,16 +105,20 @@ def drop_relu_pairs():
 """
 
 
+def _site(site: Path, module: str, text: str, entry_points: str) -> Path:
+    """An installed distribution in ``site``: module ``module`` and its entry points."""
+    info = site / f"{module}-0.1.dist-info"
+    info.mkdir(parents=True)
+    (site / f"{module}.py").write_text(text)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module.replace('_', '-')}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(entry_points)
+    return site
+
+
 @pytest.fixture
 def plugin_path(tmp_path) -> Path:
-    site = tmp_path / "site"
-    (site / "user_plugin-0.1.dist-info").mkdir(parents=True)
-    (site / "user_plugin.py").write_text(PLUGIN)
+    site = _site(tmp_path / "site", "user_plugin", PLUGIN, ENTRY_POINTS)
     (site / "user_passes.py").write_text(PASSES)
-    (site / "user_plugin-0.1.dist-info" / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: user-plugin\nVersion: 0.1\n"
-    )
-    (site / "user_plugin-0.1.dist-info" / "entry_points.txt").write_text(ENTRY_POINTS)
     return site
 
 
@@ -269,3 +273,102 @@ def test_a_pass_installed_through_the_entry_point_runs_in_a_pipeline(plugin_path
     assert typo.returncode == 2 and "did you mean" in typo.stderr and "drop-relu-pairs" in typo.stderr, typo.stderr
     bad = _run(["apply", str(model), "-o", str(tmp_path / "r3"), "--passes", "not-a-pass"], plugin_path, tmp_path)
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+
+
+LIARS = """
+from graphkit.pipeline.plugins import Source, SourceKind, Stage
+
+NOT_A_STAGE = {"parse": None, "run": None}
+NUMBER = 42
+
+
+def parse_any(raw, where, weights=None):
+    return raw
+
+
+def load_none(options):
+    return None
+
+
+def load_bytes(options):
+    return b"not a model"
+
+
+def load_source_of_bytes(options):
+    return Source(b"onnx bytes", "liar", "a Source whose model is bytes")
+
+
+def run_boom(options, context):
+    raise ZeroDivisionError("the stage's own bug")
+
+
+NONE_SOURCE = SourceKind(parse_any, load_none)
+BYTES_SOURCE = SourceKind(parse_any, load_bytes)
+BYTES_MODEL = SourceKind(parse_any, load_source_of_bytes)
+BOOM = Stage(lambda raw, where: raw, run_boom, report_key="boom")
+"""
+
+
+def _liar_site(tmp_path: Path, entry_points: str) -> Path:
+    return _site(tmp_path / "liars", "user_liars", LIARS, entry_points)
+
+
+def _one_error_line(done: subprocess.CompletedProcess) -> str:
+    assert "Traceback" not in done.stderr, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("graphkit: error: ")]
+    assert len(errors) == 1, done.stderr
+    return errors[0]
+
+
+@pytest.mark.parametrize(
+    "entry_points, section, message",
+    [
+        (
+            "[graphkit.stages]\nhandoff.liar = user_liars:NOT_A_STAGE\n",
+            "",
+            "is dict, not a graphkit.pipeline.plugins.Stage",
+        ),
+        ("[graphkit.stages]\nhandoff.liar = user_liars\n", "", "names a module: write 'module:attribute'"),
+        ("[graphkit.sources]\nliar = user_liars:NONE_SOURCE\n", "liar", "load returned NoneType, not a Source"),
+        ("[graphkit.sources]\nliar = user_liars:BYTES_SOURCE\n", "liar", "load returned bytes, not a Source"),
+        ("[graphkit.sources]\nliar = user_liars:BYTES_MODEL\n", "liar", "holds bytes, not an onnx.ModelProto"),
+        (
+            "[graphkit.sources]\nliar = user_liars:NUMBER\n",
+            "liar",
+            "is int, not a graphkit.pipeline.plugins.SourceKind",
+        ),
+    ],
+)
+def test_a_plug_in_that_is_not_what_it_claims_is_one_line(tmp_path, entry_points, section, message):
+    site = _liar_site(tmp_path, entry_points)
+    source = "{liar: {}}" if section else "{builtin: demo}"
+    (tmp_path / "p.yaml").write_text(
+        f"name: liar\nsource: {source}\ngolden: {{batch_sizes: [1]}}\npasses: [dead-code]\n"
+    )
+    done = _run(["apply", str(tmp_path / "p.yaml"), "-o", str(tmp_path / "run")], site, tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert message in _one_error_line(done)
+    assert not (tmp_path / "run" / "model.onnx").exists()
+
+
+def test_a_backend_that_is_not_callable_is_one_line(tmp_path):
+    site = _liar_site(tmp_path, "[graphkit.backends]\nflat = user_liars:NUMBER\n")
+    code = "from graphkit.runtime.backend import open_backend\nopen_backend('flat', 'unused')\n"
+    done = _run([], site, tmp_path, code=code)
+    assert done.returncode == 1 and "GraphkitError: backend 'flat' (user_liars:NUMBER" in done.stderr
+    assert "is int, not callable (a Backend class or a factory)" in done.stderr
+
+
+def test_a_stage_that_raises_is_recorded_in_the_report_and_leaves_no_model(tmp_path):
+    site = _liar_site(tmp_path, "[graphkit.stages]\nhandoff.boom = user_liars:BOOM\n")
+    (tmp_path / "p.yaml").write_text(
+        "name: boom\nsource: {builtin: demo}\ngolden: {batch_sizes: [1]}\npasses: [dead-code]\nhandoff: {boom: {}}\n"
+    )
+    done = _run(["apply", str(tmp_path / "p.yaml"), "-o", str(tmp_path / "run")], site, tmp_path)
+    assert done.returncode == 2
+    line = _one_error_line(done)
+    assert "stage 'handoff.boom' raised ZeroDivisionError: the stage's own bug" in line
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["status"] == "failed" and "handoff.boom" in report["error"]
+    assert report["boom"] == {"error": "stage 'handoff.boom' raised ZeroDivisionError: the stage's own bug"}
+    assert not list((tmp_path / "run").glob("*.onnx"))  # no model beside a failed report

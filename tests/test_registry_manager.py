@@ -358,3 +358,19 @@ def test_built_in_passes_do_not_import_each_other():
                     offenders.append(f"{path.name}:{node.lineno} imports {name}")
     assert modules - {"__init__"}, "no built-in pass modules found"
     assert not offenders, offenders
+
+
+def test_a_pass_file_symlinked_to_a_file_without_py_loads(tmp_path):
+    """spec_from_file_location picks a loader by suffix: a 'x.py' link to 'x.txt' had none (a traceback)."""
+    store = tmp_path / "store"
+    store.mkdir()
+    (store / "linked_pass.txt").write_text(
+        "from graphkit.transform.pass_base import Pass, PassResult\nfrom graphkit.transform.registry import register\n"
+        "@register('linked-pass-by-symlink')\nclass Linked(Pass):\n    '''Linked.'''\n"
+        "    def run(self, model):\n        return PassResult(model, modified=False)\n"
+    )
+    folder = tmp_path / "passes"
+    folder.mkdir()
+    (folder / "linked_pass.py").symlink_to(store / "linked_pass.txt")
+    assert load_pass_dir(folder) == ["linked-pass-by-symlink"]
+    assert get_pass("linked-pass-by-symlink").__doc__ == "Linked."

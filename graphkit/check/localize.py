@@ -38,7 +38,7 @@ from graphkit.diff.model_diff import diff_models
 from graphkit.diff.records import ModelDiff
 from graphkit.ir.model_io import graph_inputs
 from graphkit.ir.provenance import provenance_of
-from graphkit.ir.shapes import known_value_types
+from graphkit.ir.shapes import dims_of, format_dims, known_value_types
 from graphkit.runtime.backend import open_validation_backend
 from graphkit.runtime.ort import cannot_load_message
 from graphkit.util.console import progress
@@ -296,9 +296,35 @@ def _chunks(pairs: list[_Pair], size: int, max_bytes: int) -> Iterator[list[_Pai
 
 
 def _check_feeds(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray], label: str) -> None:
+    """The feeds are the model's inputs with its declared element types and dims: rank, static
+    sizes, and one size per symbolic dim name across all inputs (else an InputError naming both)."""
     expected = {v.name for v in graph_inputs(model)}
     if set(feeds) != expected:
         raise InputError(f"inputs {sorted(feeds)} do not match the model's inputs {sorted(expected)} (model {label})")
+    bound: dict[str, tuple[int, str]] = {}  # symbolic dim -> (size, the input that set it)
+    for value in model.graph.input:
+        if value.name not in expected:
+            continue
+        array = np.asarray(feeds[value.name])
+        where = f"input '{value.name}' of model {label}"
+        elem = value.type.tensor_type.elem_type
+        want = onnx.helper.tensor_dtype_to_np_dtype(elem) if elem else None
+        if want is not None and array.dtype != want:
+            raise InputError(f"{where} is {np.dtype(want)} in the model, the array is {array.dtype}")
+        declared = dims_of(value)
+        if declared is None:
+            continue
+        if len(declared) != array.ndim:
+            raise InputError(f"{where} has rank {len(declared)} {format_dims(declared)}, the array {list(array.shape)}")
+        for axis, (dim, size) in enumerate(zip(declared, array.shape)):
+            if isinstance(dim, int) and dim > 0 and dim != size:
+                raise InputError(f"{where}: axis {axis} is {dim} in the model, {size} in the array")
+            if isinstance(dim, str):
+                size_before, first = bound.setdefault(dim, (size, value.name))
+                if size_before != size:
+                    raise InputError(
+                        f"{where}: dim '{dim}' (axis {axis}) is {size}, but {size_before} in input '{first}'"
+                    )
 
 
 def _reads(node: onnx.NodeProto) -> set[str]:

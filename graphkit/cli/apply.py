@@ -12,7 +12,7 @@ from graphkit.pipeline.run import apply_pipeline
 from graphkit.pipeline.spec import CommandLine, file_kind, load_pipeline, model_pipeline
 from graphkit.transform.presets import DEFAULT_PRESET, PRESETS, preset_passes
 from graphkit.util.console import print_json
-from graphkit.util.errors import GraphkitError
+from graphkit.util.errors import GraphkitError, SpecError, one_line
 from graphkit.util.files import check_plain_name, check_target, place_files
 
 NAME = "apply"
@@ -226,6 +226,9 @@ def run(args) -> int:
         print_json(result.report.to_dict())
     else:
         print(result.summary)
+    if isinstance(result.error, SpecError):  # a pass's options contradict the model: bad input
+        print(f"graphkit: error: {one_line(result.error, 2000)}", file=sys.stderr)
+        return result.error.exit_code
     if not result.ok:
         print(f"graphkit: failed: {result.error}", file=sys.stderr)
         return 1

@@ -200,6 +200,10 @@ def _main(argv: list[str]) -> int:
     except GraphkitError as exc:
         print(f"graphkit: error: {one_line(exc, 2000)}", file=sys.stderr)  # ANSI and control characters stripped
         return exc.exit_code
+    except MemoryError as exc:  # past the up-front size checks (a model's own working set): one line
+        detail = f": {one_line(exc, 300)}" if str(exc) else ""
+        print(f"graphkit: error: out of memory{detail}; give smaller dims, batch sizes or inputs", file=sys.stderr)
+        return 2
     except BrokenPipeError:  # e.g. `graphkit diff A B | head`: the reader left, stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

@@ -97,10 +97,14 @@ class Stage:
     message: str = ""
 
 
-SOURCES: Registry[SourceKind] = Registry("graphkit.sources", "source kind")
+SOURCES: Registry[SourceKind] = Registry(
+    "graphkit.sources", "source kind", lambda o: isinstance(o, SourceKind), "a graphkit.pipeline.plugins.SourceKind"
+)
 """``source.<name>`` kinds from plugins (``onnx`` and ``builtin`` are the core's own)."""
 
-STAGES: Registry[Stage] = Registry("graphkit.stages", "stage")
+STAGES: Registry[Stage] = Registry(
+    "graphkit.stages", "stage", lambda o: isinstance(o, Stage), "a graphkit.pipeline.plugins.Stage"
+)
 """Stages by their section path (``eval``, ``handoff.atc``)."""
 
 HANDOFF = "handoff."

@@ -167,7 +167,7 @@ class RunReport:
             data["figures"] = self.figures
         if self.final is not None:
             data["final"] = self.final.to_dict()
-            if self.final.path is not None:  # the stages after the save ran
+            if self.stage_results:  # the stages after the save ran (a failed one holds {"error": ...})
                 data.update(self.stage_results)
         data["stages"] = self.stages
         data["peak_rss_mb"] = self.peak_rss_mb

@@ -12,16 +12,22 @@ When a pass fails (raises, breaks its contract, or fails a check) the run writes
     reproduce.sh    the one command: ``cd`` to the folder and ``graphkit apply pipeline.yaml``
     README.txt      what failed and how to rerun it
 
-The golden set: when the failing pass got the source model itself and the run's golden set was
-made by onnxruntime, the reproducer references that set (its absolute path; a folder moved to
-another machine records it anew there). Otherwise a set is recorded from ``input.onnx`` with
-onnxruntime on the first run (``golden/`` in the folder): the input passed the run's checks, so
-its outputs match the run's golden outputs within the tolerances.
+The golden set is always ``golden/`` inside the folder, so a reproducer copied anywhere (or run
+after ``graphkit cache clear``) reads and writes nothing outside itself: when the failing pass
+got the source model itself and the run's golden set was made by onnxruntime, that set's files
+are put there (hard links when the file system allows, else copies). Otherwise a set is recorded
+from ``input.onnx`` with onnxruntime on the first run: the input passed the run's checks, so its
+outputs match the run's golden outputs within the tolerances.
+
+``reproduce.sh`` changes to the real folder of its own file (symbolic links resolved, a path
+starting with '-' taken as a path), so a link to it or ``sh -- -dir/reproduce.sh`` runs this
+folder's pipeline and nobody else's.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import shlex
 import shutil
 import sys
@@ -66,12 +72,15 @@ class ReproducerWriter(Instrument):
         if rejected is not None:
             artifacts["rejected_model"] = str(save_model(rejected, folder / "rejected.onnx"))
         copied = self._copy_pass_dirs(folder / "passes")
+        golden = self._golden_request(before)
+        if golden.pop("reuse_run_set"):
+            _link_or_copy_files(Path(self.golden.directory), folder / "golden")
         spec = {
             "name": f"repro-{pass_.name}",
             "source": {"onnx": "input.onnx"},
             "pass_dirs": copied,
             "passes": [{pass_.name: pass_.options_dict()}],
-            "golden": self._golden_request(before),
+            "golden": golden,
             "validate": to_mapping(self.spec.validate),
             "on_failure": "stop",
             "output": {"dir": "run"},
@@ -99,8 +108,8 @@ class ReproducerWriter(Instrument):
             "tolerance": to_mapping(self.spec.golden.tolerance),
             "outputs": to_mapping(self.spec.golden.outputs),
         }
-        if manifest.get("producer") == "onnxruntime" and manifest.get("model_hash") == content_hash(model):
-            request["dir"] = str(Path(self.golden.directory).resolve())  # the run's own set fits
+        fits = manifest.get("producer") == "onnxruntime" and manifest.get("model_hash") == content_hash(model)
+        request["reuse_run_set"] = fits  # the run's own set is put in golden/ (popped before writing)
         return request
 
     def _copy_pass_dirs(self, target: Path) -> list[str]:
@@ -126,21 +135,50 @@ def _inside(folder: Path, parent: Path) -> bool:
     return folder.resolve().is_relative_to(parent.resolve())
 
 
+def _link_or_copy_files(source: Path, target: Path) -> None:
+    """The regular files directly in ``source`` (a golden set), hard-linked or copied into ``target``."""
+    make_folder(target)
+    for path in sorted(source.iterdir()):
+        if path.is_symlink() or not path.is_file():
+            continue
+        try:
+            os.link(path, target / path.name)
+        except OSError:
+            shutil.copyfile(path, target / path.name)
+
+
+# The script's own real folder: follow links one by one (readlink without -f is on every system),
+# keep a trailing newline of a name ($(...) strips it: hence the 'x' guard), and a '-' first in
+# $0 is a path, not an option (./ before a relative path, -- before operands).
+_FIND_SELF = """self=$0
+case $self in /*) ;; *) self=./$self ;; esac
+hops=0
+while [ -L "$self" ]; do
+    hops=$((hops + 1)) && [ "$hops" -le 40 ] || exit 2
+    link=$(readlink -- "$self" && echo x) || exit 2
+    link=${link%?x}
+    case $link in /*) self=$link ;; *) dir=$(dirname -- "$self" && echo x) || exit 2; self=${dir%?x}/$link ;; esac
+done
+dir=$(dirname -- "$self" && echo x) || exit 2
+cd -P -- "${dir%?x}" || exit 2
+"""
+
+
 def _script(name: str, index: int) -> str:
     python = shlex.quote(sys.executable)
     return (
         "#!/bin/sh\n"
-        f"# Reproduces the failure of pass '{name}' (pass #{index + 1} of its run): runs it alone on the\n"
-        "# model it got, with the run's golden request and validation settings. Works from any\n"
-        "# directory; extra arguments go to 'graphkit apply' (e.g. -v for the traceback).\n"
-        'cd "$(dirname "$0")" || exit 2\n'
-        f'[ -n "${{PYTHON:-}}" ] || PYTHON={python}\n'  # quoted outside "${{...}}": any interpreter path
-        'exec "$PYTHON" -m graphkit apply pipeline.yaml "$@"\n'
+        f"# Reproduces the failure of pass '{one_line(name)}' (pass #{index + 1} of its run): runs it alone on\n"
+        "# the model it got, with the run's golden request and validation settings. Works from any\n"
+        "# directory and through links; extra arguments go to 'graphkit apply' (e.g. -v for the traceback).\n"
+        + _FIND_SELF
+        + f'[ -n "${{PYTHON:-}}" ] || PYTHON={python}\n'  # quoted outside "${{...}}": any interpreter path
+        + 'exec "$PYTHON" -m graphkit apply pipeline.yaml "$@"\n'
     )
 
 
 def _readme(name: str, index: int, pipeline: str, error: Exception, golden: dict) -> str:
-    where = "the run's own golden set" if golden["dir"] != "golden" else "a set recorded from input.onnx (golden/)"
+    where = "golden/ (the run's own golden set, or one recorded there from input.onnx on the first run)"
     return (
         f"Reproducer of pass '{name}' (pass #{index + 1} of pipeline '{pipeline}').\n\n"
         f"It failed with: {one_line(error, 2000)}\n\n"

@@ -277,9 +277,19 @@ def _apply_pipeline(
     model_path = save_model(run.model, run_dir / spec.output.model, external_data=spec.output.external_data)
     stages["save"] = time.perf_counter() - clock
     report.final.path = str(model_path)
-    report.stage_results = run_stages(
-        sections, StageContext(model_path, run_dir, source, golden_dir=golden.directory), stages
-    )
+    try:
+        run_stages(
+            sections,
+            StageContext(model_path, run_dir, source, golden_dir=golden.directory),
+            stages,
+            report.stage_results,
+        )
+    except GraphkitError as exc:  # the report records the failed stage; no model beside a failed report
+        for written in (model_path, model_path.with_name(model_path.name + ".data")):
+            written.unlink(missing_ok=True)
+        report.final.path = None
+        _finish(report, cache, stages, started, None, exc)
+        raise
     return _finish(report, cache, stages, started, model_path, None)
 
 

@@ -13,6 +13,8 @@ import time
 from dataclasses import replace
 from typing import Any
 
+import onnx
+
 from graphkit.ir.model_io import load_user_model
 from graphkit.pipeline.plugins import (
     HANDOFF,
@@ -25,7 +27,7 @@ from graphkit.pipeline.plugins import (
     ordered_stages,
 )
 from graphkit.pipeline.spec import PipelineSpec
-from graphkit.util.errors import PipelineSpecError, SpecError
+from graphkit.util.errors import GraphkitError, PipelineSpecError, SpecError, one_line
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +56,13 @@ def load_source(spec: PipelineSpec, origin: str, input_path: str | None, weights
         typed = kind.parse(options, f"source.{name}", weights)
     except SpecError as exc:
         raise PipelineSpecError(f"{origin}: {exc}") from exc
-    return kind.load(typed)
+    try:
+        loaded = kind.load(typed)
+    except GraphkitError:
+        raise
+    except Exception as exc:  # a plug-in's bug: one line naming the source kind
+        raise GraphkitError(_raised(f"source.{name}: the plug-in's load", exc)) from exc
+    return _loaded_source(name, loaded)
 
 
 def plugin_source(spec: PipelineSpec) -> tuple[str, dict | None]:
@@ -135,10 +143,13 @@ def _section(spec: PipelineSpec, name: str) -> Any:
     return value or None
 
 
-def run_stages(sections: dict[str, Any], context: StageContext, stages: dict[str, float]) -> dict[str, Any]:
-    """Run the typed stages in their declared order; returns each stage's report entry by its
-    report key (None for a registered stage the pipeline does not use) and times it in ``stages``."""
-    results: dict[str, Any] = {}
+def run_stages(
+    sections: dict[str, Any], context: StageContext, stages: dict[str, float], results: dict[str, Any]
+) -> None:
+    """Run the typed stages in their declared order; puts each stage's report entry in ``results``
+    by its report key (None for a registered stage the pipeline does not use) and times it in
+    ``stages``. A stage that raises stops the run: its entry is ``{"error": ...}`` and the error
+    is a GraphkitError (a plug-in's own exception becomes one line naming the stage)."""
     for name, stage in ordered_stages():
         results[stage.report_key] = None
         if name not in sections:
@@ -146,6 +157,27 @@ def run_stages(sections: dict[str, Any], context: StageContext, stages: dict[str
         clock = time.perf_counter()
         if stage.message:
             logger.info(stage.message)
-        results[stage.report_key] = stage.run(sections[name], replace(context, earlier=dict(results)))
+        try:
+            entry = stage.run(sections[name], replace(context, earlier=dict(results)))
+        except Exception as exc:  # signals (KeyboardInterrupt, Terminated) are not stage failures
+            error = exc if isinstance(exc, GraphkitError) else GraphkitError(_raised(f"stage '{name}'", exc))
+            results[stage.report_key] = {"error": str(error)}
+            stages[stage.report_key] = time.perf_counter() - clock
+            raise error from exc
+        results[stage.report_key] = entry
         stages[stage.report_key] = time.perf_counter() - clock
-    return results
+
+
+def _raised(what: str, exc: BaseException) -> str:
+    return f"{what} raised {type(exc).__name__}: {one_line(exc)}"
+
+
+def _loaded_source(name: str, loaded: object) -> Source:
+    """What a source kind's ``load`` returned, checked: a Source holding an ONNX ModelProto."""
+    if not isinstance(loaded, Source):
+        raise GraphkitError(f"source.{name}: the plug-in's load returned {type(loaded).__name__}, not a Source")
+    if not isinstance(loaded.model, onnx.ModelProto):
+        raise GraphkitError(
+            f"source.{name}: the plug-in's Source holds {type(loaded.model).__name__}, not an onnx.ModelProto"
+        )
+    return loaded

@@ -164,7 +164,7 @@ def render_summary(report: RunReport) -> str:
     if report.figures:
         lines += ["", *figures_table(report.figures), ""]
     handoff = report.stage_results.get("handoff")
-    if handoff:
+    if handoff and "error" not in handoff:  # a failed stage is the run's error line
         counts = handoff.get("precheck", {}).get("counts", {})
         built = handoff.get("build")
         lines.append(
@@ -179,7 +179,7 @@ def render_summary(report: RunReport) -> str:
             + (f"; keep-list {', '.join(precision['keep_list'])}" if precision.get("keep_list") else "")
         )
     evaluation = report.stage_results.get("eval")
-    if evaluation:
+    if evaluation and "error" not in evaluation:
         lines.append(
             f"eval:    mIoU (21 classes) {evaluation.get('miou_21_with_background')}, with CRF "
             f"{evaluation.get('miou_21_with_background_crf')}"

@@ -61,7 +61,9 @@ class Backend:
         self.close()
 
 
-BACKENDS: Registry[Callable[..., Backend]] = Registry("graphkit.backends", "backend")
+BACKENDS: Registry[Callable[..., Backend]] = Registry(
+    "graphkit.backends", "backend", callable, "callable (a Backend class or a factory)"
+)
 """Backend name -> class or factory ``(model_path, **options) -> Backend``. Built-in entries are
 ``"module:attr"`` references imported on first use (this module imports no backend); other
 packages add theirs as entry points of the group ``graphkit.backends``."""

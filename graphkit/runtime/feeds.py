@@ -81,6 +81,11 @@ def resolve_shape(value: onnx.ValueInfoProto, dims: Mapping[str, int]) -> tuple[
     return tuple(shape)
 
 
+MEMORY_BUDGET = 3 * 2**30
+"""Bytes of data graphkit allocates for one set of inputs at most: the 3 GiB of address space a
+run stays within (README, "Reliability"), whatever the machine has free."""
+
+
 def available_memory() -> int:
     """Bytes of memory available to allocate here: MemAvailable (else physical memory), and no
     more than the address space left under this process's RLIMIT_AS."""
@@ -123,20 +128,21 @@ def _address_space_left() -> int:
 
 
 def check_allocatable(shapes: Mapping[str, tuple[int, ...]], dtypes: Mapping[str, np.dtype], what: str) -> int:
-    """The bytes the arrays of ``shapes`` need; InputError giving the size when it exceeds the
-    memory available (float data is made as float32 first, counted too)."""
+    """The bytes the arrays of ``shapes`` need; InputError giving the size when it exceeds
+    :data:`MEMORY_BUDGET`, the memory available or the address space left under RLIMIT_AS
+    (float data is made as float32 first, counted too). Every input graphkit makes (golden
+    cases, random feeds, perf, infer batches) is sized here before anything is allocated."""
     total = 0
     for name, shape in shapes.items():
         itemsize = np.dtype(dtypes[name]).itemsize
         extra = 4 if np.dtype(dtypes[name]).kind == "f" and itemsize != 4 else 0
         total += math.prod(shape) * (itemsize + extra)
-    limit = available_memory()
+    available = available_memory()
+    limit = min(MEMORY_BUDGET, available)
     if total > limit:
         sizes = ", ".join(f"'{n}' {list(s)}" for n, s in shapes.items())
-        raise InputError(
-            f"{what} need {_human(total)} ({sizes}) but only {_human(limit)} of memory is available; "
-            "give smaller dims or batch sizes"
-        )
+        bound = f"the {_human(MEMORY_BUDGET)} budget" if limit == MEMORY_BUDGET else f"{_human(limit)} available"
+        raise InputError(f"{what} need {_human(total)} ({sizes}), over {bound}; give smaller dims or batch sizes")
     return total
 
 

@@ -227,7 +227,10 @@ def _feeds(session: Backend, plan: InferPlan, batch: Batch, pure_data: str, rng)
         if plan.auto_shapes:
             feeds[info.name] = load_npy(files[0])
             continue
-        parts = [read_input(f if f is not None else files[0], info.dtype) for f in files]
+        real = [f for f in files if f is not None]  # padding (None) is at the end
+        parts = [read_input(f, info.dtype) for f in real]
+        if len(real) < len(files):  # padding reads as the batch's first file: one repeat, not a read per slot
+            parts.append(np.tile(parts[0], len(files) - len(real)))
         data = np.concatenate(parts) if len(parts) > 1 else parts[0]
         feeds[info.name] = data.reshape(shape)
     return feeds
@@ -264,7 +267,8 @@ def run_batches(
             host_ms.append((time.perf_counter() - start) * 1000.0)
             if device_time is not None:
                 device_ms.append(device_time())
-        count = plan.files_per_batch
+        count = plan.files_per_batch  # the time follows the files: only real ones are cut out and written
+        real = count if plan.pure else sum(1 for f in batch.files[0] if f is not None)
         for k, value in enumerate(results.values()):
             value = np.asarray(value)
             if count > 1 and (value.ndim <= output_axis or value.shape[output_axis] % count):
@@ -272,8 +276,9 @@ def run_batches(
                     f"output {k} has shape {list(value.shape)}: axis {output_axis} cannot be split into {count} parts, "
                     "one per input file"
                 )
-            parts = np.array_split(value, count, axis=output_axis) if count > 1 else [value]
-            for j, part in enumerate(parts):
+            rows = value.shape[output_axis] // count if count > 1 else 0
+            for j in range(real):  # the padding's parts (at the end) are never cut out
+                part = value[(slice(None),) * output_axis + (slice(j * rows, (j + 1) * rows),)] if count > 1 else value
                 source = batch.files[0][j]
                 if source is None and not plan.pure:
                     continue  # padding

@@ -39,7 +39,9 @@ import math
 import os
 import secrets
 import shutil
+import signal
 import tempfile
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -50,6 +52,7 @@ from typing import Any
 from graphkit.runtime.ray_worker import SessionWorker, model_files
 from graphkit.util.errors import GraphkitError, SpecError, one_line
 from graphkit.util.extras import require
+from graphkit.util.signals import SIGNALS
 
 EXECUTORS = ("local", "ray")
 MAX_ATTEMPTS = 3
@@ -114,6 +117,22 @@ class RaySettings:
             )
         if self.address is not None and (not self.address.strip() or any(ord(c) < 32 for c in self.address)):
             raise SpecError(f"ray.address (--ray-address): not an address: {self.address!r}")
+
+
+def _signal_handlers() -> dict[int, Any]:
+    """SIGINT/SIGTERM handlers now (main thread only: elsewhere signals cannot be handled)."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {number: signal.getsignal(number) for number in SIGNALS}
+
+
+def _restore_signal_handlers(handlers: dict[int, Any]) -> None:
+    """Put back graphkit's handlers after ``ray.init``, which installs its own in the driver
+    (SIGTERM -> ``sys.exit(15)``: exit 15, or an abort inside Ray's C++ core: exit 134); with
+    graphkit's, SIGTERM is ``Terminated``: the executor shuts Ray down, exit 143."""
+    for number, handler in handlers.items():
+        if handler is not None and signal.getsignal(number) is not handler:
+            signal.signal(number, handler)
 
 
 def require_ray():
@@ -238,6 +257,7 @@ class RayExecutor:
         kwargs = {"include_dashboard": False, "log_to_driver": False, "logging_level": "ERROR"}
         if self.settings.address or os.environ.get("RAY_ADDRESS"):  # Ray also reads RAY_ADDRESS
             probe_address(self.settings.address or os.environ["RAY_ADDRESS"])  # ray.init would retry forever
+        handlers = _signal_handlers()
         try:
             if self.settings.address:
                 ray.init(address=self.settings.address, **kwargs)
@@ -249,6 +269,8 @@ class RayExecutor:
         except Exception as exc:  # noqa: BLE001 - Ray raises ConnectionError, RuntimeError, ValueError...
             where = f"the cluster at {self.settings.address}" if self.settings.address else "a local Ray instance"
             raise GraphkitError(f"ray: cannot start or join {where} ({one_line(exc, 200)})") from exc
+        finally:
+            _restore_signal_handlers(handlers)
         self.started_ray = True
 
     def _worker_count(self, ray) -> int:

@@ -36,7 +36,7 @@ import onnx
 
 from graphkit.ir.model_io import default_opset
 from graphkit.ir.shapes import io_signature  # re-exported for passes
-from graphkit.util.errors import PassError, one_line, printable
+from graphkit.util.errors import PassError, SpecError, one_line, printable
 from graphkit.util.signals import signals_seen
 from graphkit.util.tolerance import Tolerance
 from graphkit.util.typed_config import from_mapping, to_mapping
@@ -128,7 +128,7 @@ class Pass:
             try:
                 reason = self.check_preconditions(model)
                 result = self.decline_all(model, reason) if reason else self.run(model)
-            except PassError:
+            except (PassError, SpecError):  # SpecError: options that contradict this model (bad input, exit 2)
                 raise
             except BaseException as exc:
                 # A real signal (Ctrl-C, a handled SIGTERM) during the pass interrupts the run; the

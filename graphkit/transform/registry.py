@@ -12,7 +12,9 @@ with the closest registered names.
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
 import importlib.util
+import keyword
 import pkgutil
 import re
 import sys
@@ -24,7 +26,24 @@ from graphkit.util.errors import GraphkitError, PassLoadError, UnknownPassError,
 from graphkit.util.plugin_registry import Registry, import_guarded, no_bytecode
 from graphkit.util.typed_config import close_names
 
-KEBAB = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
+KEBAB = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*")  # used with fullmatch: '$' would let "name\n" through
+MAX_NAME = 64  # a pass name becomes a file name, a function name and a reproducer folder name
+
+
+def pass_name_problem(name: object) -> str | None:
+    """Why ``name`` cannot name a pass (None when it can): kebab-case, at most MAX_NAME characters,
+    and its snake_case form (the module and function name) not a Python keyword."""
+    if not isinstance(name, str):
+        return f"pass name must be a string, not {type(name).__name__}"
+    shown = repr(name) if len(name) <= MAX_NAME else f"{name[:MAX_NAME]!r}... ({len(name)} characters)"
+    if len(name) > MAX_NAME:
+        return f"pass name {shown} is longer than {MAX_NAME} characters"
+    if not KEBAB.fullmatch(name):
+        return f"pass name {shown} is not kebab-case (like 'fold-shapes')"
+    if keyword.iskeyword(name.replace("-", "_")):
+        return f"pass name {shown} is a Python keyword (it becomes a function name)"
+    return None
+
 
 _passes: dict[str, type[Pass]] = {}
 _origins: dict[str, str] = {}
@@ -38,8 +57,9 @@ def register(name: str):
 
     def decorate(cls: type[Pass]) -> type[Pass]:
         origin = getattr(sys.modules.get(cls.__module__), "__file__", None) or cls.__module__
-        if not KEBAB.match(name):
-            raise PassLoadError(f"{origin}: pass name '{name}' is not kebab-case (like 'fold-shapes')")
+        problem = pass_name_problem(name)
+        if problem:
+            raise PassLoadError(f"{origin}: {problem}")
         if name == GROUP_KEY:
             raise PassLoadError(f"{origin}: pass name '{name}' is reserved for groups of passes in a pipeline")
         if not (isinstance(cls, type) and issubclass(cls, Pass)):
@@ -102,8 +122,9 @@ def _load_pass_module(path: Path, resolved: Path) -> None:
         spec = importlib.util.spec_from_file_location(
             module_name, resolved / "__init__.py", submodule_search_locations=[str(resolved)]
         )
-    else:
-        spec = importlib.util.spec_from_file_location(module_name, resolved)
+    else:  # an explicit loader: a 'x.py' symlink to a file without '.py' has no loader by suffix
+        loader = importlib.machinery.SourceFileLoader(module_name, str(resolved))
+        spec = importlib.util.spec_from_file_location(module_name, resolved, loader=loader)
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
     kind = "pass package" if resolved.is_dir() else "pass file"

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from string import Template
 
-from graphkit.transform.registry import KEBAB, all_passes, origin_of
+from graphkit.transform.registry import all_passes, origin_of, pass_name_problem
 from graphkit.util.errors import InputError
 from graphkit.util.files import write_text_atomic
 
@@ -23,6 +23,16 @@ when the pass declines here (``graphkit passes $name`` prints this text). Relu i
 the rewrite is exact. Declines when the inner Relu's output is also read elsewhere or is a graph
 output (the rule engine says so) and when the element type of x is unknown.
 See docs/writing-passes.md for rules (pattern, check, rewrite) and the imperative form.
+
+Example (DIR is the folder that holds this file)::
+
+    graphkit passes $name --passes-dir DIR      # this text and the options
+    pytest DIR/tests/test_$snake.py             # the unit test written beside it
+
+    # in a pipeline YAML
+    pass_dirs: [DIR]
+    passes:
+      - $name
 """
 
 from graphkit.transform.rules import Rule, rule_pass
@@ -45,8 +55,8 @@ def rewrite(op, x):
 
 @rule_pass("$name")
 def $snake():
-    """Replace Relu(Relu(x)) by Relu(x) (exact)."""
-    return Rule(pattern, rewrite, check, name="relu-relu")
+    """$title: replace Relu(Relu(x)) by Relu(x) (exact)."""
+    return Rule(pattern, rewrite, check, name="$name")
 ''')
 
 TEST_TEMPLATE = Template('''"""Tests of the $name pass (written by ``graphkit new-pass``); run them with pytest."""
@@ -66,7 +76,7 @@ def model(body, outputs="float[2,3] y"):
 def test_rewrites_and_keeps_the_numbers():
     pass_ = gt.load_user_pass(PASSES, "$name")
     m = model("a = Relu(x) b = Relu(a) y = Neg(b)")
-    result = gt.assert_matches(pass_, m, rule="relu-relu", times=1)
+    result = gt.assert_matches(pass_, m, rule="$name", times=1)
     gt.assert_op_types(result.model, ["Relu", "Neg"])
     gt.assert_numerically_equal(m, result.model, atol=0, rtol=0)
     gt.assert_idempotent(pass_, result.model)
@@ -82,8 +92,9 @@ def test_declines_with_a_reason():
 
 def write_pass_template(name: str, directory: str | Path, force: bool = False) -> tuple[Path, Path]:
     """Write the pass file and its test for pass ``name`` under ``directory``; returns both paths."""
-    if not KEBAB.match(name):
-        raise InputError(f"pass name {name!r} is not kebab-case (like 'drop-double-relu')")
+    problem = pass_name_problem(name)
+    if problem:
+        raise InputError(problem)
     registered = all_passes()
     if name in registered:
         raise InputError(f"pass name '{name}' is already registered by {origin_of(name)}")

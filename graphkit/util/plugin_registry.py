@@ -26,6 +26,7 @@ import importlib
 import sys
 from collections.abc import Callable, Iterator, MutableMapping
 from importlib import metadata
+from types import ModuleType
 from typing import Any, Generic, TypeVar
 
 from graphkit.util.errors import GraphkitError, one_line
@@ -87,9 +88,11 @@ class Registry(MutableMapping[str, T], Generic[T]):
     Assigning ``registry[name] = obj`` registers (or replaces) ``name``; ``del``/``pop`` removes it.
     """
 
-    def __init__(self, group: str | None, what: str):
+    def __init__(self, group: str | None, what: str, accepts: Callable[[Any], bool] | None = None, expected: str = ""):
         self.group = group
         self.what = what
+        self.accepts = accepts  # what a loaded entry must satisfy (e.g. be a Stage); ``expected`` says it in words
+        self.expected = expected
         self._entries: dict[str, Any] = {}  # name -> object, or "module:attr" not imported yet
         self._loaded: set[str] = set()
         self._scanned = group is None
@@ -119,9 +122,20 @@ class Registry(MutableMapping[str, T], Generic[T]):
                 lambda: resolve(entry) if isinstance(entry, str) else entry.load(),
                 f"{self.what} '{name}' ({reference}, entry point group {self.group}) does not load",
             )
+            self._check(name, reference, value)
             self._entries[name] = value
             self._loaded.add(name)
         return value
+
+    def _check(self, name: str, reference: str, value: Any) -> None:
+        """A loaded entry that is not what this registry holds is one line, not a later traceback."""
+        if self.accepts is None or self.accepts(value):
+            return
+        hint = "; the reference names a module: write 'module:attribute'" if isinstance(value, ModuleType) else ""
+        raise GraphkitError(
+            f"{self.what} '{name}' ({reference}, entry point group {self.group}) is {type(value).__name__}, "
+            f"not {self.expected}{hint}"
+        )
 
     def __setitem__(self, name: str, obj: T) -> None:
         self.register(name, obj)

@@ -210,3 +210,40 @@ def test_requests_the_cluster_cannot_meet_are_one_line(ray_address, tiny_voc, cl
     spec = spec_for(tiny_voc, executor="ray", ray={"num_gpus_per_worker": 1})
     with pytest.raises(GraphkitError, match="asks for 1 CPU and 1 GPU but the cluster has 2 CPU and 0 GPU"):
         run_eval(spec, classifier_model, tmp_path / "o", progress=False)
+
+
+SIGTERM_AFTER_START = """
+import os, signal, sys, time
+import ray
+from graphkit.runtime.ray_executor import RayExecutor, RaySettings
+from graphkit.util.signals import Terminated, handle_signals
+
+with handle_signals():  # as graphkit's main runs every command
+    executor = RayExecutor(RaySettings(address=sys.argv[2], workers=1), sys.argv[1])
+    try:
+        with executor:
+            executor.start()
+            os.kill(os.getpid(), signal.SIGTERM)  # as 'kill PID' during the evaluation
+            time.sleep(60)
+    except Terminated:
+        print("terminated; ray connected:", ray.is_initialized(), "workers:", len(executor.slots), flush=True)
+        sys.exit(143)
+print("the signal was lost", flush=True)
+"""
+
+
+def test_sigterm_after_ray_starts_is_graphkits_terminated_and_ray_is_left_cleanly(ray_address, classifier_model):
+    """ray.init installs its own SIGTERM handler in the driver (sys.exit(15): exit 15, or 134
+    when it hit Ray's C++ core); graphkit's is put back, so SIGTERM is Terminated (exit 143)
+    and the executor's exit stops its workers and disconnects."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", SIGTERM_AFTER_START, str(classifier_model), ray_address],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 143, done.stdout + done.stderr
+    assert done.stdout.strip() == "terminated; ray connected: False workers: 0"

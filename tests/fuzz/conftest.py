@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from graphkit.fuzz.runner import ForkRunner
+from fuzz.runner import ForkRunner
 
 FAKE_PROGRAM = textwrap.dedent(
     '''
@@ -105,6 +105,46 @@ FAKE_PROGRAM = textwrap.dedent(
             time.sleep(30)
             return 0
         if fault == "silent-start-up":  # killed before printing anything, like the interpreter's start-up
+            time.sleep(30)
+            return 0
+        if fault == "new-pass-broken":  # exit 0, but the file does not load
+            Path("out/passes").mkdir(parents=True)
+            Path("out/passes/drop_x.py").write_text("def broken(:\\n")
+            return 0
+        if fault == "new-pass-right":
+            from graphkit.transform.scaffold import write_pass_template
+
+            write_pass_template("drop-x", "out/passes")
+            return 0
+        if fault == "cache-clear-everything":  # the old 'cache clear': whatever lies in the cache
+            import shutil
+
+            for entry in Path("cache").iterdir():
+                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+            return 0
+        if fault in ("repro-good", "repro-cd-dirname", "repro-escape"):
+            from graphkit.pipeline.reproducer import _FIND_SELF
+
+            cd = {"repro-cd-dirname": 'cd "$(dirname "$0")" || exit 2\\n'}.get(fault, _FIND_SELF)
+            escape = "echo x > ../../escaped.txt\\n" if fault == "repro-escape" else ""
+            Path("out/repro-01-x").mkdir(parents=True)
+            Path("out/repro-01-x/reproduce.sh").write_text(
+                "#!/bin/sh\\n" + cd + escape + "mkdir -p run && echo '{}' > run/report.json\\nexit 1\\n"
+            )
+            _report("failed")
+            return 1
+        if fault == "import-user-pass":  # as graphkit imported pass folders: __pycache__ in the user's folder
+            import importlib.util
+
+            spec = importlib.util.spec_from_file_location("user_pass", "inputs/passes/p.py")
+            spec.loader.exec_module(importlib.util.module_from_spec(spec))
+            return 0
+        if fault == "env":  # the attempt's extra environment reaches the command, @@ROOT@@ resolved
+            value = os.environ.get("FUZZ_PLANTED", "")
+            return 0 if value.endswith("/inputs/site") and "@@ROOT@@" not in value and Path(value).is_dir() else 3
+        if fault == "ray-like-sigterm":  # Ray's driver handler: SIGTERM -> sys.exit(15)
+            signal.signal(signal.SIGTERM, lambda number, frame: sys.exit(number))
+            print("working ...", file=sys.stderr, flush=True)
             time.sleep(30)
             return 0
         if fault == "slow-handling-signals":

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from graphkit.fuzz.attempts import Attempt
-from graphkit.fuzz.campaign import run_attempt
-from graphkit.fuzz.runner import SubprocessRunner
-from graphkit.fuzz.sandbox import INPUTS, OUT
+from fuzz.attempts import Attempt
+from fuzz.campaign import run_attempt
+from fuzz.runner import SubprocessRunner
+from fuzz.sandbox import INPUTS, OUT
 
 
 def _run(runner, tmp_path, fault, command="diff", **fields):
@@ -113,7 +113,7 @@ def test_a_status_the_forkserver_lost_is_read_from_the_childs_record(tmp_path):
     import sys
     import time
 
-    from graphkit.fuzz.runner import ForkRunner
+    from fuzz.runner import ForkRunner
 
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
 
@@ -140,9 +140,78 @@ def test_a_status_the_forkserver_lost_is_read_from_the_childs_record(tmp_path):
 def test_a_traceback_inside_a_json_report_is_data_not_a_crash():
     import json
 
-    from graphkit.fuzz.invariants import traceback_signature
+    from fuzz.invariants import traceback_signature
 
     printed = "Traceback (most recent call last):\n  File \"/x/graphkit/a.py\", line 3, in f\nKeyError: 'k'\n"
     report = json.dumps({"passes": [{"traceback": printed}]}, indent=2)
     assert traceback_signature(report) == ""
     assert traceback_signature(report + "\n" + printed) == "KeyError at a.py:f"
+
+
+# --- the surfaces of issue 28: each new detector fires on a planted fault ----------------------
+
+
+def test_a_new_pass_file_that_does_not_load_is_flagged(fake_runner, tmp_path):
+    checks = {"new_pass": {"name": "drop-x", "dir": "out/passes"}}
+    assert "new_pass_broken" in _kinds(_run(fake_runner, tmp_path, "new-pass-broken", "new-pass", checks=checks))
+    assert _run(fake_runner, tmp_path, "new-pass-right", "new-pass", checks=checks).violations == []
+
+
+def test_a_cache_clear_that_deletes_what_graphkit_did_not_write_is_flagged(fake_runner, tmp_path):
+    from fuzz.sandbox import CACHE
+
+    files = {f"{INPUTS}/model.onnx": b"model", f"{CACHE}/src/main.py": b"print('mine')\n"}
+    attempt = Attempt(0, 0, "cache", ["cache-clear-everything"], files=files, outputs=[OUT, CACHE])
+    attempt.checks["foreign"] = {f"{CACHE}/src/main.py": "print('mine')\n"}
+    assert "foreign_deleted" in _kinds(run_attempt(attempt, fake_runner, tmp_path))
+    attempt.argv = ["clean"]
+    assert run_attempt(attempt, fake_runner, tmp_path).violations == []
+
+
+@pytest.mark.parametrize(
+    ("fault", "flagged"), [("repro-good", False), ("repro-cd-dirname", True), ("repro-escape", True)]
+)
+def test_a_reproducer_run_the_hostile_way_is_checked(fake_runner, tmp_path, fault, flagged):
+    """Copied under a '-name' folder and run through a link beside a decoy pipeline.yaml: the old
+    ``cd "$(dirname "$0")"`` fails on the '-', and a script writing outside its folder is caught."""
+    result = _run(fake_runner, tmp_path, fault, command="apply", checks={"apply_out": OUT})
+    assert ("reproducer_escapes" in _kinds(result)) is flagged, result.violations
+
+
+def test_bytecode_is_written_as_in_real_use(fake_runner, tmp_path):
+    """The harness no longer turns bytecode off: a command importing a user's pass file the plain
+    way leaves __pycache__ in the inputs, and that is flagged."""
+    files = {f"{INPUTS}/model.onnx": b"model", f"{INPUTS}/passes/p.py": b"X = 1\n"}
+    result = run_attempt(Attempt(0, 0, "apply", ["import-user-pass"], files=files), fake_runner, tmp_path)
+    assert "input_modified" in _kinds(result) and "__pycache__" in str(result.violations)
+
+
+def test_an_attempts_own_environment_reaches_the_command(fake_runner, tmp_path):
+    files = {f"{INPUTS}/model.onnx": b"model", f"{INPUTS}/site/x.py": b""}
+    attempt = Attempt(0, 0, "apply plug-in", ["env"], files=files, env={"FUZZ_PLANTED": f"@@ROOT@@/{INPUTS}/site"})
+    assert run_attempt(attempt, fake_runner, tmp_path).violations == []
+
+
+def test_rays_sigterm_handler_is_flagged(fake_program, tmp_path):
+    """Ray's driver handler turns SIGTERM into exit 15: not 143, so flagged."""
+    attempt = Attempt(0, 0, "infer ray", ["ray-like-sigterm"], files={f"{INPUTS}/model.onnx": b"model"})
+    attempt.signal, attempt.signal_delay, attempt.subprocess = "SIGTERM", 1.5, True
+    result = run_attempt(attempt, SubprocessRunner(entry=str(fake_program)), tmp_path)
+    assert result.outcome.returncode == 15 and "exit_code" in _kinds(result)
+
+
+def test_the_surface_builders_reach_each_surface():
+    from fuzz.attempt_builders import make_attempt
+
+    attempts = [
+        make_attempt(3, i, [name]) for name in ("new-pass", "cache", "apply plug-in", "infer ray") for i in range(6)
+    ]
+    by = {}
+    for attempt in attempts:
+        by.setdefault(attempt.command, []).append(attempt)
+    assert {a.argv[0] for a in by["new-pass"]} == {"new-pass"} and all("new_pass" in a.checks for a in by["new-pass"])
+    assert {a.argv[:2][1] for a in by["cache"]} <= {"ls", "clear"} and any(a.checks["foreign"] for a in by["cache"])
+    plugin = by["apply plug-in"][0]
+    assert plugin.subprocess and plugin.env["PYTHONPATH"].endswith("inputs/site") and plugin.checks["apply_out"] == OUT
+    assert any(path.endswith("entry_points.txt") for path in plugin.files)
+    assert all("--executor" in a.argv and a.subprocess for a in by["infer ray"])

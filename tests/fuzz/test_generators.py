@@ -6,12 +6,12 @@ import json
 
 import onnx
 
-from graphkit.fuzz import goldens, models, pipelines, userpasses
-from graphkit.fuzz.attempt_builders import COMMANDS, make_attempt, signal_attempt
-from graphkit.fuzz.campaign import Result, Summary, reproducer, save_finding
-from graphkit.fuzz.choices import Choices
-from graphkit.fuzz.invariants import Violation
-from graphkit.fuzz.runner import Outcome
+from fuzz import goldens, models, pipelines, userpasses
+from fuzz.attempt_builders import COMMANDS, make_attempt, signal_attempt
+from fuzz.campaign import Result, Summary, reproducer, save_finding
+from fuzz.choices import Choices
+from fuzz.invariants import Violation
+from fuzz.runner import Outcome
 from graphkit.pipeline.demo_model import demo_model
 
 
@@ -116,7 +116,7 @@ def test_finding_folder_has_inputs_and_reproducers(tmp_path):
     result.violations.append(Violation("traceback", "ValueError at x.py:f"))
     folder = save_finding(result, tmp_path)
     record = json.loads((folder / "attempt.json").read_text())
-    assert record["reproducer"] == reproducer(attempt) == "python -m graphkit.fuzz --seed 0 --replay 1"
+    assert record["reproducer"] == reproducer(attempt) == "python -m fuzz --seed 0 --replay 1"
     assert record["violations"][0]["signature"] == "traceback: ValueError at x.py:f"
     script = (folder / "repro.sh").read_text()
     assert "graphkit " + attempt.argv[0] in script
@@ -148,8 +148,8 @@ def test_the_reproducer_of_a_signal_attempt_is_a_command_the_parser_accepts():
     """A signal attempt's reproducer used to end in a bare ``--signals``, which the parser refuses."""
     import shlex
 
-    from graphkit.fuzz.__main__ import build_parser
-    from graphkit.fuzz.attempt_builders import signal_attempt
+    from fuzz.__main__ import build_parser
+    from fuzz.attempt_builders import signal_attempt
 
     command = reproducer(signal_attempt(11, 25))
     args = build_parser().parse_args(shlex.split(command)[3:])

@@ -10,7 +10,7 @@ from onnx import helper
 from graphkit.ir.shapes import dims_of
 from graphkit.testing import assert_idempotent, assert_numerically_equal, make_model, run_pass
 from graphkit.transform.registry import get_pass
-from graphkit.util.errors import GraphkitError, PassError
+from graphkit.util.errors import GraphkitError, PassError, SpecError
 
 FixInputShape = get_pass("fix-input-shape")
 
@@ -77,7 +77,7 @@ def test_static_batch_contradiction():
         [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2, 3])],
         [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [2, 3])],
     )
-    with pytest.raises(PassError, match="dim 0 is static 2, option batch is 1"):
+    with pytest.raises(SpecError, match="dim 0 is static 2, option batch is 1"):
         FixInputShape(batch=1)(model)
 
 

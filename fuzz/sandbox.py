@@ -50,7 +50,6 @@ def environment(root: Path) -> dict[str, str]:
         "MPLCONFIGDIR": str(root / MPL),
         "GRAPHKIT_CACHE": str(root / CACHE),
         "GRAPHKIT_NO_PROGRESS": "1",
-        "PYTHONDONTWRITEBYTECODE": "1",
         "OMP_NUM_THREADS": "1",
     }
 

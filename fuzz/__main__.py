@@ -1,11 +1,11 @@
-"""``python -m graphkit.fuzz``: run a fuzz campaign against this checkout and print a JSON summary.
+"""``python -m fuzz``: run a fuzz campaign against this checkout and print a JSON summary.
 
 Examples::
 
-    python -m graphkit.fuzz --attempts 2000 --seed 1 --findings fuzz-findings
-    python -m graphkit.fuzz --time-budget 600 --signals 40
-    python -m graphkit.fuzz --seed 1 --replay 17          # one attempt again, verbosely
-    python -m graphkit.fuzz --coverage --time-budget 600  # atheris (extra 'fuzz')
+    python -m fuzz --attempts 2000 --seed 1 --findings fuzz-findings
+    python -m fuzz --time-budget 600 --signals 40
+    python -m fuzz --seed 1 --replay 17          # one attempt again, verbosely
+    python -m fuzz --coverage --time-budget 600  # atheris (extra 'fuzz')
 
 Exit code: 0 when every attempt was handled, 1 when some were mishandled.
 """
@@ -21,14 +21,14 @@ import sys
 import tempfile
 from pathlib import Path
 
-from graphkit.fuzz.attempt_builders import COMMANDS, make_attempt, signal_attempt
-from graphkit.fuzz.campaign import print_result, reproducer, run_attempt, run_campaign, save_finding
-from graphkit.fuzz.runner import DEFAULT_MEMORY, ForkRunner
+from fuzz.attempt_builders import COMMANDS, make_attempt, signal_attempt
+from fuzz.campaign import print_result, reproducer, run_attempt, run_campaign, save_finding
+from fuzz.runner import DEFAULT_MEMORY, ForkRunner
 from graphkit.util.files import write_text_atomic
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m graphkit.fuzz", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m fuzz", description=__doc__.split("\n\n")[0])
     parser.add_argument("--attempts", type=int, default=200, help="number of attempts (default 200)")
     parser.add_argument("--seed", type=int, default=0, help="campaign seed; attempt i is the same for the same seed")
     parser.add_argument("--start", type=int, default=0, help="index of the first attempt (default 0)")
@@ -81,13 +81,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.replay is not None:
         return replay(args)
     if args.coverage:
-        from graphkit.fuzz.coverage import run_coverage
+        from fuzz.coverage import run_coverage
 
         return run_coverage(args)
     commands = [c.strip() for c in args.commands.split(",")] if args.commands else None
     unknown = [c for c in commands or [] if c not in COMMANDS]
     if unknown:
-        print(f"graphkit.fuzz: error: unknown command(s) {unknown}", file=sys.stderr)
+        print(f"fuzz: error: unknown command(s) {unknown}", file=sys.stderr)
         return 2
 
     def timed(attempt):
@@ -125,5 +125,5 @@ if __name__ == "__main__":
     try:
         sys.exit(main())
     except KeyboardInterrupt:
-        print("graphkit.fuzz: interrupted", file=sys.stderr)
+        print("fuzz: interrupted", file=sys.stderr)
         sys.exit(130)

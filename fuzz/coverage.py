@@ -1,8 +1,8 @@
 """Coverage-guided mode: atheris (libFuzzer) mutates the bytes that drive the generators.
 
-``python -m graphkit.fuzz --coverage --time-budget 600 --findings DIR`` (needs the optional
+``python -m fuzz --coverage --time-budget 600 --findings DIR`` (needs the optional
 extra ``fuzz``: ``pip install 'graphkit-onnx[fuzz]'``). Each input becomes an attempt through
-:class:`~graphkit.fuzz.choices.DataChoices`; it runs **in this process** (coverage has to be
+:class:`~fuzz.choices.DataChoices`; it runs **in this process** (coverage has to be
 seen by libFuzzer), in a fresh sandbox, with the same invariants as the seeded mode. Findings
 are saved like the seeded ones, the first of each signature (plus the driving bytes in
 ``input.bin``); the
@@ -23,12 +23,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from graphkit.fuzz.attempt_builders import build_attempt
-from graphkit.fuzz.campaign import Result, Summary, save_finding, signature
-from graphkit.fuzz.choices import DataChoices
-from graphkit.fuzz.invariants import check
-from graphkit.fuzz.runner import Outcome
-from graphkit.fuzz.sandbox import WORK, compare, environment, make_writable, materialize, resolve, snapshot
+from fuzz.attempt_builders import build_attempt
+from fuzz.campaign import Result, Summary, save_finding, signature
+from fuzz.choices import DataChoices
+from fuzz.invariants import check
+from fuzz.runner import Outcome
+from fuzz.sandbox import WORK, compare, environment, make_writable, materialize, resolve, snapshot
 from graphkit.util.files import write_bytes_atomic, write_text_atomic
 
 
@@ -51,7 +51,7 @@ def run_in_process(argv: list[str], cwd: Path, env: dict[str, str]) -> Outcome:
         for fd, handle in files.items():
             os.dup2(handle.fileno(), fd)
         os.environ.update(env)
-        sys.dont_write_bytecode = True  # no __pycache__ in user pass folders
+        sys.dont_write_bytecode = False  # as in real use (a user's Python writes __pycache__)
         tempfile_module.tempdir = None
         os.chdir(cwd)
         try:
@@ -82,7 +82,7 @@ def _import_instrumented(atheris) -> None:
     """Import graphkit again with coverage instrumentation (only graphkit, not its dependencies)."""
     own = ("graphkit", "graphkit_passes")
     for name in list(sys.modules):
-        if name.split(".")[0] in own and not name.startswith("graphkit.fuzz"):
+        if name.split(".")[0] in own:
             del sys.modules[name]
     with atheris.instrument_imports(include=list(own)):
         import graphkit.cli.main
@@ -97,7 +97,7 @@ def run_coverage(args) -> int:
     try:
         import atheris
     except ImportError:
-        print("graphkit.fuzz: error: --coverage needs atheris: pip install 'graphkit-onnx[fuzz]'", file=sys.stderr)
+        print("fuzz: error: --coverage needs atheris: pip install 'graphkit-onnx[fuzz]'", file=sys.stderr)
         return 2
     _import_instrumented(atheris)
 

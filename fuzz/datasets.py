@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from graphkit.fuzz.choices import Choices
-from graphkit.fuzz.models import corrupt_bytes
-from graphkit.fuzz.sandbox import FIFO, Content
+from fuzz.choices import Choices
+from fuzz.models import corrupt_bytes
+from fuzz.sandbox import FIFO, Content
 
 
 @dataclass

@@ -4,12 +4,13 @@ Each attempt runs in its own sandbox under a work folder (removed afterwards unl
 failing attempt is saved under ``<findings>/<seed>-<index>/``: ``attempt.json`` (command line,
 labels, violations), ``stdout.txt``/``stderr.txt``, the inputs in ``sandbox/`` and ``repro.sh``
 (the graphkit command in that sandbox); its one-line reproducer is
-``python -m graphkit.fuzz --seed S --replay I`` (``--signals 1`` for signal mode).
+``python -m fuzz --seed S --replay I`` (``--signals 1`` for signal mode).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import shutil
@@ -23,10 +24,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from graphkit.fuzz.attempts import Attempt
-from graphkit.fuzz.invariants import Violation, check
-from graphkit.fuzz.runner import ForkRunner, Outcome, SubprocessRunner, kill_all
-from graphkit.fuzz.sandbox import WORK, compare, environment, make_writable, materialize, resolve, snapshot
+from fuzz.attempts import Attempt
+from fuzz.invariants import Violation, check
+from fuzz.runner import ForkRunner, Outcome, SubprocessRunner, kill_all
+from fuzz.sandbox import WORK, compare, environment, make_writable, materialize, resolve, snapshot
 from graphkit.util.console import progress
 from graphkit.util.files import write_text_atomic
 
@@ -49,7 +50,7 @@ class Result:
 def reproducer(attempt: Attempt) -> str:
     """The one-line command that replays ``attempt`` on any checkout."""
     mode = " --signals 1" if attempt.signal else ""  # --signals takes a count; any count selects signal mode
-    return f"python -m graphkit.fuzz --seed {attempt.seed} --replay {attempt.index}{mode}"
+    return f"python -m fuzz --seed {attempt.seed} --replay {attempt.index}{mode}"
 
 
 def signature(attempt: Attempt, violation: Violation) -> str:
@@ -68,7 +69,9 @@ def run_attempt(attempt: Attempt, runner, workdir: Path, keep: bool = False) -> 
     materialize(root, attempt.files, attempt.modes)
     before = snapshot(root)
     argv = [resolve(a, root) for a in attempt.argv]
-    env = environment(root)
+    env = {**environment(root), **{k: resolve(v, root) for k, v in attempt.env.items()}}
+    if "PYTHONPATH" in attempt.env and os.environ.get("PYTHONPATH"):  # the checkout under test stays first
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"] + os.pathsep + env["PYTHONPATH"]
     if attempt.subprocess or isinstance(runner, SubprocessRunner):
         sub = runner if isinstance(runner, SubprocessRunner) else SubprocessRunner(runner.memory, entry=runner.entry)
         outcome = sub.run(argv, root / WORK, env, logs, attempt.timeout, attempt.signal, attempt.signal_delay)
@@ -192,7 +195,7 @@ def run_campaign(
             attempt = item() if callable(item) else item
         except Exception as exc:  # a generator failed: the harness's problem, not graphkit's
             harness_errors.append(f"{type(exc).__name__}: {exc}")
-            print(f"graphkit.fuzz: harness error while generating an attempt: {exc!r}", file=sys.stderr)
+            print(f"fuzz: harness error while generating an attempt: {exc!r}", file=sys.stderr)
             return None
         use_sub = attempt.subprocess or (subprocess_every and attempt.index % subprocess_every == 0)
         result = run_attempt(attempt, sub if use_sub else fork, workdir)

@@ -1,4 +1,4 @@
-"""One builder per graphkit command: an :class:`~graphkit.fuzz.attempts.Attempt` drawn from choices.
+"""One builder per graphkit command: an :class:`~fuzz.attempts.Attempt` drawn from choices.
 
 :func:`make_attempt` builds attempt ``index`` of campaign ``seed`` deterministically for any
 command in :data:`COMMANDS` (drawn with :data:`WEIGHTS`); :func:`signal_attempt` builds one for
@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from graphkit.fuzz import datasets, models, pipelines, userpasses
-from graphkit.fuzz.attempts import (
+from fuzz import datasets, models, pipelines, userpasses
+from fuzz.attempts import (
     BAD_FLOATS,
     BAD_INTS,
     Attempt,
@@ -32,8 +32,9 @@ from graphkit.fuzz.attempts import (
     user_path,
     valid_dynamic_model,
 )
-from graphkit.fuzz.choices import Choices
-from graphkit.fuzz.sandbox import CACHE, DIRECTORY, FIFO, INPUTS, OUT, WORK
+from fuzz.choices import Choices
+from fuzz.sandbox import CACHE, DIRECTORY, FIFO, INPUTS, OUT, WORK
+from fuzz.surfaces import SURFACE_WEIGHTS, SURFACES
 from graphkit.ir.shapes import dims_of
 
 
@@ -379,6 +380,7 @@ COMMANDS: dict[str, Callable[[Choices, Attempt], None]] = {
     "infer": build_infer,
     "eval": build_eval,
     "export": build_export,
+    **SURFACES,
 }
 # How often each command is drawn: the input-heavy commands more, the slow export less.
 WEIGHTS = {
@@ -396,6 +398,7 @@ WEIGHTS = {
     "infer": 2,
     "eval": 2,
     "export": 1,
+    **SURFACE_WEIGHTS,
 }
 
 

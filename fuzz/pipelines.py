@@ -14,8 +14,8 @@ from typing import Any
 
 import yaml
 
-from graphkit.fuzz.choices import Choices
-from graphkit.fuzz.models import PWNED
+from fuzz.choices import Choices
+from fuzz.models import PWNED
 
 BUILTIN_PASSES = ["eliminate-noops", "softmax-transpose", "fold-shapes", "dynamic-batch", "fold-batchnorm"]
 

@@ -2,8 +2,8 @@
 
 :class:`Attempt` and the helpers the per-command builders share (models, golden folders, hostile
 output paths, the values that must be rejected). The builders, and :func:`make_attempt` /
-:func:`signal_attempt` that pick one, are in :mod:`graphkit.fuzz.attempt_builders`. Paths in an
-attempt are relative to the sandbox root (see :mod:`graphkit.fuzz.sandbox`); argv is relative
+:func:`signal_attempt` that pick one, are in :mod:`fuzz.attempt_builders`. Paths in an
+attempt are relative to the sandbox root (see :mod:`fuzz.sandbox`); argv is relative
 to the working folder ``a/b/work``.
 """
 
@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from graphkit.fuzz import goldens, models
-from graphkit.fuzz.choices import Choices
-from graphkit.fuzz.sandbox import DIRECTORY, FIFO, HOME, INPUTS, OUT, ROOT_MARK, WORK, Content
+from fuzz import goldens, models
+from fuzz.choices import Choices
+from fuzz.sandbox import DIRECTORY, FIFO, HOME, INPUTS, OUT, ROOT_MARK, WORK, Content
 from graphkit.ir.shapes import dims_of
 
 HOSTILE_OUTPUTS = ["inputs/a-file/under-it", "/proc/graphkit-fuzz/out", "inputs/fifo", "@@ROOT@@/absolute-out"]
@@ -43,6 +43,7 @@ class Attempt:
     signal_delay: float = 0.0
     subprocess: bool = False
     timeout: float = 60.0
+    env: dict[str, str] = field(default_factory=dict)  # extra environment (may name @@ROOT@@)
 
     @property
     def key(self) -> str:
@@ -63,6 +64,7 @@ class Attempt:
             "signal": self.signal,
             "signal_delay": round(self.signal_delay, 3),
             "subprocess": self.subprocess,
+            "env": self.env,
             "files": sorted(self.files),
         }
 

@@ -1,7 +1,7 @@
 """Running one command line: forked in-process (fast) or as a real subprocess.
 
 Both runners give the command a private working folder, HOME and TMPDIR (see
-:mod:`graphkit.fuzz.sandbox`), stdin from /dev/null, an address-space limit (``RLIMIT_AS``)
+:mod:`fuzz.sandbox`), stdin from /dev/null, an address-space limit (``RLIMIT_AS``)
 and a wall-clock timeout, and put it in its own process group so that a timeout kills
 everything it started.
 
@@ -78,7 +78,7 @@ def _child(
         os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644), fd)
     os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
     os.environ.update(env)
-    sys.dont_write_bytecode = True  # as PYTHONDONTWRITEBYTECODE does: no __pycache__ in user pass folders
+    sys.dont_write_bytecode = False  # as in real use: Python writes __pycache__ unless told not to
     tempfile.tempdir = None  # re-read TMPDIR
     os.chdir(cwd)
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -115,7 +115,7 @@ class ForkRunner:
         self.entry = entry  # a Python file whose main(argv) replaces graphkit's (tests only)
         self.live: set[int] = set()  # process groups of running commands
         self._context = multiprocessing.get_context("forkserver")
-        self._context.set_forkserver_preload(["graphkit.fuzz.preload"])
+        self._context.set_forkserver_preload(["fuzz.preload"])
 
     def start(self, argv: list[str], cwd: Path, env: dict[str, str], logs: Path):
         """Start a command; returns a handle for :meth:`finish`."""
@@ -175,7 +175,7 @@ class SubprocessRunner:
             process = subprocess.Popen(
                 [self.python, *([self.entry] if self.entry else ["-m", "graphkit"]), *argv],
                 cwd=cwd,
-                env={**os.environ, **env},
+                env={**{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}, **env},
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=err,

@@ -5,16 +5,16 @@ marks passes that must end as failed or rolled back (never "applied"): they muta
 input, call ``sys.exit``, raise ``SystemExit``/``KeyboardInterrupt``/``MemoryError``, emit an
 op onnxruntime cannot run, or return the wrong type. ``wrong_numbers`` marks passes whose
 output differs from their input numerically (a baked batch, NaN, a scale): a model written after
-one of them is caught by the independent oracle in :mod:`graphkit.fuzz.invariants`.
+one of them is caught by the independent oracle in :mod:`fuzz.invariants`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from graphkit.fuzz.choices import Choices
+from fuzz.choices import Choices
 
-HEADER = '''"""A misbehaving user pass written by graphkit.fuzz."""
+HEADER = '''"""A misbehaving user pass written by fuzz."""
 import sys
 
 import numpy as np

@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from graphkit.fuzz.choices import Choices
-from graphkit.fuzz.models import corrupt_bytes
-from graphkit.fuzz.sandbox import DIRECTORY, FIFO, Content
+from fuzz.choices import Choices
+from fuzz.models import corrupt_bytes
+from fuzz.sandbox import DIRECTORY, FIFO, Content
 
 
 @dataclass

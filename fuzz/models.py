@@ -16,7 +16,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from graphkit.fuzz.choices import Choices
+from fuzz.choices import Choices
 from graphkit.pipeline.demo_model import demo_model
 
 PWNED = "graphkit_fuzz_pwned"  # a file name that injected shell code would create

@@ -28,7 +28,8 @@ Oracles (where the attempt knows the right answer):
   export source...);
 - ``contract_breach_accepted``: a user pass that mutated its input, exited or raised is
   reported applied/unchanged;
-- ``script_injection``: a generated shell script, run with a fake ``atc``, runs injected code.
+- ``script_injection``: a generated shell script, run with a fake ``atc``, runs injected code;
+- ``new_pass_broken``, ``foreign_deleted``, ``reproducer_escapes``: see :mod:`fuzz.surface_checks`.
 """
 
 from __future__ import annotations
@@ -46,10 +47,11 @@ from pathlib import Path
 
 import numpy as np
 
-from graphkit.fuzz.attempts import Attempt
-from graphkit.fuzz.models import PWNED
-from graphkit.fuzz.runner import Outcome
-from graphkit.fuzz.sandbox import HOME, INPUTS, MPL, THIRD_PARTY, TMP, Changes, inside
+from fuzz.attempts import Attempt
+from fuzz.models import PWNED
+from fuzz.runner import Outcome
+from fuzz.sandbox import CACHE, HOME, INPUTS, MPL, THIRD_PARTY, TMP, Changes, inside
+from fuzz.surface_checks import check_surfaces
 from graphkit.ir.shapes import dims_of
 
 EXPECTED_CODES = {0, 1, 2}
@@ -58,6 +60,8 @@ MODEL_READERS = {"apply", "golden make", "validate", "perf", "atc precheck"}
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 ERROR_LINE = re.compile(r"^graphkit( [\w-]+)*: error: ")  # ours, or argparse's "graphkit perf: error:"
 MAX_ERROR_CHARS = 1000
+# Hidden files graphkit keeps on purpose: the validation cache's 0600 HMAC key (not a temporary).
+KNOWN_HIDDEN = {f"{CACHE}/validation/.graphkit-key"}
 
 
 @dataclass
@@ -159,7 +163,7 @@ def check_files(attempt: Attempt, root: Path, changes: Changes) -> list[Violatio
         else []
     )
     hidden = [p for p in changes.created if Path(p).name.startswith(".") and not inside(p, [MPL, TMP, *THIRD_PARTY])]
-    hidden = [p for p in hidden if p != f"{HOME}/.cache"]
+    hidden = [p for p in hidden if p != f"{HOME}/.cache" and p not in KNOWN_HIDDEN]
     if left or hidden:
         found.append(Violation("leftover_temp", ", ".join(([f"{TMP}/{n}" for n in left] + hidden)[:5])))
     return found
@@ -181,8 +185,10 @@ def check_oracles(attempt: Attempt, outcome: Outcome, root: Path) -> list[Violat
         found += _check_scripts(root / attempt.outputs[0] if attempt.outputs else root, root)
     run_dir = attempt.checks.get("apply_out")
     crashed = bool(_TRACEBACK.search(outcome.stdout + "\n" + outcome.stderr))
-    if attempt.command == "apply" and run_dir and code in (0, 1) and not outcome.timed_out and not crashed:
+    applied = attempt.command in ("apply", "apply plug-in") and code in (0, 1) and not outcome.timed_out
+    if applied and run_dir and not crashed:
         found += _check_run_folder(attempt, root / run_dir, code, root)
+    found += check_surfaces(attempt, outcome, root, Violation)
     return found
 
 
