@@ -186,7 +186,6 @@ def test_an_entry_whose_cases_are_not_its_keys_labels_is_a_miss_not_a_keyerror(t
         golden,
         golden_hash(golden.directory),
         TOL,
-        None,
         ValidationRuntime(),
         ValidationCache(tmp_path / "cache"),
     )
