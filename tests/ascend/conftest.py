@@ -142,3 +142,47 @@ def env_without_atc() -> dict[str, str]:
 def fake_atc():
     """Helpers: write(folder) -> atc path; env(folder, mode, calls=None); env_without()."""
     return SimpleNamespace(write=write_fake_atc, env=env_with_atc, env_without=env_without_atc)
+
+
+def _fake_runner(tmp_path_factory, api: str):
+    import json
+    import subprocess
+
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("fake_ais_bench", Path(__file__).with_name("fake_ais_bench.py"))
+    writer = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(writer)
+    root = writer.write_fake_ais_bench(tmp_path_factory.mktemp(f"fake_ais_{api}"), api)
+
+    def run(command: str, args: list[str], cwd, backend: str = "ais_bench"):
+        log = Path(cwd) / "fake_ais_bench.jsonl"
+        log.unlink(missing_ok=True)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+        env["FAKE_AIS_BENCH_LOG"] = str(log)
+        result = subprocess.run(
+            [sys.executable, "-m", "graphkit", command, "--backend", backend, *args],
+            capture_output=True,
+            text=True,
+            cwd=cwd,
+            env=env,
+        )
+        calls = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+        return result, calls
+
+    run.api = api
+    return run
+
+
+@pytest.fixture(params=["current", "old"])
+def fake_ais_bench_apis(request, tmp_path_factory):
+    """graphkit in a subprocess with a fake ais_bench (tests/ascend/fake_ais_bench.py) importable,
+    once with ait's current MemorySummary names and once with the old ones:
+    ``run(command, args, cwd, backend="ais_bench") -> (CompletedProcess, calls)``."""
+    return _fake_runner(tmp_path_factory, request.param)
+
+
+@pytest.fixture(scope="module")
+def fake_ais_bench(tmp_path_factory):
+    """The same runner with the current API names only."""
+    return _fake_runner(tmp_path_factory, "current")
