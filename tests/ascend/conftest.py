@@ -145,10 +145,9 @@ def fake_atc():
 
 
 def _fake_runner(tmp_path_factory, api: str):
+    import importlib.util
     import json
     import subprocess
-
-    import importlib.util
 
     spec = importlib.util.spec_from_file_location("fake_ais_bench", Path(__file__).with_name("fake_ais_bench.py"))
     writer = importlib.util.module_from_spec(spec)
