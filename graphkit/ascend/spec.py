@@ -323,8 +323,8 @@ class AtcSpec:
 def read_fusion_switches(path: str | os.PathLike, where: str = "fusion_switch_file") -> dict[str, str]:
     """The fusion passes a ``--fusion_switch_file`` turns on or off: {pass name: "on"|"off"}.
 
-    Two forms are read: lines ``PassName:off`` (the ModelZoo Wseg guide's ``fusion_swith.cfg``
-    holds ``SoftmaxFusionPass:off``) and the JSON form ``{"Switch": {"GraphFusion": {...},
+    Two forms are read: lines ``PassName:off`` (the form of the ``fusion_swith.cfg`` that an
+    older ModelZoo Wseg guide shipped, ``SoftmaxFusionPass:off``) and the JSON form ``{"Switch": {"GraphFusion": {...},
     "UBFusion": {...}}}`` of the hiascend.com ATC reference ("--fusion_switch_file"). Anything
     else is a SpecError naming the line.
     """

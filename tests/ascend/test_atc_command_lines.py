@@ -53,7 +53,7 @@ def test_static_and_dynamic_commands_follow_the_facts_form(clean_export, tmp_pat
 
 def test_optional_options_appear(clean_export, tmp_path):
     switch = tmp_path / "fusion.cfg"
-    switch.write_text("SoftmaxFusionPass:off\n")  # the Wseg guide's fusion_swith.cfg
+    switch.write_text("SoftmaxFusionPass:off\n")  # the older Wseg guide's fusion_swith.cfg
     spec = AtcSpec(
         batch_sizes=[2],
         precision_mode="allow_fp32_to_fp16",
