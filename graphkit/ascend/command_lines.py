@@ -25,12 +25,12 @@ from pathlib import Path
 import onnx
 
 from graphkit import __version__
+from graphkit.ascend.option_values import parse_shape_range
 from graphkit.ascend.spec import (
     ATC_DEFAULT_PRECISION_MODE,
     AtcSpec,
     check_plain_text,
     parse_input_shape,
-    parse_shape_range,
 )
 from graphkit.runtime.feeds import graph_inputs, input_dims, np_dtype
 from graphkit.util.errors import SpecError
