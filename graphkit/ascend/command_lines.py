@@ -301,6 +301,10 @@ def plan_commands(model: onnx.ModelProto, spec: AtcSpec, model_path: str | os.Pa
         args = _args(plan, spec, "", output)
         args[args.index("--input_shape=")] = f"--input_shape_range={spec.input_shape_range}"
         plan.commands.append(AtcCommand("input_shape_range", [], output, args))
+        if int(str(spec.cann).split(".", 1)[0]) >= 8:
+            plan.warnings.append(
+                "input_shape_range: deprecated from CANN 8.0; ATC asks for the ranges in --input_shape instead"
+            )
     if spec.implmode_overridden():
         plan.warnings.append(
             "op_precision_mode is given: ATC ignores op_select_implmode/optypelist_for_implmode then (only "

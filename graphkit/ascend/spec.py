@@ -257,6 +257,7 @@ class AtcSpec:
             _check_dynamic_image_size(self, where)
         if self.input_shape_range is not None:
             parse_shape_range(self.input_shape_range, f"{where}.input_shape_range")
+            _check_shape_range_version(self.cann, f"{where}.input_shape_range")
         shapes = parse_input_shape(
             self.input_shape,
             f"{where}.input_shape",
@@ -359,6 +360,17 @@ def _existing_file(value: str, where: str) -> str:
     if not os.access(path, os.R_OK):
         raise SpecError(f"{where}: {value}: not readable")
     return str(path.resolve())
+
+
+def _check_shape_range_version(cann: str, where: str) -> None:
+    # Source: hiascend.com ATC reference "--input_shape_range": canncommercial/601 atctool_0053 and
+    # 5046 atlasatc_16_0053 say "reserved, not supported in this version"; 63RC2 atctool_000053
+    # and 700 support it ("will be deprecated"); from CANNCommunityEdition 8.0 (80RC3alpha003
+    # atlasatc_16_0051) it is deprecated in favour of ranges in --input_shape (a warning,
+    # AtcPlan.warnings).
+    parts = [int(p) for p in re.findall(r"[0-9]+", str(cann))[:2]] + [0]
+    if (parts[0], parts[1]) < (6, 3):
+        raise SpecError(f"{where}: CANN {cann} reserves --input_shape_range without supporting it (6.3 and later do)")
 
 
 def _check_dynamic_image_size(spec: AtcSpec, where: str) -> None:

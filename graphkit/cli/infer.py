@@ -37,6 +37,11 @@ batch dim), the short last batch is padded with its first file and those outputs
 outputs are OUT/D/{name before the first dot}_{k}.{fmt}, a rerun overwrites, and the summary is
 OUT/D_summary.json (--sumary-json also writes the older OUT/D/sumary.json). A flag graphkit
 cannot honour on the chosen backend is one error line, exit 2.
+
+On --backend ais_bench (an Ascend machine) the dynamic options reach the device session as
+ais_bench sets them, --dump/--acl_json_path configure dumps, and --device 0,1 runs once per
+device into OUT/D/device{id}_{index}. msit's spellings (--om-model, --batch-size, --dym-shape,
+--output-size, ...) are the same flags.
 """
 
 # ais_bench flags graphkit does not implement on any backend (device tooling).

@@ -11,7 +11,9 @@
 - files per batch = the byte size of input 0's tensor / the byte size of input 0's first file
   (it must divide); ``--batchsize`` does *not* change that, it only feeds the throughput
   figure. On onnxruntime a symbolic batch dim is set from ``--dymBatch``, else ``--batchsize``,
-  else 1 (the ONNX file stands in for an OM compiled at that batch);
+  else 1 (the ONNX file stands in for an OM compiled at that batch). Without ``--batchsize`` the
+  throughput uses ais_bench's ``get_batchsize``: dim 0 of the first input as it runs
+  (:func:`default_batchsize`);
 - a short last batch is padded with the batch's *first* file (not zeros) and the outputs of
   the padding are dropped;
 - outputs ``OUT/D/{name}_{k}.{bin|npy|txt}``: ``name`` is input 0's file name before its first
@@ -20,6 +22,9 @@
   values as rows of the last dim, ``%f`` for floats and ``%d`` otherwise, each value followed by
   a space;
 - a rerun into an existing output folder overwrites the files of the same names;
+- outputs go to ``os.path.join(OUT, D)`` and the summary to that + ``_summary.json``
+  (:mod:`graphkit.runtime.infer_paths`: a relative ``D`` is a sub-path; ``filesinfo`` holds
+  the paths as ais_bench joins them);
 - ``OUT/D_summary.json`` (``D`` defaults to a timestamp): the timing keys of
   :func:`graphkit.runtime.perf.timing_summary` (ais_bench's meaning; host backends say what they
   measure), ``throughput``, ``npu_compute_time_list`` on a device backend, ``filesinfo``

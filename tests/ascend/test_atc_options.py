@@ -80,12 +80,17 @@ def test_dynamic_image_size_om_and_its_ais_bench_dymhw(clean_export, tmp_path):
 
 
 def test_input_shape_range_om_replaces_input_shape(clean_export):
-    plan = _plan(clean_export, batch_sizes=[], input_shape_range="image:[1~4,3,8~64,8~64]")
+    plan = _plan(clean_export, cann="7.0", batch_sizes=[], input_shape_range="image:[1~4,3,8~64,8~64]")
     (command,) = plan.commands
     assert command.output == "wseg_dynshape" and "--input_shape_range=image:[1~4,3,8~64,8~64]" in command.args
-    assert not any(a.startswith("--input_shape=") for a in command.args)
+    assert not any(a.startswith("--input_shape=") for a in command.args) and not plan.warnings
     with pytest.raises(SpecError, match="input_shape_range: 'other' is not a graph input"):
-        _plan(clean_export, batch_sizes=[], input_shape_range="other:[1,3]")
+        _plan(clean_export, cann="7.0", batch_sizes=[], input_shape_range="other:[1,3]")
+    # CANN 6.0 reserves the option; 8.0 deprecates it (a warning).
+    with pytest.raises(SpecError, match="CANN 6.0 reserves --input_shape_range"):
+        _plan(clean_export, cann="6.0", batch_sizes=[], input_shape_range="image:[1,3,8,8]")
+    newer = _plan(clean_export, cann="8.0", batch_sizes=[], input_shape_range="image:[1,3,8,8]")
+    assert any("deprecated from CANN 8.0" in w for w in newer.warnings)
 
 
 def test_cli_flags_reach_the_commands(clean_export, tmp_path):
