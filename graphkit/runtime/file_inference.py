@@ -109,6 +109,17 @@ def dims_option(text: str, flag: str) -> dict[str, list[int]]:
     return shapes
 
 
+def hw_option(text: str) -> list[int]:
+    """``"H,W"`` (ais_bench --dymHW) -> [H, W]; InputError unless two positive integers."""
+    try:
+        hw = [int(v) for v in text.split(",")]
+    except ValueError as exc:
+        raise InputError(f"--dymHW {text!r}: expected 'H,W'") from exc
+    if len(hw) != 2 or min(hw) <= 0:
+        raise InputError(f"--dymHW {text!r}: expected two positive sizes 'H,W'")
+    return hw
+
+
 def resolve_shapes(
     inputs: Sequence[TensorInfo],
     batch: int | None,
@@ -133,14 +144,7 @@ def resolve_shapes(
         unknown = [n for n in given if n not in names]
         if unknown:
             raise InputError(f"{flag}: '{unknown[0]}' is not a model input (inputs: {', '.join(names)})")
-    hw = None
-    if dym_hw:
-        try:
-            hw = [int(v) for v in dym_hw.split(",")]
-        except ValueError as exc:
-            raise InputError(f"--dymHW {dym_hw!r}: expected 'H,W'") from exc
-        if len(hw) != 2 or min(hw) <= 0:
-            raise InputError(f"--dymHW {dym_hw!r}: expected two positive sizes 'H,W'")
+    hw = hw_option(dym_hw) if dym_hw else None
     shapes = []
     for info in inputs:
         dims = list(info.shape)
@@ -356,6 +360,12 @@ def infer_files(
     auto = auto_set_dymshape_mode or auto_set_dymdims_mode
     if auto and (dym_batch or dym_hw or dym_dims or dym_shape):
         raise InputError("--auto_set_dymshape_mode/--auto_set_dymdims_mode take each file's own shape; drop --dym*")
+    # The option texts are checked before any backend opens: a device session receives them as they are.
+    if dym_hw:
+        hw_option(dym_hw)
+    for flag, text in (("--dymDims", dym_dims), ("--dymShape", dym_shape)):
+        if text:
+            dims_option(text, flag)
     if output_dirname is not None and output is None:
         raise InputError("--output_dirname needs --output (ais_bench: it names a folder under --output)")
     output_dirname = check_output_dirname(output_dirname or time.strftime("%Y_%m_%d-%H_%M_%S"))

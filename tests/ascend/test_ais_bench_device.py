@@ -129,6 +129,8 @@ def test_auto_modes_set_each_runs_shape_instead_of_running_static(fake_ais_bench
         (["--dymDims", "nope:1,3,8,8"], "--dymDims: 'nope' is not a model input"),
         (["--dymShape", "image:1,3,8"], "'image' has 4 dims in the model, 3 given"),
         (["--outputSize", "10,abc"], "--outputSize '10,abc': expected sizes like"),
+        (["--dymHW", "8"], "--dymHW '8': expected two positive sizes"),
+        (["--dymShape", "image:1,x,8,8"], "--dymShape 'image:1,x,8,8': dims '1,x,8,8' are not integers"),
         (["--dymDims", "image:1,3,8,8", "--auto_set_dymdims_mode", "1"], "take each file's own shape"),
     ],
 )
