@@ -185,3 +185,28 @@ def fake_ais_bench_apis(request, tmp_path_factory):
 def fake_ais_bench(tmp_path_factory):
     """The same runner with the current API names only."""
     return _fake_runner(tmp_path_factory, "current")
+
+
+@pytest.fixture(scope="session")
+def classifier():
+    """``make(path, dims, classes=4)``: image dims (ints or names) -> 1x1 conv -> global average
+    pool -> flatten -> logits [dims[0], classes], seeded weights; saved at ``path``, returned."""
+    import numpy as np
+    from onnx import TensorProto, helper
+
+    from graphkit.transform.testing import make_model
+
+    def make(path, dims, classes=4):
+        rng = np.random.default_rng(1)
+        weights = rng.standard_normal(classes * 3).tolist()
+        w = helper.make_tensor("w", TensorProto.FLOAT, [classes, 3, 1, 1], weights)
+        nodes = [
+            helper.make_node("Conv", ["image", "w"], ["c"]),
+            helper.make_node("GlobalAveragePool", ["c"], ["g"]),
+            helper.make_node("Flatten", ["g"], ["logits"]),
+        ]
+        x = helper.make_tensor_value_info("image", TensorProto.FLOAT, dims)
+        y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, [dims[0], classes])
+        return save_model(make_model(nodes, [x], [y], [w], opset=13), path)
+
+    return make

@@ -14,24 +14,6 @@ import json
 import numpy as np
 import onnxruntime as ort
 import pytest
-from onnx import TensorProto, helper
-
-from graphkit.ir.model_io import save_model
-from graphkit.transform.testing import make_model
-
-
-def _classifier(path, dims, classes=4):
-    """image dims (ints or names) -> conv 1x1 -> global average pool -> flatten -> logits."""
-    rng = np.random.default_rng(1)
-    w = helper.make_tensor("w", TensorProto.FLOAT, [classes, 3, 1, 1], rng.standard_normal(classes * 3).tolist())
-    nodes = [
-        helper.make_node("Conv", ["image", "w"], ["c"]),
-        helper.make_node("GlobalAveragePool", ["c"], ["g"]),
-        helper.make_node("Flatten", ["g"], ["logits"]),
-    ]
-    x = helper.make_tensor_value_info("image", TensorProto.FLOAT, dims)
-    y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, [dims[0], classes])
-    return save_model(make_model(nodes, [x], [y], [w], opset=13), path)
 
 
 def _bins(folder, count, shape=(1, 3, 8, 8)):
@@ -48,8 +30,8 @@ def _reference(model, image):
     return ort.InferenceSession(str(model), providers=["CPUExecutionProvider"]).run(None, {"image": image})[0]
 
 
-def test_perf_reports_copy_times_with_current_and_old_api_names(fake_ais_bench_apis, tmp_path):
-    _classifier(tmp_path / "m_bs2.onnx", [2, 3, 8, 8])
+def test_perf_reports_copy_times_with_current_and_old_api_names(classifier, fake_ais_bench_apis, tmp_path):
+    classifier(tmp_path / "m_bs2.onnx", [2, 3, 8, 8])
     result, calls = fake_ais_bench_apis("perf", ["--model", "m_bs2.onnx", "--loop", "5", "--json"], tmp_path)
     assert result.returncode == 0, result.stderr
     run = json.loads(result.stdout)["results"][0]
@@ -61,8 +43,8 @@ def test_perf_reports_copy_times_with_current_and_old_api_names(fake_ais_bench_a
     assert [c["event"] for c in calls][:2] == ["init", "set_staticbatch"]
 
 
-def test_infer_reports_copy_times_and_the_model_batch(fake_ais_bench_apis, tmp_path):
-    model = _classifier(tmp_path / "m_bs2.onnx", [2, 3, 8, 8])
+def test_infer_reports_copy_times_and_the_model_batch(classifier, fake_ais_bench_apis, tmp_path):
+    model = classifier(tmp_path / "m_bs2.onnx", [2, 3, 8, 8])
     arrays = _bins(tmp_path / "prep", 5)  # 3 batches of 2, the last padded
     args = ["--model", "m_bs2.onnx", "--input", "./prep", "--output", "out", "--output_dirname", "d", "--loop", "2"]
     result, _ = fake_ais_bench_apis("infer", args, tmp_path)
@@ -91,8 +73,10 @@ def test_infer_reports_copy_times_and_the_model_batch(fake_ais_bench_apis, tmp_p
         ),
     ],
 )
-def test_dynamic_options_reach_the_device_session(fake_ais_bench, tmp_path, dims, flags, expected_call, fed):
-    model = _classifier(tmp_path / "dyn.onnx", dims)
+def test_dynamic_options_reach_the_device_session(
+    classifier, fake_ais_bench, tmp_path, dims, flags, expected_call, fed
+):
+    model = classifier(tmp_path / "dyn.onnx", dims)
     arrays = _bins(tmp_path / "prep", 4)
     args = ["--om-model", "dyn.onnx", "--input", "prep", "--output", "out", "--output_dirname", "r", *flags]
     result, calls = fake_ais_bench("infer", args, tmp_path)
@@ -108,8 +92,8 @@ def test_dynamic_options_reach_the_device_session(fake_ais_bench, tmp_path, dims
 
 
 @pytest.mark.parametrize("mode", ["--auto_set_dymshape_mode", "--auto-set-dymdims-mode"])
-def test_auto_modes_set_each_runs_shape_instead_of_running_static(fake_ais_bench, tmp_path, mode):
-    _classifier(tmp_path / "dyn.onnx", ["n", 3, "h", "w"])
+def test_auto_modes_set_each_runs_shape_instead_of_running_static(classifier, fake_ais_bench, tmp_path, mode):
+    classifier(tmp_path / "dyn.onnx", ["n", 3, "h", "w"])
     prep = tmp_path / "prep"
     prep.mkdir()
     shapes = [(1, 3, 8, 8), (3, 3, 6, 10)]
@@ -134,8 +118,10 @@ def test_auto_modes_set_each_runs_shape_instead_of_running_static(fake_ais_bench
         (["--dymDims", "image:1,3,8,8", "--auto_set_dymdims_mode", "1"], "take each file's own shape"),
     ],
 )
-def test_dynamic_option_errors_read_the_same_on_ort_and_the_device(fake_ais_bench, tmp_path, flags, message):
-    _classifier(tmp_path / "dyn.onnx", ["n", 3, "h", "w"])
+def test_dynamic_option_errors_read_the_same_on_ort_and_the_device(
+    classifier, fake_ais_bench, tmp_path, flags, message
+):
+    classifier(tmp_path / "dyn.onnx", ["n", 3, "h", "w"])
     _bins(tmp_path / "prep", 2)
     lines = []
     for backend in ("ort", "ais_bench"):
@@ -145,8 +131,8 @@ def test_dynamic_option_errors_read_the_same_on_ort_and_the_device(fake_ais_benc
     assert lines[0] == lines[1] and message in lines[0]
 
 
-def test_dump_writes_acl_json_and_passes_it_to_the_session(fake_ais_bench, tmp_path):
-    _classifier(tmp_path / "m_bs1.onnx", [1, 3, 8, 8])
+def test_dump_writes_acl_json_and_passes_it_to_the_session(classifier, fake_ais_bench, tmp_path):
+    classifier(tmp_path / "m_bs1.onnx", [1, 3, 8, 8])
     result, calls = fake_ais_bench("infer", ["--model", "m_bs1.onnx", "--output", "out", "--dump", "1"], tmp_path)
     assert result.returncode == 0, result.stderr
     acl = json.loads((tmp_path / "out" / "acl.json").read_text())
@@ -160,8 +146,8 @@ def test_dump_writes_acl_json_and_passes_it_to_the_session(fake_ais_bench, tmp_p
     assert missing.returncode == 2 and "--acl_json_path nope.json: no such file" in missing.stderr
 
 
-def test_several_devices_write_ais_bench_per_device_folders(fake_ais_bench, tmp_path):
-    _classifier(tmp_path / "m_bs1.onnx", [1, 3, 8, 8])
+def test_several_devices_write_ais_bench_per_device_folders(classifier, fake_ais_bench, tmp_path):
+    classifier(tmp_path / "m_bs1.onnx", [1, 3, 8, 8])
     _bins(tmp_path / "prep", 5)
     args = ["--model", "m_bs1.onnx", "--input", "prep", "--output", "out", "--output_dirname", "d", "--device", "0,1"]
     result, calls = fake_ais_bench("infer", args, tmp_path)

@@ -35,10 +35,6 @@ import sys
 import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper
-
-from graphkit.ir.model_io import save_model
-from graphkit.transform.testing import make_model
 
 wseg = pytest.importorskip("graphkit.wseg.network")
 export = pytest.importorskip("graphkit.wseg.export")
@@ -146,20 +142,6 @@ def test_wseg_perf_line(tiny_wseg, tmp_path):
     assert summary["host_run_time"]["count"] == 50 and summary["model_batch"] == 4 and summary["input_files"] == 0
 
 
-def _classifier(path, batch, classes=10):
-    """image [batch,3,8,8] -> logits [batch,classes]: conv 1x1, global average pool, flatten."""
-    rng = np.random.default_rng(1)
-    w = helper.make_tensor("w", TensorProto.FLOAT, [classes, 3, 1, 1], rng.standard_normal(classes * 3).tolist())
-    nodes = [
-        helper.make_node("Conv", ["image", "w"], ["c"]),
-        helper.make_node("GlobalAveragePool", ["c"], ["g"]),
-        helper.make_node("Flatten", ["g"], ["logits"]),
-    ]
-    x = helper.make_tensor_value_info("image", TensorProto.FLOAT, [batch, 3, 8, 8])
-    y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, [batch, classes])
-    return save_model(make_model(nodes, [x], [y], [w], opset=13), path)
-
-
 def _prep_dataset(folder, count):
     folder.mkdir()
     rng = np.random.default_rng(2)
@@ -179,8 +161,8 @@ def _reference(model, image):
     return session.run(None, {"image": np.repeat(image, batch, axis=0)})[0][0]
 
 
-def test_resnet18_txt_line_with_abbreviated_output_dir(tmp_path):
-    model = _classifier(tmp_path / "resnet18_bs4.onnx", batch=4)  # static batch 4, like resnet18_bs4.om
+def test_resnet18_txt_line_with_abbreviated_output_dir(classifier, tmp_path):
+    model = classifier(tmp_path / "resnet18_bs4.onnx", [4, 3, 8, 8], classes=10)  # static batch 4, like resnet18_bs4.om
     arrays = _prep_dataset(tmp_path / "prep_dataset", 6)
     words = _onnx_for(_expand(RESNET18_INFER, {"bs": "4"}), "./resnet18_bs4.onnx")
     assert "--output_dir" in words  # argparse's abbreviation of --output_dirname, as ais_bench accepts it
@@ -194,8 +176,8 @@ def test_resnet18_txt_line_with_abbreviated_output_dir(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == sorted(f"{n}_0.txt" for n in arrays)
 
 
-def test_resnet18_perf_line_device_1_is_one_clear_line(tmp_path):
-    _classifier(tmp_path / "resnet18_bs4.onnx", batch=4)
+def test_resnet18_perf_line_device_1_is_one_clear_line(classifier, tmp_path):
+    classifier(tmp_path / "resnet18_bs4.onnx", [4, 3, 8, 8], classes=10)
     words = _onnx_for(_expand(RESNET18_PERF, {"bs": "4"}), "resnet18_bs4.onnx")
     refused = _graphkit("perf", words, tmp_path)
     assert refused.returncode == 2 and refused.stderr.count("\n") == 1
@@ -207,8 +189,10 @@ def test_resnet18_perf_line_device_1_is_one_clear_line(tmp_path):
     assert json.loads(ran.stdout)["results"][0]["host_run_time"]["count"] == 100
 
 
-def test_resnet50_txt_line_pads_the_last_batch(tmp_path):
-    model = _classifier(tmp_path / "resnet50_bs8.onnx", batch=8)  # the guide's OM is static bs64; 8 here
+def test_resnet50_txt_line_pads_the_last_batch(classifier, tmp_path):
+    model = classifier(
+        tmp_path / "resnet50_bs8.onnx", [8, 3, 8, 8], classes=10
+    )  # the guide's OM is static bs64; 8 here
     arrays = _prep_dataset(tmp_path / "prep_dataset", 10)  # 2 batches, the second padded with its first file
     words = _onnx_for(_expand(RESNET50_INFER, {}), "./resnet50_bs8.onnx")
     result = _graphkit("infer", words, tmp_path)
@@ -253,8 +237,8 @@ def _postprocess_from_summary(summary_file, folder):
     return classes
 
 
-def test_inception_line_relative_output_dirname_and_a_postprocess_that_opens_filesinfo(tmp_path):
-    model = _classifier(tmp_path / "inceptionv3_bs4.onnx", batch=4)
+def test_inception_line_relative_output_dirname_and_a_postprocess_that_opens_filesinfo(classifier, tmp_path):
+    model = classifier(tmp_path / "inceptionv3_bs4.onnx", [4, 3, 8, 8], classes=10)
     arrays = _prep_dataset(tmp_path / "prep_dataset", 6)
     words = _onnx_for(_expand(INCEPTION_INFER, {"bs": "4"}), "inceptionv3_bs4.onnx")
     assert words[words.index("--output_dirname") + 1] == "./result/"
@@ -277,8 +261,8 @@ def test_inception_line_relative_output_dirname_and_a_postprocess_that_opens_fil
 
 
 @pytest.mark.parametrize("dirname", ["bs1_out/", "data/bin_out", "./result"])
-def test_relative_output_dirnames_as_ais_bench_joins_them(tmp_path, dirname):
-    _classifier(tmp_path / "m_bs1.onnx", batch=1)
+def test_relative_output_dirnames_as_ais_bench_joins_them(classifier, tmp_path, dirname):
+    classifier(tmp_path / "m_bs1.onnx", [1, 3, 8, 8], classes=10)
     _prep_dataset(tmp_path / "prep", 2)
     result = _graphkit(
         "infer", ["m_bs1.onnx", "--input", "prep", "--output", "out", "--output_dirname", dirname], tmp_path
@@ -293,8 +277,8 @@ def test_relative_output_dirnames_as_ais_bench_joins_them(tmp_path, dirname):
 
 
 @pytest.mark.parametrize("dirname", ["../escape", "a/../../b", "/tmp/abs"])
-def test_output_dirnames_that_leave_output_are_one_line(tmp_path, dirname):
-    _classifier(tmp_path / "m_bs1.onnx", batch=1)
+def test_output_dirnames_that_leave_output_are_one_line(classifier, tmp_path, dirname):
+    classifier(tmp_path / "m_bs1.onnx", [1, 3, 8, 8], classes=10)
     result = _graphkit("infer", ["m_bs1.onnx", "--output", "out", "--output_dirname", dirname], tmp_path)
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
     assert f"--output_dirname '{dirname}'" in result.stderr and not (tmp_path / "out").exists()
