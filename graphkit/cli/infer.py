@@ -9,7 +9,7 @@ import time
 
 from graphkit.cli.executor_options import add_executor_arguments, ray_settings
 from graphkit.ir.model_io import load_user_model
-from graphkit.runtime.ais_bench import check_acl_json, dump_acl_json
+from graphkit.runtime.ais_bench import check_acl_json
 from graphkit.runtime.file_inference import infer_files
 from graphkit.runtime.infer_paths import device_dirname, input_texts, split_for_devices
 from graphkit.runtime.perf import time_key
@@ -240,15 +240,16 @@ def output_sizes(text: str | None) -> list[int] | None:
     return sizes
 
 
-def device_options(args: argparse.Namespace, model: str) -> dict:
+def device_options(args: argparse.Namespace) -> dict:
     """The ais_bench backend's options from the command line (its ``set_session_options``)."""
     acl_json = args.acl_json_path
+    dump_output = None
     if acl_json is not None:
         acl_json = check_acl_json(acl_json)  # ais_bench: a given acl.json wins over --dump
     elif args.dump:
         if not args.output:
             raise InputError("--dump needs --output (ais_bench writes OUT/acl.json and dumps into OUT/dump)")
-        acl_json = dump_acl_json(args.output, model)
+        dump_output = args.output  # the backend writes OUT/acl.json once ais_bench imports
     auto = "dymshape" if args.auto_set_dymshape_mode else "dymdims" if args.auto_set_dymdims_mode else None
     options = {
         "dym_batch": args.dymBatch or None,
@@ -258,6 +259,7 @@ def device_options(args: argparse.Namespace, model: str) -> dict:
         "output_size": output_sizes(args.outputSize),
         "auto_mode": auto,
         "acl_json_path": acl_json,
+        "dump_output": dump_output,
     }
     return {k: v for k, v in options.items() if v is not None}
 
@@ -271,7 +273,7 @@ def run(args: argparse.Namespace) -> int:
     output_sizes(args.outputSize)  # checked alike on every backend; onnxruntime sizes outputs itself
     options = {k: v for k, v in (("threads", args.threads),) if v is not None}
     if args.backend == "ais_bench":
-        options.update(device_options(args, model))
+        options.update(device_options(args))
     else:
         for name, label in DEVICE_ONLY.items():
             if getattr(args, name) not in (None, False):

@@ -44,7 +44,9 @@ class AisBenchBackend(Backend):
     ``auto_mode`` "dymshape"/"dymdims" sets each run's shapes from its feeds, as ais_bench's
     ``--auto_set_dymshape_mode``/``--auto_set_dymdims_mode`` do. The caller
     (:func:`graphkit.runtime.file_inference.infer_files`) checks the option texts first, for
-    every backend alike. ``acl_json_path`` goes to ``InferSession`` (dump/profiling config).
+    every backend alike. ``acl_json_path`` goes to ``InferSession`` (dump/profiling config);
+    ``dump_output`` (ais_bench's ``--dump``) writes ``dump_output/acl.json`` for a dump of every
+    tensor into ``dump_output/dump`` and passes it.
     """
 
     name = "ais_bench"
@@ -62,10 +64,15 @@ class AisBenchBackend(Backend):
         output_size: list[int] | None = None,
         auto_mode: str | None = None,
         acl_json_path: str | None = None,
+        dump_output: str | os.PathLike | None = None,
     ):
         from ais_bench.infer.interface import InferSession
 
-        check_threads(threads)  # checked like everywhere, though host threads do not apply to device inference
+        check_threads(threads)
+        if dump_output is not None and acl_json_path is None:  # --dump: written only once ais_bench imported
+            acl_json_path = dump_acl_json(
+                dump_output, model_path
+            )  # checked like everywhere, though host threads do not apply to device inference
         if auto_mode not in (None, "dymshape", "dymdims"):
             raise InputError(f"auto_mode {auto_mode!r}: expected 'dymshape' or 'dymdims'")
         if acl_json_path is not None:

@@ -10,6 +10,8 @@ ais-bench_workload/tool/ais_bench/ais_bench/infer/{__main__,interface,miscellane
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import onnxruntime as ort
@@ -142,6 +144,27 @@ def test_dump_writes_acl_json_and_passes_it_to_the_session(classifier, fake_ais_
     refused, _ = fake_ais_bench("infer", ["m_bs1.onnx", "--output", "o2", "--dump", "1"], tmp_path, backend="ort")
     assert refused.returncode == 2 and "--dump (device tensor dumps) needs a device" in refused.stderr
     assert not (tmp_path / "o2").exists()
+    # Without ais_bench the run is one error line and writes no acl.json.
+    unavailable = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "graphkit",
+            "infer",
+            "m_bs1.onnx",
+            "--output",
+            "o3",
+            "--dump",
+            "1",
+            "--backend",
+            "ais_bench",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert unavailable.returncode == 2 and "ais_bench.infer.interface does not import" in unavailable.stderr
+    assert not (tmp_path / "o3").exists()
     missing, _ = fake_ais_bench("infer", ["m_bs1.onnx", "--acl_json_path", "nope.json"], tmp_path)
     assert missing.returncode == 2 and "--acl_json_path nope.json: no such file" in missing.stderr
 
