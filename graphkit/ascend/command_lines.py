@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +25,13 @@ from pathlib import Path
 import onnx
 
 from graphkit import __version__
-from graphkit.ascend.spec import ATC_DEFAULT_PRECISION_MODE, AtcSpec, check_plain_text, parse_input_shape
+from graphkit.ascend.option_values import parse_shape_range
+from graphkit.ascend.spec import (
+    ATC_DEFAULT_PRECISION_MODE,
+    AtcSpec,
+    check_plain_text,
+    parse_input_shape,
+)
 from graphkit.ir.model_io import graph_inputs
 from graphkit.runtime.feeds import input_dims, np_dtype
 from graphkit.util.errors import SpecError
@@ -80,6 +87,7 @@ class AtcPlan:
     manifest: Path | None = None
     warnings: list[str] = field(default_factory=list)
     ais_bench_dym_dims: list[str] = field(default_factory=list)
+    ais_bench_dym_hw: list[str] = field(default_factory=list)
 
     def manifest_dict(self) -> dict:
         """The manifest content (JSON-able)."""
@@ -106,6 +114,9 @@ class AtcPlan:
             "dynamic_batch_sizes": self.spec.dynamic_batch_sizes,
             "dynamic_dims": self.spec.dynamic_dims,
             "ais_bench_dymDims": self.ais_bench_dym_dims,
+            "dynamic_image_size": self.spec.dynamic_image_size,
+            "ais_bench_dymHW": self.ais_bench_dym_hw,
+            "input_shape_range": self.spec.input_shape_range,
             "precision_mode": self.spec.precision_mode_v2
             and f"precision_mode_v2={self.spec.precision_mode_v2}"
             or self.spec.precision_mode
@@ -147,10 +158,27 @@ def check_dynamic_profiles(
 
 
 def check_input_names(model: onnx.ModelProto, spec: AtcSpec, model_path: str | os.PathLike) -> dict[str, list[int]]:
-    """``spec.input_shape`` parsed; SpecError when it or ``input_fp16_nodes`` names a non-input."""
-    planned = parse_input_shape(spec.input_shape, allow_dynamic=spec.dynamic_dims is not None)
+    """``spec.input_shape`` parsed; SpecError when it, ``input_shape_range`` or ``input_fp16_nodes``
+    names a non-input, or a bare ``out_nodes`` entry is not a graph output."""
+    planned = parse_input_shape(
+        spec.input_shape, allow_dynamic=spec.dynamic_dims is not None or spec.dynamic_image_size is not None
+    )
     graph_names = [v.name for v in graph_inputs(model)]
-    for label, names in (("input_shape", list(planned)), ("input_fp16_nodes", spec.input_fp16_nodes or [])):
+    ranged = list(parse_shape_range(spec.input_shape_range)) if spec.input_shape_range else []
+    outputs = [o.name for o in model.graph.output]
+    bare = [e for e in spec.out_nodes or [] if not re.fullmatch(r".+:[0-9]+", e)]
+    unknown = [e for e in bare if e not in outputs]
+    if unknown:
+        raise SpecError(
+            f"out_nodes: '{unknown[0]}' is not an output of {model_path} (outputs: {', '.join(outputs)}); "
+            "an entry without ':index' names a graph output (ATC, ONNX only)"
+        )
+    named = (
+        ("input_shape", list(planned)),
+        ("input_shape_range", ranged),
+        ("input_fp16_nodes", spec.input_fp16_nodes or []),
+    )
+    for label, names in named:
         unknown = [n for n in names if n not in graph_names]
         if unknown:
             raise SpecError(
@@ -188,6 +216,7 @@ def plan_commands(model: onnx.ModelProto, spec: AtcSpec, model_path: str | os.Pa
                 f"input_shape: dynamic_dims needs every input's shape in input_shape; '{missing[0]}' is missing"
             )
     static_needed = bool(spec.batch_sizes) or spec.dynamic_batch_sizes is not None
+    range_only = spec.input_shape_range is not None and not static_needed  # dims come from the ranges
     inputs = []
     templates: dict[str, list[int]] = {}
     for value in graph_inputs(model):
@@ -198,6 +227,12 @@ def plan_commands(model: onnx.ModelProto, spec: AtcSpec, model_path: str | os.Pa
         if not template:
             raise SpecError(f"input '{value.name}' is a scalar; ATC batch planning needs a batch dim")
         for axis in range(1, len(template)):
+            if range_only:
+                break
+            hw_axis = spec.dynamic_image_size is not None and len(template) == 4 and axis >= 2
+            if hw_axis and not static_needed and not (isinstance(template[axis], int) and template[axis] > 0):
+                template[axis] = -1  # dynamic_image_size: H and W are the profiles' (no static OM needs them)
+                continue
             if template[axis] == -1 and static_needed:
                 raise SpecError(
                     f"input_shape: '{value.name}' axis {axis} is -1 (dynamic_dims); static or dynamic-batch OMs need "
@@ -247,6 +282,35 @@ def plan_commands(model: onnx.ModelProto, spec: AtcSpec, model_path: str | os.Pa
         args.insert(args.index(f"--soc_version={spec.soc_version}"), f"--dynamic_dims={profiles}")
         plan.commands.append(AtcCommand("dynamic_dims", [], output, args))
         plan.ais_bench_dym_dims = spec.ais_bench_dym_dims(templates)
+    if spec.dynamic_image_size is not None:
+        output = f"{spec.output_prefix}_dynhw"
+        given = [dims[0] for dims in planned.values() if dims and dims[0] > 0]
+        batch = given[0] if given else spec.batch_sizes[0] if spec.batch_sizes else 1
+        shape = ";".join(
+            f"{name}:{_csv([batch, *dims[1:2], -1, -1] if len(dims) == 4 else [batch, *dims[1:]])}"
+            for name, dims in templates.items()
+        )
+        if "-1,-1" not in shape:
+            raise SpecError("dynamic_image_size: the model has no 4-D (NCHW) input whose H and W could be dynamic")
+        args = _args(plan, spec, shape, output)
+        profiles = ";".join(_csv(p) for p in spec.dynamic_image_size)
+        args.insert(args.index(f"--soc_version={spec.soc_version}"), f"--dynamic_image_size={profiles}")
+        plan.commands.append(AtcCommand("dynamic_image_size", [batch], output, args))
+        plan.ais_bench_dym_hw = spec.ais_bench_dym_hw()
+    if spec.input_shape_range is not None:
+        output = f"{spec.output_prefix}_dynshape"
+        args = _args(plan, spec, "", output)
+        args[args.index("--input_shape=")] = f"--input_shape_range={spec.input_shape_range}"
+        plan.commands.append(AtcCommand("input_shape_range", [], output, args))
+        if int(str(spec.cann).split(".", 1)[0]) >= 8:
+            plan.warnings.append(
+                "input_shape_range: deprecated from CANN 8.0; ATC asks for the ranges in --input_shape instead"
+            )
+    if spec.implmode_overridden():
+        plan.warnings.append(
+            "op_precision_mode is given: ATC ignores op_select_implmode/optypelist_for_implmode then (only "
+            "--op_precision_mode takes effect), so they are left out of the commands"
+        )
     return plan
 
 
@@ -272,10 +336,14 @@ def _args(plan: AtcPlan, spec: AtcSpec, shape: str, output: str) -> list[str]:
         args.append(f"--precision_mode={spec.precision_mode}")
     if spec.precision_mode_v2:
         args.append(f"--precision_mode_v2={spec.precision_mode_v2}")
-    if spec.op_select_implmode:
+    if spec.op_precision_mode:
+        args.append(f"--op_precision_mode={spec.op_precision_mode}")
+    elif spec.op_select_implmode:  # --op_precision_mode overrides both (AtcSpec.implmode_overridden)
         args.append(f"--op_select_implmode={spec.op_select_implmode}")
-    if spec.optypelist_for_implmode:
-        args.append("--optypelist_for_implmode=" + ",".join(spec.optypelist_for_implmode))
+        if spec.optypelist_for_implmode:
+            args.append("--optypelist_for_implmode=" + ",".join(spec.optypelist_for_implmode))
+    if spec.modify_mixlist:
+        args.append(f"--modify_mixlist={spec.modify_mixlist}")
     if spec.fusion_switch_file:
         args.append(f"--fusion_switch_file={spec.fusion_switch_file}")
     if spec.insert_op_conf:

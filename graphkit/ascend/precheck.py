@@ -131,17 +131,22 @@ def _known_shapes(model: onnx.ModelProto) -> dict[str, list[int | str | None]]:
 
 # ----------------------------------------------------------------------------------- notes
 
-# What the Wseg guide's fusion_swith.cfg ("SoftmaxFusionPass:off") changes. CANN's
-# softmax_fusion_pass.h describes the pass as "Permute fusion pass (softmax --> TransposeD)": it
-# rewrites a Softmax over a non-last axis into transposes around a last-axis softmax. Turning
-# it off keeps the Softmax node as the graph has it. Source: Ascend/ModelZoo-PyTorch
-# ACL_PyTorch/contrib/cv/segmentation/Wseg/fusion_swith.cfg; the pass's header comment seen
-# through code search (repository not pinned): the exact effect is unverified here.
+# What a fusion switch file that turns SoftmaxFusionPass off changes. What is known: the one
+# public implementation of the pass (CANN's softmax_fusion_pass.cpp in canndev mirrors, read
+# through code search; repository not pinned) acts only on a 3-D SoftmaxV2 over its last axis
+# ([H, W, C], axis 2) whose sizes pass its own pattern check: it runs the softmax on [H, C, W]
+# between two TransposeD(0, 2, 1) nodes; any other rank or axis is left unchanged. Its header
+# calls it "Permute fusion pass (softmax --> TransposeD)". Which CANN versions ship that code,
+# and the numerical effect of turning it off, no public source states: unverified. The Wseg
+# guide once shipped a fusion_swith.cfg with SoftmaxFusionPass:off (Ascend/ModelZoo-PyTorch
+# ACL_PyTorch/contrib/cv/segmentation/Wseg/fusion_swith.cfg at commit 3d26942); the current
+# guide's ATC line gives no --fusion_switch_file (README at mirror commit 291a976).
 FUSION_PASS_NOTES = {
     "SoftmaxFusionPass": (
-        "SoftmaxFusionPass off: ATC keeps each Softmax as the graph has it instead of rewriting a non-last-axis "
-        "softmax into TransposeD + last-axis softmax (the pass's own header comment); the Wseg guide ships this "
-        "switch with its Softmax(axis=1) fix (unverified: no public source states the exact numerical effect)"
+        "SoftmaxFusionPass off: the public implementation of this pass only rewrites a 3-D last-axis softmax "
+        "into TransposeD + softmax + TransposeD (other ranks and axes are left as they are), so turning it off "
+        "changes nothing for a 4-D Softmax; which CANN versions ship that code, and the numerical effect, are "
+        "unverified (the current Wseg guide no longer uses a fusion switch file)"
     ),
 }
 

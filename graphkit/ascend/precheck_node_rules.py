@@ -22,6 +22,10 @@ ATC_COORDINATE_MODES = ("pytorch_half_pixel", "align_corners", "asymmetric")
 AVGPOOL_MAX_KERNEL = 255
 AVGPOOL_MAX_AREA = 256
 UNVERIFIED = "(unverified: no public source confirms this)"
+# hiascend.com, CANN ONNX operator specifications, "Pad" (atlasoxol_09_0111, CANNCommunityEdition 8.0
+# to 9.0; canncommercial/5046 atlasoxol_09_0129 for opset 11): mode constant/reflect/edge, and with
+# mode constant only constant_value=0.
+PAD_SOURCE = "CANN ONNX operator spec 'Pad', hiascend.com atlasoxol_09_0111"
 
 
 def _attr(node: onnx.NodeProto, name: str, default=None):
@@ -222,18 +226,21 @@ def _pad_rules(node, node_name, opset, shapes, producers, consumers, constants):
             "pad-constant",
             node_name,
             node.op_type,
-            f"Pad constant_value comes from the graph; ATC's Pad needs it to be 0 {UNVERIFIED}",
+            f"Pad constant_value comes from the graph; CANN's ONNX Pad supports only constant_value=0 in mode "
+            f"constant ({PAD_SOURCE})",
             "make the pad value a constant 0",
         )
     elif value not in (None, 0, 0.0):
-        # An error as issue 14's review of CANN's Pad operator states; no public source was found
-        # here, hence "unverified". fold-shapes with pad_with_zero (the wseg pipelines) avoids it.
+        # CANN's ONNX operator specification for Pad: "When the value of mode is constant, only
+        # constant_value=0 is supported" (PAD_SOURCE). fold-shapes with pad_with_zero (the wseg
+        # pipelines) avoids it.
         yield Finding(
             "error",
             "pad-constant",
             node_name,
             node.op_type,
-            f"Pad constant_value {value}: ATC's Pad supports only 0 {UNVERIFIED}",
+            f"Pad constant_value {value}: CANN's ONNX Pad supports only constant_value=0 in mode constant "
+            f"({PAD_SOURCE})",
             "fold-shapes: {pad_with_zero: true} pads with 0 and adds the value on the border (exact)",
         )
 

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, get_args
 
+from graphkit.ascend.option_files import read_mixlist, read_op_precision_modes
+from graphkit.ascend.option_values import check_out_nodes, check_output_type, parse_shape_range
 from graphkit.util.errors import GraphkitError, SpecError
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "null")
@@ -52,10 +54,21 @@ OWNED_OPTIONS = (
     "--input_fp16_nodes",
     "--keep_dtype",
     "--customize_dtypes",
+    "--op_precision_mode",
+    "--modify_mixlist",
+    "--dynamic_image_size",
+    "--input_shape_range",
 )
 # Fields that name a file: checked to exist before any run and made absolute, so the generated
 # script's ``cd "$(dirname "$0")"`` cannot break them.
-PATH_FIELDS = ("fusion_switch_file", "insert_op_conf", "keep_dtype", "customize_dtypes")
+PATH_FIELDS = (
+    "fusion_switch_file",
+    "insert_op_conf",
+    "keep_dtype",
+    "customize_dtypes",
+    "op_precision_mode",
+    "modify_mixlist",
+)
 # ATC --input_format values for ONNX models: NCHW (default), NCDHW, ND. NHWC is TensorFlow's.
 # Source: hiascend.com ATC reference, "--input_format" (canncommercial/800 atlasatcparam_16_0015).
 InputFormat = Literal["NCHW", "NCDHW", "ND"]
@@ -85,9 +98,11 @@ PRECISION_MODES_V2 = get_args(PrecisionModeV2)
 # Source: hiascend.com ATC reference, "--op_select_implmode" (canncommercial/800 atlasatcparam_16_0072).
 ImplMode = Literal["high_performance", "high_precision", "high_performance_for_all", "high_precision_for_all"]
 IMPL_MODES = get_args(ImplMode)
-# --output_type data types FP32, FP16, UINT8: from the hiascend.com ATC reference "--output_type"
-# as remembered; the page was not found by this branch's searches: unverified here.
-OUTPUT_TYPES = ("FP32", "FP16", "UINT8")
+# --modify_mixlist needs a mixed-precision mode (hiascend.com "--modify_mixlist",
+# canncommercial/900 atlasatcparam_16_0071: precision_mode allow_mix_precision*, or
+# precision_mode_v2 mixed_float16/mixed_bfloat16).
+MIXED_PRECISION_MODES = ("allow_mix_precision", "allow_mix_precision_fp16", "allow_mix_precision_bf16")
+MIXED_PRECISION_MODES_V2 = ("mixed_float16", "mixed_bfloat16")
 # Characters that can end a shell comment line or a command when they reach a generated script.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _SOC = re.compile(r"[A-Za-z0-9_]+")
@@ -119,7 +134,18 @@ class AtcSpec:
     - ``input_shape``: ATC ``--input_shape`` syntax (``"image:1,3,1024,1024;other:..."``) to
       override dims the graph leaves symbolic; dim 0 of every input is the batch and is
       replaced by each batch size (-1 for the dynamic OM). None: read all dims from the graph.
-    - ``out_nodes``: ATC ``--out_nodes`` entries (``"node_name:output_index"``), or None.
+    - ``dynamic_image_size``: one dynamic-image-size OM (``<output_prefix>_dynhw``,
+      ``--dynamic_image_size``): [[H, W], ...] profiles for the last two dims of the 4-D inputs
+      (NCHW), at the first of ``batch_sizes`` (1 when empty). The manifest records the matching
+      ais_bench ``--dymHW`` values.
+    - ``input_shape_range``: one dynamic-shape OM (``<output_prefix>_dynshape``) with ATC
+      ``--input_shape_range`` (``"name:[1~8,3,200~300,-1];..."``) in place of ``--input_shape``;
+      run it with ais_bench's ``--dymShape`` (and ``--outputSize``).
+    - ``out_nodes``: ATC ``--out_nodes`` entries: all ``"node_name:output_index"``, or all bare
+      graph output names (ONNX only; checked against the graph), or None.
+    - ``op_precision_mode``: an ``OpType=mode`` ``.ini`` file; when given, ATC ignores
+      ``op_select_implmode``/``optypelist_for_implmode`` (a warning; they are left out of the
+      command). ``modify_mixlist``: a mixed-precision list JSON file; needs a mixed precision mode.
     - ``insert_op_conf`` (AIPP), ``fusion_switch_file``, ``keep_dtype``, ``customize_dtypes``:
       files; checked to exist and made absolute.
     - ``precision_mode`` / ``precision_mode_v2``: one or the other (ATC's default is force_fp16).
@@ -148,6 +174,10 @@ class AtcSpec:
     input_fp16_nodes: list[str] | None = None
     keep_dtype: str | None = None
     customize_dtypes: str | None = None
+    op_precision_mode: str | None = None
+    modify_mixlist: str | None = None
+    dynamic_image_size: list[list[int]] | None = None
+    input_shape_range: str | None = None
     log: Literal["debug", "info", "warning", "error", "null"] = "error"
     output_prefix: str = "wseg"
     extra_args: list[str] = field(default_factory=list)
@@ -161,8 +191,21 @@ class AtcSpec:
         Also makes the file fields absolute (they must exist).
         """
         self._check_text(where)
-        if not self.batch_sizes and not self.dynamic_batch_sizes and not self.dynamic_dims:
-            raise SpecError(f"{where}: give batch_sizes, dynamic_batch_sizes or dynamic_dims (no OM would be built)")
+        dynamic = [
+            name
+            for name in ("dynamic_batch_sizes", "dynamic_dims", "dynamic_image_size", "input_shape_range")
+            if getattr(self, name) is not None
+        ]
+        if not self.batch_sizes and not dynamic:
+            raise SpecError(
+                f"{where}: give batch_sizes, dynamic_batch_sizes, dynamic_dims, dynamic_image_size or "
+                "input_shape_range (no OM would be built)"
+            )
+        if len(dynamic) > 1:
+            # Source: hiascend.com "--dynamic_batch_size" (atlasatc_16_0052), "--dynamic_image_size"
+            # (CANNCommunityEdition/80RC3alpha003 atlasatc_16_0053), "--dynamic_dims": each
+            # cannot be used together with the others or --input_shape_range.
+            raise SpecError(f"{where}: {' and '.join(dynamic)} cannot be combined (ATC takes one dynamic kind per OM)")
         for i, size in enumerate(self.batch_sizes):
             if not 1 <= size <= 2048:
                 raise SpecError(f"{where}.batch_sizes[{i}]: batch size {size} is outside 1..2048")
@@ -178,10 +221,7 @@ class AtcSpec:
                 raise SpecError(f"{where}.extra_args[{i}]: {name} is set by graphkit; use the matching field instead")
             if not arg.startswith("--"):
                 raise SpecError(f"{where}.extra_args[{i}]: '{arg}' is not an ATC option (--name=value)")
-        for i, entry in enumerate(self.out_nodes or []):
-            node, _, index = entry.rpartition(":")
-            if not node or not index.isdigit():
-                raise SpecError(f"{where}.out_nodes[{i}]: '{entry}' is not 'node_name:output_index'")
+        check_out_nodes(self.out_nodes or [], f"{where}.out_nodes")
         # Source: hiascend.com "--precision_mode_v2": "cannot be used together with --precision_mode".
         if self.precision_mode and self.precision_mode_v2:
             raise SpecError(
@@ -203,14 +243,28 @@ class AtcSpec:
             raise SpecError(
                 f"{where}.input_format: insert_op_conf (AIPP) needs input_format NCHW, got {self.input_format}"
             )
+        cann_opset_range(self.cann, f"{where}.cann")  # a valid version before output_type reads it
         if self.output_type is not None:
-            _check_output_type(self.output_type, f"{where}.output_type")
+            check_output_type(self.output_type, f"{where}.output_type", self.cann)
+        if self.modify_mixlist is not None and not (
+            self.precision_mode in MIXED_PRECISION_MODES or self.precision_mode_v2 in MIXED_PRECISION_MODES_V2
+        ):
+            raise SpecError(
+                f"{where}.modify_mixlist: needs a mixed precision mode (precision_mode "
+                f"{'/'.join(MIXED_PRECISION_MODES)} or precision_mode_v2 {'/'.join(MIXED_PRECISION_MODES_V2)})"
+            )
+        if self.dynamic_image_size is not None:
+            _check_dynamic_image_size(self, where)
+        if self.input_shape_range is not None:
+            parse_shape_range(self.input_shape_range, f"{where}.input_shape_range")
+            _check_shape_range_version(self.cann, f"{where}.input_shape_range")
         shapes = parse_input_shape(
-            self.input_shape, f"{where}.input_shape", allow_dynamic=self.dynamic_dims is not None
+            self.input_shape,
+            f"{where}.input_shape",
+            allow_dynamic=self.dynamic_dims is not None or self.dynamic_image_size is not None,
         )
         if self.dynamic_dims is not None:
             _check_dynamic_dims(self, shapes, where)
-        cann_opset_range(self.cann, f"{where}.cann")
         for name in PATH_FIELDS:
             value = getattr(self, name)
             if value is not None:
@@ -219,6 +273,24 @@ class AtcSpec:
             read_fusion_switches(self.fusion_switch_file, f"{where}.fusion_switch_file")
         if self.keep_dtype is not None:
             read_keep_dtype_file(self.keep_dtype, f"{where}.keep_dtype")
+        if self.op_precision_mode is not None:
+            read_op_precision_modes(self.op_precision_mode, f"{where}.op_precision_mode")
+        if self.modify_mixlist is not None:
+            read_mixlist(self.modify_mixlist, f"{where}.modify_mixlist")
+
+    def implmode_overridden(self) -> bool:
+        """True when ``op_precision_mode`` makes ATC ignore ``op_select_implmode``/``optypelist_for_implmode``.
+
+        Source: hiascend.com ATC reference "--op_precision_mode" (en/canncommercial/800
+        atlasatcparam_16_0070): "mutually exclusive with --op_select_implmode and
+        --optypelist_for_implmode. If they are used together, only the mode specified by
+        --op_precision_mode takes effect."
+        """
+        return self.op_precision_mode is not None and bool(self.op_select_implmode or self.optypelist_for_implmode)
+
+    def ais_bench_dym_hw(self) -> list[str]:
+        """The ais_bench ``--dymHW`` value ("H,W") for each ``dynamic_image_size`` profile."""
+        return [f"{h},{w}" for h, w in self.dynamic_image_size or []]
 
     def _check_text(self, where: str) -> None:
         for item in dataclasses.fields(self):
@@ -249,8 +321,8 @@ class AtcSpec:
 def read_fusion_switches(path: str | os.PathLike, where: str = "fusion_switch_file") -> dict[str, str]:
     """The fusion passes a ``--fusion_switch_file`` turns on or off: {pass name: "on"|"off"}.
 
-    Two forms are read: lines ``PassName:off`` (the ModelZoo Wseg guide's ``fusion_swith.cfg``
-    holds ``SoftmaxFusionPass:off``) and the JSON form ``{"Switch": {"GraphFusion": {...},
+    Two forms are read: lines ``PassName:off`` (the form of the ``fusion_swith.cfg`` that an
+    older ModelZoo Wseg guide shipped, ``SoftmaxFusionPass:off``) and the JSON form ``{"Switch": {"GraphFusion": {...},
     "UBFusion": {...}}}`` of the hiascend.com ATC reference ("--fusion_switch_file"). Anything
     else is a SpecError naming the line.
     """
@@ -309,16 +381,31 @@ def _existing_file(value: str, where: str) -> str:
     return str(path.resolve())
 
 
-def _check_output_type(text: str, where: str) -> None:
-    if text in OUTPUT_TYPES:
-        return
-    for entry in text.split(";"):
-        parts = entry.rsplit(":", 2)
-        if len(parts) != 3 or not parts[0] or not parts[1].isdigit() or parts[2] not in OUTPUT_TYPES:
-            raise SpecError(
-                f"{where}: '{entry}' is not one of {', '.join(OUTPUT_TYPES)} nor 'node:index:TYPE' entries "
-                "separated by ';'"
-            )
+def _check_shape_range_version(cann: str, where: str) -> None:
+    # Source: hiascend.com ATC reference "--input_shape_range": canncommercial/601 atctool_0053 and
+    # 5046 atlasatc_16_0053 say "reserved, not supported in this version"; 63RC2 atctool_000053
+    # and 700 support it ("will be deprecated"); from CANNCommunityEdition 8.0 (80RC3alpha003
+    # atlasatc_16_0051) it is deprecated in favour of ranges in --input_shape (a warning,
+    # AtcPlan.warnings).
+    parts = [int(p) for p in re.findall(r"[0-9]+", str(cann))[:2]] + [0]
+    if (parts[0], parts[1]) < (6, 3):
+        raise SpecError(f"{where}: CANN {cann} reserves --input_shape_range without supporting it (6.3 and later do)")
+
+
+def _check_dynamic_image_size(spec: AtcSpec, where: str) -> None:
+    # Source: hiascend.com ATC reference "--dynamic_image_size" (CANNCommunityEdition/80RC3alpha003
+    # atlasatc_16_0053): "H,W;H,W" profiles, 2..100 of them, with -1 for H and W in --input_shape;
+    # --input_format NCHW or NHWC only (NHWC is not an ONNX format).
+    profiles = spec.dynamic_image_size or []
+    if spec.input_format != "NCHW":
+        raise SpecError(f"{where}.input_format: dynamic_image_size needs input_format NCHW, got {spec.input_format}")
+    if not 2 <= len(profiles) <= 100:
+        raise SpecError(f"{where}.dynamic_image_size: ATC needs 2 to 100 profiles, got {len(profiles)}")
+    for i, profile in enumerate(profiles):
+        if len(profile) != 2 or any(not isinstance(v, int) or v <= 0 for v in profile):
+            raise SpecError(f"{where}.dynamic_image_size[{i}]: {profile} is not [H, W] with sizes > 0")
+    if len({tuple(p) for p in profiles}) != len(profiles):
+        raise SpecError(f"{where}.dynamic_image_size: profiles must be unique (ATC error E10039)")
 
 
 def _check_dynamic_dims(spec: AtcSpec, shapes: dict[str, list[int]], where: str) -> None:

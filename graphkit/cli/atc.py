@@ -76,8 +76,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action.add_argument(
             "--enable-small-channel", type=_bool01, help="ATC --enable_small_channel 0|1 (small-channel conv input)"
         )
-        action.add_argument("--out-nodes", type=_str_list, help="ATC --out_nodes entries 'node:index', comma-separated")
-        action.add_argument("--output-type", help="ATC --output_type: FP32|FP16|UINT8 or 'node:index:TYPE;...'")
+        action.add_argument(
+            "--out-nodes", type=_str_list, help="ATC --out_nodes: 'node:index' entries or output names, comma-separated"
+        )
+        action.add_argument(
+            "--output-type", help="ATC --output_type: FP32|FP16|UINT8|INT8 (CANN 8.0+) or 'node:index:TYPE;...'"
+        )
+        action.add_argument(
+            "--op-precision-mode",
+            help="ATC --op_precision_mode OpType=mode .ini file (made absolute; overrides --op-select-implmode)",
+        )
+        action.add_argument(
+            "--modify-mixlist", help="ATC --modify_mixlist JSON file (made absolute; needs a mixed precision mode)"
+        )
+        action.add_argument(
+            "--dynamic-image-size",
+            type=_profiles,
+            help="one dynamic-image-size OM: ATC --dynamic_image_size profiles 'H,W;H,W' (NCHW inputs)",
+        )
+        action.add_argument(
+            "--input-shape-range", help="one dynamic-shape OM: ATC --input_shape_range 'image:[1~8,3,200~300,-1]'"
+        )
         action.add_argument(
             "--input-fp16-nodes", type=_str_list, help="ATC --input_fp16_nodes graph inputs, comma-separated"
         )
@@ -137,6 +156,10 @@ FIELDS = (
     "input_fp16_nodes",
     "keep_dtype",
     "customize_dtypes",
+    "op_precision_mode",
+    "modify_mixlist",
+    "dynamic_image_size",
+    "input_shape_range",
     "log",
     "input_format",
     "atc_path",
@@ -146,6 +169,9 @@ FIELDS = (
 def spec_from_args(args: argparse.Namespace) -> AtcSpec:
     """An AtcSpec from the flags that were given (the library owns the defaults)."""
     given = {name: getattr(args, name) for name in FIELDS if getattr(args, name, None) is not None}
+    dynamic_only = ("dynamic_dims", "dynamic_image_size", "input_shape_range")
+    if "batch_sizes" not in given and any(name in given for name in dynamic_only):
+        given["batch_sizes"] = []  # only the dynamic OM asked for, not the library's default static bs1 too
     return from_mapping(AtcSpec, given, "atc options")
 
 

@@ -6,7 +6,7 @@ import argparse
 import logging
 
 from graphkit.cli.dim_options import add_dim_argument, parse_dim_items
-from graphkit.cli.infer import add_model_arguments, check_device, model_from_args, one_line_errors
+from graphkit.cli.infer import add_model_arguments, check_device, device_ids, model_from_args, one_line_errors
 from graphkit.ir.model_io import load_user_model
 from graphkit.runtime.perf import (
     TABLE_HEADERS,
@@ -61,10 +61,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--warmup", "--warmup_count", dest="warmup", type=int, help="untimed runs before timing (library default: 1)"
     )
-    parser.add_argument("--batchsize", type=int, help="ais_bench's --batchsize (see above)")
+    parser.add_argument(
+        "--batchsize", "--batch-size", dest="batchsize", type=int, help="ais_bench's --batchsize (above)"
+    )
     parser.add_argument("--backend", help="ort (default), torch, or ais_bench when installed")
     parser.add_argument("--threads", type=int, help="intra-op threads (ort, torch)")
-    parser.add_argument("--device", "--device-id", dest="device", type=int, help="Ascend device id (ais_bench)")
+    parser.add_argument("--device", "--device-id", dest="device", type=device_ids, help="Ascend device id (ais_bench)")
     parser.add_argument("--io-binding", action="store_true", default=None, help="use onnxruntime io-binding (ort)")
     add_dim_argument(parser, "size of a symbolic input dim by name, e.g. --dim seq=128 (repeatable)")
     parser.add_argument(
@@ -84,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("give --batch-sizes (graphkit) or --batchsize (ais_bench), not both")
     backend = args.backend or "ort"
     check_device(args.device, backend)
+    if isinstance(args.device, list):
+        raise InputError("graphkit perf times one device; for --device 0,1 use graphkit infer (one run per device)")
     options = {
         key: value for key, value in (("threads", args.threads), ("io_binding", args.io_binding)) if value is not None
     }

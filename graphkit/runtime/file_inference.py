@@ -11,7 +11,9 @@
 - files per batch = the byte size of input 0's tensor / the byte size of input 0's first file
   (it must divide); ``--batchsize`` does *not* change that, it only feeds the throughput
   figure. On onnxruntime a symbolic batch dim is set from ``--dymBatch``, else ``--batchsize``,
-  else 1 (the ONNX file stands in for an OM compiled at that batch);
+  else 1 (the ONNX file stands in for an OM compiled at that batch). Without ``--batchsize`` the
+  throughput uses ais_bench's ``get_batchsize``: dim 0 of the first input as it runs
+  (:func:`default_batchsize`);
 - a short last batch is padded with the batch's *first* file (not zeros) and the outputs of
   the padding are dropped;
 - outputs ``OUT/D/{name}_{k}.{bin|npy|txt}``: ``name`` is input 0's file name before its first
@@ -20,6 +22,9 @@
   values as rows of the last dim, ``%f`` for floats and ``%d`` otherwise, each value followed by
   a space;
 - a rerun into an existing output folder overwrites the files of the same names;
+- outputs go to ``os.path.join(OUT, D)`` and the summary to that + ``_summary.json``
+  (:mod:`graphkit.runtime.infer_paths`: a relative ``D`` is a sub-path; ``filesinfo`` holds
+  the paths as ais_bench joins them);
 - ``OUT/D_summary.json`` (``D`` defaults to a timestamp): the timing keys of
   :func:`graphkit.runtime.perf.timing_summary` (ais_bench's meaning; host backends say what they
   measure), ``throughput``, ``npu_compute_time_list`` on a device backend, ``filesinfo``
@@ -49,6 +54,7 @@ import numpy as np
 
 from graphkit.runtime.backend import Backend, TensorInfo, open_backend
 from graphkit.runtime.feeds import check_allocatable
+from graphkit.runtime.infer_paths import check_output_dirname, input_texts, output_prefix, summary_path
 from graphkit.runtime.perf import timing_summary
 from graphkit.runtime.tensor_files import (
     OUTFMTS,
@@ -83,6 +89,7 @@ class InferPlan:
     pure: bool = False
     auto_shapes: bool = False
     notes: list[str] = field(default_factory=list)
+    texts: dict[Path, str] = field(default_factory=dict)  # each input file's text in filesinfo (ais_bench's)
 
 
 def dims_option(text: str, flag: str) -> dict[str, list[int]]:
@@ -100,6 +107,17 @@ def dims_option(text: str, flag: str) -> dict[str, list[int]]:
             raise InputError(f"{flag} {text!r}: dims of '{name}' must be > 0")
         shapes[name] = values
     return shapes
+
+
+def hw_option(text: str) -> list[int]:
+    """``"H,W"`` (ais_bench --dymHW) -> [H, W]; InputError unless two positive integers."""
+    try:
+        hw = [int(v) for v in text.split(",")]
+    except ValueError as exc:
+        raise InputError(f"--dymHW {text!r}: expected 'H,W'") from exc
+    if len(hw) != 2 or min(hw) <= 0:
+        raise InputError(f"--dymHW {text!r}: expected two positive sizes 'H,W'")
+    return hw
 
 
 def resolve_shapes(
@@ -126,14 +144,7 @@ def resolve_shapes(
         unknown = [n for n in given if n not in names]
         if unknown:
             raise InputError(f"{flag}: '{unknown[0]}' is not a model input (inputs: {', '.join(names)})")
-    hw = None
-    if dym_hw:
-        try:
-            hw = [int(v) for v in dym_hw.split(",")]
-        except ValueError as exc:
-            raise InputError(f"--dymHW {dym_hw!r}: expected 'H,W'") from exc
-        if len(hw) != 2 or min(hw) <= 0:
-            raise InputError(f"--dymHW {dym_hw!r}: expected two positive sizes 'H,W'")
+    hw = hw_option(dym_hw) if dym_hw else None
     shapes = []
     for info in inputs:
         dims = list(info.shape)
@@ -246,15 +257,22 @@ def run_batches(
     pure_data: str = "zero",
     batches: Sequence[Batch] | None = None,
     on_batch: Callable[[int, int], None] | None = None,
+    outfile_prefix: str | None = None,
 ) -> dict[str, Any]:
     """Run ``batches`` (default: all of ``plan``'s) and write their outputs into ``out_dir``.
 
     Each batch runs ``loop`` times (each run timed); outputs of padding files are dropped.
-    Returns ``{"host_ms": [...], "device_ms": [...] | None, "filesinfo": {...}}``.
+    ``filesinfo`` records input files by their ``plan.texts`` and output files as
+    ``os.path.join(outfile_prefix, name)`` (ais_bench's text; the bare name without a prefix).
+    Returns ``{"host_ms": [...], "device_ms": [...] | None, "h2d_ms"/"d2h_ms": [...] | None,
+    "filesinfo": {...}}``; the copy times come from a device backend's ``memcpy_times_ms``.
     """
     batches = plan.batches if batches is None else batches
     extension = outfmt.lower()
     device_time = getattr(session, "device_time_ms", None) if getattr(session, "device", False) else None
+    memcpy = getattr(session, "memcpy_times_ms", None) if device_time is not None else None
+    if memcpy is not None:
+        memcpy()  # drop the warm-up copies (ais_bench resets MemorySummary after its warm-up)
     host_ms: list[float] = []
     device_ms: list[float] = []
     filesinfo: dict[str, dict[str, list[str]]] = {}
@@ -285,16 +303,24 @@ def run_batches(
                 sample = str(batch.first_sample + j)
                 info = filesinfo.setdefault(sample, {"infiles": [], "outfiles": []})
                 if not info["infiles"]:
-                    info["infiles"] = [str(files[j]) for files in batch.files] if not plan.pure else [PURE_INFER_NAME]
+                    infiles = [plan.texts.get(files[j], str(files[j])) for files in batch.files]
+                    info["infiles"] = infiles if not plan.pure else [PURE_INFER_NAME]
                 if out_dir is None:
                     continue
                 stem = PURE_INFER_NAME if plan.pure else output_stem(source)
                 path = out_dir / f"{stem}_{k}.{extension}"
                 save_output(path, part, outfmt)
-                info["outfiles"].append(path.name)
+                info["outfiles"].append(os.path.join(outfile_prefix, path.name) if outfile_prefix else path.name)
         if on_batch is not None:
             on_batch(done, len(batches))
-    return {"host_ms": host_ms, "device_ms": device_ms if device_time is not None else None, "filesinfo": filesinfo}
+    h2d, d2h = memcpy() if memcpy is not None else (None, None)
+    return {
+        "host_ms": host_ms,
+        "device_ms": device_ms if device_time is not None else None,
+        "h2d_ms": h2d,
+        "d2h_ms": d2h,
+        "filesinfo": filesinfo,
+    }
 
 
 def infer_files(
@@ -339,11 +365,15 @@ def infer_files(
     auto = auto_set_dymshape_mode or auto_set_dymdims_mode
     if auto and (dym_batch or dym_hw or dym_dims or dym_shape):
         raise InputError("--auto_set_dymshape_mode/--auto_set_dymdims_mode take each file's own shape; drop --dym*")
+    # The option texts are checked before any backend opens: a device session receives them as they are.
+    if dym_hw:
+        hw_option(dym_hw)
+    for flag, text in (("--dymDims", dym_dims), ("--dymShape", dym_shape)):
+        if text:
+            dims_option(text, flag)
     if output_dirname is not None and output is None:
         raise InputError("--output_dirname needs --output (ais_bench: it names a folder under --output)")
-    output_dirname = output_dirname or time.strftime("%Y_%m_%d-%H_%M_%S")
-    if "/" in output_dirname or os.sep in output_dirname or output_dirname in (".", "..") or "\x00" in output_dirname:
-        raise InputError(f"--output_dirname '{output_dirname}': must be a plain folder name")
+    output_dirname = check_output_dirname(output_dirname or time.strftime("%Y_%m_%d-%H_%M_%S"))
 
     with open_backend(backend, model, **(backend_options or {})) as session:
         if debug:
@@ -357,29 +387,42 @@ def infer_files(
         else:
             shapes = resolve_shapes(session.inputs, batch, bool(dym_batch), dym_hw, dym_dims, dym_shape)
             plan = plan_batches(session.inputs, shapes, file_lists)
+        if file_lists is not None:
+            plan.texts = input_texts(inputs, file_lists)
+        if batchsize is None:
+            batchsize = default_batchsize(plan)
         if warmup_count:
             warm = _feeds(session, plan, plan.batches[0], pure_data_type, np.random.default_rng(0))
             for _ in range(warmup_count):
                 session.run(warm)
         out_root = Path(output) if output is not None else None
-        target = out_root / output_dirname if out_root is not None else None
+        prefix = output_prefix(output, output_dirname) if output is not None else None
+        target = Path(prefix) if prefix is not None else None
         staging = None
         if out_root is not None:
             try:
                 out_root.mkdir(parents=True, exist_ok=True)
-                staging = Path(tempfile.mkdtemp(prefix=f".{output_dirname}.partial-", dir=out_root))
+                staging = Path(tempfile.mkdtemp(prefix=".graphkit-infer.partial-", dir=out_root))
             except OSError as exc:
                 raise InputError(f"--output {out_root}: cannot write there ({exc.strerror or exc})") from exc
         try:
             timing = run_batches(
-                session, plan, staging, outfmt, loop, output_batchsize_axis, pure_data_type, on_batch=on_batch
+                session,
+                plan,
+                staging,
+                outfmt,
+                loop,
+                output_batchsize_axis,
+                pure_data_type,
+                on_batch=on_batch,
+                outfile_prefix=prefix,
             )
-            summary = _summary(plan, timing, batchsize or 1, session, backend, model, args, loop)
+            summary = _summary(plan, timing, batchsize, session, backend, model, args, loop)
             if staging is not None:
                 if sumary_json:
                     write_text_atomic(staging / "sumary.json", json.dumps(summary, indent=2) + "\n")
                 try:
-                    target.mkdir(exist_ok=True)
+                    target.mkdir(parents=True, exist_ok=True)
                     for item in staging.iterdir():
                         os.replace(item, target / item.name)  # a rerun overwrites files of the same name
                 except OSError as exc:
@@ -387,11 +430,9 @@ def infer_files(
         finally:
             if staging is not None:
                 shutil.rmtree(staging, ignore_errors=True)
-    if out_root is not None:
-        summary_path = write_text_atomic(
-            out_root / f"{output_dirname}_summary.json", json.dumps(summary, indent=2) + "\n"
-        )
-        summary["summary_path"] = str(summary_path)
+    if prefix is not None:
+        written = write_text_atomic(Path(summary_path(prefix)), json.dumps(summary, indent=2) + "\n")
+        summary["summary_path"] = str(written)
         summary["output_dir"] = str(target)
         if sumary_json:
             summary["sumary_path"] = str(target / "sumary.json")
@@ -411,10 +452,22 @@ def _auto_shape_plan(inputs: Sequence[TensorInfo], file_lists: list[list[Path]] 
     return InferPlan([()] * len(inputs), 1, batches, auto_shapes=True)
 
 
+def default_batchsize(plan: InferPlan) -> float:
+    """ais_bench's batchsize when ``--batchsize`` is not given (``miscellaneous.get_batchsize``):
+    dim 0 of the first input as it runs, which is the model's own, the ``--dymBatch`` value, or
+    the first input's dim 0 in ``--dymDims``/``--dymShape``. In the auto shape modes ais_bench
+    averages dim 0 of the first input over the runs (``summary.add_batchsize``); so does this."""
+    if plan.auto_shapes:
+        sizes = [load_npy(b.files[0][0], mmap_mode="r").shape[:1] or (1,) for b in plan.batches]
+        mean = sum(s[0] for s in sizes) / len(sizes)
+        return int(mean) if mean == int(mean) else mean
+    return plan.shapes[0][0] if plan.shapes and plan.shapes[0] else 1
+
+
 def _summary(plan, timing, batchsize, session, backend, model, args, loop) -> dict[str, Any]:
     device = timing["device_ms"]
     summary: dict[str, Any] = {
-        **timing_summary(batchsize, timing["host_ms"], device),
+        **timing_summary(batchsize, timing["host_ms"], device, timing["h2d_ms"], timing["d2h_ms"]),
         "batchsize": batchsize,
         "model_batch": plan.shapes[0][0] if plan.shapes and plan.shapes[0] else None,
         "files_per_batch": plan.files_per_batch,

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from graphkit.runtime.backend import BACKENDS, Backend
+from graphkit.runtime.infer_paths import check_output_dirname, output_prefix, summary_path
 from graphkit.runtime.perf import static_batch, timing_summary
 from graphkit.runtime.ray_executor import RayExecutor, RaySettings
 from graphkit.util.errors import InputError
@@ -141,14 +142,13 @@ def infer_files_ray(
         raise InputError(f"--outfmt {outfmt}: expected BIN or NPY")
     if batchsize is not None and batchsize < 1:
         raise InputError(f"--batchsize {batchsize}: must be >= 1")
-    output_dirname = output_dirname or time.strftime("%Y_%m_%d-%H_%M_%S")
-    if "/" in output_dirname or output_dirname in (".", ".."):
-        raise InputError(f"--output-dirname '{output_dirname}': must be a plain folder name")
+    output_dirname = check_output_dirname(output_dirname or time.strftime("%Y_%m_%d-%H_%M_%S"))
     file_lists = [list_input_files(p) for p in inputs]
     if len({len(files) for files in file_lists}) != 1:
         raise InputError(f"input folders hold different numbers of files: {[len(f) for f in file_lists]}")
     out_root = Path(output)
-    target = out_root / output_dirname
+    prefix = output_prefix(output, output_dirname)  # ais_bench's text: os.path.join(output, output_dirname)
+    target = Path(prefix)
 
     times_ms: list[float] = []
     with RayExecutor(ray, model, backend, backend_options) as executor:
@@ -170,7 +170,7 @@ def infer_files_ray(
                 files = [[(files[i].name, files[i].read_bytes()) for i in chunk] for files in file_lists]
                 yield Shard(files, outfmt, batchsize)
 
-        staging = out_root / f".{output_dirname}.partial"
+        staging = out_root / ".graphkit-ray.partial"
         if staging.exists():
             shutil.rmtree(staging)
         staging.mkdir(parents=True)
@@ -184,16 +184,17 @@ def infer_files_ray(
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        target.mkdir(exist_ok=True)
+        target.mkdir(parents=True, exist_ok=True)
         for item in staging.iterdir():
             os.replace(item, target / item.name)  # a rerun overwrites files of the same name, as ais_bench does
         staging.rmdir()
         stats = executor.stats(unit="shards")
 
     summary = {
-        # host wall-clock per batch on the workers (host_run_time); --batchsize feeds the throughput, as ais_bench
-        **timing_summary(batchsize or 1, times_ms),
-        "batchsize": batchsize or 1,
+        # host wall-clock per batch on the workers (host_run_time); --batchsize feeds the throughput, as ais_bench;
+        # without it, ais_bench's get_batchsize: dim 0 of the first input as it runs
+        **timing_summary(batchsize or batch, times_ms),
+        "batchsize": batchsize or batch,
         "model_batch": batch,
         "backend": backend,
         "model": os.fspath(model),
@@ -202,6 +203,6 @@ def infer_files_ray(
         "output_dir": str(target),
         "executor": stats | {"shards": len(ranges), "files_per_shard": len(ranges[0]) if ranges else 0},
     }
-    summary_path = write_text_atomic(out_root / f"{output_dirname}_summary.json", json.dumps(summary, indent=2) + "\n")
-    summary["summary_path"] = str(summary_path)
+    written = write_text_atomic(Path(summary_path(prefix)), json.dumps(summary, indent=2) + "\n")
+    summary["summary_path"] = str(written)
     return summary

@@ -142,3 +142,70 @@ def env_without_atc() -> dict[str, str]:
 def fake_atc():
     """Helpers: write(folder) -> atc path; env(folder, mode, calls=None); env_without()."""
     return SimpleNamespace(write=write_fake_atc, env=env_with_atc, env_without=env_without_atc)
+
+
+def _fake_runner(tmp_path_factory, api: str):
+    import importlib.util
+    import json
+    import subprocess
+
+    spec = importlib.util.spec_from_file_location("fake_ais_bench", Path(__file__).with_name("fake_ais_bench.py"))
+    writer = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(writer)
+    root = writer.write_fake_ais_bench(tmp_path_factory.mktemp(f"fake_ais_{api}"), api)
+
+    def run(command: str, args: list[str], cwd, backend: str = "ais_bench"):
+        log = Path(cwd) / "fake_ais_bench.jsonl"
+        log.unlink(missing_ok=True)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+        env["FAKE_AIS_BENCH_LOG"] = str(log)
+        result = subprocess.run(
+            [sys.executable, "-m", "graphkit", command, "--backend", backend, *args],
+            capture_output=True,
+            text=True,
+            cwd=cwd,
+            env=env,
+        )
+        calls = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+        return result, calls
+
+    run.api = api
+    return run
+
+
+@pytest.fixture(params=["current", "old"])
+def fake_ais_bench_apis(request, tmp_path_factory):
+    """graphkit in a subprocess with a fake ais_bench (tests/ascend/fake_ais_bench.py) importable,
+    once with ait's current MemorySummary names and once with the old ones:
+    ``run(command, args, cwd, backend="ais_bench") -> (CompletedProcess, calls)``."""
+    return _fake_runner(tmp_path_factory, request.param)
+
+
+@pytest.fixture(scope="module")
+def fake_ais_bench(tmp_path_factory):
+    """The same runner with the current API names only."""
+    return _fake_runner(tmp_path_factory, "current")
+
+
+@pytest.fixture(scope="session")
+def classifier():
+    """``make(path, dims, classes=4)``: image dims (ints or names) -> 1x1 conv -> global average
+    pool -> flatten -> logits [dims[0], classes], seeded weights; saved at ``path``, returned."""
+    import numpy as np
+    from graphkit.testing import make_model
+    from onnx import TensorProto, helper
+
+    def make(path, dims, classes=4):
+        rng = np.random.default_rng(1)
+        weights = rng.standard_normal(classes * 3).tolist()
+        w = helper.make_tensor("w", TensorProto.FLOAT, [classes, 3, 1, 1], weights)
+        nodes = [
+            helper.make_node("Conv", ["image", "w"], ["c"]),
+            helper.make_node("GlobalAveragePool", ["c"], ["g"]),
+            helper.make_node("Flatten", ["g"], ["logits"]),
+        ]
+        x = helper.make_tensor_value_info("image", TensorProto.FLOAT, dims)
+        y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, [dims[0], classes])
+        return save_model(make_model(nodes, [x], [y], [w], opset=13), path)
+
+    return make

@@ -53,7 +53,7 @@ def test_static_and_dynamic_commands_follow_the_facts_form(clean_export, tmp_pat
 
 def test_optional_options_appear(clean_export, tmp_path):
     switch = tmp_path / "fusion.cfg"
-    switch.write_text("SoftmaxFusionPass:off\n")  # the Wseg guide's fusion_swith.cfg
+    switch.write_text("SoftmaxFusionPass:off\n")  # the older Wseg guide's fusion_swith.cfg
     spec = AtcSpec(
         batch_sizes=[2],
         precision_mode="allow_fp32_to_fp16",
@@ -145,7 +145,14 @@ def test_check_command_uses_mode_3_without_output(clean_export):
         ({"batch_sizes": [0]}, "outside 1..2048"),
         ({"batch_sizes": [], "dynamic_batch_sizes": None}, "no OM"),
         ({"extra_args": ["--output=x"]}, "set by graphkit"),
-        ({"out_nodes": ["nodename"]}, "node_name:output_index"),
+        ({"out_nodes": ["dets", "node:0"]}, "one form at a time"),
+        ({"out_nodes": [":0"]}, "neither"),
+        ({"output_type": "INT8"}, "INT8 needs CANN 8.0 or later"),
+        ({"dynamic_image_size": [[8, 8]]}, "2 to 100 profiles"),
+        ({"dynamic_image_size": [[8, 8], [8, 8]]}, "unique"),
+        ({"dynamic_image_size": [[8, 8], [16, 16]], "dynamic_batch_sizes": [1, 2]}, "cannot be combined"),
+        ({"input_shape_range": "image:[1~8,3,0~4,4]"}, "low~high"),
+        ({"input_shape_range": "image:1,3"}, r"input_name:\[d0"),
         ({"input_shape": "image:1,3,a,b"}, "not integers"),
         ({"cann": "x"}, "CANN version"),
         ({"batchsizes": [1]}, "did you mean"),

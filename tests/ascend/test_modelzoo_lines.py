@@ -16,7 +16,13 @@ of Ascend/ModelZoo-PyTorch):
   ``--output_dirname``) and ``python3 -m ais_bench --model resnet18_bs${bs}.om --device 1 --loop 100``.
 - ResNet50 (ACL_PyTorch/built-in/cv/Resnet50_Pytorch_Infer/README.md):
   ``python3 -m ais_bench --model ./resnet50_bs64.om --input ./prep_dataset/ --output ./
-  --output_dirname result --outfmt TXT``.
+  --output_dirname result --outfmt TXT`` (no ``--batchsize``: ais_bench takes the OM's batch).
+- InceptionV3 (ACL_PyTorch/built-in/cv/InceptionV3_for_Pytorch/README.md):
+  ``python -m ais_bench --model inceptionv3_bs${bs}.om --input ./prep_dataset/ --output ./
+  --output_dirname ./result/ --outfmt TXT --batchsize ${bs}`` (a relative ``--output_dirname``;
+  ais_bench writes the summary at ``os.path.join(output, output_dirname) + "_summary.json"``,
+  here ``result/_summary.json``) and ``python -m ais_bench --model inceptionv3_bs${bs}.om
+  --batchsize ${bs}``.
 """
 
 from __future__ import annotations
@@ -29,10 +35,6 @@ import sys
 import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper
-
-from graphkit.ir.model_io import save_model
-from graphkit.testing import make_model
 
 wseg = pytest.importorskip("graphkit.wseg.network")
 export = pytest.importorskip("graphkit.wseg.export")
@@ -44,7 +46,7 @@ def _graphkit(command: str, args: list[str], cwd):
 
 def _expand(line: str, env: dict[str, str]) -> list[str]:
     words = shlex.split(line.replace("\\\n", " "))
-    assert words[:3] == ["python3", "-m", "ais_bench"]
+    assert words[0] in ("python", "python3") and words[1:3] == ["-m", "ais_bench"]
     out = []
     for word in words[3:]:
         for name, value in env.items():
@@ -140,20 +142,6 @@ def test_wseg_perf_line(tiny_wseg, tmp_path):
     assert summary["host_run_time"]["count"] == 50 and summary["model_batch"] == 4 and summary["input_files"] == 0
 
 
-def _classifier(path, batch, classes=10):
-    """image [batch,3,8,8] -> logits [batch,classes]: conv 1x1, global average pool, flatten."""
-    rng = np.random.default_rng(1)
-    w = helper.make_tensor("w", TensorProto.FLOAT, [classes, 3, 1, 1], rng.standard_normal(classes * 3).tolist())
-    nodes = [
-        helper.make_node("Conv", ["image", "w"], ["c"]),
-        helper.make_node("GlobalAveragePool", ["c"], ["g"]),
-        helper.make_node("Flatten", ["g"], ["logits"]),
-    ]
-    x = helper.make_tensor_value_info("image", TensorProto.FLOAT, [batch, 3, 8, 8])
-    y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, [batch, classes])
-    return save_model(make_model(nodes, [x], [y], [w], opset=13), path)
-
-
 def _prep_dataset(folder, count):
     folder.mkdir()
     rng = np.random.default_rng(2)
@@ -173,8 +161,8 @@ def _reference(model, image):
     return session.run(None, {"image": np.repeat(image, batch, axis=0)})[0][0]
 
 
-def test_resnet18_txt_line_with_abbreviated_output_dir(tmp_path):
-    model = _classifier(tmp_path / "resnet18_bs4.onnx", batch=4)  # static batch 4, like resnet18_bs4.om
+def test_resnet18_txt_line_with_abbreviated_output_dir(classifier, tmp_path):
+    model = classifier(tmp_path / "resnet18_bs4.onnx", [4, 3, 8, 8], classes=10)  # static batch 4, like resnet18_bs4.om
     arrays = _prep_dataset(tmp_path / "prep_dataset", 6)
     words = _onnx_for(_expand(RESNET18_INFER, {"bs": "4"}), "./resnet18_bs4.onnx")
     assert "--output_dir" in words  # argparse's abbreviation of --output_dirname, as ais_bench accepts it
@@ -188,8 +176,8 @@ def test_resnet18_txt_line_with_abbreviated_output_dir(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == sorted(f"{n}_0.txt" for n in arrays)
 
 
-def test_resnet18_perf_line_device_1_is_one_clear_line(tmp_path):
-    _classifier(tmp_path / "resnet18_bs4.onnx", batch=4)
+def test_resnet18_perf_line_device_1_is_one_clear_line(classifier, tmp_path):
+    classifier(tmp_path / "resnet18_bs4.onnx", [4, 3, 8, 8], classes=10)
     words = _onnx_for(_expand(RESNET18_PERF, {"bs": "4"}), "resnet18_bs4.onnx")
     refused = _graphkit("perf", words, tmp_path)
     assert refused.returncode == 2 and refused.stderr.count("\n") == 1
@@ -201,8 +189,10 @@ def test_resnet18_perf_line_device_1_is_one_clear_line(tmp_path):
     assert json.loads(ran.stdout)["results"][0]["host_run_time"]["count"] == 100
 
 
-def test_resnet50_txt_line_pads_the_last_batch(tmp_path):
-    model = _classifier(tmp_path / "resnet50_bs8.onnx", batch=8)  # the guide's OM is static bs64; 8 here
+def test_resnet50_txt_line_pads_the_last_batch(classifier, tmp_path):
+    model = classifier(
+        tmp_path / "resnet50_bs8.onnx", [8, 3, 8, 8], classes=10
+    )  # the guide's OM is static bs64; 8 here
     arrays = _prep_dataset(tmp_path / "prep_dataset", 10)  # 2 batches, the second padded with its first file
     words = _onnx_for(_expand(RESNET50_INFER, {}), "./resnet50_bs8.onnx")
     result = _graphkit("infer", words, tmp_path)
@@ -212,5 +202,83 @@ def test_resnet50_txt_line_pads_the_last_batch(tmp_path):
     for name, image in arrays.items():
         np.testing.assert_allclose(np.loadtxt(out / f"{name}_0.txt"), _reference(model, image), atol=2e-6)
     summary = json.loads((tmp_path / "result_summary.json").read_text())
-    assert summary["batches"] == 2 and summary["files_per_batch"] == 8 and summary["batchsize"] == 1
-    assert "note: the model runs batches of 8; throughput uses --batchsize 1" in result.stdout
+    assert summary["batches"] == 2 and summary["files_per_batch"] == 8
+    # No --batchsize: ais_bench's get_batchsize takes dim 0 of the first input, the OM's batch, so the
+    # throughput counts 8 samples per run.
+    assert summary["batchsize"] == 8 and summary["model_batch"] == 8
+    assert summary["throughput"] == pytest.approx(1000 * 8 / summary["host_run_time"]["mean"])
+    assert "note: the model runs batches" not in result.stdout
+    # filesinfo as ais_bench joins it: the --input text with its ./, the --output text + dirname + name.
+    first = summary["filesinfo"]["0"]
+    assert first == {
+        "infiles": ["./prep_dataset/ILSVRC2012_val_00000001.bin"],
+        "outfiles": ["./result/ILSVRC2012_val_00000001_0.txt"],
+    }
+
+
+INCEPTION_INFER = """python -m ais_bench \\
+        --model inceptionv3_bs${bs}.om \\
+        --input ./prep_dataset/ \\
+        --output ./ \\
+        --output_dirname ./result/ \\
+        --outfmt TXT \\
+        --batchsize ${bs}"""
+INCEPTION_PERF = "python -m ais_bench --model inceptionv3_bs${bs}.om --batchsize ${bs}"
+
+
+def _postprocess_from_summary(summary_file, folder):
+    """A ModelZoo-style postprocess: read the summary, open each sample's outfiles[0] as written
+    there (relative to the folder the inference ran in), take the arg-max class."""
+    summary = json.loads(summary_file.read_text())
+    classes = {}
+    for sample in summary["filesinfo"].values():
+        name = sample["infiles"][0].split("/")[-1].split(".")[0]
+        classes[name] = int(np.argmax(np.loadtxt(folder / sample["outfiles"][0])))
+    return classes
+
+
+def test_inception_line_relative_output_dirname_and_a_postprocess_that_opens_filesinfo(classifier, tmp_path):
+    model = classifier(tmp_path / "inceptionv3_bs4.onnx", [4, 3, 8, 8], classes=10)
+    arrays = _prep_dataset(tmp_path / "prep_dataset", 6)
+    words = _onnx_for(_expand(INCEPTION_INFER, {"bs": "4"}), "inceptionv3_bs4.onnx")
+    assert words[words.index("--output_dirname") + 1] == "./result/"
+    result = _graphkit("infer", words, tmp_path)
+    assert result.returncode == 0, result.stderr
+    # ais_bench: output_prefix = os.path.join("./", "./result/"); summary = output_prefix + "_summary.json".
+    summary_file = tmp_path / "result" / "_summary.json"
+    assert summary_file.is_file() and not (tmp_path / "result_summary.json").exists()
+    summary = json.loads(summary_file.read_text())
+    assert summary["filesinfo"]["0"]["outfiles"] == ["././result/ILSVRC2012_val_00000001_0.txt"]
+    assert summary["filesinfo"]["0"]["infiles"] == ["./prep_dataset/ILSVRC2012_val_00000001.bin"]
+    expected = {name: int(np.argmax(_reference(model, image))) for name, image in arrays.items()}
+    assert _postprocess_from_summary(summary_file, tmp_path) == expected
+    # The pure-inference line: --batchsize given, the static batch 4 runs.
+    perf = _graphkit(
+        "perf", [*_onnx_for(_expand(INCEPTION_PERF, {"bs": "4"}), "inceptionv3_bs4.onnx"), "--json"], tmp_path
+    )
+    assert perf.returncode == 0, perf.stderr
+    assert json.loads(perf.stdout)["results"][0]["input_shapes"] == {"image": [4, 3, 8, 8]}
+
+
+@pytest.mark.parametrize("dirname", ["bs1_out/", "data/bin_out", "./result"])
+def test_relative_output_dirnames_as_ais_bench_joins_them(classifier, tmp_path, dirname):
+    classifier(tmp_path / "m_bs1.onnx", [1, 3, 8, 8], classes=10)
+    _prep_dataset(tmp_path / "prep", 2)
+    result = _graphkit(
+        "infer", ["m_bs1.onnx", "--input", "prep", "--output", "out", "--output_dirname", dirname], tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    prefix = tmp_path / "out" / dirname
+    assert sorted(p.name for p in prefix.glob("*.bin")) == [
+        "ILSVRC2012_val_00000001_0.bin",
+        "ILSVRC2012_val_00000002_0.bin",
+    ]
+    assert (tmp_path / ("out/" + dirname + "_summary.json")).is_file()
+
+
+@pytest.mark.parametrize("dirname", ["../escape", "a/../../b", "/tmp/abs"])
+def test_output_dirnames_that_leave_output_are_one_line(classifier, tmp_path, dirname):
+    classifier(tmp_path / "m_bs1.onnx", [1, 3, 8, 8], classes=10)
+    result = _graphkit("infer", ["m_bs1.onnx", "--output", "out", "--output_dirname", dirname], tmp_path)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert f"--output_dirname '{dirname}'" in result.stderr and not (tmp_path / "out").exists()
