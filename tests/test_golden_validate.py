@@ -106,3 +106,18 @@ def test_tolerances_roundtrip_through_manifest(tmp_path):
     tol = Tolerances(Tolerance(1e-7, 0.0), {"prob": Tolerance(1e-3, 1e-2, argmax_axis=1, min_argmax_agreement=0.99)})
     golden, _ = make_or_load_golden(demo_model(), tmp_path / "g", batch_sizes=[1], tolerances=tol)
     assert load_golden(tmp_path / "g").tolerances == tol
+
+
+def test_a_mismatched_golden_set_names_both_values_and_the_flag_that_re_records(tmp_path):
+    from graphkit.ir.model_io import content_hash
+
+    first, other = demo_model(seed=0), demo_model(seed=1)
+    make_or_load_golden(first, tmp_path / "g", batch_sizes=[1], producer_name="onnxruntime")
+    with pytest.raises(GoldenError) as raised:
+        make_or_load_golden(other, tmp_path / "g", batch_sizes=[1], seed=2, producer_name="reference: x")
+    message = str(raised.value)
+    assert "(model_hash, producer, seed differ: " in message
+    assert f"model content hash: the set has '{content_hash(first)}', this run has '{content_hash(other)}'" in message
+    assert "producer: the set has 'onnxruntime', this run has 'reference: x'" in message
+    assert "seed: the set has 0, this run has 2" in message
+    assert "--regenerate-golden (graphkit apply)" in message and "--regenerate (graphkit golden make)" in message

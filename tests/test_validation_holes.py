@@ -398,10 +398,15 @@ class Noop(Pass):
 
 
 @pytest.mark.parametrize("on_failure", ["stop", "skip"])
-def test_pass_one_mutating_its_input_is_caught_and_stops_the_run(on_failure):
-    run = PassManager([MutatesInput(), Noop()], [Honesty()], on_failure=on_failure).run(demo_model())
-    assert not run.ok and "mutated its input model in place" in str(run.error)
-    assert [r.status for r in run.records] == ["failed"]  # no rollback is possible: the run stops
+def test_pass_one_mutating_its_input_is_caught_and_rolled_back(on_failure):
+    model = demo_model()
+    before = model.SerializeToString()
+    run = PassManager([MutatesInput(), Noop()], [Honesty()], on_failure=on_failure).run(model)
+    assert not run.ok if on_failure == "stop" else run.ok
+    assert "edited its input model in place" in run.records[0].error and run.records[0].input_mutated
+    assert [r.status for r in run.records] == (["failed"] if on_failure == "stop" else ["rolled-back", "unchanged"])
+    # the pass ran on a copy: the caller's model and the result are the model before the pass, byte for byte
+    assert model.SerializeToString() == before and run.model.SerializeToString() == before
 
 
 @pytest.mark.parametrize(

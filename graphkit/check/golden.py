@@ -37,6 +37,7 @@ in :mod:`graphkit.check.golden_defaults`, the cases a request makes in
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -58,6 +59,7 @@ from graphkit.runtime.feeds import (
     load_npz,
     np_dtype,
     resolve_shape,
+    seeded_feeds,
 )
 from graphkit.runtime.ort import (
     ValidationRuntime,
@@ -132,8 +134,8 @@ def make_inputs(
     what: str = "the golden inputs of one case",
     ranges: Mapping[str, Sequence[int]] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Seeded inputs for one case; floats ~ N(0, 1), booleans 0/1, integers in ``ranges[name]``
-    (``[low, high]``, both included) or else in [0, 4).
+    """Seeded inputs for one case (:func:`graphkit.runtime.feeds.seeded_feeds`): floats ~ N(0, 1),
+    booleans 0/1, integers in ``ranges[name]`` (``[low, high]``, both included) or else in [0, 3].
 
     The size is checked against the memory available before anything is allocated.
     """
@@ -143,16 +145,7 @@ def make_inputs(
         if dtype.kind not in "fiub":
             raise GoldenError(f"input '{name}': cannot generate golden data of type {dtype}")
     check_allocatable(shapes, dtypes, what)
-    rng = np.random.default_rng(seed)
-    feeds = {}
-    for name, shape in shapes.items():
-        dtype = dtypes[name]
-        if dtype.kind == "f":
-            feeds[name] = rng.standard_normal(shape, dtype=np.float32).astype(dtype)
-        else:
-            low, high = (ranges or {}).get(name, (0, 1) if dtype.kind == "b" else (0, 3))
-            feeds[name] = rng.integers(low, high, size=shape, endpoint=True).astype(dtype)
-    return feeds
+    return seeded_feeds(shapes, dtypes, seed, ranges)
 
 
 def onnxruntime_producer(model: onnx.ModelProto, runtime: ValidationRuntime | None = None) -> Producer:
@@ -253,9 +246,11 @@ def make_or_load_golden(
         if not mismatched:
             tolerances.check_outputs(existing.output_ranks())
             return existing, True
+        details = "; ".join(_difference(key, existing.manifest.get(key), request.get(key)) for key in mismatched)
         raise GoldenError(
-            f"{directory}: golden set was made for a different request ({', '.join(mismatched)} differ); "
-            "use another golden dir or regenerate it explicitly"
+            f"{directory}: golden set was made for a different request ({', '.join(mismatched)} differ: {details}); "
+            "use another golden dir, or re-record it with --regenerate-golden (graphkit apply) "
+            "or --regenerate (graphkit golden make)"
         )
     manifest, cases = _record(
         model, request, producer, producer_name, tolerances, input_ranges, runtime, user_cases, distributions
@@ -363,6 +358,18 @@ def _record_case(
                 "only numeric and boolean tensors can be recorded and compared"
             )
     return outputs
+
+
+_WHAT = {"model_hash": "model content hash", "producer": "producer"}
+
+
+def _difference(key: str, recorded, requested) -> str:
+    """One mismatched manifest key, both values: what the set holds and what this run asks for."""
+
+    def shown(value) -> str:
+        return one_line(json.dumps(value, sort_keys=True) if not isinstance(value, str) else repr(value), 120)
+
+    return f"{_WHAT.get(key, key)}: the set has {shown(recorded)}, this run has {shown(requested)}"
 
 
 def _declared_ranks(model: onnx.ModelProto) -> dict[str, int]:

@@ -52,7 +52,9 @@ from graphkit.check.region_find import (
 from graphkit.diff.model_diff import diff_models
 from graphkit.diff.records import ModelDiff
 from graphkit.ir.shapes import symbolic_value_types
+from graphkit.runtime.feeds import seeded_array
 from graphkit.runtime.ort import ValidationRuntime
+from graphkit.util.errors import InputError, one_line
 from graphkit.util.tolerance import Tolerance
 
 __all__ = ["RegionCheck", "RegionUnavailable", "check_region"]  # RegionUnavailable: what check_region raises
@@ -177,7 +179,10 @@ def _run_region(region, a, b, per_case, tolerance, seed, runtime, comparisons, p
             if other is not None and other.is_static and other.dims != vtype.dims:
                 raise RegionUnavailable(f"case {label}: boundary input '{tb}' has different shapes on the two sides")
             dtype = onnx.helper.tensor_dtype_to_np_dtype(vtype.elem_type)
-            data = rng.standard_normal(vtype.dims, dtype=np.float32).astype(dtype, copy=False)
+            try:
+                data = seeded_array(rng, vtype.dims, dtype, name=tb)
+            except InputError as exc:
+                raise RegionUnavailable(f"case {label}: boundary {one_line(exc)}") from exc
             feeds_b[tb] = feeds_a[ta] = data
         try:
             want = runner_a.run(feeds_a)

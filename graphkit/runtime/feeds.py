@@ -155,27 +155,56 @@ def _human(size: int) -> str:
     return f"{size} B"  # pragma: no cover
 
 
+DEFAULT_INT_RANGE = (0, 3)  # integers drawn in [0, 3], both included: valid indices of most axes
+
+
+def seeded_array(
+    rng: np.random.Generator, shape, dtype, value_range: tuple[int, int] | None = None, name: str = "input"
+) -> np.ndarray:
+    """The one seeded-data generator of graphkit (golden sets, random feeds, perf, region checks).
+
+    Floats: standard normal drawn in float32 and cast to ``dtype``; booleans: 0/1; integers:
+    uniform in ``value_range`` (``[low, high]``, both included; default [0, 3]). Only numpy's
+    ``Generator`` (PCG64) is used, whose streams are the same on every CPU and OS for a numpy
+    version, so the same seed gives the same bytes everywhere. InputError names ``name`` for a
+    dtype it cannot make (strings, complex).
+    """
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f":
+        return rng.standard_normal(shape, dtype=np.float32).astype(dtype, copy=False)
+    if dtype.kind in "iub":
+        low, high = value_range if value_range is not None else ((0, 1) if dtype.kind == "b" else DEFAULT_INT_RANGE)
+        return rng.integers(low, high, size=shape, endpoint=True).astype(dtype)
+    raise InputError(f"input '{name}': cannot generate random data of type {dtype}")
+
+
+def seeded_feeds(
+    shapes: Mapping[str, tuple[int, ...]],
+    dtypes: Mapping[str, np.dtype],
+    seed: int,
+    ranges: Mapping[str, tuple[int, int]] | None = None,
+) -> dict[str, np.ndarray]:
+    """Seeded data for named inputs, drawn in the order of ``shapes`` from one generator
+    seeded with ``seed`` (see :func:`seeded_array`); ``ranges[name]`` bounds an integer input."""
+    rng = np.random.default_rng(seed)
+    return {
+        name: seeded_array(rng, shape, dtypes[name], (ranges or {}).get(name), name) for name, shape in shapes.items()
+    }
+
+
 def random_feeds(model: onnx.ModelProto, seed: int = 0, dims: Mapping[str, int] | None = None) -> dict[str, np.ndarray]:
-    """Seeded random inputs for every graph input: floats ~ N(0,1), ints in [0, 4), bools."""
+    """Seeded random inputs for every graph input (:func:`seeded_feeds`): the same data as a
+    golden set's case with the same seed and dims."""
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise InputError(f"seed must be an integer >= 0, got {seed!r}")
     values = graph_inputs(model)
     shapes = {v.name: resolve_shape(v, dims or {}) for v in values}
     dtypes = {v.name: np_dtype(v) for v in values}
+    for name, dtype in dtypes.items():
+        if dtype.kind not in "fiub":
+            raise InputError(f"input '{name}': cannot generate random data of type {dtype}")
     check_allocatable(shapes, dtypes, "the random inputs")
-    rng = np.random.default_rng(seed)
-    feeds = {}
-    for value in values:
-        shape, dtype = shapes[value.name], dtypes[value.name]
-        if dtype.kind == "f":
-            feeds[value.name] = rng.standard_normal(shape).astype(dtype)
-        elif dtype.kind in "iu":
-            feeds[value.name] = rng.integers(0, 4, size=shape).astype(dtype)
-        elif dtype.kind == "b":
-            feeds[value.name] = rng.random(shape) < 0.5
-        else:
-            raise InputError(f"input '{value.name}': cannot generate random data of type {dtype}")
-    return feeds
+    return seeded_feeds(shapes, dtypes, seed)
 
 
 def load_npz(path: str | os.PathLike, what: str = "arrays file") -> dict[str, np.ndarray]:

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from graphkit.runtime.backend import Backend, TensorInfo, open_backend
-from graphkit.runtime.feeds import check_allocatable
+from graphkit.runtime.feeds import check_allocatable, seeded_array
 from graphkit.util.errors import GraphkitError, InputError
 from graphkit.util.extras import require
 from graphkit.util.files import atomic_path, make_folder, write_text_atomic
@@ -244,7 +244,9 @@ def measure_perf(
             check_allocatable(
                 shapes, {info.name: info.dtype for info in session.inputs}, f"the inputs at batch {batch}"
             )
-            feeds = {info.name: _random(rng, shapes[info.name], info.dtype) for info in session.inputs}
+            feeds = {
+                info.name: seeded_array(rng, shapes[info.name], info.dtype, name=info.name) for info in session.inputs
+            }
             result = measure_batch(session, feeds, batch, loop, warmup, ais_batchsize)
             result["input_shapes"] = {name: list(value.shape) for name, value in feeds.items()}
             report["results"].append(result)
@@ -253,14 +255,6 @@ def measure_perf(
     if not report["results"]:
         raise InputError(f"no batch size could run: {report['skipped'][0]['reason']}")
     return report
-
-
-def _random(rng: np.random.Generator, shape, dtype: np.dtype) -> np.ndarray:
-    if dtype.kind == "f":
-        return rng.standard_normal(shape, dtype=np.float32).astype(dtype, copy=False)
-    if dtype.kind in "iu":
-        return rng.integers(0, 4, size=shape).astype(dtype)
-    return rng.random(shape) < 0.5
 
 
 def table_rows(report: dict) -> list[tuple]:

@@ -71,6 +71,7 @@ class PassRecord:
     diff_summary: str = ""
     error: str = ""
     traceback: str = ""  # the formatted traceback, when the pass itself raised
+    input_mutated: bool = False  # the pass edited the model it was given in place (it gets a copy)
     artifacts: dict[str, Any] = field(default_factory=dict)
     group: str | None = None  # the group the pass ran in ("2", "2.1": positions), None at top level
     iteration: int | None = None  # the iteration of that group (1-based)

@@ -6,7 +6,9 @@ Two forms:
   (``dynamo=False``) at opset 11, input ``image``, outputs ``cls`` and ``mask``, batch dim
   named ``batch``. The softmax over classes comes out as ``Transpose -> Softmax(axis=3) ->
   Transpose``; H and W are fixed only in the input declaration. At opset 13..20 the same
-  exporter writes a single ``Softmax(axis=1)``.
+  exporter writes a single ``Softmax(axis=1)``. The Conv+BatchNorm folds it makes are recomputed
+  in float64 (:mod:`graphkit.wseg.exact_fold`), so the same weights give the same bytes on
+  every CPU.
 - **dynamo**: ``torch.onnx.export(dynamo=True)``; it only emits opset 18 or later (torch 2.13
   cannot convert its output down), so lower opsets are refused.
 
@@ -161,9 +163,11 @@ def export_onnx(
 def _export_legacy(model, shape, opset: int, dynamic_batch: bool) -> onnx.ModelProto:
     import torch
 
+    from graphkit.wseg.exact_fold import conv_batchnorm_pairs, refold_exactly
+
     axes = {name: {0: BATCH_DIM} for name in (INPUT_NAME, *OUTPUT_NAMES)} if dynamic_batch else None
     buffer = io.BytesIO()
-    with warnings.catch_warnings(), torch.no_grad():
+    with warnings.catch_warnings(), torch.no_grad(), conv_batchnorm_pairs(model) as pairs:
         warnings.simplefilter("ignore")  # TracerWarnings about shape arithmetic are expected
         torch.onnx.export(
             model,
@@ -176,7 +180,9 @@ def _export_legacy(model, shape, opset: int, dynamic_batch: bool) -> onnx.ModelP
             dynamic_axes=axes,
             do_constant_folding=True,
         )
-    return onnx.load_from_string(buffer.getvalue())
+    proto = onnx.load_from_string(buffer.getvalue())
+    refold_exactly(proto, model, pairs)  # torch's float32 folds differ by CPU (see exact_fold)
+    return proto
 
 
 def _declare_input_hw(proto: onnx.ModelProto, height: int, width: int) -> None:

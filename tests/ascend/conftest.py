@@ -192,8 +192,9 @@ def classifier():
     """``make(path, dims, classes=4)``: image dims (ints or names) -> 1x1 conv -> global average
     pool -> flatten -> logits [dims[0], classes], seeded weights; saved at ``path``, returned."""
     import numpy as np
-    from graphkit.testing import make_model
     from onnx import TensorProto, helper
+
+    from graphkit.testing import make_model
 
     def make(path, dims, classes=4):
         rng = np.random.default_rng(1)
