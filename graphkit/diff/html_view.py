@@ -15,7 +15,6 @@ works offline and cannot load anything.
 from __future__ import annotations
 
 import html
-import json
 import logging
 import os
 from collections import defaultdict
@@ -24,7 +23,7 @@ from pathlib import Path
 import onnx
 
 from graphkit.diff.matching import constant_outputs, node_info
-from graphkit.diff.page_assets import CSP, SCRIPT, STYLE, op_delta_chart
+from graphkit.diff.page_assets import op_delta_chart, page_head, page_tail
 from graphkit.diff.records import ModelDiff, NodeInfo
 from graphkit.diff.region_svg import draw_side, layout_available, readers_of, shape_label
 from graphkit.diff.tensor_shapes import tensor_shapes
@@ -45,12 +44,7 @@ def render_html(diff: ModelDiff, a: onnx.ModelProto, b: onnx.ModelProto, title: 
     nodes_b = [node_info(n, i) for i, n in enumerate(b.graph.node)]
     regions = _RegionsView(diff, a, b, nodes_a, nodes_b)
     parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{_e(title)}</title><style>{STYLE}</style></head><body>",
-        f"<h1>{_e(title)}</h1>",
+        *page_head(title),
         f'<p class="summary" id="summary">{_e(diff.summary_line())}</p>',
         op_delta_chart(diff.op_count_delta()),
     ]
@@ -59,10 +53,7 @@ def render_html(diff: ModelDiff, a: onnx.ModelProto, b: onnx.ModelProto, title: 
     parts += regions.section()
     parts += _initializer_section(diff)
     parts += _op_count_section(diff)
-    parts.append('<aside id="details" hidden></aside>')
-    parts.append(f'<script type="application/json" id="node-data">{_json_for_script(regions.node_data)}</script>')
-    parts.append(f"<script>{SCRIPT}</script>")
-    parts.append("</body></html>")
+    parts += page_tail(regions.node_data)
     return "\n".join(parts)
 
 
@@ -77,11 +68,6 @@ def write_html(
     except OSError as exc:
         raise GraphkitError(f"{path}: cannot write HTML ({exc.strerror or exc})") from exc
     return path
-
-
-def _json_for_script(data) -> str:
-    """JSON safe inside a <script> element (no ``</``, no ``<!--``)."""
-    return json.dumps(data, ensure_ascii=True).replace("<", "\\u003c").replace(">", "\\u003e")
 
 
 def _e(value) -> str:

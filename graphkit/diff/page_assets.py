@@ -8,12 +8,13 @@ node box), the pass / op-type filters and nothing else; the page reads fine with
 from __future__ import annotations
 
 import html
+import json
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
 
 STYLE = """
 * { box-sizing: border-box; }
-body { font: 14px/1.4 system-ui, sans-serif; margin: 1em 1.5em; color: #222; overflow-x: hidden; }
+body { font: 14px/1.4 system-ui, sans-serif; margin: 1em 1.5em; color: #222; }
 h1 { font-size: 1.3em; overflow-wrap: anywhere; } h2 { font-size: 1.15em; margin-top: 1.4em; border-bottom: 1px solid #ccc; }
 h3 { font-size: 1em; margin: 0; display: inline; }
 code, td.mono { font-family: ui-monospace, monospace; font-size: 12px; }
@@ -45,6 +46,8 @@ svg.region-graph g.removed rect { fill: #ffd7d5; stroke: #cf222e; }
 svg.region-graph g.added rect { fill: #ccffd8; stroke: #1a7f37; }
 svg.region-graph g.changed rect { fill: #fff1a8; stroke: #9a6700; }
 svg.region-graph g.weights rect { fill: #fbefff; stroke: #8250df; }
+svg.region-graph g.ok rect { fill: #ccffd8; stroke: #1a7f37; }
+svg.region-graph g.diverges rect { fill: #ff9d96; stroke: #a40e26; stroke-width: 2; }
 svg.region-graph g.tensor rect { fill: #f0f4ff; stroke: #8aa0d0; stroke-dasharray: 3 2; }
 svg.region-graph g.selected rect { stroke-width: 3; }
 svg.chart { display: block; font: 11px ui-monospace, monospace; }
@@ -108,7 +111,7 @@ def op_delta_chart(deltas: dict[str, tuple[int, int]]) -> str:
         return ""
     label_w = 7 * max(len(op) for op, _ in rows) + 10
     biggest = max(abs(after - before) for _, (before, after) in rows)
-    width, height = label_w + BAR_W + 60, ROW_H * len(rows) + 4
+    width, height = label_w + BAR_W + 120, ROW_H * len(rows) + 4
     out = [f'<svg class="chart" width="{width}" height="{height}" role="img" aria-label="op count deltas">']
     for i, (op, (before, after)) in enumerate(rows):
         delta = after - before
@@ -120,3 +123,26 @@ def op_delta_chart(deltas: dict[str, tuple[int, int]]) -> str:
         out.append(f'<text x="{label_w + bar + 4:.1f}" y="{y + 11}">{delta:+d} ({before}→{after})</text>')
     out.append("</svg>")
     return "".join(out)
+
+
+def page_head(title: str) -> list[str]:
+    """The page's opening lines up to and including the ``<h1>``."""
+    return [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+    ]
+
+
+def page_tail(node_data: dict) -> list[str]:
+    """The details panel, the node details as JSON (safe inside <script>) and the script."""
+    data = json.dumps(node_data, ensure_ascii=True).replace("<", "\\u003c").replace(">", "\\u003e")
+    return [
+        '<aside id="details" hidden></aside>',
+        f'<script type="application/json" id="node-data">{data}</script>',
+        f"<script>{SCRIPT}</script>",
+        "</body></html>",
+    ]

@@ -96,6 +96,7 @@ def _region_graph(
     constants: set[str],
     shapes: dict,
     readers: dict[str, set[int]],
+    edge_labels: dict[str, str] | None = None,
 ) -> tuple[dict[str, _Box], list[_Edge]]:
     members = [nodes[i] for i in indices]
     member_set = set(indices)
@@ -114,6 +115,9 @@ def _region_graph(
             f"{side}{node.index}",
         )
 
+    def label(tensor: str) -> str:
+        return edge_labels.get(tensor, "") if edge_labels is not None else shape_label(shapes.get(tensor))
+
     def tensor_box(tensor: str, css: str) -> str:
         key = f"t:{tensor}"
         if key not in boxes:
@@ -126,11 +130,11 @@ def _region_graph(
             if not tensor or tensor in constants:
                 continue
             src = producer.get(tensor) or tensor_box(tensor, "boundary-in")
-            edges.append(_Edge(src, f"n{node.index}", shape_label(shapes.get(tensor))))
+            edges.append(_Edge(src, f"n{node.index}", label(tensor)))
     for tensor, src in producer.items():
         outside = readers.get(tensor, set()) - member_set
         if outside or tensor in shapes.get(GRAPH_OUTPUTS, ()) or not readers.get(tensor):
-            edges.append(_Edge(src, tensor_box(tensor, "boundary-out"), shape_label(shapes.get(tensor))))
+            edges.append(_Edge(src, tensor_box(tensor, "boundary-out"), label(tensor)))
     return boxes, edges
 
 
@@ -223,17 +227,20 @@ def draw_side(
     shapes: dict,
     readers: dict[str, set[int]],
     label: str,
+    edge_labels: dict[str, str] | None = None,
 ) -> str | None:
     """The SVG of one side of a region, or None when it has more than MAX_DRAWN_NODES nodes.
 
     ``side`` ("a" or "b") prefixes the node ids the details panel looks up; ``constants`` are
     the tensor names not drawn (initializers, Constant outputs); ``shapes`` maps tensor names
-    to dims (and ``GRAPH_OUTPUTS`` to the graph's output names); ``readers`` is :func:`readers_of`.
+    to dims (and ``GRAPH_OUTPUTS`` to the graph's output names); ``readers`` is :func:`readers_of`;
+    ``edge_labels`` (tensor -> text), when given, labels the edges instead of the shapes.
     """
     if len(indices) > MAX_DRAWN_NODES:
         return None
-    boxes, edges = _region_graph(indices, nodes, kinds, side, constants, shapes, readers)
+    boxes, edges = _region_graph(indices, nodes, kinds, side, constants, shapes, readers, edge_labels)
     if not boxes:
         return f'<svg class="region-graph" width="120" height="30" aria-label="{_e(label)}"><text x="8" y="19">(nothing)</text></svg>'
     width, height = _layout(boxes, edges)
+    width += max((len(e.label) for e in edges), default=0) * CHAR_PX * 10 / FONT_PX  # edge labels right of the edges
     return _svg(boxes, edges, width, height, label)
