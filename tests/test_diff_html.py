@@ -1,7 +1,7 @@
 """The HTML diff page: well-formed, self-contained, changed regions side by side.
 
-The default suite parses the page with ``html.parser``; the slow test loads it in headless
-Chromium when a chromium binary is installed (it is skipped otherwise).
+The default suite parses the page with ``html.parser``; the slow tests load a real model's page
+in headless Chromium when a chromium binary is installed (they are skipped otherwise).
 """
 
 from __future__ import annotations
@@ -9,17 +9,16 @@ from __future__ import annotations
 import json
 import logging
 import re
-import shutil
-import subprocess
 from html.parser import HTMLParser
 
 import pytest
 
 from graphkit.diff import html_view, region_svg
+from graphkit.diff.browser_check import find_chromium, probe_page
 from graphkit.diff.html_view import changed_regions, render_html, write_html
 from graphkit.diff.matching import node_info
 from graphkit.diff.model_diff import diff_models
-from graphkit.transform.testing import parse_model
+from graphkit.transform.testing import parse_model, run_cli
 
 A = """<ir_version: 7, opset_import: ["" : 11]>
 g (float[N,3,2,2] x) => (float[N,3,2,2] y, float[N,3,2,2] z) <float[1] k = {2.}> {
@@ -241,28 +240,49 @@ def test_write_html_is_atomic(pair, tmp_path):
     assert sorted(p.name for p in target.parent.iterdir()) == ["page.html"]
 
 
-def _chromium() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome"):
-        found = shutil.which(name)
-        if found:
-            return found
-    return None
+@pytest.fixture(scope="module")
+def wseg_pair(tmp_path_factory):
+    """The tiny wseg export and the same model through the wseg_310p passes (a real model diff)."""
+    folder = tmp_path_factory.mktemp("wseg")
+    done = run_cli("export", "-o", folder / "export.onnx", "--width", "0.03125", "--input-size", "32", "32", "-q")
+    assert done.returncode == 0, done.stderr
+    passes = "eliminate-noops,fold-shapes,softmax-transpose,dynamic-batch"
+    done = run_cli("apply", folder / "export.onnx", folder / "310p.onnx", "--passes", passes, "-q")
+    assert done.returncode == 0, done.stderr
+    return folder / "export.onnx", folder / "310p.onnx"
 
 
 @pytest.mark.slow
-def test_page_loads_in_headless_chromium(pair, tmp_path):
-    browser = _chromium()
-    if browser is None:
-        pytest.skip("no chromium binary on PATH")
+def test_real_model_page_in_headless_chromium(wseg_pair, tmp_path):
+    if find_chromium() is None:
+        pytest.skip("no chromium binary on PATH (Debian: apt-get install chromium)")
+    page = tmp_path / "diff.html"
+    done = run_cli("diff", *wseg_pair, "--html", page)
+    assert done.returncode == 0, done.stderr
+    probe = probe_page(page, width=1280)
+    assert probe["scroll_width"] <= probe["client_width"] <= 1280  # no horizontal page scroll at 1280 px
+    assert len(probe["regions"]) >= 5  # fold-shapes' Shape/Gather/Concat chains, the Softmax fix, ...
+    for region in probe["regions"]:
+        assert region["svgs"] == 2, region
+        assert region["boxes"] == region["a"] + region["b"], region
+    assert probe["errors"] == [] and probe["console_problems"] == []
+    assert probe["resources"] == []  # the file made no request
+    wide = probe_page(page, width=1920)
+    assert wide["scroll_width"] <= wide["client_width"]
+
+
+@pytest.mark.slow
+def test_the_probe_sees_requests_and_script_errors(pair, tmp_path):
+    """The browser test can fail: a page that tries a request or throws is caught."""
+    if find_chromium() is None:
+        pytest.skip("no chromium binary on PATH (Debian: apt-get install chromium)")
     a, b, diff = pair
-    page = write_html(diff, a, b, tmp_path / "diff.html")
-    done = subprocess.run(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", page.as_uri()],
-        capture_output=True,
-        text=True,
-        timeout=120,
+    text = render_html(diff, a, b)
+    bad = text.replace(
+        "</body></html>", '<img src="http://192.0.2.1/x.png"><script>noSuchFunction();</script></body></html>'
     )
-    assert done.returncode == 0, done.stderr[-2000:]
-    dom = done.stdout
-    assert 'id="region-1"' in dom and 'id="region-2"' in dom
-    assert "-2 Transpose" in dom
+    (tmp_path / "bad.html").write_text(bad)
+    probe = probe_page(tmp_path / "bad.html")
+    assert any("noSuchFunction" in e for e in probe["errors"])
+    assert any("Content Security Policy" in line for line in probe["console_problems"])
+    assert any("192.0.2.1" in r for r in probe["resources"])  # the attempt is listed (and was blocked by the CSP)
