@@ -191,6 +191,12 @@ g ({inputs}) => ({outputs}) {{
     assert page.regions == []  # no drawn region: the five removals are one line
     body = " ".join(page.text)
     assert "5 Add removed" in body and body.count("Add removed") == 1
+    # the pass that rewired the Neg nodes (their outputs now carry the old Add outputs' names) removed the Adds
+    for node in b.graph.node:
+        if node.op_type == "Neg":
+            node.metadata_props.add(key="graphkit.pass", value="eliminate-neutral")
+    page = check_page(render_html(diff_models(a, b), a, b))
+    assert "5 Add removed by eliminate-neutral" in " ".join(page.text)
 
 
 def test_filters_list_the_passes_and_ops(pair):

@@ -32,7 +32,7 @@ from graphkit.util.files import write_text_atomic
 
 logger = logging.getLogger(__name__)
 
-MAX_REGIONS = 500  # beyond this the page lists the count only
+MAX_REGIONS = 500  # drawn regions beyond this are counted only (single removed nodes are always listed)
 OPEN_REGIONS = 40  # the first regions are expanded, the rest start collapsed
 CONTEXT = 3  # unchanged neighbours shown on each side of a region (table fallback)
 NO_PASS = "(no record)"
@@ -251,22 +251,42 @@ class _RegionsView:
     def _passes(self, ib: list[int]) -> list[str]:
         return sorted({self.diff.made_by[i].pass_name for i in ib if i in self.diff.made_by}) or [NO_PASS]
 
+    def _removal_passes(self) -> dict[int, str]:
+        """A removed node -> the pass that removed it, where B's nodes next to it (writing or reading
+        the tensors it read or wrote, renames followed) name exactly one pass: provenance records the
+        nodes a pass made, and a pass that drops a node rewires (and so stamps) its neighbours."""
+        touching = defaultdict(set)  # B tensor -> passes of the B nodes that read or write it
+        for node in self.nodes_b:
+            if node.index in self.diff.made_by:
+                for tensor in (*node.inputs, *node.outputs):
+                    touching[tensor].add(self.diff.made_by[node.index].pass_name)
+        found = {}
+        for removed in self.diff.nodes_removed:
+            tensors = (*removed.inputs, *removed.outputs)
+            passes = set().union(*(touching.get(self.diff.tensor_map.get(t, t), set()) for t in tensors if t))
+            if len(passes) == 1:
+                found[removed.index] = passes.pop()
+        return found
+
     def section(self) -> list[str]:
         if not self.regions:
             return []
-        shown = self.regions[:MAX_REGIONS]
-        trivial = defaultdict(list)  # op -> [A node index] of regions that are one removed node
+        trivial = defaultdict(list)  # (op, pass) -> [A node index] of regions that are one removed node
         drawn = []
-        for ia, ib in shown:
+        removed_by = self._removal_passes()
+        for ia, ib in self.regions:
             if len(ia) == 1 and not ib:  # one removed node
-                trivial[self.nodes_a[ia[0]].qualified_op].append(ia[0])
+                trivial[self.nodes_a[ia[0]].qualified_op, removed_by.get(ia[0], NO_PASS)].append(ia[0])
             else:
                 drawn.append((ia, ib))
+        hidden = max(0, len(drawn) - MAX_REGIONS)
+        drawn = drawn[:MAX_REGIONS]
+        shown = [*drawn, *(([i], []) for indices in trivial.values() for i in indices)]
         ops = sorted(
             {self.nodes_a[i].qualified_op for ia, _ in shown for i in ia}
             | {self.nodes_b[i].qualified_op for _, ib in shown for i in ib}
         )
-        passes = sorted({p for _, ib in drawn for p in self._passes(ib)} | ({NO_PASS} if trivial else set()))
+        passes = sorted({p for _, ib in drawn for p in self._passes(ib)} | {p for _, p in trivial})
         out = [f'<h2 id="regions">Changed regions ({len(self.regions)})</h2>', '<div class="filters">']
         out.append(_select("filter-pass", "pass", passes) + _select("filter-op", "op type", ops) + "</div>")
         if self.diff.tensors_renamed:
@@ -274,16 +294,17 @@ class _RegionsView:
             out.append(
                 f"<details><summary>{len(self.diff.tensors_renamed)} tensors renamed</summary><p>{_e(renames)}</p></details>"
             )
-        for op, indices in sorted(trivial.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        for (op, by), indices in sorted(trivial.items(), key=lambda kv: (-len(kv[1]), kv[0])):
             names = ", ".join(self.nodes_a[i].name or f"#{i}" for i in indices)
+            by_text = "" if by == NO_PASS else f" by {by}"
             out.append(
-                f'<details class="trivial" data-ops="{_e(op)}" data-passes="{_e(NO_PASS)}"><summary>'
-                f"{len(indices)} {_e(op)} removed</summary><p>{_e(names)}</p></details>"
+                f'<details class="trivial" data-ops="{_e(op)}" data-passes="{_e(by)}"><summary>'
+                f"{len(indices)} {_e(op)} removed{_e(by_text)}</summary><p>{_e(names)}</p></details>"
             )
         for number, (ia, ib) in enumerate(drawn, start=1):
             out += self._region(number, ia, ib)
-        if len(self.regions) > MAX_REGIONS:
-            out.append(f"<p>{len(self.regions) - MAX_REGIONS} more regions not shown (see --json).</p>")
+        if hidden:
+            out.append(f"<p>{hidden} more regions not drawn (see --json).</p>")
         return out
 
     def _region(self, number: int, ia: list[int], ib: list[int]) -> list[str]:
