@@ -78,7 +78,10 @@ def generated_pair(blocks: int = 1500) -> tuple[onnx.ModelProto, onnx.ModelProto
             "generated",
             [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])],
             [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8])],
-            [helper.make_tensor("one", TensorProto.FLOAT, [1], [1.0]), helper.make_tensor("half", TensorProto.FLOAT, [1], [0.5])],
+            [
+                helper.make_tensor("one", TensorProto.FLOAT, [1], [1.0]),
+                helper.make_tensor("half", TensorProto.FLOAT, [1], [0.5]),
+            ],
         )
         return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 

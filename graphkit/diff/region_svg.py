@@ -147,38 +147,49 @@ def shape_label(shape) -> str:
 
 def _layout(boxes: dict[str, _Box], edges: list[_Edge]) -> tuple[float, float]:
     """Place boxes and route edges with grandalf; returns the drawing's (width, height)."""
-    from grandalf.graphs import Edge, Graph, Vertex
+    from grandalf.graphs import Edge, Vertex, graph_core
     from grandalf.layouts import SugiyamaLayout
 
+    # connected components found here: grandalf's Graph() finds them in quadratic time
+    parent = {key: key for key in boxes}
+
+    def find(key):
+        while parent[key] != key:
+            parent[key] = parent[parent[key]]
+            key = parent[key]
+        return key
+
+    for edge in edges:
+        parent[find(edge.src)] = find(edge.dst)
+    components: dict[str, tuple[list, list]] = {}
     vertices = {}
     for key, box in boxes.items():
         vertices[key] = Vertex(key)
         vertices[key].view = _View(box.w, box.h)
-    grandalf_edges = []
+        components.setdefault(find(key), ([], []))[0].append(vertices[key])
     for edge in edges:
         e = Edge(vertices[edge.src], vertices[edge.dst])
         e.view = _EdgeView()
-        grandalf_edges.append((e, edge))
-    graph = Graph(list(vertices.values()), [e for e, _ in grandalf_edges])
+        components[find(edge.src)][1].append((e, edge))
     offset_x = 0.0
     height = 0.0
-    for component in graph.C:
+    for members, component_edges in components.values():
+        component = graph_core(members, [e for e, _ in component_edges])
         sugiyama = SugiyamaLayout(component)
         sugiyama.xspace, sugiyama.yspace = GAP_X, GAP_Y
         sugiyama.init_all()
         sugiyama.draw()
-        left = min(v.view.xy[0] - v.view.w / 2 for v in component.sV)
-        top = min(v.view.xy[1] - v.view.h / 2 for v in component.sV)
+        left = min(v.view.xy[0] - v.view.w / 2 for v in members)
+        top = min(v.view.xy[1] - v.view.h / 2 for v in members)
         shift_x, shift_y = offset_x - left + MARGIN, MARGIN - top
         right = 0.0
-        for v in component.sV:
+        for v in members:
             x, y = v.view.xy
             boxes[v.data].xy = (x + shift_x, y + shift_y)
             right = max(right, x + shift_x + v.view.w / 2)
             height = max(height, y + shift_y + v.view.h / 2)
-        for e, edge in grandalf_edges:
-            if e.v[0] in component.sV:
-                edge.points = [(x + shift_x, y + shift_y) for x, y in e.view.points]
+        for e, edge in component_edges:
+            edge.points = [(x + shift_x, y + shift_y) for x, y in e.view.points]
         offset_x = right + GAP_X
     return offset_x + MARGIN, height + MARGIN
 
