@@ -22,11 +22,10 @@ from pathlib import Path
 
 import onnx
 
-from graphkit.diff.matching import constant_outputs, node_info
+from graphkit.diff.matching import node_info
 from graphkit.diff.page_assets import op_delta_chart, page_head, page_tail
 from graphkit.diff.records import ModelDiff, NodeInfo
-from graphkit.diff.region_svg import draw_side, layout_available, readers_of, shape_label
-from graphkit.diff.tensor_shapes import tensor_shapes
+from graphkit.diff.region_svg import SideGraph, draw_side, layout_available, shape_label
 from graphkit.util.errors import GraphkitError
 from graphkit.util.files import write_text_atomic
 
@@ -235,10 +234,7 @@ class _RegionsView:
             )
         self.node_data: dict[str, dict] = {}
         if self.draw:
-            self.shapes_a, self.shapes_b = tensor_shapes(a), tensor_shapes(b)
-            self.constants_a = {i.name for i in a.graph.initializer} | set(constant_outputs(list(a.graph.node)))
-            self.constants_b = {i.name for i in b.graph.initializer} | set(constant_outputs(list(b.graph.node)))
-            self.readers_a, self.readers_b = readers_of(nodes_a), readers_of(nodes_b)
+            self.graph_a, self.graph_b = SideGraph.of(a, nodes_a), SideGraph.of(b, nodes_b)
             self.changes_b = {c.after.index: c for c in diff.nodes_changed}
             self.changes_a = {c.before.index: c for c in diff.nodes_changed}
             self.init_changes = {}
@@ -329,11 +325,7 @@ class _RegionsView:
         label = f"{side.upper()} ({len(indices)} nodes)"
         svg = None
         if self.draw:
-            if side == "a":
-                context = (self.constants_a, self.shapes_a, self.readers_a)
-            else:
-                context = (self.constants_b, self.shapes_b, self.readers_b)
-            svg = draw_side(indices, nodes, kinds, side, *context, label)
+            svg = draw_side(indices, self.graph_a if side == "a" else self.graph_b, kinds, side, label)
         if svg is None:
             return _side(indices, nodes, kinds, label, self.diff.made_by if side == "b" else None)
         for index in indices:
@@ -341,7 +333,7 @@ class _RegionsView:
         return [f'<div class="side"><div class="label">{_e(label)}</div>', svg, "</div>"]
 
     def _details(self, node: NodeInfo, side: str, kinds: dict[int, str]) -> dict:
-        shapes = self.shapes_a if side == "a" else self.shapes_b
+        shapes = (self.graph_a if side == "a" else self.graph_b).shapes
         change = (self.changes_a if side == "a" else self.changes_b).get(node.index)
         made_by = self.diff.made_by.get(node.index) if side == "b" else None
         changes = []

@@ -15,10 +15,9 @@ from pathlib import Path
 
 import onnx
 
-from graphkit.diff.matching import constant_outputs, node_info
+from graphkit.diff.matching import node_info
 from graphkit.diff.page_assets import page_head, page_tail
-from graphkit.diff.region_svg import draw_side, layout_available, readers_of
-from graphkit.diff.tensor_shapes import tensor_shapes
+from graphkit.diff.region_svg import SideGraph, draw_side, layout_available
 from graphkit.transform.provenance import provenance_by_index
 from graphkit.util.errors import GraphkitError
 from graphkit.util.files import write_text_atomic
@@ -76,9 +75,7 @@ def render_localize_html(result, b: onnx.ModelProto, title: str = "graphkit loca
     )
     svg = None
     if layout_available():
-        constants = {i.name for i in b.graph.initializer} | set(constant_outputs(list(b.graph.node)))
-        shapes = tensor_shapes(b)
-        svg = draw_side(indices, nodes, kinds, "b", constants, shapes, readers_of(nodes), "path", labels)
+        svg = draw_side(indices, SideGraph.of(b, nodes), kinds, "b", "path", labels)
     if svg is None:
         parts.append("<p>(install grandalf to draw the path: pip install graphkit-onnx[diff])</p>")
     else:

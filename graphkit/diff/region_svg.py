@@ -15,8 +15,11 @@ import html
 import importlib.util
 from dataclasses import dataclass, field
 
+import onnx
+
+from graphkit.diff.matching import constant_outputs
 from graphkit.diff.records import NodeInfo
-from graphkit.diff.tensor_shapes import GRAPH_OUTPUTS
+from graphkit.diff.tensor_shapes import GRAPH_OUTPUTS, tensor_shapes
 
 MAX_DRAWN_NODES = 1000  # a side with more nodes is listed, not drawn (641 nodes lay out in ~4 s)
 FONT_PX = 11
@@ -88,16 +91,26 @@ def readers_of(nodes: list[NodeInfo]) -> dict[str, set[int]]:
     return readers
 
 
+@dataclass(frozen=True)
+class SideGraph:
+    """What drawing a region of one model needs: its nodes, the tensors not drawn (initializers,
+    Constant outputs), tensor dims (plus ``GRAPH_OUTPUTS``) and the readers of each tensor."""
+
+    nodes: list[NodeInfo]
+    constants: set[str]
+    shapes: dict
+    readers: dict[str, set[int]]
+
+    @classmethod
+    def of(cls, model: onnx.ModelProto, nodes: list[NodeInfo]) -> SideGraph:
+        constants = {i.name for i in model.graph.initializer} | set(constant_outputs(list(model.graph.node)))
+        return cls(nodes, constants, tensor_shapes(model), readers_of(nodes))
+
+
 def _region_graph(
-    indices: list[int],
-    nodes: list[NodeInfo],
-    kinds: dict[int, str],
-    side: str,
-    constants: set[str],
-    shapes: dict,
-    readers: dict[str, set[int]],
-    edge_labels: dict[str, str] | None = None,
+    indices: list[int], graph: SideGraph, kinds: dict[int, str], side: str, edge_labels: dict[str, str] | None
 ) -> tuple[dict[str, _Box], list[_Edge]]:
+    nodes, constants, shapes, readers = graph.nodes, graph.constants, graph.shapes, graph.readers
     members = [nodes[i] for i in indices]
     member_set = set(indices)
     producer = {t: f"n{n.index}" for n in members for t in n.outputs if t}
@@ -231,25 +244,19 @@ def _svg(boxes: dict[str, _Box], edges: list[_Edge], width: float, height: float
 
 def draw_side(
     indices: list[int],
-    nodes: list[NodeInfo],
+    graph: SideGraph,
     kinds: dict[int, str],
     side: str,
-    constants: set[str],
-    shapes: dict,
-    readers: dict[str, set[int]],
     label: str,
     edge_labels: dict[str, str] | None = None,
 ) -> str | None:
     """The SVG of one side of a region, or None when it has more than MAX_DRAWN_NODES nodes.
 
-    ``side`` ("a" or "b") prefixes the node ids the details panel looks up; ``constants`` are
-    the tensor names not drawn (initializers, Constant outputs); ``shapes`` maps tensor names
-    to dims (and ``GRAPH_OUTPUTS`` to the graph's output names); ``readers`` is :func:`readers_of`;
-    ``edge_labels`` (tensor -> text), when given, labels the edges instead of the shapes.
+    ``side`` ("a" or "b") prefixes the node ids the details panel looks up; ``edge_labels`` (tensor -> text), when given, labels the edges instead of the shapes.
     """
     if len(indices) > MAX_DRAWN_NODES:
         return None
-    boxes, edges = _region_graph(indices, nodes, kinds, side, constants, shapes, readers, edge_labels)
+    boxes, edges = _region_graph(indices, graph, kinds, side, edge_labels)
     if not boxes:
         return f'<svg class="region-graph" width="120" height="30" aria-label="{_e(label)}"><text x="8" y="19">(nothing)</text></svg>'
     width, height = _layout(boxes, edges)
