@@ -116,6 +116,9 @@ def _measure(a: onnx.ModelProto, b: onnx.ModelProto, page: Path, draw: bool) -> 
 
 
 def main() -> int:
+    import logging
+
+    logging.getLogger("graphkit.diff.html_view").setLevel(logging.ERROR)  # the baseline's "no grandalf" note
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cases", default="wseg,bert,swin,generated")
     parser.add_argument("--keep", metavar="DIR", help="keep the models and pages in DIR")
