@@ -273,6 +273,10 @@ def test_real_model_page_in_headless_chromium(wseg_pair, tmp_path):
         assert region["boxes"] == region["a"] + region["b"], region
     assert probe["errors"] == [] and probe["console_problems"] == []
     assert probe["resources"] == []  # the file made no request
+    # the script works: a click shows the node's details, the op filter hides other regions
+    assert probe["clicked"].startswith("a") and probe["details"] and "inputs" in probe["details"]
+    assert probe["shown_after_filter"]
+    assert all(probe["filter_op"] in ops.split("|") for ops in probe["shown_after_filter"])
     wide = probe_page(page, width=1920)
     assert wide["scroll_width"] <= wide["client_width"]
 

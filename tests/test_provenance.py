@@ -224,7 +224,7 @@ def test_diff_text_json_and_html_name_the_pass_for_added_and_changed_nodes():
     assert changed["to_nhwc"] == {"pass": "eliminate-noops", "step": 1}
     page = render_html(diff, source, after)
     # the drawn page: regions filtered by pass, the node details name the pass and step
-    assert 'data-passes="append-neg-neg"' in page and "\"made_by\": \"pass 'append-neg-neg' (step 2)\"" in page
+    assert 'data-passes="append-neg-neg"' in page and '"made_by": "pass \'append-neg-neg\' (step 2)"' in page
     # without provenance in B the views are as before: no made_by anywhere
     plain = diff_models(source, strip_copy(after))
     assert "made by" not in plain.to_text() and "made_by" not in json.dumps(plain.to_dict())

@@ -4,7 +4,9 @@
 at the top, a probe at the end that runs on ``load``), loads the copy with ``chromium
 --headless --dump-dom`` at a given window width, and reads the probe's JSON back out of the
 dumped DOM: page and viewport widths, per drawn region its node counts, SVGs and node boxes,
-resource requests made, timings (``performance`` navigation and paint entries), script errors.
+resource requests made, timings (``performance`` navigation and paint entries), script errors,
+and the page's script at work (measured after the rest): the details panel's text after a click
+on the first node box, and the regions left visible by the op-type filter set to its last op.
 Chromium's own log (``--enable-logging=stderr``) is scanned for console errors and refused
 requests. Nothing here is needed to write a page; it needs a chromium binary (:func:`find_chromium`).
 """
@@ -41,6 +43,21 @@ window.addEventListener('load', function () {
     first_contentful_paint_ms: fcp ? fcp.startTime : null,
     errors: window.__probeErrors
   };
+  // the page's script at work: click the first node box, then filter by the last op type
+  var node = document.querySelector('g.node'), panel = document.getElementById('details');
+  if (node && panel) {
+    node.dispatchEvent(new MouseEvent('click', {bubbles: true}));
+    out.clicked = node.getAttribute('data-id');
+    out.details = panel.hidden ? null : panel.textContent;
+  }
+  var select = document.getElementById('filter-op');
+  if (select && select.options.length > 1) {
+    select.value = select.options[select.options.length - 1].value;
+    select.dispatchEvent(new Event('change'));
+    out.filter_op = select.value;
+    out.shown_after_filter = Array.prototype.filter.call(document.querySelectorAll('[data-ops]'),
+      function (r) { return !r.hidden; }).map(function (r) { return r.getAttribute('data-ops'); });
+  }
   var pre = document.createElement('pre');
   pre.id = 'probe-result';
   pre.textContent = JSON.stringify(out);
