@@ -118,7 +118,7 @@ def _run(cli, folder, form: str, name: str, passes: list[str]):
 
 @pytest.fixture(scope="module")
 def without(setup):
-    from graphkit.transform.testing import run_cli
+    from graphkit.testing import run_cli
 
     written = {}
     for form in ("pipeline", "model"):

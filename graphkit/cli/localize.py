@@ -13,6 +13,7 @@ NAME = "localize"
 EXAMPLES = """\
 graphkit localize export.onnx fixed.onnx --dim batch=1
 graphkit localize A.onnx B.onnx --inputs inputs.npz --atol 1e-4 --json
+graphkit localize A.onnx B.onnx --html path.html --model-explorer overlays/
 """
 EXIT_CODES = "1 a divergence was found"
 DESCRIPTION = """Run A and B on the same inputs in lockstep, segment by segment (each node runs once per
@@ -42,6 +43,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--chunk-size", type=int, help="compared tensors per segment (library default 32)")
     parser.add_argument("--threads", type=int, help="onnxruntime intra-op threads (default: onnxruntime's)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+    parser.add_argument(
+        "--html", metavar="FILE", help="also write a page drawing the path to the first divergent node (atomic write)"
+    )
+    parser.add_argument(
+        "--model-explorer", metavar="DIR", help="write a Model Explorer overlay of the error per tensor to DIR"
+    )
 
 
 def run(args) -> int:
@@ -73,8 +80,24 @@ def run(args) -> int:
         threads=args.threads,
         labels=(f"model A ({args.model_a})", f"model B ({args.model_b})"),
     )
+    notes = []
+    if args.html:
+        from graphkit.diff.localize_page import write_localize_html
+
+        write_localize_html(result, b, args.html, title=f"graphkit localize: {args.model_a} -> {args.model_b}")
+        notes.append(f"wrote {args.html}")
+    if args.model_explorer:
+        from graphkit.diff.model_explorer import localize_overlay, open_command, write_overlays
+
+        paths = write_overlays(args.model_explorer, localize_overlay(result, b))
+        notes += [
+            f"wrote a Model Explorer overlay to {args.model_explorer}; open it with",
+            f"  {open_command(args.model_b, paths)}",
+        ]
     if args.json:
         print_json(result.to_dict())
     else:
         print(result.to_text())
+        for note in notes:
+            print(note)
     return 1 if result.diverged else 0
