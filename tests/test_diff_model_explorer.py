@@ -12,11 +12,11 @@ import json
 import numpy as np
 import onnx
 import pytest
-from graphkit.testing import parse_model
 
 from graphkit.check.localize import localize
 from graphkit.diff.model_diff import diff_models
 from graphkit.diff.model_explorer import diff_overlays, localize_overlay, write_overlays
+from graphkit.testing import parse_model
 
 A = """<ir_version: 8, opset_import: ["" : 17]>
 main (float[1,4] x) => (float[1,4] y) <float[4] w = {1., 2., 3., 4.}> {

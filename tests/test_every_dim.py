@@ -469,3 +469,50 @@ def test_localize_in_the_one_command_form_prints_its_answer(gk, files):
     line = next(line for line in stdout.splitlines() if "localize (case b2)" in line)
     assert line.startswith("note:    pass 'bake-dim': localize (case b2): ")
     assert _report(out)["passes"][0]["artifacts"]["localize"]
+
+
+def hidden_reshape_model():
+    """x [batch, seq, 4] -> Reshape(x, Concat(batch, seq * 4)): onnxruntime's rewrites (level basic
+    and up) turn that target into [0, -1], so a seq baked into it still runs there at any seq."""
+    shape = helper.make_node("Shape", ["x"], ["s"])
+    nodes = [shape]
+    for axis in range(3):
+        index = numpy_helper.from_array(np.array(axis, np.int64), f"i{axis}")
+        nodes.append(helper.make_node("Gather", ["s", index.name], [f"d{axis}"]))
+    zero = numpy_helper.from_array(np.array([0], np.int64), "zero")
+    nodes += [
+        helper.make_node("Mul", ["d1", "d2"], ["flat"]),
+        helper.make_node("Unsqueeze", ["d0", "zero"], ["b1"]),
+        helper.make_node("Unsqueeze", ["flat", "zero"], ["f1"]),
+        helper.make_node("Concat", ["b1", "f1"], ["target"], axis=0),
+        helper.make_node("Reshape", ["x", "target"], ["y"]),
+    ]
+    inits = [numpy_helper.from_array(np.array(a, np.int64), f"i{a}") for a in range(3)] + [zero]
+    graph = helper.make_graph(
+        nodes,
+        "hidden",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "seq", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", "flat"])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    return model
+
+
+def test_a_bake_that_onnxruntimes_rewrites_hide_is_caught_unoptimized(gk, tmp_path, pass_dir):
+    """At the default level the baked model passes every case (ORT rewrote the Reshape target);
+    the final check runs the second-size case once more at optimization none and rejects it."""
+    onnx.save(hidden_reshape_model(), tmp_path / "m.onnx")
+    (tmp_path / "passes").symlink_to(pass_dir)
+    args = ("apply", tmp_path / "m.onnx", tmp_path / "o.onnx", "--passes", "bake-dim", "--passes-dir")
+    code, stdout, err = gk(*args, tmp_path / "passes")
+    assert code == 1, stdout
+    assert not (tmp_path / "o.onnx").exists()
+    report = _report(tmp_path / "o.graphkit")
+    record = report["passes"][0]
+    assert record["status"] == "applied"  # the per-pass check (optimized) did not see it
+    failed = [c for c in report["final"]["validation"]["cases"] if not c["passed"]]
+    assert [c["label"] for c in failed] == ["b2"] and "at optimization none" in failed[0]["error"]
+    fine = gk("apply", tmp_path / "m.onnx", tmp_path / "ok.onnx", "--passes", "eliminate-noops")
+    assert fine[0] == 0, fine[2]

@@ -7,9 +7,9 @@ import re
 
 import onnx
 import pytest
-from graphkit.testing import parse_model
 
 from graphkit.diff.localize_page import path_nodes
+from graphkit.testing import parse_model
 
 A = """<ir_version: 8, opset_import: ["" : 17]>
 main (float[1,4] x) => (float[1,4] y) <float[4] w = {1., 2., 3., 4.}> {
