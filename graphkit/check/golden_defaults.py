@@ -11,6 +11,7 @@ other; the golden cases alternate between them (:func:`graphkit.check.golden.pla
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -45,7 +46,7 @@ def second_size(first: int) -> int:
     a divisor of ``first`` (a Reshape baked to ``[-1, first]`` would still run at ``2 * first``).
     16 -> 12, 32 -> 24, 3 -> 2; 1 and 2 -> 3 (every size is a multiple of 1: see the docs)."""
     start = max(2, round(first * 3 / 4))
-    for candidate in [*range(start, 1, -1), *range(start + 1, 2 * first + 3)]:
+    for candidate in itertools.chain(range(start, 1, -1), range(start + 1, 2 * first + 3)):  # lazily: first may be huge
         if candidate != first and first % candidate and candidate % first:
             return candidate
     return 3 if first != 3 else 2

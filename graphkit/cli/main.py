@@ -188,9 +188,9 @@ def _main(argv: list[str]) -> int:
     try:
         parser = build_parser(command)  # imports the command's module (torch, onnx...): interruptible too
         args = parser.parse_args(argv)
-        if not getattr(args, "_run", None):
-            parser.print_usage(sys.stderr)
-            raise GraphkitError(f"no command given (choose from {', '.join(COMMANDS)})")
+        if not getattr(args, "_run", None):  # no command, or a command group without its subcommand
+            where = f"graphkit {args.command}" if getattr(args, "command", None) else "graphkit"
+            raise GraphkitError(f"no command given (choose from {', '.join(COMMANDS)}; see '{where} --help')")
         from graphkit.util.console import allow_progress, configure_logging  # tqdm: not for --version/--help
 
         configure_logging(verbosity(args))

@@ -44,6 +44,7 @@ def test_no_command_is_one_error_line(cli):
     result = cli()
     assert result.returncode == 2
     assert "graphkit: error: no command given (choose from passes, apply" in result.stderr
+    assert result.stderr.count("\n") == 1
     assert "Traceback" not in result.stderr
 
 
