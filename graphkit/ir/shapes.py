@@ -21,6 +21,8 @@ import onnx
 from graphkit.util.errors import PassError, one_line
 
 SKELETON_MAX_ELEMENTS = 4096
+# rounds of seeding ONNX's inference with the types graphkit.ir.shape_seeds computes
+SEED_ROUNDS = 8
 
 # Ops whose outputs are not a function of their inputs: never folded, never compared on random data.
 RANDOM_OPS = frozenset(
@@ -137,7 +139,29 @@ def infer_value_types(
         if not seeds:
             break
         skel.graph.value_info.extend(seeds)
+    for _ in range(SEED_ROUNDS):
+        # where ONNX gives up (a computed Reshape target below opset 14, Range, Expand of a
+        # computed shape), the shape vectors still say the rank and dims: seed them, infer again
+        from graphkit.ir.shape_seeds import symbolic_seeds
+
+        seeds = symbolic_seeds(inferred, value_types(inferred.graph), _default_opset(inferred))
+        if not seeds:
+            break
+        # infer again from the skeleton's own value infos plus the seeds: the types inferred
+        # downstream of an unknown (fresh ``unk__N`` names) must not outlive it
+        seeded = {seed.name for seed in seeds}
+        kept = [v for v in skel.graph.value_info if v.name not in seeded]
+        del skel.graph.value_info[:]
+        skel.graph.value_info.extend(kept + seeds)
+        try:
+            inferred = onnx.shape_inference.infer_shapes(skel, check_type=False, strict_mode=strict, data_prop=True)
+        except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError, ValueError) as exc:
+            raise PassError(f"shape inference failed: {one_line(exc, 300)}") from exc
     return value_types(inferred.graph)
+
+
+def _default_opset(model: onnx.ModelProto) -> int:
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
 
 
 def known_value_types(model: onnx.ModelProto) -> dict[str, ValueType]:
