@@ -20,7 +20,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from graphkit.ir.shapes import RANDOM_OPS, ValueType
+from graphkit.ir.value_type import RANDOM_OPS, ValueType
 
 # Ops whose outputs are not a function of their inputs, or not plain tensors: never folded.
 NEVER_FOLD = RANDOM_OPS | {
@@ -131,7 +131,7 @@ def as_partial(name: str, round_: KnownValues) -> Partial | None:
     if name in round_.partial:
         return round_.partial[name]
     array = round_.value(name) if round_.is_const(name) else None
-    if array is None or array.ndim > 1 or array.dtype.kind not in "iu":
+    if array is None or array.ndim > 1 or array.dtype.kind not in "iub":
         return None
     return Partial(array.ndim, [int(v) for v in array.reshape(-1)], array.dtype)
 
@@ -216,6 +216,10 @@ def evaluate_partial(
             return None
         picked = onnx_slice(len(data.elems), int(starts[0]), int(ends[0]), int(steps[0]))
         return None if picked is None else Partial(1, [data.elems[i] for i in picked], data.dtype)
+    if op == "Equal":
+        return _equal(node, round_)
+    if op == "Where":
+        return _where(node, round_)
     if op in ARITHMETIC:
         # batch*seq and the like: the result is an unknown (opaque) value unless both elements are known
         parts = [as_partial(i, round_) for i in node.input]
@@ -233,6 +237,55 @@ def evaluate_partial(
                 elems.append(EXACT_INT_OPS[op](int(x), int(y)))
         return Partial(max(a.rank, b.rank), elems, a.dtype)
     return None
+
+
+def _broadcast_1d(parts: list[Partial]) -> int | None:
+    """The length two or three 0-D/1-D partials broadcast to (None when they do not)."""
+    n = max(len(p.elems) for p in parts)
+    return n if all(len(p.elems) in (1, n) and p.rank <= 1 for p in parts) else None
+
+
+def _at(part: Partial, i: int):
+    return part.elems[i if len(part.elems) > 1 else 0]
+
+
+def _is_dim(elem) -> bool:
+    """True for a symbol that stands for a tensor dim (never negative); opaque values may be."""
+    return isinstance(elem, Sym) and elem.key[0] in ("param", "axis")
+
+
+def _equal(node: onnx.NodeProto, round_: KnownValues) -> Partial | None:
+    """``Equal`` on shape vectors: ints compare; a dim against a negative int is False (the
+    ``Equal(shape, -1)`` of exported Expand shapes); anything else is unknown."""
+    parts = [as_partial(i, round_) for i in node.input]
+    if any(p is None for p in parts) or (n := _broadcast_1d(parts)) is None:
+        return None
+    elems = []
+    for i in range(n):
+        x, y = _at(parts[0], i), _at(parts[1], i)
+        if not isinstance(x, Sym) and not isinstance(y, Sym):
+            elems.append(int(int(x) == int(y)))
+        elif (_is_dim(x) and not isinstance(y, Sym) and int(y) < 0) or (
+            _is_dim(y) and not isinstance(x, Sym) and int(x) < 0
+        ):
+            elems.append(0)
+        elif isinstance(x, Sym) and x == y:
+            elems.append(1)
+        else:
+            elems.append(Sym.opaque())
+    return Partial(max(p.rank for p in parts), elems, np.dtype(np.bool_))
+
+
+def _where(node: onnx.NodeProto, round_: KnownValues) -> Partial | None:
+    """``Where`` on shape vectors: an element whose condition is known picks its side."""
+    parts = [as_partial(i, round_) for i in node.input]
+    if any(p is None for p in parts) or (n := _broadcast_1d(parts)) is None:
+        return None
+    elems = []
+    for i in range(n):
+        cond = _at(parts[0], i)
+        elems.append(Sym.opaque() if isinstance(cond, Sym) else _at(parts[1] if int(cond) else parts[2], i))
+    return Partial(max(p.rank for p in parts), elems, parts[1].dtype)
 
 
 def const_list(node: onnx.NodeProto, slot: int, round_: KnownValues) -> list[int] | None:

@@ -25,7 +25,7 @@ import onnx
 from onnx import numpy_helper
 
 from graphkit.ir.shape_eval import Partial, Sym, attr_value, constant_value, evaluate_partial
-from graphkit.ir.shapes import Dim, ValueType
+from graphkit.ir.value_type import Dim, ValueType
 
 ONNX_DOMAINS = ("", "ai.onnx")
 

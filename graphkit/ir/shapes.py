@@ -14,34 +14,16 @@ Dims are represented as ``int`` (static), ``str`` (a named symbolic dim) or ``No
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 import onnx
 
+from graphkit.ir.shape_seeds import symbolic_seeds
+from graphkit.ir.value_type import RANDOM_OPS, Dim, ValueType  # noqa: F401 - RANDOM_OPS re-exported
 from graphkit.util.errors import PassError, one_line
 
 SKELETON_MAX_ELEMENTS = 4096
 # rounds of seeding ONNX's inference with the types graphkit.ir.shape_seeds computes
 SEED_ROUNDS = 8
-
-# Ops whose outputs are not a function of their inputs: never folded, never compared on random data.
-RANDOM_OPS = frozenset(
-    {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike", "Multinomial", "Bernoulli"}
-)
-
-Dim = int | str | None
-
-
-@dataclass(frozen=True)
-class ValueType:
-    """Element type and dims of a tensor value (``dims`` is None when the rank is unknown)."""
-
-    elem_type: int
-    dims: tuple[Dim, ...] | None
-
-    @property
-    def is_static(self) -> bool:
-        return self.dims is not None and all(isinstance(d, int) for d in self.dims)
 
 
 def dims_of(value: onnx.ValueInfoProto) -> tuple[Dim, ...] | None:
@@ -142,8 +124,6 @@ def infer_value_types(
     for _ in range(SEED_ROUNDS):
         # where ONNX gives up (a computed Reshape target below opset 14, Range, Expand of a
         # computed shape), the shape vectors still say the rank and dims: seed them, infer again
-        from graphkit.ir.shape_seeds import symbolic_seeds
-
         seeds = symbolic_seeds(inferred, value_types(inferred.graph), _default_opset(inferred))
         if not seeds:
             break
