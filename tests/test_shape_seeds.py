@@ -125,3 +125,59 @@ def test_gpt2_folds_as_far_at_opset_13_as_at_17(tmp_path):
 @pytest.mark.parametrize("arch", ["bert", "swin"])
 def test_encoders_fold_as_far_at_opset_13_as_at_17(arch, tmp_path):
     assert_same_at_13_and_17(arch, tmp_path)
+
+
+# Shape(x)[1] and Shape(h)[1] are both seq: fold-shapes lets the second's readers read the first.
+# The Expand's shape is Where(Equal(s, -1), 1, s) on a Concat of Shape slices (the exporters'
+# form of expand_as): with Equal/Where evaluated on shape vectors it is x's own shape.
+SHARED_SEQ = """
+<ir_version: 8, opset_import: ["" : {opset}]>
+g (float[batch, seq, 8] x, float[batch, {seq2}, 8] h) => (float[batch, seq, 8] y, int64[2] s_out)
+<int64[1] zero = {{0}}, int64[1] one = {{1}}, int64[1] two = {{2}}, int64[1] ax0 = {{0}}, int64[1] eight = {{8}},
+ int64[3] minus = {{-1, -1, -1}}, int64[3] ones = {{1, 1, 1}}>
+{{
+  sx = Shape(x)
+  sh = Shape(h)
+  qx = Slice(sx, one, two, ax0)
+  qh = Slice(sh, one, two, ax0)
+  bx = Slice(sx, zero, one, ax0)
+  t = Concat<axis=0>(bx, qh, eight)
+  eq = Equal(t, minus)
+  w = Where(eq, ones, t)
+  e = Expand(x, w)
+  y = Relu(e)
+  s_out = Concat<axis=0>(qx, qh)
+}}
+"""
+
+
+def shared_seq(seq2: str = "seq", opset: int = 13) -> onnx.ModelProto:
+    return parse_model(SHARED_SEQ.format(opset=opset, seq2=seq2))
+
+
+def test_equal_dims_share_one_shape_value_and_the_expand_becomes_a_noop_shape():
+    from graphkit.testing import assert_checker_valid, assert_idempotent, assert_numerically_equal
+    from graphkit.transform.registry import get_pass
+
+    model = shared_seq()
+    result = run_pass(get_pass("fold-shapes")(), model)
+    assert result.counts.get("shape_values_reused", 0) >= 1, result.counts
+    ops = collections.Counter(n.op_type for n in result.model.graph.node)
+    assert ops["Shape"] == 1 and ops["Equal"] == 0 and ops["Where"] == 0, ops
+    expand = next(n for n in result.model.graph.node if n.op_type == "Expand")
+    target = next(t for t in result.model.graph.initializer if t.name == expand.input[1])
+    assert onnx.numpy_helper.to_array(target).tolist() == [1, 1, 8]  # batch and seq stay x's own
+    assert_checker_valid(result.model)
+    assert_idempotent(get_pass("fold-shapes")(), result.model)
+    rng = np.random.default_rng(0)
+    for batch, seq in ((1, 3), (2, 5)):
+        feeds = {name: rng.standard_normal((batch, seq, 8)).astype(np.float32) for name in ("x", "h")}
+        assert_numerically_equal(model, result.model, feeds=feeds, atol=0.0, rtol=0.0)  # exact
+
+
+def test_different_dim_names_are_not_shared():
+    from graphkit.transform.registry import get_pass
+
+    result = run_pass(get_pass("fold-shapes")(), shared_seq("other"))
+    ops = collections.Counter(n.op_type for n in result.model.graph.node)
+    assert ops["Shape"] == 2, ops  # seq and other may differ at run time: both Shapes stay
