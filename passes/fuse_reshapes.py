@@ -75,12 +75,23 @@ def _raw_axes(ctx, node) -> list[int] | str:
     return f"{node.op} without axes (all size-1 axes) is not paired"
 
 
-def _pair_check(ctx, x, **_):
+def _both_axes(ctx) -> tuple[list[int], list[int]] | str:
+    """The raw axes of the inner and the outer op of the matched pair, or why one is not known."""
     outer, inner = ctx.node, producer(ctx.node.inputs[0])
     first, second = _raw_axes(ctx, inner), _raw_axes(ctx, outer)
     for axes in (first, second):
         if isinstance(axes, str):
             return axes
+    return first, second
+
+
+def _pair_check(ctx, x, **_):
+    inner = producer(ctx.node.inputs[0])
+    both = _both_axes(ctx)
+    if isinstance(both, str):
+        return both
+    first, second = both
+    outer = ctx.node
     # both ops' axes index the tensor of the larger rank: Squeeze's input, Unsqueeze's output
     dims = ctx.shape(x)
     rank = None if dims is None else len(dims) + (len(first) if inner.op == "Unsqueeze" else 0)
@@ -109,11 +120,10 @@ _PAIRS = [
 
 def _unsqueeze_axes(ctx, x) -> list[int] | str:
     """The axes ``Unsqueeze(Unsqueeze(x, a), c)`` inserts, as positions of its output (or why not)."""
-    outer, inner = ctx.node, producer(ctx.node.inputs[0])
-    first, second = _raw_axes(ctx, inner), _raw_axes(ctx, outer)
-    for axes in (first, second):
-        if isinstance(axes, str):
-            return axes
+    both = _both_axes(ctx)
+    if isinstance(both, str):
+        return both
+    first, second = both
     dims = ctx.shape(x)
     if any(a < 0 for a in first + second) and dims is None:
         return f"Unsqueeze axes {first} / {second} are negative and the rank of '{x.name}' is unknown"
