@@ -241,8 +241,9 @@ class _FoldRound:
     def _plan_value_reuse(self, nodes) -> None:
         """Readers of a shape value equal element by element to an earlier one read the earlier one.
 
-        Two tracked values with the same rank, dtype and elements (ints, or the same named dim or
-        the same axis of the same tensor; never an opaque value) are equal at run time, e.g.
+        Two tracked values with the same rank, dtype and elements (ints, the same named dim, the
+        same axis of the same tensor, or copies of the same opaque element: each opaque value has
+        its own key) are equal at run time, e.g.
         ``Gather(Shape(input_ids), 1)`` and ``Gather(Shape(hidden), 1)`` when both are ``seq``.
         """
         captured = set()
@@ -254,7 +255,7 @@ class _FoldRound:
                 continue
             name = node.output[0]
             value = self.partial.get(name)
-            if value is None or any(isinstance(e, Sym) and e.key[0] == "opaque" for e in value.elems):
+            if value is None:
                 continue
             key = (value.rank, value.dtype.str, tuple(e.key if isinstance(e, Sym) else int(e) for e in value.elems))
             if key not in first:

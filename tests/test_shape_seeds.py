@@ -181,3 +181,26 @@ def test_different_dim_names_are_not_shared():
     result = run_pass(get_pass("fold-shapes")(), shared_seq("other"))
     ops = collections.Counter(n.op_type for n in result.model.graph.node)
     assert ops["Shape"] == 2, ops  # seq and other may differ at run time: both Shapes stay
+
+
+def test_equal_knows_a_product_of_dims_is_never_minus_one_but_not_a_difference():
+    """Mul of a dim and 4 is >= 0, so Equal(.., -1) is False; seq - 4 may be -1: unknown."""
+    from graphkit.ir.shape_eval import Partial, Sym, evaluate_partial
+
+    class Values:
+        def __init__(self, partial):
+            self.partial = partial
+
+        def is_const(self, name):
+            return name == "minus"
+
+        def value(self, name):
+            return np.array([-1], np.int64)
+
+    seq = Sym(("param", "seq"))
+    for op, expected in (("Mul", 0), ("Div", 0), ("Add", 0), ("Sub", None)):
+        values = Values({"s": Partial(1, [seq], np.dtype(np.int64)), "four": Partial(1, [4], np.dtype(np.int64))})
+        values.partial["p"] = evaluate_partial(onnx.helper.make_node(op, ["s", "four"], ["p"]), values, {}, 13)
+        equal = evaluate_partial(onnx.helper.make_node("Equal", ["p", "minus"], ["e"]), values, {}, 13)
+        got = equal.elems[0]
+        assert (got if not isinstance(got, Sym) else None) == expected, (op, got)

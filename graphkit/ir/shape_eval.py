@@ -42,7 +42,8 @@ class Sym:
 
     ``key`` is ``("param", name)`` for a named dim, ``("axis", tensor, axis)`` for an unnamed
     dim read from a tensor (two unnamed dims are only equal when they are the same axis of the
-    same tensor), or ``("opaque", n)`` for a value nothing is known about.
+    same tensor), or ``("opaque", n, never_negative)`` for a value nothing else is known about
+    (copies of one opaque element keep its key: the same key is the same run-time value).
     """
 
     __slots__ = ("key",)
@@ -52,9 +53,10 @@ class Sym:
         self.key = key
 
     @classmethod
-    def opaque(cls) -> Sym:
+    def opaque(cls, never_negative: bool = False) -> Sym:
+        """A fresh unknown value (``never_negative``: known to be >= 0, e.g. a product of dims)."""
         cls._opaque += 1
-        return cls(("opaque", cls._opaque))
+        return cls(("opaque", cls._opaque, never_negative))
 
     def matches(self, tensor: str, axis: int, dim) -> bool:
         """True when this symbol is provably axis ``axis`` (dim ``dim``) of ``tensor``."""
@@ -232,7 +234,8 @@ def evaluate_partial(
         for i in range(n):
             x, y = a.elems[i if len(a.elems) > 1 else 0], b.elems[i if len(b.elems) > 1 else 0]
             if isinstance(x, Sym) or isinstance(y, Sym) or op not in EXACT_INT_OPS:
-                elems.append(Sym.opaque())
+                # a sum, product or quotient of dims and non-negative ints is never negative
+                elems.append(Sym.opaque(op != "Sub" and _never_negative(x) and _never_negative(y)))
             else:
                 elems.append(EXACT_INT_OPS[op](int(x), int(y)))
         return Partial(max(a.rank, b.rank), elems, a.dtype)
@@ -249,13 +252,15 @@ def _at(part: Partial, i: int):
     return part.elems[i if len(part.elems) > 1 else 0]
 
 
-def _is_dim(elem) -> bool:
-    """True for a symbol that stands for a tensor dim (never negative); opaque values may be."""
-    return isinstance(elem, Sym) and elem.key[0] in ("param", "axis")
+def _never_negative(elem) -> bool:
+    """True for an element known to be >= 0: a dim, a non-negative int, or such an opaque value."""
+    if not isinstance(elem, Sym):
+        return int(elem) >= 0
+    return elem.key[0] in ("param", "axis") or (elem.key[0] == "opaque" and elem.key[2])
 
 
 def _equal(node: onnx.NodeProto, round_: KnownValues) -> Partial | None:
-    """``Equal`` on shape vectors: ints compare; a dim against a negative int is False (the
+    """``Equal`` on shape vectors: ints compare; a never-negative value against a negative int is False (the
     ``Equal(shape, -1)`` of exported Expand shapes); anything else is unknown."""
     parts = [as_partial(i, round_) for i in node.input]
     if any(p is None for p in parts) or (n := _broadcast_1d(parts)) is None:
@@ -265,12 +270,12 @@ def _equal(node: onnx.NodeProto, round_: KnownValues) -> Partial | None:
         x, y = _at(parts[0], i), _at(parts[1], i)
         if not isinstance(x, Sym) and not isinstance(y, Sym):
             elems.append(int(int(x) == int(y)))
-        elif (_is_dim(x) and not isinstance(y, Sym) and int(y) < 0) or (
-            _is_dim(y) and not isinstance(x, Sym) and int(x) < 0
+        elif (_never_negative(x) and not isinstance(y, Sym) and int(y) < 0) or (
+            _never_negative(y) and not isinstance(x, Sym) and int(x) < 0
         ):
             elems.append(0)
-        elif isinstance(x, Sym) and x == y:
-            elems.append(1)
+        elif isinstance(x, Sym) and isinstance(y, Sym) and x.key == y.key:
+            elems.append(1)  # the same dim, or copies of the same opaque element
         else:
             elems.append(Sym.opaque())
     return Partial(max(p.rank for p in parts), elems, np.dtype(np.bool_))
