@@ -121,12 +121,15 @@ def infer_value_types(
         if not seeds:
             break
         skel.graph.value_info.extend(seeds)
+    proposed: set[bytes] = set()
     for _ in range(SEED_ROUNDS):
         # where ONNX gives up (a computed Reshape target below opset 14, Range, Expand of a
         # computed shape), the shape vectors still say the rank and dims: seed them, infer again
         seeds = symbolic_seeds(inferred, value_types(inferred.graph), _default_opset(inferred))
-        if not seeds:
+        fresh = {seed.SerializeToString() for seed in seeds} - proposed
+        if not fresh:  # nothing new (or inference kept ignoring the same seeds): done
             break
+        proposed |= fresh
         # infer again from the skeleton's own value infos plus the seeds: the types inferred
         # downstream of an unknown (fresh ``unk__N`` names) must not outlive it
         seeded = {seed.name for seed in seeds}
