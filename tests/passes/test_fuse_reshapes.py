@@ -203,6 +203,18 @@ def test_property_applies_on_a_share_of_generated_cases():
     assert not all(APPLIED)
 
 
+def unsqueeze_pair(first, second, opset):
+    """Nodes and initializers of y = Relu(Unsqueeze(Unsqueeze(x, first), second)) (middle u)."""
+    nodes, inits = [], []
+    for src, dst, axes in (("x", "u", first), ("u", "t", second)):
+        if opset < 13:
+            nodes.append(helper.make_node("Unsqueeze", [src], [dst], axes=axes))
+        else:
+            inits.append(numpy_helper.from_array(np.array(axes, np.int64), f"{dst}_axes"))
+            nodes.append(helper.make_node("Unsqueeze", [src, f"{dst}_axes"], [dst]))
+    return nodes + [helper.make_node("Relu", ["t"], ["y"])], inits
+
+
 @pytest.mark.parametrize("opset", [11, 13, 17])
 @pytest.mark.parametrize(
     ("first", "second", "combined"),
@@ -214,14 +226,7 @@ def test_unsqueeze_chain_becomes_one_unsqueeze(opset, first, second, combined):
     middle = np.expand_dims(x, first)
     y_shape = list(np.expand_dims(middle, second).shape)
     assert y_shape == list(np.expand_dims(x, combined).shape)  # the mapping, checked by numpy itself
-    nodes, inits = [], []
-    for src, dst, axes in (("x", "u", first), ("u", "t", second)):
-        if opset < 13:
-            nodes.append(helper.make_node("Unsqueeze", [src], [dst], axes=axes))
-        else:
-            inits.append(numpy_helper.from_array(np.array(axes, np.int64), f"{dst}_axes"))
-            nodes.append(helper.make_node("Unsqueeze", [src, f"{dst}_axes"], [dst]))
-    nodes.append(helper.make_node("Relu", ["t"], ["y"]))
+    nodes, inits = unsqueeze_pair(first, second, opset)
     m = make_model(nodes, [value("x", [2, 3])], [value("y", y_shape)], inits, opset=opset)
     result = fuse(m, {"Unsqueeze": 1, "Relu": 1})
     assert result.counts == {"unsqueeze_chain": 1}
@@ -255,14 +260,7 @@ def unsqueeze_chains(draw):
         out = np.expand_dims(middle, second)
     except (ValueError, np.exceptions.AxisError):
         assume(False)
-    nodes, inits = [], []
-    for src, dst, axes in (("x", "u", first), ("u", "t", second)):
-        if opset < 13:
-            nodes.append(helper.make_node("Unsqueeze", [src], [dst], axes=axes))
-        else:
-            inits.append(numpy_helper.from_array(np.array(axes, np.int64), f"{dst}_axes"))
-            nodes.append(helper.make_node("Unsqueeze", [src, f"{dst}_axes"], [dst]))
-    nodes.append(helper.make_node("Relu", ["t"], ["y"]))
+    nodes, inits = unsqueeze_pair(first, second, opset)
     outputs = [value("y", list(out.shape))]
     if shared:
         nodes.append(helper.make_node("Relu", ["u"], ["z"]))
