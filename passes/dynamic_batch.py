@@ -171,11 +171,12 @@ class DynamicBatch(Pass):
                 data = types.get(node.input[0])
                 target = constants.get(node.input[1])
                 site = f"Reshape {node.name or node.output[0]}"
-                if (data is None or not data.dims) and target is not None and target.size:
+                unknown_dim0 = data is None or not data.dims or not _named_or_static(data.dims[0])
+                if unknown_dim0 and target is not None and target.size:
                     if int(target.reshape(-1)[0]) == old_batch:
                         raise _Refused(
                             site,
-                            f"shape inference does not know its input's shape, and its constant target "
+                            f"shape inference does not know its input's shape (dim 0), and its constant target "
                             f"{target.tolist()} starts with the old batch {old_batch}: it may bake the batch (a "
                             "broadcast later can hide it); export with dynamic_axes on the batch so the exporter "
                             "computes the target from the input's shape",
@@ -218,6 +219,11 @@ class DynamicBatch(Pass):
                 break
         _drop_unused_constants(work, replaced)
         return len(fixed)
+
+
+def _named_or_static(dim) -> bool:
+    """A dim that says what it is: static, or a name other than ONNX's fresh ``unk__N``."""
+    return isinstance(dim, int) or (isinstance(dim, str) and not dim.startswith("unk__"))
 
 
 def _batch_specific_site(model: onnx.ModelProto, types: dict, name: str) -> _Refused | None:

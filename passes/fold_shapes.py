@@ -178,6 +178,7 @@ class _FoldRound:
         self.pad_rewrites: dict[int, _ConcatPads] = {}  # Concat node index -> fills absorbed by Pads
         self.materialize: dict[str, np.ndarray] = {}
         self.dead: set[int] = set()
+        self.reuse: dict[str, str] = {}  # shape value -> an earlier value provably equal to it
 
     # --- analysis ------------------------------------------------------------------------------
     def value(self, name: str) -> np.ndarray | None:
@@ -224,6 +225,7 @@ class _FoldRound:
                 continue
             self._track_partial(index, node, types)
         self._plan_consumer_rewrites(nodes, types)
+        self._plan_value_reuse(nodes)
         self._plan_materialization(nodes)
         self._plan_dead_code(nodes)
         return bool(
@@ -231,9 +233,37 @@ class _FoldRound:
             or self.rewrites
             or self.resize_rewrites
             or self.pad_rewrites
+            or self.reuse
             or self.dead
             or self._unused_initializers()
         )
+
+    def _plan_value_reuse(self, nodes) -> None:
+        """Readers of a shape value equal element by element to an earlier one read the earlier one.
+
+        Two tracked values with the same rank, dtype and elements (ints, the same named dim, the
+        same axis of the same tensor, or copies of the same opaque element: each opaque value has
+        its own key) are equal at run time, e.g.
+        ``Gather(Shape(input_ids), 1)`` and ``Gather(Shape(hidden), 1)`` when both are ``seq``.
+        """
+        captured = set()
+        for node in nodes:
+            captured |= subgraph_reads(node)
+        first: dict[tuple, str] = {}
+        for index, node in enumerate(nodes):
+            if index in self.folded or node.domain not in ONNX_DOMAINS or not node.output:
+                continue
+            name = node.output[0]
+            value = self.partial.get(name)
+            if value is None:
+                continue
+            key = (value.rank, value.dtype.str, tuple(e.key if isinstance(e, Sym) else int(e) for e in value.elems))
+            if key not in first:
+                first[key] = name
+            elif name not in self.graph_outputs and name not in captured:
+                self.reuse[name] = first[key]
+        if self.reuse:
+            self.counts["shape_values_reused"] += len(self.reuse)
 
     def _fold_by_evaluation(self, index: int, node: onnx.NodeProto) -> None:
         arrays = {i: self.value(i) for i in node.input if i}
@@ -518,7 +548,7 @@ class _FoldRound:
             for slot, name in enumerate(node.input):
                 if not self._reads(index, slot):
                     continue
-                needed.add(name)
+                needed.add(self.reuse.get(name, name))
             needed |= subgraph_reads(node)
         pending = sorted(needed & set(producer), key=lambda n: -producer[n])
         while pending:
@@ -559,7 +589,7 @@ class _FoldRound:
             for slot, name in enumerate(node.input):
                 if not self._reads(index, slot):
                     continue
-                used.add(name)
+                used.add(self.reuse.get(name, name))  # a reused value is read as the earlier one
             used |= subgraph_reads(node)
         self.used = used
         self.counts["dead_nodes_removed"] += len(self.dead)
@@ -582,6 +612,10 @@ class _FoldRound:
         for name, array in self.materialize.items():
             new_inits.append(numpy_helper.from_array(_contiguous(array), name))
         nodes = list(graph.node)
+        for node in nodes:
+            for slot, name in enumerate(node.input):
+                if name in self.reuse:
+                    node.input[slot] = self.reuse[name]
         for (index, slot), array in self.rewrites.items():
             name = fresh_name(f"{nodes[index].input[slot]}_folded", names)
             new_inits.append(numpy_helper.from_array(array, name))

@@ -1,4 +1,4 @@
-"""Fuse consecutive shape-only ops: a Reshape after a reshape, and Squeeze/Unsqueeze pairs that cancel.
+"""Fuse consecutive shape-only ops: a Reshape after a reshape, Squeeze/Unsqueeze pairs that cancel, Unsqueeze chains.
 
 Rewrites:
 - ``Reshape(R(x, ...), b)``, where ``R`` is a ``Reshape``, ``Flatten``, ``Squeeze`` or
@@ -8,6 +8,11 @@ Rewrites:
   removed and their readers read ``x`` — counted as ``squeeze_pair``. Axes are read from the
   attribute before opset 13 and from the constant input from 13; negative axes are normalized
   with the rank from shape inference.
+- ``Unsqueeze(Unsqueeze(x, a), c)`` becomes ``Unsqueeze(x, a ∪ c)`` with ``a`` mapped to the
+  output's positions (the outer op keeps its name and output; the inner one dies when nothing
+  else reads it) — counted as ``unsqueeze_chain``. Each Unsqueeze inserts size-1 axes and
+  moves no element, so one Unsqueeze that inserts all of them at their final positions is the
+  same tensor. Needs both axes constant and, for negative axes, the rank of ``x``.
 
 Math: a reshape-like op changes only the shape, never the order or the values of the elements
 (row-major), so a chain of them is the last one's shape applied to the first input, provided
@@ -70,12 +75,23 @@ def _raw_axes(ctx, node) -> list[int] | str:
     return f"{node.op} without axes (all size-1 axes) is not paired"
 
 
-def _pair_check(ctx, x, **_):
+def _both_axes(ctx) -> tuple[list[int], list[int]] | str:
+    """The raw axes of the inner and the outer op of the matched pair, or why one is not known."""
     outer, inner = ctx.node, producer(ctx.node.inputs[0])
     first, second = _raw_axes(ctx, inner), _raw_axes(ctx, outer)
     for axes in (first, second):
         if isinstance(axes, str):
             return axes
+    return first, second
+
+
+def _pair_check(ctx, x, **_):
+    inner = producer(ctx.node.inputs[0])
+    both = _both_axes(ctx)
+    if isinstance(both, str):
+        return both
+    first, second = both
+    outer = ctx.node
     # both ops' axes index the tensor of the larger rank: Squeeze's input, Unsqueeze's output
     dims = ctx.shape(x)
     rank = None if dims is None else len(dims) + (len(first) if inner.op == "Unsqueeze" else 0)
@@ -102,12 +118,60 @@ _PAIRS = [
 ]
 
 
+def _unsqueeze_axes(ctx, x) -> list[int] | str:
+    """The axes ``Unsqueeze(Unsqueeze(x, a), c)`` inserts, as positions of its output (or why not)."""
+    both = _both_axes(ctx)
+    if isinstance(both, str):
+        return both
+    first, second = both
+    dims = ctx.shape(x)
+    if any(a < 0 for a in first + second) and dims is None:
+        return f"Unsqueeze axes {first} / {second} are negative and the rank of '{x.name}' is unknown"
+    middle_rank = (len(dims) if dims is not None else 0) + len(first)
+    final_rank = middle_rank + len(second)
+    first = sorted(a % middle_rank if a < 0 else a for a in first)
+    second = sorted(a % final_rank if a < 0 else a for a in second)
+    if len(set(first)) != len(first) or len(set(second)) != len(second):
+        return f"Unsqueeze axes {first} / {second} repeat an axis"
+    kept = [p for p in range(final_rank) if p not in second]  # where the middle tensor's axes land
+    if dims is not None and len(kept) != middle_rank:
+        return f"Unsqueeze axes {second} do not fit the rank {final_rank}"
+    if any(a >= len(kept) for a in first):
+        return f"Unsqueeze axes {first} are out of range for '{x.name}'"
+    return sorted(second + [kept[a] for a in first])
+
+
+def _unsqueeze_chain_check(ctx, x, **_):
+    axes = _unsqueeze_axes(ctx, x)
+    return axes if isinstance(axes, str) else True
+
+
+def _unsqueeze_chain_rewrite(op, x, **_):
+    outer = op.ctx.node
+    axes = _unsqueeze_axes(op.ctx, x)
+    if op.ctx.opset >= 13:
+        return op.Unsqueeze(x, op.constant(np.array(axes, dtype=np.int64)), _name=outer.name)
+    return op.Unsqueeze(x, axes=axes, _name=outer.name)
+
+
+_UNSQUEEZE_CHAINS = [
+    (lambda op, x: op.Unsqueeze(op.Unsqueeze(x)), (1, 12)),
+    (lambda op, x, a, c: op.Unsqueeze(op.Unsqueeze(x, a), c), (13, LATEST_OPSET)),
+]
+
+
 @rule_pass("fuse-reshapes", opset_range=(1, LATEST_OPSET), doc=__doc__)
 def fuse_reshapes():
-    """Reshape chains (``reshape_chain``) and cancelling Squeeze/Unsqueeze pairs (``squeeze_pair``)."""
-    return [Rule(p, _chain_rewrite, _chain_check, name="reshape_chain") for p in _CHAINS] + [
-        Rule(p, _keep_input, _pair_check, name="squeeze_pair") for p in _PAIRS
-    ]
+    """Reshape chains (``reshape_chain``), cancelling Squeeze/Unsqueeze pairs (``squeeze_pair``) and
+    Unsqueeze chains (``unsqueeze_chain``)."""
+    return (
+        [Rule(p, _chain_rewrite, _chain_check, name="reshape_chain") for p in _CHAINS]
+        + [Rule(p, _keep_input, _pair_check, name="squeeze_pair") for p in _PAIRS]
+        + [
+            Rule(p, _unsqueeze_chain_rewrite, _unsqueeze_chain_check, name="unsqueeze_chain", opsets=opsets)
+            for p, opsets in _UNSQUEEZE_CHAINS
+        ]
+    )
 
 
 FuseReshapes = fuse_reshapes

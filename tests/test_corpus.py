@@ -1,4 +1,4 @@
-"""The real-model corpus: a few small models through graphkit and onnxsim here; the whole corpus is slow."""
+"""The real-model corpus: a few small models through graphkit, onnxsim and onnxslim here; the whole corpus is slow."""
 
 from __future__ import annotations
 
@@ -18,15 +18,18 @@ ROOT = Path(__file__).resolve().parent.parent  # the corpus tool runs from here 
 
 def run_both(tmp_path: Path, path: Path, batch: str) -> tuple[dict, dict]:
     graphkit = steps.step_graphkit(str(path), batch, str(tmp_path / "gk"))
-    onnxsim = steps.step_onnxsim(str(path), str(tmp_path / "sim.onnx"))
+    onnxsim = steps.step_peer("onnxsim", str(path), str(tmp_path / "sim.onnx"))
     return graphkit, onnxsim
 
 
 def assert_target(record: dict) -> None:
-    gk, sim = record["graphkit"], record["onnxsim"]
+    gk = record["graphkit"]
     assert gk["status"] == "ok" and gk["validated"], gk
     assert not [p for p in gk["passes"] if p["status"] in ("failed", "rolled-back")], gk["passes"]
-    assert gk["nodes"] <= sim["nodes"] and gk["shape_ops"] <= sim["shape_ops"], (gk, sim)
+    for peer in ("onnxsim", "onnxslim"):
+        if peer in record:
+            theirs = record[peer]
+            assert gk["nodes"] <= theirs["nodes"] and gk["shape_ops"] <= theirs["shape_ops"], (peer, gk, theirs)
     assert targets_met(record) == "yes"
 
 
@@ -79,8 +82,10 @@ def test_bert_dynamic_batch_and_seq_stay_symbolic(tmp_path):
     path = tmp_path / "bert.onnx"
     export("bert", 17, dynamic=True, path=str(path))
     gk, sim = run_both(tmp_path, path, "dynamic")
+    slim = steps.step_peer("onnxslim", str(path), str(tmp_path / "slim.onnx"))
     record = {"arch": "bert", "opset": 17, "batch": "dynamic", "graphkit": gk, "onnxsim": sim}
     assert_target(record)
+    assert slim["status"] == "ok" and gk["shape_ops"] <= slim["shape_ops"], (gk, slim)
     assert gk["input_dim0"] == "batch"
     diffs = steps.step_compare(str(path), "dynamic", [str(tmp_path / "gk" / "run" / "model.onnx")])
     assert all(isinstance(v, float) and v <= 1e-4 for v in diffs.values()), diffs
@@ -103,8 +108,12 @@ def test_tables_show_targets_and_reasons():
         },
         "onnxsim": {"status": "ok", "nodes": 4, "shape_ops": 2},
     }
-    assert targets_met(record) == "no: nodes"
+    assert targets_met(record) == "no: nodes > onnxsim"
     record["graphkit"]["nodes"] = 4
+    assert targets_met(record) == "yes"
+    record["onnxslim"] = {"status": "ok", "nodes": 3, "shape_ops": 0}
+    assert targets_met(record) == "no: nodes > onnxslim, Shape ops > onnxslim"
+    record["onnxslim"] = {"status": "error", "reason": "x"}  # a failed peer is left out
     assert targets_met(record) == "yes"
     record["graphkit"]["input_dim0"] = 1
     assert targets_met(record) == "no: batch"

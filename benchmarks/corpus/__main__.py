@@ -1,4 +1,4 @@
-"""``python -m benchmarks.corpus``: export the corpus and run graphkit and onnxsim on each model (see docs/corpus.md)."""
+"""``python -m benchmarks.corpus``: export the corpus and run graphkit, onnxsim and onnxslim on each model (see docs/corpus.md)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from benchmarks.corpus.steps import PEERS
 from benchmarks.corpus.table import write_tables
 from benchmarks.models import ARCHS
 
@@ -38,7 +39,7 @@ def run_step(*args: str) -> dict:
 
 
 def run_one(arch: str, opset: int, batch: str, work: Path) -> dict:
-    """Export one model, then graphkit, onnxsim, the comparison and (static sources) the dynamic-batch probe."""
+    """Export one model, then graphkit, onnxsim, onnxslim, the comparison and (static sources) the dynamic-batch probe."""
     record: dict = {"arch": arch, "family": ARCHS[arch].family, "opset": opset, "batch": batch}
     work.mkdir(parents=True, exist_ok=True)
     source = work / "source.onnx"
@@ -46,13 +47,14 @@ def run_one(arch: str, opset: int, batch: str, work: Path) -> dict:
     if not record["export"].get("ok"):
         return record
     record["graphkit"] = run_step("graphkit", str(source), batch, str(work / "graphkit"))
-    record["onnxsim"] = run_step("onnxsim", str(source), str(work / "onnxsim.onnx"))
-    candidates = [r["model_path"] for r in (record["graphkit"], record["onnxsim"]) if r.get("model_path")]
+    for peer in PEERS:
+        record[peer] = run_step(peer, str(source), str(work / f"{peer}.onnx"))
+    candidates = [r["model_path"] for r in (record["graphkit"], *(record[p] for p in PEERS)) if r.get("model_path")]
     if candidates:
         record["max_abs_vs_source"] = run_step("compare", str(source), batch, *candidates)
     if batch == "static":
         record["dynamic_batch_probe"] = run_step("probe", str(source), str(work))
-    for side in ("graphkit", "onnxsim"):
+    for side in ("graphkit", *PEERS):
         record[side].pop("model_path", None)
     return record
 

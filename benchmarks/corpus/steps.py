@@ -27,6 +27,9 @@ GENERIC_PASSES = preset_passes("generic")
 TOLERANCE = {"atol": 1.0e-4, "rtol": 1.0e-3}
 
 
+PEERS = ("onnxsim", "onnxslim")  # the simplifiers each corpus model is also run through
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
@@ -154,16 +157,23 @@ def step_graphkit(path: str, batch: str, work: str) -> dict:
     return result
 
 
-def step_onnxsim(path: str, out: str) -> dict:
-    import onnxsim
-
+def step_peer(tool: str, path: str, out: str) -> dict:
+    """A peer simplifier (``onnxsim`` 0.8.1 or ``onnxslim`` 0.1.98, default options) on the source:
+    its time, this process's peak RSS and the model it leaves."""
     from graphkit.util.errors import one_line
 
     model = onnx.load(path)
     start = time.perf_counter()
     try:
-        simplified, check = onnxsim.simplify(model)
-    except Exception as exc:  # noqa: BLE001 - onnxsim's own failure is a result
+        if tool == "onnxsim":
+            import onnxsim
+
+            simplified, check = onnxsim.simplify(model)
+        else:
+            import onnxslim
+
+            simplified, check = onnxslim.slim(model), True
+    except Exception as exc:  # noqa: BLE001 - the peer's own failure is a result
         return {
             "status": "error",
             "reason": one_line(exc, 300),
@@ -246,8 +256,8 @@ def main(argv: list[str]) -> int:
         result = step_export(args[0], int(args[1]), args[2], args[3])
     elif step == "graphkit":
         result = step_graphkit(*args)
-    elif step == "onnxsim":
-        result = step_onnxsim(*args)
+    elif step in PEERS:
+        result = step_peer(step, *args)
     elif step == "compare":
         result = step_compare(args[0], args[1], args[2:])
     elif step == "probe":

@@ -20,7 +20,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from graphkit.ir.shapes import RANDOM_OPS, ValueType
+from graphkit.ir.value_type import RANDOM_OPS, ValueType
 
 # Ops whose outputs are not a function of their inputs, or not plain tensors: never folded.
 NEVER_FOLD = RANDOM_OPS | {
@@ -42,7 +42,8 @@ class Sym:
 
     ``key`` is ``("param", name)`` for a named dim, ``("axis", tensor, axis)`` for an unnamed
     dim read from a tensor (two unnamed dims are only equal when they are the same axis of the
-    same tensor), or ``("opaque", n)`` for a value nothing is known about.
+    same tensor), or ``("opaque", n, never_negative)`` for a value nothing else is known about
+    (copies of one opaque element keep its key: the same key is the same run-time value).
     """
 
     __slots__ = ("key",)
@@ -52,9 +53,10 @@ class Sym:
         self.key = key
 
     @classmethod
-    def opaque(cls) -> Sym:
+    def opaque(cls, never_negative: bool = False) -> Sym:
+        """A fresh unknown value (``never_negative``: known to be >= 0, e.g. a product of dims)."""
         cls._opaque += 1
-        return cls(("opaque", cls._opaque))
+        return cls(("opaque", cls._opaque, never_negative))
 
     def matches(self, tensor: str, axis: int, dim) -> bool:
         """True when this symbol is provably axis ``axis`` (dim ``dim``) of ``tensor``."""
@@ -131,7 +133,7 @@ def as_partial(name: str, round_: KnownValues) -> Partial | None:
     if name in round_.partial:
         return round_.partial[name]
     array = round_.value(name) if round_.is_const(name) else None
-    if array is None or array.ndim > 1 or array.dtype.kind not in "iu":
+    if array is None or array.ndim > 1 or array.dtype.kind not in "iub":
         return None
     return Partial(array.ndim, [int(v) for v in array.reshape(-1)], array.dtype)
 
@@ -216,6 +218,10 @@ def evaluate_partial(
             return None
         picked = onnx_slice(len(data.elems), int(starts[0]), int(ends[0]), int(steps[0]))
         return None if picked is None else Partial(1, [data.elems[i] for i in picked], data.dtype)
+    if op == "Equal":
+        return _equal(node, round_)
+    if op == "Where":
+        return _where(node, round_)
     if op in ARITHMETIC:
         # batch*seq and the like: the result is an unknown (opaque) value unless both elements are known
         parts = [as_partial(i, round_) for i in node.input]
@@ -228,11 +234,63 @@ def evaluate_partial(
         for i in range(n):
             x, y = a.elems[i if len(a.elems) > 1 else 0], b.elems[i if len(b.elems) > 1 else 0]
             if isinstance(x, Sym) or isinstance(y, Sym) or op not in EXACT_INT_OPS:
-                elems.append(Sym.opaque())
+                # a sum, product or quotient of dims and non-negative ints is never negative
+                elems.append(Sym.opaque(op != "Sub" and _never_negative(x) and _never_negative(y)))
             else:
                 elems.append(EXACT_INT_OPS[op](int(x), int(y)))
         return Partial(max(a.rank, b.rank), elems, a.dtype)
     return None
+
+
+def _broadcast_1d(parts: list[Partial]) -> int | None:
+    """The length two or three 0-D/1-D partials broadcast to (None when they do not)."""
+    n = max(len(p.elems) for p in parts)
+    return n if all(len(p.elems) in (1, n) and p.rank <= 1 for p in parts) else None
+
+
+def _at(part: Partial, i: int):
+    return part.elems[i if len(part.elems) > 1 else 0]
+
+
+def _never_negative(elem) -> bool:
+    """True for an element known to be >= 0: a dim, a non-negative int, or such an opaque value."""
+    if not isinstance(elem, Sym):
+        return int(elem) >= 0
+    return elem.key[0] in ("param", "axis") or (elem.key[0] == "opaque" and elem.key[2])
+
+
+def _equal(node: onnx.NodeProto, round_: KnownValues) -> Partial | None:
+    """``Equal`` on shape vectors: ints compare; a never-negative value against a negative int is False (the
+    ``Equal(shape, -1)`` of exported Expand shapes); anything else is unknown."""
+    parts = [as_partial(i, round_) for i in node.input]
+    if any(p is None for p in parts) or (n := _broadcast_1d(parts)) is None:
+        return None
+    elems = []
+    for i in range(n):
+        x, y = _at(parts[0], i), _at(parts[1], i)
+        if not isinstance(x, Sym) and not isinstance(y, Sym):
+            elems.append(int(int(x) == int(y)))
+        elif (_never_negative(x) and not isinstance(y, Sym) and int(y) < 0) or (
+            _never_negative(y) and not isinstance(x, Sym) and int(x) < 0
+        ):
+            elems.append(0)
+        elif isinstance(x, Sym) and isinstance(y, Sym) and x.key == y.key:
+            elems.append(1)  # the same dim, or copies of the same opaque element
+        else:
+            elems.append(Sym.opaque())
+    return Partial(max(p.rank for p in parts), elems, np.dtype(np.bool_))
+
+
+def _where(node: onnx.NodeProto, round_: KnownValues) -> Partial | None:
+    """``Where`` on shape vectors: an element whose condition is known picks its side."""
+    parts = [as_partial(i, round_) for i in node.input]
+    if any(p is None for p in parts) or (n := _broadcast_1d(parts)) is None:
+        return None
+    elems = []
+    for i in range(n):
+        cond = _at(parts[0], i)
+        elems.append(Sym.opaque() if isinstance(cond, Sym) else _at(parts[1] if int(cond) else parts[2], i))
+    return Partial(max(p.rank for p in parts), elems, parts[1].dtype)
 
 
 def const_list(node: onnx.NodeProto, slot: int, round_: KnownValues) -> list[int] | None:

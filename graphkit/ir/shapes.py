@@ -14,32 +14,16 @@ Dims are represented as ``int`` (static), ``str`` (a named symbolic dim) or ``No
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 import onnx
 
+from graphkit.ir.shape_seeds import symbolic_seeds
+from graphkit.ir.value_type import RANDOM_OPS, Dim, ValueType  # noqa: F401 - RANDOM_OPS re-exported
 from graphkit.util.errors import PassError, one_line
 
 SKELETON_MAX_ELEMENTS = 4096
-
-# Ops whose outputs are not a function of their inputs: never folded, never compared on random data.
-RANDOM_OPS = frozenset(
-    {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike", "Multinomial", "Bernoulli"}
-)
-
-Dim = int | str | None
-
-
-@dataclass(frozen=True)
-class ValueType:
-    """Element type and dims of a tensor value (``dims`` is None when the rank is unknown)."""
-
-    elem_type: int
-    dims: tuple[Dim, ...] | None
-
-    @property
-    def is_static(self) -> bool:
-        return self.dims is not None and all(isinstance(d, int) for d in self.dims)
+# rounds of seeding ONNX's inference with the types graphkit.ir.shape_seeds computes
+SEED_ROUNDS = 8
 
 
 def dims_of(value: onnx.ValueInfoProto) -> tuple[Dim, ...] | None:
@@ -137,7 +121,30 @@ def infer_value_types(
         if not seeds:
             break
         skel.graph.value_info.extend(seeds)
+    proposed: set[bytes] = set()
+    for _ in range(SEED_ROUNDS):
+        # where ONNX gives up (a computed Reshape target below opset 14, Range, Expand of a
+        # computed shape), the shape vectors still say the rank and dims: seed them, infer again
+        seeds = symbolic_seeds(inferred, value_types(inferred.graph), _default_opset(inferred))
+        fresh = {seed.SerializeToString() for seed in seeds} - proposed
+        if not fresh:  # nothing new (or inference kept ignoring the same seeds): done
+            break
+        proposed |= fresh
+        # infer again from the skeleton's own value infos plus the seeds: the types inferred
+        # downstream of an unknown (fresh ``unk__N`` names) must not outlive it
+        seeded = {seed.name for seed in seeds}
+        kept = [v for v in skel.graph.value_info if v.name not in seeded]
+        del skel.graph.value_info[:]
+        skel.graph.value_info.extend(kept + seeds)
+        try:
+            inferred = onnx.shape_inference.infer_shapes(skel, check_type=False, strict_mode=strict, data_prop=True)
+        except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError, ValueError) as exc:
+            raise PassError(f"shape inference failed: {one_line(exc, 300)}") from exc
     return value_types(inferred.graph)
+
+
+def _default_opset(model: onnx.ModelProto) -> int:
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
 
 
 def known_value_types(model: onnx.ModelProto) -> dict[str, ValueType]:

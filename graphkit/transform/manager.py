@@ -21,7 +21,8 @@ failed, and is refused (the contract: a pass never edits its input). Costs: docs
 When the pass itself raised, the record keeps the formatted traceback of the original
 exception (``traceback``). A :class:`~graphkit.transform.group.PassGroup` among the passes runs
 its passes (and nested groups) in place, repeated until a fixed point when it says so; each inner
-pass is handled as above and its record names the group and the iteration.
+pass is handled as above and its record names the group and the iteration. At the end, decline
+reasons that advise folding first are settled against what ran (:mod:`graphkit.transform.remedies`).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from graphkit.transform.group import PassGroup
 from graphkit.transform.instruments import InputMutatedError, Instrument
 from graphkit.transform.pass_base import Pass, PassResult
 from graphkit.transform.record import PassRecord, PassStatus
+from graphkit.transform.remedies import settle_remedies
 from graphkit.transform.snapshot import COPY_LIMIT_BYTES, ModelSnapshot
 from graphkit.util.errors import GraphkitError, PassError
 
@@ -93,6 +95,7 @@ class PassManager:
         """
         run = _Run(model, [], [])
         self._run_items(self.passes, run, group="", iteration=None)
+        settle_remedies(run.records, run.model)
         return RunResult(run.model, run.records, failed=run.failed, error=run.error)
 
     def _run_items(self, items: Sequence[Pass | PassGroup], run: _Run, group: str, iteration: int | None) -> bool:

@@ -99,4 +99,23 @@ class OnnxscriptRulePass(Pass):
         if not total:
             return PassResult(model, False, declined=declined)
         result = ir.serde.serialize_model(ir_model)
+        reason = _drop_default_allowzero(result)
+        if reason is not None:
+            return PassResult(model, False, declined=[*declined, Declined("<model>", reason)])
         return PassResult(result, True, counts={"rewritten": total}, declined=declined)
+
+
+def _drop_default_allowzero(model: onnx.ModelProto) -> str | None:
+    """Below opset 14 Reshape has no ``allowzero``: onnxscript's rules may still write it. A 0 (the
+    default) is dropped, which is exact; a 1 cannot be said there: the reason to keep the model."""
+    if next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 14) >= 14:
+        return None
+    for node in model.graph.node:
+        if node.op_type != "Reshape" or node.domain not in ("", "ai.onnx"):
+            continue
+        kept = [a for a in node.attribute if not (a.name == "allowzero" and a.i == 0)]
+        if any(a.name == "allowzero" for a in kept):
+            return f"a rewrite wrote Reshape allowzero=1 ({node.name or node.output[0]}), which opset < 14 has not"
+        del node.attribute[:]
+        node.attribute.extend(kept)
+    return None

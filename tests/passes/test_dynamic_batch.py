@@ -218,3 +218,26 @@ def test_declines_baked_target_on_an_input_inference_cannot_type():
     )
     result = assert_declines(DynamicBatch(inputs=["x"]), model, reason_contains="shape inference does not know")
     assert "export with dynamic_axes" in result.declined[-1].reason
+
+
+def test_declines_a_batch_literal_when_only_the_input_rank_is_known():
+    """The input's rank is known (a computed Reshape target, typed by graphkit's shape seeds) but
+    not its dim 0: a constant target starting with the old batch may bake it, so it declines."""
+    from graphkit.testing import parse_model
+
+    model = parse_model(
+        """
+        <ir_version: 8, opset_import: ["" : 13]>
+        g (float[1, 16] x) => (float[1, 16] y)
+        <int64[1] sixteen = {16}, int64[2] t = {1, 16}, int64[1] ax = {0}>
+        { m = ReduceMax<keepdims = 0>(x)
+          c = Cast<to = 7>(m)
+          u = Unsqueeze(c, ax)
+          s = Concat<axis = 0>(u, sixteen)
+          a = Reshape(x, s)
+          y = Reshape(a, t) }
+        """
+    )
+    result = get_pass("dynamic-batch")()(model)
+    assert not result.modified
+    assert any("does not know its input's shape (dim 0)" in d.reason for d in result.declined), result.declined

@@ -201,3 +201,84 @@ def test_property_applies_on_a_share_of_generated_cases():
         test_property_declines_or_is_exact()
     assert_applies_share(APPLIED, at_least=0.3)
     assert not all(APPLIED)
+
+
+def unsqueeze_pair(first, second, opset):
+    """Nodes and initializers of y = Relu(Unsqueeze(Unsqueeze(x, first), second)) (middle u)."""
+    nodes, inits = [], []
+    for src, dst, axes in (("x", "u", first), ("u", "t", second)):
+        if opset < 13:
+            nodes.append(helper.make_node("Unsqueeze", [src], [dst], axes=axes))
+        else:
+            inits.append(numpy_helper.from_array(np.array(axes, np.int64), f"{dst}_axes"))
+            nodes.append(helper.make_node("Unsqueeze", [src, f"{dst}_axes"], [dst]))
+    return nodes + [helper.make_node("Relu", ["t"], ["y"])], inits
+
+
+@pytest.mark.parametrize("opset", [11, 13, 17])
+@pytest.mark.parametrize(
+    ("first", "second", "combined"),
+    [([1], [2], [1, 2]), ([0], [0], [0, 1]), ([2], [0], [0, 3]), ([-1], [1, -1], [1, 3, 4]), ([1, 2], [-3], [1, 2, 3])],
+)
+def test_unsqueeze_chain_becomes_one_unsqueeze(opset, first, second, combined):
+    """Unsqueeze(Unsqueeze(x, a), c) == Unsqueeze(x, a mapped to the output's positions, plus c)."""
+    x = np.zeros((2, 3))
+    middle = np.expand_dims(x, first)
+    y_shape = list(np.expand_dims(middle, second).shape)
+    assert y_shape == list(np.expand_dims(x, combined).shape)  # the mapping, checked by numpy itself
+    nodes, inits = unsqueeze_pair(first, second, opset)
+    m = make_model(nodes, [value("x", [2, 3])], [value("y", y_shape)], inits, opset=opset)
+    result = fuse(m, {"Unsqueeze": 1, "Relu": 1})
+    assert result.counts == {"unsqueeze_chain": 1}
+    node = next(n for n in result.model.graph.node if n.op_type == "Unsqueeze")
+    if opset < 13:
+        assert list(helper.get_attribute_value(node.attribute[0])) == combined
+    else:
+        axes = next(t for t in result.model.graph.initializer if t.name == node.input[1])
+        assert numpy_helper.to_array(axes).tolist() == combined
+
+
+def test_unsqueeze_chain_declines_a_shared_middle():
+    shared = model(
+        "a = Constant<value = int64[1] {1}>() b = Constant<value = int64[1] {2}>() "
+        "u = Unsqueeze(x, a) t = Unsqueeze(u, b) y = Relu(t) z = Relu(u)",
+        inputs="float[N,3] x",
+        outputs="float[N,1,1,3] y, float[N,1,3] z",
+    )
+    assert_declines(FuseReshapes(), shared)
+
+
+@st.composite
+def unsqueeze_chains(draw):
+    """x [2,3] through Unsqueeze(Unsqueeze(x, a), c): every valid pair of axes lists (negative too)."""
+    opset = draw(st.sampled_from([11, 13, 17]))
+    first = draw(st.lists(st.integers(-3, 2), min_size=1, max_size=2, unique=True))
+    second = draw(st.lists(st.integers(-5, 4), min_size=1, max_size=2, unique=True))
+    shared = draw(st.booleans())  # the middle also read elsewhere: a decline
+    try:
+        middle = np.expand_dims(np.zeros((2, 3)), first)
+        out = np.expand_dims(middle, second)
+    except (ValueError, np.exceptions.AxisError):
+        assume(False)
+    nodes, inits = unsqueeze_pair(first, second, opset)
+    outputs = [value("y", list(out.shape))]
+    if shared:
+        nodes.append(helper.make_node("Relu", ["u"], ["z"]))
+        outputs.append(value("z", list(middle.shape)))
+    return make_model(nodes, [value("x", [2, 3])], outputs, inits, opset=opset)
+
+
+UNSQUEEZE_APPLIED: list[bool] = []
+
+
+@property_settings(max_examples=40)
+@given(unsqueeze_chains())
+def test_property_unsqueeze_chains_decline_or_are_exact(m):
+    UNSQUEEZE_APPLIED.append(check_declines_or_exact(FuseReshapes(), m, atol=ATOL, rtol=RTOL))
+
+
+def test_property_unsqueeze_chains_apply_on_a_share():
+    if not UNSQUEEZE_APPLIED:
+        test_property_unsqueeze_chains_decline_or_are_exact()
+    assert_applies_share(UNSQUEEZE_APPLIED, at_least=0.3)
+    assert not all(UNSQUEEZE_APPLIED)

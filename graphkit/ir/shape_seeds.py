@@ -1,0 +1,216 @@
+"""Types that ONNX's shape inference leaves unknown, computed from shape vectors with symbolic dims.
+
+ONNX's inference gives a ``Reshape`` whose target is computed (``Concat`` of ``Shape`` slices)
+no rank below opset 14, and it does not follow ``Range``/``Where`` on shapes at all, so the same
+graph is typed at opset 17 and untyped at opset 13. :func:`symbolic_seeds` evaluates the shape
+vectors of a graph element by element (:func:`graphkit.ir.shape_eval.evaluate_partial`: ints and
+symbolic dims) and returns value infos for the outputs whose rank or dims inference left unknown:
+
+- ``Reshape(x, t)``: rank ``len(t)``; element ``k > 0`` is ``k``, ``0`` is ``x``'s dim, a symbolic
+  element is its dim name, ``-1`` is the element count left (when every other dim is static);
+- ``Expand(x, s)``: the broadcast of ``x``'s dims with ``s``;
+- ``ConstantOfShape(s)``: the dims of ``s``;
+- ``Range(start, limit, delta)``: ``[n]``, ``n`` static when all three are, the limit's dim name
+  when ``start`` is 0 and ``delta`` 1.
+
+Every dim given is implied by the node's semantics and the input types (named dims stay named;
+an unknown stays unknown), so it is exact: seeding it only lets inference go on from there.
+:func:`graphkit.ir.shapes.infer_value_types` reruns inference with these seeds until none is new.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from graphkit.ir.shape_eval import Partial, Sym, attr_value, constant_value, evaluate_partial
+from graphkit.ir.value_type import Dim, ValueType
+
+ONNX_DOMAINS = ("", "ai.onnx")
+
+
+class _Values:
+    """The :class:`graphkit.ir.shape_eval.KnownValues` of one pass over a graph: small integer
+    constants (initializers, Constant nodes) and the partial shape vectors evaluated so far."""
+
+    def __init__(self, graph: onnx.GraphProto):
+        self.partial: dict[str, Partial] = {}
+        self.constants: dict[str, np.ndarray] = {}
+        inputs = {v.name for v in graph.input}
+        for tensor in graph.initializer:
+            if tensor.name not in inputs and tensor.data_location != onnx.TensorProto.EXTERNAL:
+                self._add(tensor.name, numpy_helper.to_array(tensor))
+
+    def _add(self, name: str, array: np.ndarray | None) -> None:
+        if array is None or array.size > 64 or array.ndim > 1:
+            return
+        self.constants[name] = array
+        if array.dtype.kind in "iu" or array.dtype == np.bool_:
+            self.partial[name] = Partial(array.ndim, [int(v) for v in array.reshape(-1)], array.dtype)
+
+    def is_const(self, name: str) -> bool:
+        return name in self.constants or (name in self.partial and self.partial[name].known() is not None)
+
+    def value(self, name: str) -> np.ndarray:
+        if name in self.constants:
+            return self.constants[name]
+        return self.partial[name].known()
+
+
+def symbolic_seeds(model: onnx.ModelProto, types: dict[str, ValueType], opset: int) -> list[onnx.ValueInfoProto]:
+    """Value infos for node outputs whose rank or some dims ``types`` leaves unknown and that the
+    shape vectors feeding them determine (see the module docstring); empty when there are none."""
+    values = _Values(model.graph)
+    outputs = {v.name for v in model.graph.output}
+    seeds = []
+    for node in model.graph.node:
+        if node.domain not in ONNX_DOMAINS:
+            continue
+        if node.op_type == "Constant":
+            values._add(node.output[0], constant_value(node))
+            continue
+        result = evaluate_partial(node, values, types, opset)
+        if result is not None and node.output:
+            values.partial[node.output[0]] = result
+        if not node.output or not node.output[0] or node.output[0] in outputs:
+            continue
+        current = types.get(node.output[0])
+        if current is not None and current.dims is not None and all(_known(d) for d in current.dims):
+            continue
+        dims = _output_dims(node, values, types)
+        if dims is None:
+            continue
+        if current is not None and current.dims is not None:
+            if len(current.dims) != len(dims):
+                continue
+            dims = tuple(old if _known(old) else new for old, new in zip(current.dims, dims))
+            if dims == current.dims:
+                continue
+        elem_type = current.elem_type if current is not None else _elem_type(node, types)
+        if not elem_type:
+            continue
+        seeds.append(onnx.helper.make_tensor_value_info(node.output[0], elem_type, list(dims)))
+    return seeds
+
+
+def _known(dim: Dim) -> bool:
+    """A static dim or a name that says something (ONNX's fresh ``unk__N`` names say nothing)."""
+    return isinstance(dim, int) or (isinstance(dim, str) and not dim.startswith("unk__"))
+
+
+def _elem_type(node: onnx.NodeProto, types: dict[str, ValueType]) -> int:
+    if node.op_type in ("Reshape", "Expand"):
+        source = types.get(node.input[0])
+        return source.elem_type if source is not None else 0
+    if node.op_type == "ConstantOfShape":
+        value = attr_value(node, "value", None)
+        return value.data_type if value is not None else onnx.TensorProto.FLOAT
+    if node.op_type == "Range":
+        source = types.get(node.input[0])
+        return source.elem_type if source is not None else 0
+    return 0
+
+
+def _dim_of(elem, types: dict[str, ValueType]) -> Dim:
+    """A shape-vector element as a dim: the int, the named dim, or None."""
+    if not isinstance(elem, Sym):
+        return int(elem)
+    if elem.key[0] == "param":
+        return elem.key[1]
+    if elem.key[0] == "axis":
+        source = types.get(elem.key[1])
+        if source is not None and source.dims is not None and elem.key[2] < len(source.dims):
+            dim = source.dims[elem.key[2]]
+            return dim if _known(dim) else None
+    return None
+
+
+def _output_dims(node: onnx.NodeProto, values: _Values, types: dict[str, ValueType]) -> tuple[Dim, ...] | None:
+    op = node.op_type
+    if op == "Range":
+        return _range_dims(node, values, types)
+    if len(node.input) < (1 if op == "ConstantOfShape" else 2):
+        return None
+    shape = values.partial.get(node.input[-1] if op == "ConstantOfShape" else node.input[1])
+    if shape is None or shape.rank != 1:
+        return None
+    target = [_dim_of(e, types) for e in shape.elems]
+    if op == "ConstantOfShape":
+        return tuple(target)
+    source = types.get(node.input[0])
+    source_dims = source.dims if source is not None else None
+    if op == "Reshape":
+        return _reshape_dims(node, shape, target, source_dims)
+    if op == "Expand":
+        return _expand_dims(target, source_dims)
+    return None
+
+
+def _reshape_dims(node, shape: Partial, target: list[Dim], source_dims) -> tuple[Dim, ...] | None:
+    allowzero = attr_value(node, "allowzero", 0)
+    dims: list[Dim] = []
+    for axis, (elem, dim) in enumerate(zip(shape.elems, target)):
+        if not isinstance(elem, Sym) and int(elem) == 0 and not allowzero:
+            copied = source_dims[axis] if source_dims is not None and axis < len(source_dims) else None
+            dims.append(copied if _known(copied) else None)
+        elif not isinstance(elem, Sym) and int(elem) == -1:
+            dims.append(-1)
+        else:
+            dims.append(dim if isinstance(dim, str) or (isinstance(dim, int) and dim >= 0) else None)
+    if -1 in dims:
+        position = dims.index(-1)
+        others = [d for i, d in enumerate(dims) if i != position]
+        dims[position] = _quotient(source_dims, others)
+    return tuple(dims)
+
+
+def _quotient(total: tuple[Dim, ...] | None, part: list[Dim]) -> Dim:
+    """The dim that ``-1`` stands for: the product of ``total`` over the product of ``part``, when
+    it is one static dim or one named dim (named dims cancel by name); None otherwise."""
+    if total is None or any(d is None for d in total) or any(d is None for d in part):
+        return None
+    names = [d for d in total if isinstance(d, str)]
+    for name in (d for d in part if isinstance(d, str)):
+        if name not in names:
+            return None
+        names.remove(name)
+    numerator = int(np.prod([d for d in total if isinstance(d, int)], dtype=np.int64))
+    denominator = int(np.prod([d for d in part if isinstance(d, int)], dtype=np.int64))
+    if denominator <= 0 or numerator % denominator:
+        return None
+    ratio = numerator // denominator
+    if not names:
+        return ratio
+    return names[0] if len(names) == 1 and ratio == 1 else None
+
+
+def _expand_dims(target: list[Dim], source_dims) -> tuple[Dim, ...] | None:
+    if source_dims is None:
+        return None
+    rank = max(len(target), len(source_dims))
+    left = [1] * (rank - len(source_dims)) + list(source_dims)
+    right = [1] * (rank - len(target)) + list(target)
+    dims: list[Dim] = []
+    for a, b in zip(left, right):
+        if a == 1:
+            dims.append(b)
+        elif b == 1 or a == b:
+            dims.append(a)
+        else:
+            dims.append(None)  # unknown against a named or static dim: left to the run time
+    return tuple(dims)
+
+
+def _range_dims(node: onnx.NodeProto, values: _Values, types: dict[str, ValueType]) -> tuple[Dim, ...] | None:
+    parts = [values.partial.get(name) for name in node.input[:3]]
+    if len(parts) != 3 or any(p is None or p.rank != 0 or p.dtype.kind not in "iu" for p in parts):
+        return None
+    start, limit, delta = (p.elems[0] for p in parts)
+    if isinstance(start, Sym) or isinstance(delta, Sym) or int(delta) == 0:
+        return None
+    if not isinstance(limit, Sym):
+        return (max(int(np.ceil((int(limit) - int(start)) / int(delta))), 0),)
+    if int(start) == 0 and int(delta) == 1:
+        return (_dim_of(limit, types),)
+    return None
