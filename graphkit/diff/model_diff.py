@@ -39,8 +39,17 @@ from graphkit.ir.shapes import dims_of
 _SLICE = 1 << 20  # elements per slice when computing the max abs change of a large tensor
 
 
-def diff_models(a: onnx.ModelProto, b: onnx.ModelProto) -> ModelDiff:
-    """The differences from ``a`` to ``b``. Neither model is modified."""
+def diff_models(
+    a: onnx.ModelProto,
+    b: onnx.ModelProto,
+    inits_a: dict[str, InitializerInfo] | None = None,
+    inits_b: dict[str, InitializerInfo] | None = None,
+) -> ModelDiff:
+    """The differences from ``a`` to ``b``. Neither model is modified.
+
+    ``inits_a`` / ``inits_b`` are the models' :func:`initializer_infos` when the caller has them
+    already (each reads every weight's bytes once, the bulk of a diff on a large model).
+    """
     diff = ModelDiff()
     if a.ir_version != b.ir_version:
         diff.ir_version = Change(a.ir_version, b.ir_version)
@@ -48,8 +57,8 @@ def diff_models(a: onnx.ModelProto, b: onnx.ModelProto) -> ModelDiff:
     diff.inputs = _io_diff(graph_inputs(a), graph_inputs(b))
     diff.outputs = _io_diff(list(a.graph.output), list(b.graph.output))
 
-    inits_a = _initializer_infos(a)
-    inits_b = _initializer_infos(b)
+    inits_a = initializer_infos(a) if inits_a is None else inits_a
+    inits_b = initializer_infos(b) if inits_b is None else inits_b
     matcher = NodeMatcher(a, b, inits_a, inits_b)
     matcher.match()
     diff.node_pairs = sorted(((ia, ib, how) for ib, (ia, how) in matcher.pair_of_b.items()), key=lambda p: p[1])
@@ -116,7 +125,8 @@ def _io_diff(before: list[onnx.ValueInfoProto], after: list[onnx.ValueInfoProto]
     return result
 
 
-def _initializer_infos(model: onnx.ModelProto) -> dict[str, InitializerInfo]:
+def initializer_infos(model: onnx.ModelProto) -> dict[str, InitializerInfo]:
+    """Name -> dtype, dims, value hash and byte size of every initializer (reads each weight once)."""
     infos = {}
     for tensor in model.graph.initializer:
         nbytes = len(tensor.raw_data) if tensor.HasField("raw_data") else tensor.ByteSize()
