@@ -17,7 +17,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import tempfile
 from collections import Counter
@@ -31,7 +30,6 @@ from graphkit.ir.model_check import invalid_reason
 from graphkit.ir.protostream import read_model, write_model
 from graphkit.util.errors import ModelLoadError, ModelSaveError, PassError, one_line
 from graphkit.util.files import atomic_paths
-from graphkit.util.heap import LARGE_MODEL_BYTES, retain_freed_memory
 
 PROTOBUF_LIMIT = 2**31 - 1  # bytes; a serialized ModelProto cannot exceed this
 SINGLE_FILE_LIMIT = PROTOBUF_LIMIT - 64 * 2**20  # above this, weights go to an external data file
@@ -57,8 +55,6 @@ def load_model(path: str | os.PathLike, load_external_data: bool = True) -> onnx
     except OSError as exc:
         raise ModelLoadError(f"{path}: cannot read ({exc.strerror or exc})") from exc
     _check_plausible(model, path)
-    if path.stat().st_size + _external_bytes(model, path.parent) >= LARGE_MODEL_BYTES:
-        retain_freed_memory()  # each read of a big weight copies it: reuse pages, do not fault anew
     if load_external_data and _uses_external_data(model):
         try:
             onnx.load_external_data_for_model(model, str(path.parent))
@@ -97,22 +93,6 @@ def _check_plausible(model: onnx.ModelProto, path: Path) -> None:
 
 def _uses_external_data(model: onnx.ModelProto) -> bool:
     return any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer)
-
-
-def _external_bytes(model: onnx.ModelProto, folder: Path) -> int:
-    """Total size of the external data files the initializers name (0 when none exist)."""
-    names = {
-        entry.value
-        for tensor in model.graph.initializer
-        if tensor.data_location == onnx.TensorProto.EXTERNAL
-        for entry in tensor.external_data
-        if entry.key == "location"
-    }
-    total = 0
-    for name in names:
-        with contextlib.suppress(OSError, ValueError):
-            total += (folder / name).stat().st_size
-    return total
 
 
 def model_size(model: onnx.ModelProto) -> int:
