@@ -21,7 +21,10 @@ Each tool runs in its own process, one after the other, measured from the parent
 - ``onnxsim``: the ``onnxsim`` command with no output check and no certification (unvalidated),
   saving inline; on a model over 2 GB onnxsim's own save may move weights out;
 - ``onnxsim-external``: the same with ``--save-as-external-data``;
-- ``onnxslim``: the ``onnxslim`` command (unvalidated), saving with ``--save-as-external-data``.
+- ``onnxslim``: the ``onnxslim`` command (unvalidated), saving with ``--save-as-external-data``;
+- ``graphkit-baseline``: ``graphkit apply`` from another checkout (``--baseline-src``);
+- ``graphkit-diff``: ``graphkit diff`` of the model and a copy whose graph alone changed (one
+  node renamed; its data file a symbolic link to the model's).
 
 Per tool: exit code, node counts in and out (of the output file's graph, read without weights),
 output bytes (model + data files), and the ratios the issue targets (time over onnxslim's,
@@ -48,7 +51,7 @@ BIN = Path(sys.executable).parent
 SIZES = {"2.5": 38, "6": 90}  # blocks of 4096x4096 float32 (64 MiB each)
 SEED = 24
 BASELINE_SRC: Path | None = None  # set by --baseline-src
-TOOLS = ["onnxslim", "onnxsim", "onnxsim-external", "graphkit", "graphkit-baseline"]
+TOOLS = ["onnxslim", "onnxsim", "onnxsim-external", "graphkit", "graphkit-baseline", "graphkit-diff"]
 
 
 def build_model(path: Path, blocks: int, hidden: int = 4096, seed: int = SEED) -> dict:
@@ -159,7 +162,21 @@ def _commands(tool: str, model: Path, out: Path, cache: Path) -> tuple[list[str]
         return [str(BIN / "onnxsim"), str(model), str(out), "0", "--no-certify", "--save-as-external-data"], env
     if tool == "onnxslim":
         return [str(BIN / "onnxslim"), str(model), str(out), "--save-as-external-data"], env
+    if tool == "graphkit-diff":  # the model against a copy whose graph alone changed (weights shared)
+        return [str(BIN / "graphkit"), "diff", str(model), str(_graph_changed_copy(model, out.parent))], env
     raise ValueError(tool)
+
+
+def _graph_changed_copy(model: Path, folder: Path) -> Path:
+    """``model`` with one node renamed, in ``folder``, its external data a symbolic link to the original."""
+    copy = onnx.load(str(model), load_external_data=False)
+    copy.graph.node[0].name = "renamed_for_the_diff"
+    target = folder / model.name
+    onnx.save(copy, str(target))
+    data = folder / (model.name + ".data")
+    data.unlink(missing_ok=True)
+    data.symlink_to(model.parent / (model.name + ".data"))
+    return target
 
 
 def _load() -> list[float]:

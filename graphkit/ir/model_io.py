@@ -185,6 +185,7 @@ def _save_external(model: onnx.ModelProto, tmp_model: Path, data_name: str) -> N
             data.write(tensor.raw_data)
             stub = light.graph.initializer.add(name=tensor.name, data_type=tensor.data_type, dims=tensor.dims)
             stub.doc_string = tensor.doc_string
+            stub.metadata_props.extend(tensor.metadata_props)
             stub.data_location = onnx.TensorProto.EXTERNAL
             for key, value in (("location", data_name), ("offset", str(offset)), ("length", str(size))):
                 stub.external_data.add(key=key, value=value)
