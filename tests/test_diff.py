@@ -479,3 +479,31 @@ def test_external_span_past_the_end_of_its_file_is_refused(tmp_path):
         stub.external_data.add(key=key, value=value)
     with pytest.raises(ModelLoadError, match="outside"):
         external_span(stub, tmp_path)
+
+
+def test_pass_diff_writer_reuses_hashes_only_of_the_model_it_saw(tmp_path):
+    """Consecutive passes: the second diff reuses the first's "after" hashes and equals a fresh diff;
+    after a rejected pass nothing is reused (the rejected model is not the next input)."""
+    from types import SimpleNamespace
+
+    from graphkit.check.instruments import PassDiffWriter
+    from graphkit.transform.pass_base import PassResult
+
+    m0 = named_chain()
+    m1 = clone(m0)
+    m1.graph.initializer[0].CopyFrom(numpy_helper.from_array(np.arange(4, dtype=np.float32) + 1, "w"))
+    m2 = clone(m1)
+    m2.graph.node[1].op_type = "Sigmoid"
+    writer = PassDiffWriter(tmp_path)
+    step = SimpleNamespace(name="p")
+    writer.after_pass(0, step, m0, PassResult(m1, True))
+    rejected = clone(m2)  # another w: reusing its hashes for m1 would report w as changed
+    rejected.graph.initializer[0].CopyFrom(numpy_helper.from_array(np.zeros(4, dtype=np.float32), "w"))
+    writer.after_pass(1, step, m1, PassResult(rejected, True))
+    writer.pass_failed(1, step, m1, RuntimeError("rejected"), rejected)
+    writer.after_pass(2, step, m1, PassResult(m2, True))
+    written = json.loads((tmp_path / "03-p.json").read_text())
+    assert written == json.loads(json.dumps(diff_models(m1, m2).to_dict()))
+    assert written["initializers"]["changed"] == []  # w is the same in m1 and m2
+    first = json.loads((tmp_path / "01-p.json").read_text())
+    assert [c["name"] for c in first["initializers"]["changed"]] == ["w"]

@@ -257,3 +257,7 @@ class PassDiffWriter(Instrument):
             diff_summary=diff.summary_line(),
             artifacts={"diff": str(path)},
         )
+
+    def pass_failed(self, index, pass_, before, error, rejected=None):
+        self._latest = None  # never keep a rejected model (and its weights) alive
+        return None
