@@ -395,3 +395,115 @@ def test_names_with_control_characters_never_reach_the_terminal_raw():
         text = render_text(diff_models(a, b), color=color)
         assert "\x07" not in text and "\x1b]" not in text and "\x1b[2J" not in text
         assert "evil\\x1b]0;pwned\\x07\\x1b[2J\\nname" in text
+
+
+# --- models with external data: read from their files, never loaded whole ----------------------
+
+
+def _external_pair(tmp_path, change_weight: bool):
+    """Two external-data models (a 64x64 weight, 16 KiB) in separate folders; b's Softmax axis differs."""
+    from graphkit.ir.model_io import save_model
+
+    weight = np.random.default_rng(0).standard_normal((64, 64)).astype(np.float32)
+    a = make_model(
+        [helper.make_node("MatMul", ["x", "w"], ["t"], name="mm"), helper.make_node("Softmax", ["t"], ["y"], axis=1)],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 64])],
+        [numpy_helper.from_array(weight, "w")],
+    )
+    b = clone(a)
+    b.graph.node[1].attribute[0].i = 0
+    if change_weight:
+        b.graph.initializer[0].CopyFrom(numpy_helper.from_array(weight + np.float32(0.5), "w"))
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    return (
+        a,
+        b,
+        save_model(a, tmp_path / "a" / "m.onnx", external_data=True),
+        save_model(b, tmp_path / "b" / "m.onnx", external_data=True),
+    )
+
+
+@pytest.mark.parametrize("change_weight", [False, True])
+def test_external_data_diff_reads_weights_from_their_files(tmp_path, change_weight):
+    from graphkit.ir.model_io import load_model
+
+    a, b, path_a, path_b = _external_pair(tmp_path, change_weight)
+    stub_a, stub_b = load_model(path_a, load_external_data=False), load_model(path_b, load_external_data=False)
+    assert stub_a.graph.initializer[0].data_location == TensorProto.EXTERNAL
+    streamed = diff_models(stub_a, stub_b, folders=(path_a.parent, path_b.parent))
+    loaded = diff_models(a, b)
+    assert streamed.to_dict() == loaded.to_dict()  # same hashes, sizes and changes as in memory
+    assert len(streamed.nodes_changed) == 1
+    if change_weight:
+        (change,) = streamed.initializers_changed
+        assert change.max_abs_change == pytest.approx(0.5, abs=1e-6)  # float32 x + 0.5 - x: exact to 1 ulp
+    else:
+        assert streamed.initializers_changed == []
+
+
+def test_cli_diff_of_external_data_models(cli, tmp_path):
+    _, _, path_a, path_b = _external_pair(tmp_path, change_weight=False)
+    done = cli("diff", path_a, path_b, "--json")
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert len(data["nodes"]["changed"]) == 1
+    (path_b.parent / "m.onnx.data").unlink()
+    done = cli("diff", path_a, path_b)
+    assert done.returncode == 2
+    assert done.stderr.startswith("graphkit: error:") and "m.onnx.data" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("location", ["../outside.bin", "/etc/passwd", ""])
+def test_external_location_outside_the_model_folder_is_refused(tmp_path, location):
+    from graphkit.ir.external_data import external_span
+    from graphkit.util.errors import ModelLoadError
+
+    stub = TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[4])
+    stub.data_location = TensorProto.EXTERNAL
+    stub.external_data.add(key="location", value=location)
+    with pytest.raises(ModelLoadError, match="initializer 'w'"):
+        external_span(stub, tmp_path)
+
+
+def test_external_span_past_the_end_of_its_file_is_refused(tmp_path):
+    from graphkit.ir.external_data import external_span
+    from graphkit.util.errors import ModelLoadError
+
+    (tmp_path / "w.bin").write_bytes(bytes(8))
+    stub = TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[4])
+    stub.data_location = TensorProto.EXTERNAL
+    for key, value in (("location", "w.bin"), ("offset", "0"), ("length", "16")):
+        stub.external_data.add(key=key, value=value)
+    with pytest.raises(ModelLoadError, match="outside"):
+        external_span(stub, tmp_path)
+
+
+def test_pass_diff_writer_reuses_hashes_only_of_the_model_it_saw(tmp_path):
+    """Consecutive passes: the second diff reuses the first's "after" hashes and equals a fresh diff;
+    after a rejected pass nothing is reused (the rejected model is not the next input)."""
+    from types import SimpleNamespace
+
+    from graphkit.check.instruments import PassDiffWriter
+    from graphkit.transform.pass_base import PassResult
+
+    m0 = named_chain()
+    m1 = clone(m0)
+    m1.graph.initializer[0].CopyFrom(numpy_helper.from_array(np.arange(4, dtype=np.float32) + 1, "w"))
+    m2 = clone(m1)
+    m2.graph.node[1].op_type = "Sigmoid"
+    writer = PassDiffWriter(tmp_path)
+    step = SimpleNamespace(name="p")
+    writer.after_pass(0, step, m0, PassResult(m1, True))
+    rejected = clone(m2)  # another w: reusing its hashes for m1 would report w as changed
+    rejected.graph.initializer[0].CopyFrom(numpy_helper.from_array(np.zeros(4, dtype=np.float32), "w"))
+    writer.after_pass(1, step, m1, PassResult(rejected, True))
+    writer.pass_failed(1, step, m1, RuntimeError("rejected"), rejected)
+    writer.after_pass(2, step, m1, PassResult(m2, True))
+    written = json.loads((tmp_path / "03-p.json").read_text())
+    assert written == json.loads(json.dumps(diff_models(m1, m2).to_dict()))
+    assert written["initializers"]["changed"] == []  # w is the same in m1 and m2
+    first = json.loads((tmp_path / "01-p.json").read_text())
+    assert [c["name"] for c in first["initializers"]["changed"]] == ["w"]

@@ -130,6 +130,28 @@ def test_models_over_the_single_file_limit_go_through_external_data(tmp_path, mo
     assert content_hash(load_model(path)) == content_hash(model)
 
 
+def test_external_save_streams_raw_weights_as_they_are(tmp_path):
+    """The data file is the large raw weights back to back; small and typed-field tensors stay inline."""
+    from onnx import numpy_helper
+
+    model = demo_model(channels=64)
+    typed = onnx.helper.make_tensor("typed", onnx.TensorProto.FLOAT, [600], np.arange(600, dtype=np.float32))
+    model.graph.initializer.append(typed)  # float_data, not raw_data: stays in the proto (as onnx does)
+    before = content_hash(model)
+    path = save_model(model, tmp_path / "ext.onnx", external_data=True)
+    assert content_hash(model) == before  # the model saved is not modified
+    large = [t for t in model.graph.initializer if len(t.raw_data) >= 1024]
+    assert large  # the demo model has weights past the threshold
+    assert (tmp_path / "ext.onnx.data").read_bytes() == b"".join(t.raw_data for t in large)
+    stored = onnx.load(str(path), load_external_data=False)
+    external = {t.name for t in stored.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL}
+    assert external == {t.name for t in large}
+    inline = next(t for t in stored.graph.initializer if t.name == "typed")
+    np.testing.assert_array_equal(numpy_helper.to_array(inline), np.arange(600, dtype=np.float32))
+    onnx.checker.check_model(str(path))
+    assert content_hash(load_model(path)) == before
+
+
 def test_remove_nodes_at_deletes_in_place_in_runs_and_keeps_order():
     from onnx import helper
 

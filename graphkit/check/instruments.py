@@ -68,7 +68,7 @@ class EndToEndCheck(Instrument):
         validation, source = cached_golden_validation(
             self.cache,
             result.model,
-            content_hash(result.model),
+            result.content_hash or content_hash(result.model),
             self.golden,
             self.golden_key,
             tolerances,
@@ -236,14 +236,20 @@ class PassDiffWriter(Instrument):
 
     def __init__(self, directory: Path):
         self.directory = Path(directory)
+        self._latest: tuple[object, dict] | None = None  # (model, its initializer infos)
 
     def after_pass(self, index, pass_, before, result):
-        from graphkit.diff.model_diff import diff_models
+        from graphkit.diff.model_diff import diff_models, initializer_infos
 
         if not result.modified:
             return None
         start = time.perf_counter()
-        diff = diff_models(before, result.model)
+        # the previous diff's "after" is this one's "before" (Honesty has checked that no pass
+        # mutated its input): its weights are not hashed again
+        known = self._latest[1] if self._latest is not None and self._latest[0] is before else None
+        infos_after = initializer_infos(result.model)
+        self._latest = (result.model, infos_after)
+        diff = diff_models(before, result.model, known, infos_after)
         path = self.directory / f"{index + 1:02d}-{pass_.name}.json"
         write_text_atomic(path, json.dumps(diff.to_dict(), indent=1))
         return Observation(
@@ -251,3 +257,7 @@ class PassDiffWriter(Instrument):
             diff_summary=diff.summary_line(),
             artifacts={"diff": str(path)},
         )
+
+    def pass_failed(self, index, pass_, before, error, rejected=None):
+        self._latest = None  # never keep a rejected model (and its weights) alive
+        return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from graphkit.diff.html_view import write_html
 from graphkit.diff.model_diff import diff_models
@@ -42,9 +43,10 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    a = load_user_model(args.model_a)
-    b = load_user_model(args.model_b)
-    diff = diff_models(a, b)
+    # weights stay in their files: a stub's bytes are hashed from the file in pieces
+    a = load_user_model(args.model_a, load_external_data=False)
+    b = load_user_model(args.model_b, load_external_data=False)
+    diff = diff_models(a, b, folders=(Path(args.model_a).parent, Path(args.model_b).parent))
     if args.html:
         write_html(diff, a, b, args.html, title=f"graphkit diff: {args.model_a} -> {args.model_b}")
     opened = []

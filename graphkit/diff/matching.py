@@ -23,6 +23,7 @@ from __future__ import annotations
 import difflib
 from collections import Counter, defaultdict
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import onnx
@@ -30,13 +31,21 @@ import xxhash
 
 from graphkit.diff.formatting import shape_text
 from graphkit.diff.records import Change, NodeInfo
+from graphkit.ir.external_data import external_chunks, is_external
 
 
-def tensor_hash(tensor: onnx.TensorProto) -> str:
-    """xxh3-64 hex of a tensor's values (raw bytes hashed in place; typed fields otherwise)."""
+def tensor_hash(tensor: onnx.TensorProto, folder: Path | None = None) -> str:
+    """xxh3-64 hex of a tensor's values (raw bytes hashed in place; typed fields otherwise).
+
+    With ``folder`` (the model file's folder), an external-data stub is hashed from its file in
+    pieces, to the same hash as the loaded tensor.
+    """
     digest = xxhash.xxh3_64()
     digest.update(b"%d:%s|" % (tensor.data_type, ",".join(map(str, tensor.dims)).encode()))
-    if tensor.HasField("raw_data"):
+    if folder is not None and is_external(tensor):
+        for piece in external_chunks(tensor, folder):
+            digest.update(piece)
+    elif tensor.HasField("raw_data"):
         digest.update(tensor.raw_data)
     else:
         values = onnx.TensorProto()

@@ -16,6 +16,7 @@ that reads it.
 from __future__ import annotations
 
 from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -32,6 +33,7 @@ from graphkit.diff.records import (
     ValueChange,
     ValueInfo,
 )
+from graphkit.ir.external_data import external_array, external_span, is_external
 from graphkit.ir.model_io import graph_inputs, op_counts
 from graphkit.ir.provenance import provenance_by_index
 from graphkit.ir.shapes import dims_of
@@ -39,8 +41,20 @@ from graphkit.ir.shapes import dims_of
 _SLICE = 1 << 20  # elements per slice when computing the max abs change of a large tensor
 
 
-def diff_models(a: onnx.ModelProto, b: onnx.ModelProto) -> ModelDiff:
-    """The differences from ``a`` to ``b``. Neither model is modified."""
+def diff_models(
+    a: onnx.ModelProto,
+    b: onnx.ModelProto,
+    inits_a: dict[str, InitializerInfo] | None = None,
+    inits_b: dict[str, InitializerInfo] | None = None,
+    folders: tuple[Path | None, Path | None] = (None, None),
+) -> ModelDiff:
+    """The differences from ``a`` to ``b``. Neither model is modified.
+
+    ``inits_a`` / ``inits_b`` are the models' :func:`initializer_infos` when the caller has them
+    already (each reads every weight's bytes once, the bulk of a diff on a large model).
+    ``folders`` are the model files' folders for models loaded without their external data:
+    their weights are then read from the files in pieces, never all at once.
+    """
     diff = ModelDiff()
     if a.ir_version != b.ir_version:
         diff.ir_version = Change(a.ir_version, b.ir_version)
@@ -48,8 +62,8 @@ def diff_models(a: onnx.ModelProto, b: onnx.ModelProto) -> ModelDiff:
     diff.inputs = _io_diff(graph_inputs(a), graph_inputs(b))
     diff.outputs = _io_diff(list(a.graph.output), list(b.graph.output))
 
-    inits_a = _initializer_infos(a)
-    inits_b = _initializer_infos(b)
+    inits_a = initializer_infos(a, folders[0]) if inits_a is None else inits_a
+    inits_b = initializer_infos(b, folders[1]) if inits_b is None else inits_b
     matcher = NodeMatcher(a, b, inits_a, inits_b)
     matcher.match()
     diff.node_pairs = sorted(((ia, ib, how) for ib, (ia, how) in matcher.pair_of_b.items()), key=lambda p: p[1])
@@ -71,7 +85,7 @@ def diff_models(a: onnx.ModelProto, b: onnx.ModelProto) -> ModelDiff:
     diff.nodes_removed = [n for n in nodes_a if n.index not in matched_a]
     diff.nodes_added = [n for n in nodes_b if n.index not in matched_b]
 
-    _diff_initializers(diff, a, b, inits_a, inits_b, matcher)
+    _diff_initializers(diff, a, b, inits_a, inits_b, matcher, folders)
     before, after = op_counts(a), op_counts(b)
     diff.op_counts = {op: (before.get(op, 0), after.get(op, 0)) for op in sorted(set(before) | set(after))}
     return diff
@@ -116,32 +130,42 @@ def _io_diff(before: list[onnx.ValueInfoProto], after: list[onnx.ValueInfoProto]
     return result
 
 
-def _initializer_infos(model: onnx.ModelProto) -> dict[str, InitializerInfo]:
+def initializer_infos(model: onnx.ModelProto, folder: Path | None = None) -> dict[str, InitializerInfo]:
+    """Name -> dtype, dims, value hash and byte size of every initializer (reads each weight once;
+    external-data stubs from their files in ``folder``, see :func:`tensor_hash`)."""
     infos = {}
     for tensor in model.graph.initializer:
-        nbytes = len(tensor.raw_data) if tensor.HasField("raw_data") else tensor.ByteSize()
+        if folder is not None and is_external(tensor):
+            nbytes = external_span(tensor, folder)[2]
+        else:
+            nbytes = len(tensor.raw_data) if tensor.HasField("raw_data") else tensor.ByteSize()
         infos[tensor.name] = InitializerInfo(
-            tensor.name, dtype_name(tensor.data_type), tuple(tensor.dims), tensor_hash(tensor), nbytes
+            tensor.name, dtype_name(tensor.data_type), tuple(tensor.dims), tensor_hash(tensor, folder), nbytes
         )
     return infos
 
 
-def _values_view(tensor: onnx.TensorProto) -> np.ndarray | None:
-    """A flat numpy view of a numeric tensor (no copy for raw data), or None if unsupported."""
+def _values_view(tensor: onnx.TensorProto, folder: Path | None = None) -> np.ndarray | None:
+    """A flat numpy view of a numeric tensor (no copy for raw data, a memory map for external
+    data in ``folder``), or None if unsupported."""
     try:
         dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type)
     except (KeyError, TypeError, ValueError):
         return None
     if dtype.kind not in "fiub" or tensor.data_type in (onnx.TensorProto.BFLOAT16,):
         return None
+    if folder is not None and is_external(tensor):
+        return external_array(tensor, folder, dtype)
     if tensor.HasField("raw_data"):
         return np.frombuffer(tensor.raw_data, dtype=dtype)
     return numpy_helper.to_array(tensor).reshape(-1)
 
 
-def max_abs_change(before: onnx.TensorProto, after: onnx.TensorProto) -> float | None:
+def max_abs_change(
+    before: onnx.TensorProto, after: onnx.TensorProto, folders: tuple[Path | None, Path | None] = (None, None)
+) -> float | None:
     """max |after - before| over elements of two same-shape numeric tensors (None if not numeric)."""
-    va, vb = _values_view(before), _values_view(after)
+    va, vb = _values_view(before, folders[0]), _values_view(after, folders[1])
     if va is None or vb is None or va.size != vb.size:
         return None
     worst = 0.0
@@ -154,7 +178,7 @@ def max_abs_change(before: onnx.TensorProto, after: onnx.TensorProto) -> float |
     return worst
 
 
-def _diff_initializers(diff, a, b, inits_a, inits_b, matcher) -> None:
+def _diff_initializers(diff, a, b, inits_a, inits_b, matcher, folders) -> None:
     tensors_a = {t.name: t for t in a.graph.initializer}
     tensors_b = {t.name: t for t in b.graph.initializer}
     removed = [n for n in inits_a if n not in inits_b]
@@ -168,7 +192,7 @@ def _diff_initializers(diff, a, b, inits_a, inits_b, matcher) -> None:
             continue
         change = InitializerChange(old, new, fields + ("value",))
         if not fields:
-            change.max_abs_change = max_abs_change(tensors_a[name], tensors_b[name])
+            change.max_abs_change = max_abs_change(tensors_a[name], tensors_b[name], folders)
         diff.initializers_changed.append(change)
     # Same content under another name: a rename, not a removal plus an addition.
     by_hash_added = defaultdict(list)

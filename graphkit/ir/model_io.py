@@ -99,11 +99,13 @@ def model_size(model: onnx.ModelProto) -> int:
     """Serialized size in bytes, summed part by part (within a few bytes per part).
 
     ``ModelProto.ByteSize()`` costs as much as serializing the whole model (1.7 s at 520 MB);
-    summing the parts costs a few milliseconds and never trips the 2 GB protobuf limit.
+    summing the parts costs a few milliseconds and never trips the 2 GB protobuf limit. A raw
+    weight is counted from its dims (:func:`_raw_tensor_size`): reading its bytes, even for their
+    length, copies them.
     """
     graph = model.graph
+    weights = sum(_raw_tensor_size(tensor) + 6 for tensor in graph.initializer)
     parts = (
-        graph.initializer,
         graph.sparse_initializer,
         graph.node,
         graph.input,
@@ -112,7 +114,23 @@ def model_size(model: onnx.ModelProto) -> int:
         model.functions,
         model.metadata_props,
     )
-    return sum(item.ByteSize() + 6 for group in parts for item in group) + 4096
+    return weights + sum(item.ByteSize() + 6 for group in parts for item in group) + 4096
+
+
+def _raw_tensor_size(tensor: onnx.TensorProto) -> int:
+    """A tensor's serialized size, from its dims when it holds raw data of a fixed-width type."""
+    if not tensor.HasField("raw_data"):
+        return tensor.ByteSize()
+    try:
+        itemsize = onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
+    except (KeyError, TypeError, ValueError):
+        return tensor.ByteSize()
+    count = 1
+    for dim in tensor.dims:
+        count *= dim
+    if itemsize * count < 4096 or tensor.data_type == onnx.TensorProto.STRING:
+        return tensor.ByteSize()  # small: exact; sub-byte types (4-bit) are over-counted, never under
+    return itemsize * count + len(tensor.name) + 16 + 11 * len(tensor.dims)
 
 
 def too_big_for_one_file(model: onnx.ModelProto) -> bool:
@@ -136,23 +154,65 @@ def save_model(
     data_name = path.name + ".data"
     with atomic_paths(path, path.parent / data_name) as (tmp_model, _):
         try:
-            if external_data:  # onnx writes the data file beside the model under ``location``
-                to_save = onnx.ModelProto()
-                to_save.CopyFrom(model)
-                onnx.save_model(
-                    to_save,
-                    str(tmp_model),
-                    save_as_external_data=True,
-                    all_tensors_to_one_file=True,
-                    location=data_name,
-                    size_threshold=EXTERNAL_THRESHOLD,
-                )
+            if external_data:
+                _save_external(model, Path(tmp_model), data_name)
             else:
                 with open(tmp_model, "wb", buffering=1 << 20) as handle:
                     write_model(model, handle)  # one tensor at a time, no whole-model buffer
         except ValueError as exc:
             raise ModelSaveError(f"{path}: cannot write model ({one_line(exc, 200)})") from exc
     return path
+
+
+def _save_external(model: onnx.ModelProto, tmp_model: Path, data_name: str) -> None:
+    """Write ``model`` to ``tmp_model`` with its large weights streamed to ``data_name`` beside it.
+
+    Each main-graph initializer of at least EXTERNAL_THRESHOLD bytes of ``raw_data`` is written
+    to the data file as it is (no copy of the model, no re-serialization of the weights) and
+    replaced by an external-data stub in a light copy of the graph: what onnx's own
+    ``save_as_external_data`` moves out, without its copy of the model (``Constant`` nodes and
+    typed-field tensors stay in the proto, as there).
+    """
+    light = without_initializers(model)
+    data_path = tmp_model.parent / data_name
+    offset = 0
+    with open(data_path, "wb", buffering=1 << 20) as data:
+        for tensor in model.graph.initializer:
+            size = len(tensor.raw_data) if tensor.HasField("raw_data") else 0
+            if size < EXTERNAL_THRESHOLD or tensor.data_location == onnx.TensorProto.EXTERNAL:
+                light.graph.initializer.append(tensor)
+                continue
+            data.write(tensor.raw_data)
+            stub = light.graph.initializer.add(name=tensor.name, data_type=tensor.data_type, dims=tensor.dims)
+            stub.doc_string = tensor.doc_string
+            stub.metadata_props.extend(tensor.metadata_props)
+            stub.data_location = onnx.TensorProto.EXTERNAL
+            for key, value in (("location", data_name), ("offset", str(offset)), ("length", str(size))):
+                stub.external_data.add(key=key, value=value)
+            offset += size
+    with open(tmp_model, "wb", buffering=1 << 20) as handle:
+        write_model(light, handle)
+
+
+def without_initializers(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy of ``model`` with every field but the main graph's initializers (no weight copied)."""
+    light = onnx.ModelProto()
+    for descriptor, value in model.ListFields():
+        if descriptor.name != "graph":
+            _set_field(light, descriptor, value)
+    for descriptor, value in model.graph.ListFields():
+        if descriptor.name != "initializer":
+            _set_field(light.graph, descriptor, value)
+    return light
+
+
+def _set_field(target, descriptor, value) -> None:
+    if descriptor.is_repeated:
+        getattr(target, descriptor.name).extend(value)
+    elif descriptor.type == descriptor.TYPE_MESSAGE:
+        getattr(target, descriptor.name).CopyFrom(value)
+    else:
+        setattr(target, descriptor.name, value)
 
 
 def check_model(model: onnx.ModelProto, what: str = "model") -> None:

@@ -6,8 +6,10 @@ changes the function still changes the outputs; only float rounding moves, which
 tolerances allow. ``none`` is the strict mode for debugging a pass (what ORT runs is the graph
 as written). Every forward of a full model run through :func:`run_session` while a
 :class:`ForwardLog` is active is recorded there (purpose, model hash, case, batch, time).
-Models over the 2 GB protobuf limit are handed to ORT through a temporary file; others as the
-serialized graph with their large weights handed over in memory (:func:`weights_apart`).
+A model proto is handed to ORT as its serialized graph with the large weights handed over in
+memory (:func:`weights_apart`), also past the 2 GB protobuf limit: no temporary file, no
+serialized copy of the weights (only a model whose small weights alone pass 2 GB goes through
+a temporary file).
 :class:`OrtBackend` is the "ort" inference backend (:mod:`graphkit.runtime.backend`).
 """
 
@@ -31,7 +33,7 @@ import onnx
 import onnxruntime as ort
 import onnxruntime.capi.onnxruntime_pybind11_state as ort_state
 
-from graphkit.ir.model_io import save_model, too_big_for_one_file
+from graphkit.ir.model_io import save_model, too_big_for_one_file, without_initializers
 from graphkit.runtime.backend import Backend, TensorInfo, check_threads
 from graphkit.util.console import progress_note
 from graphkit.util.errors import FieldValueError, GraphkitError, InputError, RuntimeLoadError, one_line
@@ -177,11 +179,12 @@ def create_session(
     options = session_options(threads, optimization)
     try:
         if isinstance(model, onnx.ModelProto):
-            if too_big_for_one_file(model):
+            light, names, values = weights_apart(model)
+            if too_big_for_one_file(light):  # small weights alone past 2 GB: through a file
+                del light, names, values
                 with tempfile.TemporaryDirectory() as tmp:
                     path = save_model(model, Path(tmp) / "model.onnx", external_data=True)
                     return ort.InferenceSession(str(path), options, providers=list(providers))
-            light, names, values = weights_apart(model)
             if names:
                 try:
                     options.add_external_initializers(names, values)  # copied in: they need not outlive the call
@@ -222,9 +225,7 @@ def weights_apart(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[str], l
     data of a plain numeric type, are small, or share their name with another initializer (ORT
     reads the first; its external-initializer API refuses the name) stay in the returned proto.
     """
-    light = onnx.ModelProto()
-    _copy_fields(model, light, skip="graph")
-    _copy_fields(model.graph, light.graph, skip="initializer")
+    light = without_initializers(model)
     names: list[str] = []
     values: list[ort.OrtValue] = []
     repeated = {name for name, count in Counter(t.name for t in model.graph.initializer).items() if count > 1}
@@ -245,19 +246,6 @@ def weights_apart(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[str], l
         names.append(tensor.name)
         values.append(ort.OrtValue.ortvalue_from_numpy(array.astype(dtype, copy=False)))
     return light, names, values
-
-
-def _copy_fields(source, target, skip: str) -> None:
-    """Copy every set field of protobuf message ``source`` into ``target`` except ``skip``."""
-    for descriptor, value in source.ListFields():
-        if descriptor.name == skip:
-            continue
-        if descriptor.is_repeated:
-            getattr(target, descriptor.name).extend(value)
-        elif descriptor.type == descriptor.TYPE_MESSAGE:
-            getattr(target, descriptor.name).CopyFrom(value)
-        else:
-            setattr(target, descriptor.name, value)
 
 
 def cannot_load_message(model: onnx.ModelProto | str | os.PathLike, exc: BaseException, what: str = "") -> str:

@@ -97,10 +97,12 @@ class Honesty(Instrument):
         hash_before = self._before  # the pass ran on a copy: the manager checks that copy for in-place edits
         if result.model is before:
             changed = False
+            result.content_hash = hash_before
         else:
             hash_after = content_hash(result.model)
             changed = hash_after != hash_before
             self._latest = (result.model, hash_after)
+            result.content_hash = hash_after
         if changed != result.modified:
             said = "changed nothing" if not result.modified else "changed the model"
             raise PassError(f"pass '{pass_.name}' said it {said}, but the content hash says otherwise", pass_.name)

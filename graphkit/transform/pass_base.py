@@ -59,6 +59,7 @@ class PassResult:
     counts: dict[str, int] = field(default_factory=dict)
     declined: list[Declined] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    content_hash: str = ""  # the model's content hash, set by the Honesty instrument ("" if unknown)
 
 
 @dataclass
