@@ -122,3 +122,29 @@ def test_onnxscript_defaults_in_the_wseg_tiny_pipeline(tmp_path):
     assert all(status in ("applied", "unchanged") for _, status in statuses), statuses
     rules = [p for p in report["passes"] if p["name"] == "onnxscript-defaults"]
     assert all(d["reason"] for p in rules for d in p["declined"])  # every decline says why
+
+
+def test_reshape_allowzero_below_opset_14_is_dropped_only_where_it_changes_nothing():
+    """onnxscript writes Reshape allowzero at any opset; below 14 the attribute does not exist.
+    allowzero only changes what a 0 in the target means, so 0, or 1 over a constant target
+    without a 0, is dropped (exact); 1 over a target that may hold a 0 keeps the model."""
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    from graphkit.transform.onnxscript_rules import _drop_default_allowzero
+
+    def model(target, allowzero):
+        nodes = [helper.make_node("Reshape", ["x", "t"], ["y"], allowzero=allowzero)]
+        inits = [numpy_helper.from_array(np.array(target, np.int64), "t")] if target is not None else []
+        inputs = [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2, 3])]
+        if target is None:
+            inputs.append(helper.make_tensor_value_info("t", onnx.TensorProto.INT64, [2]))
+        graph = helper.make_graph(nodes, "g", inputs, [helper.make_tensor_value_info("y", 1, None)], inits)
+        return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+    for target, allowzero in (([3, 2], 0), ([3, 2], 1), ([0, 3], 0)):
+        m = model(target, allowzero)
+        assert _drop_default_allowzero(m) is None and not m.graph.node[0].attribute
+    for target in ([0, 3], None):  # a 0 in the target, or a target only known at run time
+        assert "allowzero=1" in _drop_default_allowzero(model(target, 1))

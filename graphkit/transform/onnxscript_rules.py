@@ -107,13 +107,21 @@ class OnnxscriptRulePass(Pass):
 
 def _drop_default_allowzero(model: onnx.ModelProto) -> str | None:
     """Below opset 14 Reshape has no ``allowzero``: onnxscript's rules may still write it. A 0 (the
-    default) is dropped, which is exact; a 1 cannot be said there: the reason to keep the model."""
+    default) is dropped, which is exact; so is a 1 whose target shape is a constant without a 0
+    (allowzero only changes what a 0 in the target means). Any other 1 cannot be said there: the
+    reason to keep the model."""
     if next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 14) >= 14:
         return None
+    constants = {t.name: t for t in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
+            constants[node.output[0]] = node.attribute[0].t
     for node in model.graph.node:
         if node.op_type != "Reshape" or node.domain not in ("", "ai.onnx"):
             continue
-        kept = [a for a in node.attribute if not (a.name == "allowzero" and a.i == 0)]
+        target = constants.get(node.input[1]) if len(node.input) > 1 else None
+        no_zero = target is not None and 0 not in onnx.numpy_helper.to_array(target).tolist()
+        kept = [a for a in node.attribute if not (a.name == "allowzero" and (a.i == 0 or no_zero))]
         if any(a.name == "allowzero" for a in kept):
             return f"a rewrite wrote Reshape allowzero=1 ({node.name or node.output[0]}), which opset < 14 has not"
         del node.attribute[:]
