@@ -13,31 +13,12 @@ import subprocess
 import sys
 import termios
 
-import numpy as np
-import onnx
-from onnx import TensorProto, helper, numpy_helper
-
 from graphkit.pipeline.summary import declines_line
+from tests.cli.test_apply_forms import relu_model
 
 
 def model_file(tmp_path):
-    w = numpy_helper.from_array(np.eye(4, dtype=np.float32), "w")
-    nodes = [
-        helper.make_node("MatMul", ["x", "w"], ["m"]),
-        helper.make_node("Identity", ["m"], ["i"]),
-        helper.make_node("Relu", ["i"], ["y"]),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])],
-        [w],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    onnx.save(model, tmp_path / "m.onnx")
-    return tmp_path / "m.onnx"
+    return relu_model(tmp_path / "m.onnx")
 
 
 def run_on_a_terminal(args, cwd, env):
