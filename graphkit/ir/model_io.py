@@ -199,14 +199,15 @@ def without_initializers(model: onnx.ModelProto) -> onnx.ModelProto:
     light = onnx.ModelProto()
     for descriptor, value in model.ListFields():
         if descriptor.name != "graph":
-            _set_field(light, descriptor, value)
+            copy_field(light, descriptor, value)
     for descriptor, value in model.graph.ListFields():
         if descriptor.name != "initializer":
-            _set_field(light.graph, descriptor, value)
+            copy_field(light.graph, descriptor, value)
     return light
 
 
-def _set_field(target, descriptor, value) -> None:
+def copy_field(target, descriptor, value) -> None:
+    """Set field ``descriptor`` of protobuf message ``target`` to ``value`` (repeated: extended)."""
     if descriptor.is_repeated:
         getattr(target, descriptor.name).extend(value)
     elif descriptor.type == descriptor.TYPE_MESSAGE:

@@ -23,6 +23,8 @@ import math
 
 import onnx
 
+from graphkit.ir.model_io import copy_field, without_initializers
+
 COPY_LIMIT_BYTES = 64 * 2**20  # below this much initializer data a pass simply gets a copy
 
 
@@ -38,32 +40,6 @@ def initializer_bytes(model: onnx.ModelProto) -> int:
     return total
 
 
-def _skeleton(model: onnx.ModelProto) -> onnx.ModelProto:
-    """``model`` without its initializers (a copy of everything else)."""
-    skeleton = onnx.ModelProto()
-    for descriptor, value in model.ListFields():
-        if descriptor.name != "graph":
-            _assign(skeleton, descriptor, value)
-    for descriptor, value in model.graph.ListFields():
-        if descriptor.name != "initializer":
-            _assign(skeleton.graph, descriptor, value)
-    return skeleton
-
-
-def _repeated(descriptor) -> bool:
-    flag = getattr(descriptor, "is_repeated", None)  # protobuf >= 6; older ones have label
-    return bool(flag) if flag is not None else descriptor.label == descriptor.LABEL_REPEATED
-
-
-def _assign(message, descriptor, value) -> None:
-    if _repeated(descriptor):
-        getattr(message, descriptor.name).extend(value)
-    elif descriptor.message_type is not None:
-        getattr(message, descriptor.name).CopyFrom(value)
-    else:
-        setattr(message, descriptor.name, value)
-
-
 class ModelSnapshot:
     """Taken before a pass: :meth:`for_pass` gives the model the pass may receive,
     :meth:`restore` puts back what the pass edited in place (see the module docstring)."""
@@ -71,7 +47,7 @@ class ModelSnapshot:
     def __init__(self, model: onnx.ModelProto, copy_limit: int = COPY_LIMIT_BYTES):
         self.model = model
         self.copied = initializer_bytes(model) < copy_limit
-        self._skeleton = b"" if self.copied else _skeleton(model).SerializeToString(deterministic=True)
+        self._skeleton = b"" if self.copied else without_initializers(model).SerializeToString(deterministic=True)
 
     def for_pass(self) -> onnx.ModelProto:
         """A copy of the model (small models) or the model itself (large ones)."""
@@ -87,7 +63,7 @@ class ModelSnapshot:
         cannot be put back (their old bytes were not kept)."""
         if self.copied:
             return  # the pass never saw self.model
-        if _skeleton(given).SerializeToString(deterministic=True) != self._skeleton:
+        if without_initializers(given).SerializeToString(deterministic=True) != self._skeleton:
             saved = onnx.ModelProto.FromString(self._skeleton)
             for descriptor, _ in given.ListFields():
                 if descriptor.name != "graph":
@@ -97,6 +73,6 @@ class ModelSnapshot:
                     given.graph.ClearField(descriptor.name)
             for descriptor, value in saved.ListFields():
                 if descriptor.name != "graph":
-                    _assign(given, descriptor, value)
+                    copy_field(given, descriptor, value)
             for descriptor, value in saved.graph.ListFields():
-                _assign(given.graph, descriptor, value)
+                copy_field(given.graph, descriptor, value)
