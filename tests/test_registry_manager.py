@@ -296,18 +296,27 @@ def identity_chain_model() -> onnx.ModelProto:
     return make_model(nodes, [value("x", [2, 3])], [value("y", [2, 3])])
 
 
-def test_a_user_pass_may_be_a_package_with_helper_modules(tmp_path, cli):
+# both relative forms a package may use for its helper module
+HELPER_IMPORTS = {
+    "from-module": "from .matching import identity_nodes",
+    "from-package": "from . import matching\nidentity_nodes = matching.identity_nodes",
+}
+
+
+@pytest.mark.parametrize("form", sorted(HELPER_IMPORTS))
+def test_a_user_pass_may_be_a_package_with_helper_modules(tmp_path, cli, form):
     from graphkit.ir.model_io import save_model
     from graphkit.runtime.ort import run_ort
     from graphkit.testing import assert_op_types, load_user_pass, run_pass
 
-    package = tmp_path / "passes" / "identity_pkg"
+    package = tmp_path / "passes" / f"identity_pkg_{form.replace('-', '_')}"
     package.mkdir(parents=True)
-    (package / "__init__.py").write_text(PACKAGE_INIT)
+    init = PACKAGE_INIT.replace("from .matching import identity_nodes", HELPER_IMPORTS[form])
+    (package / "__init__.py").write_text(init.replace("drop-identities-pkg", f"drop-identities-{form}"))
     (package / "matching.py").write_text(PACKAGE_HELPER)
     (tmp_path / "passes" / "notes").mkdir()  # a folder without __init__.py is not a pass
     (tmp_path / "passes" / "notes" / "broken.py").write_text("raise RuntimeError('never imported')\n")
-    pass_ = load_user_pass(tmp_path / "passes", "drop-identities-pkg")
+    pass_ = load_user_pass(tmp_path / "passes", f"drop-identities-{form}")
     model = identity_chain_model()
     result = run_pass(pass_, model)
     assert result.modified and result.counts == {"identity": 2}
@@ -317,7 +326,7 @@ def test_a_user_pass_may_be_a_package_with_helper_modules(tmp_path, cli):
 
     save_model(model, tmp_path / "m.onnx")
     applied = cli(
-        "apply", tmp_path / "m.onnx", "-o", tmp_path / "run", "--passes", "drop-identities-pkg",
+        "apply", tmp_path / "m.onnx", "-o", tmp_path / "run", "--passes", f"drop-identities-{form}",
         "--passes-dir", tmp_path / "passes",
     )  # fmt: skip
     assert applied.returncode == 0, applied.stderr

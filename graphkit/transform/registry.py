@@ -18,6 +18,7 @@ import keyword
 import pkgutil
 import re
 import sys
+import types
 from pathlib import Path
 
 from graphkit.transform.group import GROUP_KEY
@@ -112,6 +113,18 @@ def load_pass_dir(directory: str | Path) -> list[str]:
     return sorted(set(_passes) - before)
 
 
+def _user_passes_parent() -> None:
+    """Make ``graphkit_user_passes`` an importable (empty) parent package.
+
+    A pass package's ``from . import helpers`` resolves its own name's parents first; without
+    this parent in ``sys.modules`` it fails with "No module named 'graphkit_user_passes'".
+    """
+    if "graphkit_user_passes" not in sys.modules:
+        parent = types.ModuleType("graphkit_user_passes", "user pass files and packages (pass folders)")
+        parent.__path__ = []  # a package with no folder of its own: nothing else is found under it
+        sys.modules["graphkit_user_passes"] = parent
+
+
 def _load_pass_module(path: Path, resolved: Path) -> None:
     """Import one user pass file or package (once per resolved path)."""
     if resolved in _loaded_files:
@@ -126,6 +139,7 @@ def _load_pass_module(path: Path, resolved: Path) -> None:
         loader = importlib.machinery.SourceFileLoader(module_name, str(resolved))
         spec = importlib.util.spec_from_file_location(module_name, resolved, loader=loader)
     module = importlib.util.module_from_spec(spec)
+    _user_passes_parent()
     sys.modules[module_name] = module
     kind = "pass package" if resolved.is_dir() else "pass file"
     try:
