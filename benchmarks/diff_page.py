@@ -30,8 +30,8 @@ from onnx import TensorProto, helper
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.browser_probe import probe_page  # noqa: E402
 from graphkit.diff import html_view  # noqa: E402
-from graphkit.diff.browser_check import probe_page  # noqa: E402
 from graphkit.diff.model_diff import diff_models  # noqa: E402
 
 

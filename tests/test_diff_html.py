@@ -13,8 +13,8 @@ from html.parser import HTMLParser
 
 import pytest
 
+from benchmarks.browser_probe import find_chromium, probe_page
 from graphkit.diff import html_view, region_svg
-from graphkit.diff.browser_check import find_chromium, probe_page
 from graphkit.diff.html_view import changed_regions, render_html, write_html
 from graphkit.diff.matching import node_info
 from graphkit.diff.model_diff import diff_models
