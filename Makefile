@@ -5,6 +5,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.graphkit-installed
 PYTEST_ARGS ?=
+# test workers (pytest-xdist): one per core of the 2-core machines CI and development run on
+TEST_JOBS ?= 2
 
 .PHONY: install run test test-slow bench corpus lint format clean fuzz fuzz-coverage
 
@@ -22,7 +24,7 @@ run: install
 	$(VENV)/bin/graphkit apply pipelines/wseg_310p.yaml
 
 test: install lint
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n $(TEST_JOBS) $(PYTEST_ARGS)
 
 test-slow: install
 	$(PY) -m pytest -q -m slow $(PYTEST_ARGS)
