@@ -21,12 +21,13 @@ entry of it (which copies the intermediate's dim unless ``allowzero=1``) is reso
 the inner op is a Reshape (``allowzero=0``) whose constant target has 0 there, that 0 copied
 ``x``'s dim, so the fused target keeps 0 (the same dim of ``x``); where it has a static dim, or
 shape inference gives the intermediate a static dim there, the fused target holds that dim.
-``-1`` is fine, since the element count is the same. ``Squeeze(a)`` removes exactly the size-1 axes that ``Unsqueeze(a)``
-inserts (and ``Squeeze`` fails unless they are 1), so each pair is the identity. Bit-exact.
+``-1`` is fine, since the element count is the same. ``Squeeze(a)`` removes exactly the
+size-1 axes that ``Unsqueeze(a)`` inserts (and ``Squeeze`` fails unless they are 1), so each
+pair is the identity. Bit-exact.
 
 Declines (nodes kept, reason given): the outer target is not a constant, or holds a 0 without
-``allowzero=1`` that is not resolved as above (a target of static dims or -1 would make it fusable); the pair's axes differ or
-are negative with an unknown rank; the intermediate value is read elsewhere or is a graph output
+``allowzero=1`` that is not resolved as above (a target of static dims or -1 would make it
+fusable); the pair's axes differ or are negative with an unknown rank; the intermediate value is read elsewhere or is a graph output
 (the engine says so); removing would rename a graph output. Only the main graph is rewritten;
 custom-domain nodes are never touched.
 """
