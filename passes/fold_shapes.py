@@ -329,10 +329,12 @@ class _FoldRound:
                 new.append(-1)
                 continue
             new.append(int(elem))
-        out_dims = dims_in(types, node.output[0])
+        # an output dim inferred static is that element: Swin's [Shape(h)[0], 16, -1] whose -1 a
+        # MatMul weight fixes to 16 becomes [-1, 16, 16]. Not on a graph output, whose declared
+        # dims onnxruntime does not enforce (a wrong declaration would be baked in).
+        declared = node.output[0] in {v.name for v in self.model.graph.output}
+        out_dims = None if declared else dims_in(types, node.output[0])
         if out_dims is not None and len(out_dims) == len(new) and (len(unmatched) > 1 or new.count(-1) > 1):
-            # an output dim known to be static is that element (the model's types say so): Swin's
-            # [Shape(h)[0], 16, -1] whose -1 a MatMul weight fixes to 16 becomes [-1, 16, 16]
             for axis, dim in enumerate(out_dims):
                 if new[axis] == -1 and isinstance(dim, int) and dim > 0 and new.count(-1) > 1:
                     new[axis] = dim

@@ -293,3 +293,15 @@ def test_property_matmul_seed_applies_on_a_share():
         test_property_matmul_seed_folds_or_declines_and_is_exact()
     assert_applies_share(SEEDED, at_least=0.3)
     assert not all(SEEDED)
+
+
+def test_a_declared_graph_output_dim_is_not_written_into_the_target():
+    """onnxruntime does not enforce declared output dims, so fold-shapes does not trust them."""
+    from graphkit.testing import assert_declines
+    from graphkit.transform.registry import get_pass
+
+    text = MATMUL_AFTER_RESHAPE.replace("(float[batch, 4, 3] y)", "(float[batch, 4, 4] r)").replace(
+        "  y = MatMul(r, w)\n", ""
+    )
+    text = text.replace("g (float[batch, 16] x, float[{k}, 3] w)", "g (float[batch, 16] x)")
+    assert_declines(get_pass("fold-shapes")(), parse_model(text.format(opset=13, k=4)), "at most one can become -1")
