@@ -57,7 +57,10 @@ class FoldShapes(Pass):
 
     - ``Reshape(x, [.., s_i, ..])`` where ``s_i`` is axis i of ``x``: ``s_i`` -> 0 ("copy
       dim i"; needs ``allowzero`` = 0); one symbolic element that is not (e.g. ``batch*seq``)
-      -> -1 when no other element is -1: the element count implies it, so this is exact;
+      -> -1 when no other element is -1: the element count implies it, so this is exact; a -1
+      or symbolic element where the output's inferred dim is static becomes that dim first
+      (Swin's ``[Shape(h)[0], 16, -1]`` before a MatMul whose weight has 16 rows, seeded by
+      :mod:`graphkit.ir.shape_seeds`, becomes ``[-1, 16, 16]``);
     - ``Expand(x, [.., s, ..])`` where ``s`` is the aligned axis of ``x``: ``s`` -> 1;
     - ``Resize(x, roi, _, sizes)`` (opset >= 11) -> ``Resize(x, roi, scales)`` with
       ``scales[i] = sizes[i] / dim_i(x)`` (1 for a symbolic dim copied from ``x``). Exact only
@@ -326,6 +329,17 @@ class _FoldRound:
                 new.append(-1)
                 continue
             new.append(int(elem))
+        # an output dim inferred static is that element: Swin's [Shape(h)[0], 16, -1] whose -1 a
+        # MatMul weight fixes to 16 becomes [-1, 16, 16]. Not on a graph output, whose declared
+        # dims onnxruntime does not enforce (a wrong declaration would be baked in).
+        declared = node.output[0] in {v.name for v in self.model.graph.output}
+        out_dims = None if declared else dims_in(types, node.output[0])
+        if out_dims is not None and len(out_dims) == len(new) and (len(unmatched) > 1 or new.count(-1) > 1):
+            for axis, dim in enumerate(out_dims):
+                if new[axis] == -1 and isinstance(dim, int) and dim > 0 and new.count(-1) > 1:
+                    new[axis] = dim
+                    if axis in unmatched:
+                        unmatched.remove(axis)
         if len(unmatched) > 1 or (unmatched and new.count(-1) > 1):
             which = ", ".join(str(a) for a in unmatched)
             self.declined.append(

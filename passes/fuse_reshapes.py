@@ -16,14 +16,18 @@ Rewrites:
 
 Math: a reshape-like op changes only the shape, never the order or the values of the elements
 (row-major), so a chain of them is the last one's shape applied to the first input, provided
-the last target does not refer to the intermediate shape: ``b`` must be a constant without 0
-entries (``0`` copies the intermediate's dim unless ``allowzero=1``); ``-1`` is fine, since the
-element count is the same. ``Squeeze(a)`` removes exactly the size-1 axes that ``Unsqueeze(a)``
-inserts (and ``Squeeze`` fails unless they are 1), so each pair is the identity. Bit-exact.
+the last target does not refer to the intermediate shape: ``b`` must be a constant, and each 0
+entry of it (which copies the intermediate's dim unless ``allowzero=1``) is resolved first: where
+the inner op is a Reshape (``allowzero=0``) whose constant target has 0 there, that 0 copied
+``x``'s dim, so the fused target keeps 0 (the same dim of ``x``); where it has a static dim, or
+shape inference gives the intermediate a static dim there, the fused target holds that dim.
+``-1`` is fine, since the element count is the same. ``Squeeze(a)`` removes exactly the
+size-1 axes that ``Unsqueeze(a)`` inserts (and ``Squeeze`` fails unless they are 1), so each
+pair is the identity. Bit-exact.
 
 Declines (nodes kept, reason given): the outer target is not a constant, or holds a 0 without
-``allowzero=1`` (a target of static dims or -1 would make it fusable); the pair's axes differ or
-are negative with an unknown rank; the intermediate value is read elsewhere or is a graph output
+``allowzero=1`` that is not resolved as above (a target of static dims or -1 would make it
+fusable); the pair's axes differ or are negative with an unknown rank; the intermediate value is read elsewhere or is a graph output
 (the engine says so); removing would rename a graph output. Only the main graph is rewritten;
 custom-domain nodes are never touched.
 """
@@ -37,20 +41,47 @@ from graphkit.ir.opset import LATEST_OPSET
 from graphkit.transform.rules import Rule, rule_pass
 
 
-def _chain_check(ctx, x, b, **_):
+def _fused_target(ctx, b) -> np.ndarray | str:
+    """The target of the fused Reshape: ``b`` with each copy-0 resolved against the intermediate
+    value (the inner Reshape's own entry there, or a static dim), or the reason it cannot be."""
     target = ctx.constant(b)
     if target is None:
         return f"Reshape target '{b.name}' is not a constant (folding it first would make the chain fusable)"
-    if not ctx.node.attrs.get("allowzero", 0) and bool(np.any(target == 0)):
-        return (
-            f"Reshape target {target.reshape(-1).tolist()} holds 0 (copy the previous op's dim); "
-            "a target of static dims or -1 would make the chain fusable"
-        )
-    return True
+    target = target.reshape(-1).astype(np.int64)
+    if ctx.node.attrs.get("allowzero", 0) or not np.any(target == 0):
+        return target
+    middle = ctx.node.inputs[0]
+    inner = producer(middle)
+    inner_target = None
+    if inner.op == "Reshape" and not inner.attrs.get("allowzero", 0):
+        value = ctx.constant(inner.inputs[1])
+        inner_target = None if value is None else value.reshape(-1)
+    dims = ctx.shape(middle)
+    fused = target.copy()
+    for axis in np.flatnonzero(target == 0).tolist():
+        if inner_target is not None and axis < len(inner_target) and inner_target[axis] >= 0:
+            fused[axis] = inner_target[axis]  # 0 there copies x's dim (the same one); a static dim is itself
+        elif dims is not None and axis < len(dims) and isinstance(dims[axis], int):
+            fused[axis] = dims[axis]
+        else:
+            return (
+                f"Reshape target {target.tolist()} holds 0 at axis {axis} (copy the previous op's dim), "
+                "which is neither a 0 or a static dim of the inner Reshape's target nor a static dim; "
+                "a target of static dims or -1 would make the chain fusable"
+            )
+    return fused
+
+
+def _chain_check(ctx, x, b, **_):
+    fused = _fused_target(ctx, b)
+    return fused if isinstance(fused, str) else True
 
 
 def _chain_rewrite(op, x, b, **_):
     outer = op.ctx.node
+    fused = _fused_target(op.ctx, b)
+    if not np.array_equal(fused, op.ctx.constant(b).reshape(-1)):
+        b = op.constant(fused)
     return op.Reshape(x, b, _name=outer.name, **outer.attrs)
 
 

@@ -10,9 +10,11 @@ import collections
 import numpy as np
 import onnx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from graphkit.ir.shapes import infer_value_types
-from graphkit.testing import parse_model, run_pass
+from graphkit.testing import assert_applies_share, parse_model, property_settings, run_pass
 
 # [batch, seq, 8] -> [batch, seq, 2, 4] through a target computed from Shape slices (the
 # transformers head split), a Range over seq (position ids) and an Expand of a computed shape.
@@ -204,3 +206,102 @@ def test_equal_knows_a_product_of_dims_is_never_minus_one_but_not_a_difference()
         equal = evaluate_partial(onnx.helper.make_node("Equal", ["p", "minus"], ["e"]), values, {}, 13)
         got = equal.elems[0]
         assert (got if not isinstance(got, Sym) else None) == expected, (op, got)
+
+
+# Swin's attention output at opset 13: Reshape(ctx, [Shape(h)[0], 4, -1]) where ctx's dim 0 is
+# another name for the same run-time value; the MatMul weight after it says the -1 is 4.
+MATMUL_AFTER_RESHAPE = """
+<ir_version: 8, opset_import: ["" : {opset}]>
+g (float[batch, 16] x, float[{k}, 3] w) => (float[batch, 4, 3] y)
+<int64[3] t0 = {{-1, 2, 2}}, int64[4] t1 = {{-1, 4, 2, 2}}, int64 zero = {{0}}, int64[1] ax0 = {{0}},
+ int64[1] four = {{4}}, int64[1] minus = {{-1}}>
+{{
+  c0 = Reshape(x, t0)
+  c = Reshape(c0, t1)
+  s = Shape(x)
+  b = Gather(s, zero)
+  bu = Unsqueeze(b, ax0)
+  t = Concat<axis=0>(bu, four, minus)
+  r = Reshape(c, t)
+  y = MatMul(r, w)
+}}
+"""
+
+
+@pytest.mark.parametrize("opset", [13, 17])
+def test_a_matmul_weight_fixes_the_last_dim_and_the_target_folds(opset):
+    from graphkit.testing import assert_checker_valid, assert_idempotent, assert_numerically_equal
+    from graphkit.transform.registry import get_pass
+
+    model = parse_model(MATMUL_AFTER_RESHAPE.format(opset=opset, k=4))
+    assert infer_value_types(model)["r"].dims[1:] == (4, 4)
+    fold = get_pass("fold-shapes")()
+    result = run_pass(fold, model)
+    assert collections.Counter(n.op_type for n in result.model.graph.node) == {"Reshape": 3, "MatMul": 1}
+    reshape = next(n for n in result.model.graph.node if n.output[0] == "r")
+    target = next(t for t in result.model.graph.initializer if t.name == reshape.input[1])
+    assert onnx.numpy_helper.to_array(target).tolist() == [-1, 4, 4]
+    assert_checker_valid(result.model)
+    assert_idempotent(fold, result.model)
+    rng = np.random.default_rng(0)
+    for batch in (1, 3):
+        feeds = {"x": rng.standard_normal((batch, 16)).astype(np.float32), "w": np.ones((4, 3), np.float32)}
+        assert_numerically_equal(model, result.model, feeds=feeds, atol=0.0, rtol=0.0)
+
+
+def test_a_matmul_weight_of_unknown_rows_seeds_nothing_and_the_target_stays():
+    from graphkit.testing import assert_declines
+    from graphkit.transform.registry import get_pass
+
+    model = parse_model(MATMUL_AFTER_RESHAPE.format(opset=13, k="K"))
+    assert infer_value_types(model)["r"].dims[2] is None
+    assert_declines(get_pass("fold-shapes")(), model, reason_contains="at most one can become -1")
+
+
+SEEDED: list[bool] = []
+
+
+@property_settings(max_examples=20)
+@given(
+    st.sampled_from([(8, 2), (8, 4), (12, 3), (12, 6), (6, 1)]),
+    st.booleans(),
+    st.sampled_from([13, 17]),
+)
+def test_property_matmul_seed_folds_or_declines_and_is_exact(sizes, static_rows, opset):
+    from graphkit.testing import assert_numerically_equal
+    from graphkit.transform.registry import get_pass
+
+    n, a = sizes
+    text = MATMUL_AFTER_RESHAPE.replace("16", str(2 * n)).replace("{{-1, 4, 2, 2}}", f"{{{{-1, 2, {n // 2}, 2}}}}")
+    text = text.replace("[batch, 4, 3]", f"[batch, {a}, 3]").replace("four = {{4}}", f"four = {{{{{a}}}}}")
+    model = parse_model(text.format(opset=opset, k=(2 * n) // a if static_rows else "K"))
+    result = run_pass(get_pass("fold-shapes")(), model)
+    folded = "Concat" not in {node.op_type for node in result.model.graph.node}
+    SEEDED.append(folded)
+    assert folded == static_rows  # a static MatMul weight makes the target foldable; else it stays
+    rng = np.random.default_rng(0)
+    for batch in (1, 3):
+        feeds = {
+            "x": rng.standard_normal((batch, 2 * n)).astype(np.float32),
+            "w": rng.standard_normal(((2 * n) // a, 3)).astype(np.float32),
+        }
+        assert_numerically_equal(model, result.model, feeds=feeds, atol=0.0, rtol=0.0)
+
+
+def test_property_matmul_seed_applies_on_a_share():
+    if not SEEDED:
+        test_property_matmul_seed_folds_or_declines_and_is_exact()
+    assert_applies_share(SEEDED, at_least=0.3)
+    assert not all(SEEDED)
+
+
+def test_a_declared_graph_output_dim_is_not_written_into_the_target():
+    """onnxruntime does not enforce declared output dims, so fold-shapes does not trust them."""
+    from graphkit.testing import assert_declines
+    from graphkit.transform.registry import get_pass
+
+    text = MATMUL_AFTER_RESHAPE.replace("(float[batch, 4, 3] y)", "(float[batch, 4, 4] r)").replace(
+        "  y = MatMul(r, w)\n", ""
+    )
+    text = text.replace("g (float[batch, 16] x, float[{k}, 3] w)", "g (float[batch, 16] x)")
+    assert_declines(get_pass("fold-shapes")(), parse_model(text.format(opset=13, k=4)), "at most one can become -1")

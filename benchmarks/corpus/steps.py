@@ -48,6 +48,7 @@ def model_stats(model: onnx.ModelProto) -> dict:
         "constant_nodes": ops.get("Constant", 0),
         "input_dim0": dim0,
         "output_dim0": out_dims,
+        "ops": dict(sorted(ops.items())),  # per op type: what `python -m benchmarks.corpus.gaps` compares
     }
 
 

@@ -11,10 +11,15 @@ symbolic dims) and returns value infos for the outputs whose rank or dims infere
 - ``Expand(x, s)``: the broadcast of ``x``'s dims with ``s``;
 - ``ConstantOfShape(s)``: the dims of ``s``;
 - ``Range(start, limit, delta)``: ``[n]``, ``n`` static when all three are, the limit's dim name
-  when ``start`` is 0 and ``delta`` 1.
+  when ``start`` is 0 and ``delta`` 1;
+- ``MatMul(a, b)`` with ``b``'s dim -2 static (a weight): ``a``'s last dim is that dim (the one
+  seed taken from a consumer: a MatMul runs only when the two agree). Swin's attention output
+  ``Reshape(ctx, [Shape(h)[0], 16, -1])`` below opset 14 then has a static last dim, which
+  fold-shapes writes into the target.
 
 Every dim given is implied by the node's semantics and the input types (named dims stay named;
-an unknown stays unknown), so it is exact: seeding it only lets inference go on from there.
+an unknown stays unknown), or, for the MatMul seed, by the model running at all, so it is exact
+on every input the source model accepts: seeding it only lets inference go on from there.
 :func:`graphkit.ir.shapes.infer_value_types` reruns inference with these seeds until none is new.
 """
 
@@ -91,7 +96,39 @@ def symbolic_seeds(model: onnx.ModelProto, types: dict[str, ValueType], opset: i
         if not elem_type:
             continue
         seeds.append(onnx.helper.make_tensor_value_info(node.output[0], elem_type, list(dims)))
-    return seeds
+    return _with_matmul_seeds(model, types, seeds)
+
+
+def _with_matmul_seeds(
+    model: onnx.ModelProto, types: dict[str, ValueType], seeds: list[onnx.ValueInfoProto]
+) -> list[onnx.ValueInfoProto]:
+    """``seeds`` plus, for each ``MatMul(a, b)`` whose ``b`` has a static dim -2 ``K`` and whose
+    ``a`` (a node's output of known rank, not a graph output) has a last dim that is not static,
+    ``a``'s dims with the last one ``K`` (a forward seed of ``a`` is completed, not replaced)."""
+    by_name = {seed.name: seed for seed in seeds}
+    produced = {name for node in model.graph.node for name in node.output}
+    outputs = {v.name for v in model.graph.output}
+    for node in model.graph.node:
+        if node.op_type != "MatMul" or node.domain not in ONNX_DOMAINS or len(node.input) != 2:
+            continue
+        a, b = types.get(node.input[0]), types.get(node.input[1])
+        if a is None or b is None or a.dims is None or b.dims is None or len(b.dims) < 2 or not a.dims:
+            continue
+        inner = b.dims[-2]
+        name = node.input[0]
+        if not isinstance(inner, int) or name not in produced or name in outputs or not a.elem_type:
+            continue
+        seed = by_name.get(name)
+        dims = _seed_dims(seed) if seed is not None else [d if _known(d) else None for d in a.dims]
+        if len(dims) != len(a.dims) or isinstance(dims[-1], int):
+            continue
+        dims[-1] = inner
+        by_name[name] = onnx.helper.make_tensor_value_info(name, a.elem_type, dims)
+    return list(by_name.values())
+
+
+def _seed_dims(seed: onnx.ValueInfoProto) -> list[Dim]:
+    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in seed.type.tensor_type.shape.dim]
 
 
 def _known(dim: Dim) -> bool:

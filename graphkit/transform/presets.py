@@ -27,6 +27,8 @@ PRESETS: dict[str, list[str | dict]] = {
                     "eliminate-neutral",
                     "cse",
                     "fuse-reshapes",
+                    "merge-slices",
+                    "eliminate-idempotent",
                 ],
                 "until_fixed_point": True,
                 "max_iterations": 8,

@@ -96,6 +96,32 @@ def test_declines_a_target_that_copies_the_intermediate_dim():
     assert_declines(FuseReshapes(), m, reason_contains="a target of static dims or -1 would make the chain fusable")
 
 
+@pytest.mark.parametrize(
+    ("first", "last", "fused"),
+    [
+        # the outer 0 copies the inner 0, which copied x's dim 0 (Swin's window partition at opset 13)
+        ([0, 12], [0, 3, 4], [0, 3, 4]),
+        # an outer 0 where the inner target is static takes that dim
+        ([0, 3, 2, 2], [0, 6, 0], [0, 6, 2]),
+    ],
+)
+def test_a_zero_copied_from_the_inner_target_is_resolved(first, last, fused):
+    m = model(
+        f"a = Constant<value=int64[{len(first)}] {{{', '.join(map(str, first))}}}>() "
+        f"b = Constant<value=int64[{len(last)}] {{{', '.join(map(str, last))}}}>() "
+        "r = Reshape(x, a) t = Reshape(r, b) y = Relu(t)",
+        outputs="float[N,?,?] y",
+    )
+    result = fuse(m, ["Reshape", "Relu"] + (["Constant"] if fused == last else []))
+    assert result.counts == {"reshape_chain": 1}
+    reshape = next(n for n in result.model.graph.node if n.op_type == "Reshape")
+    targets = {i.name: numpy_helper.to_array(i) for i in result.model.graph.initializer}
+    targets |= {
+        n.output[0]: numpy_helper.to_array(n.attribute[0].t) for n in result.model.graph.node if n.op_type == "Constant"
+    }
+    assert reshape.input[0] == "x" and targets[reshape.input[1]].tolist() == fused
+
+
 def test_declines_a_target_that_is_not_constant():
     m = model(
         "a = Constant<value=int64[2] {-1, 4}>() r = Reshape(x, a) t = Reshape(r, b) y = Relu(t)",
