@@ -39,6 +39,7 @@ class Arch:
     family: str
     build: Callable
     text: bool = False
+    image: int = IMAGE  # side of the square pixel_values input (vision models)
 
 
 def _seeded(factory):
@@ -73,8 +74,14 @@ class _FirstOutput:
                 self.model = model
 
             def forward(self, *args):
+                if not hasattr(self.model, "config"):  # a torch-written corpus model returns its tensor
+                    return self.model(*args)
                 if text:
-                    out = self.model(input_ids=args[0], attention_mask=args[1], return_dict=True)
+                    # encoder-decoders (BART, T5) get the input ids as decoder ids: one [batch, seq] pair of inputs
+                    extra = {"decoder_input_ids": args[0]} if self.model.config.is_encoder_decoder else {}
+                    out = self.model(
+                        input_ids=args[0], attention_mask=args[1], return_dict=True, use_cache=False, **extra
+                    )
                 else:
                     out = self.model(pixel_values=args[0], return_dict=True)
                 first = out.logits if getattr(out, "logits", None) is not None else out.last_hidden_state
@@ -84,6 +91,15 @@ class _FirstOutput:
 
 
 _TEXT = dict(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+_DECODER = dict(
+    vocab_size=VOCAB,
+    hidden_size=32,
+    intermediate_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    max_position_embeddings=64,
+)
 _VIT = dict(
     image_size=IMAGE,
     patch_size=8,
@@ -205,8 +221,69 @@ ARCHS: dict[str, Arch] = {
         ),
         Arch("wseg", "segmentation (graphkit's WideResNet38, width 1/32)", lambda: _wseg()),
         Arch("detector-nms", "detector (NonMaxSuppression + Loop, ONNX-built)", lambda: None),
+        # the larger corpus (issue 23): decoders with rotary embeddings and grouped KV heads, encoder-decoders,
+        # MobileViT, and torch-written MaxViT-, ShuffleNetV2- and YOLO-style models (benchmarks/vision_nets.py)
+        Arch("llama", "decoder (rotary, grouped KV heads)", _hf("LlamaModel", "LlamaConfig", **_DECODER), text=True),
+        Arch("qwen2", "decoder (rotary, grouped KV heads)", _hf("Qwen2Model", "Qwen2Config", **_DECODER), text=True),
+        Arch(
+            "bart",
+            "encoder-decoder",
+            _hf(
+                "BartModel",
+                "BartConfig",
+                vocab_size=VOCAB,
+                d_model=32,
+                encoder_layers=2,
+                decoder_layers=2,
+                encoder_attention_heads=2,
+                decoder_attention_heads=2,
+                encoder_ffn_dim=64,
+                decoder_ffn_dim=64,
+                max_position_embeddings=64,
+            ),
+            text=True,
+        ),
+        Arch(
+            "t5",
+            "encoder-decoder (relative position bias)",
+            _hf(
+                "T5Model",
+                "T5Config",
+                vocab_size=VOCAB,
+                d_model=32,
+                d_kv=16,
+                d_ff=64,
+                num_layers=2,
+                num_decoder_layers=2,
+                num_heads=2,
+            ),
+            text=True,
+        ),
+        Arch(
+            "mobilevit",
+            "hybrid CNN/transformer (unfold into patches)",
+            _hf(
+                "MobileViTForImageClassification",
+                "MobileViTConfig",
+                image_size=64,
+                hidden_sizes=[16, 24, 32],
+                neck_hidden_sizes=[8, 8, 16, 16, 24, 32, 64],
+                num_attention_heads=2,
+                num_labels=10,
+            ),
+            image=64,
+        ),
+        Arch("maxvit", "vision transformer (block + grid attention)", lambda: _torch_net("MaxVitStyle")),
+        Arch("shufflenetv2", "CNN classifier (channel split + shuffle)", lambda: _torch_net("ShuffleNetV2Style")),
+        Arch("yolo-head", "detector (anchor decode on two levels)", lambda: _torch_net("YoloStyleHead")),
     ]
 }
+
+
+def _torch_net(class_name: str):
+    from benchmarks import vision_nets
+
+    return _seeded(getattr(vision_nets, class_name))
 
 
 def _wseg():
@@ -232,7 +309,11 @@ def export(name: str, opset: int, dynamic: bool, path: str, batch: int = 1) -> o
         inputs, input_names, output_names = (ids, torch.ones_like(ids)), ["input_ids", "attention_mask"], ["output"]
         module = _FirstOutput(module, text=True)
     else:
-        inputs, input_names, output_names = (torch.zeros(batch, 3, IMAGE, IMAGE),), ["pixel_values"], ["output"]
+        inputs, input_names, output_names = (
+            (torch.zeros(batch, 3, arch.image, arch.image),),
+            ["pixel_values"],
+            ["output"],
+        )
         module = _FirstOutput(module, text=False)
     axes = None
     if dynamic:
