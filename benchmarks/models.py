@@ -292,6 +292,13 @@ def _wseg():
     return WsegModel(width=0.03125, seed=0).eval()
 
 
+def traced_module(name: str):
+    """The torch module that :func:`export` traces for architecture ``name`` (plain tensors in and out)."""
+    arch = ARCHS[name]
+    module = arch.build()
+    return module if name == "wseg" else _FirstOutput(module, text=arch.text)
+
+
 def export(name: str, opset: int, dynamic: bool, path: str, batch: int = 1) -> onnx.ModelProto:
     """Export corpus architecture ``name`` at ``opset`` (batch dim named ``batch`` when ``dynamic``) to ``path``."""
     import torch
@@ -301,20 +308,18 @@ def export(name: str, opset: int, dynamic: bool, path: str, batch: int = 1) -> o
         proto = detector_model(opset, dynamic, batch)
         onnx.save(proto, path)
         return proto
-    module = arch.build()
+    module = traced_module(name)
     if name == "wseg":
         inputs, input_names, output_names = (torch.zeros(batch, 3, IMAGE, IMAGE),), ["image"], ["cls", "mask"]
     elif arch.text:
         ids = torch.randint(0, VOCAB, (batch, SEQ_LEN), generator=torch.Generator().manual_seed(0))
         inputs, input_names, output_names = (ids, torch.ones_like(ids)), ["input_ids", "attention_mask"], ["output"]
-        module = _FirstOutput(module, text=True)
     else:
         inputs, input_names, output_names = (
             (torch.zeros(batch, 3, arch.image, arch.image),),
             ["pixel_values"],
             ["output"],
         )
-        module = _FirstOutput(module, text=False)
     axes = None
     if dynamic:
         axes = {n: {0: "batch"} for n in input_names + output_names}

@@ -135,7 +135,7 @@ def test_new_builder_exports_a_valid_dynamic_model_at_opset_17_that_matches_torc
     torch = pytest.importorskip("torch")
     import onnx
 
-    from benchmarks.models import _FirstOutput
+    from benchmarks.models import traced_module
     from graphkit.runtime.ort import run_ort
 
     arch = ARCHS[name]
@@ -150,7 +150,7 @@ def test_new_builder_exports_a_valid_dynamic_model_at_opset_17_that_matches_torc
         assert dims == [["batch", 3, arch.image, arch.image]]
         inputs = (torch.randn(2, 3, arch.image, arch.image, generator=torch.Generator().manual_seed(1)),)
     with torch.no_grad():
-        expected = _FirstOutput(arch.build(), text=arch.text)(*inputs).numpy()
+        expected = traced_module(name)(*inputs).numpy()
     got = run_ort(proto, {v.name: t.numpy() for v, t in zip(proto.graph.input, inputs, strict=True)})["output"]
     assert got.shape == expected.shape and got.shape[0] == 2
     np.testing.assert_allclose(got, expected, atol=1e-4, rtol=1e-4)
