@@ -40,6 +40,7 @@ class Arch:
     build: Callable
     text: bool = False
     image: int = IMAGE  # side of the square pixel_values input (vision models)
+    no_cache: bool = False  # call with use_cache=False (no key/value cache built while tracing)
 
 
 def _seeded(factory):
@@ -65,7 +66,7 @@ def _hf(model_cls_name: str, config_cls_name: str, **config):
 class _FirstOutput:
     """Wrap a transformers model so the export sees plain tensors: (logits or last hidden state)."""
 
-    def __new__(cls, model, text: bool):
+    def __new__(cls, model, text: bool, no_cache: bool = False):
         import torch
 
         class Wrapper(torch.nn.Module):
@@ -79,9 +80,9 @@ class _FirstOutput:
                 if text:
                     # encoder-decoders (BART, T5) get the input ids as decoder ids: one [batch, seq] pair of inputs
                     extra = {"decoder_input_ids": args[0]} if self.model.config.is_encoder_decoder else {}
-                    out = self.model(
-                        input_ids=args[0], attention_mask=args[1], return_dict=True, use_cache=False, **extra
-                    )
+                    if no_cache:
+                        extra["use_cache"] = False
+                    out = self.model(input_ids=args[0], attention_mask=args[1], return_dict=True, **extra)
                 else:
                     out = self.model(pixel_values=args[0], return_dict=True)
                 first = out.logits if getattr(out, "logits", None) is not None else out.last_hidden_state
@@ -223,8 +224,20 @@ ARCHS: dict[str, Arch] = {
         Arch("detector-nms", "detector (NonMaxSuppression + Loop, ONNX-built)", lambda: None),
         # the larger corpus (issue 23): decoders with rotary embeddings and grouped KV heads, encoder-decoders,
         # MobileViT, and torch-written MaxViT-, ShuffleNetV2- and YOLO-style models (benchmarks/vision_nets.py)
-        Arch("llama", "decoder (rotary, grouped KV heads)", _hf("LlamaModel", "LlamaConfig", **_DECODER), text=True),
-        Arch("qwen2", "decoder (rotary, grouped KV heads)", _hf("Qwen2Model", "Qwen2Config", **_DECODER), text=True),
+        Arch(
+            "llama",
+            "decoder (rotary, grouped KV heads)",
+            _hf("LlamaModel", "LlamaConfig", **_DECODER),
+            text=True,
+            no_cache=True,
+        ),
+        Arch(
+            "qwen2",
+            "decoder (rotary, grouped KV heads)",
+            _hf("Qwen2Model", "Qwen2Config", **_DECODER),
+            text=True,
+            no_cache=True,
+        ),
         Arch(
             "bart",
             "encoder-decoder",
@@ -242,6 +255,7 @@ ARCHS: dict[str, Arch] = {
                 max_position_embeddings=64,
             ),
             text=True,
+            no_cache=True,
         ),
         Arch(
             "t5",
@@ -258,6 +272,7 @@ ARCHS: dict[str, Arch] = {
                 num_heads=2,
             ),
             text=True,
+            no_cache=True,
         ),
         Arch(
             "mobilevit",
@@ -296,7 +311,7 @@ def traced_module(name: str):
     """The torch module that :func:`export` traces for architecture ``name`` (plain tensors in and out)."""
     arch = ARCHS[name]
     module = arch.build()
-    return module if name == "wseg" else _FirstOutput(module, text=arch.text)
+    return module if name == "wseg" else _FirstOutput(module, text=arch.text, no_cache=arch.no_cache)
 
 
 def export(name: str, opset: int, dynamic: bool, path: str, batch: int = 1) -> onnx.ModelProto:
