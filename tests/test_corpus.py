@@ -45,6 +45,8 @@ def test_detector_dynamic_keeps_batch_and_matches_onnxsim(tmp_path, opset):
     record = {"arch": "detector-nms", "opset": opset, "batch": "dynamic", "graphkit": gk, "onnxsim": sim}
     assert_target(record)
     assert gk["input_dim0"] == "batch" and gk["output_dim0"] == ["K", "batch"]
+    # each tool's record carries the machine's load when it started (timings are read with it)
+    assert all(isinstance(r["load_1m"], float) and r["load_1m"] >= 0 for r in (gk, sim))
 
 
 def test_detector_exported_at_batch_1_is_not_made_dynamic(tmp_path):
