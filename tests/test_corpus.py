@@ -183,10 +183,11 @@ def test_whole_corpus_no_crash_all_validated(tmp_path):
     crashes = {(r["arch"], r["opset"]) for r in records if (r.get("graphkit") or {}).get("status") == "crash"}
     assert not crashes, crashes
     assert result.returncode == 0, result.stdout[-2000:]
-    refused = {("t5-encoder", 11), ("t5", 11)}
+    # (the static exports fold the position buckets into constants: no int64 Min there)
+    refused = {("t5-encoder", 11, "dynamic"), ("t5", 11, "dynamic")}
     for record in records:
         gk = record["graphkit"]
-        if (record["arch"], record["opset"]) in refused:
+        if (record["arch"], record["opset"], record["batch"]) in refused:
             assert gk["status"] == "error" and "Min" in gk["reason"], gk
             continue
         assert gk["status"] == "ok" and gk["validated"], (record["arch"], record["opset"], gk.get("reason"))
