@@ -39,6 +39,8 @@ class Arch:
     family: str
     build: Callable
     text: bool = False
+    image: int = IMAGE  # side of the square pixel_values input (vision models)
+    no_cache: bool = False  # call with use_cache=False (no key/value cache built while tracing)
 
 
 def _seeded(factory):
@@ -64,7 +66,7 @@ def _hf(model_cls_name: str, config_cls_name: str, **config):
 class _FirstOutput:
     """Wrap a transformers model so the export sees plain tensors: (logits or last hidden state)."""
 
-    def __new__(cls, model, text: bool):
+    def __new__(cls, model, text: bool, no_cache: bool = False):
         import torch
 
         class Wrapper(torch.nn.Module):
@@ -73,8 +75,14 @@ class _FirstOutput:
                 self.model = model
 
             def forward(self, *args):
+                if not hasattr(self.model, "config"):  # a torch-written corpus model returns its tensor
+                    return self.model(*args)
                 if text:
-                    out = self.model(input_ids=args[0], attention_mask=args[1], return_dict=True)
+                    # encoder-decoders (BART, T5) get the input ids as decoder ids: one [batch, seq] pair of inputs
+                    extra = {"decoder_input_ids": args[0]} if self.model.config.is_encoder_decoder else {}
+                    if no_cache:
+                        extra["use_cache"] = False
+                    out = self.model(input_ids=args[0], attention_mask=args[1], return_dict=True, **extra)
                 else:
                     out = self.model(pixel_values=args[0], return_dict=True)
                 first = out.logits if getattr(out, "logits", None) is not None else out.last_hidden_state
@@ -84,6 +92,15 @@ class _FirstOutput:
 
 
 _TEXT = dict(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+_DECODER = dict(
+    vocab_size=VOCAB,
+    hidden_size=32,
+    intermediate_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    max_position_embeddings=64,
+)
 _VIT = dict(
     image_size=IMAGE,
     patch_size=8,
@@ -205,14 +222,96 @@ ARCHS: dict[str, Arch] = {
         ),
         Arch("wseg", "segmentation (graphkit's WideResNet38, width 1/32)", lambda: _wseg()),
         Arch("detector-nms", "detector (NonMaxSuppression + Loop, ONNX-built)", lambda: None),
+        # the larger corpus (issue 23): decoders with rotary embeddings and grouped KV heads, encoder-decoders,
+        # MobileViT, and torch-written MaxViT-, ShuffleNetV2- and YOLO-style models (benchmarks/vision_nets.py)
+        Arch(
+            "llama",
+            "decoder (rotary, grouped KV heads)",
+            _hf("LlamaModel", "LlamaConfig", **_DECODER),
+            text=True,
+            no_cache=True,
+        ),
+        Arch(
+            "qwen2",
+            "decoder (rotary, grouped KV heads)",
+            _hf("Qwen2Model", "Qwen2Config", **_DECODER),
+            text=True,
+            no_cache=True,
+        ),
+        Arch(
+            "bart",
+            "encoder-decoder",
+            _hf(
+                "BartModel",
+                "BartConfig",
+                vocab_size=VOCAB,
+                d_model=32,
+                encoder_layers=2,
+                decoder_layers=2,
+                encoder_attention_heads=2,
+                decoder_attention_heads=2,
+                encoder_ffn_dim=64,
+                decoder_ffn_dim=64,
+                max_position_embeddings=64,
+            ),
+            text=True,
+            no_cache=True,
+        ),
+        Arch(
+            "t5",
+            "encoder-decoder (relative position bias)",
+            _hf(
+                "T5Model",
+                "T5Config",
+                vocab_size=VOCAB,
+                d_model=32,
+                d_kv=16,
+                d_ff=64,
+                num_layers=2,
+                num_decoder_layers=2,
+                num_heads=2,
+            ),
+            text=True,
+            no_cache=True,
+        ),
+        Arch(
+            "mobilevit",
+            "hybrid CNN/transformer (unfold into patches)",
+            _hf(
+                "MobileViTForImageClassification",
+                "MobileViTConfig",
+                image_size=128,
+                hidden_sizes=[16, 24, 32],
+                neck_hidden_sizes=[8, 8, 16, 16, 24, 32, 64],
+                num_attention_heads=2,
+                num_labels=10,
+            ),
+            image=128,
+        ),
+        Arch("maxvit", "vision transformer (block + grid attention)", lambda: _torch_net("MaxVitStyle")),
+        Arch("shufflenetv2", "CNN classifier (channel split + shuffle)", lambda: _torch_net("ShuffleNetV2Style")),
+        Arch("yolo-head", "detector (anchor decode on two levels)", lambda: _torch_net("YoloStyleHead")),
     ]
 }
+
+
+def _torch_net(class_name: str):
+    from benchmarks import vision_nets
+
+    return _seeded(getattr(vision_nets, class_name))
 
 
 def _wseg():
     from graphkit.wseg.network import WsegModel
 
     return WsegModel(width=0.03125, seed=0).eval()
+
+
+def traced_module(name: str):
+    """The torch module that :func:`export` traces for architecture ``name`` (plain tensors in and out)."""
+    arch = ARCHS[name]
+    module = arch.build()
+    return module if name == "wseg" else _FirstOutput(module, text=arch.text, no_cache=arch.no_cache)
 
 
 def export(name: str, opset: int, dynamic: bool, path: str, batch: int = 1) -> onnx.ModelProto:
@@ -224,16 +323,18 @@ def export(name: str, opset: int, dynamic: bool, path: str, batch: int = 1) -> o
         proto = detector_model(opset, dynamic, batch)
         onnx.save(proto, path)
         return proto
-    module = arch.build()
+    module = traced_module(name)
     if name == "wseg":
         inputs, input_names, output_names = (torch.zeros(batch, 3, IMAGE, IMAGE),), ["image"], ["cls", "mask"]
     elif arch.text:
         ids = torch.randint(0, VOCAB, (batch, SEQ_LEN), generator=torch.Generator().manual_seed(0))
         inputs, input_names, output_names = (ids, torch.ones_like(ids)), ["input_ids", "attention_mask"], ["output"]
-        module = _FirstOutput(module, text=True)
     else:
-        inputs, input_names, output_names = (torch.zeros(batch, 3, IMAGE, IMAGE),), ["pixel_values"], ["output"]
-        module = _FirstOutput(module, text=False)
+        inputs, input_names, output_names = (
+            (torch.zeros(batch, 3, arch.image, arch.image),),
+            ["pixel_values"],
+            ["output"],
+        )
     axes = None
     if dynamic:
         axes = {n: {0: "batch"} for n in input_names + output_names}

@@ -9,6 +9,7 @@ crash with the stderr tail.
 from __future__ import annotations
 
 import json
+import os
 import resource
 import sys
 import tempfile
@@ -32,6 +33,11 @@ PEERS = ("onnxsim", "onnxslim")  # the simplifiers each corpus model is also run
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def load_1m() -> float:
+    """The machine's 1-minute load average when a tool starts (timings on a shared machine are read with it)."""
+    return round(os.getloadavg()[0], 2)
 
 
 def model_stats(model: onnx.ModelProto) -> dict:
@@ -126,8 +132,8 @@ def step_graphkit(path: str, batch: str, work: str) -> dict:
     }
     pipeline = work_dir / "pipeline.yaml"
     pipeline.write_text(yaml.safe_dump(spec))
+    result: dict = {"passes": [], "load_1m": load_1m()}
     start = time.perf_counter()
-    result: dict = {"passes": []}
     try:
         applied = apply_pipeline(load_pipeline(pipeline), str(pipeline))  # its log messages: not configured, dropped
         report = applied.report.to_dict()
@@ -164,6 +170,7 @@ def step_peer(tool: str, path: str, out: str) -> dict:
     from graphkit.util.errors import one_line
 
     model = onnx.load(path)
+    load = load_1m()
     start = time.perf_counter()
     try:
         if tool == "onnxsim":
@@ -180,12 +187,14 @@ def step_peer(tool: str, path: str, out: str) -> dict:
             "reason": one_line(exc, 300),
             "seconds": round(time.perf_counter() - start, 2),
             "peak_rss_mb": round(peak_rss_mb()),
+            "load_1m": load,
         }
     seconds = round(time.perf_counter() - start, 2)
     onnx.save(simplified, out)
     return {
         "status": "ok" if check else "check-failed",
         "seconds": seconds,
+        "load_1m": load,
         "peak_rss_mb": round(peak_rss_mb()),
         **model_stats(simplified),
         "model_path": out,
