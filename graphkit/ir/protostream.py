@@ -21,9 +21,12 @@ from typing import BinaryIO
 
 import onnx
 
+from graphkit.ir.external_data import is_mapped, mapped_chunks, mapped_span
+
 MODEL_GRAPH_FIELD = 7  # ModelProto.graph
 GRAPH_INITIALIZER_FIELD = 5  # GraphProto.initializer
 LENGTH_DELIMITED = 2
+TENSOR_RAW_DATA_FIELD = 9  # TensorProto.raw_data
 
 
 class WireFormatError(ValueError):
@@ -159,14 +162,40 @@ def _without(message, skip: str):
 
 
 def write_model(model: onnx.ModelProto, stream: BinaryIO) -> None:
-    """Serialize ``model`` to a binary file object, one initializer at a time."""
+    """Serialize ``model`` to a binary file object, one initializer at a time.
+
+    A mapped stub (:func:`graphkit.ir.external_data.is_mapped`) is written as the tensor it
+    stands for: its header, then its bytes streamed from their file into ``raw_data``.
+    """
     stream.write(_without(model, "graph").SerializeToString())
     graph_head = _without(model.graph, "initializer").SerializeToString()
     init_key = _varint(GRAPH_INITIALIZER_FIELD << 3 | LENGTH_DELIMITED)
-    sizes = [tensor.ByteSize() for tensor in model.graph.initializer]
+    parts = [_tensor_parts(tensor) for tensor in model.graph.initializer]
+    sizes = [
+        len(head) + (len(_raw_key(length)) + length if source is not None else 0) for head, source, length in parts
+    ]
     graph_length = len(graph_head) + sum(len(init_key) + len(_varint(n)) + n for n in sizes)
     stream.write(_varint(MODEL_GRAPH_FIELD << 3 | LENGTH_DELIMITED) + _varint(graph_length))
     stream.write(graph_head)
-    for tensor, size in zip(model.graph.initializer, sizes):
+    for (head, source, length), size in zip(parts, sizes):
         stream.write(init_key + _varint(size))
-        stream.write(tensor.SerializeToString())
+        stream.write(head)
+        if source is not None:
+            stream.write(_raw_key(length))
+            for piece in mapped_chunks(source):
+                stream.write(piece)
+
+
+def _tensor_parts(tensor: onnx.TensorProto) -> tuple[bytes, onnx.TensorProto | None, int]:
+    """(serialized tensor or header, the mapped stub whose bytes follow or None, their length)."""
+    if not is_mapped(tensor):
+        return tensor.SerializeToString(), None, 0
+    head = onnx.TensorProto()
+    head.CopyFrom(tensor)
+    head.ClearField("external_data")
+    head.ClearField("data_location")
+    return head.SerializeToString(), tensor, mapped_span(tensor)[2]
+
+
+def _raw_key(length: int) -> bytes:
+    return _varint(TENSOR_RAW_DATA_FIELD << 3 | LENGTH_DELIMITED) + _varint(length)
