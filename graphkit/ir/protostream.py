@@ -172,29 +172,41 @@ def write_model(model: onnx.ModelProto, stream: BinaryIO) -> None:
     init_key = _varint(GRAPH_INITIALIZER_FIELD << 3 | LENGTH_DELIMITED)
     parts = [_tensor_parts(tensor) for tensor in model.graph.initializer]
     sizes = [
-        len(head) + (len(_raw_key(length)) + length if source is not None else 0) for head, source, length in parts
+        len(low) + len(high) + (len(_raw_key(n)) + n if source is not None else 0) for low, source, n, high in parts
     ]
     graph_length = len(graph_head) + sum(len(init_key) + len(_varint(n)) + n for n in sizes)
     stream.write(_varint(MODEL_GRAPH_FIELD << 3 | LENGTH_DELIMITED) + _varint(graph_length))
     stream.write(graph_head)
-    for (head, source, length), size in zip(parts, sizes):
+    for (low, source, length, high), size in zip(parts, sizes):
         stream.write(init_key + _varint(size))
-        stream.write(head)
+        stream.write(low)
         if source is not None:
             stream.write(_raw_key(length))
             for piece in mapped_chunks(source):
                 stream.write(piece)
+        stream.write(high)
 
 
-def _tensor_parts(tensor: onnx.TensorProto) -> tuple[bytes, onnx.TensorProto | None, int]:
-    """(serialized tensor or header, the mapped stub whose bytes follow or None, their length)."""
+def _tensor_parts(tensor: onnx.TensorProto) -> tuple[bytes, onnx.TensorProto | None, int, bytes]:
+    """A tensor's serialization in three parts: the fields before ``raw_data``, the mapped stub
+    whose bytes stand for ``raw_data`` (None: the tensor is all in the first part) with their
+    length, and the fields after it; in field order, as ``onnx.load`` + ``SerializeToString``
+    give the same weight loaded into the proto (``data_location`` set to DEFAULT)."""
     if not is_mapped(tensor):
-        return tensor.SerializeToString(), None, 0
-    head = onnx.TensorProto()
-    head.CopyFrom(tensor)
-    head.ClearField("external_data")
-    head.ClearField("data_location")
-    return head.SerializeToString(), tensor, mapped_span(tensor)[2]
+        return tensor.SerializeToString(), None, 0, b""
+    low, high = onnx.TensorProto(), onnx.TensorProto()
+    for field, value in tensor.ListFields():
+        if field.name in ("external_data", "data_location"):
+            continue
+        target = low if field.number < TENSOR_RAW_DATA_FIELD else high
+        if field.is_repeated:
+            getattr(target, field.name).extend(value)
+        elif field.type == field.TYPE_MESSAGE:
+            getattr(target, field.name).CopyFrom(value)
+        else:
+            setattr(target, field.name, value)
+    high.data_location = onnx.TensorProto.DEFAULT
+    return low.SerializeToString(), tensor, mapped_span(tensor)[2], high.SerializeToString()
 
 
 def _raw_key(length: int) -> bytes:

@@ -1,0 +1,165 @@
+"""Weights kept in their files for a whole run (issue 24): mapped external-data stubs.
+
+The model is the large-model benchmark's, at toy size (hidden 64, two blocks): its MatMul and
+Add weights live in an external data file, and the generic preset folds its Shape chains.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import numpy as np
+import onnx
+import pytest
+
+from benchmarks.large_models import build_model
+from graphkit.diff.matching import tensor_hash
+from graphkit.ir.external_data import is_mapped, tensor_array
+from graphkit.ir.graph import to_graph
+from graphkit.ir.model_io import check_model, content_hash, infer_shapes, load_model, save_model
+from graphkit.runtime.ort import create_session
+from graphkit.util.errors import ModelLoadError
+
+HIDDEN = 64
+
+
+@pytest.fixture
+def external_model(tmp_path):
+    path = tmp_path / "src" / "m.onnx"
+    path.parent.mkdir()
+    build_model(path, blocks=2, hidden=HIDDEN)
+    return path
+
+
+def _digest(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_mapped_load_leaves_the_weights_in_their_file_with_the_same_hashes(external_model):
+    mapped = load_model(external_model, mapped=True)
+    loaded = load_model(external_model)
+    stubs = [t for t in mapped.graph.initializer if is_mapped(t)]
+    assert [t.name for t in stubs] == ["w0", "b0", "w1", "b1"]
+    assert all(not t.HasField("raw_data") for t in stubs)
+    assert content_hash(mapped) == content_hash(loaded)
+    inline = {t.name: t for t in loaded.graph.initializer}
+    for stub in stubs:
+        assert tensor_hash(stub) == tensor_hash(inline[stub.name])
+        np.testing.assert_array_equal(tensor_array(stub), onnx.numpy_helper.to_array(inline[stub.name]))
+    # a changed weight changes the hash
+    other = external_model.parent / "other.onnx"
+    build_model(other, blocks=2, hidden=HIDDEN, seed=7)
+    assert content_hash(load_model(other, mapped=True)) != content_hash(mapped)
+
+
+@pytest.mark.parametrize("optimization", ["none", "all"])
+def test_sessions_over_mapped_weights_give_the_in_memory_outputs_bit_for_bit(external_model, optimization):
+    feeds = {"x": np.random.default_rng(0).standard_normal((2, 3, HIDDEN)).astype(np.float32)}
+    mapped = load_model(external_model, mapped=True)
+    before = content_hash(mapped)
+    got = create_session(mapped, optimization=optimization).run(None, feeds)[0]
+    want = create_session(load_model(external_model), optimization=optimization).run(None, feeds)[0]
+    assert got.tobytes() == want.tobytes()
+    assert content_hash(mapped) == before  # the session's skeleton was a copy
+
+
+def test_checker_and_shape_inference_run_on_the_skeleton_and_keep_the_stubs(external_model):
+    mapped = load_model(external_model, mapped=True)
+    check_model(mapped)
+    inferred = infer_shapes(mapped)
+    assert [t.name for t in inferred.graph.initializer if is_mapped(t)] == ["w0", "b0", "w1", "b1"]
+    assert [v.name for v in inferred.graph.input] == ["x"]
+    shapes = {
+        v.name: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim] for v in inferred.graph.value_info
+    }
+    assert shapes["blk0_mm"] == ["batch", "seq", HIDDEN]
+    # a wrong graph over mapped weights still fails the checker
+    broken = load_model(external_model, mapped=True)
+    broken.graph.node[0].op_type = "NoSuchOp"
+    with pytest.raises(Exception, match="NoSuchOp"):
+        check_model(broken)
+
+
+def test_a_mapped_weight_is_read_only_and_its_file_cannot_change(external_model):
+    data = external_model.parent / "m.onnx.data"
+    before = _digest(data)
+    mapped = load_model(external_model, mapped=True)
+    array = tensor_array(mapped.graph.initializer[0])
+    with pytest.raises(ValueError, match="read-only"):
+        array[0, 0] = 1.0
+    constant = next(t for t in to_graph(mapped).tensors().values() if t.name == "w0")
+    with pytest.raises(ValueError, match="read-only"):
+        constant.values[...] = 0.0
+    assert _digest(data) == before
+
+
+@pytest.mark.parametrize("external", [False, True])
+def test_saving_an_unchanged_mapped_model_reproduces_its_weights(external_model, tmp_path, external):
+    mapped = load_model(external_model, mapped=True)
+    (tmp_path / "out").mkdir()
+    out = save_model(mapped, tmp_path / "out" / "m.onnx", external_data=external)
+    assert (out.parent / "m.onnx.data").exists() == external
+    reloaded = load_model(out)
+    original = load_model(external_model)
+    assert content_hash(reloaded) == content_hash(original)
+    for a, b in zip(reloaded.graph.initializer, original.graph.initializer):
+        assert a.name == b.name
+        assert a.raw_data == b.raw_data and list(a.dims) == list(b.dims)
+    if not external:  # inline: the bytes of the same model loaded into memory and saved
+        assert out.read_bytes() == save_model(original, tmp_path / "in_memory.onnx").read_bytes()
+
+
+def test_apply_over_mapped_weights_writes_the_in_memory_result(external_model, tmp_path, gk):
+    inline = tmp_path / "inline" / "m.onnx"
+    inline.parent.mkdir()
+    save_model(load_model(external_model), inline, external_data=False)
+    outputs = []
+    for source, name in ((external_model, "mapped"), (inline, "inline")):
+        out = tmp_path / name / "out.onnx"
+        code, _, err = gk("apply", source, out, "--preset", "generic")
+        assert code == 0, err
+        outputs.append(out.read_bytes())
+    assert outputs[0] == outputs[1]
+    result = onnx.load_from_string(outputs[0])
+    assert len(result.graph.node) < 17 and not any(n.op_type == "Shape" for n in result.graph.node)
+    assert all(t.data_location != onnx.TensorProto.EXTERNAL for t in result.graph.initializer)
+
+
+def _edit_stub(path, name, **entries):
+    model = onnx.load(str(path), load_external_data=False)
+    tensor = next(t for t in model.graph.initializer if t.name == name)
+    for entry in tensor.external_data:
+        if entry.key in entries:
+            entry.value = entries[entry.key]
+    onnx.save(model, str(path))
+
+
+@pytest.mark.parametrize(
+    "damage, expected",
+    [
+        ("truncate", "lies outside"),
+        ("dotdot", "is not a file beside the model"),
+        ("past_end", "lies outside"),
+        ("short_length", "need 16384"),
+    ],
+)
+def test_a_damaged_external_file_is_one_error_line(external_model, tmp_path, gk, damage, expected):
+    data = external_model.parent / "m.onnx.data"
+    if damage == "truncate":
+        os.truncate(data, data.stat().st_size - 100)
+    elif damage == "dotdot":
+        (tmp_path / "m.onnx.data").write_bytes(data.read_bytes())
+        _edit_stub(external_model, "w0", location="../m.onnx.data")
+    elif damage == "past_end":
+        _edit_stub(external_model, "b1", offset=str(data.stat().st_size - 8))
+    else:
+        _edit_stub(external_model, "w0", length="1000")
+    with pytest.raises(ModelLoadError, match=expected):
+        load_model(external_model, mapped=True)
+    code, out, err = gk("apply", external_model, tmp_path / "out.onnx", "--preset", "generic")
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("graphkit: error: ") and expected in lines[0], err
+    assert str(external_model) in lines[0]
+    assert not (tmp_path / "out.onnx").exists()
