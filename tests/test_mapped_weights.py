@@ -7,7 +7,9 @@ Add weights live in an external data file, and the generic preset folds its Shap
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import shutil
 
 import numpy as np
 import onnx
@@ -15,7 +17,8 @@ import pytest
 
 from benchmarks.large_models import build_model
 from graphkit.diff.matching import tensor_hash
-from graphkit.ir.external_data import is_mapped, tensor_array
+from graphkit.ir import protostream
+from graphkit.ir.external_data import is_mapped, mapped_span, tensor_array
 from graphkit.ir.graph import to_graph
 from graphkit.ir.model_io import check_model, content_hash, infer_shapes, load_model, save_model
 from graphkit.runtime.ort import create_session
@@ -163,3 +166,55 @@ def test_a_damaged_external_file_is_one_error_line(external_model, tmp_path, gk,
     assert len(lines) == 1 and lines[0].startswith("graphkit: error: ") and expected in lines[0], err
     assert str(external_model) in lines[0]
     assert not (tmp_path / "out.onnx").exists()
+
+
+def test_localize_over_mapped_weights_finds_the_in_memory_answer(external_model, tmp_path, gk):
+    """B's second MatMul weight differs: localize names its output, from mapped and from inline models."""
+    changed = tmp_path / "b" / "m.onnx"
+    changed.parent.mkdir()
+    shutil.copy(external_model, changed)
+    data = np.fromfile(external_model.parent / "m.onnx.data", dtype=np.float32)
+    w1_start = HIDDEN * HIDDEN + HIDDEN  # w0 and b0 come first (float32 elements)
+    data[w1_start : w1_start + 8] += 1.0
+    data.tofile(changed.parent / "m.onnx.data")
+    answers = []
+    for a, b in ((external_model, changed), _inline_copies(external_model, changed, tmp_path)):
+        code, out, err = gk("localize", a, b, "--dims", "seq=3", "--json")
+        assert code == 1, err
+        answers.append(json.loads(out))
+    mapped, inline = answers
+    assert mapped["first_divergent"] == inline["first_divergent"]
+    assert "blk1_mm" in json.dumps(mapped["first_divergent"])
+
+
+def _inline_copies(*paths_and_folder):
+    *paths, folder = paths_and_folder
+    copies = []
+    for index, path in enumerate(paths):
+        copy = folder / f"inline{index}" / "m.onnx"
+        copy.parent.mkdir()
+        save_model(load_model(path), copy, external_data=False)
+        copies.append(copy)
+    return copies
+
+
+def test_large_inline_weights_are_mapped_where_they_lie_in_the_model_file(external_model, tmp_path, gk, monkeypatch):
+    inline = tmp_path / "inline" / "m.onnx"
+    inline.parent.mkdir()
+    save_model(load_model(external_model), inline, external_data=False)
+    in_memory = tmp_path / "in_memory.onnx"
+    assert gk("apply", inline, in_memory, "--preset", "generic")[0] == 0  # 16 KB weights: below the limit
+    monkeypatch.setattr(protostream, "MAP_MIN_BYTES", 1024)
+    mapped = load_model(inline, mapped=True)
+    stubs = {t.name: mapped_span(t) for t in mapped.graph.initializer if is_mapped(t)}
+    assert sorted(stubs) == ["w0", "w1"]  # the biases (256 bytes) stay in the proto
+    assert {path for path, _, _ in stubs.values()} == {inline.resolve()}
+    assert content_hash(mapped) == content_hash(load_model(inline))
+    np.testing.assert_array_equal(
+        tensor_array(next(t for t in mapped.graph.initializer if t.name == "w1")),
+        onnx.numpy_helper.to_array(next(t for t in load_model(inline).graph.initializer if t.name == "w1")),
+    )
+    out = tmp_path / "mapped.onnx"
+    code, _, err = gk("apply", inline, out, "--preset", "generic")
+    assert code == 0, err
+    assert out.read_bytes() == in_memory.read_bytes()

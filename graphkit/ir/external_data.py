@@ -104,7 +104,7 @@ def map_external_data(model: onnx.ModelProto, folder: Path) -> None:
         if not is_external(tensor):
             continue
         path, offset, length = external_span(tensor, folder)
-        expected = _expected_bytes(tensor)
+        expected = expected_bytes(tensor)
         if expected is not None and expected != length:
             raise ModelLoadError(
                 f"initializer '{tensor.name}': external data holds {length} bytes, but dims {list(tensor.dims)} "
@@ -115,7 +115,8 @@ def map_external_data(model: onnx.ModelProto, folder: Path) -> None:
             tensor.external_data.add(key=key, value=value)
 
 
-def _expected_bytes(tensor: onnx.TensorProto) -> int | None:
+def expected_bytes(tensor: onnx.TensorProto) -> int | None:
+    """The bytes a tensor's dims and fixed-width type need (None: strings, sub-byte or unknown types)."""
     try:
         itemsize = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type)).itemsize
     except (KeyError, TypeError, ValueError):

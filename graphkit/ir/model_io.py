@@ -48,7 +48,8 @@ def load_model(path: str | os.PathLike, load_external_data: bool = True, mapped:
 
     ``mapped=True`` leaves external weights in their files as mapped stubs
     (:func:`graphkit.ir.external_data.map_external_data`: checked now, read through read-only
-    memory maps later) instead of loading them into the proto.
+    memory maps later) instead of loading them into the proto, and so are inline weights of at
+    least :data:`graphkit.ir.protostream.MAP_MIN_BYTES` (stubs over their bytes in ``path``).
     """
     path = Path(path)
     if not path.exists():
@@ -61,7 +62,8 @@ def load_model(path: str | os.PathLike, load_external_data: bool = True, mapped:
         raise ModelLoadError(f"{path}: file is empty")
     try:
         with open(path, "rb", buffering=1 << 20) as handle:
-            model = read_model(handle)  # one tensor at a time: peak memory ~ the model's size
+            # one tensor at a time: peak memory ~ the model's size (mapped: large weights left in the file)
+            model = read_model(handle, path.name if mapped and load_external_data else None)
     except (DecodeError, RuntimeError, ValueError, UnicodeDecodeError) as exc:
         raise ModelLoadError(f"{path}: not a valid ONNX model (truncated or not ONNX: {one_line(exc, 200)})") from exc
     except OSError as exc:

@@ -21,12 +21,13 @@ from typing import BinaryIO
 
 import onnx
 
-from graphkit.ir.external_data import is_mapped, mapped_chunks, mapped_span
+from graphkit.ir.external_data import expected_bytes, is_external, is_mapped, mapped_chunks, mapped_span
 
 MODEL_GRAPH_FIELD = 7  # ModelProto.graph
 GRAPH_INITIALIZER_FIELD = 5  # GraphProto.initializer
 LENGTH_DELIMITED = 2
 TENSOR_RAW_DATA_FIELD = 9  # TensorProto.raw_data
+MAP_MIN_BYTES = 1 << 20  # inline weights at least this big are mapped where they lie (read_model's mapped_file)
 
 
 class WireFormatError(ValueError):
@@ -117,32 +118,69 @@ def _stream_end(stream: BinaryIO) -> int:
     return end
 
 
-def read_model(stream: BinaryIO) -> onnx.ModelProto:
-    """Parse a ModelProto from a seekable binary file object, one initializer at a time."""
+def read_model(stream: BinaryIO, mapped_file: str | None = None) -> onnx.ModelProto:
+    """Parse a ModelProto from a seekable binary file object, one initializer at a time.
+
+    With ``mapped_file`` (the stream's file name), each main-graph initializer whose
+    ``raw_data`` holds at least :data:`MAP_MIN_BYTES` is not read: it becomes an external-data
+    stub over that byte range of the file (which
+    :func:`graphkit.ir.external_data.map_external_data` then checks and maps like any other).
+    """
     model = onnx.ModelProto()
     rest = bytearray()
     for number, wire_type, head, payload in _fields(stream, _stream_end(stream)):
         if wire_type != LENGTH_DELIMITED:
             rest += head + payload
         elif number == MODEL_GRAPH_FIELD:
-            _read_graph(stream, payload, model.graph)
+            _read_graph(stream, payload, model.graph, mapped_file)
         else:
             rest += head + _read_exact(stream, payload)
     model.MergeFromString(bytes(rest))
     return model
 
 
-def _read_graph(stream: BinaryIO, length: int, graph: onnx.GraphProto) -> None:
+def _read_graph(stream: BinaryIO, length: int, graph: onnx.GraphProto, mapped_file: str | None = None) -> None:
     end = stream.tell() + length
     rest = bytearray()
     for number, wire_type, head, payload in _fields(stream, end):
         if wire_type != LENGTH_DELIMITED:
             rest += head + payload
+        elif number == GRAPH_INITIALIZER_FIELD and mapped_file is not None and payload >= MAP_MIN_BYTES:
+            _read_tensor_mapped(stream, payload, graph.initializer.add(), mapped_file)
         elif number == GRAPH_INITIALIZER_FIELD:
             graph.initializer.add().ParseFromString(_read_exact(stream, payload))
         else:
             rest += head + _read_exact(stream, payload)
     graph.MergeFromString(bytes(rest))
+
+
+def _read_tensor_mapped(stream: BinaryIO, length: int, tensor: onnx.TensorProto, mapped_file: str) -> None:
+    """Parse a TensorProto, leaving its ``raw_data`` in the file as a mapped stub (when it holds
+    exactly what the dims and type need; otherwise it is read, for the model check to judge)."""
+    end = stream.tell() + length
+    rest = bytearray()
+    raw: tuple[int, int] | None = None
+    for number, wire_type, head, payload in _fields(stream, end):
+        if wire_type != LENGTH_DELIMITED:
+            rest += head + payload
+        elif number == TENSOR_RAW_DATA_FIELD:
+            raw = (stream.tell(), payload)
+            stream.seek(payload, 1)
+        else:
+            rest += head + _read_exact(stream, payload)
+    tensor.MergeFromString(bytes(rest))
+    if raw is None:
+        return
+    offset, size = raw
+    if is_external(tensor) or expected_bytes(tensor) != size:
+        here = stream.tell()
+        stream.seek(offset)
+        tensor.raw_data = _read_exact(stream, size)
+        stream.seek(here)
+        return
+    tensor.data_location = onnx.TensorProto.EXTERNAL
+    for key, value in (("location", mapped_file), ("offset", str(offset)), ("length", str(size))):
+        tensor.external_data.add(key=key, value=value)
 
 
 def _without(message, skip: str):
