@@ -17,7 +17,7 @@ import pytest
 
 from benchmarks.large_models import build_model
 from graphkit.diff.matching import tensor_hash
-from graphkit.ir import protostream
+from graphkit.ir import external_data
 from graphkit.ir.external_data import is_mapped, mapped_span, tensor_array
 from graphkit.ir.graph import to_graph
 from graphkit.ir.model_io import check_model, content_hash, infer_shapes, load_model, save_model
@@ -25,6 +25,12 @@ from graphkit.runtime.ort import create_session
 from graphkit.util.errors import ModelLoadError
 
 HIDDEN = 64
+
+
+@pytest.fixture(autouse=True)
+def map_small_weights(monkeypatch):
+    """Map weights of 1 KiB or more (the toy model's MatMul weights are 16 KiB; the biases 256 bytes)."""
+    monkeypatch.setattr(external_data, "MAP_MIN_BYTES", 1024)
 
 
 @pytest.fixture
@@ -43,7 +49,7 @@ def test_mapped_load_leaves_the_weights_in_their_file_with_the_same_hashes(exter
     mapped = load_model(external_model, mapped=True)
     loaded = load_model(external_model)
     stubs = [t for t in mapped.graph.initializer if is_mapped(t)]
-    assert [t.name for t in stubs] == ["w0", "b0", "w1", "b1"]
+    assert [t.name for t in stubs] == ["w0", "w1"]  # the biases (256 bytes) are read into the proto
     assert all(not t.HasField("raw_data") for t in stubs)
     assert content_hash(mapped) == content_hash(loaded)
     inline = {t.name: t for t in loaded.graph.initializer}
@@ -71,7 +77,7 @@ def test_checker_and_shape_inference_run_on_the_skeleton_and_keep_the_stubs(exte
     mapped = load_model(external_model, mapped=True)
     check_model(mapped)
     inferred = infer_shapes(mapped)
-    assert [t.name for t in inferred.graph.initializer if is_mapped(t)] == ["w0", "b0", "w1", "b1"]
+    assert [t.name for t in inferred.graph.initializer if is_mapped(t)] == ["w0", "w1"]
     assert [v.name for v in inferred.graph.input] == ["x"]
     shapes = {
         v.name: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim] for v in inferred.graph.value_info
@@ -113,12 +119,13 @@ def test_saving_an_unchanged_mapped_model_reproduces_its_weights(external_model,
         assert out.read_bytes() == save_model(original, tmp_path / "in_memory.onnx").read_bytes()
 
 
-def test_apply_over_mapped_weights_writes_the_in_memory_result(external_model, tmp_path, gk):
+def test_apply_over_mapped_weights_writes_the_in_memory_result(external_model, tmp_path, gk, monkeypatch):
     inline = tmp_path / "inline" / "m.onnx"
     inline.parent.mkdir()
     save_model(load_model(external_model), inline, external_data=False)
     outputs = []
-    for source, name in ((external_model, "mapped"), (inline, "inline")):
+    for source, name, limit in ((external_model, "mapped", 1024), (inline, "in_memory", 1 << 30)):
+        monkeypatch.setattr(external_data, "MAP_MIN_BYTES", limit)
         out = tmp_path / name / "out.onnx"
         code, _, err = gk("apply", source, out, "--preset", "generic")
         assert code == 0, err
@@ -203,8 +210,9 @@ def test_large_inline_weights_are_mapped_where_they_lie_in_the_model_file(extern
     inline.parent.mkdir()
     save_model(load_model(external_model), inline, external_data=False)
     in_memory = tmp_path / "in_memory.onnx"
-    assert gk("apply", inline, in_memory, "--preset", "generic")[0] == 0  # 16 KB weights: below the limit
-    monkeypatch.setattr(protostream, "MAP_MIN_BYTES", 1024)
+    monkeypatch.setattr(external_data, "MAP_MIN_BYTES", 1 << 20)
+    assert gk("apply", inline, in_memory, "--preset", "generic")[0] == 0  # 16 KiB weights: in the proto
+    monkeypatch.setattr(external_data, "MAP_MIN_BYTES", 1024)
     mapped = load_model(inline, mapped=True)
     stubs = {t.name: mapped_span(t) for t in mapped.graph.initializer if is_mapped(t)}
     assert sorted(stubs) == ["w0", "w1"]  # the biases (256 bytes) stay in the proto

@@ -77,6 +77,7 @@ def external_array(tensor: onnx.TensorProto, folder: Path, dtype: np.dtype) -> n
 # to the output by :func:`graphkit.ir.model_io.save_model`. A user's file never holds an absolute
 # location (:func:`external_span` refuses it), so an absolute location always means a mapped stub.
 
+MAP_MIN_BYTES = 1 << 20  # weights at least this big are mapped; smaller ones are read into the proto
 _DIGESTS: dict[tuple, bytes] = {}  # (path, offset, length, inode, size, mtime) -> xxh3-128 digest
 
 
@@ -94,7 +95,9 @@ def mapped_span(tensor: onnx.TensorProto) -> tuple[Path, int, int]:
 
 
 def map_external_data(model: onnx.ModelProto, folder: Path) -> None:
-    """Turn the main graph's external stubs (relative to ``folder``) into mapped stubs, in place.
+    """Turn the main graph's external stubs (relative to ``folder``) into mapped stubs, in place;
+    those under :data:`MAP_MIN_BYTES` are read into the proto instead (as ``onnx.load`` would:
+    shape constants stay readable by every pass).
 
     Raises ModelLoadError naming the initializer for a location outside ``folder``, a range past
     its file's end, or a length that does not match the tensor's dims and type.
@@ -111,6 +114,10 @@ def map_external_data(model: onnx.ModelProto, folder: Path) -> None:
                 f"need {expected} (file edited or truncated?)"
             )
         del tensor.external_data[:]
+        if length < MAP_MIN_BYTES:
+            tensor.raw_data = b"".join(bytes(piece) for piece in _chunks(path, offset, length, tensor.name))
+            tensor.data_location = onnx.TensorProto.DEFAULT
+            continue
         for key, value in (("location", str(path.resolve())), ("offset", str(offset)), ("length", str(length))):
             tensor.external_data.add(key=key, value=value)
 

@@ -49,7 +49,7 @@ def load_model(path: str | os.PathLike, load_external_data: bool = True, mapped:
     ``mapped=True`` leaves external weights in their files as mapped stubs
     (:func:`graphkit.ir.external_data.map_external_data`: checked now, read through read-only
     memory maps later) instead of loading them into the proto, and so are inline weights of at
-    least :data:`graphkit.ir.protostream.MAP_MIN_BYTES` (stubs over their bytes in ``path``).
+    least :data:`graphkit.ir.external_data.MAP_MIN_BYTES` (stubs over their bytes in ``path``).
     """
     path = Path(path)
     if not path.exists():

@@ -21,13 +21,13 @@ from typing import BinaryIO
 
 import onnx
 
+from graphkit.ir import external_data
 from graphkit.ir.external_data import expected_bytes, is_external, is_mapped, mapped_chunks, mapped_span
 
 MODEL_GRAPH_FIELD = 7  # ModelProto.graph
 GRAPH_INITIALIZER_FIELD = 5  # GraphProto.initializer
 LENGTH_DELIMITED = 2
 TENSOR_RAW_DATA_FIELD = 9  # TensorProto.raw_data
-MAP_MIN_BYTES = 1 << 20  # inline weights at least this big are mapped where they lie (read_model's mapped_file)
 
 
 class WireFormatError(ValueError):
@@ -122,7 +122,7 @@ def read_model(stream: BinaryIO, mapped_file: str | None = None) -> onnx.ModelPr
     """Parse a ModelProto from a seekable binary file object, one initializer at a time.
 
     With ``mapped_file`` (the stream's file name), each main-graph initializer whose
-    ``raw_data`` holds at least :data:`MAP_MIN_BYTES` is not read: it becomes an external-data
+    ``raw_data`` holds at least :data:`graphkit.ir.external_data.MAP_MIN_BYTES` is not read: it becomes an external-data
     stub over that byte range of the file (which
     :func:`graphkit.ir.external_data.map_external_data` then checks and maps like any other).
     """
@@ -145,7 +145,7 @@ def _read_graph(stream: BinaryIO, length: int, graph: onnx.GraphProto, mapped_fi
     for number, wire_type, head, payload in _fields(stream, end):
         if wire_type != LENGTH_DELIMITED:
             rest += head + payload
-        elif number == GRAPH_INITIALIZER_FIELD and mapped_file is not None and payload >= MAP_MIN_BYTES:
+        elif number == GRAPH_INITIALIZER_FIELD and mapped_file is not None and payload >= external_data.MAP_MIN_BYTES:
             _read_tensor_mapped(stream, payload, graph.initializer.add(), mapped_file)
         elif number == GRAPH_INITIALIZER_FIELD:
             graph.initializer.add().ParseFromString(_read_exact(stream, payload))
