@@ -34,7 +34,7 @@ from graphkit.ir.external_data import (
     raw_digest,
 )
 from graphkit.ir.model_check import invalid_reason
-from graphkit.ir.protostream import read_model, write_model
+from graphkit.ir.protostream import copy_field, read_model, write_model
 from graphkit.util.errors import ModelLoadError, ModelSaveError, PassError, one_line
 from graphkit.util.files import atomic_paths
 
@@ -230,16 +230,6 @@ def without_initializers(model: onnx.ModelProto) -> onnx.ModelProto:
         if descriptor.name != "initializer":
             copy_field(light.graph, descriptor, value)
     return light
-
-
-def copy_field(target, descriptor, value) -> None:
-    """Set field ``descriptor`` of protobuf message ``target`` to ``value`` (repeated: extended)."""
-    if descriptor.is_repeated:
-        getattr(target, descriptor.name).extend(value)
-    elif descriptor.type == descriptor.TYPE_MESSAGE:
-        getattr(target, descriptor.name).CopyFrom(value)
-    else:
-        setattr(target, descriptor.name, value)
 
 
 def check_model(model: onnx.ModelProto, what: str = "model") -> None:

@@ -187,16 +187,19 @@ def _without(message, skip: str):
     """A shallow copy of ``message`` with every field except ``skip`` (copies small fields only)."""
     copy = type(message)()
     for field, value in message.ListFields():
-        if field.name == skip:
-            continue
-        target = getattr(copy, field.name)
-        if field.is_repeated:
-            target.extend(value)
-        elif field.type == field.TYPE_MESSAGE:
-            target.CopyFrom(value)
-        else:
-            setattr(copy, field.name, value)
+        if field.name != skip:
+            copy_field(copy, field, value)
     return copy
+
+
+def copy_field(target, descriptor, value) -> None:
+    """Set field ``descriptor`` of protobuf message ``target`` to ``value`` (repeated: extended)."""
+    if descriptor.is_repeated:
+        getattr(target, descriptor.name).extend(value)
+    elif descriptor.type == descriptor.TYPE_MESSAGE:
+        getattr(target, descriptor.name).CopyFrom(value)
+    else:
+        setattr(target, descriptor.name, value)
 
 
 def write_model(model: onnx.ModelProto, stream: BinaryIO) -> None:
@@ -234,15 +237,8 @@ def _tensor_parts(tensor: onnx.TensorProto) -> tuple[bytes, onnx.TensorProto | N
         return tensor.SerializeToString(), None, 0, b""
     low, high = onnx.TensorProto(), onnx.TensorProto()
     for field, value in tensor.ListFields():
-        if field.name in ("external_data", "data_location"):
-            continue
-        target = low if field.number < TENSOR_RAW_DATA_FIELD else high
-        if field.is_repeated:
-            getattr(target, field.name).extend(value)
-        elif field.type == field.TYPE_MESSAGE:
-            getattr(target, field.name).CopyFrom(value)
-        else:
-            setattr(target, field.name, value)
+        if field.name not in ("external_data", "data_location"):
+            copy_field(low if field.number < TENSOR_RAW_DATA_FIELD else high, field, value)
     high.data_location = onnx.TensorProto.DEFAULT
     return low.SerializeToString(), tensor, mapped_span(tensor)[2], high.SerializeToString()
 
