@@ -27,9 +27,9 @@ import xxhash
 from google.protobuf.message import DecodeError
 
 from graphkit.ir.external_data import (
+    copy_mapped,
     is_mapped,
     map_external_data,
-    mapped_chunks,
     mapped_span,
     raw_digest,
 )
@@ -199,10 +199,8 @@ def _save_external(model: onnx.ModelProto, tmp_model: Path, data_name: str) -> N
     offset = 0
     with open(data_path, "wb", buffering=1 << 20) as data:
         for tensor in model.graph.initializer:
-            if is_mapped(tensor):  # streamed from its file, never through the proto
-                size = mapped_span(tensor)[2]
-                for piece in mapped_chunks(tensor):
-                    data.write(piece)
+            if is_mapped(tensor):  # copied from its file, never through the proto
+                size = copy_mapped(tensor, data)
             else:
                 size = len(tensor.raw_data) if tensor.HasField("raw_data") else 0
                 if size < EXTERNAL_THRESHOLD or tensor.data_location == onnx.TensorProto.EXTERNAL:
