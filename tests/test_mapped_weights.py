@@ -158,6 +158,7 @@ def _edit_stub(path, name, **entries):
     [
         ("truncate", "lies outside"),
         ("dotdot", "is not a file beside the model"),
+        ("absolute", "is not a file beside the model"),
         ("past_end", "lies outside"),
         ("short_length", "need 16384"),
     ],
@@ -169,6 +170,8 @@ def test_a_damaged_external_file_is_one_error_line(external_model, tmp_path, gk,
     elif damage == "dotdot":
         (tmp_path / "m.onnx.data").write_bytes(data.read_bytes())
         _edit_stub(external_model, "w0", location="../m.onnx.data")
+    elif damage == "absolute":  # a user's absolute location is never taken for a mapped stub
+        _edit_stub(external_model, "w0", location=str(data))
     elif damage == "past_end":
         _edit_stub(external_model, "b1", offset=str(data.stat().st_size - 8))
     else:
@@ -181,6 +184,9 @@ def test_a_damaged_external_file_is_one_error_line(external_model, tmp_path, gk,
     assert len(lines) == 1 and lines[0].startswith("graphkit: error: ") and expected in lines[0], err
     assert str(external_model) in lines[0]
     assert not (tmp_path / "out.onnx").exists()
+    if damage in ("dotdot", "absolute"):  # diff reads the stubs from their files too, under the same rule
+        code, _, err = gk("diff", external_model, external_model)
+        assert code == 2 and "is not a file beside the model" in err, err
 
 
 def test_localize_over_mapped_weights_finds_the_in_memory_answer(external_model, tmp_path, gk):

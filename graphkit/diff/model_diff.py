@@ -135,10 +135,10 @@ def initializer_infos(model: onnx.ModelProto, folder: Path | None = None) -> dic
     external-data stubs from their files in ``folder``, see :func:`tensor_hash`)."""
     infos = {}
     for tensor in model.graph.initializer:
-        if is_mapped(tensor):
-            nbytes = mapped_span(tensor)[2]
-        elif folder is not None and is_external(tensor):
+        if folder is not None and is_external(tensor):
             nbytes = external_span(tensor, folder)[2]
+        elif is_mapped(tensor):
+            nbytes = mapped_span(tensor)[2]
         else:
             nbytes = len(tensor.raw_data) if tensor.HasField("raw_data") else tensor.ByteSize()
         infos[tensor.name] = InitializerInfo(
@@ -156,10 +156,10 @@ def _values_view(tensor: onnx.TensorProto, folder: Path | None = None) -> np.nda
         return None
     if dtype.kind not in "fiub" or tensor.data_type in (onnx.TensorProto.BFLOAT16,):
         return None
-    if is_mapped(tensor):
-        return tensor_array(tensor).reshape(-1)
     if folder is not None and is_external(tensor):
         return external_array(tensor, folder, dtype)
+    if is_mapped(tensor):
+        return tensor_array(tensor).reshape(-1)
     if tensor.HasField("raw_data"):
         return np.frombuffer(tensor.raw_data, dtype=dtype)
     return numpy_helper.to_array(tensor).reshape(-1)

@@ -2,6 +2,10 @@
 
 - :func:`load_model` and :func:`save_model` stream tensors one at a time
   (:mod:`graphkit.ir.protostream`), so peak memory stays near the model's own size.
+  ``load_model(..., mapped=True)`` (what ``apply`` and ``localize`` use) leaves the weights of
+  1 MiB or more in their files as mapped stubs (:mod:`graphkit.ir.external_data`): the model
+  in memory is the graph, and weights are read, hashed, handed to onnxruntime and saved from
+  the files.
 - :func:`load_model` turns every way a file can be bad (missing, empty, truncated, not ONNX,
   missing external data) into one :class:`~graphkit.util.errors.ModelLoadError` naming the file.
 - :func:`load_user_model` is what every command calls on a model file a user names: it loads
