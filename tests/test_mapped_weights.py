@@ -240,3 +240,35 @@ def test_large_inline_weights_are_mapped_where_they_lie_in_the_model_file(extern
     code, _, err = gk("apply", inline, out, "--preset", "generic")
     assert code == 0, err
     assert out.read_bytes() == in_memory.read_bytes()
+
+
+def test_passes_that_read_a_mapped_weight_fold_it_as_in_memory(tmp_path, gk, monkeypatch):
+    """fold-constants reads a mapped weight (Transpose of it is constant): same output as in memory."""
+    rng = np.random.default_rng(3)
+    weight = rng.standard_normal((HIDDEN, HIDDEN), dtype=np.float32)
+    graph = onnx.helper.make_graph(
+        [
+            onnx.helper.make_node("Transpose", ["w"], ["wt"], perm=[1, 0]),
+            onnx.helper.make_node("MatMul", ["x", "wt"], ["y"]),
+        ],
+        "fold",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["batch", HIDDEN])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["batch", HIDDEN])],
+        [onnx.numpy_helper.from_array(weight, "w")],
+    )
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    source = tmp_path / "src" / "m.onnx"
+    source.parent.mkdir()
+    save_model(model, source, external_data=True)
+    outputs = []
+    for name, limit in (("mapped", 1024), ("in_memory", 1 << 30)):
+        monkeypatch.setattr(external_data, "MAP_MIN_BYTES", limit)
+        out = tmp_path / name / "out.onnx"
+        code, _, err = gk("apply", source, out, "--preset", "generic")
+        assert code == 0, err
+        outputs.append(out.read_bytes())
+    assert outputs[0] == outputs[1]
+    folded = onnx.load_from_string(outputs[0])
+    assert [n.op_type for n in folded.graph.node] == ["MatMul"]
+    np.testing.assert_array_equal(onnx.numpy_helper.to_array(folded.graph.initializer[0]), weight.T)
