@@ -211,36 +211,37 @@ def write_model(model: onnx.ModelProto, stream: BinaryIO) -> None:
     stream.write(_without(model, "graph").SerializeToString())
     graph_head = _without(model.graph, "initializer").SerializeToString()
     init_key = _varint(GRAPH_INITIALIZER_FIELD << 3 | LENGTH_DELIMITED)
-    parts = [_tensor_parts(tensor) for tensor in model.graph.initializer]
+    parts = [_mapped_parts(tensor) if is_mapped(tensor) else None for tensor in model.graph.initializer]
     sizes = [
-        len(low) + len(high) + (len(_raw_key(n)) + n if source is not None else 0) for low, source, n, high in parts
+        tensor.ByteSize() if part is None else len(part[0]) + len(_raw_key(part[1])) + part[1] + len(part[2])
+        for tensor, part in zip(model.graph.initializer, parts)
     ]
     graph_length = len(graph_head) + sum(len(init_key) + len(_varint(n)) + n for n in sizes)
     stream.write(_varint(MODEL_GRAPH_FIELD << 3 | LENGTH_DELIMITED) + _varint(graph_length))
     stream.write(graph_head)
-    for (low, source, length, high), size in zip(parts, sizes):
+    for tensor, part, size in zip(model.graph.initializer, parts, sizes):
         stream.write(init_key + _varint(size))
+        if part is None:
+            stream.write(tensor.SerializeToString())  # one tensor's bytes at a time
+            continue
+        low, length, high = part
         stream.write(low)
-        if source is not None:
-            stream.write(_raw_key(length))
-            for piece in mapped_chunks(source):
-                stream.write(piece)
+        stream.write(_raw_key(length))
+        for piece in mapped_chunks(tensor):
+            stream.write(piece)
         stream.write(high)
 
 
-def _tensor_parts(tensor: onnx.TensorProto) -> tuple[bytes, onnx.TensorProto | None, int, bytes]:
-    """A tensor's serialization in three parts: the fields before ``raw_data``, the mapped stub
-    whose bytes stand for ``raw_data`` (None: the tensor is all in the first part) with their
-    length, and the fields after it; in field order, as ``onnx.load`` + ``SerializeToString``
-    give the same weight loaded into the proto (``data_location`` set to DEFAULT)."""
-    if not is_mapped(tensor):
-        return tensor.SerializeToString(), None, 0, b""
+def _mapped_parts(tensor: onnx.TensorProto) -> tuple[bytes, int, bytes]:
+    """A mapped stub's serialization as the tensor it stands for, around its bytes: the fields
+    before ``raw_data``, the bytes' length, the fields after it; in field order, as ``onnx.load``
+    + ``SerializeToString`` give the same weight loaded into the proto (``data_location`` DEFAULT)."""
     low, high = onnx.TensorProto(), onnx.TensorProto()
     for field, value in tensor.ListFields():
         if field.name not in ("external_data", "data_location"):
             copy_field(low if field.number < TENSOR_RAW_DATA_FIELD else high, field, value)
     high.data_location = onnx.TensorProto.DEFAULT
-    return low.SerializeToString(), tensor, mapped_span(tensor)[2], high.SerializeToString()
+    return low.SerializeToString(), mapped_span(tensor)[2], high.SerializeToString()
 
 
 def _raw_key(length: int) -> bytes:
