@@ -131,17 +131,19 @@ def test_apply_over_mapped_weights_writes_the_in_memory_result(external_model, t
     inline = tmp_path / "inline" / "m.onnx"
     inline.parent.mkdir()
     save_model(load_model(external_model), inline, external_data=False)
-    outputs = []
-    for source, name, limit in ((external_model, "mapped", 1024), (inline, "in_memory", 1 << 30)):
-        monkeypatch.setattr(external_data, "MAP_MIN_BYTES", limit)
-        out = tmp_path / name / "out.onnx"
-        code, _, err = gk("apply", source, out, "--preset", "generic")
-        assert code == 0, err
-        outputs.append(out.read_bytes())
-    assert outputs[0] == outputs[1]
-    result = onnx.load_from_string(outputs[0])
+    mapped = _applied(gk, monkeypatch, external_model, tmp_path / "mapped.onnx", map_min_bytes=1024)
+    assert mapped == _applied(gk, monkeypatch, inline, tmp_path / "in_memory.onnx", map_min_bytes=1 << 30)
+    result = onnx.load_from_string(mapped)
     assert len(result.graph.node) < 17 and not any(n.op_type == "Shape" for n in result.graph.node)
     assert all(t.data_location != onnx.TensorProto.EXTERNAL for t in result.graph.initializer)
+
+
+def _applied(gk, monkeypatch, source, out, map_min_bytes: int) -> bytes:
+    """The bytes `graphkit apply --preset generic` writes for ``source`` with that mapping limit."""
+    monkeypatch.setattr(external_data, "MAP_MIN_BYTES", map_min_bytes)
+    code, _, err = gk("apply", source, out, "--preset", "generic")
+    assert code == 0, err
+    return out.read_bytes()
 
 
 def _edit_stub(path, name, **entries):
@@ -261,14 +263,8 @@ def test_passes_that_read_a_mapped_weight_fold_it_as_in_memory(tmp_path, gk, mon
     source = tmp_path / "src" / "m.onnx"
     source.parent.mkdir()
     save_model(model, source, external_data=True)
-    outputs = []
-    for name, limit in (("mapped", 1024), ("in_memory", 1 << 30)):
-        monkeypatch.setattr(external_data, "MAP_MIN_BYTES", limit)
-        out = tmp_path / name / "out.onnx"
-        code, _, err = gk("apply", source, out, "--preset", "generic")
-        assert code == 0, err
-        outputs.append(out.read_bytes())
-    assert outputs[0] == outputs[1]
-    folded = onnx.load_from_string(outputs[0])
+    mapped = _applied(gk, monkeypatch, source, tmp_path / "mapped.onnx", map_min_bytes=1024)
+    assert mapped == _applied(gk, monkeypatch, source, tmp_path / "in_memory.onnx", map_min_bytes=1 << 30)
+    folded = onnx.load_from_string(mapped)
     assert [n.op_type for n in folded.graph.node] == ["MatMul"]
     np.testing.assert_array_equal(onnx.numpy_helper.to_array(folded.graph.initializer[0]), weight.T)
