@@ -161,6 +161,7 @@ def _edit_stub(path, name, **entries):
         ("truncate", "lies outside"),
         ("dotdot", "is not a file beside the model"),
         ("absolute", "is not a file beside the model"),
+        ("symlink", "is a symbolic link"),
         ("past_end", "lies outside"),
         ("short_length", "need 16384"),
     ],
@@ -174,6 +175,10 @@ def test_a_damaged_external_file_is_one_error_line(external_model, tmp_path, gk,
         _edit_stub(external_model, "w0", location="../m.onnx.data")
     elif damage == "absolute":  # a user's absolute location is never taken for a mapped stub
         _edit_stub(external_model, "w0", location=str(data))
+    elif damage == "symlink":  # refused as onnx.load refuses it
+        elsewhere = tmp_path / "elsewhere.data"
+        data.rename(elsewhere)
+        data.symlink_to(elsewhere)
     elif damage == "past_end":
         _edit_stub(external_model, "b1", offset=str(data.stat().st_size - 8))
     else:
@@ -238,10 +243,13 @@ def test_large_inline_weights_are_mapped_where_they_lie_in_the_model_file(extern
         tensor_array(next(t for t in mapped.graph.initializer if t.name == "w1")),
         onnx.numpy_helper.to_array(next(t for t in load_model(inline).graph.initializer if t.name == "w1")),
     )
-    out = tmp_path / "mapped.onnx"
-    code, _, err = gk("apply", inline, out, "--preset", "generic")
-    assert code == 0, err
-    assert out.read_bytes() == in_memory.read_bytes()
+    linked = tmp_path / "linked" / "m.onnx"  # a model file that is a symbolic link (as in a download cache)
+    linked.parent.mkdir()
+    linked.symlink_to(inline)
+    for source, out in ((inline, tmp_path / "mapped.onnx"), (linked, tmp_path / "linked.onnx")):
+        code, _, err = gk("apply", source, out, "--preset", "generic")
+        assert code == 0, err
+        assert out.read_bytes() == in_memory.read_bytes()
 
 
 def test_passes_that_read_a_mapped_weight_fold_it_as_in_memory(tmp_path, gk, monkeypatch):

@@ -95,19 +95,24 @@ def mapped_span(tensor: onnx.TensorProto) -> tuple[Path, int, int]:
     return Path(entries["location"]), int(entries.get("offset", "0")), int(entries["length"])
 
 
-def map_external_data(model: onnx.ModelProto, folder: Path) -> None:
+def map_external_data(model: onnx.ModelProto, folder: Path, model_file: str = "") -> None:
     """Turn the main graph's external stubs (relative to ``folder``) into mapped stubs, in place;
     those under :data:`MAP_MIN_BYTES` are read into the proto instead (as ``onnx.load`` would:
     shape constants stay readable by every pass).
 
-    Raises ModelLoadError naming the initializer for a location outside ``folder``, a range past
-    its file's end, or a length that does not match the tensor's dims and type.
+    Raises ModelLoadError naming the initializer for a location outside ``folder``, a file that
+    is a symbolic link (other than ``model_file``, the model's own file name), a range past its file's end, or a length that does not match the
+    tensor's dims and type.
     """
     folder = Path(folder).resolve()
     for tensor in model.graph.initializer:
         if not is_external(tensor):
             continue
         path, offset, length = external_span(tensor, folder)
+        # as onnx.load refuses: a link could carry any file of this machine into the output (the
+        # model file itself, named by the user, holding its own large weights, may be one)
+        if path.is_symlink() and path.name != model_file:
+            raise ModelLoadError(f"initializer '{tensor.name}': external data file {path} is a symbolic link")
         expected = expected_bytes(tensor)
         if expected is not None and expected != length:
             raise ModelLoadError(

@@ -75,7 +75,7 @@ def load_model(path: str | os.PathLike, load_external_data: bool = True, mapped:
     _check_plausible(model, path)
     if load_external_data and mapped and _uses_external_data(model):
         try:
-            map_external_data(model, path.parent)
+            map_external_data(model, path.parent, path.name)
         except ModelLoadError as exc:
             raise ModelLoadError(f"{path}: {exc}") from exc
     elif load_external_data and _uses_external_data(model):
