@@ -213,6 +213,7 @@ def main(argv: list[str] | None = None) -> dict:
         if args.model:
             data = model.parent / (model.name + ".data")
             result["model"] = {**_graph_counts(model), "weights_bytes": data.stat().st_size if data.exists() else 0}
+            result["blocks"] = result["hidden"] = None  # a given model: its counts above, not the flags
         else:
             result["model"] = build_model(model, blocks, args.hidden)
         result["model"]["build_s"] = round(time.perf_counter() - start, 1)

@@ -8,6 +8,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from graphkit.ir.external_data import tensor_array
 from graphkit.ir.model_io import clone, default_opset, graph_inputs, remove_initializers
 from graphkit.ir.shape_eval import attr_value
 from graphkit.ir.shapes import apply_inferred_shapes, dims_of, fresh_name, infer_value_types, set_dims
@@ -311,7 +312,7 @@ def _constants(model: onnx.ModelProto) -> dict[str, np.ndarray]:
     out = {}
     for name, tensor in values.items():
         if len(tensor.dims) <= 1 and tensor.data_type in (onnx.TensorProto.INT64, onnx.TensorProto.INT32):
-            out[name] = numpy_helper.to_array(tensor)
+            out[name] = tensor_array(tensor)
     for node in model.graph.node:
         if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
             for attribute in node.attribute:

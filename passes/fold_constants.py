@@ -8,6 +8,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from graphkit.ir.external_data import tensor_array
 from graphkit.ir.model_io import ONNX_DOMAINS, clone, remove_initializers, remove_nodes_at, subgraph_reads
 from graphkit.ir.shape_eval import NEVER_FOLD, constant_value
 from graphkit.runtime.node_eval import evaluate_node
@@ -62,7 +63,7 @@ class FoldConstants(Pass):
 
         def value(name: str) -> np.ndarray:
             if name not in known:
-                known[name] = numpy_helper.to_array(tensors[name])
+                known[name] = tensor_array(tensors[name])
             return known[name]
 
         def is_const(name: str) -> bool:

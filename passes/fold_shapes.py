@@ -16,6 +16,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from graphkit.ir.external_data import tensor_array
 from graphkit.ir.model_io import ONNX_DOMAINS, clone, default_opset, remove_initializers, subgraph_reads
 from graphkit.ir.shape_eval import (
     NEVER_FOLD,
@@ -189,7 +190,7 @@ class _FoldRound:
             return self.known[name]
         tensor = self.initializers.get(name)
         if tensor is not None and name not in self.graph_inputs_only():
-            array = numpy_helper.to_array(tensor)
+            array = tensor_array(tensor)
             self.known[name] = array
             return array
         return None

@@ -28,6 +28,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from graphkit.ir.external_data import tensor_array
 from graphkit.ir.shapes import fresh_name, known_value_types
 from graphkit.util.errors import InputError
 
@@ -119,7 +120,7 @@ def emulate_fp16(
         if init.name not in floats or init.data_type != TensorProto.FLOAT or not users & fp16:
             out.graph.initializer.append(init)
             continue
-        value = round_fp16(numpy_helper.to_array(init))
+        value = round_fp16(tensor_array(init))
         if users <= fp16 and init.name not in {o.name for o in graph.output}:
             out.graph.initializer.append(numpy_helper.from_array(value, init.name))
             rounded[init.name] = init.name

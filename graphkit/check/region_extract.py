@@ -6,9 +6,9 @@ from collections.abc import Mapping
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
 
 from graphkit.check.region_find import RegionUnavailable, Side
+from graphkit.ir.external_data import tensor_array
 from graphkit.ir.shapes import ValueType
 from graphkit.runtime.backend import open_validation_backend
 from graphkit.runtime.ort import ValidationRuntime, ort_error_text
@@ -88,5 +88,5 @@ class SideRunner:
             if name in feeds:
                 results[name] = feeds[name]
             elif name in self.initializers:
-                results[name] = numpy_helper.to_array(self.initializers[name])
+                results[name] = tensor_array(self.initializers[name])
         return results

@@ -62,8 +62,8 @@ def run(args) -> int:
         except FieldValueError as exc:
             raise InputError(str(exc)) from exc
     dims = {"batch": 1, **parse_dim_items(args.dim)}
-    a = load_user_model(args.model_a)
-    b = load_user_model(args.model_b)
+    a = load_user_model(args.model_a, mapped=True)  # weights stay in their files: read only where compared
+    b = load_user_model(args.model_b, mapped=True)
     if args.inputs:
         feeds = load_npz_feeds(args.inputs)
     elif args.golden:

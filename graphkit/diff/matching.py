@@ -31,22 +31,26 @@ import xxhash
 
 from graphkit.diff.formatting import shape_text
 from graphkit.diff.records import Change, NodeInfo
-from graphkit.ir.external_data import external_chunks, is_external
+from graphkit.ir.external_data import external_chunks, is_external, is_mapped, raw_digest
 
 
 def tensor_hash(tensor: onnx.TensorProto, folder: Path | None = None) -> str:
     """xxh3-64 hex of a tensor's values (raw bytes hashed in place; typed fields otherwise).
 
-    With ``folder`` (the model file's folder), an external-data stub is hashed from its file in
-    pieces, to the same hash as the loaded tensor.
+    Raw bytes go in through their digest (:func:`graphkit.ir.external_data.raw_digest`), so a
+    mapped weight is hashed once per run. With ``folder`` (the model file's folder), an
+    external-data stub is hashed from its file in pieces. Either way the same weight gives the
+    same hash as when it is loaded into the proto.
     """
     digest = xxhash.xxh3_64()
     digest.update(b"%d:%s|" % (tensor.data_type, ",".join(map(str, tensor.dims)).encode()))
-    if folder is not None and is_external(tensor):
+    if folder is not None and is_external(tensor):  # a stub as read from a file: checked against its folder
+        raw = xxhash.xxh3_128()
         for piece in external_chunks(tensor, folder):
-            digest.update(piece)
-    elif tensor.HasField("raw_data"):
-        digest.update(tensor.raw_data)
+            raw.update(piece)
+        digest.update(raw.digest())
+    elif tensor.HasField("raw_data") or is_mapped(tensor):
+        digest.update(raw_digest(tensor))
     else:
         values = onnx.TensorProto()
         values.CopyFrom(tensor)

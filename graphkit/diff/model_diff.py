@@ -33,7 +33,7 @@ from graphkit.diff.records import (
     ValueChange,
     ValueInfo,
 )
-from graphkit.ir.external_data import external_array, external_span, is_external
+from graphkit.ir.external_data import external_array, external_span, is_external, is_mapped, mapped_span, tensor_array
 from graphkit.ir.model_io import graph_inputs, op_counts
 from graphkit.ir.provenance import provenance_by_index
 from graphkit.ir.shapes import dims_of
@@ -137,6 +137,8 @@ def initializer_infos(model: onnx.ModelProto, folder: Path | None = None) -> dic
     for tensor in model.graph.initializer:
         if folder is not None and is_external(tensor):
             nbytes = external_span(tensor, folder)[2]
+        elif is_mapped(tensor):
+            nbytes = mapped_span(tensor)[2]
         else:
             nbytes = len(tensor.raw_data) if tensor.HasField("raw_data") else tensor.ByteSize()
         infos[tensor.name] = InitializerInfo(
@@ -156,6 +158,8 @@ def _values_view(tensor: onnx.TensorProto, folder: Path | None = None) -> np.nda
         return None
     if folder is not None and is_external(tensor):
         return external_array(tensor, folder, dtype)
+    if is_mapped(tensor):
+        return tensor_array(tensor).reshape(-1)
     if tensor.HasField("raw_data"):
         return np.frombuffer(tensor.raw_data, dtype=dtype)
     return numpy_helper.to_array(tensor).reshape(-1)

@@ -10,11 +10,15 @@ the end of its file is a :class:`~graphkit.util.errors.ModelLoadError` naming th
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import onnx
+import xxhash
+from onnx import numpy_helper
 
 from graphkit.util.errors import ModelLoadError
 
@@ -51,17 +55,7 @@ def external_span(tensor: onnx.TensorProto, folder: Path) -> tuple[Path, int, in
 def external_chunks(tensor: onnx.TensorProto, folder: Path, chunk: int = CHUNK) -> Iterator[memoryview]:
     """The external tensor's bytes in pieces of at most ``chunk`` bytes (one buffer, reused)."""
     path, offset, length = external_span(tensor, folder)
-    buffer = bytearray(min(chunk, length) or 1)
-    view = memoryview(buffer)
-    with open(path, "rb", buffering=0) as handle:
-        handle.seek(offset)
-        left = length
-        while left:
-            got = handle.readinto(view[: min(left, len(buffer))])
-            if not got:
-                raise ModelLoadError(f"initializer '{tensor.name}': external data file {path} ended early")
-            yield view[:got]
-            left -= got
+    return _chunks(path, offset, length, tensor.name, chunk)
 
 
 def external_array(tensor: onnx.TensorProto, folder: Path, dtype: np.dtype) -> np.ndarray:
@@ -71,3 +65,189 @@ def external_array(tensor: onnx.TensorProto, folder: Path, dtype: np.dtype) -> n
     if count == 0:
         return np.zeros(0, dtype=dtype)
     return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=(count,))
+
+
+# --- weights mapped for a whole run ------------------------------------------------------------
+#
+# A model loaded with ``load_model(..., mapped=True)`` keeps every external weight as a stub whose
+# location is the data file's absolute path (checked once at load against the model's folder:
+# relative, no ``..``, inside the file, the length its dims need). Such a *mapped stub* is read
+# only through :func:`tensor_array` (a read-only memory map: a pass that writes to it gets an
+# error, the file cannot change), hashed once per file version (:func:`raw_digest`), handed to
+# onnxruntime as a file it maps itself (:func:`graphkit.runtime.ort.create_session`) and streamed
+# to the output by :func:`graphkit.ir.model_io.save_model`. A user's file never holds an absolute
+# location (:func:`external_span` refuses it), so an absolute location always means a mapped stub.
+
+MAP_MIN_BYTES = 1 << 20  # weights at least this big are mapped; smaller ones are read into the proto
+_DIGESTS: dict[tuple, bytes] = {}  # (path, offset, length, inode, size, mtime) -> xxh3-128 digest
+
+
+def is_mapped(tensor: onnx.TensorProto) -> bool:
+    """Whether ``tensor`` is a mapped stub (external, absolute location; see above)."""
+    if tensor.data_location != onnx.TensorProto.EXTERNAL:
+        return False
+    return any(entry.key == "location" and entry.value.startswith("/") for entry in tensor.external_data)
+
+
+def mapped_span(tensor: onnx.TensorProto) -> tuple[Path, int, int]:
+    """(file, offset, length) of a mapped stub's bytes."""
+    entries = {entry.key: entry.value for entry in tensor.external_data}
+    return Path(entries["location"]), int(entries.get("offset", "0")), int(entries["length"])
+
+
+def map_external_data(model: onnx.ModelProto, folder: Path, model_file: str = "") -> None:
+    """Turn the main graph's external stubs (relative to ``folder``) into mapped stubs, in place;
+    those under :data:`MAP_MIN_BYTES` are read into the proto instead (as ``onnx.load`` would:
+    shape constants stay readable by every pass).
+
+    Raises ModelLoadError naming the initializer for a location outside ``folder``, a file that
+    is a symbolic link (other than ``model_file``, the model's own file name), a range past its file's end, or a length that does not match the
+    tensor's dims and type.
+    """
+    folder = Path(folder).resolve()
+    for tensor in model.graph.initializer:
+        if not is_external(tensor):
+            continue
+        path, offset, length = external_span(tensor, folder)
+        # as onnx.load refuses: a link could carry any file of this machine into the output (the
+        # model file itself, named by the user, holding its own large weights, may be one)
+        if path.is_symlink() and path.name != model_file:
+            raise ModelLoadError(f"initializer '{tensor.name}': external data file {path} is a symbolic link")
+        expected = expected_bytes(tensor)
+        if expected is not None and expected != length:
+            raise ModelLoadError(
+                f"initializer '{tensor.name}': external data holds {length} bytes, but dims {list(tensor.dims)} "
+                f"need {expected} (file edited or truncated?)"
+            )
+        del tensor.external_data[:]
+        if length < MAP_MIN_BYTES:
+            tensor.raw_data = b"".join(bytes(piece) for piece in _chunks(path, offset, length, tensor.name))
+            tensor.data_location = onnx.TensorProto.DEFAULT
+            continue
+        for key, value in (("location", str(path.resolve())), ("offset", str(offset)), ("length", str(length))):
+            tensor.external_data.add(key=key, value=value)
+
+
+def expected_bytes(tensor: onnx.TensorProto) -> int | None:
+    """The bytes a tensor's dims and fixed-width type need (None: strings, sub-byte or unknown types)."""
+    try:
+        itemsize = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type)).itemsize
+    except (KeyError, TypeError, ValueError):
+        return None
+    if tensor.data_type in (onnx.TensorProto.STRING,) or tensor.data_type in _SUB_BYTE:
+        return None
+    count = 1
+    for dim in tensor.dims:
+        count *= dim
+    return count * itemsize
+
+
+_SUB_BYTE = {
+    getattr(onnx.TensorProto, name)
+    for name in ("INT4", "UINT4", "FLOAT4E2M1", "INT2", "UINT2")
+    if hasattr(onnx.TensorProto, name)
+}
+
+
+def _mapped_file(tensor: onnx.TensorProto) -> tuple[Path, int, int, os.stat_result]:
+    path, offset, length = mapped_span(tensor)
+    try:
+        stat = path.stat()
+    except OSError as exc:
+        raise ModelLoadError(
+            f"initializer '{tensor.name}': external data file {path} unreadable ({exc.strerror or exc})"
+        ) from exc
+    if offset + length > stat.st_size:
+        raise ModelLoadError(
+            f"initializer '{tensor.name}': external data [{offset}, {offset + length}) lies outside {path} "
+            f"({stat.st_size} bytes; file changed during the run?)"
+        )
+    return path, offset, length, stat
+
+
+def raw_digest(tensor: onnx.TensorProto) -> bytes:
+    """xxh3-128 digest of a raw tensor's bytes: a mapped stub's from its file (computed once per
+    file version), an in-proto tensor's from ``raw_data``. The same weight gives the same digest
+    either way."""
+    if not is_mapped(tensor):
+        return xxhash.xxh3_128(tensor.raw_data).digest()
+    path, offset, length, stat = _mapped_file(tensor)
+    key = (str(path), offset, length, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    digest = _DIGESTS.get(key)
+    if digest is None:
+        hasher = xxhash.xxh3_128()
+        for piece in _chunks(path, offset, length, tensor.name):
+            hasher.update(piece)
+        digest = _DIGESTS[key] = hasher.digest()
+    return digest
+
+
+def _chunks(path: Path, offset: int, length: int, name: str, chunk: int = CHUNK) -> Iterator[memoryview]:
+    buffer = bytearray(min(chunk, length) or 1)
+    view = memoryview(buffer)
+    with open(path, "rb", buffering=0) as handle:
+        handle.seek(offset)
+        left = length
+        while left:
+            got = handle.readinto(view[: min(left, len(buffer))])
+            if not got:
+                raise ModelLoadError(f"initializer '{name}': external data file {path} ended early")
+            yield view[:got]
+            left -= got
+
+
+def mapped_chunks(tensor: onnx.TensorProto) -> Iterator[memoryview]:
+    """A mapped stub's bytes in pieces through one reused buffer (for streaming them to a file)."""
+    path, offset, length, _ = _mapped_file(tensor)
+    return _chunks(path, offset, length, tensor.name)
+
+
+def tensor_array(tensor: onnx.TensorProto) -> np.ndarray:
+    """A tensor's values: a read-only memory map for a mapped stub, ``numpy_helper.to_array``
+    otherwise. The one way passes read a weight that may be mapped."""
+    if not is_mapped(tensor):
+        return numpy_helper.to_array(tensor)
+    path, offset, length, _ = _mapped_file(tensor)
+    dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type)).newbyteorder("<")
+    shape = tuple(tensor.dims)
+    if length == 0:
+        return np.zeros(shape, dtype=dtype)
+    return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape)
+
+
+def rooted_locations(model: onnx.ModelProto) -> set[str]:
+    """Rewrite the main graph's mapped stubs in place to locations relative to ``/`` (what the
+    ONNX checker and onnxruntime accept: relative, in the folder ``/``); returns their names.
+    Use on a copy (a skeleton), never on the run's model."""
+    names = set()
+    for tensor in model.graph.initializer:
+        if is_mapped(tensor):
+            names.add(tensor.name)
+            for entry in tensor.external_data:
+                if entry.key == "location":
+                    entry.value = entry.value.lstrip("/")
+    return names
+
+
+def copy_mapped(tensor: onnx.TensorProto, out: BinaryIO) -> int:
+    """Append a mapped stub's bytes to the binary file ``out``; returns how many.
+
+    The kernel copies them file to file (``copy_file_range``: no pass through this process's
+    memory); where it cannot, they are streamed through one buffer.
+    """
+    path, offset, length, _ = _mapped_file(tensor)
+    out.flush()
+    done = 0
+    if hasattr(os, "copy_file_range"):
+        with open(path, "rb", buffering=0) as source:
+            try:
+                while done < length:
+                    copied = os.copy_file_range(source.fileno(), out.fileno(), length - done, offset + done)
+                    if not copied:
+                        raise ModelLoadError(f"initializer '{tensor.name}': external data file {path} ended early")
+                    done += copied
+            except OSError:  # not supported between these files: stream the rest
+                out.seek(0, os.SEEK_END)
+    for piece in _chunks(path, offset + done, length - done, tensor.name):
+        out.write(piece)
+    return length

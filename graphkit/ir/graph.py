@@ -30,6 +30,7 @@ import onnx_graphsurgeon as gs
 from onnx import numpy_helper
 from onnx_graphsurgeon.ir.tensor import LazyValues
 
+from graphkit.ir.external_data import is_mapped, tensor_array
 from graphkit.ir.shapes import Dim, ValueType, known_value_types
 from graphkit.util.errors import PassError
 
@@ -37,8 +38,26 @@ DEFAULT_DOMAINS = (None, "", "ai.onnx")
 
 
 def to_graph(model: onnx.ModelProto) -> gs.Graph:
-    """The model's main graph as a graphsurgeon Graph (shares, never changes, the model's tensors)."""
-    return gs.import_onnx(model)
+    """The model's main graph as a graphsurgeon Graph (shares, never changes, the model's tensors).
+
+    A mapped weight (:func:`graphkit.ir.external_data.is_mapped`) stays lazy; read, it is a
+    read-only memory map of its file (:class:`MappedValues`).
+    """
+    graph = gs.import_onnx(model)
+    if any(is_mapped(tensor) for tensor in model.graph.initializer):
+        for tensor in graph.tensors().values():
+            values = getattr(tensor, "_values", None)
+            if isinstance(values, LazyValues) and is_mapped(values.tensor):
+                tensor._values = MappedValues(values.tensor)
+    return graph
+
+
+class MappedValues(LazyValues):
+    """graphsurgeon's lazy constant values for a mapped weight: loaded, a read-only memory map
+    (:func:`graphkit.ir.external_data.tensor_array`); exported, still the stub."""
+
+    def load(self) -> np.ndarray:
+        return tensor_array(self.tensor)
 
 
 def to_model(graph: gs.Graph, like: onnx.ModelProto, opset: int | None = None) -> onnx.ModelProto:

@@ -2,6 +2,10 @@
 
 - :func:`load_model` and :func:`save_model` stream tensors one at a time
   (:mod:`graphkit.ir.protostream`), so peak memory stays near the model's own size.
+  ``load_model(..., mapped=True)`` (what ``apply`` and ``localize`` use) leaves the weights of
+  1 MiB or more in their files as mapped stubs (:mod:`graphkit.ir.external_data`): the model
+  in memory is the graph, and weights are read, hashed, handed to onnxruntime and saved from
+  the files.
 - :func:`load_model` turns every way a file can be bad (missing, empty, truncated, not ONNX,
   missing external data) into one :class:`~graphkit.util.errors.ModelLoadError` naming the file.
 - :func:`load_user_model` is what every command calls on a model file a user names: it loads
@@ -26,8 +30,15 @@ import onnx
 import xxhash
 from google.protobuf.message import DecodeError
 
+from graphkit.ir.external_data import (
+    copy_mapped,
+    is_mapped,
+    map_external_data,
+    mapped_span,
+    raw_digest,
+)
 from graphkit.ir.model_check import invalid_reason
-from graphkit.ir.protostream import read_model, write_model
+from graphkit.ir.protostream import copy_field, read_model, write_model
 from graphkit.util.errors import ModelLoadError, ModelSaveError, PassError, one_line
 from graphkit.util.files import atomic_paths
 
@@ -36,8 +47,14 @@ SINGLE_FILE_LIMIT = PROTOBUF_LIMIT - 64 * 2**20  # above this, weights go to an 
 EXTERNAL_THRESHOLD = 1024  # bytes; tensors at least this big go to the data file
 
 
-def load_model(path: str | os.PathLike, load_external_data: bool = True) -> onnx.ModelProto:
-    """Read an ONNX file (and its external data) or raise ModelLoadError naming the file."""
+def load_model(path: str | os.PathLike, load_external_data: bool = True, mapped: bool = False) -> onnx.ModelProto:
+    """Read an ONNX file (and its external data) or raise ModelLoadError naming the file.
+
+    ``mapped=True`` leaves external weights in their files as mapped stubs
+    (:func:`graphkit.ir.external_data.map_external_data`: checked now, read through read-only
+    memory maps later) instead of loading them into the proto, and so are inline weights of at
+    least :data:`graphkit.ir.external_data.MAP_MIN_BYTES` (stubs over their bytes in ``path``).
+    """
     path = Path(path)
     if not path.exists():
         raise ModelLoadError(f"{path}: no such file")
@@ -49,13 +66,19 @@ def load_model(path: str | os.PathLike, load_external_data: bool = True) -> onnx
         raise ModelLoadError(f"{path}: file is empty")
     try:
         with open(path, "rb", buffering=1 << 20) as handle:
-            model = read_model(handle)  # one tensor at a time: peak memory ~ the model's size
+            # one tensor at a time: peak memory ~ the model's size (mapped: large weights left in the file)
+            model = read_model(handle, path.name if mapped and load_external_data else None)
     except (DecodeError, RuntimeError, ValueError, UnicodeDecodeError) as exc:
         raise ModelLoadError(f"{path}: not a valid ONNX model (truncated or not ONNX: {one_line(exc, 200)})") from exc
     except OSError as exc:
         raise ModelLoadError(f"{path}: cannot read ({exc.strerror or exc})") from exc
     _check_plausible(model, path)
-    if load_external_data and _uses_external_data(model):
+    if load_external_data and mapped and _uses_external_data(model):
+        try:
+            map_external_data(model, path.parent, path.name)
+        except ModelLoadError as exc:
+            raise ModelLoadError(f"{path}: {exc}") from exc
+    elif load_external_data and _uses_external_data(model):
         try:
             onnx.load_external_data_for_model(model, str(path.parent))
         except (OSError, ValueError, onnx.checker.ValidationError) as exc:
@@ -63,13 +86,13 @@ def load_model(path: str | os.PathLike, load_external_data: bool = True) -> onnx
     return model
 
 
-def load_user_model(path: str | os.PathLike, load_external_data: bool = True) -> onnx.ModelProto:
+def load_user_model(path: str | os.PathLike, load_external_data: bool = True, mapped: bool = False) -> onnx.ModelProto:
     """Load a model file named by a user and check it; the one entry point of every command.
 
     Raises ModelLoadError ``"<path>: invalid model: <problem>"`` (see :func:`invalid_reason`)
     for a parseable but invalid graph, and load_model's errors for unreadable files.
     """
-    model = load_model(path, load_external_data)
+    model = load_model(path, load_external_data, mapped)
     problem = invalid_reason(model)
     if problem:
         raise ModelLoadError(f"{path}: invalid model: {problem}")
@@ -119,6 +142,8 @@ def model_size(model: onnx.ModelProto) -> int:
 
 def _raw_tensor_size(tensor: onnx.TensorProto) -> int:
     """A tensor's serialized size, from its dims when it holds raw data of a fixed-width type."""
+    if is_mapped(tensor):
+        return mapped_span(tensor)[2] + tensor.ByteSize()
     if not tensor.HasField("raw_data"):
         return tensor.ByteSize()
     try:
@@ -178,11 +203,14 @@ def _save_external(model: onnx.ModelProto, tmp_model: Path, data_name: str) -> N
     offset = 0
     with open(data_path, "wb", buffering=1 << 20) as data:
         for tensor in model.graph.initializer:
-            size = len(tensor.raw_data) if tensor.HasField("raw_data") else 0
-            if size < EXTERNAL_THRESHOLD or tensor.data_location == onnx.TensorProto.EXTERNAL:
-                light.graph.initializer.append(tensor)
-                continue
-            data.write(tensor.raw_data)
+            if is_mapped(tensor):  # copied from its file, never through the proto
+                size = copy_mapped(tensor, data)
+            else:
+                size = len(tensor.raw_data) if tensor.HasField("raw_data") else 0
+                if size < EXTERNAL_THRESHOLD or tensor.data_location == onnx.TensorProto.EXTERNAL:
+                    light.graph.initializer.append(tensor)
+                    continue
+                data.write(tensor.raw_data)
             stub = light.graph.initializer.add(name=tensor.name, data_type=tensor.data_type, dims=tensor.dims)
             stub.doc_string = tensor.doc_string
             stub.metadata_props.extend(tensor.metadata_props)
@@ -206,20 +234,15 @@ def without_initializers(model: onnx.ModelProto) -> onnx.ModelProto:
     return light
 
 
-def copy_field(target, descriptor, value) -> None:
-    """Set field ``descriptor`` of protobuf message ``target`` to ``value`` (repeated: extended)."""
-    if descriptor.is_repeated:
-        getattr(target, descriptor.name).extend(value)
-    elif descriptor.type == descriptor.TYPE_MESSAGE:
-        getattr(target, descriptor.name).CopyFrom(value)
-    else:
-        setattr(target, descriptor.name, value)
-
-
 def check_model(model: onnx.ModelProto, what: str = "model") -> None:
-    """Run the ONNX checker; raise PassError naming ``what`` and the checker's message."""
+    """Run the ONNX checker; raise PassError naming ``what`` and the checker's message.
+
+    Mapped weights stay in their files: the checker sees their stubs (a skeleton copy).
+    """
     try:
-        if too_big_for_one_file(model):
+        if has_mapped_weights(model):
+            onnx.checker.check_model(_skeleton(model)[0])
+        elif too_big_for_one_file(model):
             with tempfile.TemporaryDirectory() as tmp:
                 saved = save_model(model, Path(tmp) / "check.onnx", external_data=True)
                 onnx.checker.check_model(str(saved))
@@ -230,8 +253,20 @@ def check_model(model: onnx.ModelProto, what: str = "model") -> None:
 
 
 def infer_shapes(model: onnx.ModelProto, what: str = "model", strict: bool = True) -> onnx.ModelProto:
-    """Return ``model`` with inferred value_info; raise PassError on inconsistent shapes."""
+    """Return ``model`` with inferred value_info; raise PassError on inconsistent shapes.
+
+    Mapped weights stay in their files: inference runs on the skeleton (their stubs), and the
+    result keeps them mapped.
+    """
     try:
+        if has_mapped_weights(model):
+            skeleton, added = _skeleton(model)
+            inferred = onnx.shape_inference.infer_shapes(skeleton, check_type=True, strict_mode=strict, data_prop=True)
+            kept = [value for value in inferred.graph.input if value.name not in added]
+            del inferred.graph.input[:]
+            inferred.graph.input.extend(kept)
+            inferred.graph.initializer.extend(t for t in model.graph.initializer if is_mapped(t))
+            return inferred
         if too_big_for_one_file(model):
             with tempfile.TemporaryDirectory() as tmp:
                 saved = save_model(model, Path(tmp) / "shapes.onnx", external_data=True)
@@ -242,11 +277,34 @@ def infer_shapes(model: onnx.ModelProto, what: str = "model", strict: bool = Tru
         raise PassError(f"{what}: shape inference failed: {one_line(exc, 200)}") from exc
 
 
+def has_mapped_weights(model: onnx.ModelProto) -> bool:
+    """Whether any main-graph weight of ``model`` is a mapped stub (see :func:`load_model`)."""
+    return any(is_mapped(tensor) for tensor in model.graph.initializer)
+
+
+def _skeleton(model: onnx.ModelProto) -> tuple[onnx.ModelProto, set[str]]:
+    """A copy of ``model`` whose mapped weights are typed graph inputs (the ONNX checker and
+    shape inference would otherwise look for their files relative to the working folder), and
+    the names of the inputs added. The weights themselves were checked at load (their files'
+    ranges and lengths: :func:`graphkit.ir.external_data.map_external_data`)."""
+    skeleton = without_initializers(model)
+    declared = {value.name for value in model.graph.input}
+    added: set[str] = set()
+    for tensor in model.graph.initializer:
+        if not is_mapped(tensor):
+            skeleton.graph.initializer.append(tensor)
+        elif tensor.name not in declared:
+            skeleton.graph.input.append(onnx.helper.make_tensor_value_info(tensor.name, tensor.data_type, tensor.dims))
+            added.add(tensor.name)
+    return skeleton, added
+
+
 def content_hash(model: onnx.ModelProto) -> str:
     """A stable 128-bit hex fingerprint of everything in the model, weights included.
 
-    Nodes, I/O and metadata are hashed through their deterministic serialization; initializer
-    bytes are hashed in place (no copy), so this stays fast on models of hundreds of MB.
+    Nodes, I/O and metadata are hashed through their deterministic serialization; each raw
+    weight through its own digest (:func:`graphkit.ir.external_data.raw_digest`: a mapped weight
+    hashed once from its file, to the same digest as the same weight held in the proto).
     """
     digest = xxhash.xxh3_128()
     header = onnx.ModelProto()
@@ -268,8 +326,8 @@ def _hash_graph(graph: onnx.GraphProto, digest) -> None:
     for tensor in graph.initializer:
         digest.update(tensor.name.encode())
         digest.update(b"%d:%s" % (tensor.data_type, ",".join(map(str, tensor.dims)).encode()))
-        if tensor.HasField("raw_data"):
-            digest.update(tensor.raw_data)
+        if tensor.HasField("raw_data") or is_mapped(tensor):
+            digest.update(raw_digest(tensor))  # a mapped weight: hashed once, from its file
         else:
             digest.update(tensor.SerializeToString(deterministic=True))
 

@@ -21,9 +21,13 @@ from typing import BinaryIO
 
 import onnx
 
+from graphkit.ir import external_data
+from graphkit.ir.external_data import expected_bytes, is_external, is_mapped, mapped_chunks, mapped_span
+
 MODEL_GRAPH_FIELD = 7  # ModelProto.graph
 GRAPH_INITIALIZER_FIELD = 5  # GraphProto.initializer
 LENGTH_DELIMITED = 2
+TENSOR_RAW_DATA_FIELD = 9  # TensorProto.raw_data
 
 
 class WireFormatError(ValueError):
@@ -114,27 +118,35 @@ def _stream_end(stream: BinaryIO) -> int:
     return end
 
 
-def read_model(stream: BinaryIO) -> onnx.ModelProto:
-    """Parse a ModelProto from a seekable binary file object, one initializer at a time."""
+def read_model(stream: BinaryIO, mapped_file: str | None = None) -> onnx.ModelProto:
+    """Parse a ModelProto from a seekable binary file object, one initializer at a time.
+
+    With ``mapped_file`` (the stream's file name), each main-graph initializer whose
+    ``raw_data`` holds at least :data:`graphkit.ir.external_data.MAP_MIN_BYTES` is not read: it becomes an external-data
+    stub over that byte range of the file (which
+    :func:`graphkit.ir.external_data.map_external_data` then checks and maps like any other).
+    """
     model = onnx.ModelProto()
     rest = bytearray()
     for number, wire_type, head, payload in _fields(stream, _stream_end(stream)):
         if wire_type != LENGTH_DELIMITED:
             rest += head + payload
         elif number == MODEL_GRAPH_FIELD:
-            _read_graph(stream, payload, model.graph)
+            _read_graph(stream, payload, model.graph, mapped_file)
         else:
             rest += head + _read_exact(stream, payload)
     model.MergeFromString(bytes(rest))
     return model
 
 
-def _read_graph(stream: BinaryIO, length: int, graph: onnx.GraphProto) -> None:
+def _read_graph(stream: BinaryIO, length: int, graph: onnx.GraphProto, mapped_file: str | None = None) -> None:
     end = stream.tell() + length
     rest = bytearray()
     for number, wire_type, head, payload in _fields(stream, end):
         if wire_type != LENGTH_DELIMITED:
             rest += head + payload
+        elif number == GRAPH_INITIALIZER_FIELD and mapped_file is not None and payload >= external_data.MAP_MIN_BYTES:
+            _read_tensor_mapped(stream, payload, graph.initializer.add(), mapped_file)
         elif number == GRAPH_INITIALIZER_FIELD:
             graph.initializer.add().ParseFromString(_read_exact(stream, payload))
         else:
@@ -142,31 +154,95 @@ def _read_graph(stream: BinaryIO, length: int, graph: onnx.GraphProto) -> None:
     graph.MergeFromString(bytes(rest))
 
 
+def _read_tensor_mapped(stream: BinaryIO, length: int, tensor: onnx.TensorProto, mapped_file: str) -> None:
+    """Parse a TensorProto, leaving its ``raw_data`` in the file as a mapped stub (when it holds
+    exactly what the dims and type need; otherwise it is read, for the model check to judge)."""
+    end = stream.tell() + length
+    rest = bytearray()
+    raw: tuple[int, int] | None = None
+    for number, wire_type, head, payload in _fields(stream, end):
+        if wire_type != LENGTH_DELIMITED:
+            rest += head + payload
+        elif number == TENSOR_RAW_DATA_FIELD:
+            raw = (stream.tell(), payload)
+            stream.seek(payload, 1)
+        else:
+            rest += head + _read_exact(stream, payload)
+    tensor.MergeFromString(bytes(rest))
+    if raw is None:
+        return
+    offset, size = raw
+    if is_external(tensor) or expected_bytes(tensor) != size:
+        here = stream.tell()
+        stream.seek(offset)
+        tensor.raw_data = _read_exact(stream, size)
+        stream.seek(here)
+        return
+    tensor.data_location = onnx.TensorProto.EXTERNAL
+    for key, value in (("location", mapped_file), ("offset", str(offset)), ("length", str(size))):
+        tensor.external_data.add(key=key, value=value)
+
+
 def _without(message, skip: str):
     """A shallow copy of ``message`` with every field except ``skip`` (copies small fields only)."""
     copy = type(message)()
     for field, value in message.ListFields():
-        if field.name == skip:
-            continue
-        target = getattr(copy, field.name)
-        if field.is_repeated:
-            target.extend(value)
-        elif field.type == field.TYPE_MESSAGE:
-            target.CopyFrom(value)
-        else:
-            setattr(copy, field.name, value)
+        if field.name != skip:
+            copy_field(copy, field, value)
     return copy
 
 
+def copy_field(target, descriptor, value) -> None:
+    """Set field ``descriptor`` of protobuf message ``target`` to ``value`` (repeated: extended)."""
+    if descriptor.is_repeated:
+        getattr(target, descriptor.name).extend(value)
+    elif descriptor.type == descriptor.TYPE_MESSAGE:
+        getattr(target, descriptor.name).CopyFrom(value)
+    else:
+        setattr(target, descriptor.name, value)
+
+
 def write_model(model: onnx.ModelProto, stream: BinaryIO) -> None:
-    """Serialize ``model`` to a binary file object, one initializer at a time."""
+    """Serialize ``model`` to a binary file object, one initializer at a time.
+
+    A mapped stub (:func:`graphkit.ir.external_data.is_mapped`) is written as the tensor it
+    stands for: its header, then its bytes streamed from their file into ``raw_data``.
+    """
     stream.write(_without(model, "graph").SerializeToString())
     graph_head = _without(model.graph, "initializer").SerializeToString()
     init_key = _varint(GRAPH_INITIALIZER_FIELD << 3 | LENGTH_DELIMITED)
-    sizes = [tensor.ByteSize() for tensor in model.graph.initializer]
+    parts = [_mapped_parts(tensor) if is_mapped(tensor) else None for tensor in model.graph.initializer]
+    sizes = [
+        tensor.ByteSize() if part is None else len(part[0]) + len(_raw_key(part[1])) + part[1] + len(part[2])
+        for tensor, part in zip(model.graph.initializer, parts)
+    ]
     graph_length = len(graph_head) + sum(len(init_key) + len(_varint(n)) + n for n in sizes)
     stream.write(_varint(MODEL_GRAPH_FIELD << 3 | LENGTH_DELIMITED) + _varint(graph_length))
     stream.write(graph_head)
-    for tensor, size in zip(model.graph.initializer, sizes):
+    for tensor, part, size in zip(model.graph.initializer, parts, sizes):
         stream.write(init_key + _varint(size))
-        stream.write(tensor.SerializeToString())
+        if part is None:
+            stream.write(tensor.SerializeToString())  # one tensor's bytes at a time
+            continue
+        low, length, high = part
+        stream.write(low)
+        stream.write(_raw_key(length))
+        for piece in mapped_chunks(tensor):
+            stream.write(piece)
+        stream.write(high)
+
+
+def _mapped_parts(tensor: onnx.TensorProto) -> tuple[bytes, int, bytes]:
+    """A mapped stub's serialization as the tensor it stands for, around its bytes: the fields
+    before ``raw_data``, the bytes' length, the fields after it; in field order, as ``onnx.load``
+    + ``SerializeToString`` give the same weight loaded into the proto (``data_location`` DEFAULT)."""
+    low, high = onnx.TensorProto(), onnx.TensorProto()
+    for field, value in tensor.ListFields():
+        if field.name not in ("external_data", "data_location"):
+            copy_field(low if field.number < TENSOR_RAW_DATA_FIELD else high, field, value)
+    high.data_location = onnx.TensorProto.DEFAULT
+    return low.SerializeToString(), mapped_span(tensor)[2], high.SerializeToString()
+
+
+def _raw_key(length: int) -> bytes:
+    return _varint(TENSOR_RAW_DATA_FIELD << 3 | LENGTH_DELIMITED) + _varint(length)

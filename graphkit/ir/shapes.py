@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 
 import onnx
 
+from graphkit.ir.external_data import tensor_array
 from graphkit.ir.shape_seeds import symbolic_seeds
 from graphkit.ir.value_type import RANDOM_OPS, Dim, ValueType  # noqa: F401 - RANDOM_OPS re-exported
 from graphkit.util.errors import PassError, one_line
@@ -204,7 +205,7 @@ def _resize_symbol_seeds(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
     for node in graph.node:
         if node.op_type != "Resize" or len(node.input) < 3 or node.input[2] not in inits:
             continue
-        scales = onnx.numpy_helper.to_array(inits[node.input[2]]).reshape(-1)
+        scales = tensor_array(inits[node.input[2]]).reshape(-1)
         source, target = known.get(node.input[0]), known.get(node.output[0])
         if source is None or target is None or node.output[0] in {o.name for o in graph.output}:
             continue

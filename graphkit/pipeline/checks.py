@@ -179,7 +179,11 @@ def localize_failure(record: PassRecord, golden: GoldenSet, tolerances) -> None:
     tol = tolerances.default
     try:
         result = localize(
-            load_model(record.artifacts["input_model"]), load_model(rejected), case.inputs, atol=tol.atol, rtol=tol.rtol
+            load_model(record.artifacts["input_model"], mapped=True),  # weights stay in the files
+            load_model(rejected, mapped=True),
+            case.inputs,
+            atol=tol.atol,
+            rtol=tol.rtol,
         )
     except GraphkitError as exc:  # the rejected model does not run on this case: that is the answer
         answer = f"the rejected model fails to run: {one_line(exc, 600)}"

@@ -43,9 +43,9 @@ def load_source(spec: PipelineSpec, origin: str, input_path: str | None, weights
     the plugin registered for it (:data:`graphkit.pipeline.plugins.SOURCES`).
     """
     if input_path:
-        return Source(load_user_model(input_path), "onnx", str(input_path))
+        return Source(load_user_model(input_path, mapped=True), "onnx", str(input_path))
     if spec.source.onnx:
-        return Source(load_user_model(spec.source.onnx), "onnx", spec.source.onnx)
+        return Source(load_user_model(spec.source.onnx, mapped=True), "onnx", spec.source.onnx)
     if spec.source.builtin == "demo":
         from graphkit.pipeline.demo_model import demo_model
 

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 import onnx
 
+from graphkit.ir.external_data import tensor_array
 from graphkit.ir.shapes import infer_value_types
 from graphkit.transform.pass_base import Declined, NoOptions, Pass, PassResult
 from graphkit.util.errors import PassError
@@ -120,7 +121,7 @@ def _drop_default_allowzero(model: onnx.ModelProto) -> str | None:
         if node.op_type != "Reshape" or node.domain not in ("", "ai.onnx"):
             continue
         target = constants.get(node.input[1]) if len(node.input) > 1 else None
-        no_zero = target is not None and 0 not in onnx.numpy_helper.to_array(target).tolist()
+        no_zero = target is not None and 0 not in tensor_array(target).tolist()
         kept = [a for a in node.attribute if not (a.name == "allowzero" and (a.i == 0 or no_zero))]
         if any(a.name == "allowzero" for a in kept):
             return f"a rewrite wrote Reshape allowzero=1 ({node.name or node.output[0]}), which opset < 14 has not"
