@@ -15,7 +15,7 @@ _API_NAMES = frozenset(
         "Pass", "PassResult", "Declined", "NoOptions", "option", "register", "Rule", "Constant", "RuleContext",
         "rule_pass", "apply_rules", "PassGroup", "PassRecord", "PassStatus", "Tolerance", "Tolerances",
         "to_graph", "to_model", "ValueTypes", "replace_all_uses", "bypass_node", "remove_nodes", "remove_dead",
-        "constant_value", "producer", "node_site", "is_default_domain", "fresh_name", "add_initializer",
+        "constant_value", "producer", "node_site", "is_default_domain", "fresh_name", "add_initializer", "tensor_array",
         "testing",
     }
 )  # fmt: skip

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import onnx
 
 from graphkit import __version__
+from graphkit.ir.external_data import tensor_array
 from graphkit.ir.graph import (
     ValueTypes,
     add_initializer,
@@ -100,6 +101,7 @@ __all__ = [
     "is_default_domain",
     "fresh_name",
     "add_initializer",
+    "tensor_array",
     # the pass-author test harness (graphkit.testing)
     "testing",  # noqa: F822 - a lazy attribute (module __getattr__)
 ]

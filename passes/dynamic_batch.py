@@ -317,7 +317,7 @@ def _constants(model: onnx.ModelProto) -> dict[str, np.ndarray]:
         if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
             for attribute in node.attribute:
                 if attribute.name == "value":
-                    out[node.output[0]] = numpy_helper.to_array(attribute.t)
+                    out[node.output[0]] = tensor_array(attribute.t)
                 elif attribute.name == "value_ints":
                     out[node.output[0]] = np.array(list(attribute.ints), dtype=np.int64)
     return out

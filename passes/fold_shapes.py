@@ -773,7 +773,7 @@ def _all_names(graph: onnx.GraphProto) -> set[str]:
 def _fill_value(node: onnx.NodeProto) -> np.ndarray:
     """The 0-d value a ConstantOfShape writes (float32 0 when it has no ``value``)."""
     value = attr_value(node, "value", None)
-    return np.zeros((), np.float32) if value is None else numpy_helper.to_array(value).reshape(())
+    return np.zeros((), np.float32) if value is None else tensor_array(value).reshape(())
 
 
 def _dim_text(elem) -> str:

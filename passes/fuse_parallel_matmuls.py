@@ -8,6 +8,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from graphkit.ir.external_data import tensor_array
 from graphkit.ir.model_io import clone, default_opset, remove_initializers, subgraph_reads
 from graphkit.ir.opset import LATEST_OPSET
 from graphkit.ir.shapes import fresh_name
@@ -97,7 +98,7 @@ class FuseParallelMatmuls(Pass):
         old_weights: set[str] = set()
         for members in groups:
             nodes = [graph.node[i] for i in members]
-            arrays = [numpy_helper.to_array(weights[n.input[1]]) for n in nodes]
+            arrays = [tensor_array(weights[n.input[1]]) for n in nodes]
             first = nodes[0]
             stem = first.name or first.output[0]
             weight_name = fresh_name(f"{stem}_fused_weight", taken)

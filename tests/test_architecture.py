@@ -373,3 +373,15 @@ def test_validation_opens_no_onnxruntime_session_of_its_own():
             if name in SESSION_OPENERS:
                 found.append(f"{module}: {name}")
     assert not found, f"open a session through open_validation_backend instead: {sorted(set(found))}"
+
+
+def test_built_in_passes_read_initializers_through_tensor_array():
+    """A weight of 1 MiB or more is a memory-mapped stub during apply; numpy_helper.to_array
+    fails on it (the pass would be rolled back and its rewrite silently lost), tensor_array reads it."""
+    offenders = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for path in sorted((ROOT / "passes").glob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if "to_array(" in line and "tensor_array(" not in line
+    ]
+    assert offenders == []
