@@ -22,6 +22,8 @@ from graphkit.ir.external_data import is_mapped, mapped_span, tensor_array
 from graphkit.ir.graph import to_graph
 from graphkit.ir.model_io import check_model, content_hash, infer_shapes, load_model, save_model
 from graphkit.runtime.ort import create_session
+from graphkit.transform.pass_base import Pass, PassResult
+from graphkit.transform.record import PassStatus
 from graphkit.util.errors import ModelLoadError
 
 HIDDEN = 64
@@ -276,3 +278,25 @@ def test_passes_that_read_a_mapped_weight_fold_it_as_in_memory(tmp_path, gk, mon
     folded = onnx.load_from_string(mapped)
     assert [n.op_type for n in folded.graph.node] == ["MatMul"]
     np.testing.assert_array_equal(onnx.numpy_helper.to_array(folded.graph.initializer[0]), weight.T)
+
+
+class _ReadsWithToArray(Pass):
+    """A user pass written before weights were mapped: it reads a weight with numpy_helper.to_array."""
+
+    name = "reads-with-to-array"
+
+    def run(self, model):
+        onnx.numpy_helper.to_array(model.graph.initializer[0])
+        return PassResult(model, False)
+
+
+def test_a_pass_reading_a_mapped_weight_with_to_array_fails_with_a_hint(external_model):
+    from graphkit.transform.manager import PassManager
+
+    model = load_model(external_model, mapped=True)
+    assert is_mapped(model.graph.initializer[0])
+    run = PassManager([_ReadsWithToArray()], on_failure="skip").run(model)
+    record = run.records[0]
+    assert record.status is PassStatus.ROLLED_BACK
+    assert "read them with graphkit.api.tensor_array" in record.error
+    assert content_hash(run.model) == content_hash(model)

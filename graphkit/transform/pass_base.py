@@ -142,7 +142,7 @@ class Pass:
                 detail = f": {one_line(exc)}" if str(exc) else ""
                 where = raised_at(exc, type(self))
                 raise PassError(
-                    f"pass '{self.name}' raised {exc.__class__.__name__}{detail}{where}", self.name
+                    f"pass '{self.name}' raised {exc.__class__.__name__}{detail}{where}{_mapped_hint(exc)}", self.name
                 ) from exc
         if seen and signal.SIGINT in seen:  # the pass swallowed a Ctrl-C: honour it now
             raise KeyboardInterrupt
@@ -191,3 +191,14 @@ def raised_at(exc: BaseException, pass_class: type) -> str:
     mine = [f for f in frames if own and os.path.realpath(f.filename) == own]
     frame = (mine or frames)[-1]
     return f" at {printable(frame.filename)}:{frame.lineno} (in {printable(frame.name)})"
+
+
+def _mapped_hint(error: BaseException) -> str:
+    """A hint when a pass failed reading a weight kept in its file with ``numpy_helper.to_array``
+    (onnx refuses the absolute location of a memory-mapped stub)."""
+    if "Location of external TensorProto" in str(error):
+        return (
+            " (weights of 1 MiB or more stay in their files during apply: read them with "
+            "graphkit.api.tensor_array, not onnx.numpy_helper.to_array)"
+        )
+    return ""
