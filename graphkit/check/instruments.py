@@ -127,6 +127,7 @@ class RegionCheck(Instrument):
         self.runtime = runtime or ValidationRuntime()
         self.cache = cache
         self.full = EndToEndCheck(golden, tolerances, labels, self.runtime, cache)
+        self.scope = None  # every region (ShapeEditCheck: shape edits only)
 
     def _cases(self) -> list[tuple[str, dict[str, tuple[int, ...]]]]:
         return [
@@ -137,7 +138,7 @@ class RegionCheck(Instrument):
 
     def after_pass(self, index, pass_, before, result):
         from graphkit.check.compare import Comparison
-        from graphkit.check.region import RegionUnavailable, check_region
+        from graphkit.check.region import RegionOutOfScope, RegionUnavailable, check_region
 
         if not result.modified:
             return None
@@ -154,6 +155,7 @@ class RegionCheck(Instrument):
             seed=self.seed,
             max_fraction=self.max_fraction,
             optimization=self.runtime.optimization,
+            **({"scope": self.scope.__name__} if self.scope is not None else {}),
         )
         stored = None
         if self.cache is not None:
@@ -166,8 +168,17 @@ class RegionCheck(Instrument):
             )
         try:
             check = check_region(
-                before, result.model, self._cases(), tolerance, self.seed, self.max_fraction, runtime=self.runtime
+                before,
+                result.model,
+                self._cases(),
+                tolerance,
+                self.seed,
+                self.max_fraction,
+                runtime=self.runtime,
+                scope=self.scope,
             )
+        except RegionOutOfScope:  # not a region this instrument checks: end to end, as usual
+            return self.full.after_pass(index, pass_, before, result)
         except RegionUnavailable as exc:
             return self._fall_back(index, pass_, before, result, str(exc), start)
         region = check.region
@@ -211,6 +222,49 @@ class RegionCheck(Instrument):
             max_abs=full.max_abs,
             rejection=full.rejection,
         )
+
+
+class ShapeEditCheck(RegionCheck):
+    """``full`` mode's check on a model with at least ``min_weight_bytes`` of weights: a pass that
+    edited only shape arithmetic and data movement (:mod:`graphkit.check.region_scope`) is checked
+    on its region at every golden case's shapes, any other pass end to end (:class:`EndToEndCheck`).
+
+    On a large model an end-to-end forward costs the weights (seconds to minutes); a shape edit's
+    region holds none. The final end-to-end check on every golden case stays the backstop, and a
+    region the check cannot decide falls back to end to end with the reason on the record.
+    """
+
+    def __init__(self, *args, min_weight_bytes: int, **kwargs):
+        # a shape edit's region holds shape chains and the data movement they feed, not the
+        # weights: its size is no measure of its cost, so no size limit
+        super().__init__(*args, max_fraction=1.0, **kwargs)
+        from graphkit.check.region_scope import not_shape_edit
+
+        self.scope = not_shape_edit
+        self.min_weight_bytes = min_weight_bytes
+
+    def after_pass(self, index, pass_, before, result):
+        if not result.modified:
+            return None
+        if weight_bytes(before) < self.min_weight_bytes:
+            return self.full.after_pass(index, pass_, before, result)
+        return super().after_pass(index, pass_, before, result)
+
+
+def weight_bytes(model) -> int:
+    """Bytes of the initializers' values (from their dims: no weight is read)."""
+    import onnx
+
+    total = 0
+    for tensor in model.graph.initializer:
+        count = 1
+        for dim in tensor.dims:
+            count *= dim
+        try:
+            total += count * onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
+        except (KeyError, TypeError, ValueError):  # string or unknown types: not weights that cost
+            continue
+    return total
 
 
 def _stored_region(result: dict) -> dict:

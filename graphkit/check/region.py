@@ -32,7 +32,7 @@ end instead.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -43,6 +43,7 @@ from graphkit.check.region_extract import RegionRunFailed, SideRunner
 from graphkit.check.region_find import (
     DEFAULT_MAX_FRACTION,
     Region,
+    RegionOutOfScope,
     RegionUnavailable,
     Side,
     find_region,
@@ -121,6 +122,7 @@ def check_region(
     max_fraction: float = DEFAULT_MAX_FRACTION,
     diff: ModelDiff | None = None,
     runtime: ValidationRuntime | None = None,
+    scope: Callable[[Region, Mapping, Mapping], str] | None = None,
 ) -> RegionCheck:
     """Compare the region of ``a`` -> ``b`` on seeded random boundary data, once per case.
 
@@ -130,7 +132,9 @@ def check_region(
     whose schema version differs between the two opsets is checked as its own one-node region
     at the real shapes (one check per distinct op, attributes, constants and shapes), so an op
     that changed meaning is caught. Raises RegionUnavailable when the region check cannot decide
-    (the caller then validates end to end).
+    (the caller then validates end to end). ``scope`` (region, types before, types after ->
+    reason or '') restricts the check to the regions it accepts: RegionOutOfScope otherwise,
+    before anything runs (e.g. :func:`graphkit.check.region_scope.not_shape_edit`).
     """
     start = time.perf_counter()
     if not cases:
@@ -148,6 +152,12 @@ def check_region(
         if not (opset_change and "nothing to compare" in str(exc)):
             raise
         region = Region(Side(a, [], [], []), Side(b, [], [], []), [], {}, len(b.graph.node))  # only the opset moved
+    if scope is not None:
+        if opset_change:
+            raise RegionOutOfScope("the opset changed")
+        reason = scope(region, types_a, types_b)
+        if reason:
+            raise RegionOutOfScope(reason)
     check = RegionCheck(region)
     comparisons: dict[str, list] = {label: [] for label, _ in cases}
     _run_region(region, a, b, per_case, tolerance, seed, runtime, comparisons, "")

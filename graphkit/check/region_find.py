@@ -38,6 +38,10 @@ class RegionUnavailable(Exception):
     """The region check cannot decide this pass; the message says why (validate end to end)."""
 
 
+class RegionOutOfScope(RegionUnavailable):
+    """The region is not of the kind the caller checks on regions (``check_region``'s ``scope``)."""
+
+
 @dataclass
 class Side:
     """One side's region: node indices (topological order), boundary inputs, outputs."""
