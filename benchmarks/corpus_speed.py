@@ -9,7 +9,8 @@ Each model is exported once with ``benchmarks.models.export`` (to ``--dir``, def
 ``.cache/corpus_speed``; an export already there is reused). Then, per round and model, each tool
 runs as a user runs it, in its own process, in an order that alternates between rounds; the
 time is what the user waits for (process start and imports included), measured from the parent
-with ``os.wait4`` (wall, user and system CPU, peak RSS = the child's VmHWM):
+with ``os.wait4`` (wall, user and system CPU; peak RSS = the child's own VmHWM, written by
+the child at exit):
 
 - ``graphkit``: ``graphkit apply IN OUT`` (the generic preset, every changed pass validated
   against onnxruntime, the final model on every golden case), with a fresh empty
@@ -56,23 +57,40 @@ def _export(name: str, opset: int, dynamic: bool, folder: Path) -> Path:
     return path
 
 
+# Runs a console script in this fresh interpreter and writes its VmHWM (this process image's own
+# peak RSS) to $CORPUS_SPEED_PEAK at exit: the child's ru_maxrss would include the parent's peak
+# (the exports' torch) from before the exec.
+LAUNCH = """import atexit, os, runpy, sys
+def _peak():
+    with open('/proc/self/status') as status, open(os.environ['CORPUS_SPEED_PEAK'], 'w') as out:
+        out.write(next(line.split()[1] for line in status if line.startswith('VmHWM')))
+atexit.register(_peak)
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name='__main__')
+"""
+
+
 def _command(tool: str, model: Path, out: Path) -> list[str]:
     if tool == "graphkit":
-        return [str(BIN / "graphkit"), "apply", str(model), str(out)]
-    if tool == "onnxslim":
-        return [str(BIN / "onnxslim"), str(model), str(out)]
-    if tool == "onnxsim":
-        return [str(BIN / "onnxsim"), str(model), str(out), "0", "--no-certify"]
-    raise ValueError(tool)
+        args = ["apply", str(model), str(out)]
+    elif tool == "onnxslim":
+        args = [str(model), str(out)]
+    elif tool == "onnxsim":
+        args = [str(model), str(out), "0", "--no-certify"]
+    else:
+        raise ValueError(tool)
+    return [sys.executable, "-c", LAUNCH, str(BIN / tool), *args]
 
 
 def _run(tool: str, model: Path, work: Path, env: dict) -> dict:
     """One timed run of ``tool`` on ``model``; graphkit with a fresh cache."""
     out_dir = Path(tempfile.mkdtemp(dir=work, prefix=f"{tool}-"))
     out = out_dir / model.name
-    run_env = dict(env, GRAPHKIT_CACHE=str(out_dir / "cache"))
+    peak = out_dir / "peak_kb"
+    run_env = dict(env, GRAPHKIT_CACHE=str(out_dir / "cache"), CORPUS_SPEED_PEAK=str(peak))
     result = _measured(_command(tool, model, out), run_env)
     result["cpu_s"] = round(result["user_s"] + result["system_s"], 2)
+    result["peak_rss_mb"] = round(int(peak.read_text()) / 1024) if peak.exists() else None
     if out.exists():
         result["nodes"] = len(onnx.load(str(out), load_external_data=False).graph.node)
     if tool == "graphkit":
@@ -129,7 +147,7 @@ def main(argv: list[str] | None = None) -> dict:
             entry[tool] = {
                 "wall_s": _median(tool_runs, "wall_s"),
                 "cpu_s": _median(tool_runs, "cpu_s"),
-                "peak_rss_mb": round(statistics.median(r["peak_rss_gb"] for r in tool_runs) * 1000),
+                "peak_rss_mb": _median(tool_runs, "peak_rss_mb"),
                 "nodes": tool_runs[-1].get("nodes"),
                 "rc": sorted({r["rc"] for r in tool_runs}),
             }

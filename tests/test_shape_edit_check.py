@@ -180,7 +180,9 @@ def test_the_scope_names_the_first_node_that_computes_on_floats():
     """check_region with the shape-edit scope refuses a float rewrite before running anything."""
     model = square_model()
     with pytest.raises(RegionOutOfScope, match="computes on float values"):
-        check_region(model, _relu_to_abs(model), [("b1", {"x": (1, 4, 4)})], Tolerance(1e-5, 1e-4), scope=not_shape_edit)
+        check_region(
+            model, _relu_to_abs(model), [("b1", {"x": (1, 4, 4)})], Tolerance(1e-5, 1e-4), scope=not_shape_edit
+        )
 
 
 def test_a_value_dependent_integer_is_not_a_shape_edit():

@@ -118,10 +118,13 @@ class RegionCheck(Instrument):
         seed: int = 0,
         runtime: ValidationRuntime | None = None,
         cache: ValidationCache | None = None,
+        diffs: PassDiffs | None = None,
     ):
         self.golden = golden
         self.tolerances = tolerances
         self.labels = labels
+        self.diffs = diffs or PassDiffs()
+        self._hash: tuple[object, str] | None = None  # the last checked model and its content hash
         self.max_fraction = max_fraction
         self.seed = seed
         self.runtime = runtime or ValidationRuntime()
@@ -146,10 +149,13 @@ class RegionCheck(Instrument):
         tolerance = self.tolerances.default
         if not pass_.exact and pass_.tolerance is not None:
             tolerance = _loosen(Tolerances(tolerance), pass_.tolerance.atol, pass_.tolerance.rtol).default
+        hash_before = self._hash[1] if self._hash is not None and self._hash[0] is before else content_hash(before)
+        hash_after = result.content_hash or content_hash(result.model)
+        self._hash = (result.model, hash_after)
         key = ValidationCache.key(
             "region",
-            before=content_hash(before),
-            after=content_hash(result.model),
+            before=hash_before,
+            after=hash_after,
             cases=self._cases(),
             tolerance=to_mapping(tolerance),
             seed=self.seed,
@@ -167,6 +173,8 @@ class RegionCheck(Instrument):
                 max_abs=stored["max_abs"],
             )
         try:
+            diff, infos_before, infos_after = self.diffs.diff(before, result.model)
+            hashes = ({k: v.hash for k, v in infos_before.items()}, {k: v.hash for k, v in infos_after.items()})
             check = check_region(
                 before,
                 result.model,
@@ -174,8 +182,10 @@ class RegionCheck(Instrument):
                 tolerance,
                 self.seed,
                 self.max_fraction,
+                diff=diff,
                 runtime=self.runtime,
                 scope=self.scope,
+                hashes=hashes,
             )
         except RegionOutOfScope:  # not a region this instrument checks: end to end, as usual
             return self.full.after_pass(index, pass_, before, result)
@@ -207,6 +217,9 @@ class RegionCheck(Instrument):
         return Observation(
             times={"validate": time.perf_counter() - start}, validation=validation, max_abs=max_abs, rejection=rejection
         )
+
+    def pass_failed(self, index, pass_, before, error, rejected=None):
+        self._hash = None  # never keep a rejected model alive
 
     def _fall_back(self, index, pass_, before, result, reason: str, start: float) -> Observation:
         note = f"region validation not applicable ({reason}); validated end to end"
@@ -282,28 +295,56 @@ def _loosen(tolerances: Tolerances, atol: float, rtol: float) -> Tolerances:
     return Tolerances(widen(tolerances.default), {k: widen(v) for k, v in tolerances.outputs.items()})
 
 
+class PassDiffs:
+    """The diff of each pass's (before, after) models, made once for every instrument that reads
+    it (the region check, the per-pass diff), with each model's weights hashed once: the previous
+    pass's "after" initializer infos are this pass's "before" ones (Honesty has checked that no
+    pass mutated its input). Only the last pair is held, and :meth:`release` lets it go.
+    """
+
+    def __init__(self):
+        self._latest: tuple[object, dict] | None = None  # (model, its initializer infos)
+        self._pair: tuple[object, object, object, dict, dict] | None = None  # before, after, diff, infos
+
+    def diff(self, before, after):
+        """(diff, infos before, infos after) of ``before`` -> ``after``."""
+        from graphkit.diff.model_diff import diff_models, initializer_infos
+
+        pair = self._pair
+        if pair is not None and pair[0] is before and pair[1] is after:
+            return pair[2], pair[3], pair[4]
+        known = self._latest[1] if self._latest is not None and self._latest[0] is before else None
+        infos_before = known if known is not None else initializer_infos(before)
+        infos_after = initializer_infos(after)
+        self._latest = (after, infos_after)
+        diff = diff_models(before, after, infos_before, infos_after)
+        self._pair = (before, after, diff, infos_before, infos_after)
+        return diff, infos_before, infos_after
+
+    def release(self, keep_latest: bool = True) -> None:
+        """Forget the last pair (and, unless ``keep_latest``, the last model's infos too)."""
+        self._pair = None
+        if not keep_latest:
+            self._latest = None
+
+
 class PassDiffWriter(Instrument):
     """Writes the diff of each pass that changed the model to ``DIR/NN-<pass>.json``.
 
-    The diff's one-line summary goes on the record (and into the run summary).
+    The diff's one-line summary goes on the record (and into the run summary). ``diffs`` is the
+    run's :class:`PassDiffs`, shared with the region check (a new one when None).
     """
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, diffs: PassDiffs | None = None):
         self.directory = Path(directory)
-        self._latest: tuple[object, dict] | None = None  # (model, its initializer infos)
+        self.diffs = diffs or PassDiffs()
 
     def after_pass(self, index, pass_, before, result):
-        from graphkit.diff.model_diff import diff_models, initializer_infos
-
         if not result.modified:
             return None
         start = time.perf_counter()
-        # the previous diff's "after" is this one's "before" (Honesty has checked that no pass
-        # mutated its input): its weights are not hashed again
-        known = self._latest[1] if self._latest is not None and self._latest[0] is before else None
-        infos_after = initializer_infos(result.model)
-        self._latest = (result.model, infos_after)
-        diff = diff_models(before, result.model, known, infos_after)
+        diff = self.diffs.diff(before, result.model)[0]
+        self.diffs.release()  # the last reader of this pass's diff: do not keep its models alive
         path = self.directory / f"{index + 1:02d}-{pass_.name}.json"
         write_text_atomic(path, json.dumps(diff.to_dict(), indent=1))
         return Observation(
@@ -313,5 +354,5 @@ class PassDiffWriter(Instrument):
         )
 
     def pass_failed(self, index, pass_, before, error, rejected=None):
-        self._latest = None  # never keep a rejected model (and its weights) alive
+        self.diffs.release(keep_latest=False)  # never keep a rejected model (and its weights) alive
         return None

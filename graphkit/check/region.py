@@ -123,6 +123,7 @@ def check_region(
     diff: ModelDiff | None = None,
     runtime: ValidationRuntime | None = None,
     scope: Callable[[Region, Mapping, Mapping], str] | None = None,
+    hashes: tuple[Mapping[str, str], Mapping[str, str]] | None = None,
 ) -> RegionCheck:
     """Compare the region of ``a`` -> ``b`` on seeded random boundary data, once per case.
 
@@ -134,7 +135,9 @@ def check_region(
     that changed meaning is caught. Raises RegionUnavailable when the region check cannot decide
     (the caller then validates end to end). ``scope`` (region, types before, types after ->
     reason or '') restricts the check to the regions it accepts: RegionOutOfScope otherwise,
-    before anything runs (e.g. :func:`graphkit.check.region_scope.not_shape_edit`).
+    before anything runs (e.g. :func:`graphkit.check.region_scope.not_shape_edit`). ``diff`` and
+    ``hashes`` (initializer value hashes of ``a`` and ``b`` by name) save hashing every weight again
+    when the caller has them.
     """
     start = time.perf_counter()
     if not cases:
@@ -147,7 +150,7 @@ def check_region(
     per_case = [(label, shapes, region_types(a, shapes), region_types(b, shapes)) for label, shapes in cases]
     types_a, types_b = per_case[0][2], per_case[0][3]
     try:
-        region = find_region(a, b, diff, max_fraction, types_a, types_b, allow_opset_change=True)
+        region = find_region(a, b, diff, max_fraction, types_a, types_b, allow_opset_change=True, hashes=hashes)
     except RegionUnavailable as exc:
         if not (opset_change and "nothing to compare" in str(exc)):
             raise
