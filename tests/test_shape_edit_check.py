@@ -136,6 +136,7 @@ def test_a_float_rewrite_is_checked_end_to_end(gk, tmp_path, pass_dir):
     record = _record(report, "relu-to-abs")
     assert record["status"] == "rolled-back"  # --strict: a rolled-back pass fails the run
     assert "mode" not in record["validation"]  # the end-to-end record: golden cases, no region figures
+    assert "computes on float values" in record["validation"]["end_to_end_because"]
     assert {c["label"]: c["passed"] for c in record["validation"]["cases"]} == {"b1": False, "b2": False}
 
 
