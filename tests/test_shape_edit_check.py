@@ -89,7 +89,8 @@ def square_model() -> onnx.ModelProto:
 @pytest.fixture(scope="module")
 def pass_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("passes")
-    (folder / "bake.py").write_text(BAKE)
+    # its own name: a pass name is registered from one file only (test_every_dim registers bake-dim)
+    (folder / "bake.py").write_text(BAKE.replace('@register("bake-dim")', '@register("bake-seq")'))
     (folder / "wrong.py").write_text("from graphkit.transform.registry import register\n" + WRONG)
     return folder
 
@@ -107,12 +108,12 @@ def _record(report: dict, name: str) -> dict:
 
 
 def test_a_dim_baked_into_a_shape_chain_fails_the_region_check(gk, tmp_path, pass_dir):
-    """bake-dim turns Gather(Shape(x), 1) into 16: a shape edit, checked on its region at both seq
+    """bake-seq turns Gather(Shape(x), 1) into 16: a shape edit, checked on its region at both seq
     sizes; seq 12 shows it. The run fails: exit 1, no model."""
-    code, text, report = _apply(gk, tmp_path, pass_dir, hidden_reshape_model(), ["bake-dim"], *ALWAYS)
+    code, text, report = _apply(gk, tmp_path, pass_dir, hidden_reshape_model(), ["bake-seq"], *ALWAYS)
     assert code == 1, text
     assert not (tmp_path / "o.onnx").exists()
-    record = _record(report, "bake-dim")
+    record = _record(report, "bake-seq")
     assert record["status"] == "rolled-back"  # --strict: a rolled-back pass fails the run
     assert record["validation"]["mode"] == "region"  # the region check, not an end-to-end one, caught it
     failing = {o["case"] for o in record["validation"]["outputs"] if not o["passed"]}
