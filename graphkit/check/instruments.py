@@ -118,15 +118,19 @@ class RegionCheck(Instrument):
         seed: int = 0,
         runtime: ValidationRuntime | None = None,
         cache: ValidationCache | None = None,
+        diffs: PassDiffs | None = None,
     ):
         self.golden = golden
         self.tolerances = tolerances
         self.labels = labels
+        self.diffs = diffs or PassDiffs()
+        self._hash: tuple[object, str] | None = None  # the last checked model and its content hash
         self.max_fraction = max_fraction
         self.seed = seed
         self.runtime = runtime or ValidationRuntime()
         self.cache = cache
         self.full = EndToEndCheck(golden, tolerances, labels, self.runtime, cache)
+        self.scope = None  # every region (ShapeEditCheck: shape edits only)
 
     def _cases(self) -> list[tuple[str, dict[str, tuple[int, ...]]]]:
         return [
@@ -137,7 +141,7 @@ class RegionCheck(Instrument):
 
     def after_pass(self, index, pass_, before, result):
         from graphkit.check.compare import Comparison
-        from graphkit.check.region import RegionUnavailable, check_region
+        from graphkit.check.region import RegionOutOfScope, RegionUnavailable, check_region
 
         if not result.modified:
             return None
@@ -145,15 +149,19 @@ class RegionCheck(Instrument):
         tolerance = self.tolerances.default
         if not pass_.exact and pass_.tolerance is not None:
             tolerance = _loosen(Tolerances(tolerance), pass_.tolerance.atol, pass_.tolerance.rtol).default
+        hash_before = self._hash[1] if self._hash is not None and self._hash[0] is before else content_hash(before)
+        hash_after = result.content_hash or content_hash(result.model)
+        self._hash = (result.model, hash_after)
         key = ValidationCache.key(
             "region",
-            before=content_hash(before),
-            after=content_hash(result.model),
+            before=hash_before,
+            after=hash_after,
             cases=self._cases(),
             tolerance=to_mapping(tolerance),
             seed=self.seed,
             max_fraction=self.max_fraction,
             optimization=self.runtime.optimization,
+            **({"scope": self.scope.__name__} if self.scope is not None else {}),
         )
         stored = None
         if self.cache is not None:
@@ -165,9 +173,25 @@ class RegionCheck(Instrument):
                 max_abs=stored["max_abs"],
             )
         try:
+            diff, infos_before, infos_after = self.diffs.diff(before, result.model)
+            hashes = ({k: v.hash for k, v in infos_before.items()}, {k: v.hash for k, v in infos_after.items()})
             check = check_region(
-                before, result.model, self._cases(), tolerance, self.seed, self.max_fraction, runtime=self.runtime
+                before,
+                result.model,
+                self._cases(),
+                tolerance,
+                self.seed,
+                self.max_fraction,
+                diff=diff,
+                runtime=self.runtime,
+                scope=self.scope,
+                hashes=hashes,
             )
+        except RegionOutOfScope as exc:  # not a region this instrument checks: end to end, as usual
+            full = self.full.after_pass(index, pass_, before, result)
+            if full is not None and full.validation is not None:
+                full.validation["end_to_end_because"] = str(exc)
+            return full
         except RegionUnavailable as exc:
             return self._fall_back(index, pass_, before, result, str(exc), start)
         region = check.region
@@ -197,6 +221,9 @@ class RegionCheck(Instrument):
             times={"validate": time.perf_counter() - start}, validation=validation, max_abs=max_abs, rejection=rejection
         )
 
+    def pass_failed(self, index, pass_, before, error, rejected=None):
+        self._hash = None  # never keep a rejected model alive
+
     def _fall_back(self, index, pass_, before, result, reason: str, start: float) -> Observation:
         note = f"region validation not applicable ({reason}); validated end to end"
         try:
@@ -211,6 +238,49 @@ class RegionCheck(Instrument):
             max_abs=full.max_abs,
             rejection=full.rejection,
         )
+
+
+class ShapeEditCheck(RegionCheck):
+    """``full`` mode's check on a model with at least ``min_weight_bytes`` of weights: a pass that
+    edited only shape arithmetic and data movement (:mod:`graphkit.check.region_scope`) is checked
+    on its region at every golden case's shapes, any other pass end to end (:class:`EndToEndCheck`).
+
+    On a large model an end-to-end forward costs the weights (seconds to minutes); a shape edit's
+    region holds none. The final end-to-end check on every golden case stays the backstop, and a
+    region the check cannot decide falls back to end to end with the reason on the record.
+    """
+
+    def __init__(self, *args, min_weight_bytes: int, **kwargs):
+        # a shape edit's region holds shape chains and the data movement they feed, not the
+        # weights: its size is no measure of its cost, so no size limit
+        super().__init__(*args, max_fraction=1.0, **kwargs)
+        from graphkit.check.region_scope import not_shape_edit
+
+        self.scope = not_shape_edit
+        self.min_weight_bytes = min_weight_bytes
+
+    def after_pass(self, index, pass_, before, result):
+        if not result.modified:
+            return None
+        if weight_bytes(before) < self.min_weight_bytes:
+            return self.full.after_pass(index, pass_, before, result)
+        return super().after_pass(index, pass_, before, result)
+
+
+def weight_bytes(model) -> int:
+    """Bytes of the initializers' values (from their dims: no weight is read)."""
+    import onnx
+
+    total = 0
+    for tensor in model.graph.initializer:
+        count = 1
+        for dim in tensor.dims:
+            count *= dim
+        try:
+            total += count * onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
+        except (KeyError, TypeError, ValueError):  # string or unknown types: not weights that cost
+            continue
+    return total
 
 
 def _stored_region(result: dict) -> dict:
@@ -228,30 +298,60 @@ def _loosen(tolerances: Tolerances, atol: float, rtol: float) -> Tolerances:
     return Tolerances(widen(tolerances.default), {k: widen(v) for k, v in tolerances.outputs.items()})
 
 
+class PassDiffs:
+    """The diff of each pass's (before, after) models, made once for every instrument that reads
+    it (the region check, the per-pass diff), with each model's weights hashed once: the previous
+    pass's "after" initializer infos are this pass's "before" ones (Honesty has checked that no
+    pass mutated its input). Only the last pair is held, and :meth:`release` lets it go.
+    """
+
+    def __init__(self):
+        self._latest: tuple[object, dict] | None = None  # (model, its initializer infos)
+        self._pair: tuple[object, object, object, dict, dict] | None = None  # before, after, diff, infos
+
+    def diff(self, before, after):
+        """(diff, infos before, infos after) of ``before`` -> ``after``."""
+        from graphkit.diff.model_diff import diff_models, initializer_infos
+
+        pair = self._pair
+        if pair is not None and pair[0] is before and pair[1] is after:
+            return pair[2], pair[3], pair[4]
+        known = self._latest[1] if self._latest is not None and self._latest[0] is before else None
+        infos_before = known if known is not None else initializer_infos(before)
+        infos_after = initializer_infos(after)
+        self._latest = (after, infos_after)
+        diff = diff_models(before, after, infos_before, infos_after)
+        self._pair = (before, after, diff, infos_before, infos_after)
+        return diff, infos_before, infos_after
+
+    def release(self, keep_latest: bool = True) -> None:
+        """Forget the last pair (and, unless ``keep_latest``, the last model's infos too)."""
+        self._pair = None
+        if not keep_latest:
+            self._latest = None
+
+
 class PassDiffWriter(Instrument):
     """Writes the diff of each pass that changed the model to ``DIR/NN-<pass>.json``.
 
-    The diff's one-line summary goes on the record (and into the run summary).
+    The diff's one-line summary goes on the record (and into the run summary). ``diffs`` is the
+    run's :class:`PassDiffs`, shared with the region check (a new one when None).
     """
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, diffs: PassDiffs | None = None):
         self.directory = Path(directory)
-        self._latest: tuple[object, dict] | None = None  # (model, its initializer infos)
+        self.diffs = diffs or PassDiffs()
 
     def after_pass(self, index, pass_, before, result):
-        from graphkit.diff.model_diff import diff_models, initializer_infos
-
         if not result.modified:
             return None
         start = time.perf_counter()
-        # the previous diff's "after" is this one's "before" (Honesty has checked that no pass
-        # mutated its input): its weights are not hashed again
-        known = self._latest[1] if self._latest is not None and self._latest[0] is before else None
-        infos_after = initializer_infos(result.model)
-        self._latest = (result.model, infos_after)
-        diff = diff_models(before, result.model, known, infos_after)
+        diff = self.diffs.diff(before, result.model)[0]
+        self.diffs.release()  # the last reader of this pass's diff: do not keep its models alive
         path = self.directory / f"{index + 1:02d}-{pass_.name}.json"
-        write_text_atomic(path, json.dumps(diff.to_dict(), indent=1))
+        # compact: json's C encoder runs only without indent (5-10x faster on a large diff);
+        # `python -m json.tool FILE` or `graphkit diff` shows it indented
+        write_text_atomic(path, json.dumps(diff.to_dict(), separators=(",", ":")))
         return Observation(
             times={"diff": time.perf_counter() - start},
             diff_summary=diff.summary_line(),
@@ -259,5 +359,5 @@ class PassDiffWriter(Instrument):
         )
 
     def pass_failed(self, index, pass_, before, error, rejected=None):
-        self._latest = None  # never keep a rejected model (and its weights) alive
+        self.diffs.release(keep_latest=False)  # never keep a rejected model (and its weights) alive
         return None

@@ -32,7 +32,7 @@ end instead.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -43,6 +43,7 @@ from graphkit.check.region_extract import RegionRunFailed, SideRunner
 from graphkit.check.region_find import (
     DEFAULT_MAX_FRACTION,
     Region,
+    RegionOutOfScope,
     RegionUnavailable,
     Side,
     find_region,
@@ -121,6 +122,8 @@ def check_region(
     max_fraction: float = DEFAULT_MAX_FRACTION,
     diff: ModelDiff | None = None,
     runtime: ValidationRuntime | None = None,
+    scope: Callable[[Region, Mapping, Mapping], str] | None = None,
+    hashes: tuple[Mapping[str, str], Mapping[str, str]] | None = None,
 ) -> RegionCheck:
     """Compare the region of ``a`` -> ``b`` on seeded random boundary data, once per case.
 
@@ -130,7 +133,11 @@ def check_region(
     whose schema version differs between the two opsets is checked as its own one-node region
     at the real shapes (one check per distinct op, attributes, constants and shapes), so an op
     that changed meaning is caught. Raises RegionUnavailable when the region check cannot decide
-    (the caller then validates end to end).
+    (the caller then validates end to end). ``scope`` (region, types before, types after ->
+    reason or '') restricts the check to the regions it accepts: RegionOutOfScope otherwise,
+    before anything runs (e.g. :func:`graphkit.check.region_scope.not_shape_edit`). ``diff`` and
+    ``hashes`` (initializer value hashes of ``a`` and ``b`` by name) save hashing every weight again
+    when the caller has them.
     """
     start = time.perf_counter()
     if not cases:
@@ -143,11 +150,17 @@ def check_region(
     per_case = [(label, shapes, region_types(a, shapes), region_types(b, shapes)) for label, shapes in cases]
     types_a, types_b = per_case[0][2], per_case[0][3]
     try:
-        region = find_region(a, b, diff, max_fraction, types_a, types_b, allow_opset_change=True)
+        region = find_region(a, b, diff, max_fraction, types_a, types_b, allow_opset_change=True, hashes=hashes)
     except RegionUnavailable as exc:
         if not (opset_change and "nothing to compare" in str(exc)):
             raise
         region = Region(Side(a, [], [], []), Side(b, [], [], []), [], {}, len(b.graph.node))  # only the opset moved
+    if scope is not None:
+        if opset_change:
+            raise RegionOutOfScope("the opset changed")
+        reason = scope(region, types_a, types_b)
+        if reason:
+            raise RegionOutOfScope(reason)
     check = RegionCheck(region)
     comparisons: dict[str, list] = {label: [] for label, _ in cases}
     _run_region(region, a, b, per_case, tolerance, seed, runtime, comparisons, "")

@@ -38,6 +38,10 @@ class RegionUnavailable(Exception):
     """The region check cannot decide this pass; the message says why (validate end to end)."""
 
 
+class RegionOutOfScope(RegionUnavailable):
+    """The region is not of the kind the caller checks on regions (``check_region``'s ``scope``)."""
+
+
 @dataclass
 class Side:
     """One side's region: node indices (topological order), boundary inputs, outputs."""
@@ -77,12 +81,15 @@ def find_region(
     types_a: Mapping[str, ValueType] | None = None,
     types_b: Mapping[str, ValueType] | None = None,
     allow_opset_change: bool = False,
+    hashes: tuple[Mapping[str, str], Mapping[str, str]] | None = None,
 ) -> Region:
     """The region a pass rewrote (see the module docstring); raises RegionUnavailable.
 
     ``types_a``/``types_b`` are inferred tensor types of the two models (inferred when None).
     An opset change raises unless ``allow_opset_change`` (the caller then checks every unchanged
-    node whose schema version changed, see :func:`schema_changed_regions`).
+    node whose schema version changed, see :func:`schema_changed_regions`). ``hashes`` are the
+    two models' initializer value hashes by name when the caller has them (else each weight is
+    hashed here).
     """
     diff = diff if diff is not None else diff_models(a, b)
     if diff.opsets and not (allow_opset_change and set(diff.opsets) == {"ai.onnx"}):
@@ -98,7 +105,7 @@ def find_region(
     partner_of_a = {ia: ib for ib, ia in unchanged.items()}
     nodes_a, nodes_b = list(a.graph.node), list(b.graph.node)
     prod_a, prod_b = _producers(nodes_a), _producers(nodes_b)
-    inits_a, inits_b = _initializer_hashes(a), _initializer_hashes(b)
+    inits_a, inits_b = hashes if hashes is not None else (_initializer_hashes(a), _initializer_hashes(b))
     inputs_a, inputs_b = _graph_input_names(a), _graph_input_names(b)
 
     def natural(ta: str, tb: str) -> bool:

@@ -32,7 +32,7 @@ from graphkit.check.batch_proof import BatchStacking
 from graphkit.check.golden import GoldenSet
 from graphkit.check.golden_cases import unexercised_dims
 from graphkit.check.golden_validation import level_note as golden_level_note
-from graphkit.check.instruments import EndToEndCheck, PassDiffWriter, RegionCheck
+from graphkit.check.instruments import EndToEndCheck, PassDiffs, PassDiffWriter, RegionCheck, ShapeEditCheck
 from graphkit.check.validation_cache import ValidationCache, golden_hash
 from graphkit.ir.model_io import content_hash, default_opset, save_model
 from graphkit.ir.model_summary import summarize
@@ -305,6 +305,7 @@ def _instruments(
     spec: PipelineSpec, golden: GoldenSet, run_dir: Path, cache: ValidationCache, pass_dirs: list[str]
 ) -> list[Instrument]:
     instruments: list[Instrument] = [Timing(), Honesty(), OpCounts()]
+    diffs = PassDiffs()  # each pass's diff made once, for the region check and the diff writer
     if spec.validate.verify_each:
         instruments.append(Verify())
     if spec.validate.validate_each:
@@ -314,10 +315,19 @@ def _instruments(
             f"b{b}" for b in each if b not in batches
         ]
         labels = labels if each else None
-        check = RegionCheck if spec.validate.mode == "region" else EndToEndCheck
-        instruments.append(check(golden, spec.golden.tolerances(), labels, runtime=spec.validate.runtime, cache=cache))
+        args = (golden, spec.golden.tolerances(), labels)
+        threshold = spec.validate.shape_edit_region_mb
+        if spec.validate.mode == "region":
+            check = RegionCheck(*args, runtime=spec.validate.runtime, cache=cache, diffs=diffs)
+        elif threshold is not None:  # shape edits on a model with large weights: their region
+            check = ShapeEditCheck(
+                *args, runtime=spec.validate.runtime, cache=cache, diffs=diffs, min_weight_bytes=threshold * 1e6
+            )
+        else:
+            check = EndToEndCheck(*args, runtime=spec.validate.runtime, cache=cache)
+        instruments.append(check)
         instruments.append(BatchStacking(golden, spec.golden.tolerances()))  # a batch made dynamic
-    instruments += [PassDiffWriter(run_dir / "diffs"), ReproducerWriter(run_dir, spec, golden, pass_dirs)]
+    instruments += [PassDiffWriter(run_dir / "diffs", diffs), ReproducerWriter(run_dir, spec, golden, pass_dirs)]
     return instruments
 
 

@@ -87,18 +87,26 @@ class ValidateSpec:
     golden set comes from onnxruntime, the export is first checked against the reference on
     ``reference_batch_sizes``. ``mode: region`` validates each pass on the region it rewrote
     (random boundary data, see graphkit.check.region; end to end when the region cannot decide) and
-    the final model end to end on every golden case; ``full`` validates each pass end to end.
-    ``runtime`` is how every check runs onnxruntime (optimization level, threads; see
+    the final model end to end on every golden case; ``full`` validates each pass end to end,
+    except, on a model with at least ``shape_edit_region_mb`` MB of weights (null: never), a pass
+    that edited only shape arithmetic and data movement, which is checked on its region
+    (graphkit.check.region_scope; the final end-to-end check is the backstop). ``runtime`` is how every check runs onnxruntime (optimization level, threads; see
     graphkit.runtime.ort.ValidationRuntime): golden recording, per-pass, region and final checks.
     """
 
     verify_each: bool = True
     validate_each: bool = True
     mode: Literal["full", "region"] = "full"
+    shape_edit_region_mb: float | None = 100.0
     each_batch_sizes: list[int] | None = None
     reference_batch_sizes: list[int] = field(default_factory=lambda: [1])
     localize: bool = False
     runtime: ValidationRuntime = field(default_factory=ValidationRuntime)
+
+    def __post_init__(self):
+        mb = self.shape_edit_region_mb
+        if mb is not None and not (0 <= mb < float("inf")):
+            raise SpecError(f"validate.shape_edit_region_mb: must be a size in MB >= 0 or null, got {mb}")
 
 
 @dataclass
