@@ -33,26 +33,63 @@ from graphkit.ir.shape_eval import Partial, Sym, attr_value, constant_value, eva
 from graphkit.ir.value_type import Dim, ValueType
 
 ONNX_DOMAINS = ("", "ai.onnx")
+# the largest constant (elements) read as a shape vector
+SMALL_ELEMENTS = 64
+# the ops whose output type symbolic_seeds computes from shape vectors
+SEEDED_OPS = ("Reshape", "Expand", "ConstantOfShape", "Range")
+
+
+class GraphConstants:
+    """The small integer constants of one graph, read once: its initializers and the value of each
+    ``Constant`` node (by node index), each as the array and, for integers and bools, the
+    :class:`graphkit.ir.shape_eval.Partial` vector. :func:`symbolic_seeds` reads the same graph
+    once per inference round, and the rounds change only value infos, never nodes or initializers.
+    """
+
+    def __init__(self, graph: onnx.GraphProto):
+        self.constants: dict[str, np.ndarray] = {}
+        self.partial: dict[str, Partial] = {}
+        inputs = {v.name for v in graph.input}
+        for tensor in graph.initializer:
+            if tensor.name in inputs or tensor.data_location == onnx.TensorProto.EXTERNAL:
+                continue
+            if len(tensor.dims) > 1 or int(np.prod(tensor.dims, dtype=np.int64)) > SMALL_ELEMENTS:
+                continue  # _entry drops it: never converted
+            entry = _entry(numpy_helper.to_array(tensor))
+            if entry is not None:
+                self.constants[tensor.name] = entry[0]
+                if entry[1] is not None:
+                    self.partial[tensor.name] = entry[1]
+        self.nodes: dict[int, tuple[np.ndarray, Partial | None] | None] = {
+            index: _entry(constant_value(node))
+            for index, node in enumerate(graph.node)
+            if node.op_type == "Constant" and node.domain in ONNX_DOMAINS
+        }
+
+
+def _entry(array: np.ndarray | None) -> tuple[np.ndarray, Partial | None] | None:
+    """A constant as read by shape evaluation: None when it is too large or not a vector."""
+    if array is None or array.size > SMALL_ELEMENTS or array.ndim > 1:
+        return None
+    if array.dtype.kind in "iu" or array.dtype == np.bool_:
+        return array, Partial(array.ndim, [int(v) for v in array.reshape(-1)], array.dtype)
+    return array, None
 
 
 class _Values:
     """The :class:`graphkit.ir.shape_eval.KnownValues` of one pass over a graph: small integer
     constants (initializers, Constant nodes) and the partial shape vectors evaluated so far."""
 
-    def __init__(self, graph: onnx.GraphProto):
-        self.partial: dict[str, Partial] = {}
-        self.constants: dict[str, np.ndarray] = {}
-        inputs = {v.name for v in graph.input}
-        for tensor in graph.initializer:
-            if tensor.name not in inputs and tensor.data_location != onnx.TensorProto.EXTERNAL:
-                self._add(tensor.name, numpy_helper.to_array(tensor))
+    def __init__(self, constants: GraphConstants):
+        self.partial: dict[str, Partial] = dict(constants.partial)
+        self.constants: dict[str, np.ndarray] = dict(constants.constants)
 
-    def _add(self, name: str, array: np.ndarray | None) -> None:
-        if array is None or array.size > 64 or array.ndim > 1:
+    def add(self, name: str, entry: tuple[np.ndarray, Partial | None] | None) -> None:
+        if entry is None:
             return
-        self.constants[name] = array
-        if array.dtype.kind in "iu" or array.dtype == np.bool_:
-            self.partial[name] = Partial(array.ndim, [int(v) for v in array.reshape(-1)], array.dtype)
+        self.constants[name] = entry[0]
+        if entry[1] is not None:
+            self.partial[name] = entry[1]
 
     def is_const(self, name: str) -> bool:
         return name in self.constants or (name in self.partial and self.partial[name].known() is not None)
@@ -63,22 +100,28 @@ class _Values:
         return self.partial[name].known()
 
 
-def symbolic_seeds(model: onnx.ModelProto, types: dict[str, ValueType], opset: int) -> list[onnx.ValueInfoProto]:
+def symbolic_seeds(
+    model: onnx.ModelProto, types: dict[str, ValueType], opset: int, constants: GraphConstants | None = None
+) -> list[onnx.ValueInfoProto]:
     """Value infos for node outputs whose rank or some dims ``types`` leaves unknown and that the
-    shape vectors feeding them determine (see the module docstring); empty when there are none."""
-    values = _Values(model.graph)
+    shape vectors feeding them determine (see the module docstring); empty when there are none.
+    ``constants``: :class:`GraphConstants` of ``model.graph`` (the same nodes and initializers)
+    when the caller already has them."""
+    if constants is None:
+        constants = GraphConstants(model.graph)
+    values = _Values(constants)
     outputs = {v.name for v in model.graph.output}
     seeds = []
-    for node in model.graph.node:
+    for index, node in enumerate(model.graph.node):
         if node.domain not in ONNX_DOMAINS:
             continue
         if node.op_type == "Constant":
-            values._add(node.output[0], constant_value(node))
+            values.add(node.output[0], constants.nodes[index])
             continue
         result = evaluate_partial(node, values, types, opset)
         if result is not None and node.output:
             values.partial[node.output[0]] = result
-        if not node.output or not node.output[0] or node.output[0] in outputs:
+        if node.op_type not in SEEDED_OPS or not node.output or not node.output[0] or node.output[0] in outputs:
             continue
         current = types.get(node.output[0])
         if current is not None and current.dims is not None and all(_known(d) for d in current.dims):

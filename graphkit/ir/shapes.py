@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 import onnx
 
 from graphkit.ir.external_data import tensor_array
-from graphkit.ir.shape_seeds import symbolic_seeds
+from graphkit.ir.shape_seeds import GraphConstants, symbolic_seeds
 from graphkit.ir.value_type import RANDOM_OPS, Dim, ValueType  # noqa: F401 - RANDOM_OPS re-exported
 from graphkit.util.errors import PassError, one_line
 
@@ -123,13 +123,16 @@ def infer_value_types(
             break
         skel.graph.value_info.extend(seeds)
     proposed: set[bytes] = set()
+    constants = GraphConstants(skel.graph)  # the rounds change value infos only
+    opset = _default_opset(skel)
     for _ in range(SEED_ROUNDS):
         # where ONNX gives up (a computed Reshape target below opset 14, Range, Expand of a
         # computed shape), the shape vectors still say the rank and dims: seed them, infer again
-        seeds = symbolic_seeds(inferred, value_types(inferred.graph), _default_opset(inferred))
+        types = value_types(inferred.graph)
+        seeds = symbolic_seeds(inferred, types, opset, constants)
         fresh = {seed.SerializeToString() for seed in seeds} - proposed
         if not fresh:  # nothing new (or inference kept ignoring the same seeds): done
-            break
+            return types
         proposed |= fresh
         # infer again from the skeleton's own value infos plus the seeds: the types inferred
         # downstream of an unknown (fresh ``unk__N`` names) must not outlive it
