@@ -35,6 +35,11 @@ NEVER_FOLD = RANDOM_OPS | {
 # Integer arithmetic tracked element by element on shape vectors (a symbolic operand gives an opaque value).
 ARITHMETIC = {"Add", "Sub", "Mul", "Div"}
 EXACT_INT_OPS = {"Add": lambda x, y: x + y, "Sub": lambda x, y: x - y, "Mul": lambda x, y: x * y}
+# The ops evaluate_partial can give a value for (None for any other op, whatever its inputs).
+PARTIAL_OPS = frozenset(
+    {"Shape", "Size", "Identity", "Cast", "Gather", "Unsqueeze", "Squeeze", "Concat", "Slice", "Equal", "Where"}
+    | ARITHMETIC
+)
 
 
 class Sym:

@@ -29,7 +29,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from graphkit.ir.shape_eval import Partial, Sym, attr_value, constant_value, evaluate_partial
+from graphkit.ir.shape_eval import PARTIAL_OPS, Partial, Sym, attr_value, constant_value, evaluate_partial
 from graphkit.ir.value_type import Dim, ValueType
 
 ONNX_DOMAINS = ("", "ai.onnx")
@@ -37,6 +37,8 @@ ONNX_DOMAINS = ("", "ai.onnx")
 SMALL_ELEMENTS = 64
 # the ops whose output type symbolic_seeds computes from shape vectors
 SEEDED_OPS = ("Reshape", "Expand", "ConstantOfShape", "Range")
+# the ops whose partial value evaluate_partial computes from their input's type alone
+TYPE_READERS = ("Shape", "Size")
 
 
 class GraphConstants:
@@ -65,6 +67,27 @@ class GraphConstants:
             for index, node in enumerate(graph.node)
             if node.op_type == "Constant" and node.domain in ONNX_DOMAINS
         }
+        self.producers = _producers(graph)
+        self.produced = {name for node in graph.node for name in node.output}
+        self.matmuls = [index for index, node in enumerate(graph.node) if node.op_type == "MatMul"]
+
+
+def _producers(graph: onnx.GraphProto) -> dict[str, int] | None:
+    """The node whose first output is each name, for evaluating nodes on demand; None when a name
+    is produced twice or is also an initializer, or a node reads its own or a later node's output
+    (then every node is evaluated in order, as the meaning of a name changes along the list)."""
+    producers: dict[str, int] = {}
+    for index, node in enumerate(graph.node):
+        if node.output and node.output[0]:
+            if node.output[0] in producers:
+                return None
+            producers[node.output[0]] = index
+    if any(tensor.name in producers for tensor in graph.initializer):
+        return None
+    for index, node in enumerate(graph.node):
+        if any(producers.get(name, -1) >= index for name in node.input):
+            return None
+    return producers
 
 
 def _entry(array: np.ndarray | None) -> tuple[np.ndarray, Partial | None] | None:
@@ -78,18 +101,15 @@ def _entry(array: np.ndarray | None) -> tuple[np.ndarray, Partial | None] | None
 
 class _Values:
     """The :class:`graphkit.ir.shape_eval.KnownValues` of one pass over a graph: small integer
-    constants (initializers, Constant nodes) and the partial shape vectors evaluated so far."""
+    constants (initializers, Constant nodes) and the partial shape vectors of the nodes evaluated
+    so far. Nodes are evaluated on demand: those feeding a node to seed, producers first."""
 
-    def __init__(self, constants: GraphConstants):
+    def __init__(self, graph: onnx.GraphProto, types: dict[str, ValueType], opset: int, constants: GraphConstants):
         self.partial: dict[str, Partial] = dict(constants.partial)
         self.constants: dict[str, np.ndarray] = dict(constants.constants)
-
-    def add(self, name: str, entry: tuple[np.ndarray, Partial | None] | None) -> None:
-        if entry is None:
-            return
-        self.constants[name] = entry[0]
-        if entry[1] is not None:
-            self.partial[name] = entry[1]
+        self._graph, self._types, self._opset, self._graph_constants = graph, types, opset, constants
+        self._evaluated = 0  # with no producer map: every node below this index is evaluated
+        self._done: set[int] = set()  # with one: the nodes evaluated
 
     def is_const(self, name: str) -> bool:
         return name in self.constants or (name in self.partial and self.partial[name].known() is not None)
@@ -98,6 +118,53 @@ class _Values:
         if name in self.constants:
             return self.constants[name]
         return self.partial[name].known()
+
+    def evaluate_inputs(self, index: int, names: list[str]) -> None:
+        """Evaluate the values ``names`` that node ``index`` reads: each one's producer when it comes
+        before the node, after the values that producer reads (a ``Shape`` or ``Size`` reads only
+        types). The values read are those of evaluating every node before ``index`` in order."""
+        nodes = self._graph.node
+        producers = self._graph_constants.producers
+        if producers is None:
+            while self._evaluated < index:
+                self._evaluate(self._evaluated)
+                self._evaluated += 1
+            return
+        done = self._done
+        stack = [(p, False) for p in (producers.get(name) for name in names) if p is not None and p < index]
+        while stack:
+            at, ready = stack.pop()
+            if at in done:
+                continue
+            if ready:
+                done.add(at)
+                self._evaluate(at)
+                continue
+            stack.append((at, True))
+            node = nodes[at]
+            if node.op_type in TYPE_READERS or node.op_type not in PARTIAL_OPS or node.domain not in ONNX_DOMAINS:
+                continue  # its value does not depend on its inputs' values (or it has none)
+            for name in nodes[at].input:
+                p = producers.get(name)
+                if p is not None and p < at and p not in done:
+                    stack.append((p, False))
+
+    def _evaluate(self, index: int) -> None:
+        node = self._graph.node[index]
+        if node.domain not in ONNX_DOMAINS:
+            return
+        if node.op_type == "Constant":
+            entry = self._graph_constants.nodes[index]
+            if entry is not None:
+                self.constants[node.output[0]] = entry[0]
+                if entry[1] is not None:
+                    self.partial[node.output[0]] = entry[1]
+            return
+        if node.op_type not in PARTIAL_OPS:
+            return  # evaluate_partial gives None
+        result = evaluate_partial(node, self, self._types, self._opset)
+        if result is not None and node.output:
+            self.partial[node.output[0]] = result
 
 
 def symbolic_seeds(
@@ -109,23 +176,18 @@ def symbolic_seeds(
     when the caller already has them."""
     if constants is None:
         constants = GraphConstants(model.graph)
-    values = _Values(constants)
+    values = _Values(model.graph, types, opset, constants)
     outputs = {v.name for v in model.graph.output}
     seeds = []
     for index, node in enumerate(model.graph.node):
-        if node.domain not in ONNX_DOMAINS:
+        if node.op_type not in SEEDED_OPS or node.domain not in ONNX_DOMAINS:
             continue
-        if node.op_type == "Constant":
-            values.add(node.output[0], constants.nodes[index])
-            continue
-        result = evaluate_partial(node, values, types, opset)
-        if result is not None and node.output:
-            values.partial[node.output[0]] = result
-        if node.op_type not in SEEDED_OPS or not node.output or not node.output[0] or node.output[0] in outputs:
+        if not node.output or not node.output[0] or node.output[0] in outputs:
             continue
         current = types.get(node.output[0])
         if current is not None and current.dims is not None and all(_known(d) for d in current.dims):
             continue
+        values.evaluate_inputs(index, _shape_inputs(node))
         dims = _output_dims(node, values, types)
         if dims is None:
             continue
@@ -139,19 +201,28 @@ def symbolic_seeds(
         if not elem_type:
             continue
         seeds.append(onnx.helper.make_tensor_value_info(node.output[0], elem_type, list(dims)))
-    return _with_matmul_seeds(model, types, seeds)
+    return _with_matmul_seeds(model, types, seeds, constants)
+
+
+def _shape_inputs(node: onnx.NodeProto) -> list[str]:
+    """The inputs whose values :func:`_output_dims` reads for a node of :data:`SEEDED_OPS`."""
+    if node.op_type == "Range":
+        return list(node.input[:3])
+    if node.op_type == "ConstantOfShape":
+        return list(node.input[-1:])
+    return list(node.input[1:2])
 
 
 def _with_matmul_seeds(
-    model: onnx.ModelProto, types: dict[str, ValueType], seeds: list[onnx.ValueInfoProto]
+    model: onnx.ModelProto, types: dict[str, ValueType], seeds: list[onnx.ValueInfoProto], constants: GraphConstants
 ) -> list[onnx.ValueInfoProto]:
     """``seeds`` plus, for each ``MatMul(a, b)`` whose ``b`` has a static dim -2 ``K`` and whose
     ``a`` (a node's output of known rank, not a graph output) has a last dim that is not static,
     ``a``'s dims with the last one ``K`` (a forward seed of ``a`` is completed, not replaced)."""
     by_name = {seed.name: seed for seed in seeds}
-    produced = {name for node in model.graph.node for name in node.output}
+    produced = constants.produced
     outputs = {v.name for v in model.graph.output}
-    for node in model.graph.node:
+    for node in (model.graph.node[index] for index in constants.matmuls):
         if node.op_type != "MatMul" or node.domain not in ONNX_DOMAINS or len(node.input) != 2:
             continue
         a, b = types.get(node.input[0]), types.get(node.input[1])

@@ -187,9 +187,16 @@ def symbolic_value_types(
 def value_types(graph: onnx.GraphProto) -> dict[str, ValueType]:
     """Element type and dims of every typed value and initializer of ``graph``, by name."""
     types: dict[str, ValueType] = {}
-    for value in list(graph.input) + list(graph.value_info) + list(graph.output):
-        if value.type.HasField("tensor_type"):
-            types[value.name] = ValueType(value.type.tensor_type.elem_type, dims_of(value))
+    for values in (graph.input, graph.value_info, graph.output):
+        for value in values:
+            if value.type.HasField("tensor_type"):
+                tensor = value.type.tensor_type
+                dims = (
+                    tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tensor.shape.dim)
+                    if tensor.HasField("shape")
+                    else None
+                )  # dims_of, inline: this runs once per inference round on every value
+                types[value.name] = ValueType(tensor.elem_type, dims)
     for tensor in graph.initializer:
         types[tensor.name] = ValueType(tensor.data_type, tuple(int(d) for d in tensor.dims))
     return types
