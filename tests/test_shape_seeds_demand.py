@@ -84,3 +84,45 @@ def test_a_changed_graph_gets_fresh_shapes():
         if tensor.name == "two_four_b":
             tensor.CopyFrom(onnx.numpy_helper.from_array(onnx.numpy_helper.to_array(tensor) // 4, tensor.name))
     assert infer_value_types(model)["r"].dims == ("batch", "seq", 8, 1)
+
+
+# NonZero's count is a fresh ``unk__N`` each inference round; the seed of r copies it.
+FRESH_NAME = """
+<ir_version: 8, opset_import: ["" : 13]>
+g (float[4, 8] x) => (float[?, ?] y)
+<int64[1] one = {1}, int64[1] two = {2}, int64[1] ax0 = {0}, int64[1] minus = {-1}>
+{ nz = NonZero(x)
+  s = Shape(nz)
+  n = Slice(s, one, two, ax0)
+  t = Concat<axis=0>(n, minus)
+  f = Cast<to=1>(nz)
+  r = Reshape(f, t)
+  y = Relu(r) }
+"""
+
+
+def test_seeds_new_only_in_onnx_fresh_names_end_the_rounds(monkeypatch):
+    from graphkit.ir import shapes
+
+    rounds = []
+    real = shapes.symbolic_seeds
+    monkeypatch.setattr(shapes, "symbolic_seeds", lambda *a, **k: rounds.append(1) or real(*a, **k))
+    types = infer_value_types(parse_model(FRESH_NAME))
+    assert len(rounds) == 2  # the second round's seed is the first's with the count renamed
+    dims = types["r"].dims
+    assert dims is not None and dims[1] == 2 and dims[0].startswith("unk__")
+
+
+def test_fresh_names_are_numbered_in_order_and_their_pattern_kept():
+    from graphkit.ir.shapes import _fresh_names_numbered
+
+    def seeds(*dims):
+        return [onnx.helper.make_tensor_value_info(f"v{i}", 1, list(d)) for i, d in enumerate(dims)]
+
+    assert _fresh_names_numbered(seeds(["unk__3", 2], ["unk__3"])) == _fresh_names_numbered(
+        seeds(["unk__7", 2], ["unk__7"])
+    )
+    assert _fresh_names_numbered(seeds(["unk__3", 2], ["unk__3"])) != _fresh_names_numbered(
+        seeds(["unk__7", 2], ["unk__8"])
+    )
+    assert _fresh_names_numbered(seeds(["seq", 2])) != _fresh_names_numbered(seeds(["unk__1", 2]))

@@ -123,6 +123,7 @@ def infer_value_types(
             break
         skel.graph.value_info.extend(seeds)
     proposed: set[bytes] = set()
+    rounds_seen: set[tuple] = set()  # each round's seeds, ONNX's fresh names numbered in order
     constants = GraphConstants(skel.graph)  # the rounds change value infos only
     opset = _default_opset(skel)
     for _ in range(SEED_ROUNDS):
@@ -131,9 +132,11 @@ def infer_value_types(
         types = value_types(inferred.graph)
         seeds = symbolic_seeds(inferred, types, opset, constants)
         fresh = {seed.SerializeToString() for seed in seeds} - proposed
-        if not fresh:  # nothing new (or inference kept ignoring the same seeds): done
+        renamed = _fresh_names_numbered(seeds)
+        if not fresh or renamed in rounds_seen:  # nothing new (or only ONNX's fresh names are): done
             return types
         proposed |= fresh
+        rounds_seen.add(renamed)
         # infer again from the skeleton's own value infos plus the seeds: the types inferred
         # downstream of an unknown (fresh ``unk__N`` names) must not outlive it
         seeded = {seed.name for seed in seeds}
@@ -145,6 +148,23 @@ def infer_value_types(
         except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError, ValueError) as exc:
             raise PassError(f"shape inference failed: {one_line(exc, 300)}") from exc
     return value_types(inferred.graph)
+
+
+def _fresh_names_numbered(seeds: list[onnx.ValueInfoProto]) -> tuple:
+    """The seeds as (name, element type, dims) with ONNX's fresh ``unk__N`` dim names numbered by
+    first appearance: inference names an unknown dim afresh every round, so seeds that differ from
+    an earlier round's only in those names say nothing new."""
+    numbers: dict[str, str] = {}
+    renamed = []
+    for seed in seeds:
+        dims = dims_of(seed)
+        if dims is not None:
+            dims = tuple(
+                numbers.setdefault(d, f"unk#{len(numbers)}") if isinstance(d, str) and d.startswith("unk__") else d
+                for d in dims
+            )
+        renamed.append((seed.name, seed.type.tensor_type.elem_type, dims))
+    return tuple(renamed)
 
 
 def _default_opset(model: onnx.ModelProto) -> int:
