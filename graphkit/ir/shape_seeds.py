@@ -20,7 +20,12 @@ symbolic dims) and returns value infos for the outputs whose rank or dims infere
 Every dim given is implied by the node's semantics and the input types (named dims stay named;
 an unknown stays unknown), or, for the MatMul seed, by the model running at all, so it is exact
 on every input the source model accepts: seeding it only lets inference go on from there.
-:func:`graphkit.ir.shapes.infer_value_types` reruns inference with these seeds until none is new.
+:func:`graphkit.ir.shapes.infer_value_types` reruns inference with these seeds until none is new
+(up to ONNX's fresh ``unk__N`` names, which it renames every round).
+
+Cost: the constants of the graph are read once per inference (:class:`GraphConstants`), and each
+round evaluates only the shape vectors that a node to seed reads (producers first, on demand);
+a graph whose names change meaning along the node list is evaluated in order instead.
 """
 
 from __future__ import annotations
