@@ -55,12 +55,20 @@ def _run(model: onnx.ModelProto, names: list[str], feeds, level) -> list[np.ndar
 def compare(path: str) -> dict:
     model = onnx.load(path)
     result = FuseParallelMatmuls().run(model)
-    fused_names = [o for n in result.model.graph.node if n.op_type == "Split" and n.name.endswith("_split") for o in n.output]
+    fused_names = [
+        o for n in result.model.graph.node if n.op_type == "Split" and n.name.endswith("_split") for o in n.output
+    ]
     feeds = _feeds(model)
-    row = {"model": path, "matmuls_fused": result.counts.get("matmuls_fused", 0), "ort": ort.__version__,
-           "cpu": platform.processor() or platform.machine()}
-    for label, level in (("ort_disable_all", ort.GraphOptimizationLevel.ORT_DISABLE_ALL),
-                         ("ort_enable_all", ort.GraphOptimizationLevel.ORT_ENABLE_ALL)):
+    row = {
+        "model": path,
+        "matmuls_fused": result.counts.get("matmuls_fused", 0),
+        "ort": ort.__version__,
+        "cpu": platform.processor() or platform.machine(),
+    }
+    for label, level in (
+        ("ort_disable_all", ort.GraphOptimizationLevel.ORT_DISABLE_ALL),
+        ("ort_enable_all", ort.GraphOptimizationLevel.ORT_ENABLE_ALL),
+    ):
         before = _run(model, fused_names, feeds, level)
         after = _run(result.model, fused_names, feeds, level)
         differing = sum(int(not np.array_equal(a, b)) for a, b in zip(before, after))
