@@ -7,7 +7,9 @@ vectors of a graph element by element (:func:`graphkit.ir.shape_eval.evaluate_pa
 symbolic dims) and returns value infos for the outputs whose rank or dims inference left unknown:
 
 - ``Reshape(x, t)``: rank ``len(t)``; element ``k > 0`` is ``k``, ``0`` is ``x``'s dim, a symbolic
-  element is its dim name, ``-1`` is the element count left (when every other dim is static);
+  element is its dim name (or product, below), ``-1`` is ``x``'s element count over the product of
+  the other elements, as monomials in the named dims (names cancel by name, the coefficient must
+  divide): a static dim, a name, or a product;
 - ``Expand(x, s)``: the broadcast of ``x``'s dims with ``s``;
 - ``ConstantOfShape(s)``: the dims of ``s``;
 - ``Range(start, limit, delta)``: ``[n]``, ``n`` static when all three are, the limit's dim name
@@ -16,6 +18,19 @@ symbolic dims) and returns value infos for the outputs whose rank or dims infere
   seed taken from a consumer: a MatMul runs only when the two agree). Swin's attention output
   ``Reshape(ctx, [Shape(h)[0], 16, -1])`` below opset 14 then has a static last dim, which
   fold-shapes writes into the target.
+
+Products of dims: ``Mul`` of shape elements that are dims or such products (MobileViT's
+``Shape(x)[0] * 4``) is remembered as a monomial, and a dim that is a product of named dims with a
+coefficient is seeded as the name ``unk__product:4*batch`` (:data:`PRODUCT_PREFIX`). ONNX's
+inference copies that name like any other, so a later ``Reshape`` computes its ``-1`` from it:
+MobileViT's ``[-1, 2, 8, 2]`` of ``[batch, 16, 16, 16]`` is ``128*batch``, the ``[-1, 16, 64, 4]``
+after it ``batch``, and ``[Shape(x)[0] * 4, 64, -1]`` has the static last dim 16 that fold-shapes
+writes into the target. Exact for every value of the named dims: ``Reshape`` keeps the element
+count, the ``-1`` is by definition that count over the others' product, and a product of dims and
+a positive int is that same product for every size (a 0-sized dim makes the source's ``-1``
+itself undefined). ONNX's own ``unk__N`` names cancel within one inference but never enter a
+seeded dim (they are renumbered on every inference); a sum, difference or quotient of dims stays
+unknown.
 
 Every dim given is implied by the node's semantics and the input types (named dims stay named;
 an unknown stays unknown), or, for the MatMul seed, by the model running at all, so it is exact
