@@ -75,6 +75,7 @@ def test_quotient_cancels_names_and_never_returns_an_onnx_unk_name():
     assert _quotient(("unk__3", 8), ["unk__3", 2]) == 4  # but it cancels within one inference
     assert _quotient(("batch", 6), [4]) is None  # 6/4 is not exact
     assert _quotient(("batch", None), [4]) is None
+    assert _quotient(("a*b", 8), [2]) is None  # a name holding "*" would read back as two factors
 
 
 @pytest.mark.parametrize("opset", [13, 17])

@@ -235,8 +235,8 @@ def _as_dim(product: Monomial) -> Dim:
     coef, names = product
     if not names:
         return coef
-    if coef <= 0 or not all(_known(name) for name in names):
-        return None
+    if coef <= 0 or not all(_known(name) and "*" not in name for name in names):
+        return None  # a "*" inside a name would be read back as two factors
     return names[0] if coef == 1 and len(names) == 1 else PRODUCT_PREFIX + "*".join([str(coef), *names])
 
 
