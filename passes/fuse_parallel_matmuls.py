@@ -36,8 +36,7 @@ class FuseParallelMatmuls(Pass):
     On onnxruntime's CPU provider the fused result is bit-for-bit the separate MatMuls' on the
     corpus (``benchmarks/fused_matmul_bits.py``; docs/corpus.md), but that is one kernel
     library's summation order, so the declared tolerance stays and the pass is opt-in. Weights are
-    read with ``numpy_helper.to_array``: once initializers may be memory-mapped external-data
-    stubs, read them through the external-data helper instead (not in this tree yet).
+    read with ``tensor_array`` (a weight may be a memory-mapped external-data stub).
     """
 
     @dataclass
