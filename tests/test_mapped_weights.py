@@ -300,3 +300,24 @@ def test_a_pass_reading_a_mapped_weight_with_to_array_fails_with_a_hint(external
     assert record.status is PassStatus.ROLLED_BACK
     assert "read them with graphkit.api.tensor_array" in record.error
     assert content_hash(run.model) == content_hash(model)
+
+
+def test_a_weight_file_written_after_load_is_an_error_and_nothing_is_written(external_model, tmp_path):
+    """Another process rewriting the data file mid-run: the stub's bytes are no longer what was
+    loaded (and hashed, and validated), so reading or saving them is refused."""
+    mapped = load_model(external_model, mapped=True)
+    data = next(external_model.parent.glob("*.data"))
+    data.write_bytes(data.read_bytes())  # same bytes, a new write: what was validated is no longer provable
+    out = tmp_path / "out" / "m.onnx"
+    out.parent.mkdir()
+    with pytest.raises(ModelLoadError, match="changed during the run"):
+        save_model(mapped, out)
+    assert list(out.parent.iterdir()) == []
+    assert content_hash(load_model(external_model, mapped=True)) == content_hash(load_model(external_model))
+
+
+def test_apply_may_write_over_its_own_source(external_model, tmp_path, gk, monkeypatch):
+    """`apply m.onnx m.onnx`, the onnxslim habit: the mapped weights are read from the old files
+    while the new ones are written beside them and renamed into place."""
+    want = _applied(gk, monkeypatch, external_model, tmp_path / "elsewhere.onnx", map_min_bytes=1024)
+    assert _applied(gk, monkeypatch, external_model, external_model, map_min_bytes=1024) == want

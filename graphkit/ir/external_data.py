@@ -80,6 +80,13 @@ def external_array(tensor: onnx.TensorProto, folder: Path, dtype: np.dtype) -> n
 
 MAP_MIN_BYTES = 1 << 20  # weights at least this big are mapped; smaller ones are read into the proto
 _DIGESTS: dict[tuple, bytes] = {}  # (path, offset, length, inode, size, mtime) -> xxh3-128 digest
+# mapped file -> (inode, size, mtime) when a model mapping it was loaded: a file replaced or
+# written to afterwards (by another process) is an error, never a weight read half old, half new
+_VERSIONS: dict[str, tuple[int, int, int]] = {}
+
+
+def _version(stat: os.stat_result) -> tuple[int, int, int]:
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
 def is_mapped(tensor: onnx.TensorProto) -> bool:
@@ -120,6 +127,8 @@ def map_external_data(model: onnx.ModelProto, folder: Path, model_file: str = ""
                 f"need {expected} (file edited or truncated?)"
             )
         del tensor.external_data[:]
+        if length >= MAP_MIN_BYTES:
+            _VERSIONS[str(path.resolve())] = _version(path.stat())
         if length < MAP_MIN_BYTES:
             tensor.raw_data = b"".join(bytes(piece) for piece in _chunks(path, offset, length, tensor.name))
             tensor.data_location = onnx.TensorProto.DEFAULT
@@ -161,6 +170,11 @@ def _mapped_file(tensor: onnx.TensorProto) -> tuple[Path, int, int, os.stat_resu
         raise ModelLoadError(
             f"initializer '{tensor.name}': external data [{offset}, {offset + length}) lies outside {path} "
             f"({stat.st_size} bytes; file changed during the run?)"
+        )
+    if _VERSIONS.get(str(path), _version(stat)) != _version(stat):
+        raise ModelLoadError(
+            f"initializer '{tensor.name}': external data file {path} changed during the run "
+            "(written or replaced after the model was loaded): run again"
         )
     return path, offset, length, stat
 
