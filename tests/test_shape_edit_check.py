@@ -73,11 +73,16 @@ def square_model() -> onnx.ModelProto:
         numpy_helper.from_array(np.array([0], np.int64), "zero"),
         numpy_helper.from_array(np.array([16], np.int64), "sixteen"),
     ]
+    return _checked_model(nodes, inits, "square", ["batch", 4, 4], ["batch", 16])
+
+
+def _checked_model(nodes, inits, name: str, x_dims: list, y_dims: list) -> onnx.ModelProto:
+    """An opset-13 model x (float) -> y (float) of ``nodes``, checked by onnx.checker."""
     graph = helper.make_graph(
         nodes,
-        "square",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4, 4])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 16])],
+        name,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_dims)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, y_dims)],
         inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
@@ -257,17 +262,7 @@ def duplicates_model(equal: bool) -> onnx.ModelProto:
         helper.make_node("Add", ["a1", "a2"], ["y"]),
     ]
     inits = [numpy_helper.from_array(v, n) for v, n in ((i1, "i1"), (i2, "i2"), (b1, "b1"), (b2, "b2"))]
-    graph = helper.make_graph(
-        nodes,
-        "duplicates",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])],
-        inits,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    return model
+    return _checked_model(nodes, inits, "duplicates", ["batch", 4], ["batch", 4])
 
 
 @pytest.fixture(scope="module")
