@@ -286,6 +286,7 @@ def test_merged_equal_initializers_are_validated_by_construction(gk, tmp_path, m
     assert record["status"] == "applied" and record["nodes_before"] == record["nodes_after"]
     assert record["validation"]["mode"] == "identical" and "nothing to compare" in record["validation"]["reason"]
     assert _pass_forwards(report, "cse") == []
+    assert "0 (identical by construction)" in (tmp_path / "o.graphkit" / "summary.txt").read_text()
     assert report["final"]["validation"]["passed"]
     assert {c["label"] for c in report["final"]["validation"]["cases"]} == {"b1", "b2"}
 
