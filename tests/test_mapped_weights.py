@@ -321,3 +321,64 @@ def test_apply_may_write_over_its_own_source(external_model, tmp_path, gk, monke
     while the new ones are written beside them and renamed into place."""
     want = _applied(gk, monkeypatch, external_model, tmp_path / "elsewhere.onnx", map_min_bytes=1024)
     assert _applied(gk, monkeypatch, external_model, external_model, map_min_bytes=1024) == want
+
+
+PREPACKING = "session.disable_prepacking"
+
+
+@pytest.mark.parametrize("optimization", ["none", "all"])
+def test_sessions_over_many_mapped_bytes_do_not_prepack_and_agree_within_tolerance(
+    external_model, monkeypatch, optimization
+):
+    """From NO_PREPACK_MIN_BYTES of mapped weights (lowered to 1 KiB here) a session holds no
+    pre-packed copy of them; its outputs move at most in the last bits of the in-memory ones."""
+    from graphkit.runtime import ort as graphkit_ort
+
+    feeds = {"x": np.random.default_rng(0).standard_normal((2, 3, HIDDEN)).astype(np.float32)}
+    mapped = load_model(external_model, mapped=True)
+    below = create_session(mapped, optimization=optimization)
+    with pytest.raises(RuntimeError, match="does not have configuration"):
+        below.get_session_options().get_session_config_entry(PREPACKING)
+    monkeypatch.setattr(graphkit_ort, "NO_PREPACK_MIN_BYTES", 1024)
+    session = create_session(mapped, optimization=optimization)
+    assert session.get_session_options().get_session_config_entry(PREPACKING) == "1"
+    got = session.run(None, feeds)[0]
+    want = create_session(load_model(external_model), optimization=optimization).run(None, feeds)[0]
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
+RELU_TO_ABS = '''
+from graphkit.ir.model_io import clone
+from graphkit.transform.pass_base import Pass, PassResult
+from graphkit.transform.registry import register
+
+
+@register("relu-to-abs-mapped")
+class ReluToAbs(Pass):
+    """Relu becomes Abs (wrong on purpose)."""
+
+    def run(self, model):
+        out = clone(model)
+        for node in out.graph.node:
+            if node.op_type == "Relu":
+                node.op_type = "Abs"
+        return PassResult(out, True)
+'''
+
+
+def test_a_wrong_pass_still_fails_on_sessions_that_do_not_prepack(external_model, tmp_path, gk, monkeypatch):
+    """Golden set, pass checks and final check all run without pre-packing: a Relu turned into
+    an Abs is still caught (exit 1, no model)."""
+    from graphkit.runtime import ort as graphkit_ort
+
+    monkeypatch.setattr(graphkit_ort, "NO_PREPACK_MIN_BYTES", 1024)
+    (tmp_path / "passes").mkdir()
+    (tmp_path / "passes" / "wrong.py").write_text(RELU_TO_ABS)
+    out = tmp_path / "o.onnx"
+    args = ["apply", external_model, out, "--passes", "relu-to-abs-mapped", "--passes-dir", tmp_path / "passes"]
+    code, _, err = gk(*args, "--strict")
+    assert code == 1, err
+    assert not out.exists()
+    report = json.loads((tmp_path / "o.graphkit" / "report.json").read_text())
+    record = next(r for r in report["passes"] if r["name"] == "relu-to-abs-mapped")
+    assert record["status"] == "rolled-back" and not record["validation"]["passed"]
