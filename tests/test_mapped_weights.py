@@ -14,6 +14,7 @@ import shutil
 import numpy as np
 import onnx
 import pytest
+import xxhash
 
 from benchmarks.large_models import build_model
 from graphkit.diff.matching import tensor_hash
@@ -382,3 +383,19 @@ def test_a_wrong_pass_still_fails_on_sessions_that_do_not_prepack(external_model
     report = json.loads((tmp_path / "o.graphkit" / "report.json").read_text())
     record = next(r for r in report["passes"] if r["name"] == "relu-to-abs-mapped")
     assert record["status"] == "rolled-back" and not record["validation"]["passed"]
+
+
+@pytest.mark.parametrize(
+    "offset, length", [(0, 0), (0, None), (5, 100), (65535, 70000), (65536, 65536), (-7, 7), (1, -1)]
+)
+def test_a_file_range_hashes_like_its_bytes_wherever_it_lies(tmp_path, offset, length):
+    """The digest is taken from a map that starts at the page boundary below ``offset``."""
+    from graphkit.ir.external_data import _file_digest
+
+    data = np.random.default_rng(0).bytes(3 * 65536 + 123)
+    path = tmp_path / "d.bin"
+    path.write_bytes(data)
+    offset = offset % len(data)
+    length = len(data) - offset if length is None else length % (len(data) - offset + 1)
+    want = xxhash.xxh3_128(data[offset : offset + length]).digest()
+    assert _file_digest(path, offset, length, "t") == want

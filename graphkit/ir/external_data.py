@@ -10,6 +10,7 @@ the end of its file is a :class:`~graphkit.util.errors.ModelLoadError` naming th
 
 from __future__ import annotations
 
+import mmap
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -189,11 +190,31 @@ def raw_digest(tensor: onnx.TensorProto) -> bytes:
     key = (str(path), offset, length, stat.st_ino, stat.st_size, stat.st_mtime_ns)
     digest = _DIGESTS.get(key)
     if digest is None:
-        hasher = xxhash.xxh3_128()
-        for piece in _chunks(path, offset, length, tensor.name):
-            hasher.update(piece)
-        digest = _DIGESTS[key] = hasher.digest()
+        digest = _DIGESTS[key] = _file_digest(path, offset, length, tensor.name)
     return digest
+
+
+def _file_digest(path: Path, offset: int, length: int, name: str) -> bytes:
+    """xxh3-128 of ``length`` bytes at ``offset`` of ``path``, hashed straight from a read-only
+    map of that range (no copy through a buffer: a third of read()'s system CPU on 2.5 GB,
+    ``docs/speed.md``); read through one buffer where the file cannot be mapped."""
+    hasher = xxhash.xxh3_128()
+    start = offset - offset % mmap.ALLOCATIONGRANULARITY
+    try:
+        with open(path, "rb") as handle:
+            window = mmap.mmap(handle.fileno(), offset + length - start, prot=mmap.PROT_READ, offset=start)
+    except (OSError, ValueError):  # an empty range, or a file that cannot be mapped
+        window = None
+    if window is None:
+        for piece in _chunks(path, offset, length, name):
+            hasher.update(piece)
+        return hasher.digest()
+    with window:
+        window.madvise(mmap.MADV_SEQUENTIAL)
+        with memoryview(window) as view:
+            for begin in range(offset - start, offset - start + length, CHUNK):
+                hasher.update(view[begin : min(begin + CHUNK, offset - start + length)])
+    return hasher.digest()
 
 
 def _chunks(path: Path, offset: int, length: int, name: str, chunk: int = CHUNK) -> Iterator[memoryview]:
