@@ -32,6 +32,11 @@ class FuseParallelMatmuls(Pass):
     another node (or a subgraph) also reads or that is a graph input (fusing would store it twice or
     freeze an input), and a group whose fused weight would exceed ``max_weight_bytes``. Groups of
     fewer than ``min_group`` MatMuls are left alone without a reason (no node would be saved).
+
+    On onnxruntime's CPU provider the fused result is bit-for-bit the separate MatMuls' on the
+    corpus (``benchmarks/fused_matmul_bits.py``; docs/corpus.md), but that is one kernel
+    library's summation order, so the declared tolerance stays and the pass is opt-in. Weights are
+    read with ``tensor_array`` (a weight may be a memory-mapped external-data stub).
     """
 
     @dataclass

@@ -25,7 +25,12 @@ shape inference gives the intermediate a static dim there, the fused target hold
 size-1 axes that ``Unsqueeze(a)`` inserts (and ``Squeeze`` fails unless they are 1), so each
 pair is the identity. Bit-exact.
 
-Declines (nodes kept, reason given): the outer target is not a constant, or holds a 0 without
+A non-constant outer target is fused in one case, ``Shape(t)`` after a 1-D intermediate (the
+attention-mask chain ``Reshape(Reshape(Gather(flat, t), [-1]), Shape(t))`` of LLaMA, Qwen2 and
+BART exports), where each dim of ``t`` is static and positive or the same named dim as the chain
+input's axis there, so a copy-0 means the same on both (see :func:`_shape_target_reason`).
+
+Declines (nodes kept, reason given): the outer target is not a constant (nor such a Shape), or holds a 0 without
 ``allowzero=1`` that is not resolved as above (a target of static dims or -1 would make it
 fusable); the pair's axes differ or are negative with an unknown rank; the intermediate value is read elsewhere or is a graph output
 (the engine says so); removing would rename a graph output. Only the main graph is rewritten;
@@ -41,12 +46,14 @@ from graphkit.ir.opset import LATEST_OPSET
 from graphkit.transform.rules import Rule, rule_pass
 
 
-def _fused_target(ctx, b) -> np.ndarray | str:
+def _fused_target(ctx, b) -> np.ndarray | str | None:
     """The target of the fused Reshape: ``b`` with each copy-0 resolved against the intermediate
-    value (the inner Reshape's own entry there, or a static dim), or the reason it cannot be."""
+    value (the inner Reshape's own entry there, or a static dim), None for ``b`` as it is (a
+    ``Shape`` target, :func:`_shape_target_reason`), or the reason it cannot be."""
     target = ctx.constant(b)
     if target is None:
-        return f"Reshape target '{b.name}' is not a constant (folding it first would make the chain fusable)"
+        reason = _shape_target_reason(ctx, b)
+        return None if reason is None else reason
     target = target.reshape(-1).astype(np.int64)
     if ctx.node.attrs.get("allowzero", 0) or not np.any(target == 0):
         return target
@@ -72,6 +79,38 @@ def _fused_target(ctx, b) -> np.ndarray | str:
     return fused
 
 
+def _shape_target_reason(ctx, b) -> str | None:
+    """None when the outer target ``b = Shape(t)`` means the same on ``x`` as on the 1-D
+    intermediate (the mask chain ``Reshape(Reshape(Gather(flat, t), [-1]), Shape(t))``), else why not.
+
+    Each element of ``Shape(t)`` is a dim of ``t`` (>= 0). Where it is not 0 both Reshapes read it
+    as that size. A 0 copies the previous value's dim: from the 1-D intermediate only at axis 0
+    (its one dim, the element count), elsewhere the source fails. So each axis of ``t`` must be a
+    static positive dim, or the same named dim as ``x``'s axis there: a 0 at axis 0 then is
+    ``x``'s dim 0 = 0, so ``x`` has no elements and the intermediate's dim copied by the source is
+    0 too; at a later axis the source fails and the fused node's result is never compared.
+    """
+    shape = producer(b)
+    reason = f"Reshape target '{b.name}' is not a constant (folding it first would make the chain fusable)"
+    if shape is None or shape.op != "Shape" or shape.attrs.get("start", 0) != 0 or shape.attrs.get("end") is not None:
+        return reason
+    if ctx.node.attrs.get("allowzero", 0):
+        return None  # a 0 is a zero-sized dim, never a copy
+    middle = ctx.node.inputs[0]
+    x = producer(middle).inputs[0]
+    middle_dims, t_dims, x_dims = ctx.shape(middle), ctx.shape(shape.inputs[0]), ctx.shape(x)
+    if middle_dims is None or len(middle_dims) != 1 or t_dims is None or x_dims is None:
+        return reason + "; a Shape target is fused only after a 1-D intermediate of known ranks"
+    for axis, dim in enumerate(t_dims):
+        named_as_x = isinstance(dim, str) and axis < len(x_dims) and x_dims[axis] == dim
+        if not (isinstance(dim, int) and dim > 0) and not named_as_x:
+            return (
+                f"Reshape target is Shape({shape.inputs[0].name}), whose dim {axis} may be 0 (copy a dim) "
+                "and is not the same named dim of the chain's input"
+            )
+    return None
+
+
 def _chain_check(ctx, x, b, **_):
     fused = _fused_target(ctx, b)
     return fused if isinstance(fused, str) else True
@@ -80,7 +119,7 @@ def _chain_check(ctx, x, b, **_):
 def _chain_rewrite(op, x, b, **_):
     outer = op.ctx.node
     fused = _fused_target(op.ctx, b)
-    if not np.array_equal(fused, op.ctx.constant(b).reshape(-1)):
+    if fused is not None and not np.array_equal(fused, op.ctx.constant(b).reshape(-1)):
         b = op.constant(fused)
     return op.Reshape(x, b, _name=outer.name, **outer.attrs)
 

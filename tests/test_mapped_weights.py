@@ -14,6 +14,7 @@ import shutil
 import numpy as np
 import onnx
 import pytest
+import xxhash
 
 from benchmarks.large_models import build_model
 from graphkit.diff.matching import tensor_hash
@@ -300,3 +301,101 @@ def test_a_pass_reading_a_mapped_weight_with_to_array_fails_with_a_hint(external
     assert record.status is PassStatus.ROLLED_BACK
     assert "read them with graphkit.api.tensor_array" in record.error
     assert content_hash(run.model) == content_hash(model)
+
+
+def test_a_weight_file_written_after_load_is_an_error_and_nothing_is_written(external_model, tmp_path):
+    """Another process rewriting the data file mid-run: the stub's bytes are no longer what was
+    loaded (and hashed, and validated), so reading or saving them is refused."""
+    mapped = load_model(external_model, mapped=True)
+    data = next(external_model.parent.glob("*.data"))
+    data.write_bytes(data.read_bytes())  # same bytes, a new write: what was validated is no longer provable
+    out = tmp_path / "out" / "m.onnx"
+    out.parent.mkdir()
+    with pytest.raises(ModelLoadError, match="changed during the run"):
+        save_model(mapped, out)
+    assert list(out.parent.iterdir()) == []
+    assert content_hash(load_model(external_model, mapped=True)) == content_hash(load_model(external_model))
+
+
+def test_apply_may_write_over_its_own_source(external_model, tmp_path, gk, monkeypatch):
+    """`apply m.onnx m.onnx`, the onnxslim habit: the mapped weights are read from the old files
+    while the new ones are written beside them and renamed into place."""
+    want = _applied(gk, monkeypatch, external_model, tmp_path / "elsewhere.onnx", map_min_bytes=1024)
+    assert _applied(gk, monkeypatch, external_model, external_model, map_min_bytes=1024) == want
+
+
+PREPACKING = "session.disable_prepacking"
+
+
+@pytest.mark.parametrize("optimization", ["none", "all"])
+def test_sessions_over_many_mapped_bytes_do_not_prepack_and_agree_within_tolerance(
+    external_model, monkeypatch, optimization
+):
+    """From NO_PREPACK_MIN_BYTES of mapped weights (lowered to 1 KiB here) a session holds no
+    pre-packed copy of them; its outputs move at most in the last bits of the in-memory ones."""
+    from graphkit.runtime import ort as graphkit_ort
+
+    feeds = {"x": np.random.default_rng(0).standard_normal((2, 3, HIDDEN)).astype(np.float32)}
+    mapped = load_model(external_model, mapped=True)
+    below = create_session(mapped, optimization=optimization)
+    with pytest.raises(RuntimeError, match="does not have configuration"):
+        below.get_session_options().get_session_config_entry(PREPACKING)
+    monkeypatch.setattr(graphkit_ort, "NO_PREPACK_MIN_BYTES", 1024)
+    session = create_session(mapped, optimization=optimization)
+    assert session.get_session_options().get_session_config_entry(PREPACKING) == "1"
+    got = session.run(None, feeds)[0]
+    want = create_session(load_model(external_model), optimization=optimization).run(None, feeds)[0]
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
+RELU_TO_ABS = '''
+from graphkit.ir.model_io import clone
+from graphkit.transform.pass_base import Pass, PassResult
+from graphkit.transform.registry import register
+
+
+@register("relu-to-abs-mapped")
+class ReluToAbs(Pass):
+    """Relu becomes Abs (wrong on purpose)."""
+
+    def run(self, model):
+        out = clone(model)
+        for node in out.graph.node:
+            if node.op_type == "Relu":
+                node.op_type = "Abs"
+        return PassResult(out, True)
+'''
+
+
+def test_a_wrong_pass_still_fails_on_sessions_that_do_not_prepack(external_model, tmp_path, gk, monkeypatch):
+    """Golden set, pass checks and final check all run without pre-packing: a Relu turned into
+    an Abs is still caught (exit 1, no model)."""
+    from graphkit.runtime import ort as graphkit_ort
+
+    monkeypatch.setattr(graphkit_ort, "NO_PREPACK_MIN_BYTES", 1024)
+    (tmp_path / "passes").mkdir()
+    (tmp_path / "passes" / "wrong.py").write_text(RELU_TO_ABS)
+    out = tmp_path / "o.onnx"
+    args = ["apply", external_model, out, "--passes", "relu-to-abs-mapped", "--passes-dir", tmp_path / "passes"]
+    code, _, err = gk(*args, "--strict")
+    assert code == 1, err
+    assert not out.exists()
+    report = json.loads((tmp_path / "o.graphkit" / "report.json").read_text())
+    record = next(r for r in report["passes"] if r["name"] == "relu-to-abs-mapped")
+    assert record["status"] == "rolled-back" and not record["validation"]["passed"]
+
+
+@pytest.mark.parametrize(
+    "offset, length", [(0, 0), (0, None), (5, 100), (65535, 70000), (65536, 65536), (-7, 7), (1, -1)]
+)
+def test_a_file_range_hashes_like_its_bytes_wherever_it_lies(tmp_path, offset, length):
+    """The digest is taken from a map that starts at the page boundary below ``offset``."""
+    from graphkit.ir.external_data import _file_digest
+
+    data = np.random.default_rng(0).bytes(3 * 65536 + 123)
+    path = tmp_path / "d.bin"
+    path.write_bytes(data)
+    offset = offset % len(data)
+    length = len(data) - offset if length is None else length % (len(data) - offset + 1)
+    want = xxhash.xxh3_128(data[offset : offset + length]).digest()
+    assert _file_digest(path, offset, length, "t") == want

@@ -73,11 +73,16 @@ def square_model() -> onnx.ModelProto:
         numpy_helper.from_array(np.array([0], np.int64), "zero"),
         numpy_helper.from_array(np.array([16], np.int64), "sixteen"),
     ]
+    return _checked_model(nodes, inits, "square", ["batch", 4, 4], ["batch", 16])
+
+
+def _checked_model(nodes, inits, name: str, x_dims: list, y_dims: list) -> onnx.ModelProto:
+    """An opset-13 model x (float) -> y (float) of ``nodes``, checked by onnx.checker."""
     graph = helper.make_graph(
         nodes,
-        "square",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4, 4])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 16])],
+        name,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_dims)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, y_dims)],
         inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
@@ -203,3 +208,122 @@ def test_a_value_dependent_integer_is_not_a_shape_edit():
     side = Side(model, [0], ["x"], ["a"])
     reason = not_shape_edit(Region(side, side, [("a", "a")], {"x": "x"}), types, types)
     assert reason.startswith("ArgMax") and "float" in reason
+
+
+# Wrong on purpose: consumers of an initializer are rewired to the first initializer of the same
+# dtype and dims, whatever its values (a "deduplication" that does not compare contents).
+MERGE_UNEQUAL = '''
+from graphkit.ir.model_io import clone
+from graphkit.transform.pass_base import Pass, PassResult
+
+
+@register("merge-unequal")
+class MergeUnequal(Pass):
+    """Every initializer read as the first one of its dtype and dims (wrong on purpose)."""
+
+    def run(self, model):
+        out = clone(model)
+        first, alias = {}, {}
+        for tensor in out.graph.initializer:
+            key = (tensor.data_type, tuple(tensor.dims))
+            alias[tensor.name] = first.setdefault(key, tensor.name)
+        for node in out.graph.node:
+            for slot, name in enumerate(node.input):
+                node.input[slot] = alias.get(name, name)
+        kept = [t for t in out.graph.initializer if alias[t.name] == t.name]
+        changed = len(kept) != len(out.graph.initializer)
+        del out.graph.initializer[:]
+        out.graph.initializer.extend(kept)
+        return PassResult(out, changed, counts={"merged": len(alias) - len(kept)})
+
+
+@register("set-ir-7")
+class SetIr7(Pass):
+    """Only the IR version changes (a model-level field: no node reads it)."""
+
+    def run(self, model):
+        out = clone(model)
+        out.ir_version = 7
+        return PassResult(out, True)
+'''
+
+
+def duplicates_model(equal: bool) -> onnx.ModelProto:
+    """y = Gather(x, i1) + b1 + Gather(Relu(x), i2) + b2, x [batch, 4]: with ``equal``, i2 and b2
+    are copies of i1 and b1 (what cse merges); else they differ."""
+    i1, b1 = np.array([3, 2, 1, 0], np.int64), np.array([0.5, -1.0, 2.0, 0.25], np.float32)
+    i2, b2 = (i1.copy(), b1.copy()) if equal else (np.array([0, 1, 2, 3], np.int64), b1 * 3)
+    nodes = [
+        helper.make_node("Relu", ["x"], ["r"]),
+        helper.make_node("Gather", ["x", "i1"], ["g1"], axis=1),
+        helper.make_node("Gather", ["r", "i2"], ["g2"], axis=1),
+        helper.make_node("Add", ["g1", "b1"], ["a1"]),
+        helper.make_node("Add", ["g2", "b2"], ["a2"]),
+        helper.make_node("Add", ["a1", "a2"], ["y"]),
+    ]
+    inits = [numpy_helper.from_array(v, n) for v, n in ((i1, "i1"), (i2, "i2"), (b1, "b1"), (b2, "b2"))]
+    return _checked_model(nodes, inits, "duplicates", ["batch", 4], ["batch", 4])
+
+
+@pytest.fixture(scope="module")
+def merge_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("merge_passes")
+    (folder / "merge.py").write_text("from graphkit.transform.registry import register\n" + MERGE_UNEQUAL)
+    return folder
+
+
+def _pass_forwards(report: dict, name: str) -> list[dict]:
+    return [f for f in report["forwards"] if f["purpose"] == f"validate pass '{name}'"]
+
+
+def test_merged_equal_initializers_are_validated_by_construction(gk, tmp_path, merge_dir):
+    """cse merges i2 into i1 and b2 into b1 (equal contents): every tensor read after the pass is
+    one read before it, so the pass's outputs are equal by construction and no session runs for
+    it; the final check still runs the model on every golden case."""
+    code, text, report = _apply(gk, tmp_path, merge_dir, duplicates_model(True), ["cse"], *ALWAYS)
+    assert code == 0, text
+    record = _record(report, "cse")
+    assert record["status"] == "applied" and record["nodes_before"] == record["nodes_after"]
+    assert record["validation"]["mode"] == "identical" and "nothing to compare" in record["validation"]["reason"]
+    assert _pass_forwards(report, "cse") == []
+    assert "0 (identical by construction)" in (tmp_path / "o.graphkit" / "summary.txt").read_text()
+    assert report["final"]["validation"]["passed"]
+    assert {c["label"] for c in report["final"]["validation"]["cases"]} == {"b1", "b2"}
+
+
+def test_merging_unequal_initializers_still_fails(gk, tmp_path, merge_dir):
+    """The same rewiring with unequal contents: the Gather indices (data movement) fail their
+    region check and the bias (float arithmetic) the end-to-end one; either way exit 1, no model."""
+    code, text, report = _apply(gk, tmp_path, merge_dir, duplicates_model(False), ["merge-unequal"], *ALWAYS)
+    assert code == 1, text
+    assert not (tmp_path / "o.onnx").exists()
+    record = _record(report, "merge-unequal")
+    assert record["status"] == "rolled-back"
+    assert "Add" in record["validation"]["end_to_end_because"]  # b2 -> b1 rewires an Add: end to end at once
+    assert not record["validation"]["passed"]
+
+
+def test_merging_unequal_shape_constants_fails_on_the_region(gk, tmp_path, merge_dir):
+    """Only the Gather indices differ (equal biases): a data-movement edit, checked on its region
+    on random data, where the reversed routing shows. Exit 1, no model."""
+    model = duplicates_model(False)
+    for tensor in model.graph.initializer:
+        if tensor.name == "b2":
+            tensor.CopyFrom(numpy_helper.from_array(np.array([0.5, -1.0, 2.0, 0.25], np.float32), "b2"))
+    code, text, report = _apply(gk, tmp_path, merge_dir, model, ["merge-unequal"], *ALWAYS)
+    assert code == 1, text
+    assert not (tmp_path / "o.onnx").exists()
+    record = _record(report, "merge-unequal")
+    assert record["status"] == "rolled-back" and record["validation"]["mode"] == "region"
+
+
+def test_a_model_level_change_is_not_taken_as_identical(gk, tmp_path, merge_dir):
+    """Only the IR version changed: nothing in the graph to compare, but a model-level field is
+    not proven by the graph, so the pass runs end to end."""
+    code, text, report = _apply(gk, tmp_path, merge_dir, duplicates_model(True), ["set-ir-7"], *ALWAYS)
+    assert code == 0, text
+    record = _record(report, "set-ir-7")
+    assert (
+        record["validation"].get("mode") == "full" and "nothing to compare" in record["validation"]["fallback_reason"]
+    )
+    assert len(_pass_forwards(report, "set-ir-7")) == 2

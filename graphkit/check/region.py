@@ -42,6 +42,7 @@ from graphkit.check.compare import Comparison, compare_array, not_compared
 from graphkit.check.region_extract import RegionRunFailed, SideRunner
 from graphkit.check.region_find import (
     DEFAULT_MAX_FRACTION,
+    NothingToCompare,
     Region,
     RegionOutOfScope,
     RegionUnavailable,
@@ -152,7 +153,7 @@ def check_region(
     try:
         region = find_region(a, b, diff, max_fraction, types_a, types_b, allow_opset_change=True, hashes=hashes)
     except RegionUnavailable as exc:
-        if not (opset_change and "nothing to compare" in str(exc)):
+        if not (opset_change and isinstance(exc, NothingToCompare)):
             raise
         region = Region(Side(a, [], [], []), Side(b, [], [], []), [], {}, len(b.graph.node))  # only the opset moved
     if scope is not None:

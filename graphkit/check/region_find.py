@@ -42,6 +42,13 @@ class RegionOutOfScope(RegionUnavailable):
     """The region is not of the kind the caller checks on regions (``check_region``'s ``scope``)."""
 
 
+class NothingToCompare(RegionUnavailable):
+    """Every tensor an unchanged node or a graph output reads is equal by construction before and
+    after the pass (outputs of unchanged node pairs, the same graph inputs, initializers of equal
+    value hash): the graph inputs and outputs and the opsets being the same, the two graphs compute
+    the same outputs; the rewritten nodes, if any, are dead."""
+
+
 @dataclass
 class Side:
     """One side's region: node indices (topological order), boundary inputs, outputs."""
@@ -130,7 +137,7 @@ def find_region(
             pairs.append((out.name, out.name))
     pairs = list(dict.fromkeys(pairs))
     if not pairs:
-        raise RegionUnavailable("no tensor read by an unchanged node or a graph output differs: nothing to compare")
+        raise NothingToCompare("no tensor read by an unchanged node or a graph output differs: nothing to compare")
     for ta, tb in pairs:
         if not ta or not tb:
             raise RegionUnavailable("an optional input was added or removed on an unchanged node")

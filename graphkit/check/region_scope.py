@@ -28,6 +28,7 @@ from collections.abc import Mapping
 import onnx
 
 from graphkit.check.region_find import Region
+from graphkit.diff.records import ModelDiff
 from graphkit.ir.shapes import ValueType
 
 # float outputs are input elements moved, copied or selected (by integer/bool operands)
@@ -66,7 +67,35 @@ def not_shape_edit(region: Region, types_a: Mapping[str, ValueType], types_b: Ma
     return ""
 
 
-def _node_reason(node: onnx.NodeProto, types: Mapping[str, ValueType]) -> str:
+def changed_node_not_shape_edit(a: onnx.ModelProto, b: onnx.ModelProto, diff: ModelDiff) -> str:
+    """Why a node the pass added, removed or changed is not a shape edit, judged from the types
+    the two models declare (initializers, graph inputs and outputs, value_info; no inference), or
+    '' when none shows it. Every such node lies in the region, so a reason here is the one
+    :func:`not_shape_edit` would give: the caller checks end to end without finding the region."""
+    changed_a = [n.index for n in diff.nodes_removed] + [
+        c.before.index for c in diff.nodes_changed if not c.renamed_only
+    ]
+    changed_b = [n.index for n in diff.nodes_added] + [c.after.index for c in diff.nodes_changed if not c.renamed_only]
+    for model, indices in ((a, changed_a), (b, changed_b)):
+        types = _declared_types(model)
+        for index in indices:
+            node = model.graph.node[index]
+            reason = _node_reason(node, types, unknown_ok=True)
+            if reason:
+                return f"{node.op_type} '{node.name or node.output[0]}' {reason}"
+    return ""
+
+
+def _declared_types(model: onnx.ModelProto) -> dict[str, ValueType]:
+    graph = model.graph
+    types = {t.name: ValueType(t.data_type, None) for t in graph.initializer}
+    for value in [*graph.input, *graph.output, *graph.value_info]:
+        if value.type.HasField("tensor_type") and value.type.tensor_type.elem_type:
+            types.setdefault(value.name, ValueType(value.type.tensor_type.elem_type, None))
+    return types
+
+
+def _node_reason(node: onnx.NodeProto, types: Mapping[str, ValueType], unknown_ok: bool = False) -> str:
     if node.domain not in ("", "ai.onnx"):
         return f"is in domain '{node.domain}'"
     if node.op_type in CONSTANT_OPS or node.op_type in SHAPE_READERS or node.op_type in DATA_MOVEMENT_OPS:
@@ -76,6 +105,8 @@ def _node_reason(node: onnx.NodeProto, types: Mapping[str, ValueType]) -> str:
             continue
         vtype = types.get(name)
         if vtype is None:
+            if unknown_ok:
+                continue
             return f"has a tensor of unknown type ('{name}')"
         if vtype.elem_type not in _INTEGER_OR_BOOL:
             return "computes on float values"

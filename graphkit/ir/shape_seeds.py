@@ -7,7 +7,9 @@ vectors of a graph element by element (:func:`graphkit.ir.shape_eval.evaluate_pa
 symbolic dims) and returns value infos for the outputs whose rank or dims inference left unknown:
 
 - ``Reshape(x, t)``: rank ``len(t)``; element ``k > 0`` is ``k``, ``0`` is ``x``'s dim, a symbolic
-  element is its dim name, ``-1`` is the element count left (when every other dim is static);
+  element is its dim name (or product, below), ``-1`` is ``x``'s element count over the product of
+  the other elements, as monomials in the named dims (names cancel by name, the coefficient must
+  divide): a static dim, a name, or a product;
 - ``Expand(x, s)``: the broadcast of ``x``'s dims with ``s``;
 - ``ConstantOfShape(s)``: the dims of ``s``;
 - ``Range(start, limit, delta)``: ``[n]``, ``n`` static when all three are, the limit's dim name
@@ -16,6 +18,19 @@ symbolic dims) and returns value infos for the outputs whose rank or dims infere
   seed taken from a consumer: a MatMul runs only when the two agree). Swin's attention output
   ``Reshape(ctx, [Shape(h)[0], 16, -1])`` below opset 14 then has a static last dim, which
   fold-shapes writes into the target.
+
+Products of dims: ``Mul`` of shape elements that are dims or such products (MobileViT's
+``Shape(x)[0] * 4``) is remembered as a monomial, and a dim that is a product of named dims with a
+coefficient is seeded as the name ``unk__product:4*batch`` (:data:`PRODUCT_PREFIX`). ONNX's
+inference copies that name like any other, so a later ``Reshape`` computes its ``-1`` from it:
+MobileViT's ``[-1, 2, 8, 2]`` of ``[batch, 16, 16, 16]`` is ``128*batch``, the ``[-1, 16, 64, 4]``
+after it ``batch``, and ``[Shape(x)[0] * 4, 64, -1]`` has the static last dim 16 that fold-shapes
+writes into the target. Exact for every value of the named dims: ``Reshape`` keeps the element
+count, the ``-1`` is by definition that count over the others' product, and a product of dims and
+a positive int is that same product for every size (a 0-sized dim makes the source's ``-1``
+itself undefined). ONNX's own ``unk__N`` names cancel within one inference but never enter a
+seeded dim (they are renumbered on every inference); a sum, difference or quotient of dims stays
+unknown.
 
 Every dim given is implied by the node's semantics and the input types (named dims stay named;
 an unknown stays unknown), or, for the MatMul seed, by the model running at all, so it is exact
@@ -38,6 +53,11 @@ from graphkit.ir.shape_eval import PARTIAL_OPS, Partial, Sym, attr_value, consta
 from graphkit.ir.value_type import Dim, ValueType
 
 ONNX_DOMAINS = ("", "ai.onnx")
+# A dim name that stands for a product of dims: "unk__product:4*batch" is 4 * batch. The "unk__"
+# prefix keeps it out of what graphkit reports or pins as a named dim, like ONNX's own unk__N.
+PRODUCT_PREFIX = "unk__product:"
+# a product of dims: a non-negative coefficient and the sorted names multiplied
+Monomial = tuple[int, tuple[str, ...]]
 # the largest constant (elements) read as a shape vector
 SMALL_ELEMENTS = 64
 # the ops whose output type symbolic_seeds computes from shape vectors
@@ -112,9 +132,22 @@ class _Values:
     def __init__(self, graph: onnx.GraphProto, types: dict[str, ValueType], opset: int, constants: GraphConstants):
         self.partial: dict[str, Partial] = dict(constants.partial)
         self.constants: dict[str, np.ndarray] = dict(constants.constants)
+        self.products: dict[tuple, Monomial] = {}
         self._graph, self._types, self._opset, self._graph_constants = graph, types, opset, constants
         self._evaluated = 0  # with no producer map: every node below this index is evaluated
         self._done: set[int] = set()  # with one: the nodes evaluated
+
+    def record_products(self, node: onnx.NodeProto, result: Partial, types: dict[str, ValueType]) -> None:
+        """Remember the monomial behind each opaque element of ``Mul``'s result (both factors known)."""
+        parts = [self.partial.get(name) for name in node.input]
+        if any(p is None for p in parts) or len(parts) != 2:
+            return
+        for i, elem in enumerate(result.elems):
+            if isinstance(elem, Sym) and elem.key[0] == "opaque":
+                x, y = (p.elems[i if len(p.elems) > 1 else 0] for p in parts)
+                product = _times(_monomial(x, self, types), _monomial(y, self, types))
+                if product is not None:
+                    self.products[elem.key] = product
 
     def is_const(self, name: str) -> bool:
         return name in self.constants or (name in self.partial and self.partial[name].known() is not None)
@@ -170,6 +203,8 @@ class _Values:
         result = evaluate_partial(node, self, self._types, self._opset)
         if result is not None and node.output:
             self.partial[node.output[0]] = result
+            if node.op_type == "Mul":
+                self.record_products(node, result, self._types)
 
 
 def symbolic_seeds(
@@ -268,8 +303,9 @@ def _elem_type(node: onnx.NodeProto, types: dict[str, ValueType]) -> int:
     return 0
 
 
-def _dim_of(elem, types: dict[str, ValueType]) -> Dim:
-    """A shape-vector element as a dim: the int, the named dim, or None."""
+def _dim_of(elem, types: dict[str, ValueType], values: _Values | None = None) -> Dim:
+    """A shape-vector element as a dim: the int, the named dim, a product of dims (a
+    :data:`PRODUCT_PREFIX` name), or None."""
     if not isinstance(elem, Sym):
         return int(elem)
     if elem.key[0] == "param":
@@ -278,8 +314,49 @@ def _dim_of(elem, types: dict[str, ValueType]) -> Dim:
         source = types.get(elem.key[1])
         if source is not None and source.dims is not None and elem.key[2] < len(source.dims):
             dim = source.dims[elem.key[2]]
-            return dim if _known(dim) else None
+            return dim if _known(dim) or _is_product(dim) else None
+    if elem.key[0] == "opaque" and values is not None and elem.key in values.products:
+        return _as_dim(values.products[elem.key])
     return None
+
+
+def _is_product(dim: Dim) -> bool:
+    return isinstance(dim, str) and dim.startswith(PRODUCT_PREFIX)
+
+
+def _dim_monomial(dim: Dim) -> Monomial | None:
+    """``dim`` as a monomial: a static dim, a name or a product name; None for an unknown. An ONNX
+    ``unk__N`` name is a factor too (it cancels by name within one inference), but never ends up
+    in a dim that is seeded (:func:`_as_dim`): ONNX renumbers them on every inference."""
+    if isinstance(dim, int):
+        return (dim, ()) if dim >= 0 else None
+    if _is_product(dim):
+        coef, *names = dim[len(PRODUCT_PREFIX) :].split("*")
+        return (int(coef), tuple(sorted(names))) if coef.isdigit() and names else None
+    return (1, (dim,)) if isinstance(dim, str) else None
+
+
+def _monomial(elem, values: _Values, types: dict[str, ValueType]) -> Monomial | None:
+    """A shape-vector element as a monomial (None when it is not a known product of dims)."""
+    if isinstance(elem, Sym) and elem.key[0] == "opaque":
+        return values.products.get(elem.key)
+    return _dim_monomial(_dim_of(elem, types))
+
+
+def _times(a: Monomial | None, b: Monomial | None) -> Monomial | None:
+    if a is None or b is None:
+        return None
+    return (a[0] * b[0], tuple(sorted(a[1] + b[1])))
+
+
+def _as_dim(product: Monomial) -> Dim:
+    """A monomial as a dim: an int, a name, or a :data:`PRODUCT_PREFIX` name (None for a zero coefficient)."""
+    coef, names = product
+    if not names:
+        return coef
+    if coef <= 0 or not all(_known(name) and "*" not in name for name in names):
+        return None  # a "*" inside a name would be read back as two factors
+    return names[0] if coef == 1 and len(names) == 1 else PRODUCT_PREFIX + "*".join([str(coef), *names])
 
 
 def _output_dims(node: onnx.NodeProto, values: _Values, types: dict[str, ValueType]) -> tuple[Dim, ...] | None:
@@ -291,7 +368,7 @@ def _output_dims(node: onnx.NodeProto, values: _Values, types: dict[str, ValueTy
     shape = values.partial.get(node.input[-1] if op == "ConstantOfShape" else node.input[1])
     if shape is None or shape.rank != 1:
         return None
-    target = [_dim_of(e, types) for e in shape.elems]
+    target = [_dim_of(e, types, values) for e in shape.elems]
     if op == "ConstantOfShape":
         return tuple(target)
     source = types.get(node.input[0])
@@ -309,7 +386,7 @@ def _reshape_dims(node, shape: Partial, target: list[Dim], source_dims) -> tuple
     for axis, (elem, dim) in enumerate(zip(shape.elems, target)):
         if not isinstance(elem, Sym) and int(elem) == 0 and not allowzero:
             copied = source_dims[axis] if source_dims is not None and axis < len(source_dims) else None
-            dims.append(copied if _known(copied) else None)
+            dims.append(copied if _known(copied) or _is_product(copied) else None)
         elif not isinstance(elem, Sym) and int(elem) == -1:
             dims.append(-1)
         else:
@@ -322,23 +399,24 @@ def _reshape_dims(node, shape: Partial, target: list[Dim], source_dims) -> tuple
 
 
 def _quotient(total: tuple[Dim, ...] | None, part: list[Dim]) -> Dim:
-    """The dim that ``-1`` stands for: the product of ``total`` over the product of ``part``, when
-    it is one static dim or one named dim (named dims cancel by name); None otherwise."""
-    if total is None or any(d is None for d in total) or any(d is None for d in part):
+    """The dim that ``-1`` stands for: the product of ``total`` over the product of ``part``, as
+    monomials in the named dims (names cancel by name; the coefficient must divide): an int, a
+    name or a product name; None when a dim is unknown or the division is not exact."""
+    if total is None:
         return None
-    names = [d for d in total if isinstance(d, str)]
-    for name in (d for d in part if isinstance(d, str)):
+    numerator, denominator = (1, ()), (1, ())
+    for dim in total:
+        numerator = _times(numerator, _dim_monomial(dim))
+    for dim in part:
+        denominator = _times(denominator, _dim_monomial(dim))
+    if numerator is None or denominator is None or denominator[0] <= 0 or numerator[0] % denominator[0]:
+        return None
+    names = list(numerator[1])
+    for name in denominator[1]:
         if name not in names:
             return None
         names.remove(name)
-    numerator = int(np.prod([d for d in total if isinstance(d, int)], dtype=np.int64))
-    denominator = int(np.prod([d for d in part if isinstance(d, int)], dtype=np.int64))
-    if denominator <= 0 or numerator % denominator:
-        return None
-    ratio = numerator // denominator
-    if not names:
-        return ratio
-    return names[0] if len(names) == 1 and ratio == 1 else None
+    return _as_dim((numerator[0] // denominator[0], tuple(names)))
 
 
 def _expand_dims(target: list[Dim], source_dims) -> tuple[Dim, ...] | None:

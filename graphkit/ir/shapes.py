@@ -13,6 +13,7 @@ Dims are represented as ``int`` (static), ``str`` (a named symbolic dim) or ``No
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 
 import onnx
@@ -23,6 +24,9 @@ from graphkit.ir.value_type import RANDOM_OPS, Dim, ValueType  # noqa: F401 - RA
 from graphkit.util.errors import PassError, one_line
 
 SKELETON_MAX_ELEMENTS = 4096
+# ONNX's name for a dim it knows nothing about, new in every inference (not graphkit's
+# "unk__product:..." names, which say what the dim is)
+FRESH_NAME = re.compile(r"unk__\d+")
 # rounds of seeding ONNX's inference with the types graphkit.ir.shape_seeds computes
 SEED_ROUNDS = 8
 
@@ -160,7 +164,7 @@ def _fresh_names_numbered(seeds: list[onnx.ValueInfoProto]) -> tuple:
         dims = dims_of(seed)
         if dims is not None:
             dims = tuple(
-                numbers.setdefault(d, f"unk#{len(numbers)}") if isinstance(d, str) and d.startswith("unk__") else d
+                numbers.setdefault(d, f"unk#{len(numbers)}") if isinstance(d, str) and FRESH_NAME.fullmatch(d) else d
                 for d in dims
             )
         renamed.append((seed.name, seed.type.tensor_type.elem_type, dims))

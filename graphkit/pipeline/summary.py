@@ -20,6 +20,12 @@ def _errors(max_abs: dict) -> str:
     return ", ".join(f"{name} {value:.2g}" for name, value in max_abs.items()) or "-"
 
 
+def _pass_errors(record: PassRecord) -> str:
+    if (record.validation or {}).get("mode") == "identical":  # no model ran: equal by construction
+        return "0 (identical by construction)"
+    return _errors(record.max_abs)
+
+
 WIDTH = 100  # the summary fits this many columns; report.json keeps every text whole
 
 
@@ -72,7 +78,7 @@ def _pass_table(records: list[PassRecord]) -> list[str]:
                 record.status.value,
                 nodes,
                 f"{record.times.get('pass', 0):.2f}+{checks:.2f}s",
-                _clip(_errors(record.max_abs), 34),
+                _clip(_pass_errors(record), 34),
             ]
         )
         lines = [text for text in (_changes(record),) if text]
