@@ -126,3 +126,7 @@ def test_fresh_names_are_numbered_in_order_and_their_pattern_kept():
         seeds(["unk__7", 2], ["unk__8"])
     )
     assert _fresh_names_numbered(seeds(["seq", 2])) != _fresh_names_numbered(seeds(["unk__1", 2]))
+    # graphkit's product names say what the dim is: never renumbered
+    assert _fresh_names_numbered(seeds(["unk__product:4*batch", 2])) != _fresh_names_numbered(
+        seeds(["unk__product:8*batch", 2])
+    )
