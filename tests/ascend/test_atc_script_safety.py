@@ -14,6 +14,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -94,8 +95,10 @@ def _run_script(script, atc, calls, env_extra=None):
 def test_shell_metacharacters_reach_atc_verbatim(clean_export, tmp_path, fake_atc):
     """Quotes, $(...), backticks, ';' and spaces in paths and options: bash passes them unchanged."""
     marker = tmp_path / "marker"
-    evil = f"$(touch {marker})`touch {marker}`;touch {marker}; 'q' \"d\" *"
-    model_dir = tmp_path / evil.replace("/", "_")
+    # The folder name carries a relative marker: an absolute one repeated three times makes
+    # the name longer than NAME_MAX under a deep (xdist) basetemp.
+    evil = "$(touch pwned)`touch pwned`;touch pwned; 'q' \"d\" *"
+    model_dir = tmp_path / evil
     model_dir.mkdir()
     model = model_dir / "model name.onnx"
     shutil.copy(clean_export, model)
@@ -113,6 +116,7 @@ def test_shell_metacharacters_reach_atc_verbatim(clean_export, tmp_path, fake_at
     ran = _run_script(plan.script, fake_atc.write(tmp_path / "bin"), calls)
     assert ran.returncode == 0, ran.stderr
     assert not marker.exists()
+    assert not list(tmp_path.rglob("pwned")) and not Path("pwned").exists()
     recorded = [json.loads(line) for line in calls.read_text().splitlines()]
     assert recorded == [c.args for c in plan.commands]
     first = recorded[0]
