@@ -233,8 +233,9 @@ def run(args) -> int:
         print(f"graphkit: failed: {result.error}", file=sys.stderr)
         return 1
     if target is not None:
-        place_model(result.model_path, target)
-        print(f"wrote {target} (run folder {result.run_dir})")
+        moved = place_model(result.model_path, target)
+        where = f"moved out of the run folder {result.run_dir}" if moved else f"run folder {result.run_dir}"
+        print(f"wrote {target}{f' and {target.name}.data' if moved else ''} ({where})")
     return 0
 
 
@@ -254,10 +255,14 @@ def model_target(target: str | None, output: str | None) -> tuple[Path | None, s
     return path, output if output is not None else str(path.with_name(f"{path.stem}.graphkit"))
 
 
-def place_model(model_path: Path, target: Path) -> None:
-    """Link (or copy) the run folder's model, and its external data file if any, to ``target``."""
+def place_model(model_path: Path, target: Path) -> bool:
+    """Link (or copy) the run folder's model to ``target``; a model with an external data file is
+    moved there with it instead: onnx (1.23) refuses to load a data file that has a second hard
+    link ("a potential hardlink attack"), and a copy would write the weights twice. Returns
+    whether the files were moved."""
     pairs = [(model_path, target)]
     data = model_path.with_name(model_path.name + ".data")
     if data.exists():
         pairs.append((data, target.with_name(target.name + ".data")))
-    place_files(pairs)
+    place_files(pairs, move=len(pairs) > 1)
+    return len(pairs) > 1

@@ -14,7 +14,6 @@ import mmap
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 import onnx
@@ -180,6 +179,12 @@ def _mapped_file(tensor: onnx.TensorProto) -> tuple[Path, int, int, os.stat_resu
     return path, offset, length, stat
 
 
+def mapped_source(tensor: onnx.TensorProto) -> tuple[Path, int, int]:
+    """(file, offset, length) of a mapped stub's bytes, checked to still lie in the file version
+    that was loaded (ModelLoadError naming the tensor otherwise)."""
+    return _mapped_file(tensor)[:3]
+
+
 def raw_digest(tensor: onnx.TensorProto) -> bytes:
     """xxh3-128 digest of a raw tensor's bytes: a mapped stub's from its file (computed once per
     file version), an in-proto tensor's from ``raw_data``. The same weight gives the same digest
@@ -262,27 +267,3 @@ def rooted_locations(model: onnx.ModelProto) -> set[str]:
                 if entry.key == "location":
                     entry.value = entry.value.lstrip("/")
     return names
-
-
-def copy_mapped(tensor: onnx.TensorProto, out: BinaryIO) -> int:
-    """Append a mapped stub's bytes to the binary file ``out``; returns how many.
-
-    The kernel copies them file to file (``copy_file_range``: no pass through this process's
-    memory); where it cannot, they are streamed through one buffer.
-    """
-    path, offset, length, _ = _mapped_file(tensor)
-    out.flush()
-    done = 0
-    if hasattr(os, "copy_file_range"):
-        with open(path, "rb", buffering=0) as source:
-            try:
-                while done < length:
-                    copied = os.copy_file_range(source.fileno(), out.fileno(), length - done, offset + done)
-                    if not copied:
-                        raise ModelLoadError(f"initializer '{tensor.name}': external data file {path} ended early")
-                    done += copied
-            except OSError:  # not supported between these files: stream the rest
-                out.seek(0, os.SEEK_END)
-    for piece in _chunks(path, offset + done, length - done, tensor.name):
-        out.write(piece)
-    return length

@@ -31,7 +31,6 @@ import xxhash
 from google.protobuf.message import DecodeError
 
 from graphkit.ir.external_data import (
-    copy_mapped,
     is_mapped,
     map_external_data,
     mapped_span,
@@ -39,6 +38,7 @@ from graphkit.ir.external_data import (
 )
 from graphkit.ir.model_check import invalid_reason
 from graphkit.ir.protostream import copy_field, read_model, write_model
+from graphkit.ir.weight_file import WeightFileWriter, source_length
 from graphkit.util.errors import ModelLoadError, ModelSaveError, PassError, one_line
 from graphkit.util.files import atomic_paths
 
@@ -196,28 +196,25 @@ def _save_external(model: onnx.ModelProto, tmp_model: Path, data_name: str) -> N
     to the data file as it is (no copy of the model, no re-serialization of the weights) and
     replaced by an external-data stub in a light copy of the graph: what onnx's own
     ``save_as_external_data`` moves out, without its copy of the model (``Constant`` nodes and
-    typed-field tensors stay in the proto, as there).
+    typed-field tensors stay in the proto, as there). Large weights start on aligned offsets,
+    and a save of many mapped bytes copies them with direct I/O (:mod:`graphkit.ir.weight_file`).
     """
     light = without_initializers(model)
-    data_path = tmp_model.parent / data_name
-    offset = 0
-    with open(data_path, "wb", buffering=1 << 20) as data:
+    mapped_bytes = sum(source_length(t) for t in model.graph.initializer if is_mapped(t))
+    with WeightFileWriter(tmp_model.parent / data_name, mapped_bytes) as data:
         for tensor in model.graph.initializer:
-            if is_mapped(tensor):  # copied from its file, never through the proto
-                size = copy_mapped(tensor, data)
-            else:
+            if not is_mapped(tensor):  # mapped weights are copied from their files, never through the proto
                 size = len(tensor.raw_data) if tensor.HasField("raw_data") else 0
                 if size < EXTERNAL_THRESHOLD or tensor.data_location == onnx.TensorProto.EXTERNAL:
                     light.graph.initializer.append(tensor)
                     continue
-                data.write(tensor.raw_data)
+            offset, size = data.append(tensor)
             stub = light.graph.initializer.add(name=tensor.name, data_type=tensor.data_type, dims=tensor.dims)
             stub.doc_string = tensor.doc_string
             stub.metadata_props.extend(tensor.metadata_props)
             stub.data_location = onnx.TensorProto.EXTERNAL
             for key, value in (("location", data_name), ("offset", str(offset)), ("length", str(size))):
                 stub.external_data.add(key=key, value=value)
-            offset += size
     with open(tmp_model, "wb", buffering=1 << 20) as handle:
         write_model(light, handle)
 

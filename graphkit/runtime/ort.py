@@ -188,6 +188,7 @@ def create_session(
                     options.add_session_config_entry("session.disable_prepacking", "1")
             if too_big_for_one_file(light):  # small weights alone past 2 GB: through a file
                 del light, names, values
+                options = session_options(threads, optimization)  # its data lies beside it, not under "/"
                 with tempfile.TemporaryDirectory() as tmp:
                     path = save_model(model, Path(tmp) / "model.onnx", external_data=True)
                     return ort.InferenceSession(str(path), options, providers=list(providers))

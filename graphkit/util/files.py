@@ -152,9 +152,12 @@ def atomic_path(path: str | os.PathLike, mode: int | None = None) -> Iterator[Pa
         yield tmp
 
 
-def place_files(pairs: list[tuple[Path, Path]]) -> list[Path]:
+def place_files(pairs: list[tuple[Path, Path]], move: bool = False) -> list[Path]:
     """Put each ``source`` at its ``target`` (all targets in one folder) as a hard link, or a copy
-    where links cannot be made, atomically: all targets appear together or none does."""
+    where links cannot be made, atomically: all targets appear together or none does.
+
+    ``move=True`` removes the sources once every target is in place (the targets are then the
+    files' only names; until then a failure leaves the sources as they were)."""
     targets = [Path(target) for _, target in pairs]
     with atomic_paths(*targets) as temps:
         for (source, _), tmp in zip(pairs, temps):
@@ -162,6 +165,9 @@ def place_files(pairs: list[tuple[Path, Path]]) -> list[Path]:
                 os.link(source, tmp)
             except OSError:
                 shutil.copyfile(source, tmp)
+    if move:
+        for source, _ in pairs:
+            Path(source).unlink(missing_ok=True)
     return targets
 
 

@@ -94,6 +94,9 @@ def test_place_model_carries_the_external_data_file(tmp_path):
     (run / "x.onnx.data").write_bytes(b"weights")
     place_model(run / "x.onnx", tmp_path / "x.onnx")
     assert (tmp_path / "x.onnx.data").read_bytes() == b"weights"
+    assert (tmp_path / "x.onnx").read_bytes() == b"model"
+    # moved, not linked: onnx refuses a data file with a second hard link
+    assert (tmp_path / "x.onnx.data").stat().st_nlink == 1 and not (run / "x.onnx.data").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
