@@ -155,7 +155,8 @@ def _commands(tool: str, model: Path, out: Path, cache: Path) -> tuple[list[str]
     if tool == "graphkit-baseline":  # the same command from another source tree (--baseline-src)
         env["PYTHONPATH"] = str(BASELINE_SRC)
         launch = "from graphkit.cli.main import console_main; console_main()"
-        return [sys.executable, "-c", launch, "apply", str(model), str(out), "--preset", "generic"], env
+        # -P: not the current folder first (a run from a checkout would import that checkout)
+        return [sys.executable, "-P", "-c", launch, "apply", str(model), str(out), "--preset", "generic"], env
     if tool == "onnxsim":
         return [str(BIN / "onnxsim"), str(model), str(out), "0", "--no-certify"], env
     if tool == "onnxsim-external":
