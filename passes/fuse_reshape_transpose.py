@@ -4,7 +4,7 @@ Rewrite: a chain ``x -> (Reshape | Transpose) x n -> y`` (n >= 3, each value ins
 the next node and no graph output, every Reshape target a constant) becomes
 ``Reshape(x, r1) -> Transpose(perm) -> Reshape(r2)`` (the last node keeps the chain end's name and
 output), leaving out a Reshape that would not change the shape and the Transpose when the chain
-moves no element; the rewrite is made only when it leaves fewer nodes (counted as
+moves no element (a chain that is the identity goes, its readers read ``x``); the rewrite is made only when it leaves fewer nodes (counted as
 ``reshape_transpose_chain``). MobileViT's unfold and fold (``reshape -> transpose(1, 2) ->
 reshape -> transpose(1, 3) -> reshape``) are five nodes each and come out as three; neither
 onnxsim nor onnxslim merges them.
@@ -177,7 +177,7 @@ def _as_target(sizes: list[Size]) -> list[int]:
 class _Plan:
     r1: list[int] | None  # None: x already has the factor shape
     perm: list[int] | None  # None: the chain moves no element
-    r2: list[int] | None  # None: the Transpose's output already has the output shape
+    r2: list[int] | None  # None: the Transpose's output (or x) already has the output shape; all None: y is x
 
     @property
     def nodes(self) -> int:
@@ -193,9 +193,10 @@ def _plan(dims: tuple, chain: list) -> _Plan:
     sizes = _input_sizes(dims)
     moves = [i for i, (node, _) in enumerate(chain) if node.op == "Transpose"]
     if not moves:
+        out = sizes
         for _, target in chain:
-            sizes = _target_sizes(sizes, target)
-        return _Plan(None, None, _as_target(sizes))
+            out = _target_sizes(out, target)
+        return _Plan(None, None, None if out == sizes else _as_target(out))
     first, last = moves[0], moves[-1]
     for _, target in chain[:first]:
         sizes = _target_sizes(sizes, target)
@@ -221,7 +222,7 @@ def _plan(dims: tuple, chain: list) -> _Plan:
     by_input = sorted(blocks, key=lambda b: factors.order.index(b[0]))
     perm = [by_input.index(b) for b in blocks]
     if perm == sorted(perm):
-        return _Plan(None, None, _as_target(out))
+        return _Plan(None, None, None if out == _input_sizes(dims) else _as_target(out))
     # a Reshape to the shape a value already has is left out
     r1 = [factors.monomial(b) for b in by_input]
     r2 = [factors.monomial(b) for b in blocks]
@@ -279,6 +280,8 @@ def _check(ctx, x, **_):
 def _rewrite(op, x, **_):
     start, plan = op.ctx.memo["fuse"]
     name = op.ctx.node.name
+    if plan.nodes == 0:
+        return start  # the chain is the identity: its readers read x
     value = start
     if plan.r1 is not None:
         value = op.Reshape(value, op.constant(np.array(plan.r1, np.int64)))

@@ -131,6 +131,14 @@ def test_a_transpose_without_perm_reverses_the_axes():
     assert _layout(result.model) == [("Transpose", [1, 0, 2]), ("Reshape", [24])]
 
 
+def test_a_chain_that_is_the_identity_goes():
+    # SegFormer: [B, HW, C] -> [B, H, W, C] -> NCHW, then flatten(2).transpose(1, 2) back to [B, HW, C]
+    steps = [("R", [0, 4, 4, 8]), ("T", [0, 3, 1, 2]), ("R", [0, 8, -1]), ("T", [0, 2, 1])]
+    m = chain_model(["N", 16, 8], steps, ["N", 16, 8], relu_after=True)
+    result = fuse(m, ["Relu"], dims="N")
+    assert result.model.graph.node[0].input[0] == "x"
+
+
 def test_a_chain_already_in_its_shortest_form_is_left_alone_silently():
     m = chain_model([2, 3, 4], [("R", [6, 4]), ("T", [1, 0]), ("R", [2, 12])], [2, 12])
     result = run_pass(FuseReshapeTranspose(), m)
