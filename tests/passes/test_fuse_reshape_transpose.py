@@ -139,6 +139,15 @@ def test_a_chain_that_is_the_identity_goes():
     assert result.model.graph.node[0].input[0] == "x"
 
 
+def test_an_identity_chain_from_a_graph_input_to_a_graph_output_keeps_one_reshape():
+    steps = [("R", [2, 12]), ("T", [1, 0]), ("R", [12, 2]), ("T", [1, 0]), ("R", [2, 3, 4])]
+    m = chain_model([2, 3, 4], steps, [2, 3, 4])
+    m.graph.node.pop()  # no Identity: the chain writes y
+    m.graph.node[-1].output[0] = "y"
+    result = fuse(m, ["Reshape"])
+    assert _layout(result.model) == [("Reshape", [2, 3, 4])]
+
+
 def test_a_chain_already_in_its_shortest_form_is_left_alone_silently():
     m = chain_model([2, 3, 4], [("R", [6, 4]), ("T", [1, 0]), ("R", [2, 12])], [2, 12])
     result = run_pass(FuseReshapeTranspose(), m)
