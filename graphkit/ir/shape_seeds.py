@@ -324,7 +324,7 @@ def _is_product(dim: Dim) -> bool:
     return isinstance(dim, str) and dim.startswith(PRODUCT_PREFIX)
 
 
-def _dim_monomial(dim: Dim) -> Monomial | None:
+def dim_monomial(dim: Dim) -> Monomial | None:
     """``dim`` as a monomial: a static dim, a name or a product name; None for an unknown. An ONNX
     ``unk__N`` name is a factor too (it cancels by name within one inference), but never ends up
     in a dim that is seeded (:func:`_as_dim`): ONNX renumbers them on every inference."""
@@ -340,7 +340,7 @@ def _monomial(elem, values: _Values, types: dict[str, ValueType]) -> Monomial | 
     """A shape-vector element as a monomial (None when it is not a known product of dims)."""
     if isinstance(elem, Sym) and elem.key[0] == "opaque":
         return values.products.get(elem.key)
-    return _dim_monomial(_dim_of(elem, types))
+    return dim_monomial(_dim_of(elem, types))
 
 
 def _times(a: Monomial | None, b: Monomial | None) -> Monomial | None:
@@ -406,9 +406,9 @@ def _quotient(total: tuple[Dim, ...] | None, part: list[Dim]) -> Dim:
         return None
     numerator, denominator = (1, ()), (1, ())
     for dim in total:
-        numerator = _times(numerator, _dim_monomial(dim))
+        numerator = _times(numerator, dim_monomial(dim))
     for dim in part:
-        denominator = _times(denominator, _dim_monomial(dim))
+        denominator = _times(denominator, dim_monomial(dim))
     if numerator is None or denominator is None or denominator[0] <= 0 or numerator[0] % denominator[0]:
         return None
     names = list(numerator[1])

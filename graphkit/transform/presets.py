@@ -34,6 +34,7 @@ PRESETS: dict[str, list[str | dict]] = {
                 "max_iterations": 8,
             }
         },
+        "fuse-reshape-transpose",  # after folding: it needs the Reshape targets as constants
         "fuse-pad-conv",
         "fold-batchnorm",
         "dead-code",
