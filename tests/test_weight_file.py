@@ -147,3 +147,24 @@ def test_a_source_truncated_after_load_is_one_error_and_no_output(tmp_path, monk
     with pytest.raises(ModelLoadError, match="changed during the run|lies outside"):
         save_model(mapped, tmp_path / "out" / "m.onnx", external_data=True)
     assert not (tmp_path / "out" / "m.onnx").exists() and not (tmp_path / "out" / "m.onnx.data").exists()
+
+
+def test_a_source_cut_short_during_a_direct_copy_is_named_and_nothing_is_written(tmp_path, monkeypatch):
+    """Another process truncates the data file while its map is being written out: the kernel
+    answers the direct write with EFAULT (no SIGBUS), and the error names the changed file."""
+    if not _direct_io_works(tmp_path):
+        pytest.skip("this file system refuses O_DIRECT")
+    monkeypatch.setattr(weight_file, "DIRECT_MIN_BYTES", 0)
+    source, _ = _model(tmp_path, aligned_source=True)
+    mapped = load_model(source, mapped=True)
+    real = WeightFileWriter._write_direct
+
+    def truncate_then_write(self, data, offset):
+        with open(source.parent / "m.onnx.data", "r+b") as handle:
+            handle.truncate(4096)
+        return real(self, data, offset)
+
+    monkeypatch.setattr(WeightFileWriter, "_write_direct", truncate_then_write)
+    with pytest.raises(ModelLoadError, match="changed during the run|lies outside"):
+        save_model(mapped, tmp_path / "out" / "m.onnx", external_data=True)
+    assert not list((tmp_path / "out").iterdir())

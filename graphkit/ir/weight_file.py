@@ -17,6 +17,7 @@ bytes written are the same either way.
 
 from __future__ import annotations
 
+import errno
 import mmap
 import os
 from pathlib import Path
@@ -115,7 +116,8 @@ class WeightFileWriter:
                     _read_exactly(source.fileno(), memoryview(tail), source_offset + bulk, path)
                     self._write_at(memoryview(tail), offset + bulk)
         except OSError as exc:
-            if exc.errno not in (22, 95):  # EINVAL, EOPNOTSUPP: direct I/O refused here
+            if exc.errno not in (errno.EINVAL, errno.EOPNOTSUPP):  # not a refusal of direct I/O:
+                mapped_source(tensor)  # a source cut short meanwhile (EFAULT) is named as such
                 raise
             os.close(self._direct_fd)
             self._direct_fd = -1
