@@ -1,12 +1,26 @@
 """Run one ONNX node on constant inputs (for constant folding): onnxruntime, except a plain
-Unsqueeze, which is computed here (a session per node was constant folding's main cost)."""
+Unsqueeze, which is computed here (a session per node was constant folding's main cost).
+
+A node evaluated again on the same constant inputs is answered from memory: exports repeat the
+same small shape computation once per layer (MobileNetV2 at opset 13: 52 identical
+``ConstantOfShape -> Concat -> Reshape -> Slice -> Transpose -> Reshape`` pad chains, 312
+sessions), and onnxruntime computes the same outputs from the same node and inputs. The key is
+everything the result depends on, compared byte for byte (no hash): op type, domain, the
+attributes' bytes, the model's opset imports and IR version, each input slot's element type,
+shape, bytes and which slots share a tensor, and which outputs are asked for. Random ops and
+nodes with subgraphs are never memoized; neither is a node whose inputs or outputs exceed
+:data:`MEMO_MAX_BYTES`, nor a failure (it is raised again each time).
+"""
 
 from __future__ import annotations
+
+from collections import OrderedDict
 
 import numpy as np
 import onnx
 
 from graphkit.ir.model_io import ONNX_DOMAINS, default_opset
+from graphkit.ir.value_type import RANDOM_OPS
 from graphkit.runtime.ort import create_session
 from graphkit.util.errors import PassError
 
@@ -18,6 +32,60 @@ def evaluate_node(node: onnx.NodeProto, arrays: dict[str, np.ndarray], like: onn
         unsqueezed = _unsqueeze(node, arrays, default_opset(like))
         if unsqueezed is not None:
             return {node.output[0]: unsqueezed}
+    key = _memo_key(node, arrays, like)
+    if key is not None and key in _MEMO:
+        _MEMO.move_to_end(key)
+        return {name: value.copy() for name, value in zip(_wanted(node), _MEMO[key])}
+    result = _evaluate(node, arrays, like)
+    if key is not None and sum(v.nbytes for v in result.values()) <= MEMO_MAX_BYTES:
+        _MEMO[key] = tuple(value.copy() for value in result.values())
+        if len(_MEMO) > MEMO_ENTRIES:
+            _MEMO.popitem(last=False)
+    return result
+
+
+MEMO_MAX_BYTES = 64 * 1024  # inputs (and, apart, outputs) past this are evaluated every time
+MEMO_ENTRIES = 4096
+_MEMO: OrderedDict[tuple, tuple[np.ndarray, ...]] = OrderedDict()
+
+
+def _wanted(node: onnx.NodeProto) -> list[str]:
+    return [o for o in node.output if o]
+
+
+def _memo_key(node: onnx.NodeProto, arrays: dict[str, np.ndarray], like: onnx.ModelProto) -> tuple | None:
+    """What the node's outputs are a function of, byte for byte; None where it must run each time."""
+    if node.op_type in RANDOM_OPS or any(a.type in _SUBGRAPH_TYPES or a.ref_attr_name for a in node.attribute):
+        return None
+    if sum(a.nbytes for a in arrays.values()) > MEMO_MAX_BYTES:
+        return None
+    slots = []
+    for position, name in enumerate(node.input):
+        if not name:
+            slots.append(None)
+            continue
+        array = arrays.get(name)
+        if not isinstance(array, np.ndarray) or array.dtype.hasobject:  # object arrays' bytes are pointers
+            return None
+        first = list(node.input).index(name)  # which slots read one tensor
+        slots.append((first, array.dtype.str, array.shape, array.tobytes()) if first == position else (first,))
+    if set(arrays) - set(node.input):  # extra graph inputs change the evaluated model: not memoized
+        return None
+    return (
+        node.op_type,
+        node.domain,
+        tuple(a.SerializeToString(deterministic=True) for a in node.attribute),
+        tuple((o.domain, o.version) for o in like.opset_import),
+        max(like.ir_version, 7),
+        tuple(bool(o) for o in node.output),
+        tuple(slots),
+    )
+
+
+_SUBGRAPH_TYPES = frozenset({onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS})
+
+
+def _evaluate(node: onnx.NodeProto, arrays: dict[str, np.ndarray], like: onnx.ModelProto) -> dict[str, np.ndarray]:
     inputs = [
         onnx.helper.make_tensor_value_info(name, onnx.helper.np_dtype_to_tensor_dtype(array.dtype), array.shape)
         for name, array in arrays.items()
