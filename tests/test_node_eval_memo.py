@@ -126,6 +126,20 @@ def test_large_inputs_are_evaluated_each_time(sessions):
     assert len(sessions) == 2
 
 
+def test_the_memory_stays_within_its_budget_and_forgets_the_oldest(sessions, monkeypatch):
+    monkeypatch.setattr(node_eval, "MEMO_TOTAL_BYTES", 10 * 1024)
+    node = helper.make_node("Neg", ["t"], ["u"])
+    for k in range(12):  # 12 entries of 2 KiB each (1 KiB in, 1 KiB out): the last 5 fit
+        evaluate_node(node, {"t": np.full(128, k, dtype=np.int64)}, _like())
+    assert node_eval._MEMO.nbytes <= 10 * 1024 and len(node_eval._MEMO) == 5
+    before = len(sessions)
+    evaluate_node(node, {"t": np.full(128, 11, dtype=np.int64)}, _like())  # the newest: remembered
+    assert len(sessions) == before
+    got = evaluate_node(node, {"t": np.full(128, 0, dtype=np.int64)}, _like())  # the oldest: forgotten
+    assert len(sessions) == before + 1
+    np.testing.assert_array_equal(got["u"], np.zeros(128, dtype=np.int64))
+
+
 OPS = {
     "Add": (2, {}),
     "Mul": (2, {}),

@@ -9,7 +9,8 @@ everything the result depends on, compared byte for byte (no hash): op type, dom
 attributes' bytes, the model's opset imports and IR version, each input slot's element type,
 shape, bytes and which slots share a tensor, and which outputs are asked for. Random ops and
 nodes with subgraphs are never memoized; neither is a node whose inputs or outputs exceed
-:data:`MEMO_MAX_BYTES`, nor a failure (it is raised again each time).
+:data:`MEMO_MAX_BYTES`, nor a failure (it is raised again each time); the least recently used
+entries go once the memory holds :data:`MEMO_TOTAL_BYTES`.
 """
 
 from __future__ import annotations
@@ -38,15 +39,41 @@ def evaluate_node(node: onnx.NodeProto, arrays: dict[str, np.ndarray], like: onn
         return {name: value.copy() for name, value in zip(_wanted(node), _MEMO[key])}
     result = _evaluate(node, arrays, like)
     if key is not None and sum(v.nbytes for v in result.values()) <= MEMO_MAX_BYTES:
-        _MEMO[key] = tuple(value.copy() for value in result.values())
-        if len(_MEMO) > MEMO_ENTRIES:
-            _MEMO.popitem(last=False)
+        _MEMO.remember(key, tuple(value.copy() for value in result.values()))
     return result
 
 
 MEMO_MAX_BYTES = 64 * 1024  # inputs (and, apart, outputs) past this are evaluated every time
-MEMO_ENTRIES = 4096
-_MEMO: OrderedDict[tuple, tuple[np.ndarray, ...]] = OrderedDict()
+MEMO_TOTAL_BYTES = 8 * 1024 * 1024  # the least recently used entries go past this
+
+
+class _Memo(OrderedDict):
+    """Key -> outputs, least recently used first, holding at most MEMO_TOTAL_BYTES of arrays."""
+
+    def __init__(self):
+        super().__init__()
+        self.nbytes = 0
+
+    def remember(self, key: tuple, values: tuple[np.ndarray, ...]) -> None:
+        if key in self:
+            return
+        self[key] = values
+        self.nbytes += _entry_bytes(key, values)
+        while self.nbytes > MEMO_TOTAL_BYTES and self:
+            old_key, old_values = self.popitem(last=False)
+            self.nbytes -= _entry_bytes(old_key, old_values)
+
+    def clear(self) -> None:
+        super().clear()
+        self.nbytes = 0
+
+
+def _entry_bytes(key: tuple, values: tuple[np.ndarray, ...]) -> int:
+    """The arrays' bytes and the input bytes in the key."""
+    return sum(v.nbytes for v in values) + sum(len(slot[3]) for slot in key[-1] if slot and len(slot) == 4)
+
+
+_MEMO = _Memo()
 
 
 def _wanted(node: onnx.NodeProto) -> list[str]:
