@@ -21,6 +21,7 @@ identify constants by value.
 from __future__ import annotations
 
 import difflib
+import functools
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from pathlib import Path
@@ -60,6 +61,7 @@ def tensor_hash(tensor: onnx.TensorProto, folder: Path | None = None) -> str:
     return digest.hexdigest()
 
 
+@functools.cache
 def dtype_name(elem_type: int) -> str:
     if elem_type == 0:
         return "undefined"
@@ -71,7 +73,52 @@ def dtype_name(elem_type: int) -> str:
         return onnx.TensorProto.DataType.Name(elem_type).lower()
 
 
+# Attribute text and constant hashes are remembered by the attribute's (tensor's) bytes where they
+# are a function of those bytes alone and small: a diff reads every node's attributes and every
+# Constant of both models, after every pass. A tensor stored outside the proto is never remembered.
+_PLAIN_TYPES = frozenset(
+    {
+        onnx.AttributeProto.INT,
+        onnx.AttributeProto.INTS,
+        onnx.AttributeProto.FLOAT,
+        onnx.AttributeProto.FLOATS,
+        onnx.AttributeProto.STRING,
+        onnx.AttributeProto.STRINGS,
+        onnx.AttributeProto.TENSOR,
+    }
+)
+_MEMO_MAX_BYTES = 1024
+_MEMO_ENTRIES = 8192
+_text_memo: dict[bytes, str] = {}
+_hash_memo: dict[bytes, str] = {}
+
+
+def _remembered(memo: dict[bytes, str], message, compute) -> str:
+    """``compute(message)``, remembered in ``memo`` by ``message``'s bytes (small messages only)."""
+    if message.ByteSize() > _MEMO_MAX_BYTES:
+        return compute(message)
+    key = message.SerializeToString()
+    value = memo.get(key)
+    if value is None:
+        value = compute(message)
+        if len(memo) >= _MEMO_ENTRIES:
+            memo.clear()
+        memo[key] = value
+    return value
+
+
+def _inline(tensor: onnx.TensorProto) -> bool:
+    return tensor.data_location != onnx.TensorProto.EXTERNAL
+
+
 def attribute_text(attr: onnx.AttributeProto) -> str:
+    """The attribute's value as text (a tensor by its dtype, shape and content hash)."""
+    if attr.type not in _PLAIN_TYPES or (attr.type == onnx.AttributeProto.TENSOR and not _inline(attr.t)):
+        return _attribute_text(attr)
+    return _remembered(_text_memo, attr, _attribute_text)
+
+
+def _attribute_text(attr: onnx.AttributeProto) -> str:
     value = onnx.helper.get_attribute_value(attr)
     if isinstance(value, onnx.TensorProto):
         return f"tensor {dtype_name(value.data_type)}{shape_text(tuple(value.dims))} #{tensor_hash(value)}"
@@ -110,7 +157,10 @@ def constant_outputs(nodes: list[onnx.NodeProto]) -> dict[str, str]:
         if node.op_type == "Constant" and node.domain in ("", "ai.onnx") and node.output and node.attribute:
             attr = node.attribute[0]
             if attr.type == onnx.AttributeProto.TENSOR:
-                hashes[node.output[0]] = tensor_hash(attr.t)
+                remembered = _inline(attr.t)
+                hashes[node.output[0]] = (
+                    _remembered(_hash_memo, attr.t, tensor_hash) if remembered else tensor_hash(attr.t)
+                )
             else:
                 hashes[node.output[0]] = xxhash.xxh3_64(f"{attr.name}={attribute_text(attr)}".encode()).hexdigest()
     return hashes

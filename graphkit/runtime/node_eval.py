@@ -1,12 +1,27 @@
 """Run one ONNX node on constant inputs (for constant folding): onnxruntime, except a plain
-Unsqueeze, which is computed here (a session per node was constant folding's main cost)."""
+Unsqueeze, which is computed here (a session per node was constant folding's main cost).
+
+A node evaluated again on the same constant inputs is answered from memory: exports repeat the
+same small shape computation once per layer (MobileNetV2 at opset 13: 52 identical
+``ConstantOfShape -> Concat -> Reshape -> Slice -> Transpose -> Reshape`` pad chains, 312
+sessions), and onnxruntime computes the same outputs from the same node and inputs. The key is
+everything the result depends on, compared byte for byte (no hash): op type, domain, the
+attributes' bytes, the model's opset imports and IR version, each input slot's element type,
+shape, bytes and which slots share a tensor, and which outputs are asked for. Random ops and
+nodes with subgraphs are never memoized; neither is a node whose inputs or outputs exceed
+:data:`MEMO_MAX_BYTES`, nor a failure (it is raised again each time); the least recently used
+entries go once the memory holds :data:`MEMO_TOTAL_BYTES`.
+"""
 
 from __future__ import annotations
+
+from collections import OrderedDict
 
 import numpy as np
 import onnx
 
 from graphkit.ir.model_io import ONNX_DOMAINS, default_opset
+from graphkit.ir.value_type import RANDOM_OPS
 from graphkit.runtime.ort import create_session
 from graphkit.util.errors import PassError
 
@@ -18,6 +33,86 @@ def evaluate_node(node: onnx.NodeProto, arrays: dict[str, np.ndarray], like: onn
         unsqueezed = _unsqueeze(node, arrays, default_opset(like))
         if unsqueezed is not None:
             return {node.output[0]: unsqueezed}
+    key = _memo_key(node, arrays, like)
+    if key is not None and key in _MEMO:
+        _MEMO.move_to_end(key)
+        return {name: value.copy() for name, value in zip(_wanted(node), _MEMO[key])}
+    result = _evaluate(node, arrays, like)
+    if key is not None and sum(v.nbytes for v in result.values()) <= MEMO_MAX_BYTES:
+        _MEMO.remember(key, tuple(value.copy() for value in result.values()))
+    return result
+
+
+MEMO_MAX_BYTES = 64 * 1024  # inputs (and, apart, outputs) past this are evaluated every time
+MEMO_TOTAL_BYTES = 8 * 1024 * 1024  # the least recently used entries go past this
+
+
+class _Memo(OrderedDict):
+    """Key -> outputs, least recently used first, holding at most MEMO_TOTAL_BYTES of arrays."""
+
+    def __init__(self):
+        super().__init__()
+        self.nbytes = 0
+
+    def remember(self, key: tuple, values: tuple[np.ndarray, ...]) -> None:
+        if key in self:
+            return
+        self[key] = values
+        self.nbytes += _entry_bytes(key, values)
+        while self.nbytes > MEMO_TOTAL_BYTES and self:
+            old_key, old_values = self.popitem(last=False)
+            self.nbytes -= _entry_bytes(old_key, old_values)
+
+    def clear(self) -> None:
+        super().clear()
+        self.nbytes = 0
+
+
+def _entry_bytes(key: tuple, values: tuple[np.ndarray, ...]) -> int:
+    """The arrays' bytes and the input bytes in the key."""
+    return sum(v.nbytes for v in values) + sum(len(slot[3]) for slot in key[-1] if slot and len(slot) == 4)
+
+
+_MEMO = _Memo()
+
+
+def _wanted(node: onnx.NodeProto) -> list[str]:
+    return [o for o in node.output if o]
+
+
+def _memo_key(node: onnx.NodeProto, arrays: dict[str, np.ndarray], like: onnx.ModelProto) -> tuple | None:
+    """What the node's outputs are a function of, byte for byte; None where it must run each time."""
+    if node.op_type in RANDOM_OPS or any(a.type in _SUBGRAPH_TYPES or a.ref_attr_name for a in node.attribute):
+        return None
+    if sum(a.nbytes for a in arrays.values()) > MEMO_MAX_BYTES:
+        return None
+    slots = []
+    for position, name in enumerate(node.input):
+        if not name:
+            slots.append(None)
+            continue
+        array = arrays.get(name)
+        if not isinstance(array, np.ndarray) or array.dtype.hasobject:  # object arrays' bytes are pointers
+            return None
+        first = list(node.input).index(name)  # which slots read one tensor
+        slots.append((first, array.dtype.str, array.shape, array.tobytes()) if first == position else (first,))
+    if set(arrays) - set(node.input):  # extra graph inputs change the evaluated model: not memoized
+        return None
+    return (
+        node.op_type,
+        node.domain,
+        tuple(a.SerializeToString(deterministic=True) for a in node.attribute),
+        tuple((o.domain, o.version) for o in like.opset_import),
+        max(like.ir_version, 7),
+        tuple(bool(o) for o in node.output),
+        tuple(slots),
+    )
+
+
+_SUBGRAPH_TYPES = frozenset({onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS})
+
+
+def _evaluate(node: onnx.NodeProto, arrays: dict[str, np.ndarray], like: onnx.ModelProto) -> dict[str, np.ndarray]:
     inputs = [
         onnx.helper.make_tensor_value_info(name, onnx.helper.np_dtype_to_tensor_dtype(array.dtype), array.shape)
         for name, array in arrays.items()

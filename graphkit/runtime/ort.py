@@ -162,6 +162,10 @@ def session_options(threads: int | None = None, optimization: str = "none") -> o
     # never gives memory back to the system (see docs/validation.md for the measured peak)
     options.enable_cpu_mem_arena = False
     options.log_severity_level = 4  # errors come back as exceptions; its own log lines would double them
+    # idle intra-op threads sleep instead of spinning: no change to what is computed, and a
+    # validation session's parallel init left them burning a core for nothing (swin, level all:
+    # 40 -> 20 ms CPU per session; docs/corpus.md "Time")
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if check_threads(threads):
         options.intra_op_num_threads = threads
     return options

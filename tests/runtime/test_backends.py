@@ -114,6 +114,8 @@ def test_validation_opens_the_registered_ort_backend_with_validation_session_opt
         options = backend.session.get_session_options()
         assert options.graph_optimization_level == ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         assert options.enable_cpu_mem_arena is False and options.intra_op_num_threads == 1
+        # idle threads sleep: the session's parallel init and forwards leave no core spinning
+        assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
         assert [(i.name, i.shape, i.dtype) for i in backend.inputs] == [("x", ("N", 64), np.dtype(np.float32))]
         x = np.random.default_rng(1).standard_normal((2, 64)).astype(np.float32)
         with recording_forwards(log := ForwardLog()):
