@@ -406,7 +406,10 @@ def test_an_output_with_external_data_loads_in_onnx_and_passes_its_checker(exter
     assert data.stat().st_nlink == 1
     onnx.checker.check_model(str(out))
     loaded = onnx.load(str(out))
-    assert any(t.data_location == onnx.TensorProto.EXTERNAL for t in onnx.load(str(out), load_external_data=False).graph.initializer)
+    assert any(
+        t.data_location == onnx.TensorProto.EXTERNAL
+        for t in onnx.load(str(out), load_external_data=False).graph.initializer
+    )
     assert not (tmp_path / "out" / "m.graphkit" / "m.onnx.data").exists()
     import onnxruntime as ort
 
