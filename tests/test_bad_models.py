@@ -125,6 +125,11 @@ BAD = {
     "untyped-input": (untyped_input, "graph input 'x' has no type"),
     "sequence-input": (sequence_input, "graph input 'x' is a sequence; graphkit feeds tensor inputs only"),
     "empty-op-type": (lambda: model([helper.make_node("", ["x"], ["y"], name="blank")]), "has an empty op_type"),
+    # the ONNX checker lets it pass and onnxruntime 1.32 crashes (SIGSEGV) creating a session over it
+    "omitted-required-output": (
+        lambda: model([helper.make_node("Split", ["x"], ["y", ""], axis=1, name="split")]),
+        "node 'split' (Split): output 1 has an empty name, but Split's output 'outputs' is not optional",
+    ),
     "dim-zero": (
         lambda: relu(inputs=[helper.make_tensor_value_info("x", TensorProto.FLOAT, [0, 4])]),
         "graph input 'x' axis 0 has size 0; declared sizes must be positive",
@@ -171,6 +176,8 @@ def test_valid_models_have_no_invalid_reason():
         inits=[helper.make_tensor("t", TensorProto.STRING, [1], [b"text"])],
     )
     assert invalid_reason(strings) is None  # string tensors inside the graph are fine; only inputs must be numeric
+    omitted_optional = model([helper.make_node("Dropout", ["x"], ["y", ""])])  # the mask output is optional
+    assert invalid_reason(omitted_optional) is None
 
 
 def test_subgraphs_may_read_outer_names_but_not_undefined_ones():

@@ -161,10 +161,29 @@ def _node_problem(model: onnx.ModelProto) -> str | None:
             return f"{label} uses domain '{node.domain}', which the model's opset_import does not declare"
         if domain in ("", "ai.onnx.ml") and (node.domain, node.op_type) not in functions:
             try:
-                onnx.defs.get_schema(node.op_type, versions[domain], domain)
+                schema = onnx.defs.get_schema(node.op_type, versions[domain], domain)
             except onnx.defs.SchemaError:
                 where = f"domain '{domain}'" if domain else "ONNX"
                 return f"{label}: op '{node.op_type}' does not exist in {where} opset {versions[domain]}"
+            problem = _omitted_output_problem(node, schema, label)
+            if problem:
+                return problem
+    return None
+
+
+def _omitted_output_problem(node: onnx.NodeProto, schema: onnx.defs.OpSchema, label: str) -> str | None:
+    """An empty output name where the op's output is not optional (onnxruntime 1.32 crashes
+    creating a session over a Split with one; the ONNX checker lets it pass)."""
+    formal = schema.outputs
+    for index, name in enumerate(node.output):
+        if name or not formal:
+            continue
+        parameter = formal[min(index, len(formal) - 1)]
+        if parameter.option != onnx.defs.OpSchema.FormalParameterOption.Optional:
+            return (
+                f"{label}: output {index} has an empty name, but {node.op_type}'s output "
+                f"'{parameter.name}' is not optional (only optional outputs may be omitted)"
+            )
     return None
 
 
