@@ -54,6 +54,7 @@ from pathlib import Path
 
 import onnx
 
+from benchmarks.baseline_checkout import PYTHON_FLAGS, baseline_env
 from benchmarks.large_models import _measured
 
 BIN = Path(sys.executable).parent
@@ -118,7 +119,7 @@ def _command(tool: str, model: Path, out: Path) -> list[str]:
         script, args = BIN / "onnxsim", [str(model), str(out), "0", "--no-certify"]
     else:
         raise ValueError(tool)
-    return [sys.executable, "-c", LAUNCH, str(script), *args]
+    return [sys.executable, *PYTHON_FLAGS, "-c", LAUNCH, str(script), *args]
 
 
 def _run(tool: str, model: Path, work: Path, env: dict, baseline_src: Path | None = None) -> dict:
@@ -127,8 +128,8 @@ def _run(tool: str, model: Path, work: Path, env: dict, baseline_src: Path | Non
     out = out_dir / model.name
     peak = out_dir / "peak_kb"
     run_env = dict(env, GRAPHKIT_CACHE=str(out_dir / "cache"), CORPUS_SPEED_PEAK=str(peak))
-    if tool == "graphkit-baseline":  # sys.path before the editable install's finder
-        run_env["PYTHONPATH"] = str(baseline_src)
+    if tool == "graphkit-baseline":
+        run_env = baseline_env(run_env, baseline_src)
     result = _measured(_command(tool, model, out), run_env)
     result["cpu_s"] = round(result["user_s"] + result["system_s"], 2)
     result["peak_rss_mb"] = round(int(peak.read_text()) / 1024) if peak.exists() else None

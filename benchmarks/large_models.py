@@ -47,6 +47,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
+from benchmarks.baseline_checkout import PYTHON_FLAGS, baseline_env
+
 BIN = Path(sys.executable).parent
 SIZES = {"2.5": 38, "6": 90}  # blocks of 4096x4096 float32 (64 MiB each)
 SEED = 24
@@ -153,10 +155,18 @@ def _commands(tool: str, model: Path, out: Path, cache: Path) -> tuple[list[str]
     if tool == "graphkit":
         return [str(BIN / "graphkit"), "apply", str(model), str(out), "--preset", "generic"], env
     if tool == "graphkit-baseline":  # the same command from another source tree (--baseline-src)
-        env["PYTHONPATH"] = str(BASELINE_SRC)
         launch = "from graphkit.cli.main import console_main; console_main()"
-        # -P: not the current folder first (a run from a checkout would import that checkout)
-        return [sys.executable, "-P", "-c", launch, "apply", str(model), str(out), "--preset", "generic"], env
+        return [
+            sys.executable,
+            *PYTHON_FLAGS,
+            "-c",
+            launch,
+            "apply",
+            str(model),
+            str(out),
+            "--preset",
+            "generic",
+        ], baseline_env(env, BASELINE_SRC)
     if tool == "onnxsim":
         return [str(BIN / "onnxsim"), str(model), str(out), "0", "--no-certify"], env
     if tool == "onnxsim-external":
