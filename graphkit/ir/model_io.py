@@ -38,7 +38,7 @@ from graphkit.ir.external_data import (
 )
 from graphkit.ir.model_check import invalid_reason
 from graphkit.ir.protostream import copy_field, read_model, write_model
-from graphkit.ir.weight_file import WeightFileWriter, source_length
+from graphkit.ir.weight_file import WeightFileWriter
 from graphkit.util.errors import ModelLoadError, ModelSaveError, PassError, one_line
 from graphkit.util.files import atomic_paths
 
@@ -200,7 +200,7 @@ def _save_external(model: onnx.ModelProto, tmp_model: Path, data_name: str) -> N
     and a save of many mapped bytes copies them with direct I/O (:mod:`graphkit.ir.weight_file`).
     """
     light = without_initializers(model)
-    mapped_bytes = sum(source_length(t) for t in model.graph.initializer if is_mapped(t))
+    mapped_bytes = sum(mapped_span(t)[2] for t in model.graph.initializer if is_mapped(t))
     with WeightFileWriter(tmp_model.parent / data_name, mapped_bytes) as data:
         for tensor in model.graph.initializer:
             if not is_mapped(tensor):  # mapped weights are copied from their files, never through the proto

@@ -52,7 +52,6 @@ class WeightFileWriter:
             except OSError:  # the file system refuses direct I/O: through the page cache
                 self._direct_fd = -1
         self._end = 0
-        self.direct_bytes = 0  # bytes written with direct I/O so far
         self._bounce: mmap.mmap | None = None
 
     def __enter__(self) -> WeightFileWriter:
@@ -71,13 +70,14 @@ class WeightFileWriter:
     def append(self, tensor: onnx.TensorProto) -> tuple[int, int]:
         """Write ``tensor``'s bytes (a mapped stub's from its file, else ``raw_data``) at the end,
         aligned when large; returns (offset, length)."""
-        length = source_length(tensor)
+        source = mapped_source(tensor) if is_mapped(tensor) else None
+        length = source[2] if source else len(tensor.raw_data)
         offset = self._end
         if length >= ALIGN_MIN_BYTES:
             offset = -(-offset // ALIGNMENT) * ALIGNMENT
-        if not is_mapped(tensor):
+        if source is None:
             self._write_at(memoryview(tensor.raw_data), offset)
-        elif not (self._direct_fd >= 0 and length >= BLOCK and self._copy_direct(tensor, offset)):
+        elif not (self._direct_fd >= 0 and length >= BLOCK and self._copy_direct(tensor, source, offset)):
             position = offset
             for piece in mapped_chunks(tensor):
                 self._write_at(piece, position)
@@ -90,31 +90,34 @@ class WeightFileWriter:
             written = os.pwrite(self._fd, data, offset)
             data, offset = data[written:], offset + written
 
-    def _copy_direct(self, tensor: onnx.TensorProto, offset: int) -> bool:
-        """Copy a mapped weight to ``offset`` (a BLOCK multiple) with direct I/O; False, having
-        written nothing that the buffered path will not overwrite, where the kernel refuses."""
-        path, source_offset, length = mapped_source(tensor)
+    def _copy_direct(self, tensor: onnx.TensorProto, source: tuple[Path, int, int], offset: int) -> bool:
+        """Copy the mapped weight whose bytes lie at ``source`` (file, offset, length) to ``offset``
+        (a BLOCK multiple) with direct I/O; False, having written nothing that the buffered path
+        will not overwrite, where the kernel refuses."""
+        path, source_offset, length = source
         bulk = length // BLOCK * BLOCK
         try:
-            with open(path, "rb", buffering=0) as source:
-                if source_offset % BLOCK == 0:  # straight from a map of the source
-                    # (not closed here: a refused write's traceback still holds views of it; the
-                    # map goes when the last of them does)
-                    data = memoryview(mmap.mmap(source.fileno(), bulk, access=mmap.ACCESS_READ, offset=source_offset))
-                    for start in range(0, bulk, DIRECT_CHUNK):
-                        self._write_direct(data[start : start + DIRECT_CHUNK], offset + start)
-                else:  # the source is off a block boundary: through one aligned buffer
-                    if self._bounce is None:
-                        self._bounce = mmap.mmap(-1, DIRECT_CHUNK)
-                    buffer = memoryview(self._bounce)
-                    for start in range(0, bulk, DIRECT_CHUNK):
-                        size = min(DIRECT_CHUNK, bulk - start)
-                        _read_exactly(source.fileno(), buffer[:size], source_offset + start, path)
-                        self._write_direct(buffer[:size], offset + start)
+            with open(path, "rb", buffering=0) as handle:
+                # Straight from a map of the source where it starts on a block, else through one
+                # aligned buffer. The map is not closed here: a refused write's traceback still
+                # holds views of it; it goes with the last of them.
+                mapped = None
+                if source_offset % BLOCK == 0:
+                    mapped = memoryview(mmap.mmap(handle.fileno(), bulk, access=mmap.ACCESS_READ, offset=source_offset))
+                elif self._bounce is None:
+                    self._bounce = mmap.mmap(-1, DIRECT_CHUNK)
+                for start in range(0, bulk, DIRECT_CHUNK):
+                    size = min(DIRECT_CHUNK, bulk - start)
+                    if mapped is not None:
+                        chunk = mapped[start : start + size]
+                    else:
+                        chunk = memoryview(self._bounce)[:size]
+                        _read_exactly(handle.fileno(), chunk, source_offset + start, path)
+                    self._write_direct(chunk, offset + start)
                 if bulk < length:
-                    tail = bytearray(length - bulk)
-                    _read_exactly(source.fileno(), memoryview(tail), source_offset + bulk, path)
-                    self._write_at(memoryview(tail), offset + bulk)
+                    tail = memoryview(bytearray(length - bulk))
+                    _read_exactly(handle.fileno(), tail, source_offset + bulk, path)
+                    self._write_at(tail, offset + bulk)
         except OSError as exc:
             if exc.errno not in (errno.EINVAL, errno.EOPNOTSUPP):  # not a refusal of direct I/O:
                 mapped_source(tensor)  # a source cut short meanwhile (EFAULT) is named as such
@@ -127,16 +130,10 @@ class WeightFileWriter:
     def _write_direct(self, data: memoryview, offset: int) -> None:
         while len(data):
             written = os.pwrite(self._direct_fd, data, offset)
-            self.direct_bytes += written
             if written % BLOCK:  # a short direct write ends off a block: finish through the cache
                 self._write_at(data[written:], offset + written)
                 return
             data, offset = data[written:], offset + written
-
-
-def source_length(tensor: onnx.TensorProto) -> int:
-    """How many bytes :meth:`WeightFileWriter.append` writes for ``tensor``."""
-    return mapped_source(tensor)[2] if is_mapped(tensor) else len(tensor.raw_data)
 
 
 def _read_exactly(fd: int, buffer: memoryview, offset: int, path: Path) -> None:
