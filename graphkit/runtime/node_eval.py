@@ -36,10 +36,12 @@ def evaluate_node(node: onnx.NodeProto, arrays: dict[str, np.ndarray], like: onn
     key = _memo_key(node, arrays, like)
     if key is not None and key in _MEMO:
         _MEMO.move_to_end(key)
-        return {name: value.copy() for name, value in zip(_wanted(node), _MEMO[key])}
+        return {name: value.copy() for name, value in zip(_wanted(node), _MEMO[key][0])}
     result = _evaluate(node, arrays, like)
-    if key is not None and sum(v.nbytes for v in result.values()) <= MEMO_MAX_BYTES:
-        _MEMO.remember(key, tuple(value.copy() for value in result.values()))
+    out_bytes = sum(v.nbytes for v in result.values())
+    if key is not None and out_bytes <= MEMO_MAX_BYTES:
+        in_bytes = sum(a.nbytes for a in arrays.values())  # the key holds them too
+        _MEMO.remember(key, tuple(value.copy() for value in result.values()), in_bytes + out_bytes)
     return result
 
 
@@ -48,29 +50,23 @@ MEMO_TOTAL_BYTES = 8 * 1024 * 1024  # the least recently used entries go past th
 
 
 class _Memo(OrderedDict):
-    """Key -> outputs, least recently used first, holding at most MEMO_TOTAL_BYTES of arrays."""
+    """Key -> (outputs, bytes held), least recently used first, at most MEMO_TOTAL_BYTES in all."""
 
     def __init__(self):
         super().__init__()
         self.nbytes = 0
 
-    def remember(self, key: tuple, values: tuple[np.ndarray, ...]) -> None:
+    def remember(self, key: tuple, values: tuple[np.ndarray, ...], nbytes: int) -> None:
         if key in self:
             return
-        self[key] = values
-        self.nbytes += _entry_bytes(key, values)
+        self[key] = (values, nbytes)
+        self.nbytes += nbytes
         while self.nbytes > MEMO_TOTAL_BYTES and self:
-            old_key, old_values = self.popitem(last=False)
-            self.nbytes -= _entry_bytes(old_key, old_values)
+            self.nbytes -= self.popitem(last=False)[1][1]
 
     def clear(self) -> None:
         super().clear()
         self.nbytes = 0
-
-
-def _entry_bytes(key: tuple, values: tuple[np.ndarray, ...]) -> int:
-    """The arrays' bytes and the input bytes in the key."""
-    return sum(v.nbytes for v in values) + sum(len(slot[3]) for slot in key[-1] if slot and len(slot) == 4)
 
 
 _MEMO = _Memo()
@@ -86,7 +82,7 @@ def _memo_key(node: onnx.NodeProto, arrays: dict[str, np.ndarray], like: onnx.Mo
         return None
     if sum(a.nbytes for a in arrays.values()) > MEMO_MAX_BYTES:
         return None
-    slots = []
+    slots, first = [], {}  # first: the slot that first reads each tensor (slots may share one)
     for position, name in enumerate(node.input):
         if not name:
             slots.append(None)
@@ -94,8 +90,11 @@ def _memo_key(node: onnx.NodeProto, arrays: dict[str, np.ndarray], like: onnx.Mo
         array = arrays.get(name)
         if not isinstance(array, np.ndarray) or array.dtype.hasobject:  # object arrays' bytes are pointers
             return None
-        first = list(node.input).index(name)  # which slots read one tensor
-        slots.append((first, array.dtype.str, array.shape, array.tobytes()) if first == position else (first,))
+        if name in first:
+            slots.append((first[name],))
+            continue
+        first[name] = position
+        slots.append((position, array.dtype.str, array.shape, array.tobytes()))
     if set(arrays) - set(node.input):  # extra graph inputs change the evaluated model: not memoized
         return None
     return (
