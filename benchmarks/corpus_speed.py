@@ -176,15 +176,16 @@ def _row_entry(by_tool: dict[str, list[dict]]) -> dict:
         }
         if tool.startswith("graphkit"):
             entry[tool]["validated"] = all(r.get("validated") for r in tool_runs)
-    keys = ("wall_s", "cpu_s", "peak_rss_mb")
-    gk, slim = entry["graphkit"], entry["onnxslim"]
-    entry["ratios"] = {key: (round(gk[key] / slim[key], 2) if gk[key] and slim[key] else None) for key in keys}
+    entry["ratios"] = _ratios(entry["graphkit"], entry["onnxslim"])
     if "graphkit-baseline" in entry:
-        base = entry["graphkit-baseline"]
-        entry["over_baseline"] = {
-            key: (round(gk[key] / base[key], 2) if gk[key] and base[key] else None) for key in keys
-        }
+        entry["over_baseline"] = _ratios(entry["graphkit"], entry["graphkit-baseline"])
     return entry
+
+
+def _ratios(tool: dict, other: dict) -> dict:
+    """``tool`` / ``other`` for wall, CPU and peak RSS (None where either is missing)."""
+    keys = ("wall_s", "cpu_s", "peak_rss_mb")
+    return {key: (round(tool[key] / other[key], 2) if tool[key] and other[key] else None) for key in keys}
 
 
 def summarize(per_model: dict) -> dict:
