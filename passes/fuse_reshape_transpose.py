@@ -190,13 +190,13 @@ def _plan(dims: tuple, chain: list) -> _Plan:
     Reshapes before the first Transpose and after the last one may regroup elements freely (they
     become ``r1`` and ``r2``); those between two Transposes must split factors (a common
     factorization)."""
-    sizes = _input_sizes(dims)
+    given = sizes = _input_sizes(dims)
     moves = [i for i, (node, _) in enumerate(chain) if node.op == "Transpose"]
     if not moves:
         out = sizes
         for _, target in chain:
             out = _target_sizes(out, target)
-        return _Plan(None, None, None if out == sizes else _as_target(out))
+        return _Plan(None, None, None if out == given else _as_target(out))
     first, last = moves[0], moves[-1]
     for _, target in chain[:first]:
         sizes = _target_sizes(sizes, target)
@@ -222,11 +222,11 @@ def _plan(dims: tuple, chain: list) -> _Plan:
     by_input = sorted(blocks, key=lambda b: factors.order.index(b[0]))
     perm = [by_input.index(b) for b in blocks]
     if perm == sorted(perm):
-        return _Plan(None, None, None if out == _input_sizes(dims) else _as_target(out))
+        return _Plan(None, None, None if out == given else _as_target(out))
     # a Reshape to the shape a value already has is left out
     r1 = [factors.monomial(b) for b in by_input]
     r2 = [factors.monomial(b) for b in blocks]
-    return _Plan(None if r1 == _input_sizes(dims) else _as_target(r1), perm, None if out == r2 else _as_target(out))
+    return _Plan(None if r1 == given else _as_target(r1), perm, None if out == r2 else _as_target(out))
 
 
 def _chain(ctx) -> list | None:
